@@ -1,1 +1,3 @@
+//! End-to-end tests: the real `latch` binary against real target processes.
 
+mod support;

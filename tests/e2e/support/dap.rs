@@ -1,0 +1,523 @@
+//! A DAP client over the stdio of a `latch dap` child. Every message latch
+//! writes is framed-checked and validated against the DAP schema by the reader
+//! thread; any violation fails the test at the next client call or at drop.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::fixtures::tmp_dir;
+use super::schema::{schema, Schema};
+
+/// Default deadline of a request.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn latch_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_latch")
+}
+
+enum Incoming {
+    Message(Value),
+    Eof,
+}
+
+pub struct Dap {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    rx: Receiver<Incoming>,
+    reader: Option<JoinHandle<()>>,
+    violations: Arc<Mutex<Vec<String>>>,
+    next_seq: i64,
+    /// Every message received, in order.
+    pub log: Vec<Value>,
+    /// Events not yet taken by `next_event`.
+    pending_events: VecDeque<Value>,
+    responses: HashMap<i64, Value>,
+    eof: bool,
+    exit: Option<ExitStatus>,
+    log_file: PathBuf,
+}
+
+static SESSIONS: AtomicUsize = AtomicUsize::new(0);
+
+impl Dap {
+    /// Starts `latch dap` with logging to a file in the test's temp dir.
+    pub fn start() -> Dap {
+        Dap::start_with(Vec::new(), &[])
+    }
+
+    /// Starts `[prefix...] latch dap [extra...]`.
+    pub fn start_with(prefix: Vec<String>, extra: &[&str]) -> Dap {
+        let schema = schema().unwrap_or_else(|e| panic!("DAP schema unavailable: {e}"));
+        let dir = tmp_dir().join("logs");
+        std::fs::create_dir_all(&dir).unwrap();
+        let n = SESSIONS.fetch_add(1, Ordering::Relaxed);
+        let log_file = dir.join(format!("latch-{}-{n}.log", std::process::id()));
+        let mut cmd = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(latch_bin());
+                c
+            }
+            None => Command::new(latch_bin()),
+        };
+        cmd.arg("dap")
+            .arg("--log-file")
+            .arg(&log_file)
+            .args(["--log", "latch=debug"])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = super::target::spawn_retrying(&mut cmd);
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let violations = Arc::new(Mutex::new(Vec::new()));
+        let v = violations.clone();
+        let reader = std::thread::spawn(move || read_frames(stdout, tx, v, schema));
+        Dap {
+            stdin: child.stdin.take(),
+            child,
+            rx,
+            reader: Some(reader),
+            violations,
+            next_seq: 1,
+            log: Vec::new(),
+            pending_events: VecDeque::new(),
+            responses: HashMap::new(),
+            eof: false,
+            exit: None,
+            log_file,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    fn check_violations(&self) {
+        let v = self.violations.lock().unwrap_or_else(|e| e.into_inner());
+        if !v.is_empty() {
+            panic!("latch wrote invalid DAP:\n{}", v.join("\n---\n"));
+        }
+    }
+
+    /// Receives one message (or EOF) within `timeout`; false on timeout.
+    fn pump(&mut self, timeout: Duration) -> bool {
+        if self.eof {
+            self.check_violations();
+            return false;
+        }
+        let got = match self.rx.recv_timeout(timeout) {
+            Ok(Incoming::Message(m)) => {
+                match m["type"].as_str() {
+                    Some("event") => self.pending_events.push_back(m.clone()),
+                    Some("response") => {
+                        if let Some(rs) = m["request_seq"].as_i64() {
+                            self.responses.insert(rs, m.clone());
+                        }
+                    }
+                    _ => {}
+                }
+                self.log.push(m);
+                true
+            }
+            Ok(Incoming::Eof) | Err(RecvTimeoutError::Disconnected) => {
+                self.eof = true;
+                false
+            }
+            Err(RecvTimeoutError::Timeout) => false,
+        };
+        self.check_violations();
+        got
+    }
+
+    fn recent(&self) -> String {
+        let start = self.log.len().saturating_sub(8);
+        self.log[start..]
+            .iter()
+            .map(|m| m.to_string())
+            .collect::<Vec<_>>()
+            .join("\n  ")
+    }
+
+    /// Sends a request; returns its seq.
+    pub fn send(&mut self, command: &str, arguments: Value) -> i64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let mut msg = json!({"seq": seq, "type": "request", "command": command});
+        if !arguments.is_null() {
+            msg["arguments"] = arguments;
+        }
+        self.send_value(&msg);
+        seq
+    }
+
+    pub fn send_value(&mut self, msg: &Value) {
+        let body = msg.to_string();
+        self.send_raw(format!("Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes());
+    }
+
+    /// Writes bytes as they are (for malformed input).
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("latch stdin already closed");
+        stdin.write_all(bytes).expect("write to latch stdin");
+        stdin.flush().expect("flush latch stdin");
+    }
+
+    /// Reserves a seq number without sending (for hand-written messages).
+    pub fn take_seq(&mut self) -> i64 {
+        self.next_seq += 1;
+        self.next_seq - 1
+    }
+
+    pub fn close_stdin(&mut self) {
+        self.stdin.take();
+    }
+
+    /// Waits for the response to request `seq`.
+    pub fn response(&mut self, seq: i64, within: Duration) -> Value {
+        self.try_response(seq, within).unwrap_or_else(|| {
+            panic!(
+                "no response to request {seq} within {within:?} (eof: {}); recent messages:\n  {}",
+                self.eof,
+                self.recent()
+            )
+        })
+    }
+
+    pub fn try_response(&mut self, seq: i64, within: Duration) -> Option<Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(r) = self.responses.remove(&seq) {
+                return Some(r);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || (!self.pump(left) && (self.eof || Instant::now() >= deadline)) {
+                return self.responses.remove(&seq);
+            }
+        }
+    }
+
+    /// Sends a request and waits for its response.
+    pub fn request(&mut self, command: &str, arguments: Value) -> Value {
+        let seq = self.send(command, arguments);
+        let r = self.response(seq, REQUEST_TIMEOUT);
+        assert_eq!(r["command"], command, "response to {command}: {r}");
+        r
+    }
+
+    /// A request that must succeed; returns the response.
+    pub fn ok(&mut self, command: &str, arguments: Value) -> Value {
+        let r = self.request(command, arguments);
+        assert_eq!(r["success"], true, "{command} failed: {r}");
+        r
+    }
+
+    /// Takes the next not-yet-taken event called `name`.
+    pub fn next_event(&mut self, name: &str, within: Duration) -> Value {
+        self.try_next_event(name, within).unwrap_or_else(|| {
+            panic!(
+                "no {name:?} event within {within:?} (eof: {}); recent messages:\n  {}",
+                self.eof,
+                self.recent()
+            )
+        })
+    }
+
+    pub fn try_next_event(&mut self, name: &str, within: Duration) -> Option<Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(i) = self.pending_events.iter().position(|e| e["event"] == name) {
+                return self.pending_events.remove(i);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || (!self.pump(left) && self.eof) {
+                return None;
+            }
+        }
+    }
+
+    /// Receives everything that arrives within `window` (for "nothing more
+    /// happens" checks; never used to wait for something).
+    pub fn drain_for(&mut self, window: Duration) {
+        let deadline = Instant::now() + window;
+        while Instant::now() < deadline && !self.eof {
+            self.pump(deadline.saturating_duration_since(Instant::now()));
+        }
+    }
+
+    /// All events of that name received so far (taken or not).
+    pub fn events(&self, name: &str) -> Vec<Value> {
+        self.log
+            .iter()
+            .filter(|m| m["type"] == "event" && m["event"] == name)
+            .cloned()
+            .collect()
+    }
+
+    /// Position in the log of the response to `seq`.
+    pub fn position_of_response(&self, seq: i64) -> Option<usize> {
+        self.log
+            .iter()
+            .position(|m| m["type"] == "response" && m["request_seq"] == seq)
+    }
+
+    pub fn position_of_event(&self, name: &str) -> Option<usize> {
+        self.log
+            .iter()
+            .position(|m| m["type"] == "event" && m["event"] == name)
+    }
+
+    pub fn initialize(&mut self) -> Value {
+        self.initialize_with(json!({}))
+    }
+
+    /// `initialize` as an editor sends it, plus `extra` fields.
+    pub fn initialize_with(&mut self, extra: Value) -> Value {
+        let mut args = json!({
+            "clientID": "latch-e2e", "adapterID": "latch", "linesStartAt1": true,
+            "columnsStartAt1": true, "pathFormat": "path",
+        });
+        if let (Some(a), Some(e)) = (args.as_object_mut(), extra.as_object()) {
+            a.extend(e.clone());
+        }
+        let r = self.ok("initialize", args);
+        r["body"].clone()
+    }
+
+    /// The whole attach handshake: attach, wait for `initialized` (or an early
+    /// error response), configurationDone, then the attach response, checking
+    /// that configurationDone was answered first. Returns the attach response.
+    pub fn attach(&mut self, args: Value) -> Value {
+        let seq = self.send("attach", args);
+        self.finish_attach(seq, REQUEST_TIMEOUT)
+    }
+
+    pub fn finish_attach(&mut self, seq: i64, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.responses.contains_key(&seq) {
+                let r = self.responses.remove(&seq).unwrap();
+                assert_eq!(
+                    r["success"], false,
+                    "attach answered before initialized/configurationDone: {r}"
+                );
+                return r;
+            }
+            if self
+                .pending_events
+                .iter()
+                .any(|e| e["event"] == "initialized")
+            {
+                break;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero() && (self.pump(left) || !self.eof),
+                "neither initialized nor an attach response within {within:?}; recent:\n  {}",
+                self.recent()
+            );
+        }
+        self.next_event("initialized", Duration::ZERO);
+        let done = self.send("configurationDone", Value::Null);
+        let done_response = self.response(done, REQUEST_TIMEOUT);
+        assert_eq!(
+            done_response["success"], true,
+            "configurationDone failed: {done_response}"
+        );
+        let r = self.response(
+            seq,
+            deadline
+                .saturating_duration_since(Instant::now())
+                .max(REQUEST_TIMEOUT),
+        );
+        if r["success"] == true {
+            assert!(
+                self.position_of_response(done) < self.position_of_response(seq),
+                "the attach response came before the configurationDone response"
+            );
+        }
+        r
+    }
+
+    /// Attach by pid; must succeed.
+    pub fn attach_pid(&mut self, pid: i32, stop_on_entry: bool) -> Value {
+        let r = self.attach(json!({"pid": pid, "stopOnEntry": stop_on_entry}));
+        assert_eq!(r["success"], true, "attach to {pid} failed: {r}");
+        r
+    }
+
+    /// The `threads` response as (id, name) pairs.
+    pub fn threads(&mut self) -> Vec<(i64, String)> {
+        let r = self.ok("threads", json!({}));
+        r["body"]["threads"]
+            .as_array()
+            .unwrap_or_else(|| panic!("threads response without threads: {r}"))
+            .iter()
+            .map(|t| {
+                (
+                    t["id"].as_i64().unwrap(),
+                    t["name"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// Sends disconnect, checks the response and that latch exits with 0.
+    pub fn disconnect(&mut self, args: Value) -> Value {
+        let r = self.ok("disconnect", args);
+        let st = self.wait_exit(REQUEST_TIMEOUT);
+        assert!(st.success(), "latch exited with {st} after disconnect");
+        r
+    }
+
+    /// Waits for latch to exit.
+    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        if let Some(st) = self.exit {
+            return st;
+        }
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait latch") {
+                self.exit = Some(st);
+                // Take (and validate) everything it wrote.
+                while !self.eof && self.pump(Duration::from_secs(2)) {}
+                return st;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "latch still running after {within:?}; recent:\n  {}",
+                self.recent()
+            );
+            // Keep reading so latch never blocks on a full pipe.
+            self.pump(Duration::from_millis(5));
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.exit.is_none() && matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(self.pid(), sig);
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log_file).unwrap_or_default()
+    }
+}
+
+impl Drop for Dap {
+    fn drop(&mut self) {
+        if self.exit.is_none() && matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if let Some(reader) = self.reader.take() {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !reader.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        if std::thread::panicking() {
+            let log = self.log_text();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!(
+                "--- latch log ({}) tail ---\n{}",
+                self.log_file.display(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        } else {
+            self.check_violations();
+        }
+    }
+}
+
+/// Reads `Content-Length` frames; validates each message; records violations.
+fn read_frames(
+    stdout: impl Read,
+    tx: Sender<Incoming>,
+    violations: Arc<Mutex<Vec<String>>>,
+    schema: &Schema,
+) {
+    let violate = |s: String| violations.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+    let mut r = BufReader::new(stdout);
+    loop {
+        let mut length: Option<usize> = None;
+        let mut header = String::new();
+        loop {
+            header.clear();
+            match r.read_line(&mut header) {
+                Ok(0) => {
+                    if length.is_some() {
+                        violate("latch's stdout ended inside a header".into());
+                    }
+                    let _ = tx.send(Incoming::Eof);
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    violate(format!("reading latch's stdout: {e}"));
+                    let _ = tx.send(Incoming::Eof);
+                    return;
+                }
+            }
+            if !header.ends_with("\r\n") {
+                violate(format!("header line not ended by CRLF: {header:?}"));
+            }
+            let line = header.trim_end_matches(['\r', '\n']);
+            if line.is_empty() {
+                break;
+            }
+            match line.split_once(':') {
+                Some((k, v)) if k.eq_ignore_ascii_case("Content-Length") => {
+                    match v.trim().parse() {
+                        Ok(n) => length = Some(n),
+                        Err(_) => violate(format!("bad Content-Length header: {line:?}")),
+                    }
+                }
+                Some(_) => {}
+                None => violate(format!(
+                    "not a header (something else on stdout?): {line:?}"
+                )),
+            }
+        }
+        let Some(n) = length else {
+            violate("frame without Content-Length".into());
+            continue;
+        };
+        let mut body = vec![0; n];
+        if let Err(e) = r.read_exact(&mut body) {
+            violate(format!("stdout ended inside a {n}-byte body: {e}"));
+            let _ = tx.send(Incoming::Eof);
+            return;
+        }
+        let msg: Value = match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => {
+                violate(format!(
+                    "body is not JSON ({e}): {}",
+                    String::from_utf8_lossy(&body)
+                ));
+                continue;
+            }
+        };
+        if let Err(e) = schema.check_message(&msg) {
+            violate(format!("{msg}\n{e}"));
+        }
+        if tx.send(Incoming::Message(msg)).is_err() {
+            return;
+        }
+    }
+}

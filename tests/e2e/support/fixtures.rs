@@ -1,0 +1,159 @@
+//! Target programs, built once per test run into CARGO_TARGET_TMPDIR.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The comm of the churn fixture's short-lived threads.
+pub const EPHEMERAL_COMM: &str = "ephemeral";
+/// The comm of the churn fixture's creator threads.
+pub const CREATOR_COMM: &str = "creator";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fixture {
+    /// `sleeping N`: N sleeping threads; N + 2 threads in all.
+    Sleeping,
+    /// `spinning N`: N spinning threads; N + 2 threads in all.
+    Spinning,
+    /// `churn N`: N creators of short-lived threads; N + 2 long-lived threads.
+    Churn,
+    /// `pthread_exit N`: the main thread has exited; N + 2 live threads.
+    PthreadExit,
+    /// The Go program: `gotarget BUSY SLEEPING`.
+    Go,
+}
+
+impl Fixture {
+    pub fn name(self) -> &'static str {
+        match self {
+            Fixture::Sleeping => "sleeping",
+            Fixture::Spinning => "spinning",
+            Fixture::Churn => "churn",
+            Fixture::PthreadExit => "pthread_exit",
+            Fixture::Go => "gotarget",
+        }
+    }
+}
+
+fn source_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+}
+
+pub fn tmp_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+}
+
+fn out_dir() -> PathBuf {
+    let dir = tmp_dir().join("fixtures");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const C_FIXTURES: [Fixture; 4] = [
+    Fixture::Sleeping,
+    Fixture::Spinning,
+    Fixture::Churn,
+    Fixture::PthreadExit,
+];
+
+fn build_c() -> Result<(), String> {
+    let src = source_dir();
+    let out = out_dir();
+    for f in C_FIXTURES {
+        let dest = out.join(f.name());
+        let tmp = out.join(format!("{}.tmp{}", f.name(), std::process::id()));
+        let result = Command::new("cc")
+            .args(["-O1", "-g", "-pthread", "-Wall", "-o"])
+            .arg(&tmp)
+            .arg(src.join(format!("{}.c", f.name())))
+            .output()
+            .map_err(|e| format!("cannot run cc: {e}"))?;
+        if !result.status.success() {
+            return Err(format!(
+                "cc failed for {}: {}",
+                f.name(),
+                String::from_utf8_lossy(&result.stderr)
+            ));
+        }
+        std::fs::rename(&tmp, &dest).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// True when the tests run in CI, where missing tools must fail, not skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Builds the C fixtures (once) and returns the path of one of them.
+pub fn c_fixture(f: Fixture) -> PathBuf {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    if let Err(e) = BUILT.get_or_init(build_c) {
+        panic!("building the C fixtures failed: {e}");
+    }
+    out_dir().join(f.name())
+}
+
+fn build_go() -> Result<PathBuf, String> {
+    let go = ["/usr/bin/go", "/usr/local/go/bin/go"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .or_else(|| which("go"))
+        .ok_or("no Go toolchain (go) found; install golang-go")?;
+    let work = tmp_dir().join("go");
+    let dest = out_dir().join(Fixture::Go.name());
+    let result = Command::new(&go)
+        .args(["build", "-o"])
+        .arg(&dest)
+        .arg(".")
+        .current_dir(source_dir().join("go"))
+        .env("GOCACHE", work.join("cache"))
+        .env("GOPATH", work.join("path"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOPROXY", "off")
+        .env("GO111MODULE", "on")
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", go.display()))?;
+    if !result.status.success() {
+        return Err(format!(
+            "go build failed: {}",
+            String::from_utf8_lossy(&result.stderr)
+        ));
+    }
+    Ok(dest)
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
+
+/// The Go fixture, or None (said loudly) when Go is missing outside CI.
+pub fn go_fixture() -> Option<PathBuf> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match BUILT.get_or_init(build_go) {
+        Ok(p) => Some(p.clone()),
+        Err(e) if e.starts_with("no Go toolchain") => {
+            super::skip_or_fail(e);
+            None
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// A copy of a C fixture under another file name (for waitFor by name). The
+/// copy is made once per name and run.
+pub fn renamed_fixture(f: Fixture, name: &str) -> PathBuf {
+    let src = c_fixture(f);
+    let dir = tmp_dir().join("renamed");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dest = dir.join(name);
+    let tmp = dir.join(format!("{name}.tmp{}", std::process::id()));
+    std::fs::copy(&src, &tmp).unwrap();
+    std::fs::rename(&tmp, &dest).unwrap();
+    dest
+}

@@ -1,0 +1,216 @@
+//! A running target process, killed and reaped when dropped (even on panic).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use super::fixtures::{c_fixture, tmp_dir, Fixture};
+use super::procfs::{self, Task};
+
+pub struct Target {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    pub pid: i32,
+    pub heartbeat: PathBuf,
+    /// Long-lived tasks at the time "ready" was printed.
+    pub initial: Vec<Task>,
+    reaped: bool,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh heartbeat file path.
+pub fn heartbeat_path() -> PathBuf {
+    let dir = tmp_dir().join("heartbeat");
+    std::fs::create_dir_all(&dir).unwrap();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let path = dir.join(format!("hb-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+/// Spawns, retrying on ETXTBSY (another test thread may have forked while a
+/// freshly copied executable was still open for writing).
+pub fn spawn_retrying(cmd: &mut Command) -> Child {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match cmd.spawn() {
+            Ok(c) => return c,
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && Instant::now() < deadline => {
+                std::thread::yield_now();
+            }
+            Err(e) => panic!("cannot start {cmd:?}: {e}"),
+        }
+    }
+}
+
+impl Target {
+    /// Starts a fixture with arguments and waits for its "ready" line.
+    pub fn start(f: Fixture, args: &[&str]) -> Target {
+        let program = if f == Fixture::Go {
+            super::fixtures::go_fixture().expect("Go fixture unavailable")
+        } else {
+            c_fixture(f)
+        };
+        let mut cmd = Command::new(program);
+        cmd.args(args);
+        let mut t = Target::spawn(cmd);
+        t.wait_ready(Duration::from_secs(15));
+        if f == Fixture::Churn {
+            // Long-lived threads are recorded; now start the churn.
+            t.send_line("go");
+        }
+        t
+    }
+
+    /// Spawns any command as a target with a heartbeat file; does not wait for
+    /// "ready" (see `wait_ready`).
+    pub fn spawn(mut cmd: Command) -> Target {
+        let heartbeat = heartbeat_path();
+        cmd.env("LATCH_HEARTBEAT", &heartbeat)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = spawn_retrying(&mut cmd);
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let pid = child.id() as i32;
+        Target {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            pid,
+            heartbeat,
+            initial: Vec::new(),
+            reaped: false,
+        }
+    }
+
+    /// Waits for "ready <pid>" and records the long-lived tasks.
+    pub fn wait_ready(&mut self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(pid) = line.strip_prefix("ready ") {
+                        assert_eq!(
+                            pid.trim().parse::<i32>().ok(),
+                            Some(self.pid),
+                            "ready line {line:?}"
+                        );
+                        break;
+                    }
+                }
+                Err(e) => panic!(
+                    "target {} did not print ready within {within:?}: {e}",
+                    self.pid
+                ),
+            }
+        }
+        self.initial = procfs::live_tasks(self.pid);
+        assert!(
+            !self.initial.is_empty(),
+            "target {} has no live tasks",
+            self.pid
+        );
+    }
+
+    /// Number of long-lived threads when the target became ready.
+    pub fn thread_count(&self) -> usize {
+        self.initial.len()
+    }
+
+    pub fn heartbeat_path(&self) -> &Path {
+        &self.heartbeat
+    }
+
+    /// Writes a command line to the target's stdin ("exit N").
+    pub fn send_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("target stdin closed");
+        writeln!(stdin, "{line}").expect("write to target stdin");
+        stdin.flush().unwrap();
+    }
+
+    pub fn signal(&self, sig: i32) {
+        let rc = unsafe { libc::kill(self.pid, sig) };
+        assert_eq!(
+            rc,
+            0,
+            "kill({}, {sig}): {}",
+            self.pid,
+            std::io::Error::last_os_error()
+        );
+    }
+
+    /// Asserts the target runs on untraced (see `procfs::assert_runs_on`).
+    pub fn assert_runs_on(&self, was_stopped_before: bool) {
+        procfs::assert_runs_on(self.pid, &self.heartbeat, &self.initial, was_stopped_before);
+    }
+
+    /// Asserts the target is alive (not a zombie, not reaped).
+    pub fn is_alive(&mut self) -> bool {
+        !self.reaped
+            && matches!(self.child.try_wait(), Ok(None))
+            && procfs::process_state(self.pid).is_some_and(|s| s != 'Z' && s != 'X')
+    }
+
+    /// Waits for the target to die and returns its wait status.
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                self.reaped = true;
+                return st;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "target {} still alive after {within:?}",
+                self.pid
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Waits (up to `within`) until the target has exited, without reaping it.
+    pub fn wait_zombie_or_gone(&self, within: Duration) -> bool {
+        procfs::wait_for(within, || {
+            procfs::process_state(self.pid).is_none_or(|s| s == 'Z' || s == 'X')
+        })
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if self.reaped {
+            return;
+        }
+        unsafe {
+            libc::kill(self.pid, libc::SIGKILL);
+        }
+        // Reap it; if a tracer still holds it the zombie may take a moment.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            match self.child.try_wait() {
+                Ok(Some(_)) | Err(_) => return,
+                Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+            }
+        }
+        eprintln!(
+            "warning: target {} could not be reaped within 10 s",
+            self.pid
+        );
+    }
+}
