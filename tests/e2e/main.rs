@@ -1,3 +1,10 @@
 //! End-to-end tests: the real `latch` binary against real target processes.
 
 mod support;
+
+mod attach;
+mod cli;
+mod errors;
+mod lifecycle;
+mod malformed;
+mod waitfor;

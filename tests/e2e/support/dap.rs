@@ -51,11 +51,11 @@ static SESSIONS: AtomicUsize = AtomicUsize::new(0);
 impl Dap {
     /// Starts `latch dap` with logging to a file in the test's temp dir.
     pub fn start() -> Dap {
-        Dap::start_with(Vec::new(), &[])
+        Dap::start_with(Vec::new(), &[], true)
     }
 
-    /// Starts `[prefix...] latch dap [extra...]`.
-    pub fn start_with(prefix: Vec<String>, extra: &[&str]) -> Dap {
+    /// Starts `[prefix...] latch dap [--log-file F --log latch=debug] [extra...]`.
+    pub fn start_with(prefix: Vec<String>, extra: &[&str], log: bool) -> Dap {
         let schema = schema().unwrap_or_else(|e| panic!("DAP schema unavailable: {e}"));
         let dir = tmp_dir().join("logs");
         std::fs::create_dir_all(&dir).unwrap();
@@ -69,11 +69,13 @@ impl Dap {
             }
             None => Command::new(latch_bin()),
         };
-        cmd.arg("dap")
-            .arg("--log-file")
-            .arg(&log_file)
-            .args(["--log", "latch=debug"])
-            .args(extra)
+        cmd.arg("dap");
+        if log {
+            cmd.arg("--log-file")
+                .arg(&log_file)
+                .args(["--log", "latch=debug"]);
+        }
+        cmd.args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

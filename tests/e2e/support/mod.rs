@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod checks;
 pub mod dap;
 pub mod fixtures;
 pub mod procfs;

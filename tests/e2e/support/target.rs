@@ -187,7 +187,7 @@ impl Target {
     /// Waits (up to `within`) until the target has exited, without reaping it.
     pub fn wait_zombie_or_gone(&self, within: Duration) -> bool {
         procfs::wait_for(within, || {
-            procfs::process_state(self.pid).is_none_or(|s| s == 'Z' || s == 'X')
+            procfs::process_state(self.pid).map_or(true, |s| s == 'Z' || s == 'X')
         })
     }
 }
@@ -212,5 +212,14 @@ impl Drop for Target {
             "warning: target {} could not be reaped within 10 s",
             self.pid
         );
+    }
+}
+
+impl Target {
+    /// Starts any command and waits for its "ready" line.
+    pub fn start_cmd(cmd: Command) -> Target {
+        let mut t = Target::spawn(cmd);
+        t.wait_ready(Duration::from_secs(15));
+        t
     }
 }

@@ -1,0 +1,297 @@
+//! Attaching by pid to each kind of target, the threads it reports, pause and
+//! continue, thread and exit events, and a clean detach.
+
+use serde_json::json;
+use std::collections::BTreeSet;
+
+use crate::require_harness;
+use crate::support::checks::*;
+use crate::support::procfs;
+use crate::support::{secs, thread_id, Dap, Fixture, Target};
+
+/// Attach with stopOnEntry, check events, the stop, the threads, that every
+/// task is stopped by latch; disconnect and check the target runs on.
+fn attach_stopped_roundtrip(target: &Target, expected_entry_thread: i64, was_stopped_before: bool) {
+    let mut dap = Dap::start();
+    let caps = dap.initialize();
+    assert_capabilities(&caps);
+    let tids_before = procfs::live_tids(target.pid)
+        .iter()
+        .map(|&t| t as i64)
+        .collect::<BTreeSet<_>>();
+    dap.attach_pid(target.pid, true);
+    assert_attach_events(&dap, target.pid, &tids_before);
+    assert_entry_stop(&mut dap, expected_entry_thread);
+    assert_all_traced_and_stopped(target.pid, dap.pid());
+    assert_threads_match(&mut dap, target.pid);
+    dap.disconnect(json!({}));
+    target.assert_runs_on(was_stopped_before);
+}
+
+#[test]
+fn attach_sleeping_threads() {
+    require_harness!();
+    let target = Target::start(Fixture::Sleeping, &["8"]);
+    attach_stopped_roundtrip(&target, target.pid as i64, false);
+}
+
+#[test]
+fn attach_spinning_threads() {
+    require_harness!();
+    let target = Target::start(Fixture::Spinning, &["4"]);
+    attach_stopped_roundtrip(&target, target.pid as i64, false);
+}
+
+#[test]
+fn attach_target_stopped_before_attach() {
+    require_harness!();
+    let target = Target::start(Fixture::Sleeping, &["3"]);
+    target.signal(libc::SIGSTOP);
+    assert!(
+        procfs::wait_for(secs(5), || procfs::live_tasks(target.pid)
+            .iter()
+            .all(|t| t.state == 'T')),
+        "SIGSTOP did not stop the target"
+    );
+    attach_stopped_roundtrip(&target, target.pid as i64, true);
+    // Left stopped, as it was; it resumes normally on SIGCONT.
+    target.signal(libc::SIGCONT);
+    target.assert_runs_on(false);
+}
+
+#[test]
+fn attach_after_main_thread_exited() {
+    require_harness!();
+    let target = Target::start(Fixture::PthreadExit, &["3"]);
+    let main = procfs::all_tasks(target.pid)
+        .into_iter()
+        .find(|t| t.tid == target.pid);
+    assert_eq!(
+        main.map(|t| t.state),
+        Some('Z'),
+        "the fixture's main thread has not exited"
+    );
+    let mut dap = Dap::start();
+    dap.initialize();
+    let live: BTreeSet<i64> = procfs::live_tids(target.pid)
+        .iter()
+        .map(|&t| t as i64)
+        .collect();
+    dap.attach_pid(target.pid, true);
+    assert_attach_events(&dap, target.pid, &live);
+    let stopped = dap.next_event("stopped", secs(10));
+    assert_eq!(stopped["body"]["reason"], "entry", "{stopped}");
+    assert_eq!(stopped["body"]["allThreadsStopped"], true, "{stopped}");
+    let tid = thread_id(&stopped);
+    assert!(
+        live.contains(&tid),
+        "stopped on {tid}, not a live thread of {live:?}"
+    );
+    assert_all_traced_and_stopped(target.pid, dap.pid());
+    let threads = dap.threads();
+    let reported: BTreeSet<i64> = threads.iter().map(|t| t.0).collect();
+    assert_eq!(reported, live, "threads {threads:?}");
+    dap.disconnect(json!({}));
+    target.assert_runs_on(false);
+}
+
+#[test]
+fn attach_go_program() {
+    require_harness!();
+    if crate::support::fixtures::go_fixture().is_none() {
+        return;
+    }
+    let target = Target::start(Fixture::Go, &["2", "4"]);
+    attach_stopped_roundtrip(&target, target.pid as i64, false);
+}
+
+#[test]
+fn attach_short_lived_threads() {
+    require_harness!();
+    let target = Target::start(Fixture::Churn, &["2"]);
+    let mut dap = Dap::start();
+    dap.initialize();
+    dap.attach_pid(target.pid, true);
+    assert_entry_stop(&mut dap, target.pid as i64);
+    // Everything is stopped, so the task list is frozen and must match exactly.
+    assert_all_traced_and_stopped(target.pid, dap.pid());
+    assert_threads_match(&mut dap, target.pid);
+    let started_at_attach: BTreeSet<i64> = dap
+        .events("thread")
+        .iter()
+        .filter(|e| e["body"]["reason"] == "started")
+        .map(thread_id)
+        .collect();
+
+    // Running: threads come and go, and latch reports them.
+    let r = dap.ok("continue", json!({"threadId": target.pid}));
+    assert_eq!(r["body"]["allThreadsContinued"], true, "{r}");
+    let deadline = std::time::Instant::now() + secs(10);
+    let (mut new_started, mut exited) = (None, None);
+    while (new_started.is_none() || exited.is_none()) && std::time::Instant::now() < deadline {
+        let e = dap.next_event("thread", secs(10));
+        let tid = thread_id(&e);
+        match e["body"]["reason"].as_str() {
+            Some("started") if !started_at_attach.contains(&tid) => new_started = Some(tid),
+            Some("exited") => exited = Some(tid),
+            _ => {}
+        }
+    }
+    let new_started = new_started.expect("no thread started event while running");
+    let exited = exited.expect("no thread exited event while running");
+    assert!(
+        procfs::wait_for(secs(5), || procfs::tgid_of(exited as i32)
+            != Some(target.pid)),
+        "thread {exited} reported exited but is still alive"
+    );
+    assert!(
+        procfs::tgid_of(new_started as i32).map_or(true, |p| p == target.pid),
+        "thread {new_started} reported started is not a thread of the target"
+    );
+
+    // While running: every long-lived thread is reported, and every reported
+    // thread is a task of the target now or was announced by a started event.
+    let threads = dap.threads();
+    let reported: BTreeSet<i64> = threads.iter().map(|t| t.0).collect();
+    for t in &target.initial {
+        assert!(
+            reported.contains(&(t.tid as i64)),
+            "long-lived thread {t:?} missing from {threads:?}"
+        );
+    }
+    let announced: BTreeSet<i64> = dap
+        .events("thread")
+        .iter()
+        .filter(|e| e["body"]["reason"] == "started")
+        .map(thread_id)
+        .collect();
+    for tid in &reported {
+        let now_live = procfs::tgid_of(*tid as i32) == Some(target.pid);
+        assert!(
+            now_live || announced.contains(tid),
+            "reported thread {tid} never was a task of the target"
+        );
+    }
+    dap.disconnect(json!({}));
+    target.assert_runs_on(false);
+}
+
+#[test]
+fn threads_truthful_while_running_and_pause_continue() {
+    require_harness!();
+    let target = Target::start(Fixture::Sleeping, &["5"]);
+    let mut dap = Dap::start();
+    dap.initialize();
+    // Before the attach there are no threads.
+    assert!(dap.threads().is_empty(), "threads before attach");
+    dap.attach_pid(target.pid, false);
+    assert!(
+        dap.events("stopped").is_empty(),
+        "stopped without stopOnEntry: {:?}",
+        dap.events("stopped")
+    );
+    assert_traced_and_running(&target, dap.pid());
+    assert_threads_match(&mut dap, target.pid);
+    assert_traced_and_running(&target, dap.pid());
+
+    let r = dap.request("pause", json!({"threadId": target.pid}));
+    assert_eq!(r["success"], true, "pause: {r}");
+    let stopped = dap.next_event("stopped", secs(10));
+    assert_eq!(stopped["body"]["reason"], "pause", "{stopped}");
+    assert_eq!(stopped["body"]["allThreadsStopped"], true, "{stopped}");
+    assert!(
+        dap.position_of_response(r["request_seq"].as_i64().unwrap())
+            < dap.position_of_event("stopped")
+    );
+    let tid = thread_id(&stopped);
+    assert!(
+        procfs::tgid_of(tid as i32) == Some(target.pid),
+        "stopped on {tid}, not a thread of the target"
+    );
+    assert_all_traced_and_stopped(target.pid, dap.pid());
+    assert_threads_match(&mut dap, target.pid);
+
+    let r = dap.ok("continue", json!({"threadId": tid}));
+    assert_eq!(r["body"]["allThreadsContinued"], true, "{r}");
+    assert_traced_and_running(&target, dap.pid());
+
+    // A second pause/continue round works the same.
+    dap.ok("pause", json!({"threadId": target.pid}));
+    let stopped = dap.next_event("stopped", secs(10));
+    assert_eq!(stopped["body"]["reason"], "pause", "{stopped}");
+    assert_all_traced_and_stopped(target.pid, dap.pid());
+    dap.ok("continue", json!({"threadId": target.pid}));
+    assert_traced_and_running(&target, dap.pid());
+
+    dap.disconnect(json!({}));
+    target.assert_runs_on(false);
+}
+
+#[test]
+fn attach_pid_as_string_and_process_id_alias() {
+    require_harness!();
+    let target = Target::start(Fixture::Sleeping, &["2"]);
+    for args in [
+        json!({"pid": target.pid.to_string()}),
+        json!({"processId": target.pid}),
+    ] {
+        let mut dap = Dap::start();
+        dap.initialize();
+        let r = dap.attach(args.clone());
+        assert_eq!(r["success"], true, "attach {args}: {r}");
+        assert_eq!(
+            dap.events("process")[0]["body"]["systemProcessId"],
+            target.pid
+        );
+        assert_traced_and_running(&target, dap.pid());
+        dap.disconnect(json!({}));
+        target.assert_runs_on(false);
+    }
+}
+
+#[test]
+fn target_exit_sends_exited_then_terminated() {
+    require_harness!();
+    let mut target = Target::start(Fixture::Sleeping, &["2"]);
+    let mut dap = Dap::start();
+    dap.initialize();
+    dap.attach_pid(target.pid, false);
+    target.send_line("exit 7");
+    let exited = dap.next_event("exited", secs(10));
+    assert_eq!(exited["body"]["exitCode"], 7, "{exited}");
+    dap.next_event("terminated", secs(10));
+    assert!(dap.position_of_event("exited") < dap.position_of_event("terminated"));
+    let st = target.wait_exit(secs(10));
+    assert_eq!(st.code(), Some(7));
+}
+
+#[test]
+fn target_killed_reports_signal_exit_code() {
+    require_harness!();
+    let mut target = Target::start(Fixture::Spinning, &["2"]);
+    let mut dap = Dap::start();
+    dap.initialize();
+    dap.attach_pid(target.pid, false);
+    target.signal(libc::SIGKILL);
+    let exited = dap.next_event("exited", secs(10));
+    assert_eq!(exited["body"]["exitCode"], 128 + libc::SIGKILL, "{exited}");
+    dap.next_event("terminated", secs(10));
+    assert!(dap.position_of_event("exited") < dap.position_of_event("terminated"));
+    target.wait_exit(secs(10));
+}
+
+#[test]
+fn target_exit_while_stopped_is_reported() {
+    require_harness!();
+    // Killed while latch holds it stopped: still exited then terminated.
+    let mut target = Target::start(Fixture::Sleeping, &["2"]);
+    let mut dap = Dap::start();
+    dap.initialize();
+    dap.attach_pid(target.pid, true);
+    dap.next_event("stopped", secs(10));
+    target.signal(libc::SIGKILL);
+    let exited = dap.next_event("exited", secs(10));
+    assert_eq!(exited["body"]["exitCode"], 128 + libc::SIGKILL, "{exited}");
+    dap.next_event("terminated", secs(10));
+    target.wait_exit(secs(10));
+}

@@ -1,0 +1,272 @@
+//! The terminal commands: `latch attach PID`, `latch attach --waitfor NAME`,
+//! `latch ps [PATTERN] --json`, and `--help`.
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::require_harness;
+use crate::support::dap::latch_bin;
+use crate::support::fixtures::renamed_fixture;
+use crate::support::procfs;
+use crate::support::target::spawn_retrying;
+use crate::support::{secs, Dap, Fixture, Target};
+
+/// Runs latch with `args` to completion within `within` (killed otherwise).
+fn run_latch(args: &[&str], within: Duration) -> Output {
+    let mut cmd = Command::new(latch_bin());
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = spawn_retrying(&mut cmd);
+    let pid = child.id() as i32;
+    // Watchdog: the output is collected by wait_with_output; kill on deadline.
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if rx.recv_timeout(within).is_err() {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            return true;
+        }
+        false
+    });
+    let out = child.wait_with_output().expect("wait for latch");
+    let _ = tx.send(());
+    assert!(
+        !watchdog.join().unwrap(),
+        "latch {args:?} did not finish within {within:?}"
+    );
+    out
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The header and the thread table of `latch attach`: one row per live task.
+fn assert_attach_output(out: &Output, target: &Target, name: &str) {
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "latch attach failed ({}): {stdout}\n{}",
+        out.status,
+        text(&out.stderr)
+    );
+    let header = stdout
+        .lines()
+        .find(|l| l.contains(&target.pid.to_string()))
+        .unwrap_or_else(|| panic!("no header with the pid {}: {stdout}", target.pid));
+    assert!(
+        header.contains(name),
+        "header {header:?} lacks the name {name:?}"
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    let table_at = lines
+        .iter()
+        .position(|l| {
+            l.contains("TID") && l.contains("NAME") && l.contains("STATE") && l.contains("PC")
+        })
+        .unwrap_or_else(|| panic!("no thread table header: {stdout}"));
+    let rows: Vec<i32> = lines[table_at + 1..]
+        .iter()
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    let mut rows_sorted = rows.clone();
+    rows_sorted.sort();
+    let tids: Vec<i32> = target.initial.iter().map(|t| t.tid).collect();
+    assert_eq!(
+        rows_sorted, tids,
+        "thread rows {rows:?} != tasks {:?}\n{stdout}",
+        target.initial
+    );
+}
+
+#[test]
+fn cli_attach_pid() {
+    require_harness!();
+    let target = Target::start(Fixture::Sleeping, &["3"]);
+    let out = run_latch(&["attach", &target.pid.to_string()], secs(15));
+    assert_attach_output(&out, &target, "sleeping");
+    target.assert_runs_on(false);
+}
+
+#[test]
+fn cli_attach_pid_hold_keeps_target_stopped() {
+    require_harness!();
+    let target = Target::start(Fixture::Spinning, &["2"]);
+    let mut cmd = Command::new(latch_bin());
+    cmd.args(["attach", "--hold", "30", &target.pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut holder = spawn_retrying(&mut cmd);
+    let held = procfs::wait_for(secs(10), || {
+        let tasks = procfs::live_tasks(target.pid);
+        tasks
+            .iter()
+            .all(|t| t.state == 't' && procfs::tgid_of(t.tracer_pid) == Some(holder.id() as i32))
+    });
+    let tasks = procfs::live_tasks(target.pid);
+    unsafe { libc::kill(holder.id() as i32, libc::SIGTERM) };
+    let st = holder.wait().unwrap();
+    assert!(
+        held,
+        "latch attach --hold did not hold every thread stopped: {tasks:?}"
+    );
+    // SIGTERM ends the hold with a detach.
+    let _ = st;
+    target.assert_runs_on(false);
+}
+
+#[test]
+fn cli_attach_waitfor() {
+    require_harness!();
+    let name = "cli_waitfor_t";
+    let exe = renamed_fixture(Fixture::Sleeping, name);
+    let mut cmd = Command::new(latch_bin());
+    cmd.args(["attach", "--waitfor", name, "--waitfor-timeout", "15000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let latch = spawn_retrying(&mut cmd);
+    // Without a signal that latch is waiting, start instances one after the
+    // other until it has caught one (it only takes processes started after it
+    // began waiting); each must be one of ours.
+    let mut targets: Vec<Target> = Vec::new();
+    let latch_pid = latch.id() as i32;
+    let deadline = Instant::now() + secs(15);
+    let mut output = None;
+    let mut latch = Some(latch);
+    while Instant::now() < deadline && targets.len() < 50 {
+        let mut t = Target::spawn(Command::new(&exe));
+        t.wait_ready(secs(10));
+        targets.push(t);
+        if procfs::process_state(latch_pid).map_or(true, |s| s == 'Z') {
+            output = Some(latch.take().unwrap().wait_with_output().unwrap());
+            break;
+        }
+    }
+    let out = output.unwrap_or_else(|| {
+        let mut l = latch.take().unwrap();
+        let _ = l.kill();
+        let _ = l.wait();
+        panic!(
+            "latch attach --waitfor did not finish after {} instances",
+            targets.len()
+        )
+    });
+    let stdout = text(&out.stdout);
+    let target = targets
+        .iter()
+        .find(|t| {
+            stdout
+                .lines()
+                .any(|l| l.contains(&t.pid.to_string()) && l.contains(&name[..13]))
+        })
+        .unwrap_or_else(|| panic!("output names none of our targets: {stdout}"));
+    assert_attach_output(&out, target, name);
+    for t in &targets {
+        t.assert_runs_on(false);
+    }
+}
+
+fn ps_json(args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["ps"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let out = run_latch(&all, secs(15));
+    assert!(
+        out.status.success(),
+        "latch ps failed: {}",
+        text(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("latch ps --json is not JSON ({e}): {}", text(&out.stdout)));
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .clone()
+}
+
+#[test]
+fn cli_ps_json() {
+    require_harness!();
+    let name = "ps_listed_tgt";
+    let exe = renamed_fixture(Fixture::Sleeping, name);
+    let target = Target::start_cmd(Command::new(&exe));
+    let list = ps_json(&[name]);
+    assert!(!list.is_empty(), "pattern {name} matched nothing");
+    for p in &list {
+        let pname = p["name"].as_str().unwrap_or_else(|| panic!("no name: {p}"));
+        let cmdline = p["cmdline"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no cmdline: {p}"));
+        assert!(
+            pname.contains(name) || cmdline.contains(name),
+            "{p} does not match {name}"
+        );
+        assert!(p["pid"].is_u64(), "{p}");
+        assert!(p["threads"].is_u64(), "{p}");
+        assert!(p.get("user").is_some(), "{p}");
+        assert!(p["tracer_pid"].is_null() || p["tracer_pid"].is_u64(), "{p}");
+    }
+    let me = list
+        .iter()
+        .find(|p| p["pid"] == target.pid)
+        .unwrap_or_else(|| panic!("target {} not listed: {list:?}", target.pid));
+    assert_eq!(me["name"], name, "{me}");
+    assert_eq!(me["threads"], target.thread_count(), "{me}");
+    assert!(me["tracer_pid"].is_null() || me["tracer_pid"] == 0, "{me}");
+    assert!(
+        me["cmdline"]
+            .as_str()
+            .unwrap()
+            .contains(exe.to_str().unwrap()),
+        "{me}"
+    );
+
+    // Traced by a latch session: the tracer shows.
+    let mut dap = Dap::start();
+    dap.initialize();
+    dap.attach_pid(target.pid, false);
+    let list = ps_json(&[name]);
+    let me = list
+        .iter()
+        .find(|p| p["pid"] == target.pid)
+        .expect("target not listed while traced");
+    let tracer = me["tracer_pid"].as_i64().unwrap_or(0) as i32;
+    assert!(
+        tracer == dap.pid() || procfs::tgid_of(tracer) == Some(dap.pid()),
+        "tracer_pid {tracer} is not latch {}: {me}",
+        dap.pid()
+    );
+    dap.disconnect(serde_json::json!({}));
+    target.assert_runs_on(false);
+
+    // Without a pattern, everything attachable is listed, the target included.
+    let all = ps_json(&[]);
+    assert!(
+        all.iter().any(|p| p["pid"] == target.pid),
+        "unfiltered list lacks the target"
+    );
+    assert!(all.len() > list.len());
+}
+
+#[test]
+fn cli_help() {
+    require_harness!();
+    for args in [
+        &["--help"][..],
+        &["dap", "--help"],
+        &["attach", "--help"],
+        &["ps", "--help"],
+    ] {
+        let out = run_latch(args, secs(10));
+        assert!(
+            out.status.success(),
+            "latch {args:?} failed: {}",
+            text(&out.stderr)
+        );
+        let stdout = text(&out.stdout).to_lowercase();
+        assert!(stdout.contains("usage"), "latch {args:?}: {stdout}");
+    }
+}

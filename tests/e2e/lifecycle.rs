@@ -1,0 +1,161 @@
+//! Every way a session ends: disconnect (default, terminateDebuggee,
+//! suspendDebuggee), terminate, EOF on stdin, signals to latch, SIGKILL to
+//! latch; and many attach/detach cycles.
+
+use serde_json::json;
+
+use crate::require_harness;
+use crate::support::checks::*;
+use crate::support::procfs;
+use crate::support::{secs, Dap, Fixture, Target};
+
+#[test]
+fn disconnect_terminate_debuggee_kills_target() {
+    require_harness!();
+    let mut target = Target::start(Fixture::Sleeping, &["3"]);
+    let mut dap = Dap::start();
+    dap.initialize();
+    dap.attach_pid(target.pid, false);
+    dap.disconnect(json!({"terminateDebuggee": true}));
+    let st = target.wait_exit(secs(10));
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(st.signal(), Some(libc::SIGKILL), "target ended with {st}");
+}
+
+#[test]
+fn disconnect_suspend_debuggee_leaves_target_stopped_and_attachable() {
+    require_harness!();
+    let target = Target::start(Fixture::Sleeping, &["3"]);
+    let mut dap = Dap::start();
+    dap.initialize();
+    dap.attach_pid(target.pid, false);
+    dap.disconnect(json!({"suspendDebuggee": true}));
+    drop(dap);
+    // Stopped (T), not traced.
+    procfs::assert_runs_on(target.pid, target.heartbeat_path(), &target.initial, true);
+    // A second latch can attach to it, and leaves it as it found it.
+    let mut second = Dap::start();
+    second.initialize();
+    second.attach_pid(target.pid, true);
+    assert_entry_stop(&mut second, target.pid as i64);
+    assert_threads_match(&mut second, target.pid);
+    second.disconnect(json!({}));
+    procfs::assert_runs_on(target.pid, target.heartbeat_path(), &target.initial, true);
+    target.signal(libc::SIGCONT);
+    target.assert_runs_on(false);
+}
+
+#[test]
+fn terminate_sends_sigterm() {
+    require_harness!();
+    let mut target = Target::start(Fixture::Sleeping, &["2"]);
+    let mut dap = Dap::start();
+    dap.initialize();
+    dap.attach_pid(target.pid, false);
+    dap.ok("terminate", json!({}));
+    let exited = dap.next_event("exited", secs(10));
+    assert_eq!(exited["body"]["exitCode"], 128 + libc::SIGTERM, "{exited}");
+    dap.next_event("terminated", secs(10));
+    let st = target.wait_exit(secs(10));
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(st.signal(), Some(libc::SIGTERM), "target ended with {st}");
+}
+
+#[test]
+fn terminate_while_stopped_sends_sigterm() {
+    require_harness!();
+    let mut target = Target::start(Fixture::Sleeping, &["2"]);
+    let mut dap = Dap::start();
+    dap.initialize();
+    dap.attach_pid(target.pid, true);
+    dap.next_event("stopped", secs(10));
+    dap.ok("terminate", json!({}));
+    let exited = dap.next_event("exited", secs(10));
+    assert_eq!(exited["body"]["exitCode"], 128 + libc::SIGTERM, "{exited}");
+    dap.next_event("terminated", secs(10));
+    target.wait_exit(secs(10));
+}
+
+/// Attach (optionally stopped), end latch with `end`, and check the target.
+fn ends_with_detach(stop_on_entry: bool, end: impl FnOnce(&mut Dap)) {
+    let target = Target::start(Fixture::Spinning, &["2"]);
+    let mut dap = Dap::start();
+    dap.initialize();
+    dap.attach_pid(target.pid, stop_on_entry);
+    if stop_on_entry {
+        dap.next_event("stopped", secs(10));
+    }
+    end(&mut dap);
+    dap.wait_exit(secs(10));
+    target.assert_runs_on(false);
+}
+
+#[test]
+fn stdin_eof_detaches() {
+    require_harness!();
+    ends_with_detach(true, |dap| dap.close_stdin());
+}
+
+#[test]
+fn sigterm_to_latch_detaches() {
+    require_harness!();
+    ends_with_detach(true, |dap| dap.signal(libc::SIGTERM));
+}
+
+#[test]
+fn sigint_to_latch_detaches() {
+    require_harness!();
+    ends_with_detach(false, |dap| dap.signal(libc::SIGINT));
+}
+
+#[test]
+fn sigkill_to_latch_while_target_stopped_lets_it_run_on() {
+    require_harness!();
+    ends_with_detach(true, |dap| {
+        assert_all_traced_and_stopped(dap_target_pid(dap), dap.pid());
+        dap.signal(libc::SIGKILL);
+    });
+}
+
+fn dap_target_pid(dap: &Dap) -> i32 {
+    dap.events("process")[0]["body"]["systemProcessId"]
+        .as_i64()
+        .unwrap() as i32
+}
+
+#[test]
+fn twenty_attach_detach_cycles_on_short_lived_threads() {
+    require_harness!();
+    let target = Target::start(Fixture::Churn, &["2"]);
+    for cycle in 0..20 {
+        let stop = cycle % 2 == 0;
+        let mut dap = Dap::start();
+        dap.initialize();
+        let r = dap.attach(json!({"pid": target.pid, "stopOnEntry": stop}));
+        assert_eq!(r["success"], true, "cycle {cycle}: {r}");
+        if stop {
+            assert_entry_stop(&mut dap, target.pid as i64);
+            assert_all_traced_and_stopped(target.pid, dap.pid());
+        }
+        let r = dap.request("disconnect", json!({}));
+        assert_eq!(r["success"], true, "cycle {cycle}: {r}");
+        let st = dap.wait_exit(secs(10));
+        assert!(st.success(), "cycle {cycle}: latch exited with {st}");
+        // No task left traced or stopped.
+        let tasks = procfs::live_tasks(target.pid);
+        let bad: Vec<_> = tasks
+            .iter()
+            .filter(|t| t.tracer_pid != 0 || matches!(t.state, 't' | 'T'))
+            .collect();
+        assert!(
+            bad.is_empty()
+                || procfs::wait_for(secs(2), || {
+                    procfs::live_tasks(target.pid)
+                        .iter()
+                        .all(|t| t.tracer_pid == 0 && !matches!(t.state, 't' | 'T'))
+                }),
+            "cycle {cycle}: tasks left traced/stopped: {bad:?}"
+        );
+    }
+    target.assert_runs_on(false);
+}
