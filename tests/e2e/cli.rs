@@ -35,9 +35,30 @@ fn run_latch(args: &[&str], within: Duration) -> Output {
     let _ = tx.send(());
     assert!(
         !watchdog.join().unwrap(),
-        "latch {args:?} did not finish within {within:?}"
+        "latch {args:?} did not finish within {within:?} (killed); it printed:\n{}\nstderr:\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
     );
     out
+}
+
+/// Waits for a child up to `within`; kills and reaps it (returning None) after.
+fn wait_child(
+    child: &mut std::process::Child,
+    within: Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            return Some(st);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 fn text(b: &[u8]) -> String {
@@ -107,15 +128,18 @@ fn cli_attach_pid_hold_keeps_target_stopped() {
             .all(|t| t.state == 't' && procfs::tgid_of(t.tracer_pid) == Some(holder.id() as i32))
     });
     let tasks = procfs::live_tasks(target.pid);
+    // SIGTERM ends the hold with a detach, and latch exits.
     unsafe { libc::kill(holder.id() as i32, libc::SIGTERM) };
-    let st = holder.wait().unwrap();
+    let exited = wait_child(&mut holder, secs(10));
     assert!(
         held,
         "latch attach --hold did not hold every thread stopped: {tasks:?}"
     );
-    // SIGTERM ends the hold with a detach.
-    let _ = st;
     target.assert_runs_on(false);
+    assert!(
+        exited.is_some(),
+        "latch attach --hold detached but did not exit within 10 s of SIGTERM"
+    );
 }
 
 #[test]
@@ -147,12 +171,14 @@ fn cli_attach_waitfor() {
         }
     }
     let out = output.unwrap_or_else(|| {
-        let mut l = latch.take().unwrap();
-        let _ = l.kill();
-        let _ = l.wait();
+        let l = latch.take().unwrap();
+        unsafe { libc::kill(latch_pid, libc::SIGKILL) };
+        let out = l.wait_with_output().unwrap();
         panic!(
-            "latch attach --waitfor did not finish after {} instances",
-            targets.len()
+            "latch attach --waitfor did not finish after {} instances; it printed:\n{}\nstderr:\n{}",
+            targets.len(),
+            text(&out.stdout),
+            text(&out.stderr)
         )
     });
     let stdout = text(&out.stdout);
