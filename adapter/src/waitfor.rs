@@ -1534,6 +1534,56 @@ mod tests {
             .collect()
     }
 
+    /// Not a check but a measurement: `cargo test --release -- --ignored --nocapture
+    /// latency`. From just before `spawn` to `wait` returning in a thread that was
+    /// already blocked, and whether the dynamic loader had mapped libc by then (if not,
+    /// `main()` was still far away).
+    #[test]
+    #[ignore]
+    fn latency() {
+        for via in BOTH {
+            let mut lab = Lab::new();
+            let name = unique(&format!("l{}", via as u8));
+            let prog = lab.program(&name, "/bin/sleep");
+            let mut times = Vec::new();
+            let mut before_libc = 0;
+            let rounds = 30;
+            for _ in 0..rounds {
+                let Some(mut w) = start(spec(&name), via) else {
+                    return;
+                };
+                let (tx, rx) = std::sync::mpsc::channel();
+                let t = std::thread::spawn(move || {
+                    let found = w.wait(&Canceller::new().unwrap()).unwrap();
+                    let at = Instant::now();
+                    let maps = std::fs::read_to_string(format!("/proc/{}/maps", found.pid));
+                    let libc = maps.map(|m| m.contains("libc.so")).unwrap_or(true);
+                    tx.send((at, libc)).unwrap();
+                });
+                // Let the waiter block first (bounded spin, not a sleep).
+                let until = Instant::now() + Duration::from_millis(20);
+                while Instant::now() < until {
+                    std::thread::yield_now();
+                }
+                let t0 = Instant::now();
+                let pid = lab.spawn(Command::new(&prog).arg("30"));
+                let (at, libc) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+                t.join().unwrap();
+                times.push(at - t0);
+                before_libc += usize::from(!libc);
+                // SAFETY: kills our own child.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            times.sort();
+            eprintln!(
+                "{via:?}: spawn -> found: min {:?}, median {:?}, max {:?}; libc not yet mapped in {before_libc}/{rounds}",
+                times[0],
+                times[times.len() / 2],
+                times[times.len() - 1]
+            );
+        }
+    }
+
     #[test]
     fn name_matching_rules() {
         use NameVerdict::*;
