@@ -21,6 +21,11 @@
 //! to, say, the `bash` that is about to become `ls`. Such children are watched and
 //! checked again once they `exec`. Both sources follow that rule, so they find the same
 //! processes (the connector just finds them sooner).
+//!
+//! A process that was running when the wait began never counts without `existing`, even
+//! if it later `exec`s a matching program: the fallback could only notice that by
+//! re-reading every process on every poll. Its pid is recognised as reused (and so new)
+//! when its start time is later than the moment the wait began.
 
 use std::fs::File;
 use std::io::{self, Read};
