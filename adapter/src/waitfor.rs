@@ -263,7 +263,7 @@ impl Waiter {
     /// "proc connector" or "/proc scan every N ms": for the user-visible output line.
     pub fn method(&self) -> String {
         match &self.source {
-            Source::Events(_) => "the kernel's process events (proc connector)".into(),
+            Source::Events(_) => "listening to the kernel's process events (proc connector)".into(),
             Source::Scan(s) => format!("scanning /proc every {}", human_interval(s.interval)),
         }
     }
