@@ -82,19 +82,23 @@ fn check_target_after(target: &mut Target, scenario: Scenario, notes: &mut Vec<S
     match procfs::wait_target_released(pid, Duration::from_secs(2)) {
         Ok(seen) => {
             if !seen.stopped.is_empty() {
+                let mut states: Vec<char> = seen.stopped.iter().map(|s| s.1).collect();
+                states.sort_unstable();
+                states.dedup();
+                let states: String = states.into_iter().collect();
+                // No tids in the message, so identical findings across runs
+                // collapse into one line with a count.
                 notes.push(format!(
-                    "**TARGET LEFT STOPPED**: {} of {} threads still in t/T 2 s after detach (e.g. tid {} in {})",
+                    "**TARGET LEFT STOPPED**: {} of {} threads still in state {states} 2 s after detach",
                     seen.stopped.len(),
                     seen.threads,
-                    seen.stopped[0].0,
-                    seen.stopped[0].1
                 ));
             }
             if !seen.traced.is_empty() {
                 notes.push(format!(
-                    "**TARGET STILL TRACED**: {} threads have TracerPid {} 2 s after detach",
+                    "**TARGET STILL TRACED**: {} of {} threads have a nonzero TracerPid 2 s after detach",
                     seen.traced.len(),
-                    seen.traced[0].1
+                    seen.threads,
                 ));
             }
             if seen.threads != scenario.expected_threads() {
