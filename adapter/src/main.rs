@@ -1,1 +1,55 @@
-fn main() {}
+//! The `latch` command line: parse, set up logging, run.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// latch attaches to running Linux processes and serves them to editors over the Debug
+/// Adapter Protocol.
+#[derive(Parser)]
+#[command(name = "latch", version, about, propagate_version = true)]
+struct Cli {
+    /// Write logs to this file (nothing but DAP ever goes to stdout).
+    #[arg(long, global = true, value_name = "PATH")]
+    log_file: Option<PathBuf>,
+    /// What to log, in tracing's EnvFilter syntax, e.g. `latch=debug,latch::dap=trace`.
+    #[arg(long = "log", global = true, value_name = "FILTER")]
+    log_filter: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the Debug Adapter Protocol on stdin/stdout (what editors run).
+    Dap,
+    /// Attach to a process from the terminal, print its threads, and detach.
+    Attach(latch::cli::AttachOptions),
+    /// List the processes latch may attach to.
+    Ps(latch::cli::PsOptions),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let logging_to_stderr = cli.log_file.is_none();
+    if let Err(err) = latch::logging::init(cli.log_file.as_deref(), cli.log_filter.as_deref()) {
+        eprintln!("latch: {err:#}");
+        return ExitCode::from(2);
+    }
+    let result = match cli.command {
+        Command::Dap => latch::run_dap_stdio(),
+        Command::Attach(options) => latch::cli::attach(options),
+        Command::Ps(options) => latch::cli::ps(options),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            if !logging_to_stderr {
+                eprintln!("latch: {err:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

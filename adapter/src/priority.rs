@@ -22,10 +22,15 @@ impl Boost {
             }
             let param = libc::sched_param { sched_priority: 1 };
             if libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) != 0 {
-                tracing::debug!("priority boost not permitted: {}", std::io::Error::last_os_error());
+                tracing::debug!(
+                    "priority boost not permitted: {}",
+                    std::io::Error::last_os_error()
+                );
                 return Boost { previous: None };
             }
-            Boost { previous: Some((policy, old)) }
+            Boost {
+                previous: Some((policy, old)),
+            }
         }
     }
 

@@ -130,7 +130,9 @@ pub struct Status {
 pub fn parse_status(text: &str) -> Status {
     let mut status = Status::default();
     for line in text.lines() {
-        let Some((key, value)) = line.split_once(':') else { continue };
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
         let value = value.trim();
         match key {
             "Name" => status.name = value.to_string(),
@@ -151,11 +153,15 @@ pub fn parse_status(text: &str) -> Status {
 }
 
 pub fn status(pid: Pid) -> io::Result<Status> {
-    Ok(parse_status(&fs::read_to_string(proc_path(pid).join("status"))?))
+    Ok(parse_status(&fs::read_to_string(
+        proc_path(pid).join("status"),
+    )?))
 }
 
 pub fn task_status(pid: Pid, tid: Pid) -> io::Result<Status> {
-    Ok(parse_status(&fs::read_to_string(task_path(pid, tid).join("status"))?))
+    Ok(parse_status(&fs::read_to_string(
+        task_path(pid, tid).join("status"),
+    )?))
 }
 
 /// What a stopped thread was doing, from `/proc/PID/task/TID/syscall`: the syscall
@@ -168,7 +174,11 @@ pub fn task_syscall(pid: Pid, tid: Pid) -> io::Result<Option<i64>> {
 
 /// `kernel.yama.ptrace_scope`, or `None` when Yama is not in the kernel.
 pub fn yama_ptrace_scope() -> Option<u32> {
-    fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope").ok()?.trim().parse().ok()
+    fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The user name for a uid, from `/etc/passwd`; the number when there is none.

@@ -59,14 +59,20 @@ impl Canceller {
         }
         // SAFETY: fd is a fresh descriptor that we own.
         let owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-        Ok(Canceller { fd: std::sync::Arc::new(owned) })
+        Ok(Canceller {
+            fd: std::sync::Arc::new(owned),
+        })
     }
 
     pub fn cancel(&self) {
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a valid u64 to our eventfd.
         unsafe {
-            libc::write(std::os::fd::AsRawFd::as_raw_fd(&*self.fd), (&one as *const u64).cast(), 8);
+            libc::write(
+                std::os::fd::AsRawFd::as_raw_fd(&*self.fd),
+                (&one as *const u64).cast(),
+                8,
+            );
         }
     }
 

@@ -1,0 +1,297 @@
+//! The terminal commands: `latch attach` and `latch ps`.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde::Serialize;
+
+use crate::procfs::{self, Pid};
+use crate::ptrace::{Backend, DetachMode};
+use crate::symbols::ProcessSymbols;
+use crate::waitfor::{Canceller, MatchMode, WaitSpec, Waiter};
+
+#[derive(Args, Debug)]
+pub struct AttachOptions {
+    /// The process to attach to.
+    #[arg(required_unless_present = "waitfor", conflicts_with = "waitfor")]
+    pub pid: Option<String>,
+    /// Wait for a process whose name starts with NAME and attach to it as it starts.
+    #[arg(long, value_name = "NAME")]
+    pub waitfor: Option<String>,
+    /// Match NAME against the full command line instead of the process name.
+    #[arg(long, requires = "waitfor")]
+    pub waitfor_cmdline: bool,
+    /// Give up waiting after this many milliseconds.
+    #[arg(long, value_name = "MS", requires = "waitfor")]
+    pub waitfor_timeout: Option<u64>,
+    /// How often to scan /proc when the kernel's process events are unavailable (ms).
+    #[arg(long, value_name = "MS", default_value_t = 1, requires = "waitfor")]
+    pub waitfor_interval: u64,
+    /// Also take a matching process that is already running.
+    #[arg(long, requires = "waitfor")]
+    pub waitfor_existing: bool,
+    /// Stay attached with every thread stopped for this many seconds before detaching.
+    #[arg(long, value_name = "SECS")]
+    pub hold: Option<f64>,
+}
+
+/// Attach, print the process and its threads, optionally hold, detach.
+pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
+    let stop = signal_flag()?;
+    let (backend, _events) = Backend::spawn().context("starting the ptrace thread")?;
+    let handle = backend.handle();
+    let pid: i64 = match (&options.pid, &options.waitfor) {
+        (Some(text), _) => text.trim().parse().map_err(|_| {
+            anyhow::anyhow!(
+                "{text:?} is not a pid: a pid is a whole number (`latch ps` lists processes)"
+            )
+        })?,
+        (None, Some(pattern)) => wait_for(pattern, &options, &stop)?,
+        (None, None) => bail!("give a pid or --waitfor NAME"),
+    };
+    let report = handle
+        .attach_blocking(pid)
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
+    let pcs = handle.program_counters_blocking().unwrap_or_default();
+    let mut symbols = ProcessSymbols::new(report.pid);
+
+    let mut out = std::io::stdout().lock();
+    let exe = procfs::exe(report.pid)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "?".into());
+    writeln!(
+        out,
+        "process {} ({}) {}: {} threads, all stopped in {:.1} ms{}",
+        report.pid,
+        report.name,
+        exe,
+        report.threads.len(),
+        report.elapsed.as_secs_f64() * 1000.0,
+        if report.was_job_stopped {
+            " (it was already stopped by job control)"
+        } else {
+            ""
+        }
+    )?;
+    writeln!(
+        out,
+        "{:>8}  {:<16} {:<18} {:<18}  LOCATION",
+        "TID", "NAME", "STATE", "PC"
+    )?;
+    for thread in &report.threads {
+        let pc = pcs
+            .iter()
+            .find(|(tid, _)| *tid == thread.tid)
+            .map(|(_, pc)| *pc);
+        let state = thread_state(report.pid, thread.tid);
+        let location = pc
+            .and_then(|pc| symbols.locate(pc))
+            .map(|l| l.to_string())
+            .unwrap_or_default();
+        let marker = if thread.is_main { " [main]" } else { "" };
+        writeln!(
+            out,
+            "{:>8}  {:<16} {:<18} {:<18}  {location}{marker}",
+            thread.tid,
+            thread.name,
+            state,
+            pc.map(|pc| format!("{pc:#018x}"))
+                .unwrap_or_else(|| "-".into()),
+        )?;
+    }
+    out.flush()?;
+    if let Some(secs) = options.hold {
+        writeln!(
+            out,
+            "holding all threads stopped for {secs} s (Ctrl-C to detach now)"
+        )?;
+        out.flush()?;
+        let until = Instant::now() + Duration::from_secs_f64(secs.max(0.0));
+        while Instant::now() < until && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            std::thread::sleep(
+                Duration::from_millis(20).min(until.saturating_duration_since(Instant::now())),
+            );
+        }
+    }
+    handle.detach_blocking(DetachMode::Run);
+    writeln!(out, "detached from {}; it runs on", report.pid)?;
+    drop(backend);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn wait_for(
+    pattern: &str,
+    options: &AttachOptions,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<i64> {
+    let spec = WaitSpec {
+        pattern: pattern.to_string(),
+        mode: if options.waitfor_cmdline {
+            MatchMode::Cmdline
+        } else {
+            MatchMode::Name
+        },
+        existing: options.waitfor_existing,
+        interval: Duration::from_millis(options.waitfor_interval.max(1)),
+        timeout: options.waitfor_timeout.map(Duration::from_millis),
+    };
+    let mut waiter = Waiter::start(spec)?;
+    eprintln!(
+        "waiting for a process named '{pattern}' ({})",
+        waiter.method()
+    );
+    let canceller = Canceller::new()?;
+    // Ctrl-C cancels the wait.
+    let watcher = canceller.clone();
+    let stop = stop.clone();
+    std::thread::spawn(move || {
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        watcher.cancel();
+    });
+    let _boost = crate::priority::Boost::raise();
+    let found = waiter.wait(&canceller)?;
+    Ok(found.pid as i64)
+}
+
+/// SIGINT and SIGTERM set a flag instead of killing latch, so it detaches first.
+fn signal_flag() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        signal_hook::flag::register(signal, flag.clone())?;
+    }
+    Ok(flag)
+}
+
+/// What a stopped thread was doing, from the syscall it was blocked in.
+fn thread_state(pid: Pid, tid: Pid) -> String {
+    match procfs::task_syscall(pid, tid) {
+        Ok(Some(nr)) => format!("in {}()", syscall_name(nr)),
+        Ok(None) => "running".into(),
+        Err(_) => "?".into(),
+    }
+}
+
+fn syscall_name(nr: i64) -> String {
+    let name = match nr {
+        0 => "read",
+        1 => "write",
+        7 => "poll",
+        23 => "select",
+        34 => "pause",
+        35 => "nanosleep",
+        61 => "wait4",
+        202 => "futex",
+        230 => "clock_nanosleep",
+        232 => "epoll_wait",
+        270 => "pselect6",
+        271 => "ppoll",
+        281 => "epoll_pwait",
+        _ => return format!("syscall {nr}"),
+    };
+    name.to_string()
+}
+
+#[derive(Args, Debug)]
+pub struct PsOptions {
+    /// Only processes whose name or command line contains this.
+    pub pattern: Option<String>,
+    /// Print JSON (for editors' process pickers) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One attachable process, as `latch ps --json` prints it.
+#[derive(Debug, Serialize)]
+pub struct ProcessEntry {
+    pub pid: Pid,
+    pub name: String,
+    pub user: String,
+    pub uid: u32,
+    pub threads: u32,
+    /// The pid of the process's tracer, when it is already being debugged.
+    pub tracer_pid: Option<Pid>,
+    pub tracer_name: Option<String>,
+    pub cmdline: String,
+    pub exe: Option<String>,
+}
+
+/// The processes this user may attach to: the same definition for the terminal and the
+/// editors' pickers. Kernel threads, zombies and latch itself are left out; so are other
+/// users' processes unless latch has CAP_SYS_PTRACE.
+pub fn list_processes(pattern: Option<&str>) -> Vec<ProcessEntry> {
+    let me = std::process::id() as Pid;
+    let my_status = procfs::status(me).unwrap_or_default();
+    let privileged = my_status.cap_eff & (1 << 19) != 0;
+    let mut entries = Vec::new();
+    let mut pids = procfs::all_pids().unwrap_or_default();
+    pids.sort_unstable();
+    for pid in pids {
+        if pid == me {
+            continue;
+        }
+        let Ok(stat) = procfs::stat(pid) else {
+            continue;
+        };
+        if stat.is_kernel_thread() || matches!(stat.state, 'Z' | 'X') {
+            continue;
+        }
+        let Ok(status) = procfs::status(pid) else {
+            continue;
+        };
+        if !privileged && status.uids[0] != my_status.uids[1] {
+            continue;
+        }
+        let cmdline = procfs::cmdline(pid).unwrap_or_default().join(" ");
+        if let Some(p) = pattern {
+            if !stat.comm.contains(p) && !cmdline.contains(p) {
+                continue;
+            }
+        }
+        let tracer = (status.tracer_pid != 0).then_some(status.tracer_pid);
+        entries.push(ProcessEntry {
+            pid,
+            name: stat.comm,
+            user: procfs::user_name(status.uids[0]),
+            uid: status.uids[0],
+            threads: status.threads,
+            tracer_pid: tracer,
+            tracer_name: tracer.and_then(|t| procfs::comm(t).ok()),
+            cmdline,
+            exe: procfs::exe(pid).ok().map(|p| p.display().to_string()),
+        });
+    }
+    entries
+}
+
+pub fn ps(options: PsOptions) -> anyhow::Result<ExitCode> {
+    let entries = list_processes(options.pattern.as_deref());
+    let mut out = std::io::stdout().lock();
+    if options.json {
+        serde_json::to_writer_pretty(&mut out, &entries)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(
+        out,
+        "{:>8}  {:<12} {:<16} {:>7}  {:<14} COMMAND",
+        "PID", "USER", "NAME", "THREADS", "TRACED BY"
+    )?;
+    for e in &entries {
+        let traced = match (&e.tracer_pid, &e.tracer_name) {
+            (Some(pid), Some(name)) => format!("{pid} ({name})"),
+            (Some(pid), None) => pid.to_string(),
+            _ => "-".into(),
+        };
+        writeln!(
+            out,
+            "{:>8}  {:<12} {:<16} {:>7}  {:<14} {}",
+            e.pid, e.user, e.name, e.threads, traced, e.cmdline
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

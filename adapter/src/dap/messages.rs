@@ -1,0 +1,235 @@
+//! DAP message envelopes and the typed arguments and bodies latch uses.
+//!
+//! Outgoing messages are built as `serde_json::Value` bodies inside typed envelopes; the
+//! writer assigns `seq` when it sends, so ordering and numbering live in one place.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{json, Value};
+
+/// An incoming request. Anything else a client sends (responses to reverse requests,
+/// events) is logged and dropped.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Request {
+    pub seq: i64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub command: String,
+    #[serde(default)]
+    pub arguments: Option<Value>,
+}
+
+/// What latch writes; `seq` is filled in by the writer.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Outgoing {
+    Response(Response),
+    Event(Event),
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Response {
+    #[serde(rename = "request_seq")]
+    pub request_seq: i64,
+    pub success: bool,
+    pub command: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub event: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+}
+
+impl Response {
+    pub fn ok(request: &Request, body: Option<Value>) -> Response {
+        Response {
+            request_seq: request.seq,
+            success: true,
+            command: request.command.clone(),
+            message: None,
+            body,
+        }
+    }
+
+    /// An error response: `short` is the machine-readable `message` (e.g. "cancelled"),
+    /// `text` the full explanation shown to the user.
+    pub fn error(request_seq: i64, command: &str, short: &str, text: &str) -> Response {
+        Response {
+            request_seq,
+            success: false,
+            command: command.to_string(),
+            message: Some(short.to_string()),
+            body: Some(json!({
+                "error": { "id": 1, "format": escape_format(text), "showUser": true }
+            })),
+        }
+    }
+}
+
+/// `Message.format` treats `{name}` as a variable; braces from user data must not be.
+fn escape_format(text: &str) -> String {
+    text.replace('{', "(").replace('}', ")")
+}
+
+impl Event {
+    pub fn new(event: &str, body: Value) -> Event {
+        Event {
+            event: event.to_string(),
+            body: Some(body),
+        }
+    }
+}
+
+/// `initialize` arguments we act on.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InitializeArguments {
+    #[serde(default, rename = "clientID")]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub supports_progress_reporting: Option<bool>,
+}
+
+/// The `attach` arguments: the single source of truth for what an editor may send.
+/// `schemas/attach.schema.json` is generated from this type.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(title = "latch attach arguments")]
+pub struct AttachArguments {
+    /// The process to attach to: a number, or a numeric string as process pickers return.
+    #[serde(default, alias = "processId", deserialize_with = "deserialize_pid")]
+    #[schemars(schema_with = "pid_schema")]
+    pub pid: Option<i64>,
+    /// Wait for a process whose name starts with this, and attach to it as it starts
+    /// (instead of `pid`).
+    #[serde(default)]
+    pub wait_for: Option<String>,
+    /// How `waitFor` matches: `name` (the 15-byte process name, or the executable's or
+    /// argv[0]'s basename) or `cmdline` (a prefix of the full command line).
+    #[serde(default)]
+    pub wait_for_match: Option<WaitForMatch>,
+    /// Give up waiting after this many milliseconds (default: wait until cancelled).
+    #[serde(default)]
+    pub wait_for_timeout: Option<u64>,
+    /// How often to scan /proc when the kernel's process events are not available, in
+    /// milliseconds (default 1).
+    #[serde(default)]
+    pub wait_for_interval: Option<u64>,
+    /// Also take a matching process that is already running (default false: only a
+    /// process that starts after the wait began).
+    #[serde(default)]
+    pub wait_for_existing: Option<bool>,
+    /// The executable to read symbols from, when /proc/PID/exe is not the right file.
+    #[serde(default)]
+    pub program: Option<String>,
+    /// Stay stopped after attaching (default false: the target runs on after
+    /// configuration).
+    #[serde(default)]
+    pub stop_on_entry: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WaitForMatch {
+    Name,
+    Cmdline,
+}
+
+/// `pid` in the schema: an integer or a string of digits (pickers return either).
+fn pid_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "anyOf": [
+            { "type": "integer", "minimum": 1 },
+            { "type": "string", "pattern": "^\\s*[0-9]+\\s*$" }
+        ]
+    })
+}
+
+fn deserialize_pid<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::de::Error;
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| D::Error::custom(format!("pid {n} is not a whole number"))),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| D::Error::custom(format!("pid {s:?} is not a number"))),
+        Some(other) => Err(D::Error::custom(format!(
+            "pid must be a number or a numeric string, not {other}"
+        ))),
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DisconnectArguments {
+    #[serde(default)]
+    pub terminate_debuggee: Option<bool>,
+    #[serde(default)]
+    pub suspend_debuggee: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelArguments {
+    #[serde(default)]
+    pub request_id: Option<i64>,
+    #[serde(default)]
+    pub progress_id: Option<String>,
+}
+
+/// Capabilities: only what works.
+pub fn capabilities() -> Value {
+    json!({
+        "supportsConfigurationDoneRequest": true,
+        "supportTerminateDebuggee": true,
+        "supportSuspendDebuggee": true,
+        "supportsTerminateRequest": true,
+        "supportsCancelRequest": true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_accepts_numbers_strings_and_the_alias() {
+        let a: AttachArguments = serde_json::from_value(json!({"pid": 42})).unwrap();
+        assert_eq!(a.pid, Some(42));
+        let a: AttachArguments = serde_json::from_value(json!({"pid": " 42 "})).unwrap();
+        assert_eq!(a.pid, Some(42));
+        let a: AttachArguments = serde_json::from_value(json!({"processId": "7"})).unwrap();
+        assert_eq!(a.pid, Some(7));
+        let err = serde_json::from_value::<AttachArguments>(json!({"pid": true})).unwrap_err();
+        assert!(err.to_string().contains("pid"), "{err}");
+        let err = serde_json::from_value::<AttachArguments>(json!({"pid": "abc"})).unwrap_err();
+        assert!(err.to_string().contains("not a number"), "{err}");
+    }
+
+    #[test]
+    fn unknown_fields_from_editors_are_accepted() {
+        let a: AttachArguments = serde_json::from_value(
+            json!({"type": "latch", "request": "attach", "name": "x", "__sessionId": "1", "waitFor": "srv"}),
+        )
+        .unwrap();
+        assert_eq!(a.wait_for.as_deref(), Some("srv"));
+    }
+
+    #[test]
+    fn error_text_braces_are_not_format_variables() {
+        let r = Response::error(3, "attach", "failed", "bad {x}");
+        assert_eq!(r.body.unwrap()["error"]["format"], "bad (x)");
+    }
+}

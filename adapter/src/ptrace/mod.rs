@@ -1,0 +1,418 @@
+//! Everything that calls ptrace or waitpid, on ONE dedicated OS thread.
+//!
+//! Linux ties a tracee to the tracer *thread*: ptrace from any other thread fails with
+//! ESRCH, and when the tracing thread exits the kernel detaches every tracee. So the
+//! tracer lives on a `std::thread` for the whole session, never on a pool. Other threads
+//! talk to it through [`BackendHandle`] (a command channel plus an eventfd to wake it)
+//! and hear from it through [`BackendEvent`]s.
+
+mod errors;
+mod sys;
+mod tracer;
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+pub use errors::{explain_permission, validate, AttachError};
+use tracer::{EventWait, Tracer};
+
+use crate::procfs::{self, Pid};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadInfo {
+    pub tid: Pid,
+    /// `comm` of the thread.
+    pub name: String,
+    pub is_main: bool,
+}
+
+impl ThreadInfo {
+    pub fn read(pid: Pid, tid: Pid) -> ThreadInfo {
+        ThreadInfo {
+            tid,
+            name: procfs::task_comm(pid, tid).unwrap_or_else(|_| "?".into()),
+            is_main: tid == pid,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AttachReport {
+    pub pid: Pid,
+    pub name: String,
+    pub threads: Vec<ThreadInfo>,
+    /// The thread to show first: the leader, or the first thread if the leader exited.
+    pub main_tid: Pid,
+    /// The process was stopped by job control (e.g. `kill -STOP`) before we came.
+    pub was_job_stopped: bool,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetachMode {
+    /// The DAP default for attach: the target runs on as before.
+    Run,
+    /// `suspendDebuggee`: released, but stopped by SIGSTOP so it can be attached again.
+    LeaveStopped,
+    /// `terminateDebuggee`: SIGKILL.
+    Kill,
+}
+
+#[derive(Debug, Clone)]
+pub enum BackendEvent {
+    ThreadStarted(ThreadInfo),
+    ThreadExited(Pid),
+    /// The whole process is gone; `code` is 128 + signal when a signal ended it.
+    ProcessExited {
+        code: i32,
+    },
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BackendError {
+    #[error("not attached to a process")]
+    NotAttached,
+    #[error("the process has exited")]
+    Exited,
+    #[error("the ptrace thread is gone")]
+    Gone,
+}
+
+enum Command {
+    Attach {
+        pid: i64,
+        reply: oneshot::Sender<Result<AttachReport, AttachError>>,
+    },
+    StopAll {
+        reply: oneshot::Sender<Result<Vec<ThreadInfo>, BackendError>>,
+    },
+    ResumeAll {
+        reply: oneshot::Sender<Result<(), BackendError>>,
+    },
+    Threads {
+        reply: oneshot::Sender<Result<Vec<ThreadInfo>, BackendError>>,
+    },
+    ProgramCounters {
+        reply: oneshot::Sender<Result<Vec<(Pid, u64)>, BackendError>>,
+    },
+    Signal {
+        signal: i32,
+        reply: oneshot::Sender<Result<(), BackendError>>,
+    },
+    Detach {
+        mode: DetachMode,
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// A cloneable way to command the ptrace thread from any thread.
+#[derive(Clone)]
+pub struct BackendHandle {
+    commands: mpsc::Sender<Command>,
+    wake: Arc<OwnedFd>,
+}
+
+/// Owns the ptrace thread: dropping it detaches from the target and joins the thread.
+pub struct Backend {
+    handle: Option<BackendHandle>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Backend {
+    pub fn spawn() -> std::io::Result<(Backend, tokio::sync::mpsc::UnboundedReceiver<BackendEvent>)>
+    {
+        let (commands, command_rx) = mpsc::channel();
+        let wake = Arc::new(new_eventfd()?);
+        let (event_tx, event_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (sigchld_read, sigchld_write) = UnixStream::pair()?;
+        sigchld_read.set_nonblocking(true)?;
+        signal_hook::low_level::pipe::register(libc::SIGCHLD, sigchld_write)?;
+        let thread_wake = wake.clone();
+        let thread = std::thread::Builder::new()
+            .name("latch-ptrace".into())
+            .spawn(move || {
+                let mut worker = Worker {
+                    commands: command_rx,
+                    wake: thread_wake,
+                    sigchld: sigchld_read,
+                    events: event_tx,
+                    tracer: None,
+                };
+                worker.run();
+            })?;
+        Ok((
+            Backend {
+                handle: Some(BackendHandle { commands, wake }),
+                thread: Some(thread),
+            },
+            event_rx,
+        ))
+    }
+
+    pub fn handle(&self) -> BackendHandle {
+        self.handle.clone().expect("handle lives until drop")
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        // Closing our sender ends the worker once every clone is gone too; a Detach
+        // first makes sure that happens now even if a clone lingers elsewhere.
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.detach_blocking(DetachMode::Run);
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl BackendHandle {
+    fn send<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> oneshot::Receiver<T> {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(make(tx)).is_ok() {
+            let one: u64 = 1;
+            // SAFETY: 8 bytes from a valid u64 to our eventfd.
+            unsafe { libc::write(self.wake.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        }
+        rx
+    }
+
+    pub async fn attach(&self, pid: i64) -> Result<AttachReport, AttachError> {
+        self.send(|reply| Command::Attach { pid, reply })
+            .await
+            .unwrap_or_else(|_| Err(gone_attach(pid)))
+    }
+
+    pub fn attach_blocking(&self, pid: i64) -> Result<AttachReport, AttachError> {
+        self.send(|reply| Command::Attach { pid, reply })
+            .blocking_recv()
+            .unwrap_or_else(|_| Err(gone_attach(pid)))
+    }
+
+    pub async fn stop_all(&self) -> Result<Vec<ThreadInfo>, BackendError> {
+        self.send(|reply| Command::StopAll { reply })
+            .await
+            .unwrap_or(Err(BackendError::Gone))
+    }
+
+    pub async fn resume_all(&self) -> Result<(), BackendError> {
+        self.send(|reply| Command::ResumeAll { reply })
+            .await
+            .unwrap_or(Err(BackendError::Gone))
+    }
+
+    pub async fn threads(&self) -> Result<Vec<ThreadInfo>, BackendError> {
+        self.send(|reply| Command::Threads { reply })
+            .await
+            .unwrap_or(Err(BackendError::Gone))
+    }
+
+    pub fn program_counters_blocking(&self) -> Result<Vec<(Pid, u64)>, BackendError> {
+        self.send(|reply| Command::ProgramCounters { reply })
+            .blocking_recv()
+            .unwrap_or(Err(BackendError::Gone))
+    }
+
+    pub async fn signal(&self, signal: i32) -> Result<(), BackendError> {
+        self.send(|reply| Command::Signal { signal, reply })
+            .await
+            .unwrap_or(Err(BackendError::Gone))
+    }
+
+    pub async fn detach(&self, mode: DetachMode) {
+        let _ = self.send(|reply| Command::Detach { mode, reply }).await;
+    }
+
+    pub fn detach_blocking(&self, mode: DetachMode) {
+        let _ = self
+            .send(|reply| Command::Detach { mode, reply })
+            .blocking_recv();
+    }
+}
+
+fn gone_attach(pid: i64) -> AttachError {
+    AttachError::Os {
+        pid: pid as Pid,
+        message: "the ptrace thread is gone".into(),
+    }
+}
+
+fn new_eventfd() -> std::io::Result<OwnedFd> {
+    // SAFETY: eventfd returns a new descriptor or -1.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+struct Worker {
+    commands: mpsc::Receiver<Command>,
+    wake: Arc<OwnedFd>,
+    sigchld: UnixStream,
+    events: tokio::sync::mpsc::UnboundedSender<BackendEvent>,
+    tracer: Option<Tracer>,
+}
+
+/// Waits on the SIGCHLD pipe only: used inside stop/detach, where commands wait.
+struct ChildWait<'a>(&'a UnixStream);
+
+impl EventWait for ChildWait<'_> {
+    fn wait_for_events(&mut self, timeout: Duration) {
+        poll_readable(&[self.0.as_raw_fd()], timeout);
+        drain_fd(self.0.as_raw_fd());
+    }
+}
+
+fn poll_readable(fds: &[RawFd], timeout: Duration) {
+    let mut pollfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|fd| libc::pollfd {
+            fd: *fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: a valid array of pollfd of the given length.
+    unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, ms) };
+}
+
+fn drain_fd(fd: RawFd) {
+    let mut buf = [0u8; 256];
+    // SAFETY: reads into a local buffer from a non-blocking descriptor.
+    while unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+}
+
+impl Worker {
+    fn run(&mut self) {
+        loop {
+            let timeout = if self.tracer.is_some() { 100 } else { 1000 };
+            poll_readable(
+                &[self.wake.as_raw_fd(), self.sigchld.as_raw_fd()],
+                Duration::from_millis(timeout),
+            );
+            drain_fd(self.wake.as_raw_fd());
+            drain_fd(self.sigchld.as_raw_fd());
+            loop {
+                match self.commands.try_recv() {
+                    Ok(command) => self.handle(command),
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        self.detach(DetachMode::Run);
+                        return;
+                    }
+                }
+            }
+            if let Some(tracer) = &mut self.tracer {
+                tracer.poll_events();
+                if tracer.exited {
+                    self.tracer = None;
+                }
+            }
+        }
+    }
+
+    fn detach(&mut self, mode: DetachMode) {
+        if let Some(mut tracer) = self.tracer.take() {
+            tracer.detach(mode, &mut ChildWait(&self.sigchld));
+        }
+    }
+
+    fn attached(&mut self) -> Result<&mut Tracer, BackendError> {
+        self.tracer.as_mut().ok_or(BackendError::NotAttached)
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Attach { pid, reply } => {
+                let result = self.attach(pid);
+                let _ = reply.send(result);
+            }
+            Command::StopAll { reply } => {
+                let sigchld = &self.sigchld;
+                let result = self
+                    .tracer
+                    .as_mut()
+                    .ok_or(BackendError::NotAttached)
+                    .map(|tracer| {
+                        tracer.stop_all(&mut ChildWait(sigchld));
+                        tracer.thread_infos()
+                    });
+                let _ = reply.send(result);
+            }
+            Command::ResumeAll { reply } => {
+                let _ = reply.send(self.attached().map(|t| t.resume_all()));
+            }
+            Command::Threads { reply } => {
+                let _ = reply.send(self.attached().map(|t| t.thread_infos()));
+            }
+            Command::ProgramCounters { reply } => {
+                let result = self.attached().map(|t| {
+                    t.thread_infos()
+                        .iter()
+                        .filter_map(|info| {
+                            t.program_counter(info.tid).ok().map(|pc| (info.tid, pc))
+                        })
+                        .collect()
+                });
+                let _ = reply.send(result);
+            }
+            Command::Signal { signal, reply } => {
+                let result = self.attached().map(|t| {
+                    // SAFETY: kill with the attached pid and a signal number from us.
+                    unsafe { libc::kill(t.pid, signal) };
+                });
+                let _ = reply.send(result);
+            }
+            Command::Detach { mode, reply } => {
+                self.detach(mode);
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    fn attach(&mut self, pid: i64) -> Result<AttachReport, AttachError> {
+        if let Some(tracer) = &self.tracer {
+            return Err(AttachError::AlreadyAttached(tracer.pid));
+        }
+        let started = Instant::now();
+        let (tracer, outcome) =
+            Tracer::attach(pid, self.events.clone(), &mut ChildWait(&self.sigchld))?;
+        let pid = tracer.pid;
+        let main_tid = if outcome.threads.iter().any(|t| t.tid == pid) {
+            pid
+        } else {
+            outcome.threads.first().map_or(pid, |t| t.tid)
+        };
+        self.tracer = Some(tracer);
+        Ok(AttachReport {
+            pid,
+            name: procfs::comm(pid).unwrap_or_else(|_| "?".into()),
+            threads: outcome.threads,
+            main_tid,
+            was_job_stopped: outcome.was_job_stopped,
+            elapsed: started.elapsed(),
+        })
+    }
+}
+
+impl Drop for Tracer {
+    /// Reached when the ptrace thread unwinds from a panic: let the target go.
+    fn drop(&mut self) {
+        if !self.exited {
+            let (read, _write) = match UnixStream::pair() {
+                Ok(pair) => pair,
+                Err(_) => return,
+            };
+            self.detach(DetachMode::Run, &mut ChildWait(&read));
+        }
+    }
+}

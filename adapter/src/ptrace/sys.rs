@@ -1,0 +1,207 @@
+//! Thin, errno-preserving wrappers over the ptrace and waitpid calls latch makes.
+//!
+//! Wait statuses are decoded here by hand: nix's `WaitStatus` rejects real-time signal
+//! stops with EINVAL after the kernel has already consumed the event, losing the stop.
+//! Signals are passed as raw numbers for the same reason.
+
+use std::io;
+
+use crate::procfs::Pid;
+
+pub const PTRACE_EVENT_STOP: i32 = 128;
+pub const PTRACE_EVENT_CLONE: i32 = libc::PTRACE_EVENT_CLONE;
+pub const PTRACE_EVENT_EXEC: i32 = libc::PTRACE_EVENT_EXEC;
+
+fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn request(req: libc::c_uint, tid: Pid, addr: usize, data: usize) -> io::Result<libc::c_long> {
+    // SAFETY: every request made through here takes integers (or a pointer we own, for
+    // GETEVENTMSG/GETREGS) and the kernel validates the tid.
+    check(unsafe {
+        libc::ptrace(
+            req,
+            tid,
+            addr as *mut libc::c_void,
+            data as *mut libc::c_void,
+        )
+    })
+}
+
+/// Seizes without stopping; the options apply atomically. TRACECLONE makes every new
+/// thread ours before it runs a single instruction. Never EXITKILL: the target must
+/// outlive latch.
+pub fn seize(tid: Pid) -> io::Result<()> {
+    let options = libc::PTRACE_O_TRACECLONE | libc::PTRACE_O_TRACEEXEC;
+    request(libc::PTRACE_SEIZE, tid, 0, options as usize).map(drop)
+}
+
+pub fn interrupt(tid: Pid) -> io::Result<()> {
+    request(libc::PTRACE_INTERRUPT, tid, 0, 0).map(drop)
+}
+
+pub fn cont(tid: Pid, signal: i32) -> io::Result<()> {
+    request(libc::PTRACE_CONT, tid, 0, signal as usize).map(drop)
+}
+
+/// Lets a thread in group-stop stay stopped (as job control wants) while still
+/// reporting to us; see ptrace(2), "PTRACE_LISTEN".
+pub fn listen(tid: Pid) -> io::Result<()> {
+    request(libc::PTRACE_LISTEN, tid, 0, 0).map(drop)
+}
+
+pub fn detach(tid: Pid, signal: i32) -> io::Result<()> {
+    request(libc::PTRACE_DETACH, tid, 0, signal as usize).map(drop)
+}
+
+pub fn event_message(tid: Pid) -> io::Result<u64> {
+    let mut message: libc::c_ulong = 0;
+    request(
+        libc::PTRACE_GETEVENTMSG,
+        tid,
+        0,
+        &mut message as *mut _ as usize,
+    )?;
+    Ok(message as u64)
+}
+
+pub fn get_regs(tid: Pid) -> io::Result<libc::user_regs_struct> {
+    // SAFETY: user_regs_struct is plain old data; GETREGS fills it completely.
+    let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+    request(libc::PTRACE_GETREGS, tid, 0, &mut regs as *mut _ as usize)?;
+    Ok(regs)
+}
+
+/// One decoded `waitpid` result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitEvent {
+    Exited {
+        tid: Pid,
+        code: i32,
+    },
+    Killed {
+        tid: Pid,
+        signal: i32,
+    },
+    /// A `PTRACE_EVENT_*` stop; `signal` tells an interrupt (SIGTRAP) from a group-stop.
+    Event {
+        tid: Pid,
+        event: i32,
+        signal: i32,
+    },
+    /// Signal-delivery-stop: the thread is about to receive `signal`; resuming it with
+    /// the same number delivers it, with 0 suppresses it.
+    Signal {
+        tid: Pid,
+        signal: i32,
+    },
+}
+
+pub fn decode(tid: Pid, status: i32) -> Option<WaitEvent> {
+    if libc::WIFEXITED(status) {
+        Some(WaitEvent::Exited {
+            tid,
+            code: libc::WEXITSTATUS(status),
+        })
+    } else if libc::WIFSIGNALED(status) {
+        Some(WaitEvent::Killed {
+            tid,
+            signal: libc::WTERMSIG(status),
+        })
+    } else if libc::WIFSTOPPED(status) {
+        let signal = libc::WSTOPSIG(status);
+        let event = (status >> 16) & 0xff;
+        if event != 0 {
+            Some(WaitEvent::Event { tid, event, signal })
+        } else {
+            Some(WaitEvent::Signal { tid, signal })
+        }
+    } else {
+        None
+    }
+}
+
+/// Collects every event that is ready now, without blocking. `__WNOTHREAD` keeps us to
+/// the tracees of this thread, which is the only thread that traces.
+pub fn drain_events(out: &mut Vec<WaitEvent>) {
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid with a valid status pointer.
+        let tid = unsafe {
+            libc::waitpid(
+                -1,
+                &mut status,
+                libc::__WALL | libc::__WNOTHREAD | libc::WNOHANG,
+            )
+        };
+        if tid <= 0 {
+            return;
+        }
+        if let Some(event) = decode(tid, status) {
+            out.push(event);
+        }
+    }
+}
+
+pub fn is_group_stop_signal(signal: i32) -> bool {
+    matches!(
+        signal,
+        libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
+    )
+}
+
+pub fn gettid() -> Pid {
+    // SAFETY: gettid cannot fail.
+    unsafe { libc::gettid() }
+}
+
+pub fn errno_of(err: &io::Error) -> i32 {
+    err.raw_os_error().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_realtime_signal_stops_that_nix_rejects() {
+        let sigrtmin = libc::SIGRTMIN();
+        let status = (sigrtmin << 8) | 0x7f;
+        assert_eq!(
+            decode(5, status),
+            Some(WaitEvent::Signal {
+                tid: 5,
+                signal: sigrtmin
+            })
+        );
+    }
+
+    #[test]
+    fn decodes_event_stops_and_exits() {
+        let status = (PTRACE_EVENT_STOP << 16) | (libc::SIGTRAP << 8) | 0x7f;
+        assert_eq!(
+            decode(9, status),
+            Some(WaitEvent::Event {
+                tid: 9,
+                event: PTRACE_EVENT_STOP,
+                signal: libc::SIGTRAP
+            })
+        );
+        assert_eq!(
+            decode(9, 3 << 8),
+            Some(WaitEvent::Exited { tid: 9, code: 3 })
+        );
+        assert_eq!(
+            decode(9, libc::SIGKILL),
+            Some(WaitEvent::Killed {
+                tid: 9,
+                signal: libc::SIGKILL
+            })
+        );
+    }
+}

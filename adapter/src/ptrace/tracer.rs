@@ -1,0 +1,482 @@
+//! The tracer: the state of one traced process and the attach, stop, resume and detach
+//! algorithms of DESIGN.md section 4. It lives on the ptrace thread and is driven by it.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io;
+use std::time::{Duration, Instant};
+
+use super::errors::{self, AttachError};
+use super::sys::{self, WaitEvent, PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_STOP};
+use super::{BackendEvent, DetachMode, ThreadInfo};
+use crate::priority::Boost;
+use crate::procfs::{self, Pid};
+
+/// How long stopping every thread may take before we give up on the stragglers. A thread
+/// in uninterruptible sleep (D state, e.g. on a hung NFS mount) stops only when the
+/// kernel lets it go.
+const STOP_DEADLINE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunState {
+    Running,
+    Stopped,
+}
+
+#[derive(Debug)]
+struct Thread {
+    state: RunState,
+    /// A signal intercepted at signal-delivery-stop, owed to the thread when it resumes.
+    pending_signal: i32,
+    /// Stopped by job control (SIGSTOP and kin) rather than by us.
+    in_group_stop: bool,
+}
+
+impl Thread {
+    fn running() -> Thread {
+        Thread {
+            state: RunState::Running,
+            pending_signal: 0,
+            in_group_stop: false,
+        }
+    }
+}
+
+/// Waits until a tracee event is probably ready (the SIGCHLD pipe or the command
+/// eventfd becomes readable), or the timeout passes.
+pub trait EventWait {
+    fn wait_for_events(&mut self, timeout: Duration);
+}
+
+pub struct Tracer {
+    pub pid: Pid,
+    threads: BTreeMap<Pid, Thread>,
+    /// True once the process is gone; nothing more to do with it.
+    pub exited: bool,
+    was_job_stopped: bool,
+    events: tokio::sync::mpsc::UnboundedSender<BackendEvent>,
+    /// Events are reported to the session only after the attach finished.
+    announce: bool,
+}
+
+pub struct AttachOutcome {
+    pub threads: Vec<ThreadInfo>,
+    pub was_job_stopped: bool,
+}
+
+impl Tracer {
+    pub fn attach(
+        pid: i64,
+        events: tokio::sync::mpsc::UnboundedSender<BackendEvent>,
+        waiter: &mut dyn EventWait,
+    ) -> Result<(Tracer, AttachOutcome), AttachError> {
+        let pid = errors::validate(pid)?;
+        let was_job_stopped = procfs::stat(pid).is_ok_and(|s| s.state == 'T');
+        let mut tracer = Tracer {
+            pid,
+            threads: BTreeMap::new(),
+            exited: false,
+            was_job_stopped,
+            events,
+            announce: false,
+        };
+        let _boost = Boost::raise();
+        if let Err(err) = tracer.seize_all() {
+            tracer.release_after_failed_attach();
+            return Err(err);
+        }
+        tracer.wait_until_all_stopped(waiter);
+        // Threads born between our scan and their parent's stop arrive through
+        // TRACECLONE; the final check makes sure /proc agrees.
+        for _ in 0..10 {
+            let missing = tracer.unstopped_tasks();
+            if missing.is_empty() {
+                break;
+            }
+            tracing::debug!(?missing, "tasks not yet stopped after the first pass");
+            let _ = tracer.seize_all();
+            tracer.wait_until_all_stopped(waiter);
+        }
+        if tracer.threads.is_empty() {
+            tracer.exited = true;
+            return Err(AttachError::NoSuchProcess(pid));
+        }
+        tracer.announce = true;
+        let threads = tracer.thread_infos();
+        Ok((
+            tracer,
+            AttachOutcome {
+                threads,
+                was_job_stopped,
+            },
+        ))
+    }
+
+    /// Seizes and interrupts every task in /proc without waiting in between, rescanning
+    /// until two passes in a row find nothing new.
+    fn seize_all(&mut self) -> Result<(), AttachError> {
+        let me = std::process::id() as Pid;
+        let my_tid = sys::gettid();
+        let mut seen: HashSet<Pid> = self.threads.keys().copied().collect();
+        let mut quiet_passes = 0;
+        let mut first_error: Option<i32> = None;
+        for _ in 0..10_000 {
+            let tids = match procfs::tasks(self.pid) {
+                Ok(tids) => tids,
+                Err(_) if self.threads.is_empty() => {
+                    return Err(AttachError::NoSuchProcess(self.pid))
+                }
+                Err(_) => break,
+            };
+            let mut found_new = false;
+            for tid in tids {
+                if !seen.insert(tid) {
+                    continue;
+                }
+                found_new = true;
+                match sys::seize(tid) {
+                    Ok(()) => {
+                        // The thread may exit between the two calls; its exit event tells us.
+                        let _ = sys::interrupt(tid);
+                        self.threads.insert(tid, Thread::running());
+                    }
+                    Err(err) => {
+                        let errno = sys::errno_of(&err);
+                        match errno {
+                            libc::ESRCH => {}
+                            libc::EPERM if task_is_gone(self.pid, tid) => {}
+                            libc::EPERM if traced_by_us(self.pid, tid, me, my_tid) => {
+                                // A clone child that TRACECLONE already gave us.
+                                self.threads.entry(tid).or_insert_with(Thread::running);
+                            }
+                            _ => {
+                                tracing::debug!(tid, %err, "seize failed");
+                                first_error.get_or_insert(errno);
+                            }
+                        }
+                    }
+                }
+            }
+            if found_new {
+                quiet_passes = 0;
+            } else {
+                quiet_passes += 1;
+                if quiet_passes == 2 {
+                    break;
+                }
+            }
+        }
+        match (self.threads.is_empty(), first_error) {
+            (true, Some(errno)) => Err(errors::explain(self.pid, errno)),
+            (true, None) if has_live_tasks(self.pid) => Err(errors::explain(self.pid, libc::EPERM)),
+            (true, None) => Err(AttachError::NoSuchProcess(self.pid)),
+            (false, _) => Ok(()),
+        }
+    }
+
+    /// After a partial failure, let go of whatever we did seize.
+    fn release_after_failed_attach(&mut self) {
+        let tids: Vec<Pid> = self.threads.keys().copied().collect();
+        for tid in tids {
+            let _ = sys::detach(tid, 0);
+        }
+        self.threads.clear();
+        self.exited = true;
+    }
+
+    /// Tasks in /proc (not zombies) that we do not hold stopped.
+    fn unstopped_tasks(&self) -> Vec<Pid> {
+        procfs::tasks(self.pid)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|tid| {
+                self.threads
+                    .get(tid)
+                    .is_none_or(|t| t.state != RunState::Stopped)
+            })
+            .filter(|tid| !task_is_gone(self.pid, *tid))
+            .collect()
+    }
+
+    fn wait_until_all_stopped(&mut self, waiter: &mut dyn EventWait) {
+        let deadline = Instant::now() + STOP_DEADLINE;
+        let mut batch = Vec::new();
+        loop {
+            sys::drain_events(&mut batch);
+            for event in batch.drain(..) {
+                self.on_event(event, true);
+            }
+            if self.exited || self.threads.values().all(|t| t.state == RunState::Stopped) {
+                return;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let stragglers: Vec<Pid> = self
+                    .threads
+                    .iter()
+                    .filter(|(_, t)| t.state != RunState::Stopped)
+                    .map(|(tid, _)| *tid)
+                    .collect();
+                tracing::warn!(?stragglers, "threads did not stop within {STOP_DEADLINE:?}");
+                return;
+            }
+            waiter.wait_for_events((deadline - now).min(Duration::from_millis(50)));
+        }
+    }
+
+    /// Stops every running thread and waits for all of them.
+    pub fn stop_all(&mut self, waiter: &mut dyn EventWait) {
+        if self.exited {
+            return;
+        }
+        let _boost = Boost::raise();
+        let running: Vec<Pid> = self
+            .threads
+            .iter()
+            .filter(|(_, t)| t.state == RunState::Running)
+            .map(|(tid, _)| *tid)
+            .collect();
+        for tid in running {
+            let _ = sys::interrupt(tid);
+        }
+        self.wait_until_all_stopped(waiter);
+    }
+
+    pub fn resume_all(&mut self) {
+        if self.exited {
+            return;
+        }
+        let _boost = Boost::raise();
+        let tids: Vec<Pid> = self.threads.keys().copied().collect();
+        for tid in tids {
+            self.resume(tid);
+        }
+    }
+
+    fn resume(&mut self, tid: Pid) {
+        let Some(thread) = self.threads.get_mut(&tid) else {
+            return;
+        };
+        if thread.state != RunState::Stopped {
+            return;
+        }
+        let result = if thread.in_group_stop {
+            // Job control stopped it: stay stopped until SIGCONT, as without a debugger.
+            sys::listen(tid)
+        } else {
+            sys::cont(tid, std::mem::take(&mut thread.pending_signal))
+        };
+        thread.state = RunState::Running;
+        if let Err(err) = result {
+            // ESRCH: it is exiting; its exit event will remove it.
+            tracing::debug!(tid, %err, "resume failed");
+        }
+    }
+
+    /// Reacts to one wait event. While stopping (`stopping`), stops are kept; otherwise a
+    /// stop that the user did not ask for is passed through so the target runs on.
+    fn on_event(&mut self, event: WaitEvent, stopping: bool) {
+        match event {
+            WaitEvent::Exited { tid, code } => self.on_exit(tid, code),
+            WaitEvent::Killed { tid, signal } => self.on_exit(tid, 128 + signal),
+            WaitEvent::Event { tid, event, signal } => {
+                match event {
+                    PTRACE_EVENT_CLONE => {
+                        if let Ok(child) = sys::event_message(tid) {
+                            self.add_thread(child as Pid, RunState::Running);
+                        }
+                    }
+                    PTRACE_EVENT_EXEC => self.forget_threads_gone_by_exec(),
+                    _ => {}
+                }
+                if !self.threads.contains_key(&tid) {
+                    // A clone child's first stop can come before its parent's clone event.
+                    self.add_thread(tid, RunState::Running);
+                }
+                let thread = self.threads.get_mut(&tid).expect("just added");
+                thread.state = RunState::Stopped;
+                thread.in_group_stop =
+                    event == PTRACE_EVENT_STOP && sys::is_group_stop_signal(signal);
+                if !stopping {
+                    self.resume(tid);
+                }
+            }
+            WaitEvent::Signal { tid, signal } => {
+                if !self.threads.contains_key(&tid) {
+                    self.add_thread(tid, RunState::Running);
+                }
+                let thread = self.threads.get_mut(&tid).expect("just added");
+                thread.state = RunState::Stopped;
+                thread.pending_signal = signal;
+                thread.in_group_stop = false;
+                if !stopping {
+                    self.resume(tid);
+                }
+            }
+        }
+    }
+
+    fn add_thread(&mut self, tid: Pid, state: RunState) {
+        if self.threads.contains_key(&tid) {
+            return;
+        }
+        self.threads.insert(
+            tid,
+            Thread {
+                state,
+                ..Thread::running()
+            },
+        );
+        if self.announce {
+            let _ = self
+                .events
+                .send(BackendEvent::ThreadStarted(ThreadInfo::read(self.pid, tid)));
+        }
+    }
+
+    fn on_exit(&mut self, tid: Pid, code: i32) {
+        if self.threads.remove(&tid).is_some() && self.announce && tid != self.pid {
+            let _ = self.events.send(BackendEvent::ThreadExited(tid));
+        }
+        // The leader's exit is reported last, when the whole group is gone. If the leader
+        // left early (pthread_exit) it was never ours, and the last thread stands for it.
+        if tid == self.pid || self.threads.is_empty() {
+            self.threads.clear();
+            self.exited = true;
+            if self.announce {
+                let _ = self.events.send(BackendEvent::ProcessExited { code });
+            }
+        }
+    }
+
+    /// After an exec only the exec'ing thread survives, under the leader's tid.
+    fn forget_threads_gone_by_exec(&mut self) {
+        let alive: HashSet<Pid> = procfs::tasks(self.pid)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let gone: Vec<Pid> = self
+            .threads
+            .keys()
+            .filter(|t| !alive.contains(t))
+            .copied()
+            .collect();
+        for tid in gone {
+            self.threads.remove(&tid);
+            if self.announce {
+                let _ = self.events.send(BackendEvent::ThreadExited(tid));
+            }
+        }
+    }
+
+    /// Handles events that arrived while the target runs.
+    pub fn poll_events(&mut self) {
+        let mut batch = Vec::new();
+        sys::drain_events(&mut batch);
+        for event in batch {
+            self.on_event(event, false);
+        }
+    }
+
+    pub fn thread_infos(&self) -> Vec<ThreadInfo> {
+        self.threads
+            .keys()
+            .map(|tid| ThreadInfo::read(self.pid, *tid))
+            .collect()
+    }
+
+    pub fn program_counter(&self, tid: Pid) -> io::Result<u64> {
+        match self.threads.get(&tid) {
+            Some(t) if t.state == RunState::Stopped => Ok(sys::get_regs(tid)?.rip),
+            Some(_) => Err(io::Error::other("the thread is running")),
+            None => Err(io::Error::from_raw_os_error(libc::ESRCH)),
+        }
+    }
+
+    /// Lets go of the process: everything stopped first, then each thread detached with
+    /// the signal it is owed, non-leaders before the leader.
+    pub fn detach(&mut self, mode: DetachMode, waiter: &mut dyn EventWait) {
+        if self.exited {
+            return;
+        }
+        self.stop_all(waiter);
+        if mode == DetachMode::Kill {
+            // SAFETY: kill with a pid we validated.
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+            self.reap_until_exit(waiter);
+            return;
+        }
+        let _boost = Boost::raise();
+        if mode == DetachMode::LeaveStopped {
+            // Queued while every thread is held: each dequeues it on release and enters
+            // group-stop before running a single instruction.
+            // SAFETY: kill with a pid we validated.
+            unsafe { libc::kill(self.pid, libc::SIGSTOP) };
+        }
+        let mut order: Vec<Pid> = self
+            .threads
+            .keys()
+            .copied()
+            .filter(|t| *t != self.pid)
+            .collect();
+        if self.threads.contains_key(&self.pid) {
+            order.push(self.pid);
+        }
+        for tid in order {
+            let thread = &self.threads[&tid];
+            let signal = if thread.in_group_stop {
+                0
+            } else {
+                thread.pending_signal
+            };
+            if let Err(err) = sys::detach(tid, signal) {
+                tracing::debug!(tid, %err, "detach failed (thread exiting?)");
+            }
+        }
+        self.threads.clear();
+        self.exited = true;
+        // Exit statuses of threads that died meanwhile are ours to collect.
+        let mut batch = Vec::new();
+        sys::drain_events(&mut batch);
+        if self.was_job_stopped {
+            tracing::debug!(
+                "the target was stopped by job control before the attach; it stays stopped"
+            );
+        }
+    }
+
+    fn reap_until_exit(&mut self, waiter: &mut dyn EventWait) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.exited && Instant::now() < deadline {
+            let mut batch = Vec::new();
+            sys::drain_events(&mut batch);
+            for event in batch {
+                match event {
+                    WaitEvent::Exited { tid, code } => self.on_exit(tid, code),
+                    WaitEvent::Killed { tid, signal } => self.on_exit(tid, 128 + signal),
+                    // A thread still reporting a stop must be let go to die.
+                    WaitEvent::Event { tid, .. } | WaitEvent::Signal { tid, .. } => {
+                        let _ = sys::cont(tid, 0);
+                    }
+                }
+            }
+            if !self.exited {
+                waiter.wait_for_events(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+fn task_is_gone(pid: Pid, tid: Pid) -> bool {
+    procfs::task_stat(pid, tid).map_or(true, |s| matches!(s.state, 'Z' | 'X'))
+}
+
+fn has_live_tasks(pid: Pid) -> bool {
+    procfs::tasks(pid)
+        .unwrap_or_default()
+        .into_iter()
+        .any(|tid| !task_is_gone(pid, tid))
+}
+
+fn traced_by_us(pid: Pid, tid: Pid, me: Pid, my_tid: Pid) -> bool {
+    procfs::task_status(pid, tid).is_ok_and(|s| s.tracer_pid == my_tid || s.tracer_pid == me)
+}

@@ -1,0 +1,349 @@
+//! `attach` (by pid or waitFor), `configurationDone` and `cancel`.
+//!
+//! Sequencing (DESIGN.md section 6): attach and fail fast, then the `initialized` event,
+//! configuration, `configurationDone`, and only then the attach response. A waitFor sends
+//! `initialized` at once so the client can finish configuring while we wait (as
+//! CodeLLDB does), and answers `attach` when the process has been caught.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::{Phase, Session, Target, Waiting};
+use crate::dap::{AttachArguments, CancelArguments, Request, Response, WaitForMatch};
+use crate::ptrace::{AttachError, AttachReport, BackendHandle};
+use crate::waitfor::{Canceller, Found, MatchMode, WaitError, WaitSpec, Waiter};
+
+/// How a waitFor ended, sent from its thread to the session.
+pub(super) enum WaitOutcome {
+    Attached {
+        found: Found,
+        report: AttachReport,
+    },
+    AttachFailed(AttachError),
+    WaitFailed(WaitError),
+    /// The wait thread vanished (a bug); reported as an error.
+    Lost,
+}
+
+impl Session {
+    pub(super) async fn attach(&mut self, request: &Request) {
+        let Some(args) = self.arguments::<AttachArguments>(request) else {
+            return;
+        };
+        if let Some(target) = &self.target {
+            let text = AttachError::AlreadyAttached(target.pid).to_string();
+            return self.fail(request, "already attached", &text);
+        }
+        if self.pending_attach.is_some() || self.waiting.is_some() {
+            return self.fail(request, "already attached", "an attach is already in progress (already attached or waiting); one latch session debugs one process");
+        }
+        let stop_on_entry = args.stop_on_entry.unwrap_or(false);
+        match (args.pid, args.wait_for.as_deref()) {
+            (Some(_), Some(_)) => self.fail(
+                request,
+                "invalid arguments",
+                "give either `pid` or `waitFor`, not both",
+            ),
+            (None, None) => self.fail(
+                request,
+                "invalid arguments",
+                "`attach` needs `pid` (a process id) or `waitFor` (a process name to wait for)",
+            ),
+            (Some(pid), None) => {
+                if let Err(err) = crate::ptrace::validate(pid) {
+                    return self.fail(request, "attach failed", &err.to_string());
+                }
+                match self.backend.attach(pid).await {
+                    Ok(report) => {
+                        self.phase = Phase::Attached;
+                        self.announce_attached(&report);
+                        self.out.event("initialized", json!({}));
+                        self.pending_attach = Some(super::PendingAttach {
+                            request_seq: request.seq,
+                            stop_on_entry,
+                            report: Some(report),
+                        });
+                        self.finish_attach_if_ready().await;
+                    }
+                    Err(err) => self.fail(request, "attach failed", &err.to_string()),
+                }
+            }
+            (None, Some(pattern)) => {
+                self.start_wait(request, &args, pattern.to_string(), stop_on_entry)
+            }
+        }
+    }
+
+    fn start_wait(
+        &mut self,
+        request: &Request,
+        args: &AttachArguments,
+        pattern: String,
+        stop_on_entry: bool,
+    ) {
+        if pattern.is_empty() {
+            return self.fail(request, "invalid arguments", "`waitFor` must not be empty");
+        }
+        let spec = WaitSpec {
+            pattern: pattern.clone(),
+            mode: match args.wait_for_match {
+                Some(WaitForMatch::Cmdline) => MatchMode::Cmdline,
+                _ => MatchMode::Name,
+            },
+            existing: args.wait_for_existing.unwrap_or(false),
+            interval: Duration::from_millis(args.wait_for_interval.unwrap_or(1).max(1)),
+            timeout: args.wait_for_timeout.map(Duration::from_millis),
+        };
+        let canceller = match Canceller::new() {
+            Ok(c) => c,
+            Err(err) => {
+                return self.fail(
+                    request,
+                    "waitFor failed",
+                    &format!("could not start waiting: {err}"),
+                )
+            }
+        };
+        let waiter = match Waiter::start(spec) {
+            Ok(w) => w,
+            Err(err) => {
+                return self.fail(
+                    request,
+                    "waitFor failed",
+                    &format!("could not start waiting: {err}"),
+                )
+            }
+        };
+        let what = match args.wait_for_match {
+            Some(WaitForMatch::Cmdline) => format!("whose command line starts with '{pattern}'"),
+            _ => format!("named '{pattern}'"),
+        };
+        self.out.output(
+            "console",
+            &format!(
+                "latch: waiting for a process {what} to start ({}); cancel or disconnect to stop waiting",
+                waiter.method()
+            ),
+        );
+        let progress_id = self
+            .supports_progress
+            .then(|| format!("latch-waitfor-{}", request.seq));
+        if let Some(id) = &progress_id {
+            self.out.event(
+                "progressStart",
+                json!({
+                    "progressId": id,
+                    "title": "Waiting for process",
+                    "message": format!("a process {what}"),
+                    "cancellable": true,
+                    "requestId": request.seq,
+                }),
+            );
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let backend = self.backend.clone();
+        let thread_canceller = canceller.clone();
+        let spawned = std::thread::Builder::new()
+            .name("latch-waitfor".into())
+            .spawn(move || {
+                let _ = tx.send(wait_and_attach(waiter, &thread_canceller, &backend));
+            });
+        if let Err(err) = spawned {
+            return self.fail(
+                request,
+                "waitFor failed",
+                &format!("could not start waiting: {err}"),
+            );
+        }
+        self.phase = Phase::Attached;
+        self.waiting = Some(Waiting {
+            canceller,
+            progress_id,
+            result: rx,
+        });
+        self.pending_attach = Some(super::PendingAttach {
+            request_seq: request.seq,
+            stop_on_entry,
+            report: None,
+        });
+        // The client may configure while we wait; see the module comment.
+        self.out.event("initialized", json!({}));
+    }
+
+    pub(super) async fn on_wait_outcome(&mut self, outcome: WaitOutcome) {
+        let Some(waiting) = self.waiting.take() else {
+            return;
+        };
+        let Some(mut pending) = self.pending_attach.take() else {
+            return;
+        };
+        let end_progress = |out: &crate::transport::Outbox, message: &str| {
+            if let Some(id) = &waiting.progress_id {
+                out.event(
+                    "progressEnd",
+                    json!({ "progressId": id, "message": message }),
+                );
+            }
+        };
+        let (short, text) = match outcome {
+            WaitOutcome::Attached { found, report } => {
+                end_progress(&self.out, &format!("attached to pid {}", report.pid));
+                if !found.others.is_empty() {
+                    self.out.output(
+                        "console",
+                        &format!(
+                            "latch: {} other processes matched at the same time ({}); attached to the first, pid {}",
+                            found.others.len(),
+                            found.others.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
+                            found.pid
+                        ),
+                    );
+                }
+                self.announce_attached(&report);
+                pending.report = Some(report);
+                self.pending_attach = Some(pending);
+                self.finish_attach_if_ready().await;
+                return;
+            }
+            WaitOutcome::WaitFailed(WaitError::Cancelled) => (
+                "cancelled",
+                "the wait for the process was cancelled".to_string(),
+            ),
+            WaitOutcome::WaitFailed(err) => ("waitFor failed", err.to_string()),
+            WaitOutcome::AttachFailed(err) => ("attach failed", err.to_string()),
+            WaitOutcome::Lost => (
+                "waitFor failed",
+                "the wait ended unexpectedly (a latch bug)".to_string(),
+            ),
+        };
+        end_progress(&self.out, short);
+        self.phase = Phase::Initialized;
+        self.out
+            .respond(Response::error(pending.request_seq, "attach", short, &text));
+    }
+
+    /// The `process` event and a `thread` event per thread: clients that learn threads
+    /// only from events (nvim-dap) need them to pause.
+    fn announce_attached(&mut self, report: &AttachReport) {
+        self.target = Some(Target {
+            pid: report.pid,
+            main_tid: report.main_tid,
+            stopped: true,
+            exited: false,
+        });
+        self.out.event(
+            "process",
+            json!({
+                "name": report.name,
+                "systemProcessId": report.pid,
+                "isLocalProcess": true,
+                "startMethod": "attach",
+                "pointerSize": 64,
+            }),
+        );
+        for thread in &report.threads {
+            self.out.event(
+                "thread",
+                json!({ "reason": "started", "threadId": thread.tid }),
+            );
+        }
+        let mut line = format!(
+            "latch: attached to pid {} ({}): {} threads stopped in {:.1} ms",
+            report.pid,
+            report.name,
+            report.threads.len(),
+            report.elapsed.as_secs_f64() * 1000.0
+        );
+        if report.was_job_stopped {
+            line.push_str(
+                "; the process was stopped by job control (SIGSTOP) before the attach: it stays \
+                 stopped until it gets SIGCONT, and is left stopped after detach",
+            );
+        }
+        self.out.output("console", &line);
+    }
+
+    pub(super) async fn configuration_done(&mut self, request: &Request) {
+        self.configuration_done = true;
+        self.out.respond(Response::ok(request, None));
+        self.finish_attach_if_ready().await;
+    }
+
+    /// Answers the attach once both the process is attached and configuration is done,
+    /// then either reports the entry stop or lets the target run.
+    async fn finish_attach_if_ready(&mut self) {
+        let ready = self.configuration_done
+            && self
+                .pending_attach
+                .as_ref()
+                .is_some_and(|p| p.report.is_some());
+        if !ready {
+            return;
+        }
+        let pending = self.pending_attach.take().expect("checked above");
+        self.out.respond(Response {
+            request_seq: pending.request_seq,
+            success: true,
+            command: "attach".into(),
+            message: None,
+            body: None,
+        });
+        let Some(target) = self.target.as_mut() else {
+            return;
+        };
+        if target.exited {
+            return;
+        }
+        if pending.stop_on_entry {
+            self.out.event(
+                "stopped",
+                json!({
+                    "reason": "entry",
+                    "description": "Paused on attach",
+                    "threadId": target.main_tid,
+                    "allThreadsStopped": true,
+                }),
+            );
+        } else {
+            target.stopped = false;
+            if let Err(err) = self.backend.resume_all().await {
+                tracing::warn!("resuming after attach failed: {err}");
+            }
+        }
+    }
+
+    pub(super) fn cancel(&mut self, request: &Request) {
+        let Some(args) = self.arguments::<CancelArguments>(request) else {
+            return;
+        };
+        if let (Some(waiting), Some(pending)) = (&self.waiting, &self.pending_attach) {
+            let matches_request = args.request_id == Some(pending.request_seq);
+            let matches_progress =
+                args.progress_id.is_some() && args.progress_id == waiting.progress_id;
+            if matches_request || matches_progress {
+                waiting.canceller.cancel();
+            }
+        }
+        // Cancelling something that already finished is not an error (DAP `cancel`).
+        self.out.respond(Response::ok(request, None));
+    }
+}
+
+/// Runs on the waitFor thread: wait, then attach straight away from this thread, so no
+/// hop through the session delays the stop. Raised priority makes us win the race
+/// against the new process's start-up on a busy machine.
+fn wait_and_attach(
+    mut waiter: Waiter,
+    canceller: &Canceller,
+    backend: &BackendHandle,
+) -> WaitOutcome {
+    let _boost = crate::priority::Boost::raise();
+    match waiter.wait(canceller) {
+        Ok(found) => match backend.attach_blocking(found.pid as i64) {
+            Ok(report) => WaitOutcome::Attached { found, report },
+            Err(err) => WaitOutcome::AttachFailed(err),
+        },
+        Err(err) => WaitOutcome::WaitFailed(err),
+    }
+}

@@ -1,0 +1,125 @@
+//! `threads`, `pause`, `continue`, and the placeholders for what comes with symbols
+//! (`stackTrace`) and breakpoints (`setBreakpoints`).
+
+use serde_json::json;
+
+use super::{thread_name, Session};
+use crate::dap::Request;
+use crate::dap::Response;
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ThreadArguments {
+    #[serde(default)]
+    thread_id: Option<i64>,
+}
+
+impl Session {
+    /// Truthful at any time, and never stops a running target: the backend answers from
+    /// its thread table, kept current by clone and exit events.
+    pub(super) async fn threads(&mut self, request: &Request) {
+        let threads = match &self.target {
+            Some(target) if !target.exited => self.backend.threads().await.unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let list: Vec<_> = threads
+            .iter()
+            .map(|t| json!({ "id": t.tid, "name": thread_name(t) }))
+            .collect();
+        self.out
+            .respond(Response::ok(request, Some(json!({ "threads": list }))));
+    }
+
+    pub(super) async fn pause(&mut self, request: &Request) {
+        let Some(args) = self.arguments::<ThreadArguments>(request) else {
+            return;
+        };
+        let Some(target) = self.require_target(request) else {
+            return;
+        };
+        let (main_tid, already_stopped) = (target.main_tid, target.stopped);
+        if already_stopped {
+            return self.out.respond(Response::ok(request, None));
+        }
+        match self.backend.stop_all().await {
+            Ok(threads) => {
+                self.out.respond(Response::ok(request, None));
+                let asked = args
+                    .thread_id
+                    .and_then(|id| threads.iter().find(|t| i64::from(t.tid) == id));
+                let thread_id = asked.map_or(main_tid, |t| t.tid);
+                if let Some(target) = self.target.as_mut() {
+                    target.stopped = true;
+                }
+                self.out.event(
+                    "stopped",
+                    json!({
+                        "reason": "pause",
+                        "description": "Paused",
+                        "threadId": thread_id,
+                        "allThreadsStopped": true,
+                    }),
+                );
+            }
+            Err(err) => self.fail(request, "pause failed", &format!("could not pause: {err}")),
+        }
+    }
+
+    pub(super) async fn continue_(&mut self, request: &Request) {
+        if self.arguments::<ThreadArguments>(request).is_none() {
+            return;
+        }
+        if self.require_target(request).is_none() {
+            return;
+        }
+        if self.pending_attach.is_some() {
+            return self.fail(
+                request,
+                "not ready",
+                "the attach is not finished: send `configurationDone` first",
+            );
+        }
+        match self.backend.resume_all().await {
+            Ok(()) => {
+                if let Some(target) = self.target.as_mut() {
+                    target.stopped = false;
+                }
+                self.out.respond(Response::ok(
+                    request,
+                    Some(json!({ "allThreadsContinued": true })),
+                ));
+            }
+            Err(err) => self.fail(
+                request,
+                "continue failed",
+                &format!("could not continue: {err}"),
+            ),
+        }
+    }
+
+    /// Stack traces arrive with symbols; until then an honest empty stack keeps editors
+    /// from showing an error for every stopped thread.
+    pub(super) fn stack_trace(&mut self, request: &Request) {
+        self.out.respond(Response::ok(
+            request,
+            Some(json!({ "stackFrames": [], "totalFrames": 0 })),
+        ));
+    }
+
+    /// Breakpoints are not implemented yet: each one is reported unverified, with why.
+    pub(super) fn set_breakpoints(&mut self, request: &Request) {
+        let count = request
+            .arguments
+            .as_ref()
+            .and_then(|a| a.get("breakpoints"))
+            .and_then(|b| b.as_array())
+            .map_or(0, Vec::len);
+        let breakpoints: Vec<_> = (0..count)
+            .map(|_| json!({ "verified": false, "message": "latch does not support breakpoints yet" }))
+            .collect();
+        self.out.respond(Response::ok(
+            request,
+            Some(json!({ "breakpoints": breakpoints })),
+        ));
+    }
+}

@@ -1,0 +1,314 @@
+//! The DAP state machine. It runs on a single-threaded tokio runtime, never blocks, and
+//! `select!`s over client messages, backend events, a waitFor in progress and latch's
+//! own termination signals. Request families live in their own files.
+
+mod attach;
+mod execution;
+mod lifecycle;
+
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::dap::{InitializeArguments, Request, Response};
+use crate::procfs::Pid;
+use crate::ptrace::{AttachReport, BackendEvent, BackendHandle};
+use crate::transport::{Incoming, Outbox};
+use crate::waitfor::Canceller;
+
+/// Where the session is in the DAP lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Before `initialize`.
+    New,
+    /// After `initialize`, before a successful `attach`.
+    Initialized,
+    /// Attached (or waiting for a process).
+    Attached,
+    /// The client disconnected or went away: the loop ends.
+    Ended,
+}
+
+/// The attached process as the session sees it.
+struct Target {
+    pid: Pid,
+    main_tid: Pid,
+    stopped: bool,
+    exited: bool,
+}
+
+/// An attach request whose response waits for `configurationDone` (or for its process).
+struct PendingAttach {
+    request_seq: i64,
+    stop_on_entry: bool,
+    /// Set once the process is attached; `None` while a waitFor is in progress.
+    report: Option<AttachReport>,
+}
+
+/// A waitFor in progress.
+struct Waiting {
+    canceller: Canceller,
+    progress_id: Option<String>,
+    result: oneshot::Receiver<attach::WaitOutcome>,
+}
+
+/// Why the session ended, for the process exit path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    Disconnected,
+    ClientGone,
+    Signal,
+}
+
+pub struct Session {
+    out: Outbox,
+    backend: BackendHandle,
+    phase: Phase,
+    supports_progress: bool,
+    configuration_done: bool,
+    pending_attach: Option<PendingAttach>,
+    waiting: Option<Waiting>,
+    target: Option<Target>,
+    end_reason: EndReason,
+}
+
+impl Session {
+    pub fn new(out: Outbox, backend: BackendHandle) -> Session {
+        Session {
+            out,
+            backend,
+            phase: Phase::New,
+            supports_progress: false,
+            configuration_done: false,
+            pending_attach: None,
+            waiting: None,
+            target: None,
+            end_reason: EndReason::ClientGone,
+        }
+    }
+
+    /// Serves one client until it disconnects or goes away, or latch is told to stop.
+    /// Whatever the way out, the target is detached before this returns.
+    pub async fn run(
+        mut self,
+        mut input: mpsc::UnboundedReceiver<Incoming>,
+        mut backend_events: mpsc::UnboundedReceiver<BackendEvent>,
+    ) -> EndReason {
+        let mut terminate = signal(tokio::signal::unix::SignalKind::terminate());
+        let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt());
+        let mut hangup = signal(tokio::signal::unix::SignalKind::hangup());
+        while self.phase != Phase::Ended {
+            tokio::select! {
+                message = input.recv() => match message {
+                    Some(Incoming::Frame(body)) => self.on_frame(&body).await,
+                    Some(Incoming::Malformed(err)) => {
+                        tracing::warn!("dropped malformed input: {err}");
+                        self.out.output("console", &format!("latch: dropped malformed DAP input: {err}"));
+                    }
+                    Some(Incoming::Closed) | None => {
+                        tracing::info!("the client closed the connection; detaching");
+                        self.end(EndReason::ClientGone).await;
+                    }
+                },
+                Some(event) = backend_events.recv() => self.on_backend_event(event),
+                outcome = wait_result(&mut self.waiting) => self.on_wait_outcome(outcome).await,
+                _ = recv_signal(&mut terminate) => self.end(EndReason::Signal).await,
+                _ = recv_signal(&mut interrupt) => self.end(EndReason::Signal).await,
+                _ = recv_signal(&mut hangup) => self.end(EndReason::Signal).await,
+            }
+        }
+        self.end_reason
+    }
+
+    async fn on_frame(&mut self, body: &[u8]) {
+        let value: Value = match serde_json::from_slice(body) {
+            Ok(value) => value,
+            Err(err) => {
+                tracing::warn!("dropped a message that is not JSON: {err}");
+                self.out.output(
+                    "console",
+                    &format!("latch: dropped a DAP message that is not valid JSON: {err}"),
+                );
+                return;
+            }
+        };
+        tracing::trace!(target: "latch::dap", "<- {value}");
+        let request = match serde_json::from_value::<Request>(value.clone()) {
+            Ok(request) if request.kind == "request" => request,
+            Ok(other) => {
+                tracing::debug!("ignored a client {} message", other.kind);
+                return;
+            }
+            Err(err) => {
+                // Answer when we can tell which request it was; otherwise log and drop.
+                match (
+                    value.get("seq").and_then(Value::as_i64),
+                    value.get("command").and_then(Value::as_str),
+                ) {
+                    (Some(seq), Some(command)) => self.out.respond(Response::error(
+                        seq,
+                        command,
+                        "invalid request",
+                        &format!("latch could not read this request: {err}"),
+                    )),
+                    _ => {
+                        if value.get("type").and_then(Value::as_str) == Some("request")
+                            || value.get("command").is_some()
+                        {
+                            self.out.output(
+                                "console",
+                                &format!("latch: dropped a malformed DAP request: {err}"),
+                            );
+                        }
+                    }
+                }
+                return;
+            }
+        };
+        self.dispatch(request).await;
+    }
+
+    async fn dispatch(&mut self, request: Request) {
+        if self.phase == Phase::New
+            && request.command != "initialize"
+            && request.command != "disconnect"
+        {
+            return self.fail(
+                &request,
+                "not initialized",
+                "the client must send `initialize` first",
+            );
+        }
+        match request.command.as_str() {
+            "initialize" => self.initialize(&request),
+            "attach" => self.attach(&request).await,
+            "launch" => self.fail(
+                &request,
+                "launch not supported",
+                "latch attaches to running processes; it does not launch them. Use an `attach` \
+                 configuration with `pid` or `waitFor`",
+            ),
+            "configurationDone" => self.configuration_done(&request).await,
+            "cancel" => self.cancel(&request),
+            "threads" => self.threads(&request).await,
+            "pause" => self.pause(&request).await,
+            "continue" => self.continue_(&request).await,
+            "stackTrace" => self.stack_trace(&request),
+            "setBreakpoints" => self.set_breakpoints(&request),
+            "setExceptionBreakpoints" | "setFunctionBreakpoints" => self
+                .out
+                .respond(Response::ok(&request, Some(json!({ "breakpoints": [] })))),
+            "disconnect" => self.disconnect(&request).await,
+            "terminate" => self.terminate(&request).await,
+            other => self.fail(
+                &request,
+                "unsupported request",
+                &format!(
+                    "latch does not support the `{other}` request (unknown or not supported yet)"
+                ),
+            ),
+        }
+    }
+
+    fn initialize(&mut self, request: &Request) {
+        let Some(args) = self.arguments::<InitializeArguments>(request) else {
+            return;
+        };
+        if self.phase != Phase::New {
+            return self.fail(
+                request,
+                "already initialized",
+                "`initialize` may be sent only once",
+            );
+        }
+        self.supports_progress = args.supports_progress_reporting.unwrap_or(false);
+        tracing::info!(client = ?args.client_id, "initialize");
+        self.phase = Phase::Initialized;
+        self.out
+            .respond(Response::ok(request, Some(crate::dap::capabilities())));
+    }
+
+    /// Parses a request's arguments, answering with an error that names the offending
+    /// argument when they do not fit.
+    fn arguments<T: DeserializeOwned + Default>(&self, request: &Request) -> Option<T> {
+        let value = match &request.arguments {
+            None | Some(Value::Null) => return Some(T::default()),
+            Some(value) => value,
+        };
+        match serde_path_to_error::deserialize::<_, T>(value) {
+            Ok(args) => Some(args),
+            Err(err) => {
+                let path = err.path().to_string();
+                let text = if path == "." {
+                    format!(
+                        "invalid arguments for `{}`: {}",
+                        request.command,
+                        err.inner()
+                    )
+                } else {
+                    format!(
+                        "invalid argument `{path}` for `{}`: {}",
+                        request.command,
+                        err.inner()
+                    )
+                };
+                self.fail(request, "invalid arguments", &text);
+                None
+            }
+        }
+    }
+
+    fn fail(&self, request: &Request, short: &str, text: &str) {
+        self.out
+            .respond(Response::error(request.seq, &request.command, short, text));
+    }
+
+    fn require_target(&self, request: &Request) -> Option<&Target> {
+        match &self.target {
+            Some(target) if !target.exited => Some(target),
+            Some(_) => {
+                self.fail(request, "process exited", "the debugged process has exited");
+                None
+            }
+            None => {
+                self.fail(
+                    request,
+                    "not attached",
+                    "not attached to a process yet: send `attach` first",
+                );
+                None
+            }
+        }
+    }
+}
+
+fn signal(kind: tokio::signal::unix::SignalKind) -> Option<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(kind).ok()
+}
+
+async fn recv_signal(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn wait_result(waiting: &mut Option<Waiting>) -> attach::WaitOutcome {
+    match waiting {
+        Some(waiting) => (&mut waiting.result)
+            .await
+            .unwrap_or(attach::WaitOutcome::Lost),
+        None => std::future::pending().await,
+    }
+}
+
+/// The thread name shown in editors: the kernel's name and the tid, the main thread marked.
+fn thread_name(info: &crate::ptrace::ThreadInfo) -> String {
+    if info.is_main {
+        format!("{} ({}) [main]", info.name, info.tid)
+    } else {
+        format!("{} ({})", info.name, info.tid)
+    }
+}
