@@ -161,7 +161,7 @@ fn run_one(
     path: &Path,
     opts: &RunOpts,
 ) -> report::RunResult {
-    let mut target = match targets.spawn(sc, Instant::now() + Duration::from_secs(60)) {
+    let mut target = match targets.spawn(sc, Instant::now() + opts.timeout) {
         Ok(t) => t,
         Err(e) => {
             return report::RunResult {

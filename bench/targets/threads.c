@@ -10,18 +10,22 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
-static atomic_int started;
+/*
+ * Every worker waits here (blocked, not spinning) until all exist. Without
+ * it, the first spinners starve the creation of the others and of main on
+ * a loaded 2-core machine, and "ready" can take minutes.
+ */
+static pthread_barrier_t all_created;
 
 static void *sleeper(void *arg) {
     (void)arg;
-    atomic_fetch_add(&started, 1);
+    pthread_barrier_wait(&all_created);
     for (;;)
         pause();
     return NULL;
@@ -29,7 +33,7 @@ static void *sleeper(void *arg) {
 
 static void *spinner(void *arg) {
     (void)arg;
-    atomic_fetch_add(&started, 1);
+    pthread_barrier_wait(&all_created);
     volatile unsigned long n = 0;
     for (;;)
         n++;
@@ -44,6 +48,7 @@ int main(int argc, char **argv) {
     int spin = strcmp(argv[1], "spin") == 0;
     int n = atoi(argv[2]);
     prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
+    pthread_barrier_init(&all_created, NULL, (unsigned)n + 1);
 
     /* Small stacks: 4000 threads x 8 MiB default stacks is needless. */
     pthread_attr_t attr;
@@ -57,8 +62,7 @@ int main(int argc, char **argv) {
             return 1;
         }
     }
-    while (atomic_load(&started) < n)
-        usleep(1000);
+    pthread_barrier_wait(&all_created);
     printf("ready\n");
     fflush(stdout);
     for (;;)
