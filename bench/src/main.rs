@@ -56,7 +56,7 @@ struct Cli {
     latch: Option<PathBuf>,
     /// Deadline for one peer's whole session, in seconds; past it the peer
     /// is killed and the run reported as a timeout.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = 300)]
     timeout: u64,
     /// Attach without stopOnEntry: then "stopped" is the attach response.
     #[arg(long)]
