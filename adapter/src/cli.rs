@@ -81,7 +81,9 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
         "{:>8}  {:<16} {:<18} {:<18}  LOCATION",
         "TID", "NAME", "STATE", "PC"
     )?;
-    for thread in &report.threads {
+    let mut threads = report.threads.clone();
+    threads.sort_by_key(|t| (!t.is_main, t.tid));
+    for thread in &threads {
         let pc = pcs
             .iter()
             .find(|(tid, _)| *tid == thread.tid)
@@ -185,12 +187,14 @@ fn syscall_name(nr: i64) -> String {
         34 => "pause",
         35 => "nanosleep",
         61 => "wait4",
+        56 => "clone",
         202 => "futex",
         230 => "clock_nanosleep",
         232 => "epoll_wait",
         270 => "pselect6",
         271 => "ppoll",
         281 => "epoll_pwait",
+        435 => "clone3",
         _ => return format!("syscall {nr}"),
     };
     name.to_string()
