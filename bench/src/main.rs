@@ -165,10 +165,11 @@ fn run_one(
         Ok(t) => t,
         Err(e) => {
             return report::RunResult {
-                outcome: Outcome::Failed(format!("target: {e:#}")),
+                // The harness failed, not the peer; say so in the table.
+                outcome: Outcome::Failed(format!("harness, not the peer: {e:#}")),
                 notes: vec![],
                 version: None,
-            }
+            };
         }
     };
     let r = match peer {
