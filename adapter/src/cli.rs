@@ -142,7 +142,7 @@ fn wait_for(
     };
     let mut waiter = Waiter::start(spec)?;
     eprintln!(
-        "waiting for a process named '{pattern}' ({})",
+        "waiting for a process named '{pattern}' to start, {}",
         waiter.method()
     );
     let canceller = Canceller::new()?;

@@ -32,6 +32,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    latch::priority::prefer_latch_over_busy_targets();
     let logging_to_stderr = cli.log_file.is_none();
     if let Err(err) = latch::logging::init(cli.log_file.as_deref(), cli.log_filter.as_deref()) {
         eprintln!("latch: {err:#}");

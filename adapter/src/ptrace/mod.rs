@@ -108,6 +108,8 @@ enum Command {
         mode: DetachMode,
         reply: oneshot::Sender<()>,
     },
+    /// Detach and end the ptrace thread now, whoever else still holds a handle.
+    Shutdown,
 }
 
 /// A cloneable way to command the ptrace thread from any thread.
@@ -161,10 +163,10 @@ impl Backend {
 
 impl Drop for Backend {
     fn drop(&mut self) {
-        // Closing our sender ends the worker once every clone is gone too; a Detach
-        // first makes sure that happens now even if a clone lingers elsewhere.
+        // An explicit command (not just closing the channel) wakes the worker at once
+        // and ends it even if a handle clone lingers elsewhere.
         if let Some(handle) = self.handle.take() {
-            let _ = handle.detach_blocking(DetachMode::Run);
+            drop(handle.send(|_: oneshot::Sender<()>| Command::Shutdown));
         }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -303,6 +305,10 @@ impl Worker {
             drain_fd(self.sigchld.as_raw_fd());
             loop {
                 match self.commands.try_recv() {
+                    Ok(Command::Shutdown) => {
+                        self.detach(DetachMode::Run);
+                        return;
+                    }
                     Ok(command) => self.handle(command),
                     Err(mpsc::TryRecvError::Empty) => break,
                     Err(mpsc::TryRecvError::Disconnected) => {
@@ -376,6 +382,7 @@ impl Worker {
                 self.detach(mode);
                 let _ = reply.send(());
             }
+            Command::Shutdown => unreachable!("handled by the run loop"),
         }
     }
 

@@ -80,11 +80,20 @@ impl Tracer {
             announce: false,
         };
         let _boost = Boost::raise();
+        let started = Instant::now();
         if let Err(err) = tracer.seize_all() {
             tracer.release_after_failed_attach();
             return Err(err);
         }
+        let seized = started.elapsed();
         tracer.wait_until_all_stopped(waiter);
+        tracing::debug!(
+            threads = tracer.threads.len(),
+            boosted = _boost.is_active(),
+            ?seized,
+            stopped = ?started.elapsed(),
+            "seized every thread, then waited for their stops"
+        );
         // Threads born between our scan and their parent's stop arrive through
         // TRACECLONE; the final check makes sure /proc agrees.
         for _ in 0..10 {
@@ -219,7 +228,9 @@ impl Tracer {
                 tracing::warn!(?stragglers, "threads did not stop within {STOP_DEADLINE:?}");
                 return;
             }
-            waiter.wait_for_events((deadline - now).min(Duration::from_millis(50)));
+            // A short timeout: SIGCHLD may be handled by a starved thread of ours, and a
+            // missed wake-up must not cost more than a millisecond.
+            waiter.wait_for_events((deadline - now).min(Duration::from_millis(1)));
         }
     }
 

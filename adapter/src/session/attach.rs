@@ -122,7 +122,7 @@ impl Session {
         self.out.output(
             "console",
             &format!(
-                "latch: waiting for a process {what} to start ({}); cancel or disconnect to stop waiting",
+                "latch: waiting for a process {what} to start, {}; cancel or disconnect to stop waiting",
                 waiter.method()
             ),
         );

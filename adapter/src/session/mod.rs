@@ -169,6 +169,11 @@ impl Session {
     }
 
     async fn dispatch(&mut self, request: Request) {
+        // Debug builds only: lets the end-to-end tests prove that a panic still detaches.
+        #[cfg(debug_assertions)]
+        if std::env::var("LATCH_TEST_PANIC_ON").is_ok_and(|c| c == request.command) {
+            panic!("LATCH_TEST_PANIC_ON={}", request.command);
+        }
         if self.phase == Phase::New
             && request.command != "initialize"
             && request.command != "disconnect"

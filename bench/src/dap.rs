@@ -1,0 +1,224 @@
+//! A minimal DAP client over a child's stdio, with a deadline on every wait.
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{ChildStdin, ChildStdout};
+use std::sync::mpsc;
+use std::time::Instant;
+
+/// A message from the adapter, stamped when the reader thread finished
+/// parsing it: phases end when the bytes arrived, not when the main thread
+/// got round to looking.
+struct Incoming {
+    at: Instant,
+    msg: Result<Value, String>,
+}
+
+/// Raised when a wait runs past its deadline; the caller reports a timeout
+/// (and kills the peer) instead of a failure.
+#[derive(Debug)]
+pub struct Timeout(pub String);
+
+impl std::fmt::Display for Timeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "timed out waiting for {}", self.0)
+    }
+}
+
+impl std::error::Error for Timeout {}
+
+/// Everything seen so far that the phases need to know about.
+#[derive(Default)]
+pub struct Seen {
+    /// Responses by request seq, with their arrival time.
+    pub responses: HashMap<i64, (Instant, Value)>,
+    /// Events by name: arrival time of the first one and how many came.
+    pub events: HashMap<String, (Instant, usize)>,
+    /// Arrival of the first `stopped` event that says all threads stopped.
+    pub all_stopped: Option<Instant>,
+    /// stderr-category `output` events, kept for the report.
+    pub stderr: String,
+}
+
+pub struct Dap {
+    stdin: ChildStdin,
+    rx: mpsc::Receiver<Incoming>,
+    seq: i64,
+    pub seen: Seen,
+    eof: bool,
+}
+
+impl Dap {
+    pub fn new(stdin: ChildStdin, stdout: ChildStdout) -> Self {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || read_loop(stdout, tx));
+        Dap {
+            stdin,
+            rx,
+            seq: 0,
+            seen: Seen::default(),
+            eof: false,
+        }
+    }
+
+    /// Send a request; returns its seq.
+    pub fn send(&mut self, command: &str, arguments: Value) -> Result<i64> {
+        self.seq += 1;
+        let msg = json!({
+            "seq": self.seq,
+            "type": "request",
+            "command": command,
+            "arguments": arguments,
+        });
+        let body = serde_json::to_vec(&msg)?;
+        let mut frame = format!("Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+        frame.extend_from_slice(&body);
+        // One write per message, like an editor; a broken pipe means the
+        // adapter died, which the following wait reports.
+        self.stdin
+            .write_all(&frame)
+            .and_then(|_| self.stdin.flush())
+            .with_context(|| format!("sending `{command}`"))?;
+        Ok(self.seq)
+    }
+
+    /// Process one message, or fail at the deadline / EOF.
+    fn pump(&mut self, deadline: Instant, what: &str) -> Result<()> {
+        if self.eof {
+            bail!("adapter closed its output while waiting for {what}");
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Incoming { at, msg } = match self.rx.recv_timeout(left) {
+            Ok(m) => m,
+            Err(mpsc::RecvTimeoutError::Timeout) => return Err(Timeout(what.into()).into()),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                self.eof = true;
+                bail!("adapter closed its output while waiting for {what}");
+            }
+        };
+        let msg = msg.map_err(|e| anyhow!("bad message from adapter: {e}"))?;
+        match msg["type"].as_str() {
+            Some("response") => {
+                let rs = msg["request_seq"].as_i64().unwrap_or(-1);
+                self.seen.responses.insert(rs, (at, msg));
+            }
+            Some("event") => {
+                let name = msg["event"].as_str().unwrap_or("").to_string();
+                if name == "stopped"
+                    && self.seen.all_stopped.is_none()
+                    && msg["body"]["allThreadsStopped"].as_bool() == Some(true)
+                {
+                    self.seen.all_stopped = Some(at);
+                }
+                if name == "output" && msg["body"]["category"] == "stderr" {
+                    if let Some(s) = msg["body"]["output"].as_str() {
+                        self.seen.stderr.push_str(s);
+                    }
+                }
+                self.seen
+                    .events
+                    .entry(name)
+                    .and_modify(|e| e.1 += 1)
+                    .or_insert((at, 1));
+            }
+            // Reverse requests (runInTerminal, startDebugging) are not part
+            // of an attach; ignoring them would stall the adapter, so fail.
+            Some("request") => bail!("unexpected reverse request: {msg}"),
+            _ => bail!("message without a known type: {msg}"),
+        }
+        Ok(())
+    }
+
+    /// Pump messages until `done(seen)` holds.
+    pub fn wait_until(
+        &mut self,
+        deadline: Instant,
+        what: &str,
+        mut done: impl FnMut(&Seen) -> bool,
+    ) -> Result<()> {
+        while !done(&self.seen) {
+            self.pump(deadline, what)?;
+        }
+        Ok(())
+    }
+
+    /// Wait for the response to `seq`; an unsuccessful response is an error
+    /// carrying the adapter's message.
+    pub fn response(
+        &mut self,
+        seq: i64,
+        deadline: Instant,
+        what: &str,
+    ) -> Result<(Instant, Value)> {
+        self.wait_until(deadline, what, |s| s.responses.contains_key(&seq))?;
+        let (at, resp) = self.seen.responses[&seq].clone();
+        check_success(&resp)?;
+        Ok((at, resp))
+    }
+}
+
+pub fn check_success(resp: &Value) -> Result<()> {
+    if resp["success"].as_bool() != Some(true) {
+        let message = resp["body"]["error"]["format"]
+            .as_str()
+            .or(resp["message"].as_str())
+            .unwrap_or("no message");
+        bail!(
+            "`{}` failed: {message}",
+            resp["command"].as_str().unwrap_or("?")
+        );
+    }
+    Ok(())
+}
+
+fn read_loop(stdout: ChildStdout, tx: mpsc::Sender<Incoming>) {
+    let mut r = BufReader::new(stdout);
+    loop {
+        let msg = match read_message(&mut r) {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => return, // EOF: dropping tx tells the client.
+            Err(e) => Err(e.to_string()),
+        };
+        let fatal = msg.is_err();
+        if fatal
+            || tx
+                .send(Incoming {
+                    at: Instant::now(),
+                    msg,
+                })
+                .is_err()
+        {
+            break;
+        }
+    }
+    // Nobody listens any more (or the stream is garbage), but keep reading
+    // until EOF as an editor would: closing the pipe early would kill an
+    // adapter that still writes (e.g. `terminated`, `exited`) with SIGPIPE
+    // and we would time and report that death instead of its real exit.
+    let _ = std::io::copy(&mut r, &mut std::io::sink());
+}
+
+/// Read one `Content-Length`-framed message; Ok(None) on clean EOF.
+fn read_message(r: &mut impl BufRead) -> Result<Option<Value>> {
+    let mut len = None;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        let l = line.trim_end_matches(['\r', '\n']);
+        if l.is_empty() {
+            break;
+        }
+        if let Some(v) = l.strip_prefix("Content-Length:") {
+            len = Some(v.trim().parse::<usize>().context("bad Content-Length")?);
+        }
+    }
+    let len = len.ok_or_else(|| anyhow!("header without Content-Length"))?;
+    let mut body = vec![0; len];
+    r.read_exact(&mut body)?;
+    Ok(Some(serde_json::from_slice(&body)?))
+}

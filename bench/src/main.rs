@@ -1,0 +1,280 @@
+//! latch-bench: attach latch, gdb and lldb-dap to the same freshly built
+//! targets, interleaved run by run, and report medians and peer/latch ratios.
+//!
+//! Absolute times on a shared machine are noisy; ratios measured in the same
+//! run, with peers interleaved, are what we publish.
+
+mod dap;
+mod peers;
+mod procfs;
+mod report;
+mod target;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use peers::{Peer, RunOpts};
+use report::{Cell, Outcome, Report, Row};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use target::{Scenario, Targets};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "latch-bench",
+    about = "Benchmark latch against gdb and lldb-dap on the same targets, in one run",
+    long_about = "Builds C targets (N sleeping or spinning threads), then for every scenario \
+                  and run attaches each peer in turn to a fresh target: latch and lldb-dap over \
+                  DAP on stdio as an editor would, gdb timed as a whole in batch mode. Prints a \
+                  markdown table of medians and peer/latch ratios."
+)]
+struct Cli {
+    /// Runs per scenario and peer; medians are reported.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Scenarios: sleep:N (N sleeping threads) or spin:N (N spinning threads).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_parser = Scenario::parse,
+        default_value = "sleep:1,sleep:100,sleep:1000,spin:100"
+    )]
+    sizes: Vec<Scenario>,
+    /// Debuggers to run. gdb-bt is gdb with `thread apply all bt` as well.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "latch,gdb,gdb-bt,lldb-dap"
+    )]
+    peers: Vec<Peer>,
+    /// Also write the markdown report here.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    /// The latch binary (default: `latch` next to this binary, then PATH).
+    #[arg(long)]
+    latch: Option<PathBuf>,
+    /// Deadline for one peer's whole session, in seconds; past it the peer
+    /// is killed and the run reported as a timeout.
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+    /// Attach without stopOnEntry: then "stopped" is the attach response.
+    #[arg(long)]
+    no_stop_on_entry: bool,
+    /// Keep the temporary directory (targets, adapters' stderr, gdb output).
+    #[arg(long)]
+    keep_logs: bool,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    anyhow::ensure!(cli.runs > 0, "--runs must be at least 1");
+    // Before any child exists, so lldb-server orphans come to us.
+    procfs::become_subreaper();
+
+    let mut peers = Vec::new();
+    let mut paths = BTreeMap::new();
+    let mut skipped = Vec::new();
+    for &p in &cli.peers {
+        if peers.contains(&p) {
+            continue;
+        }
+        match peers::locate(p, cli.latch.as_deref()) {
+            Ok(path) => {
+                paths.insert(p, path);
+                peers.push(p);
+            }
+            Err(why) => {
+                eprintln!("skipping {why}");
+                skipped.push(why);
+            }
+        }
+    }
+    anyhow::ensure!(!peers.is_empty(), "no peer to run");
+
+    let dir = std::env::temp_dir().join(format!("latch-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let targets = Targets::build(&dir)?;
+    let opts = RunOpts {
+        timeout: Duration::from_secs(cli.timeout),
+        stop_on_entry: !cli.no_stop_on_entry,
+        log_dir: dir.clone(),
+    };
+
+    let mut versions: BTreeMap<Peer, String> = peers
+        .iter()
+        .filter_map(|&p| Some((p, peers::version_of(p, &paths[&p])?)))
+        .collect();
+    let mut cells: BTreeMap<(usize, Peer), Cell> = BTreeMap::new();
+
+    for (si, &sc) in cli.sizes.iter().enumerate() {
+        for run in 1..=cli.runs {
+            // Interleaved: latch, gdb, lldb-dap, latch, gdb, ... so a burst of
+            // load from the machine's other tenants hits every peer alike.
+            for &peer in &peers {
+                let r = run_one(&targets, sc, peer, &paths[&peer], &opts);
+                eprintln!(
+                    "[{}] run {run}/{} {:<9} {}",
+                    sc.title(),
+                    cli.runs,
+                    peer.name(),
+                    summary(&r)
+                );
+                for n in &r.notes {
+                    eprintln!("    {n}");
+                }
+                if let Some(v) = &r.version {
+                    versions.entry(peer).or_insert_with(|| v.clone());
+                }
+                cells.entry((si, peer)).or_default().add(r);
+            }
+        }
+    }
+
+    let report = Report {
+        header: header(&cli, &peers, &paths, &versions, &skipped),
+        peers,
+        cells,
+        scenarios: cli.sizes.clone(),
+        runs: cli.runs,
+    };
+    let md = report.markdown();
+    println!("{md}");
+    if let Some(path) = &cli.markdown {
+        std::fs::write(path, &md).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    if cli.keep_logs {
+        eprintln!("logs kept in {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}
+
+/// One peer on one fresh target. A fresh target per run means no run
+/// inherits damage (a stopped or still-traced target) from the previous one.
+fn run_one(
+    targets: &Targets,
+    sc: Scenario,
+    peer: Peer,
+    path: &Path,
+    opts: &RunOpts,
+) -> report::RunResult {
+    let mut target = match targets.spawn(sc, Instant::now() + opts.timeout) {
+        Ok(t) => t,
+        Err(e) => {
+            return report::RunResult {
+                // The harness failed, not the peer; say so in the table.
+                outcome: Outcome::Failed(format!("harness, not the peer: {e:#}")),
+                notes: vec![],
+                version: None,
+            };
+        }
+    };
+    let r = match peer {
+        Peer::Latch => peers::run_dap(peer, path, &["dap"], &mut target, sc, opts),
+        Peer::LldbDap => peers::run_dap(peer, path, &[], &mut target, sc, opts),
+        Peer::Gdb | Peer::GdbBt => peers::run_gdb(peer, path, &mut target, sc, opts),
+    };
+    drop(target);
+    reap_strays();
+    r
+}
+
+/// As a subreaper we may inherit exited grandchildren nobody waited for;
+/// collect them so they do not pile up over hundreds of runs. Safe: the
+/// target of this run has already been reaped by its Drop.
+fn reap_strays() {
+    loop {
+        let mut status = 0;
+        // SAFETY: plain syscall with a pointer to a local.
+        let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if r <= 0 {
+            break;
+        }
+    }
+}
+
+fn summary(r: &report::RunResult) -> String {
+    match &r.outcome {
+        Outcome::Ok(m) => {
+            let mut s = String::new();
+            for (row, label) in [
+                (Row::AttachStopped, "attach"),
+                (Row::Threads, "threads"),
+                (Row::Detach, "detach"),
+                (Row::Session, "session"),
+                (Row::Cpu, "cpu"),
+            ] {
+                if let Some(v) = m.0.get(&row) {
+                    let _ = write!(s, "{label} {v:.1} ms  ");
+                }
+            }
+            if let Some(v) = m.0.get(&Row::PeakRss) {
+                let _ = write!(s, "rss {v:.1} MiB");
+            }
+            s
+        }
+        Outcome::Timeout(w) => format!("TIMEOUT: {w}"),
+        Outcome::Failed(w) => format!("FAILED: {w}"),
+    }
+}
+
+fn header(
+    cli: &Cli,
+    peers: &[Peer],
+    paths: &BTreeMap<Peer, PathBuf>,
+    versions: &BTreeMap<Peer, String>,
+    skipped: &[String],
+) -> String {
+    let m = procfs::machine();
+    let date = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Show the documented way to run it rather than the target-dir path.
+    let command = format!("cargo run --release -p latch-bench -- {}", args.join(" "));
+    let mut h = String::from("## latch benchmark\n\n");
+    let _ = writeln!(h, "- date: {date}");
+    let _ = writeln!(
+        h,
+        "- machine: {} CPUs, {}, Linux {}",
+        m.nproc, m.cpu, m.kernel
+    );
+    let _ = writeln!(h, "- command: `{}`", command.trim_end());
+    // SAFETY: geteuid cannot fail.
+    let _ = writeln!(h, "- euid: {}", unsafe { libc::geteuid() });
+    for p in peers {
+        let v = versions
+            .get(p)
+            .map_or("version unknown".into(), |v| v.clone());
+        let _ = writeln!(h, "- {}: `{}` ({v})", p.name(), paths[p].display());
+    }
+    for s in skipped {
+        let _ = writeln!(h, "- **skipped** {s}");
+    }
+    let _ = writeln!(
+        h,
+        "- method: a fresh target per run (built with `cc -O1 -g -pthread`, attached once it \
+         printed `ready`), peers interleaved run by run, medians of {} runs. latch (`latch dap`) \
+         and lldb-dap (`lldb-dap-19`) driven over DAP on stdio: `initialize`, `attach {{pid, \
+         stopOnEntry: {}}}`, `configurationDone`, `threads`, `disconnect {{terminateDebuggee: \
+         false}}`; \"all threads stopped\" is the latest of the attach response, the \
+         configurationDone response{}. gdb timed as a whole: `gdb -nx -iex 'set debuginfod \
+         enabled off' -batch -p PID -ex 'info threads'` (gdb + bt adds `-ex 'thread apply all \
+         bt'`). CPU is user+sys from wait4 rusage of the debugger and its descendants; memory is \
+         VmHWM of the adapter plus its descendants (lldb-server) just before `disconnect`, and \
+         ru_maxrss for gdb. After every detach /proc is checked: no thread in t/T, TracerPid 0.",
+        cli.runs,
+        !cli.no_stop_on_entry,
+        if cli.no_stop_on_entry {
+            ""
+        } else {
+            " and the first `stopped` event with allThreadsStopped"
+        }
+    );
+    h
+}

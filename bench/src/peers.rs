@@ -1,0 +1,548 @@
+//! Driving each debugger through one attach / threads / detach cycle.
+//!
+//! What is timed, per peer:
+//!
+//! - latch and lldb-dap are driven over DAP on stdio the way an editor does:
+//!   `initialize`, `attach {pid, stopOnEntry}`, wait for `initialized`,
+//!   `configurationDone`, then wait until the adapter has said that all
+//!   threads are stopped. That moment is the latest of: the `attach`
+//!   response, the `configurationDone` response and (with stopOnEntry, the
+//!   default) the first `stopped` event with `allThreadsStopped: true`.
+//!   latch's contract puts its `attach` response after `configurationDone`
+//!   and after every thread is stopped. lldb-dap 19 answers `attach` before
+//!   it sends `initialized`, with the target already in ptrace-stop, but it
+//!   only tells the editor (one `stopped` event per thread) after
+//!   `configurationDone`; an editor shows the stop only then, so that is
+//!   what we time. Then `threads`, then `disconnect {terminateDebuggee:
+//!   false}`.
+//! - gdb has no protocol worth driving here, so it is timed as a whole:
+//!   `gdb -nx -batch -p PID -ex 'info threads'` from spawn to exit, which
+//!   covers attach, symbol loading, the thread list and detach.
+
+use crate::dap::{check_success, Dap, Timeout};
+use crate::procfs::{self, Reaped};
+use crate::report::{Measure, Outcome, Row, RunResult};
+use crate::target::{Scenario, Target};
+use anyhow::Result;
+use serde_json::json;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Peer {
+    Latch,
+    /// gdb -batch -ex 'info threads'
+    Gdb,
+    /// gdb -batch -ex 'info threads' -ex 'thread apply all bt'
+    GdbBt,
+    LldbDap,
+}
+
+impl Peer {
+    pub fn name(self) -> &'static str {
+        match self {
+            Peer::Latch => "latch",
+            Peer::Gdb => "gdb",
+            Peer::GdbBt => "gdb + bt",
+            Peer::LldbDap => "lldb-dap",
+        }
+    }
+}
+
+pub struct RunOpts {
+    pub timeout: Duration,
+    pub stop_on_entry: bool,
+    /// Where adapters' stderr and gdb's output go, one file per run.
+    pub log_dir: PathBuf,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn mib(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}
+
+fn log_file(opts: &RunOpts, name: &str) -> std::io::Result<std::fs::File> {
+    std::fs::File::create(opts.log_dir.join(name))
+}
+
+/// After the debugger is gone: did it give the target back running and
+/// untraced, with all its threads? A peer that leaves a target stopped is a
+/// finding, reported loudly.
+fn check_target_after(target: &mut Target, scenario: Scenario, notes: &mut Vec<String>) {
+    let pid = target.pid();
+    if !target.alive() {
+        notes.push("**TARGET DIED** during or after detach".into());
+        return;
+    }
+    match procfs::wait_target_released(pid, Duration::from_secs(2)) {
+        Ok(seen) => {
+            if !seen.stopped.is_empty() {
+                let mut states: Vec<char> = seen.stopped.iter().map(|s| s.1).collect();
+                states.sort_unstable();
+                states.dedup();
+                let states: String = states.into_iter().collect();
+                // No tids in the message, so identical findings across runs
+                // collapse into one line with a count.
+                notes.push(format!(
+                    "**TARGET LEFT STOPPED**: {} of {} threads still in state {states} 2 s after detach",
+                    seen.stopped.len(),
+                    seen.threads,
+                ));
+            }
+            if !seen.traced.is_empty() {
+                notes.push(format!(
+                    "**TARGET STILL TRACED**: {} of {} threads have a nonzero TracerPid 2 s after detach",
+                    seen.traced.len(),
+                    seen.threads,
+                ));
+            }
+            if seen.threads != scenario.expected_threads() {
+                notes.push(format!(
+                    "**THREAD COUNT CHANGED**: target has {} threads after detach, expected {}",
+                    seen.threads,
+                    scenario.expected_threads()
+                ));
+            }
+        }
+        Err(e) => notes.push(format!("**cannot inspect target after detach**: {e}")),
+    }
+}
+
+/// Turn an error into Timeout or Failed.
+fn outcome_of_error(e: anyhow::Error) -> Outcome {
+    match e.downcast_ref::<Timeout>() {
+        Some(t) => Outcome::Timeout(t.to_string()),
+        None => Outcome::Failed(format!("{e:#}")),
+    }
+}
+
+/// Kill a peer that timed out or failed, with its whole process group, and
+/// reap what we can so nothing keeps running into the next measurement.
+fn kill_peer(pid: i32, extra: &[i32]) {
+    procfs::kill_group(pid);
+    procfs::kill(pid, libc::SIGKILL);
+    for &d in extra {
+        procfs::kill(d, libc::SIGKILL);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let _ = procfs::wait4_deadline(pid, deadline);
+    for &d in extra {
+        let _ = procfs::wait4_deadline(d, deadline);
+    }
+}
+
+/// One DAP session against `target`. `program`/`args` start the adapter.
+pub fn run_dap(
+    peer: Peer,
+    program: &Path,
+    args: &[&str],
+    target: &mut Target,
+    scenario: Scenario,
+    opts: &RunOpts,
+) -> RunResult {
+    let mut notes = Vec::new();
+    let mut version = None;
+    let t0 = Instant::now();
+    let deadline = t0 + opts.timeout;
+    let stderr = match log_file(opts, &format!("{}-{}.stderr", peer.name(), target.pid())) {
+        Ok(f) => Stdio::from(f),
+        Err(_) => Stdio::null(),
+    };
+    let child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        // Own process group: on timeout we kill the adapter and anything it
+        // started (lldb-server) in one go.
+        .process_group(0)
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            return RunResult {
+                outcome: Outcome::Failed(format!("cannot start {}: {e}", program.display())),
+                notes,
+                version,
+            }
+        }
+    };
+    let pid = child.id() as i32;
+    let mut dap = Dap::new(child.stdin.take().unwrap(), child.stdout.take().unwrap());
+    let mut tree = Vec::new();
+
+    let result = (|| -> Result<Measure> {
+        let mut m = Measure::default();
+        let init = dap.send(
+            "initialize",
+            json!({
+                "clientID": "latch-bench",
+                "clientName": "latch-bench",
+                "adapterID": if peer == Peer::LldbDap { "lldb-dap" } else { "latch" },
+                "linesStartAt1": true,
+                "columnsStartAt1": true,
+                "pathFormat": "path",
+                "supportsRunInTerminalRequest": false,
+            }),
+        )?;
+        let (t_init, resp) = dap.response(init, deadline, "the `initialize` response")?;
+        version = resp["body"]["__lldb"]["version"]
+            .as_str()
+            .map(str::to_string);
+        m.0.insert(Row::Initialize, ms(t_init - t0));
+
+        let attach = dap.send(
+            "attach",
+            json!({ "pid": target.pid(), "stopOnEntry": opts.stop_on_entry }),
+        )?;
+        // `initialized` may come before the attach response (latch) or
+        // after it (lldb-dap). A failed attach may never send it at all.
+        dap.wait_until(deadline, "the `initialized` event", |s| {
+            s.events.contains_key("initialized")
+                || s.responses
+                    .get(&attach)
+                    .is_some_and(|r| r.1["success"] != true)
+        })?;
+        if let Some((_, r)) = dap.seen.responses.get(&attach) {
+            check_success(r)?;
+        }
+        let conf = dap.send("configurationDone", json!({}))?;
+        let soe = opts.stop_on_entry;
+        dap.wait_until(deadline, "all threads stopped", |s| {
+            s.responses.contains_key(&attach)
+                && s.responses.contains_key(&conf)
+                && (!soe || s.all_stopped.is_some())
+        })?;
+        let (t_attach, r) = dap.seen.responses[&attach].clone();
+        check_success(&r)?;
+        let (t_conf, r) = dap.seen.responses[&conf].clone();
+        check_success(&r)?;
+        let t_stopped = [Some(t_attach), Some(t_conf), dap.seen.all_stopped]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap();
+        m.0.insert(Row::AttachStopped, ms(t_stopped - t_init));
+
+        let t_sent = Instant::now();
+        let threads = dap.send("threads", json!({}))?;
+        let (t_threads, resp) = dap.response(threads, deadline, "the `threads` response")?;
+        m.0.insert(Row::Threads, ms(t_threads - t_sent));
+        m.0.insert(Row::UntilThreads, ms(t_threads - t0));
+
+        // Truthfulness checks, done outside the timed phases.
+        let reported = resp["body"]["threads"].as_array().map_or(0, Vec::len);
+        let actual = procfs::tasks(target.pid())?.len();
+        if reported != actual {
+            notes.push(format!(
+                "**`threads` WRONG**: reported {reported} threads, /proc has {actual}"
+            ));
+        }
+        if soe {
+            let (stopped, total) = procfs::count_traced_stopped(target.pid())?;
+            if stopped != total {
+                notes.push(format!(
+                    "**NOT ALL STOPPED**: after the stop was reported, only {stopped} of {total} threads were in ptrace-stop"
+                ));
+            }
+        }
+
+        // Memory just before detach: the adapter and everything it started
+        // (lldb-server for lldb-dap). Summing per-process peaks slightly
+        // over-states a tree whose peaks did not coincide; it is a bound.
+        tree = procfs::descendants(pid);
+        let rss_kb: u64 = std::iter::once(pid)
+            .chain(tree.iter().copied())
+            .filter_map(procfs::vm_hwm_kb)
+            .sum();
+        m.0.insert(Row::PeakRss, mib(rss_kb));
+
+        let t_sent = Instant::now();
+        let disc = dap.send("disconnect", json!({ "terminateDebuggee": false }))?;
+        let (t_disc, _) = dap.response(disc, deadline, "the `disconnect` response")?;
+        m.0.insert(Row::Detach, ms(t_disc - t_sent));
+        Ok(m)
+    })();
+
+    let mut m = match result {
+        Ok(m) => m,
+        Err(e) => {
+            let extra = procfs::descendants(pid);
+            kill_peer(pid, &extra);
+            if !dap.seen.stderr.is_empty() {
+                notes.push(format!("adapter stderr: {}", first_line(&dap.seen.stderr)));
+            }
+            return RunResult {
+                outcome: outcome_of_error(e),
+                notes,
+                version,
+            };
+        }
+    };
+
+    // An editor closes the adapter's stdin after `disconnect`; the adapter
+    // should then exit on its own.
+    drop(dap);
+    let Some(reaped) = reap_tree(pid, &tree, deadline, peer, &mut notes) else {
+        kill_peer(pid, &tree);
+        return RunResult {
+            outcome: Outcome::Timeout("the adapter's exit after `disconnect`".into()),
+            notes,
+            version,
+        };
+    };
+    m.0.insert(Row::Session, ms(reaped.at - t0));
+    m.0.insert(Row::Cpu, ms(reaped.cpu));
+    check_target_after(target, scenario, &mut notes);
+    RunResult {
+        outcome: Outcome::Ok(m),
+        notes,
+        version,
+    }
+}
+
+/// Reap the adapter, then whatever it started: as a subreaper we inherit
+/// descendants that outlived it. The CPU time of descendants the adapter
+/// reaped itself is already in its rusage; the others we add here.
+fn reap_tree(
+    pid: i32,
+    tree: &[i32],
+    deadline: Instant,
+    peer: Peer,
+    notes: &mut Vec<String>,
+) -> Option<Reaped> {
+    let mut reaped = procfs::wait4_deadline(pid, deadline).ok().flatten()?;
+    if !reaped.exited_cleanly() {
+        notes.push(format!(
+            "{} {} after `disconnect` (target unaffected unless noted)",
+            peer.name(),
+            reaped.describe_status()
+        ));
+    }
+    for &d in tree {
+        match procfs::wait4_deadline(d, Instant::now() + Duration::from_secs(2)) {
+            Ok(Some(r)) => reaped.cpu += r.cpu,
+            Ok(None) => {
+                notes.push(format!(
+                    "{}'s child {d} was still running 2 s after {} exited; killed it",
+                    peer.name(),
+                    peer.name()
+                ));
+                procfs::kill(d, libc::SIGKILL);
+                if let Ok(Some(r)) =
+                    procfs::wait4_deadline(d, Instant::now() + Duration::from_secs(2))
+                {
+                    reaped.cpu += r.cpu;
+                }
+            }
+            // ECHILD: the adapter reaped it, its time is already counted.
+            Err(_) => {}
+        }
+    }
+    Some(reaped)
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+}
+
+/// `gdb -p PID -batch`, timed from spawn to exit.
+pub fn run_gdb(
+    peer: Peer,
+    gdb: &Path,
+    target: &mut Target,
+    scenario: Scenario,
+    opts: &RunOpts,
+) -> RunResult {
+    let mut notes = Vec::new();
+    let mut cmd = Command::new(gdb);
+    cmd.args(gdb_args(peer, target.pid()));
+    let out_path = opts.log_dir.join(format!(
+        "{}-{}.out",
+        peer.name().replace(' ', ""),
+        target.pid()
+    ));
+    // Output to a file, not a pipe: 1000 backtraces would fill a pipe we
+    // are not reading and gdb would block, which we would time.
+    let (out, err) = match (
+        std::fs::File::create(&out_path),
+        log_file(opts, &format!("gdb-{}.stderr", target.pid())),
+    ) {
+        (Ok(o), Ok(e)) => (o, e),
+        (Err(e), _) | (_, Err(e)) => {
+            return RunResult {
+                outcome: Outcome::Failed(format!("log file: {e}")),
+                notes,
+                version: None,
+            }
+        }
+    };
+    cmd.stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0);
+    let t0 = Instant::now();
+    let pid = match cmd.spawn() {
+        Ok(c) => c.id() as i32,
+        Err(e) => {
+            return RunResult {
+                outcome: Outcome::Failed(format!("cannot start gdb: {e}")),
+                notes,
+                version: None,
+            }
+        }
+    };
+    let reaped = match procfs::wait4_deadline(pid, t0 + opts.timeout) {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            let extra = procfs::descendants(pid);
+            kill_peer(pid, &extra);
+            return RunResult {
+                outcome: Outcome::Timeout(format!("gdb still running after {:?}", opts.timeout)),
+                notes,
+                version: None,
+            };
+        }
+        Err(e) => {
+            return RunResult {
+                outcome: Outcome::Failed(format!("wait4 gdb: {e}")),
+                notes,
+                version: None,
+            }
+        }
+    };
+    let mut m = Measure::default();
+    m.0.insert(Row::Session, ms(reaped.at - t0));
+    m.0.insert(Row::Cpu, ms(reaped.cpu));
+    // ru_maxrss: gdb's own peak; gdb runs no helper process for a local attach.
+    m.0.insert(Row::PeakRss, mib(reaped.maxrss_kb));
+    if !reaped.exited_cleanly() {
+        notes.push(format!("gdb {}", reaped.describe_status()));
+    }
+    let listed = std::fs::read_to_string(&out_path)
+        .map(|s| count_info_threads(&s))
+        .unwrap_or(0);
+    if listed != scenario.expected_threads() {
+        notes.push(format!(
+            "**`info threads` WRONG**: listed {listed} threads, expected {}",
+            scenario.expected_threads()
+        ));
+    }
+    check_target_after(target, scenario, &mut notes);
+    RunResult {
+        outcome: Outcome::Ok(m),
+        notes,
+        version: None,
+    }
+}
+
+pub fn gdb_args(peer: Peer, pid: i32) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "-nx",
+        "-iex",
+        "set debuginfod enabled off",
+        "-batch",
+        "-p",
+        &pid.to_string(),
+        "-ex",
+        "info threads",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if peer == Peer::GdbBt {
+        a.extend(["-ex".into(), "thread apply all bt".into()]);
+    }
+    a
+}
+
+/// Lines of `info threads` output: `[*] N  Thread 0x... (LWP n) ...`.
+fn count_info_threads(out: &str) -> usize {
+    out.lines()
+        .filter(|l| {
+            let l = l.trim_start().trim_start_matches('*');
+            let mut words = l.split_whitespace();
+            words
+                .next()
+                .is_some_and(|w| w.chars().all(|c| c.is_ascii_digit()))
+                && matches!(words.next(), Some("Thread" | "LWP" | "process"))
+        })
+        .count()
+}
+
+/// Where the benchmark looks for a peer, and what to tell the user when
+/// it is not there. We never install anything ourselves.
+pub fn locate(peer: Peer, latch: Option<&Path>) -> Result<PathBuf, String> {
+    match peer {
+        Peer::Latch => {
+            if let Some(p) = latch {
+                return if p.is_file() {
+                    Ok(p.to_path_buf())
+                } else {
+                    Err(format!("latch: {} does not exist", p.display()))
+                };
+            }
+            // Next to this binary first: `cargo build --release` puts both
+            // in the same target directory.
+            let sibling = std::env::current_exe()
+                .ok()
+                .and_then(|e| Some(e.parent()?.join("latch")))
+                .filter(|p| p.is_file());
+            sibling.or_else(|| which("latch")).ok_or_else(|| {
+                "latch: not found next to latch-bench nor in PATH; build it with \
+                 `cargo build --release -p latch` or pass --latch PATH"
+                    .into()
+            })
+        }
+        Peer::Gdb | Peer::GdbBt => which("gdb")
+            .ok_or_else(|| "gdb: not found in PATH; install it with `apt-get install -y gdb`".into()),
+        Peer::LldbDap => which("lldb-dap-19").ok_or_else(|| {
+            "lldb-dap: `lldb-dap-19` not found in PATH; install it with `apt-get install -y lldb-19`"
+                .into()
+        }),
+    }
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// One line naming the peer's version, for the report header.
+pub fn version_of(peer: Peer, path: &Path) -> Option<String> {
+    // lldb-dap 19 has no --version; its initialize response says it.
+    if peer == Peer::LldbDap {
+        return None;
+    }
+    let mut child = Command::new(path)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let pid = child.id() as i32;
+    // A deadline here too: an unfinished latch might not know --version.
+    if procfs::wait4_deadline(pid, Instant::now() + Duration::from_secs(5))
+        .ok()
+        .flatten()
+        .is_none()
+    {
+        kill_peer(pid, &[]);
+        return None;
+    }
+    let mut s = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take()?, &mut s).ok()?;
+    s.lines().next().map(|l| l.trim().to_string())
+}

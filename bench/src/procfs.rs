@@ -1,0 +1,256 @@
+//! Small /proc readers and process helpers. The benchmark deliberately does
+//! not reuse latch's own procfs code: it judges latch, so it must not share
+//! latch's bugs.
+
+use anyhow::{Context, Result};
+use std::collections::HashMap;
+use std::fs;
+use std::time::{Duration, Instant};
+
+/// Thread ids of a process, from /proc/PID/task.
+pub fn tasks(pid: i32) -> Result<Vec<i32>> {
+    let mut tids = Vec::new();
+    for entry in fs::read_dir(format!("/proc/{pid}/task"))
+        .with_context(|| format!("reading /proc/{pid}/task"))?
+    {
+        if let Ok(tid) = entry?.file_name().to_string_lossy().parse() {
+            tids.push(tid);
+        }
+    }
+    tids.sort_unstable();
+    Ok(tids)
+}
+
+/// The one-letter state of a thread (`R`, `S`, `t`, `T`, ...). The comm field
+/// may contain spaces and parentheses, so parse after the last `)`.
+pub fn task_state(pid: i32, tid: i32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+}
+
+/// A numeric field of /proc/.../status (e.g. `TracerPid`, `VmHWM` in kB).
+fn status_field(path: &str, key: &str) -> Option<u64> {
+    let status = fs::read_to_string(path).ok()?;
+    status.lines().find_map(|line| {
+        let rest = line.strip_prefix(key)?.strip_prefix(':')?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+pub fn tracer_pid(pid: i32, tid: i32) -> Option<u64> {
+    status_field(&format!("/proc/{pid}/task/{tid}/status"), "TracerPid")
+}
+
+/// Peak resident set size of a process in kB.
+pub fn vm_hwm_kb(pid: i32) -> Option<u64> {
+    status_field(&format!("/proc/{pid}/status"), "VmHWM")
+}
+
+/// Every live descendant of `root` (not `root` itself). lldb-dap does its
+/// ptrace work in a child `lldb-server`, so its cost is the whole tree.
+pub fn descendants(root: i32) -> Vec<i32> {
+    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+    if let Ok(dir) = fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+                continue;
+            };
+            // Fields after the comm: state, ppid, ...
+            if let Some(ppid) = after.split_whitespace().nth(1).and_then(|s| s.parse().ok()) {
+                children.entry(ppid).or_default().push(pid);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![root];
+    while let Some(p) = stack.pop() {
+        for &c in children.get(&p).map(Vec::as_slice).unwrap_or(&[]) {
+            out.push(c);
+            stack.push(c);
+        }
+    }
+    out
+}
+
+/// What /proc says about a target after a debugger let go of it.
+pub struct AfterDetach {
+    pub threads: usize,
+    /// Threads still in `t`/`T`, with their state.
+    pub stopped: Vec<(i32, char)>,
+    /// Threads whose TracerPid is not 0.
+    pub traced: Vec<(i32, u64)>,
+}
+
+impl AfterDetach {
+    pub fn clean(&self) -> bool {
+        self.stopped.is_empty() && self.traced.is_empty()
+    }
+}
+
+pub fn inspect_target(pid: i32) -> Result<AfterDetach> {
+    let tids = tasks(pid)?;
+    let mut stopped = Vec::new();
+    let mut traced = Vec::new();
+    for &tid in &tids {
+        if let Some(s @ ('t' | 'T')) = task_state(pid, tid) {
+            stopped.push((tid, s));
+        }
+        if let Some(t @ 1..) = tracer_pid(pid, tid) {
+            traced.push((tid, t));
+        }
+    }
+    Ok(AfterDetach {
+        threads: tids.len(),
+        stopped,
+        traced,
+    })
+}
+
+/// Poll the target until no thread is stopped or traced, or until `grace`
+/// has passed. The kernel finishes a detach asynchronously with respect to
+/// the debugger's exit, so one look right after could see a stale `t`; a
+/// thread still stopped after the grace period was really left stopped.
+pub fn wait_target_released(pid: i32, grace: Duration) -> Result<AfterDetach> {
+    let deadline = Instant::now() + grace;
+    loop {
+        let seen = inspect_target(pid)?;
+        if seen.clean() || Instant::now() >= deadline {
+            return Ok(seen);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// How many of the target's threads are in ptrace-stop right now.
+pub fn count_traced_stopped(pid: i32) -> Result<(usize, usize)> {
+    let tids = tasks(pid)?;
+    let n = tids
+        .iter()
+        .filter(|&&tid| task_state(pid, tid) == Some('t'))
+        .count();
+    Ok((n, tids.len()))
+}
+
+/// Outcome of waiting for a child: exit status and rusage.
+pub struct Reaped {
+    pub status: i32,
+    pub cpu: Duration,
+    pub maxrss_kb: u64,
+    pub at: Instant,
+}
+
+impl Reaped {
+    pub fn describe_status(&self) -> String {
+        describe_wait_status(self.status)
+    }
+    pub fn exited_cleanly(&self) -> bool {
+        libc::WIFEXITED(self.status) && libc::WEXITSTATUS(self.status) == 0
+    }
+}
+
+pub fn describe_wait_status(status: i32) -> String {
+    if libc::WIFEXITED(status) {
+        format!("exit code {}", libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        let sig = libc::WTERMSIG(status);
+        // SAFETY: strsignal returns a pointer to a static or thread-local string.
+        let name = unsafe { std::ffi::CStr::from_ptr(libc::strsignal(sig)) };
+        format!("killed by signal {sig} ({})", name.to_string_lossy())
+    } else {
+        format!("wait status {status:#x}")
+    }
+}
+
+/// Wait for one child with a deadline, collecting its rusage. wait4 rather
+/// than std's Child::wait because we need the rusage (CPU time of the child
+/// and of every descendant it reaped). Polls: there is no wait4 with a
+/// timeout, and 0.5 ms of polling slack is far below what we measure.
+pub fn wait4_deadline(pid: i32, deadline: Instant) -> std::io::Result<Option<Reaped>> {
+    loop {
+        let mut status = 0;
+        // SAFETY: rusage is plain old data; zeroed is a valid value.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: valid pointers to locals.
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut ru) };
+        let at = Instant::now();
+        if r == pid {
+            let tv = |t: libc::timeval| {
+                Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+            };
+            return Ok(Some(Reaped {
+                status,
+                cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
+                maxrss_kb: ru.ru_maxrss as u64,
+                at,
+            }));
+        }
+        if r < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(err);
+        }
+        if at >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
+pub fn kill(pid: i32, sig: i32) {
+    // SAFETY: plain syscall; a stale pid at worst gets ESRCH.
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+/// Kill a whole process group (each peer runs in its own group, so this
+/// also takes lldb-dap's lldb-server).
+pub fn kill_group(pgid: i32) {
+    // SAFETY: plain syscall.
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+}
+
+/// Become a child subreaper: when lldb-dap exits before its lldb-server,
+/// the orphan is reparented to us instead of init, so we can still reap it,
+/// count its CPU time, and kill it if it lingers.
+pub fn become_subreaper() {
+    // SAFETY: prctl with integer arguments.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+}
+
+/// The machine line of the report.
+pub struct Machine {
+    pub nproc: usize,
+    pub cpu: String,
+    pub kernel: String,
+}
+
+pub fn machine() -> Machine {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|x| x.1))
+        .unwrap_or("unknown")
+        .trim()
+        .to_string();
+    Machine {
+        nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu,
+        kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+    }
+}

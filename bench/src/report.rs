@@ -1,0 +1,242 @@
+//! What a run measures, medians, and the markdown table.
+
+use crate::peers::Peer;
+use crate::target::Scenario;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// One row of the table. Issue 5 adds rows (stack traces of all threads,
+/// lines printed before a waitFor stop): a variant here, a label, and the
+/// peer drivers fill it in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Row {
+    /// Spawn of the adapter until its `initialize` response.
+    Initialize,
+    /// `initialize` response until all threads are stopped (see README of
+    /// the peers module for what "stopped" means per peer).
+    AttachStopped,
+    /// `threads` request until its response.
+    Threads,
+    /// Spawn of the adapter until `threads` answered: what a user waits for
+    /// between "attach" and seeing the thread list.
+    UntilThreads,
+    /// `disconnect` request until its response.
+    Detach,
+    /// Spawn until the debugger process exited. The only timing gdb has.
+    Session,
+    /// User + system CPU of the debugger and every descendant.
+    Cpu,
+    /// Peak resident memory of the debugger (and descendants).
+    PeakRss,
+}
+
+impl Row {
+    pub const ALL: [Row; 8] = [
+        Row::Initialize,
+        Row::AttachStopped,
+        Row::Threads,
+        Row::UntilThreads,
+        Row::Detach,
+        Row::Session,
+        Row::Cpu,
+        Row::PeakRss,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Row::Initialize => "start + `initialize`",
+            Row::AttachStopped => "attach until all threads stopped",
+            Row::Threads => "`threads`",
+            Row::UntilThreads => "start → `threads` answered",
+            Row::Detach => "`disconnect` (detach)",
+            Row::Session => "whole session (start → debugger exit)",
+            Row::Cpu => "CPU time (user+sys)",
+            Row::PeakRss => "peak memory (RSS)",
+        }
+    }
+
+    fn is_memory(self) -> bool {
+        self == Row::PeakRss
+    }
+}
+
+/// Values of one successful run: milliseconds for times, MiB for memory.
+#[derive(Default, Debug)]
+pub struct Measure(pub BTreeMap<Row, f64>);
+
+pub enum Outcome {
+    Ok(Measure),
+    Timeout(String),
+    Failed(String),
+}
+
+pub struct RunResult {
+    pub outcome: Outcome,
+    /// Findings worth showing even when the run succeeded: a target left
+    /// stopped, a thread count that does not match /proc, a crash on exit.
+    pub notes: Vec<String>,
+    /// Version string learnt during the run (lldb-dap reports it in its
+    /// `initialize` response).
+    pub version: Option<String>,
+}
+
+/// All runs of one scenario for one peer.
+#[derive(Default)]
+pub struct Cell {
+    pub measures: Vec<Measure>,
+    pub timeouts: Vec<String>,
+    pub failures: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+impl Cell {
+    pub fn add(&mut self, r: RunResult) {
+        match r.outcome {
+            Outcome::Ok(m) => self.measures.push(m),
+            Outcome::Timeout(w) => self.timeouts.push(w),
+            Outcome::Failed(w) => self.failures.push(w),
+        }
+        self.notes.extend(r.notes);
+    }
+
+    fn median(&self, row: Row) -> Option<f64> {
+        let mut v: Vec<f64> = self
+            .measures
+            .iter()
+            .filter_map(|m| m.0.get(&row).copied())
+            .collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(|a, b| a.total_cmp(b));
+        let n = v.len();
+        Some(if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        })
+    }
+}
+
+pub struct Report {
+    pub header: String,
+    pub peers: Vec<Peer>,
+    pub cells: BTreeMap<(usize, Peer), Cell>,
+    pub scenarios: Vec<Scenario>,
+    pub runs: usize,
+}
+
+fn fmt_value(row: Row, v: f64) -> String {
+    if row.is_memory() {
+        format!("{v:.1} MiB")
+    } else if v < 10.0 {
+        format!("{v:.2} ms")
+    } else if v < 1000.0 {
+        format!("{v:.1} ms")
+    } else {
+        format!("{:.2} s", v / 1000.0)
+    }
+}
+
+fn fmt_ratio(r: f64) -> String {
+    if r >= 10.0 {
+        format!("{r:.0}×")
+    } else {
+        format!("{r:.1}×")
+    }
+}
+
+impl Report {
+    pub fn markdown(&self) -> String {
+        let mut out = self.header.clone();
+        for (si, sc) in self.scenarios.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "\n### {} (median of {} run{})\n",
+                sc.title(),
+                self.runs,
+                if self.runs == 1 { "" } else { "s" }
+            );
+            let mut head = String::from("| phase |");
+            let mut rule = String::from("|---|");
+            for p in &self.peers {
+                let _ = write!(head, " {} |", p.name());
+                rule.push_str("---:|");
+                if *p != Peer::Latch && self.peers.contains(&Peer::Latch) {
+                    let _ = write!(head, " {} / latch |", p.name());
+                    rule.push_str("---:|");
+                }
+            }
+            let _ = writeln!(out, "{head}\n{rule}");
+            let latch = self.cells.get(&(si, Peer::Latch));
+            for row in Row::ALL {
+                let values: Vec<Option<f64>> = self
+                    .peers
+                    .iter()
+                    .map(|p| self.cells.get(&(si, *p)).and_then(|c| c.median(row)))
+                    .collect();
+                if values.iter().all(Option::is_none) {
+                    continue;
+                }
+                let mut line = format!("| {} |", row.label());
+                let base = latch.and_then(|c| c.median(row));
+                for (p, v) in self.peers.iter().zip(&values) {
+                    let cell = v.map_or("—".into(), |v| fmt_value(row, v));
+                    let _ = write!(line, " {cell} |");
+                    if *p != Peer::Latch && self.peers.contains(&Peer::Latch) {
+                        let ratio = match (v, base) {
+                            (Some(v), Some(b)) if b > 0.0 => fmt_ratio(v / b),
+                            _ => "—".into(),
+                        };
+                        let _ = write!(line, " {ratio} |");
+                    }
+                }
+                let _ = writeln!(out, "{line}");
+            }
+            // Problems go right under their table, loudly.
+            for p in &self.peers {
+                let Some(c) = self.cells.get(&(si, *p)) else {
+                    continue;
+                };
+                let ok = c.measures.len();
+                if !c.timeouts.is_empty() || !c.failures.is_empty() {
+                    let _ = writeln!(
+                        out,
+                        "\n**{}: {} of {} runs did not complete** (medians use the {ok} that did):",
+                        p.name(),
+                        c.timeouts.len() + c.failures.len(),
+                        ok + c.timeouts.len() + c.failures.len()
+                    );
+                    for t in dedup_count(&c.timeouts) {
+                        let _ = writeln!(out, "- TIMEOUT: {t}");
+                    }
+                    for f in dedup_count(&c.failures) {
+                        let _ = writeln!(out, "- FAILED: {f}");
+                    }
+                }
+                if !c.notes.is_empty() {
+                    let _ = writeln!(out, "\n**{}**:", p.name());
+                    for n in dedup_count(&c.notes) {
+                        let _ = writeln!(out, "- {n}");
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Collapse repeated messages into "message (×3)".
+fn dedup_count(items: &[String]) -> Vec<String> {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for i in items {
+        match counts.iter_mut().find(|(s, _)| s == i) {
+            Some(c) => c.1 += 1,
+            None => counts.push((i.clone(), 1)),
+        }
+    }
+    counts
+        .into_iter()
+        .map(|(s, n)| if n > 1 { format!("{s} (×{n})") } else { s })
+        .collect()
+}
