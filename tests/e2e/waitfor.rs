@@ -227,3 +227,33 @@ fn waitfor_existing_process_ignored_by_default() {
     assert_eq!(procfs::tracer_pid(old.pid), Some(0));
     old.assert_runs_on(false);
 }
+
+#[test]
+fn waitfor_match_cmdline_prefix() {
+    require_harness!();
+    let name = "wf_cmdline_t";
+    let exe = renamed_fixture(Fixture::Sleeping, name);
+    let pattern = format!("{} 3", exe.display());
+    let mut dap = Dap::start();
+    let (seq, _) = start_wait(
+        &mut dap,
+        &pattern,
+        json!({"waitForMatch": "cmdline"}),
+        false,
+    );
+    // Same program, other arguments: not a match.
+    let mut decoy_cmd = Command::new(&exe);
+    decoy_cmd.arg("2");
+    let decoy = Target::start_cmd(decoy_cmd);
+    assert!(
+        dap.try_response(seq, std::time::Duration::ZERO).is_none(),
+        "attached to a process whose command line does not match"
+    );
+    assert_eq!(procfs::tracer_pid(decoy.pid), Some(0));
+    let mut cmd = Command::new(&exe);
+    cmd.arg("3");
+    let mut target = Target::spawn(cmd);
+    finish_found(&mut dap, seq, &mut target, name, false);
+    assert_eq!(procfs::tracer_pid(decoy.pid), Some(0));
+    decoy.assert_runs_on(false);
+}

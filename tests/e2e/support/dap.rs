@@ -142,6 +142,11 @@ impl Dap {
         got
     }
 
+    /// Takes every message that has already arrived, without waiting.
+    fn pump_available(&mut self) {
+        while self.pump(Duration::ZERO) {}
+    }
+
     fn recent(&self) -> String {
         let start = self.log.len().saturating_sub(8);
         self.log[start..]
@@ -203,7 +208,11 @@ impl Dap {
                 return Some(r);
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || (!self.pump(left) && (self.eof || Instant::now() >= deadline)) {
+            if left.is_zero() {
+                self.pump_available();
+                return self.responses.remove(&seq);
+            }
+            if !self.pump(left) && self.eof {
                 return self.responses.remove(&seq);
             }
         }
@@ -242,7 +251,15 @@ impl Dap {
                 return self.pending_events.remove(i);
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || (!self.pump(left) && self.eof) {
+            if left.is_zero() {
+                self.pump_available();
+                let i = self
+                    .pending_events
+                    .iter()
+                    .position(|e| e["event"] == name)?;
+                return self.pending_events.remove(i);
+            }
+            if !self.pump(left) && self.eof {
                 return None;
             }
         }
