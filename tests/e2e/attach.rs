@@ -159,19 +159,30 @@ fn attach_short_lived_threads() {
             "long-lived thread {t:?} missing from {threads:?}"
         );
     }
-    let announced: BTreeSet<i64> = dap
-        .events("thread")
+    // A thread reported by `threads` may have died before /proc is read, and
+    // its started event may follow the response: wait (with a deadline) for it.
+    let unexplained: Vec<i64> = reported
         .iter()
-        .filter(|e| e["body"]["reason"] == "started")
-        .map(thread_id)
+        .copied()
+        .filter(|tid| procfs::tgid_of(*tid as i32) != Some(target.pid))
         .collect();
-    for tid in &reported {
-        let now_live = procfs::tgid_of(*tid as i32) == Some(target.pid);
-        assert!(
-            now_live || announced.contains(tid),
-            "reported thread {tid} never was a task of the target"
-        );
-    }
+    let announced = |dap: &Dap, tid: i64| {
+        dap.events("thread")
+            .iter()
+            .any(|e| e["body"]["reason"] == "started" && thread_id(e) == tid)
+    };
+    let explained = dap.wait_until(secs(5), |dap| {
+        unexplained.iter().all(|&tid| announced(dap, tid))
+    });
+    let never: Vec<i64> = unexplained
+        .iter()
+        .copied()
+        .filter(|&tid| !announced(&dap, tid))
+        .collect();
+    assert!(
+        explained,
+        "reported threads {never:?} never were tasks of the target (no started event)"
+    );
     dap.disconnect(json!({}));
     target.assert_runs_on(false);
 }

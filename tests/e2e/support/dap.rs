@@ -265,6 +265,21 @@ impl Dap {
         }
     }
 
+    /// Receives messages until `cond` holds or `within` has passed; whether it held.
+    pub fn wait_until(&mut self, within: Duration, mut cond: impl FnMut(&Dap) -> bool) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            self.pump_available();
+            if cond(self) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || (!self.pump(left) && self.eof) {
+                return cond(self);
+            }
+        }
+    }
+
     /// Receives everything that arrives within `window` (for "nothing more
     /// happens" checks; never used to wait for something).
     pub fn drain_for(&mut self, window: Duration) {
