@@ -145,7 +145,7 @@ fn attach_short_lived_threads() {
         "thread {exited} reported exited but is still alive"
     );
     assert!(
-        procfs::tgid_of(new_started as i32).map_or(true, |p| p == target.pid),
+        procfs::tgid_of(new_started as i32).is_none_or(|p| p == target.pid),
         "thread {new_started} reported started is not a thread of the target"
     );
 

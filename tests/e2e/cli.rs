@@ -183,7 +183,7 @@ fn cli_attach_waitfor() {
         let mut t = Target::spawn(Command::new(&exe));
         t.wait_ready(secs(10));
         targets.push(t);
-        if procfs::process_state(latch_pid).map_or(true, |s| s == 'Z') {
+        if procfs::process_state(latch_pid).is_none_or(|s| s == 'Z') {
             output = Some(latch.take().unwrap().wait_with_output().unwrap());
             break;
         }

@@ -44,13 +44,27 @@ impl Session {
         if self.require_target(request).is_none() {
             return;
         }
-        match self.backend.signal(libc::SIGTERM).await {
-            Ok(()) => self.out.respond(Response::ok(request, None)),
-            Err(err) => self.fail(
-                request,
-                "terminate failed",
-                &format!("could not send SIGTERM: {err}"),
-            ),
+        if let Err(err) = self.backend.signal(libc::SIGTERM).await {
+            let text = format!("could not send SIGTERM: {err}");
+            return self.fail(request, "terminate failed", &text);
+        }
+        self.out.respond(Response::ok(request, None));
+        // A stopped target cannot act on the signal: let it run so it can end (its
+        // handler, if any, runs as it would without a debugger).
+        let stopped_main = self
+            .target
+            .as_ref()
+            .filter(|t| t.stopped)
+            .map(|t| t.main_tid);
+        if let (Some(main_tid), None) = (stopped_main, &self.pending_attach) {
+            if let Err(err) = self.backend.resume_all().await {
+                tracing::warn!("resuming after SIGTERM failed: {err}");
+            }
+            if let Some(target) = self.target.as_mut() {
+                target.stopped = false;
+            }
+            let body = json!({ "threadId": main_tid, "allThreadsContinued": true });
+            self.out.event("continued", body);
         }
     }
 

@@ -179,7 +179,7 @@ mod tests {
     fn finds_a_function_of_this_test_binary() {
         let pid = std::process::id() as Pid;
         let mut symbols = ProcessSymbols::new(pid);
-        let pc = finds_a_function_of_this_test_binary as usize as u64;
+        let pc = finds_a_function_of_this_test_binary as *const () as u64;
         let location = symbols.locate(pc + 4).expect("mapped");
         let (name, offset) = location.function.expect("symbol tables present");
         assert!(

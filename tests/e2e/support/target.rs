@@ -187,7 +187,7 @@ impl Target {
     /// Waits (up to `within`) until the target has exited, without reaping it.
     pub fn wait_zombie_or_gone(&self, within: Duration) -> bool {
         procfs::wait_for(within, || {
-            procfs::process_state(self.pid).map_or(true, |s| s == 'Z' || s == 'X')
+            procfs::process_state(self.pid).is_none_or(|s| s == 'Z' || s == 'X')
         })
     }
 }
