@@ -68,7 +68,7 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
         report.pid,
         report.name,
         exe,
-        report.threads.len(),
+        report.tids.len(),
         report.elapsed.as_secs_f64() * 1000.0,
         if report.was_job_stopped {
             " (it was already stopped by job control)"
@@ -81,7 +81,7 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
         "{:>8}  {:<16} {:<18} {:<18}  LOCATION",
         "TID", "NAME", "STATE", "PC"
     )?;
-    let mut threads = report.threads.clone();
+    let mut threads = handle.threads_blocking().unwrap_or_default();
     threads.sort_by_key(|t| (!t.is_main, t.tid));
     for thread in &threads {
         let pc = pcs

@@ -99,14 +99,21 @@ pub fn spawn_writer<W: Write + Send + 'static>(
         .spawn(move || {
             // seq is assigned here, in send order, so it is strictly increasing on the wire.
             let mut seq = 0i64;
-            for message in rx {
-                seq += 1;
-                let mut value = serde_json::to_value(&message).expect("messages serialize");
-                value["seq"] = seq.into();
-                let body = serde_json::to_vec(&value).expect("values serialize");
-                tracing::trace!(target: "latch::dap", "-> {}", String::from_utf8_lossy(&body));
+            let mut batch = Vec::new();
+            while let Ok(first) = rx.recv() {
+                // Everything already queued goes out in one write: an attach announces a
+                // thread event per thread, and a syscall per message adds up.
+                batch.clear();
+                for message in std::iter::once(first).chain(rx.try_iter()) {
+                    seq += 1;
+                    let mut value = serde_json::to_value(&message).expect("messages serialize");
+                    value["seq"] = seq.into();
+                    let body = serde_json::to_vec(&value).expect("values serialize");
+                    tracing::trace!(target: "latch::dap", "-> {}", String::from_utf8_lossy(&body));
+                    batch.extend_from_slice(&encode_frame(&body));
+                }
                 if output
-                    .write_all(&encode_frame(&body))
+                    .write_all(&batch)
                     .and_then(|_| output.flush())
                     .is_err()
                 {

@@ -4,6 +4,7 @@ mod support;
 
 mod attach;
 mod cli;
+mod clients;
 mod errors;
 mod lifecycle;
 mod malformed;

@@ -45,7 +45,9 @@ impl ThreadInfo {
 pub struct AttachReport {
     pub pid: Pid,
     pub name: String,
-    pub threads: Vec<ThreadInfo>,
+    /// The thread ids, in ascending order. Names are read on demand ([`BackendHandle::threads`]):
+    /// reading a thousand `comm` files costs milliseconds the attach need not spend.
+    pub tids: Vec<Pid>,
     /// The thread to show first: the leader, or the first thread if the leader exited.
     pub main_tid: Pid,
     /// The process was stopped by job control (e.g. `kill -STOP`) before we came.
@@ -212,6 +214,12 @@ impl BackendHandle {
     pub async fn threads(&self) -> Result<Vec<ThreadInfo>, BackendError> {
         self.send(|reply| Command::Threads { reply })
             .await
+            .unwrap_or(Err(BackendError::Gone))
+    }
+
+    pub fn threads_blocking(&self) -> Result<Vec<ThreadInfo>, BackendError> {
+        self.send(|reply| Command::Threads { reply })
+            .blocking_recv()
             .unwrap_or(Err(BackendError::Gone))
     }
 
@@ -394,16 +402,16 @@ impl Worker {
         let (tracer, outcome) =
             Tracer::attach(pid, self.events.clone(), &mut ChildWait(&self.sigchld))?;
         let pid = tracer.pid;
-        let main_tid = if outcome.threads.iter().any(|t| t.tid == pid) {
+        let main_tid = if outcome.tids.contains(&pid) {
             pid
         } else {
-            outcome.threads.first().map_or(pid, |t| t.tid)
+            outcome.tids.first().copied().unwrap_or(pid)
         };
         self.tracer = Some(tracer);
         Ok(AttachReport {
             pid,
             name: procfs::comm(pid).unwrap_or_else(|_| "?".into()),
-            threads: outcome.threads,
+            tids: outcome.tids,
             main_tid,
             was_job_stopped: outcome.was_job_stopped,
             elapsed: started.elapsed(),

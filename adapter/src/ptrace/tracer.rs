@@ -59,7 +59,7 @@ pub struct Tracer {
 }
 
 pub struct AttachOutcome {
-    pub threads: Vec<ThreadInfo>,
+    pub tids: Vec<Pid>,
     pub was_job_stopped: bool,
 }
 
@@ -110,11 +110,11 @@ impl Tracer {
             return Err(AttachError::NoSuchProcess(pid));
         }
         tracer.announce = true;
-        let threads = tracer.thread_infos();
+        let tids = tracer.threads.keys().copied().collect();
         Ok((
             tracer,
             AttachOutcome {
-                threads,
+                tids,
                 was_job_stopped,
             },
         ))

@@ -242,17 +242,15 @@ impl Session {
                 "pointerSize": 64,
             }),
         );
-        for thread in &report.threads {
-            self.out.event(
-                "thread",
-                json!({ "reason": "started", "threadId": thread.tid }),
-            );
+        for tid in &report.tids {
+            self.out
+                .event("thread", json!({ "reason": "started", "threadId": tid }));
         }
         let mut line = format!(
             "latch: attached to pid {} ({}): {} threads stopped in {:.1} ms",
             report.pid,
             report.name,
-            report.threads.len(),
+            report.tids.len(),
             report.elapsed.as_secs_f64() * 1000.0
         );
         if report.was_job_stopped {

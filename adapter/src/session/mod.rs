@@ -16,6 +16,9 @@ use crate::ptrace::{AttachReport, BackendEvent, BackendHandle};
 use crate::transport::{Incoming, Outbox};
 use crate::waitfor::Canceller;
 
+/// How long latch stays after `disconnect` for a client that has more to say.
+const LINGER_AFTER_DISCONNECT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Where the session is in the DAP lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -117,7 +120,35 @@ impl Session {
                 _ = recv_signal(&mut hangup) => self.end(EndReason::Signal).await,
             }
         }
+        if self.end_reason == EndReason::Disconnected {
+            self.linger(&mut input).await;
+        }
         self.end_reason
+    }
+
+    /// After `disconnect`, some clients (Microsoft's DebugClient among them) send a
+    /// second `disconnect` before closing the stream; answer it rather than vanish
+    /// mid-write. Ends at end of input or after a short grace period.
+    async fn linger(&mut self, input: &mut mpsc::UnboundedReceiver<Incoming>) {
+        let grace = tokio::time::sleep(LINGER_AFTER_DISCONNECT);
+        tokio::pin!(grace);
+        loop {
+            tokio::select! {
+                _ = &mut grace => return,
+                message = input.recv() => match message {
+                    Some(Incoming::Frame(body)) => {
+                        let Ok(request) = serde_json::from_slice::<Request>(&body) else { continue };
+                        if request.command == "disconnect" {
+                            self.out.respond(Response::ok(&request, None));
+                        } else {
+                            self.fail(&request, "session ended", "the debug session has ended (disconnected)");
+                        }
+                    }
+                    Some(Incoming::Malformed(_)) => {}
+                    Some(Incoming::Closed) | None => return,
+                },
+            }
+        }
     }
 
     async fn on_frame(&mut self, body: &[u8]) {

@@ -1,0 +1,125 @@
+// latch driven by Microsoft's DebugClient (@vscode/debugadapter-testsupport), the client
+// VS Code's own adapters are tested with: attach by pid, threads, pause, continue,
+// disconnect; and waitFor. Targets are the e2e fixtures, built here with cc.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, copyFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { DebugClient } from '@vscode/debugadapter-testsupport';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '..', '..');
+const latch = process.env.LATCH_BIN ?? join(root, 'target', 'debug', 'latch');
+const work = mkdtempSync(join(tmpdir(), 'latch-dc-'));
+const sleeping = join(work, 'sleeping');
+
+before(() => {
+  execFileSync('cc', ['-O1', '-g', '-pthread', '-o', sleeping, join(root, 'tests', 'fixtures', 'sleeping.c')]);
+});
+
+const started = [];
+after(() => { for (const child of started) child.kill('SIGKILL'); });
+
+/** Starts a fixture and resolves with it once it prints `ready <pid>`. */
+function startTarget(path, args) {
+  const child = spawn(path, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  started.push(child);
+  return new Promise((resolveReady, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${path} never printed ready`)), 10000);
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      if (line.startsWith('ready')) { clearTimeout(timer); resolveReady(child); }
+    });
+  });
+}
+
+function procTasks(pid) {
+  return readdirSync(`/proc/${pid}/task`).map(Number).sort((a, b) => a - b);
+}
+
+function taskStatus(pid, tid) {
+  const text = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+  return {
+    state: /^State:\s+(\S)/m.exec(text)[1],
+    tracer: Number(/^TracerPid:\s+(\d+)/m.exec(text)[1]),
+  };
+}
+
+/** After detach: no thread stopped or traced (polled briefly: detach is asynchronous). */
+async function assertRunsOn(pid) {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const bad = procTasks(pid).map((tid) => ({ tid, ...taskStatus(pid, tid) }))
+      .filter((t) => t.tracer !== 0 || t.state === 't' || t.state === 'T');
+    if (bad.length === 0) return;
+    if (Date.now() > deadline) assert.fail(`threads still stopped or traced: ${JSON.stringify(bad)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function newClient() {
+  const dc = new DebugClient(latch, 'dap', 'latch');
+  dc.defaultTimeout = 10000;
+  await dc.start();
+  await dc.initializeRequest({ adapterID: 'latch', clientID: 'debugclient', supportsProgressReporting: true });
+  return dc;
+}
+
+/** The attach response comes after configurationDone, which follows `initialized`. */
+function attach(dc, args) {
+  return Promise.all([
+    dc.attachRequest(args),
+    dc.waitForEvent('initialized').then(() => dc.configurationDoneRequest()),
+  ]);
+}
+
+test('attach by pid, threads, pause, continue, disconnect', async () => {
+  const target = await startTarget(sleeping, ['4']);
+  const pid = target.pid;
+  const dc = await newClient();
+  try {
+    const entry = dc.waitForEvent('stopped');
+    await attach(dc, { pid: String(pid), stopOnEntry: true });
+    const stopped = await entry;
+    assert.equal(stopped.body.reason, 'entry');
+    assert.equal(stopped.body.threadId, pid);
+    const threads = (await dc.threadsRequest()).body.threads;
+    assert.deepEqual(threads.map((t) => t.id).sort((a, b) => a - b), procTasks(pid));
+    assert.match(threads.find((t) => t.id === pid).name, /\[main\]$/);
+    for (const tid of procTasks(pid)) assert.equal(taskStatus(pid, tid).state, 't');
+
+    await dc.continueRequest({ threadId: pid });
+    const paused = dc.waitForEvent('stopped');
+    await dc.pauseRequest({ threadId: pid });
+    assert.equal((await paused).body.reason, 'pause');
+    await dc.disconnectRequest({});
+    await assertRunsOn(pid);
+  } finally {
+    await dc.stop();
+  }
+});
+
+test('waitFor catches a process that starts after the request', async () => {
+  const name = `dcwait${process.pid}`;
+  const copy = join(work, name);
+  copyFileSync(sleeping, copy);
+  execFileSync('chmod', ['+x', copy]);
+  const dc = await newClient();
+  try {
+    const output = dc.waitForEvent('output');
+    const processEvent = dc.waitForEvent('process');
+    const attached = attach(dc, { waitFor: name, waitForTimeout: 10000 });
+    assert.match((await output).body.output, new RegExp(`waiting for a process named '${name}'`));
+    const target = await startTarget(copy, ['2']);
+    await attached;
+    const process_ = await processEvent;
+    assert.equal(process_.body.systemProcessId, target.pid);
+    await dc.disconnectRequest({});
+    await assertRunsOn(target.pid);
+  } finally {
+    await dc.stop();
+  }
+});
