@@ -78,7 +78,7 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
     )?;
     writeln!(
         out,
-        "{:>8}  {:<16} {:<18} {:<18}  LOCATION",
+        "{:>8}  {:<16} {:<20} {:<18}  LOCATION",
         "TID", "NAME", "STATE", "PC"
     )?;
     let mut threads = handle.threads_blocking().unwrap_or_default();
@@ -96,7 +96,7 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
         let marker = if thread.is_main { " [main]" } else { "" };
         writeln!(
             out,
-            "{:>8}  {:<16} {:<18} {:<18}  {location}{marker}",
+            "{:>8}  {:<16} {:<20} {:<18}  {location}{marker}",
             thread.tid,
             thread.name,
             state,
