@@ -117,6 +117,37 @@ fn sigkill_to_latch_while_target_stopped_lets_it_run_on() {
     });
 }
 
+/// A panic inside latch (forced in debug builds by `LATCH_TEST_PANIC_ON=<command>`)
+/// still detaches: the target runs on, stopped or running when it happened.
+#[test]
+fn panic_in_latch_detaches() {
+    require_harness!();
+    for stop_on_entry in [true, false] {
+        let target = Target::start(Fixture::Spinning, &["2"]);
+        let prefix = vec!["env".to_string(), "LATCH_TEST_PANIC_ON=threads".to_string()];
+        let mut dap = Dap::start_with(prefix, &[], true);
+        dap.initialize();
+        dap.attach_pid(target.pid, stop_on_entry);
+        if stop_on_entry {
+            dap.next_event("stopped", secs(10));
+            assert_all_traced_and_stopped(target.pid, dap.pid());
+        }
+        dap.send("threads", json!({}));
+        let status = dap.wait_exit(secs(10));
+        assert_eq!(
+            status.code(),
+            Some(101),
+            "latch should have panicked: {status}"
+        );
+        assert!(
+            dap.log_text().contains("LATCH_TEST_PANIC_ON"),
+            "{}",
+            dap.log_text()
+        );
+        target.assert_runs_on(false);
+    }
+}
+
 fn dap_target_pid(dap: &Dap) -> i32 {
     dap.events("process")[0]["body"]["systemProcessId"]
         .as_i64()
