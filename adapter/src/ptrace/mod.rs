@@ -112,6 +112,9 @@ enum Command {
     },
     /// Detach and end the ptrace thread now, whoever else still holds a handle.
     Shutdown,
+    /// A waitFor is about to wait: keep the ptrace thread boosted until the attach, so
+    /// the wake-up that starts it is not queued behind the new process's start-up.
+    Arm { armed: bool },
 }
 
 /// A cloneable way to command the ptrace thread from any thread.
@@ -146,6 +149,7 @@ impl Backend {
                     sigchld: sigchld_read,
                     events: event_tx,
                     tracer: None,
+                    armed: None,
                 };
                 worker.run();
             })?;
@@ -235,6 +239,12 @@ impl BackendHandle {
             .unwrap_or(Err(BackendError::Gone))
     }
 
+    /// Raise (or, after a failed wait, lower) the ptrace thread's priority ahead of an
+    /// attach that must win a race, as waitFor's does. Does not wait for an answer.
+    pub fn arm_for_attach(&self, armed: bool) {
+        drop(self.send(|_: oneshot::Sender<()>| Command::Arm { armed }));
+    }
+
     pub async fn detach(&self, mode: DetachMode) {
         let _ = self.send(|reply| Command::Detach { mode, reply }).await;
     }
@@ -269,6 +279,8 @@ struct Worker {
     sigchld: UnixStream,
     events: tokio::sync::mpsc::UnboundedSender<BackendEvent>,
     tracer: Option<Tracer>,
+    /// Held between `Arm` and the next attach.
+    armed: Option<crate::priority::Boost>,
 }
 
 /// Waits on the SIGCHLD pipe only: used inside stop/detach, where commands wait.
@@ -348,6 +360,7 @@ impl Worker {
         match command {
             Command::Attach { pid, reply } => {
                 let result = self.attach(pid);
+                self.armed = None;
                 let _ = reply.send(result);
             }
             Command::StopAll { reply } => {
@@ -391,6 +404,9 @@ impl Worker {
                 let _ = reply.send(());
             }
             Command::Shutdown => unreachable!("handled by the run loop"),
+            Command::Arm { armed } => {
+                self.armed = armed.then(crate::priority::Boost::raise);
+            }
         }
     }
 
@@ -399,6 +415,7 @@ impl Worker {
             return Err(AttachError::AlreadyAttached(tracer.pid));
         }
         let started = Instant::now();
+        tracing::debug!(pid, "attach command received");
         let (tracer, outcome) =
             Tracer::attach(pid, self.events.clone(), &mut ChildWait(&self.sigchld))?;
         let pid = tracer.pid;

@@ -335,11 +335,18 @@ fn wait_and_attach(
     backend: &BackendHandle,
 ) -> WaitOutcome {
     let _boost = crate::priority::Boost::raise();
+    backend.arm_for_attach(true);
     match waiter.wait(canceller) {
-        Ok(found) => match backend.attach_blocking(found.pid as i64) {
-            Ok(report) => WaitOutcome::Attached { found, report },
-            Err(err) => WaitOutcome::AttachFailed(err),
-        },
-        Err(err) => WaitOutcome::WaitFailed(err),
+        Ok(found) => {
+            tracing::debug!(pid = found.pid, "waitFor matched");
+            match backend.attach_blocking(found.pid as i64) {
+                Ok(report) => WaitOutcome::Attached { found, report },
+                Err(err) => WaitOutcome::AttachFailed(err),
+            }
+        }
+        Err(err) => {
+            backend.arm_for_attach(false);
+            WaitOutcome::WaitFailed(err)
+        }
     }
 }
