@@ -67,7 +67,9 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
     let mut symbols = ProcessSymbols::new(report.pid);
 
     let mut out = std::io::stdout().lock();
+    // A leader that called pthread_exit has no readable exe; a live thread has the same.
     let exe = procfs::exe(report.pid)
+        .or_else(|_| procfs::exe(report.main_tid))
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "?".into());
     writeln!(
@@ -84,6 +86,15 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
             ""
         }
     )?;
+    if !report.stragglers.is_empty() {
+        writeln!(
+            out,
+            "{} threads could not be stopped, blocked in the kernel (vfork or uninterruptible \
+             sleep): {:?}",
+            report.stragglers.len(),
+            report.stragglers
+        )?;
+    }
     writeln!(
         out,
         "{:>8}  {:<16} {:<20} {:<18}  LOCATION",

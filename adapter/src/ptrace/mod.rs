@@ -48,6 +48,9 @@ pub struct AttachReport {
     /// The thread ids, in ascending order. Names are read on demand ([`BackendHandle::threads`]):
     /// reading a thousand `comm` files costs milliseconds the attach need not spend.
     pub tids: Vec<Pid>,
+    /// Threads that would not stop (blocked in the kernel: vfork, D state); they are
+    /// traced and will stop when the kernel lets them.
+    pub stragglers: Vec<Pid>,
     /// The thread to show first: the leader, or the first thread if the leader exited.
     pub main_tid: Pid,
     /// The process was stopped by job control (e.g. `kill -STOP`) before we came.
@@ -379,7 +382,7 @@ impl Worker {
                 let _ = reply.send(self.attached().map(|t| t.resume_all()));
             }
             Command::Threads { reply } => {
-                let _ = reply.send(self.attached().map(|t| t.thread_infos()));
+                let _ = reply.send(self.attached().map(|t| t.current_threads()));
             }
             Command::ProgramCounters { reply } => {
                 let result = self.attached().map(|t| {
@@ -429,6 +432,7 @@ impl Worker {
             pid,
             name: procfs::comm(pid).unwrap_or_else(|_| "?".into()),
             tids: outcome.tids,
+            stragglers: outcome.stragglers,
             main_tid,
             was_job_stopped: outcome.was_job_stopped,
             elapsed: started.elapsed(),

@@ -12,9 +12,44 @@ use crate::priority::Boost;
 use crate::procfs::{self, Pid};
 
 /// How long stopping every thread may take before we give up on the stragglers. A thread
-/// in uninterruptible sleep (D state, e.g. on a hung NFS mount) stops only when the
-/// kernel lets it go.
-const STOP_DEADLINE: Duration = Duration::from_secs(10);
+/// in uninterruptible sleep (D state, e.g. on a hung NFS mount) or waiting for a vfork
+/// child stops only when the kernel lets it go. Generous enough for 1000 spinning threads
+/// without the priority boost (measured: seconds), short enough not to look hung.
+const STOP_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How long the stop loop waits without progress before it looks in /proc for threads
+/// that died without telling us (a leader that called pthread_exit becomes a zombie
+/// whose exit is reported only when the whole group ends).
+const STALL_CHECK: Duration = Duration::from_millis(20);
+
+/// Remembers the last threads whose exit we reaped, so that a clone event that arrives
+/// after its child already ran and exited does not resurrect a phantom thread. Bounded:
+/// a thread forgotten here still gets added back only through its own first stop.
+#[derive(Default)]
+struct RecentExits {
+    order: std::collections::VecDeque<Pid>,
+    set: HashSet<Pid>,
+}
+
+impl RecentExits {
+    const CAPACITY: usize = 4096;
+
+    fn record(&mut self, tid: Pid) {
+        if self.set.insert(tid) {
+            self.order.push_back(tid);
+            if self.order.len() > Self::CAPACITY {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// True (and forgotten) if `tid` exited recently.
+    fn take(&mut self, tid: Pid) -> bool {
+        self.set.remove(&tid)
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RunState {
@@ -56,10 +91,13 @@ pub struct Tracer {
     events: tokio::sync::mpsc::UnboundedSender<BackendEvent>,
     /// Events are reported to the session only after the attach finished.
     announce: bool,
+    recent_exits: RecentExits,
 }
 
 pub struct AttachOutcome {
     pub tids: Vec<Pid>,
+    /// Threads that could not be stopped before the deadline (see STOP_DEADLINE).
+    pub stragglers: Vec<Pid>,
     pub was_job_stopped: bool,
 }
 
@@ -78,6 +116,7 @@ impl Tracer {
             was_job_stopped,
             events,
             announce: false,
+            recent_exits: RecentExits::default(),
         };
         let _boost = Boost::raise();
         let started = Instant::now();
@@ -86,7 +125,8 @@ impl Tracer {
             return Err(err);
         }
         let seized = started.elapsed();
-        tracer.wait_until_all_stopped(waiter);
+        let deadline = started + STOP_DEADLINE;
+        tracer.wait_until_all_stopped(waiter, deadline);
         tracing::debug!(
             threads = tracer.threads.len(),
             boosted = _boost.is_active(),
@@ -95,15 +135,20 @@ impl Tracer {
             "seized every thread, then waited for their stops"
         );
         // Threads born between our scan and their parent's stop arrive through
-        // TRACECLONE; the final check makes sure /proc agrees.
+        // TRACECLONE; the final check makes sure /proc agrees. Only tasks we do not hold
+        // yet are worth another pass: known ones already had the whole deadline.
         for _ in 0..10 {
             let missing = tracer.unstopped_tasks();
-            if missing.is_empty() {
+            if missing.iter().all(|tid| tracer.threads.contains_key(tid)) {
                 break;
             }
             tracing::debug!(?missing, "tasks not yet stopped after the first pass");
             let _ = tracer.seize_all();
-            tracer.wait_until_all_stopped(waiter);
+            tracer.wait_until_all_stopped(waiter, deadline);
+        }
+        let stragglers = tracer.stragglers();
+        if !stragglers.is_empty() {
+            tracing::warn!(?stragglers, "threads did not stop within {STOP_DEADLINE:?}");
         }
         if tracer.threads.is_empty() {
             tracer.exited = true;
@@ -115,6 +160,7 @@ impl Tracer {
             tracer,
             AttachOutcome {
                 tids,
+                stragglers,
                 was_job_stopped,
             },
         ))
@@ -206,11 +252,22 @@ impl Tracer {
             .collect()
     }
 
-    fn wait_until_all_stopped(&mut self, waiter: &mut dyn EventWait) {
-        let deadline = Instant::now() + STOP_DEADLINE;
+    fn stragglers(&self) -> Vec<Pid> {
+        self.threads
+            .iter()
+            .filter(|(_, t)| t.state != RunState::Stopped)
+            .map(|(tid, _)| *tid)
+            .collect()
+    }
+
+    fn wait_until_all_stopped(&mut self, waiter: &mut dyn EventWait, deadline: Instant) {
         let mut batch = Vec::new();
+        let mut last_progress = Instant::now();
         loop {
             sys::drain_events(&mut batch);
+            if !batch.is_empty() {
+                last_progress = Instant::now();
+            }
             for event in batch.drain(..) {
                 self.on_event(event, true);
             }
@@ -219,14 +276,12 @@ impl Tracer {
             }
             let now = Instant::now();
             if now >= deadline {
-                let stragglers: Vec<Pid> = self
-                    .threads
-                    .iter()
-                    .filter(|(_, t)| t.state != RunState::Stopped)
-                    .map(|(tid, _)| *tid)
-                    .collect();
-                tracing::warn!(?stragglers, "threads did not stop within {STOP_DEADLINE:?}");
                 return;
+            }
+            if now - last_progress >= STALL_CHECK {
+                self.forget_dead_threads();
+                last_progress = now;
+                continue;
             }
             // A short timeout: SIGCHLD may be handled by a starved thread of ours, and a
             // missed wake-up must not cost more than a millisecond.
@@ -249,7 +304,28 @@ impl Tracer {
         for tid in running {
             let _ = sys::interrupt(tid);
         }
-        self.wait_until_all_stopped(waiter);
+        self.wait_until_all_stopped(waiter, Instant::now() + STOP_DEADLINE);
+        let stragglers = self.stragglers();
+        if !stragglers.is_empty() {
+            tracing::warn!(?stragglers, "threads did not stop within {STOP_DEADLINE:?}");
+        }
+    }
+
+    /// Drops running threads that /proc shows dead or zombie: they will never stop.
+    fn forget_dead_threads(&mut self) {
+        let dead: Vec<Pid> = self
+            .threads
+            .iter()
+            .filter(|(tid, t)| t.state == RunState::Running && task_is_gone(self.pid, **tid))
+            .map(|(tid, _)| *tid)
+            .collect();
+        for tid in dead {
+            tracing::debug!(tid, "thread died without an exit event (zombie leader?)");
+            self.threads.remove(&tid);
+            if self.announce {
+                let _ = self.events.send(BackendEvent::ThreadExited(tid));
+            }
+        }
     }
 
     pub fn resume_all(&mut self) {
@@ -293,14 +369,20 @@ impl Tracer {
                 match event {
                     PTRACE_EVENT_CLONE => {
                         if let Ok(child) = sys::event_message(tid) {
-                            self.add_thread(child as Pid, RunState::Running);
+                            // Its first stop may already have come, and it may have run
+                            // and exited since: then it must not come back.
+                            if !self.recent_exits.take(child as Pid) {
+                                self.add_thread(child as Pid, RunState::Running);
+                            }
                         }
                     }
                     PTRACE_EVENT_EXEC => self.forget_threads_gone_by_exec(),
                     _ => {}
                 }
                 if !self.threads.contains_key(&tid) {
-                    // A clone child's first stop can come before its parent's clone event.
+                    // A clone child's first stop can come before its parent's clone event
+                    // (and a recycled tid is a new thread).
+                    self.recent_exits.take(tid);
                     self.add_thread(tid, RunState::Running);
                 }
                 let thread = self.threads.get_mut(&tid).expect("just added");
@@ -345,6 +427,7 @@ impl Tracer {
     }
 
     fn on_exit(&mut self, tid: Pid, code: i32) {
+        self.recent_exits.record(tid);
         if self.threads.remove(&tid).is_some() && self.announce && tid != self.pid {
             let _ = self.events.send(BackendEvent::ThreadExited(tid));
         }
@@ -386,6 +469,20 @@ impl Tracer {
         for event in batch {
             self.on_event(event, false);
         }
+    }
+
+    /// The threads as they are now. A leader that called pthread_exit is a zombie that
+    /// reports nothing until the group ends, so it is checked here (one read).
+    pub fn current_threads(&mut self) -> Vec<ThreadInfo> {
+        if self
+            .threads
+            .get(&self.pid)
+            .is_some_and(|t| t.state == RunState::Running)
+            && task_is_gone(self.pid, self.pid)
+        {
+            self.forget_dead_threads();
+        }
+        self.thread_infos()
     }
 
     pub fn thread_infos(&self) -> Vec<ThreadInfo> {

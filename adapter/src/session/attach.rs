@@ -56,7 +56,7 @@ impl Session {
                     Ok(report) => {
                         self.phase = Phase::Attached;
                         self.announce_attached(&report);
-                        self.out.event("initialized", json!({}));
+                        self.send_initialized();
                         self.pending_attach = Some(super::PendingAttach {
                             request_seq: request.seq,
                             stop_on_entry,
@@ -166,7 +166,7 @@ impl Session {
             report: None,
         });
         // The client may configure while we wait; see the module comment.
-        self.out.event("initialized", json!({}));
+        self.send_initialized();
     }
 
     pub(super) async fn on_wait_outcome(&mut self, outcome: WaitOutcome) {
@@ -251,6 +251,14 @@ impl Session {
             report.tids.len(),
             report.elapsed.as_secs_f64() * 1000.0
         );
+        if !report.stragglers.is_empty() {
+            line.push_str(&format!(
+                "; {} threads could not be stopped yet, blocked in the kernel (vfork or \
+                 uninterruptible sleep): {:?}",
+                report.stragglers.len(),
+                report.stragglers
+            ));
+        }
         if report.was_job_stopped {
             line.push_str(
                 "; the process was stopped by job control (SIGSTOP) before the attach: it stays \
@@ -258,6 +266,13 @@ impl Session {
             );
         }
         self.out.output("console", &line);
+    }
+
+    fn send_initialized(&mut self) {
+        if !self.initialized_sent {
+            self.initialized_sent = true;
+            self.out.event("initialized", json!({}));
+        }
     }
 
     pub(super) async fn configuration_done(&mut self, request: &Request) {
@@ -285,6 +300,9 @@ impl Session {
             message: None,
             body: None,
         });
+        if let Some(code) = self.deferred_exit.take() {
+            return self.announce_exit(code);
+        }
         let Some(target) = self.target.as_mut() else {
             return;
         };

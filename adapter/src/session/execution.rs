@@ -42,12 +42,17 @@ impl Session {
             return self.out.respond(Response::ok(request, None));
         }
         match self.backend.stop_all().await {
+            // The process exited while we stopped it: its exit events tell the rest.
+            Ok(threads) if threads.is_empty() => self.out.respond(Response::ok(request, None)),
             Ok(threads) => {
                 self.out.respond(Response::ok(request, None));
                 let asked = args
                     .thread_id
                     .and_then(|id| threads.iter().find(|t| i64::from(t.tid) == id));
-                let thread_id = asked.map_or(main_tid, |t| t.tid);
+                // The main thread may have left (pthread_exit): report a live one.
+                let main_alive = threads.iter().any(|t| t.tid == main_tid);
+                let fallback = if main_alive { main_tid } else { threads[0].tid };
+                let thread_id = asked.map_or(fallback, |t| t.tid);
                 if let Some(target) = self.target.as_mut() {
                     target.stopped = true;
                 }

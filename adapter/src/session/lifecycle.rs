@@ -1,6 +1,8 @@
 //! Ending: `disconnect`, `terminate`, the target's own exit, and every other way out
 //! (client gone, signals), all of which detach before the session ends.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use super::{EndReason, Phase, Session};
@@ -19,7 +21,7 @@ impl Session {
         } else {
             DetachMode::Run
         };
-        self.stop_waiting();
+        self.stop_waiting().await;
         self.backend.detach(mode).await;
         if let Some(target) = &self.target {
             let what = match mode {
@@ -85,31 +87,57 @@ impl Session {
                     return;
                 };
                 target.exited = true;
-                if code > 128 {
-                    self.out.output(
-                        "console",
-                        &format!(
-                            "latch: pid {} was killed by signal {}",
-                            target.pid,
-                            signal_name(code - 128)
-                        ),
-                    );
+                if self.pending_attach.is_some() {
+                    self.deferred_exit = Some(code);
+                } else {
+                    self.announce_exit(code);
                 }
-                self.out.event("exited", json!({ "exitCode": code }));
-                self.out.event("terminated", json!({}));
             }
         }
     }
 
-    fn stop_waiting(&mut self) {
-        if let Some(waiting) = &self.waiting {
-            waiting.canceller.cancel();
+    pub(super) fn announce_exit(&mut self, code: i32) {
+        let Some(target) = &self.target else { return };
+        if code > 128 {
+            let signal = signal_name(code - 128);
+            let line = format!("latch: pid {} was killed by signal {signal}", target.pid);
+            self.out.output("console", &line);
+        }
+        self.out.event("exited", json!({ "exitCode": code }));
+        self.out.event("terminated", json!({}));
+    }
+
+    /// Cancels a waitFor and waits for its thread to finish, so that a process it caught
+    /// at the last moment is attached before, not after, the detach that follows.
+    async fn stop_waiting(&mut self) {
+        let Some(mut waiting) = self.waiting.take() else {
+            return;
+        };
+        waiting.canceller.cancel();
+        let outcome = tokio::time::timeout(Duration::from_secs(10), &mut waiting.result).await;
+        if let Ok(Ok(super::attach::WaitOutcome::Attached { report, .. })) = outcome {
+            self.target = Some(super::Target {
+                pid: report.pid,
+                main_tid: report.main_tid,
+                stopped: true,
+                exited: false,
+            });
+        }
+        // The session is ending: the attach that was waiting gets its answer.
+        if let Some(pending) = self.pending_attach.take() {
+            let text = "the wait for the process ended because the session ended";
+            self.out.respond(Response::error(
+                pending.request_seq,
+                "attach",
+                "cancelled",
+                text,
+            ));
         }
     }
 
     /// The way out when the client did not say goodbye: detach and let the target run.
     pub(super) async fn end(&mut self, reason: EndReason) {
-        self.stop_waiting();
+        self.stop_waiting().await;
         self.backend.detach(DetachMode::Run).await;
         self.end_reason = reason;
         self.phase = Phase::Ended;

@@ -73,6 +73,11 @@ pub struct Session {
     waiting: Option<Waiting>,
     target: Option<Target>,
     end_reason: EndReason,
+    /// `initialized` goes out once per session, even if a first attach failed.
+    initialized_sent: bool,
+    /// The target's exit, held back while its attach response is still pending so the
+    /// client never hears `terminated` before `attach` succeeded.
+    deferred_exit: Option<i32>,
 }
 
 impl Session {
@@ -87,6 +92,8 @@ impl Session {
             waiting: None,
             target: None,
             end_reason: EndReason::ClientGone,
+            initialized_sent: false,
+            deferred_exit: None,
         }
     }
 
