@@ -306,3 +306,65 @@ fn target_exit_while_stopped_is_reported() {
     dap.next_event("terminated", secs(10));
     target.wait_exit(secs(10));
 }
+
+/// Regression: a clone event drained after its child already ran and exited used to
+/// bring the child back as a phantom thread that never stopped. Every pause must list
+/// only live tasks, all of them stopped by latch.
+#[test]
+fn pauses_while_threads_churn_list_only_live_stopped_threads() {
+    require_harness!();
+    let mut target = Target::start(Fixture::Churn, &["2"]);
+    let mut dap = Dap::start();
+    dap.initialize();
+    dap.attach_pid(target.pid, false);
+    target.send_line("go");
+    for round in 0..5 {
+        // Let threads come and go between the pauses.
+        dap.drain_for(std::time::Duration::from_millis(100));
+        let r = dap.request("pause", json!({"threadId": target.pid}));
+        assert_eq!(r["success"], true, "round {round}: {r}");
+        dap.next_event("stopped", secs(10));
+        assert_all_traced_and_stopped(target.pid, dap.pid());
+        let live = procfs::live_tids(target.pid);
+        for (tid, name) in dap.threads() {
+            assert!(
+                live.contains(&(tid as i32)),
+                "round {round}: latch lists thread {tid} ({name}), which is not a live task: {live:?}"
+            );
+        }
+        dap.ok("continue", json!({"threadId": target.pid}));
+    }
+    dap.disconnect(json!({}));
+    target.assert_runs_on(false);
+}
+
+/// Regression: a main thread that calls pthread_exit while attached leaves a zombie
+/// leader that never stops; pause and detach must not wait for it, and it must not be
+/// listed or chosen as the stopped thread.
+#[test]
+fn main_thread_exits_while_attached() {
+    require_harness!();
+    let mut target = Target::start(Fixture::Sleeping, &["3"]);
+    let mut dap = Dap::start();
+    dap.initialize();
+    dap.attach_pid(target.pid, false);
+    target.send_line("leave");
+    assert!(
+        procfs::wait_for(secs(5), || procfs::process_state(target.pid) == Some('Z')),
+        "the main thread did not exit"
+    );
+    let live = procfs::live_tasks(target.pid);
+    let r = dap.request("pause", json!({}));
+    assert_eq!(r["success"], true, "{r}");
+    let stopped = dap.next_event("stopped", secs(10));
+    let tid = thread_id(&stopped);
+    assert!(
+        live.iter().any(|t| i64::from(t.tid) == tid),
+        "stopped names thread {tid}, not a live task: {stopped}"
+    );
+    let listed: BTreeSet<i64> = dap.threads().into_iter().map(|(tid, _)| tid).collect();
+    let expected: BTreeSet<i64> = live.iter().map(|t| i64::from(t.tid)).collect();
+    assert_eq!(listed, expected, "threads after the main thread left");
+    dap.disconnect(json!({}));
+    procfs::assert_runs_on(target.pid, &target.heartbeat, &live, false);
+}
