@@ -313,7 +313,7 @@ fn target_exit_while_stopped_is_reported() {
 #[test]
 fn pauses_while_threads_churn_list_only_live_stopped_threads() {
     require_harness!();
-    let mut target = Target::start(Fixture::Churn, &["2"]);
+    let mut target = Target::start(Fixture::Churn, &["4", "burst"]);
     let mut dap = Dap::start();
     dap.initialize();
     dap.attach_pid(target.pid, false);
