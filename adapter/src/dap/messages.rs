@@ -233,3 +233,28 @@ mod tests {
         assert_eq!(r.body.unwrap()["error"]["format"], "bad (x)");
     }
 }
+
+/// The JSON schema of the `attach` arguments, as `schemas/attach.schema.json` holds it
+/// (editors check their configurations against that file).
+pub fn attach_schema() -> Value {
+    serde_json::to_value(schemars::schema_for!(AttachArguments)).expect("schemas serialize")
+}
+
+#[cfg(test)]
+mod schema_file {
+    /// Fails when `schemas/attach.schema.json` no longer matches `AttachArguments`;
+    /// `LATCH_UPDATE_SCHEMA=1 cargo test -p latch schema_file` rewrites it.
+    #[test]
+    fn checked_in_attach_schema_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/attach.schema.json");
+        let expected = serde_json::to_string_pretty(&super::attach_schema()).unwrap() + "\n";
+        if std::env::var("LATCH_UPDATE_SCHEMA").is_ok_and(|v| v == "1") {
+            std::fs::write(path, &expected).unwrap();
+        }
+        let actual = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            actual == expected,
+            "{path} is stale: regenerate it with `LATCH_UPDATE_SCHEMA=1 cargo test -p latch schema_file`"
+        );
+    }
+}
