@@ -109,9 +109,7 @@ fn attach_go_program() {
 fn attach_short_lived_threads() {
     require_harness!();
     let target = Target::start(Fixture::Churn, &["2"]);
-    let mut dap = Dap::start();
-    dap.initialize();
-    dap.attach_pid(target.pid, true);
+    let mut dap = Dap::attached(target.pid, true);
     assert_entry_stop(&mut dap, target.pid as i64);
     // Everything is stopped, so the task list is frozen and must match exactly.
     assert_all_traced_and_stopped(target.pid, dap.pid());
@@ -264,9 +262,7 @@ fn attach_pid_as_string_and_process_id_alias() {
 fn target_exit_sends_exited_then_terminated() {
     require_harness!();
     let mut target = Target::start(Fixture::Sleeping, &["2"]);
-    let mut dap = Dap::start();
-    dap.initialize();
-    dap.attach_pid(target.pid, false);
+    let mut dap = Dap::attached(target.pid, false);
     target.send_line("exit 7");
     let exited = dap.next_event("exited", secs(10));
     assert_eq!(exited["body"]["exitCode"], 7, "{exited}");
@@ -280,9 +276,7 @@ fn target_exit_sends_exited_then_terminated() {
 fn target_killed_reports_signal_exit_code() {
     require_harness!();
     let mut target = Target::start(Fixture::Spinning, &["2"]);
-    let mut dap = Dap::start();
-    dap.initialize();
-    dap.attach_pid(target.pid, false);
+    let mut dap = Dap::attached(target.pid, false);
     target.signal(libc::SIGKILL);
     let exited = dap.next_event("exited", secs(10));
     assert_eq!(exited["body"]["exitCode"], 128 + libc::SIGKILL, "{exited}");
@@ -296,9 +290,7 @@ fn target_exit_while_stopped_is_reported() {
     require_harness!();
     // Killed while latch holds it stopped: still exited then terminated.
     let mut target = Target::start(Fixture::Sleeping, &["2"]);
-    let mut dap = Dap::start();
-    dap.initialize();
-    dap.attach_pid(target.pid, true);
+    let mut dap = Dap::attached(target.pid, true);
     dap.next_event("stopped", secs(10));
     target.signal(libc::SIGKILL);
     let exited = dap.next_event("exited", secs(10));
@@ -314,9 +306,7 @@ fn target_exit_while_stopped_is_reported() {
 fn pauses_while_threads_churn_list_only_live_stopped_threads() {
     require_harness!();
     let mut target = Target::start(Fixture::Churn, &["4", "burst"]);
-    let mut dap = Dap::start();
-    dap.initialize();
-    dap.attach_pid(target.pid, false);
+    let mut dap = Dap::attached(target.pid, false);
     target.send_line("go");
     for round in 0..5 {
         // Let threads come and go between the pauses.
@@ -345,9 +335,7 @@ fn pauses_while_threads_churn_list_only_live_stopped_threads() {
 fn main_thread_exits_while_attached() {
     require_harness!();
     let mut target = Target::start(Fixture::Sleeping, &["3"]);
-    let mut dap = Dap::start();
-    dap.initialize();
-    dap.attach_pid(target.pid, false);
+    let mut dap = Dap::attached(target.pid, false);
     target.send_line("leave");
     assert!(
         procfs::wait_for(secs(5), || procfs::process_state(target.pid) == Some('Z')),

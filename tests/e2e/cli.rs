@@ -269,9 +269,7 @@ fn cli_ps_json() {
     );
 
     // Traced by a latch session: the tracer shows.
-    let mut dap = Dap::start();
-    dap.initialize();
-    dap.attach_pid(target.pid, false);
+    let mut dap = Dap::attached(target.pid, false);
     let list = ps_json(&[name]);
     let me = list
         .iter()

@@ -78,9 +78,7 @@ fn attach_to_zombie() {
 fn attach_already_traced() {
     require_harness!();
     let target = Target::start(Fixture::Sleeping, &["2"]);
-    let mut first = Dap::start();
-    first.initialize();
-    first.attach_pid(target.pid, false);
+    let mut first = Dap::attached(target.pid, false);
     let tracer = procfs::tracer_pid(target.pid).unwrap();
     assert_ne!(tracer, 0);
     let mut second = Dap::start();
@@ -109,9 +107,7 @@ fn second_attach_in_one_session() {
     require_harness!();
     let target = Target::start(Fixture::Sleeping, &["2"]);
     let other = Target::start(Fixture::Sleeping, &["1"]);
-    let mut dap = Dap::start();
-    dap.initialize();
-    dap.attach_pid(target.pid, false);
+    let mut dap = Dap::attached(target.pid, false);
     let seq = dap.send("attach", json!({"pid": other.pid}));
     let r = dap.response(seq, secs(10));
     assert_error(&r, &["already attached"]);

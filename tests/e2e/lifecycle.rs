@@ -13,9 +13,7 @@ use crate::support::{secs, Dap, Fixture, Target};
 fn disconnect_terminate_debuggee_kills_target() {
     require_harness!();
     let mut target = Target::start(Fixture::Sleeping, &["3"]);
-    let mut dap = Dap::start();
-    dap.initialize();
-    dap.attach_pid(target.pid, false);
+    let mut dap = Dap::attached(target.pid, false);
     dap.disconnect(json!({"terminateDebuggee": true}));
     let st = target.wait_exit(secs(10));
     use std::os::unix::process::ExitStatusExt;
@@ -26,17 +24,13 @@ fn disconnect_terminate_debuggee_kills_target() {
 fn disconnect_suspend_debuggee_leaves_target_stopped_and_attachable() {
     require_harness!();
     let target = Target::start(Fixture::Sleeping, &["3"]);
-    let mut dap = Dap::start();
-    dap.initialize();
-    dap.attach_pid(target.pid, false);
+    let mut dap = Dap::attached(target.pid, false);
     dap.disconnect(json!({"suspendDebuggee": true}));
     drop(dap);
     // Stopped (T), not traced.
     procfs::assert_runs_on(target.pid, target.heartbeat_path(), &target.initial, true);
     // A second latch can attach to it, and leaves it as it found it.
-    let mut second = Dap::start();
-    second.initialize();
-    second.attach_pid(target.pid, true);
+    let mut second = Dap::attached(target.pid, true);
     assert_entry_stop(&mut second, target.pid as i64);
     assert_threads_match(&mut second, target.pid);
     second.disconnect(json!({}));
@@ -49,9 +43,7 @@ fn disconnect_suspend_debuggee_leaves_target_stopped_and_attachable() {
 fn terminate_sends_sigterm() {
     require_harness!();
     let mut target = Target::start(Fixture::Sleeping, &["2"]);
-    let mut dap = Dap::start();
-    dap.initialize();
-    dap.attach_pid(target.pid, false);
+    let mut dap = Dap::attached(target.pid, false);
     dap.ok("terminate", json!({}));
     let exited = dap.next_event("exited", secs(10));
     assert_eq!(exited["body"]["exitCode"], 128 + libc::SIGTERM, "{exited}");
@@ -65,9 +57,7 @@ fn terminate_sends_sigterm() {
 fn terminate_while_stopped_sends_sigterm() {
     require_harness!();
     let mut target = Target::start(Fixture::Sleeping, &["2"]);
-    let mut dap = Dap::start();
-    dap.initialize();
-    dap.attach_pid(target.pid, true);
+    let mut dap = Dap::attached(target.pid, true);
     dap.next_event("stopped", secs(10));
     dap.ok("terminate", json!({}));
     let exited = dap.next_event("exited", secs(10));

@@ -11,9 +11,7 @@ use crate::support::{secs, Dap, Fixture, Target};
 /// still reports the target truthfully, and detaches cleanly.
 fn survives(garbage: &[&[u8]]) {
     let target = Target::start(Fixture::Sleeping, &["2"]);
-    let mut dap = Dap::start();
-    dap.initialize();
-    dap.attach_pid(target.pid, false);
+    let mut dap = Dap::attached(target.pid, false);
     for g in garbage {
         dap.send_raw(g);
         // A valid request after each piece of garbage is answered.
@@ -82,9 +80,7 @@ fn messages_that_are_not_requests_are_survived() {
 fn unknown_command_gets_an_error_response() {
     require_harness!();
     let target = Target::start(Fixture::Sleeping, &["2"]);
-    let mut dap = Dap::start();
-    dap.initialize();
-    dap.attach_pid(target.pid, false);
+    let mut dap = Dap::attached(target.pid, false);
     let r = dap.request("frobnicate", json!({"x": 1}));
     assert_eq!(r["success"], false, "{r}");
     let text = format!("{} {}", r["message"], r["body"]).to_lowercase();
@@ -101,9 +97,7 @@ fn unknown_command_gets_an_error_response() {
 fn wrong_argument_types_while_attached_are_survived() {
     require_harness!();
     let target = Target::start(Fixture::Sleeping, &["2"]);
-    let mut dap = Dap::start();
-    dap.initialize();
-    dap.attach_pid(target.pid, false);
+    let mut dap = Dap::attached(target.pid, false);
     for (command, args, argument) in [
         ("pause", json!({"threadId": "main"}), Some("threadId")),
         ("continue", json!({"threadId": [1]}), Some("threadId")),

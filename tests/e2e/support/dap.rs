@@ -54,6 +54,14 @@ impl Dap {
         Dap::start_with(Vec::new(), &[], true)
     }
 
+    /// Starts latch, initializes and attaches to `pid`: most tests' first three steps.
+    pub fn attached(pid: i32, stop_on_entry: bool) -> Dap {
+        let mut dap = Dap::start();
+        dap.initialize();
+        dap.attach_pid(pid, stop_on_entry);
+        dap
+    }
+
     /// Starts `[prefix...] latch dap [--log-file F --log latch=debug] [extra...]`.
     pub fn start_with(prefix: Vec<String>, extra: &[&str], log: bool) -> Dap {
         let schema = schema().unwrap_or_else(|e| panic!("DAP schema unavailable: {e}"));
