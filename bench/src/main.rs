@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use target::{Scenario, Targets};
+use target::{BigBinary, Scenario, Targets};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -33,12 +33,13 @@ struct Cli {
     /// Runs per scenario and peer; medians are reported.
     #[arg(long, default_value_t = 5)]
     runs: usize,
-    /// Scenarios: sleep:N (N sleeping threads) or spin:N (N spinning threads).
+    /// Scenarios: sleep:N (N sleeping threads), spin:N (N spinning threads),
+    /// big (first stack trace on a large binary with full debug info).
     #[arg(
         long,
         value_delimiter = ',',
         value_parser = Scenario::parse,
-        default_value = "sleep:1,sleep:100,sleep:1000,spin:100"
+        default_value = "sleep:1,sleep:100,sleep:1000,spin:100,big"
     )]
     sizes: Vec<Scenario>,
     /// Debuggers to run. gdb-bt is gdb with `thread apply all bt` as well.
@@ -61,6 +62,13 @@ struct Cli {
     /// Attach without stopOnEntry: then "stopped" is the attach response.
     #[arg(long)]
     no_stop_on_entry: bool,
+    /// Skip the stack traces of all threads on the thread targets.
+    #[arg(long)]
+    no_stacks: bool,
+    /// The large binary of the `big` scenario, started with the argument
+    /// `dap` (default: latch's debug build, `../debug/latch` from here).
+    #[arg(long)]
+    big_binary: Option<PathBuf>,
     /// Keep the temporary directory (targets, adapters' stderr, gdb output).
     #[arg(long)]
     keep_logs: bool,
@@ -92,12 +100,27 @@ fn main() -> Result<()> {
     }
     anyhow::ensure!(!peers.is_empty(), "no peer to run");
 
+    let mut scenarios = cli.sizes.clone();
+    let mut big = None;
+    if scenarios.contains(&Scenario::BigBinary) {
+        match BigBinary::locate(cli.big_binary.as_deref()) {
+            Ok(b) => big = Some(b),
+            Err(why) => {
+                eprintln!("skipping {why}");
+                skipped.push(why);
+                scenarios.retain(|s| *s != Scenario::BigBinary);
+            }
+        }
+    }
+    anyhow::ensure!(!scenarios.is_empty(), "no scenario to run");
+
     let dir = std::env::temp_dir().join(format!("latch-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let targets = Targets::build(&dir)?;
+    let targets = Targets::build(&dir, big)?;
     let opts = RunOpts {
         timeout: Duration::from_secs(cli.timeout),
         stop_on_entry: !cli.no_stop_on_entry,
+        stacks: !cli.no_stacks,
         log_dir: dir.clone(),
     };
 
@@ -107,7 +130,7 @@ fn main() -> Result<()> {
         .collect();
     let mut cells: BTreeMap<(usize, Peer), Cell> = BTreeMap::new();
 
-    for (si, &sc) in cli.sizes.iter().enumerate() {
+    for (si, &sc) in scenarios.iter().enumerate() {
         for run in 1..=cli.runs {
             // Interleaved: latch, gdb, lldb-dap, latch, gdb, ... so a burst of
             // load from the machine's other tenants hits every peer alike.
@@ -132,10 +155,10 @@ fn main() -> Result<()> {
     }
 
     let report = Report {
-        header: header(&cli, &peers, &paths, &versions, &skipped),
+        header: header(&cli, &peers, &paths, &versions, &skipped, &targets),
         peers,
         cells,
-        scenarios: cli.sizes.clone(),
+        scenarios,
         runs: cli.runs,
     };
     let md = report.markdown();
@@ -203,6 +226,9 @@ fn summary(r: &report::RunResult) -> String {
             for (row, label) in [
                 (Row::AttachStopped, "attach"),
                 (Row::Threads, "threads"),
+                (Row::AllStacks, "stacks"),
+                (Row::FirstStack, "1st stack"),
+                (Row::SecondStack, "2nd stack"),
                 (Row::Detach, "detach"),
                 (Row::Session, "session"),
                 (Row::Cpu, "cpu"),
@@ -210,6 +236,9 @@ fn summary(r: &report::RunResult) -> String {
                 if let Some(v) = m.0.get(&row) {
                     let _ = write!(s, "{label} {v:.1} ms  ");
                 }
+            }
+            if let Some(v) = m.0.get(&Row::Frames) {
+                let _ = write!(s, "frames {v}  ");
             }
             if let Some(v) = m.0.get(&Row::PeakRss) {
                 let _ = write!(s, "rss {v:.1} MiB");
@@ -227,6 +256,7 @@ fn header(
     paths: &BTreeMap<Peer, PathBuf>,
     versions: &BTreeMap<Peer, String>,
     skipped: &[String],
+    targets: &Targets,
 ) -> String {
     let m = procfs::machine();
     let date = std::process::Command::new("date")
@@ -253,6 +283,9 @@ fn header(
             .map_or("version unknown".into(), |v| v.clone());
         let _ = writeln!(h, "- {}: `{}` ({v})", p.name(), paths[p].display());
     }
+    if let Some(b) = &targets.big {
+        let _ = writeln!(h, "- large binary: {}", b.describe());
+    }
     for s in skipped {
         let _ = writeln!(h, "- **skipped** {s}");
     }
@@ -263,9 +296,9 @@ fn header(
          and lldb-dap (`lldb-dap-19`) driven over DAP on stdio: `initialize`, `attach {{pid, \
          stopOnEntry: {}}}`, `configurationDone`, `threads`, `disconnect {{terminateDebuggee: \
          false}}`; \"all threads stopped\" is the latest of the attach response, the \
-         configurationDone response{}. gdb timed as a whole: `gdb -nx -iex 'set debuginfod \
+         configurationDone response{}. {}gdb timed as a whole: `gdb -nx -iex 'set debuginfod \
          enabled off' -batch -p PID -ex 'info threads'` (gdb + bt adds `-ex 'thread apply all \
-         bt'`). CPU is user+sys from wait4 rusage of the debugger and its descendants; memory is \
+         bt'`; on the large binary gdb + bt is `-ex bt` alone). CPU is user+sys from wait4 rusage of the debugger and its descendants; memory is \
          VmHWM of the adapter plus its descendants (lldb-server) just before `disconnect`, and \
          ru_maxrss for gdb. After every detach /proc is checked: no thread in t/T, TracerPid 0.",
         cli.runs,
@@ -274,7 +307,22 @@ fn header(
             ""
         } else {
             " and the first `stopped` event with allThreadsStopped"
+        },
+        if cli.no_stacks {
+            "No stack traces on the thread targets (--no-stacks). "
+        } else {
+            "After `threads`, one `stackTrace {threadId, startFrame: 0, levels: 0}` per thread, \
+             all sent back to back, timed from the first request to the last response. "
         }
     );
+    if targets.big.is_some() {
+        let _ = writeln!(
+            h,
+            "- large binary: a fresh debugger and a fresh target per run, attached once all the \
+             target's threads sleep; after `threads`, `stackTrace` of the main thread (cold: the \
+             adapter has not read the binary before; the page cache is warm after the first run, \
+             for every peer alike), then the same request again (warm)."
+        );
+    }
     h
 }

@@ -13,11 +13,18 @@
 //!   it sends `initialized`, with the target already in ptrace-stop, but it
 //!   only tells the editor (one `stopped` event per thread) after
 //!   `configurationDone`; an editor shows the stop only then, so that is
-//!   what we time. Then `threads`, then `disconnect {terminateDebuggee:
-//!   false}`.
+//!   what we time. Then `threads`, then the stack traces (below), then
+//!   `disconnect {terminateDebuggee: false}`.
+//! - Stack traces. On the thread targets: one `stackTrace {threadId,
+//!   startFrame: 0, levels: 0}` per thread of the `threads` response, all
+//!   written back to back before reading any answer, timed from the first
+//!   request to the last response. On the large binary: `stackTrace` of the
+//!   main thread (cold), then the same request again (warm).
 //! - gdb has no protocol worth driving here, so it is timed as a whole:
 //!   `gdb -nx -batch -p PID -ex 'info threads'` from spawn to exit, which
-//!   covers attach, symbol loading, the thread list and detach.
+//!   covers attach, symbol loading, the thread list and detach; gdb + bt
+//!   adds `-ex 'thread apply all bt'`. On the large binary gdb + bt is
+//!   `-ex bt` alone (the main thread's stack).
 
 use crate::dap::{check_success, Dap, Timeout};
 use crate::procfs::{self, Reaped};
@@ -54,6 +61,8 @@ impl Peer {
 pub struct RunOpts {
     pub timeout: Duration,
     pub stop_on_entry: bool,
+    /// Stack traces of all threads after `threads` (thread targets).
+    pub stacks: bool,
     /// Where adapters' stderr and gdb's output go, one file per run.
     pub log_dir: PathBuf,
 }
@@ -73,7 +82,7 @@ fn log_file(opts: &RunOpts, name: &str) -> std::io::Result<std::fs::File> {
 /// After the debugger is gone: did it give the target back running and
 /// untraced, with all its threads? A peer that leaves a target stopped is a
 /// finding, reported loudly.
-fn check_target_after(target: &mut Target, scenario: Scenario, notes: &mut Vec<String>) {
+fn check_target_after(target: &mut Target, notes: &mut Vec<String>) {
     let pid = target.pid();
     if !target.alive() {
         notes.push("**TARGET DIED** during or after detach".into());
@@ -101,11 +110,10 @@ fn check_target_after(target: &mut Target, scenario: Scenario, notes: &mut Vec<S
                     seen.threads,
                 ));
             }
-            if seen.threads != scenario.expected_threads() {
+            if seen.threads != target.threads {
                 notes.push(format!(
                     "**THREAD COUNT CHANGED**: target has {} threads after detach, expected {}",
-                    seen.threads,
-                    scenario.expected_threads()
+                    seen.threads, target.threads
                 ));
             }
         }
@@ -234,6 +242,35 @@ pub fn run_dap(
         let (t_threads, resp) = dap.response(threads, deadline, "the `threads` response")?;
         m.0.insert(Row::Threads, ms(t_threads - t_sent));
         m.0.insert(Row::UntilThreads, ms(t_threads - t0));
+        let ids: Vec<i64> = resp["body"]["threads"]
+            .as_array()
+            .map(|ts| ts.iter().filter_map(|t| t["id"].as_i64()).collect())
+            .unwrap_or_default();
+
+        if scenario == Scenario::BigBinary {
+            // The main thread: its id is the pid for both adapters (tids).
+            let main = i64::from(target.pid());
+            if !ids.contains(&main) {
+                notes.push(format!(
+                    "**main thread {main} not in the `threads` response**"
+                ));
+            }
+            let (took, frames, at) = stack_once(&mut dap, main, deadline, &mut notes)?;
+            m.0.insert(Row::FirstStack, took);
+            m.0.insert(Row::UntilFirstStack, ms(at - t0));
+            m.0.insert(Row::Frames, frames as f64);
+            let (took, again, _) = stack_once(&mut dap, main, deadline, &mut notes)?;
+            m.0.insert(Row::SecondStack, took);
+            if again != frames {
+                notes.push(format!(
+                    "**second `stackTrace` differs**: {again} frames, the first had {frames}"
+                ));
+            }
+        } else if opts.stacks {
+            let (took, frames) = all_stacks(&mut dap, &ids, deadline, &mut notes)?;
+            m.0.insert(Row::AllStacks, took);
+            m.0.insert(Row::Frames, frames as f64);
+        }
 
         // Truthfulness checks, done outside the timed phases.
         let reported = resp["body"]["threads"].as_array().map_or(0, Vec::len);
@@ -298,12 +335,112 @@ pub fn run_dap(
     };
     m.0.insert(Row::Session, ms(reaped.at - t0));
     m.0.insert(Row::Cpu, ms(reaped.cpu));
-    check_target_after(target, scenario, &mut notes);
+    check_target_after(target, &mut notes);
     RunResult {
         outcome: Outcome::Ok(m),
         notes,
         version,
     }
+}
+
+/// `stackTrace {threadId, startFrame: 0, levels: 0}` as the adapter wants it.
+fn stack_args(thread: i64) -> serde_json::Value {
+    json!({ "threadId": thread, "startFrame": 0, "levels": 0 })
+}
+
+/// Frames in a `stackTrace` response, and whether `totalFrames` disagrees
+/// with them (with `levels: 0` both should be the whole stack).
+fn frames_of(resp: &serde_json::Value) -> (usize, Option<i64>) {
+    let n = resp["body"]["stackFrames"].as_array().map_or(0, Vec::len);
+    let total = resp["body"]["totalFrames"].as_i64();
+    (n, total.filter(|&t| t != n as i64))
+}
+
+/// One `stackTrace` of `thread`: milliseconds from request to response,
+/// frames returned, and when the response arrived.
+fn stack_once(
+    dap: &mut Dap,
+    thread: i64,
+    deadline: Instant,
+    notes: &mut Vec<String>,
+) -> Result<(f64, usize, Instant)> {
+    let t_sent = Instant::now();
+    let seq = dap.send("stackTrace", stack_args(thread))?;
+    let (at, resp) = dap.response(seq, deadline, "the `stackTrace` response")?;
+    let (frames, total) = frames_of(&resp);
+    if frames == 0 {
+        notes.push("**EMPTY STACK**: `stackTrace` of the main thread returned no frames".into());
+    }
+    if let Some(t) = total {
+        notes.push(format!(
+            "`totalFrames` {t} but {frames} frames returned for `levels: 0`"
+        ));
+    }
+    Ok((ms(at - t_sent), frames, at))
+}
+
+/// One `stackTrace` per thread, all written before any answer is read (the
+/// reader thread drains the adapter meanwhile, so nobody blocks): ms from
+/// the first request to the last response, and frames returned in total.
+/// Failed requests and empty stacks are notes, not errors: they must show.
+fn all_stacks(
+    dap: &mut Dap,
+    ids: &[i64],
+    deadline: Instant,
+    notes: &mut Vec<String>,
+) -> Result<(f64, usize)> {
+    let t_sent = Instant::now();
+    let mut seqs = Vec::with_capacity(ids.len());
+    for &id in ids {
+        seqs.push(dap.send("stackTrace", stack_args(id))?);
+    }
+    // Checked after every message, so keep it O(1) amortised: advance past
+    // the answered prefix instead of scanning all requests each time.
+    let mut answered = 0;
+    dap.wait_until(deadline, "every `stackTrace` response", |s| {
+        while answered < seqs.len() && s.responses.contains_key(&seqs[answered]) {
+            answered += 1;
+        }
+        answered == seqs.len()
+    })?;
+    let t_done = seqs
+        .iter()
+        .map(|q| dap.seen.responses[q].0)
+        .max()
+        .unwrap_or(t_sent);
+    let (mut frames, mut empty, mut failed, mut mismatched) = (0, 0, Vec::new(), 0);
+    for q in &seqs {
+        let resp = &dap.seen.responses[q].1;
+        if let Err(e) = check_success(resp) {
+            failed.push(format!("{e:#}"));
+            continue;
+        }
+        let (n, total) = frames_of(resp);
+        frames += n;
+        empty += usize::from(n == 0);
+        mismatched += usize::from(total.is_some());
+    }
+    if !failed.is_empty() {
+        notes.push(format!(
+            "**`stackTrace` FAILED** for {} of {} threads: {}",
+            failed.len(),
+            ids.len(),
+            failed[0]
+        ));
+    }
+    if empty > 0 {
+        notes.push(format!(
+            "**EMPTY STACKS**: {empty} of {} `stackTrace` responses had no frames",
+            ids.len()
+        ));
+    }
+    if mismatched > 0 {
+        notes.push(format!(
+            "`totalFrames` differs from the frames returned for `levels: 0` in {mismatched} of {} responses",
+            ids.len()
+        ));
+    }
+    Ok((ms(t_done - t_sent), frames))
 }
 
 /// Reap the adapter, then whatever it started: as a subreaper we inherit
@@ -364,7 +501,7 @@ pub fn run_gdb(
 ) -> RunResult {
     let mut notes = Vec::new();
     let mut cmd = Command::new(gdb);
-    cmd.args(gdb_args(peer, target.pid()));
+    cmd.args(gdb_args(peer, scenario, target.pid()));
     let out_path = opts.log_dir.join(format!(
         "{}-{}.out",
         peer.name().replace(' ', ""),
@@ -427,16 +564,26 @@ pub fn run_gdb(
     if !reaped.exited_cleanly() {
         notes.push(format!("gdb {}", reaped.describe_status()));
     }
-    let listed = std::fs::read_to_string(&out_path)
-        .map(|s| count_info_threads(&s))
-        .unwrap_or(0);
-    if listed != scenario.expected_threads() {
-        notes.push(format!(
-            "**`info threads` WRONG**: listed {listed} threads, expected {}",
-            scenario.expected_threads()
-        ));
+    let out = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let big = scenario == Scenario::BigBinary;
+    // On the large binary gdb + bt runs `bt` alone, without `info threads`.
+    if !(big && peer == Peer::GdbBt) {
+        let listed = count_info_threads(&out);
+        if listed != target.threads {
+            notes.push(format!(
+                "**`info threads` WRONG**: listed {listed} threads, expected {}",
+                target.threads
+            ));
+        }
     }
-    check_target_after(target, scenario, &mut notes);
+    if peer == Peer::GdbBt {
+        let frames = count_bt_frames(&out);
+        m.0.insert(Row::Frames, frames as f64);
+        if frames == 0 {
+            notes.push("**EMPTY STACKS**: gdb printed no frame".into());
+        }
+    }
+    check_target_after(target, &mut notes);
     RunResult {
         outcome: Outcome::Ok(m),
         notes,
@@ -444,24 +591,33 @@ pub fn run_gdb(
     }
 }
 
-pub fn gdb_args(peer: Peer, pid: i32) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "-nx",
-        "-iex",
-        "set debuginfod enabled off",
-        "-batch",
-        "-p",
-        &pid.to_string(),
-        "-ex",
-        "info threads",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    if peer == Peer::GdbBt {
-        a.extend(["-ex".into(), "thread apply all bt".into()]);
+pub fn gdb_args(peer: Peer, scenario: Scenario, pid: i32) -> Vec<String> {
+    let mut a: Vec<String> = ["-nx", "-iex", "set debuginfod enabled off", "-batch", "-p"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    a.push(pid.to_string());
+    let commands: &[&str] = match (peer, scenario) {
+        (Peer::GdbBt, Scenario::BigBinary) => &["bt"],
+        (Peer::GdbBt, _) => &["info threads", "thread apply all bt"],
+        _ => &["info threads"],
+    };
+    for c in commands {
+        a.extend(["-ex".into(), c.to_string()]);
     }
     a
+}
+
+/// Frames gdb printed: lines `#N  0x... in f (...)` or `#N  f (...)`.
+fn count_bt_frames(out: &str) -> usize {
+    out.lines()
+        .filter(|l| {
+            l.strip_prefix('#').is_some_and(|r| {
+                let digits = r.bytes().take_while(u8::is_ascii_digit).count();
+                digits > 0 && r[digits..].starts_with(' ')
+            })
+        })
+        .count()
 }
 
 /// Lines of `info threads` output: `[*] N  Thread 0x... (LWP n) ...`.

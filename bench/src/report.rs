@@ -20,6 +20,21 @@ pub enum Row {
     /// Spawn of the adapter until `threads` answered: what a user waits for
     /// between "attach" and seeing the thread list.
     UntilThreads,
+    /// One `stackTrace {levels: 0}` per thread, pipelined: first request
+    /// sent until the last response arrived. For gdb + bt: derived, the
+    /// median session of gdb + bt minus that of gdb.
+    AllStacks,
+    /// `stackTrace` of the main thread right after `threads`, from a
+    /// debugger that has not looked at the binary before (large binary).
+    FirstStack,
+    /// Spawn of the adapter until that first `stackTrace` answered.
+    UntilFirstStack,
+    /// The same `stackTrace` again, right after: symbols now cached.
+    SecondStack,
+    /// Frames returned in total (all threads, or the main thread's first
+    /// stack trace). A count, not a time: a peer that returns empty stacks
+    /// must not look fast.
+    Frames,
     /// `disconnect` request until its response.
     Detach,
     /// Spawn until the debugger process exited. The only timing gdb has.
@@ -31,11 +46,16 @@ pub enum Row {
 }
 
 impl Row {
-    pub const ALL: [Row; 8] = [
+    pub const ALL: [Row; 13] = [
         Row::Initialize,
         Row::AttachStopped,
         Row::Threads,
         Row::UntilThreads,
+        Row::AllStacks,
+        Row::FirstStack,
+        Row::UntilFirstStack,
+        Row::SecondStack,
+        Row::Frames,
         Row::Detach,
         Row::Session,
         Row::Cpu,
@@ -48,6 +68,11 @@ impl Row {
             Row::AttachStopped => "attach until all threads stopped",
             Row::Threads => "`threads`",
             Row::UntilThreads => "start → `threads` answered",
+            Row::AllStacks => "stack traces of all threads (`stackTrace` × threads, pipelined)",
+            Row::FirstStack => "first `stackTrace` (main thread)",
+            Row::UntilFirstStack => "start → first `stackTrace` answered",
+            Row::SecondStack => "second `stackTrace` (same thread, warm)",
+            Row::Frames => "frames returned (total)",
             Row::Detach => "`disconnect` (detach)",
             Row::Session => "whole session (start → debugger exit)",
             Row::Cpu => "CPU time (user+sys)",
@@ -57,6 +82,19 @@ impl Row {
 
     fn is_memory(self) -> bool {
         self == Row::PeakRss
+    }
+
+    fn is_count(self) -> bool {
+        self == Row::Frames
+    }
+
+    /// The row where gdb + bt's value is derived from two gdb runs: the
+    /// difference of the median whole sessions with and without `bt`.
+    fn gdb_bt_derived(self, sc: Scenario) -> bool {
+        match sc {
+            Scenario::BigBinary => self == Row::FirstStack,
+            _ => self == Row::AllStacks,
+        }
     }
 }
 
@@ -127,7 +165,9 @@ pub struct Report {
 }
 
 fn fmt_value(row: Row, v: f64) -> String {
-    if row.is_memory() {
+    if row.is_count() {
+        format!("{v:.0}")
+    } else if row.is_memory() {
         format!("{v:.1} MiB")
     } else if v < 10.0 {
         format!("{v:.2} ms")
@@ -169,11 +209,20 @@ impl Report {
             }
             let _ = writeln!(out, "{head}\n{rule}");
             let latch = self.cells.get(&(si, Peer::Latch));
+            let mut derived = false;
             for row in Row::ALL {
                 let values: Vec<Option<f64>> = self
                     .peers
                     .iter()
-                    .map(|p| self.cells.get(&(si, *p)).and_then(|c| c.median(row)))
+                    .map(|p| {
+                        let v = self.cells.get(&(si, *p)).and_then(|c| c.median(row));
+                        if v.is_none() && *p == Peer::GdbBt && row.gdb_bt_derived(*sc) {
+                            let d = self.gdb_bt_cost(si);
+                            derived |= d.is_some();
+                            return d;
+                        }
+                        v
+                    })
                     .collect();
                 if values.iter().all(Option::is_none) {
                     continue;
@@ -185,13 +234,25 @@ impl Report {
                     let _ = write!(line, " {cell} |");
                     if *p != Peer::Latch && self.peers.contains(&Peer::Latch) {
                         let ratio = match (v, base) {
-                            (Some(v), Some(b)) if b > 0.0 => fmt_ratio(v / b),
+                            (Some(v), Some(b)) if b > 0.0 && !row.is_count() => fmt_ratio(v / b),
                             _ => "—".into(),
                         };
                         let _ = write!(line, " {ratio} |");
                     }
                 }
                 let _ = writeln!(out, "{line}");
+            }
+            if derived {
+                let _ = writeln!(
+                    out,
+                    "\ngdb + bt's stack-trace row is derived, not timed: the median whole session \
+                     of gdb + bt minus that of gdb ({}) in the same runs; noisy.",
+                    if *sc == Scenario::BigBinary {
+                        "`-ex bt` against `-ex 'info threads'`"
+                    } else {
+                        "with and without `thread apply all bt`"
+                    }
+                );
             }
             // Problems go right under their table, loudly.
             for p in &self.peers {
@@ -223,6 +284,16 @@ impl Report {
             }
         }
         out
+    }
+}
+
+impl Report {
+    /// What `bt` adds to a gdb session: median session of gdb + bt minus
+    /// the median session of gdb, when both peers ran.
+    fn gdb_bt_cost(&self, si: usize) -> Option<f64> {
+        let with = self.cells.get(&(si, Peer::GdbBt))?.median(Row::Session)?;
+        let without = self.cells.get(&(si, Peer::Gdb))?.median(Row::Session)?;
+        Some(with - without)
     }
 }
 
