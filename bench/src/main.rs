@@ -129,6 +129,7 @@ fn main() -> Result<()> {
         .filter_map(|&p| Some((p, peers::version_of(p, &paths[&p])?)))
         .collect();
     let mut cells: BTreeMap<(usize, Peer), Cell> = BTreeMap::new();
+    let load_before = procfs::loadavg();
 
     for (si, &sc) in scenarios.iter().enumerate() {
         for run in 1..=cli.runs {
@@ -155,7 +156,15 @@ fn main() -> Result<()> {
     }
 
     let report = Report {
-        header: header(&cli, &peers, &paths, &versions, &skipped, &targets),
+        header: header(
+            &cli,
+            &peers,
+            &paths,
+            &versions,
+            &skipped,
+            &targets,
+            [&load_before, &procfs::loadavg()],
+        ),
         peers,
         cells,
         scenarios,
@@ -257,6 +266,7 @@ fn header(
     versions: &BTreeMap<Peer, String>,
     skipped: &[String],
     targets: &Targets,
+    load: [&str; 2],
 ) -> String {
     let m = procfs::machine();
     let date = std::process::Command::new("date")
@@ -273,6 +283,11 @@ fn header(
         h,
         "- machine: {} CPUs, {}, Linux {}",
         m.nproc, m.cpu, m.kernel
+    );
+    let _ = writeln!(
+        h,
+        "- load average (1, 5, 15 min): {} at the start, {} at the end",
+        load[0], load[1]
     );
     let _ = writeln!(h, "- command: `{}`", command.trim_end());
     // SAFETY: geteuid cannot fail.

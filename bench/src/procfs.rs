@@ -230,6 +230,18 @@ pub fn become_subreaper() {
     }
 }
 
+/// The 1, 5 and 15 minute load averages, as /proc/loadavg prints them: the
+/// report shows them at the start and the end, so a reader can tell a quiet
+/// machine from a shared, busy one.
+pub fn loadavg() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The machine line of the report.
 pub struct Machine {
     pub nproc: usize,

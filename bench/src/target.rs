@@ -213,9 +213,28 @@ impl Targets {
                 }
             }
         }
-        let have = crate::procfs::tasks(target.pid())?.len();
-        if have != target.threads {
-            bail!("target has {have} threads, expected {}", target.threads);
+        let tids = crate::procfs::tasks(target.pid())?;
+        if tids.len() != target.threads {
+            bail!(
+                "target has {} threads, expected {}",
+                tids.len(),
+                target.threads
+            );
+        }
+        // A sleeper between leaving the barrier and pause() is still
+        // running: wait until every thread sleeps, so that all stacks are
+        // the same when a debugger looks.
+        if let Scenario::Sleeping(_) = scenario {
+            let pid = target.pid();
+            while !tids
+                .iter()
+                .all(|&t| crate::procfs::task_state(pid, t) == Some('S'))
+            {
+                if Instant::now() >= deadline {
+                    bail!("target `{}`: not every thread asleep", scenario.title());
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
         Ok(target)
     }

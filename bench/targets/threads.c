@@ -23,9 +23,19 @@
  */
 static pthread_barrier_t all_created;
 
+/*
+ * Sleepers that have left the barrier. main prints "ready" only once all
+ * have, so that every sleeper's stack is the same (pause, sleeper,
+ * start_thread, clone3) when a debugger looks: on a loaded machine some
+ * would otherwise still be inside pthread_barrier_wait, and the frame
+ * totals of two runs would differ.
+ */
+static int settled;
+
 static void *sleeper(void *arg) {
     (void)arg;
     pthread_barrier_wait(&all_created);
+    __atomic_add_fetch(&settled, 1, __ATOMIC_SEQ_CST);
     for (;;)
         pause();
     return NULL;
@@ -63,6 +73,8 @@ int main(int argc, char **argv) {
         }
     }
     pthread_barrier_wait(&all_created);
+    while (!spin && __atomic_load_n(&settled, __ATOMIC_SEQ_CST) < n)
+        usleep(1000);
     printf("ready\n");
     fflush(stdout);
     for (;;)
