@@ -79,6 +79,8 @@ fn main() -> Result<()> {
     anyhow::ensure!(cli.runs > 0, "--runs must be at least 1");
     // Before any child exists, so lldb-server orphans come to us.
     procfs::become_subreaper();
+    // Before any thread exists, so the DAP reader threads inherit it.
+    let raised = procfs::raise_harness_priority();
 
     let mut peers = Vec::new();
     let mut paths = BTreeMap::new();
@@ -164,6 +166,7 @@ fn main() -> Result<()> {
             &skipped,
             &targets,
             [&load_before, &procfs::loadavg()],
+            raised,
         ),
         peers,
         cells,
@@ -267,6 +270,7 @@ fn header(
     skipped: &[String],
     targets: &Targets,
     load: [&str; 2],
+    raised: bool,
 ) -> String {
     let m = procfs::machine();
     let date = std::process::Command::new("date")
@@ -292,6 +296,15 @@ fn header(
     let _ = writeln!(h, "- command: `{}`", command.trim_end());
     // SAFETY: geteuid cannot fail.
     let _ = writeln!(h, "- euid: {}", unsafe { libc::geteuid() });
+    let _ = writeln!(
+        h,
+        "- harness priority: {} (debuggers and targets always start at nice 0)",
+        if raised {
+            format!("nice {}", procfs::HARNESS_NICE)
+        } else {
+            "nice 0 (raising it was not permitted: timings next to spinning threads include the harness's own wake-up delays)".into()
+        }
+    );
     for p in peers {
         let v = versions
             .get(p)

@@ -161,7 +161,7 @@ pub fn run_dap(
         Ok(f) => Stdio::from(f),
         Err(_) => Stdio::null(),
     };
-    let child = Command::new(program)
+    let child = procfs::normal_priority(&mut Command::new(program))
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -501,6 +501,7 @@ pub fn run_gdb(
 ) -> RunResult {
     let mut notes = Vec::new();
     let mut cmd = Command::new(gdb);
+    procfs::normal_priority(&mut cmd);
     cmd.args(gdb_args(peer, scenario, target.pid()));
     let out_path = opts.log_dir.join(format!(
         "{}-{}.out",
@@ -681,7 +682,7 @@ pub fn version_of(peer: Peer, path: &Path) -> Option<String> {
     if peer == Peer::LldbDap {
         return None;
     }
-    let mut child = Command::new(path)
+    let mut child = procfs::normal_priority(&mut Command::new(path))
         .arg("--version")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

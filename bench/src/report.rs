@@ -219,7 +219,8 @@ impl Report {
                         if v.is_none() && *p == Peer::GdbBt && row.gdb_bt_derived(*sc) {
                             let d = self.gdb_bt_cost(si);
                             derived |= d.is_some();
-                            return d;
+                            // A negative difference is noise, not a time.
+                            return d.map(|d| d.max(0.0));
                         }
                         v
                     })
@@ -246,7 +247,8 @@ impl Report {
                 let _ = writeln!(
                     out,
                     "\ngdb + bt's stack-trace row is derived, not timed: the median whole session \
-                     of gdb + bt minus that of gdb ({}) in the same runs; noisy.",
+                     of gdb + bt minus that of gdb ({}) in the same runs; noisy, and shown as 0 \
+                     when noise makes it negative.",
                     if *sc == Scenario::BigBinary {
                         "`-ex bt` against `-ex 'info threads'`"
                     } else {

@@ -170,7 +170,7 @@ impl Targets {
             Scenario::Spinning(n) => ("spin", n),
             Scenario::BigBinary => return self.spawn_big(deadline),
         };
-        let mut child = Command::new(&self.threads_bin)
+        let mut child = crate::procfs::normal_priority(&mut Command::new(&self.threads_bin))
             .args([mode, &n.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -246,7 +246,7 @@ impl Targets {
             .big
             .as_ref()
             .context("no large binary (see --big-binary)")?;
-        let mut child = Command::new(&big.path)
+        let mut child = crate::procfs::normal_priority(&mut Command::new(&big.path))
             .args(&big.args)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())

@@ -24,10 +24,10 @@
 static pthread_barrier_t all_created;
 
 /*
- * Sleepers that have left the barrier. main prints "ready" only once all
- * have, so that every sleeper's stack is the same (pause, sleeper,
- * start_thread, clone3) when a debugger looks: on a loaded machine some
- * would otherwise still be inside pthread_barrier_wait, and the frame
+ * Workers that have left the barrier. main prints "ready" only once all
+ * have, so that every worker's stack is the same (pause or the spin loop,
+ * then start_thread, clone3) when a debugger looks: on a loaded machine
+ * some would otherwise still be inside pthread_barrier_wait, and the frame
  * totals of two runs would differ.
  */
 static int settled;
@@ -44,6 +44,7 @@ static void *sleeper(void *arg) {
 static void *spinner(void *arg) {
     (void)arg;
     pthread_barrier_wait(&all_created);
+    __atomic_add_fetch(&settled, 1, __ATOMIC_SEQ_CST);
     volatile unsigned long n = 0;
     for (;;)
         n++;
@@ -73,7 +74,7 @@ int main(int argc, char **argv) {
         }
     }
     pthread_barrier_wait(&all_created);
-    while (!spin && __atomic_load_n(&settled, __ATOMIC_SEQ_CST) < n)
+    while (__atomic_load_n(&settled, __ATOMIC_SEQ_CST) < n)
         usleep(1000);
     printf("ready\n");
     fflush(stdout);
