@@ -165,8 +165,10 @@ fn main() -> Result<()> {
             &versions,
             &skipped,
             &targets,
-            [&load_before, &procfs::loadavg()],
-            raised,
+            &Conditions {
+                load: [load_before, procfs::loadavg()],
+                raised,
+            },
         ),
         peers,
         cells,
@@ -262,6 +264,14 @@ fn summary(r: &report::RunResult) -> String {
     }
 }
 
+/// How the machine and the harness were while measuring.
+struct Conditions {
+    /// Load averages at the start and at the end of the run.
+    load: [String; 2],
+    /// Whether the harness runs at [`procfs::HARNESS_NICE`].
+    raised: bool,
+}
+
 fn header(
     cli: &Cli,
     peers: &[Peer],
@@ -269,9 +279,9 @@ fn header(
     versions: &BTreeMap<Peer, String>,
     skipped: &[String],
     targets: &Targets,
-    load: [&str; 2],
-    raised: bool,
+    conditions: &Conditions,
 ) -> String {
+    let Conditions { load, raised } = conditions;
     let m = procfs::machine();
     let date = std::process::Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M UTC"])
@@ -299,7 +309,7 @@ fn header(
     let _ = writeln!(
         h,
         "- harness priority: {} (debuggers and targets always start at nice 0)",
-        if raised {
+        if *raised {
             format!("nice {}", procfs::HARNESS_NICE)
         } else {
             "nice 0 (raising it was not permitted: timings next to spinning threads include the harness's own wake-up delays)".into()
