@@ -8,4 +8,5 @@ mod clients;
 mod errors;
 mod lifecycle;
 mod malformed;
+mod symbol_files;
 mod waitfor;
