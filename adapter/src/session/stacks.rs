@@ -236,7 +236,10 @@ impl Session {
         });
         let registers: Vec<(&str, u64)> = match (top, self.stop.registers.as_ref()) {
             // The innermost physical frame has every register, flags and segments too.
-            (true, Some(all)) => all.get(&tid).map(all_registers).unwrap_or_default(),
+            (true, Some(all)) => all
+                .get(&tid)
+                .map(crate::symbols::unwind::named_registers)
+                .unwrap_or_default(),
             _ => frame.0.registers.known().collect(),
         };
         let variables: Vec<Value> = registers
@@ -363,36 +366,4 @@ fn module_json(module: &ModuleSummary) -> Value {
         value["version"] = json!(format!("build-id {id}"));
     }
     value
-}
-
-fn all_registers(regs: &libc::user_regs_struct) -> Vec<(&'static str, u64)> {
-    vec![
-        ("rax", regs.rax),
-        ("rbx", regs.rbx),
-        ("rcx", regs.rcx),
-        ("rdx", regs.rdx),
-        ("rsi", regs.rsi),
-        ("rdi", regs.rdi),
-        ("rbp", regs.rbp),
-        ("rsp", regs.rsp),
-        ("r8", regs.r8),
-        ("r9", regs.r9),
-        ("r10", regs.r10),
-        ("r11", regs.r11),
-        ("r12", regs.r12),
-        ("r13", regs.r13),
-        ("r14", regs.r14),
-        ("r15", regs.r15),
-        ("rip", regs.rip),
-        ("eflags", regs.eflags),
-        ("orig_rax", regs.orig_rax),
-        ("cs", regs.cs),
-        ("ss", regs.ss),
-        ("ds", regs.ds),
-        ("es", regs.es),
-        ("fs", regs.fs),
-        ("gs", regs.gs),
-        ("fs_base", regs.fs_base),
-        ("gs_base", regs.gs_base),
-    ]
 }
