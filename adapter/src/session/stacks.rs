@@ -313,18 +313,37 @@ impl Session {
         ));
     }
 
-    /// A `module` event for each module of a newly attached process, sent when the
+    /// `module` events for what changed since the last announcement (everything, after
+    /// the attach; libraries loaded or unloaded since, at a later stop), sent when the
     /// symbols thread has read them, without holding up the session.
     pub(super) fn announce_modules(&self) {
         let symbols = self.symbols.clone();
         let out = self.out.clone();
+        let announced = self.announced_modules.clone();
         tokio::spawn(async move {
-            for module in symbols.modules().await {
-                out.event(
-                    "module",
-                    json!({ "reason": "new", "module": module_json(&module) }),
-                );
+            let modules = symbols.modules().await;
+            let mut announced = announced.lock().unwrap_or_else(|e| e.into_inner());
+            for module in &modules {
+                if announced.insert(module.path.clone()) {
+                    out.event(
+                        "module",
+                        json!({ "reason": "new", "module": module_json(module) }),
+                    );
+                }
             }
+            announced.retain(|path| {
+                let still_mapped = modules.iter().any(|m| &m.path == path);
+                if !still_mapped {
+                    out.event(
+                        "module",
+                        json!({ "reason": "removed", "module": {
+                            "id": path,
+                            "name": path.rsplit('/').next().unwrap_or(path),
+                        } }),
+                    );
+                }
+                still_mapped
+            });
         });
     }
 
