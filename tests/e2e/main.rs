@@ -8,4 +8,5 @@ mod clients;
 mod errors;
 mod lifecycle;
 mod malformed;
+mod stacks;
 mod waitfor;
