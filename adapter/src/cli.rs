@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::procfs::{self, Pid};
 use crate::ptrace::{Backend, DetachMode};
-use crate::symbols::ProcessSymbols;
+use crate::symbols::{Registers, StackFrame, Stacker};
 use crate::waitfor::{Canceller, MatchMode, WaitSpec, Waiter};
 
 #[derive(Args, Debug)]
@@ -63,8 +63,12 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
     let report = handle
         .attach_blocking(pid)
         .map_err(|err| anyhow::anyhow!("{err}"))?;
-    let pcs = handle.program_counters_blocking().unwrap_or_default();
-    let mut symbols = ProcessSymbols::new(report.pid);
+    let registers = handle.registers_blocking().unwrap_or_default();
+    let mut stacker = Stacker::new(report.pid);
+    let stacks: Vec<(Pid, Vec<StackFrame>)> = registers
+        .iter()
+        .map(|(tid, regs)| (*tid, stacker.stack(Registers::from_user_regs(regs))))
+        .collect();
 
     let mut out = std::io::stdout().lock();
     // A leader that called pthread_exit has no readable exe; a live thread has the same.
@@ -103,15 +107,10 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
     let mut threads = handle.threads_blocking().unwrap_or_default();
     threads.sort_by_key(|t| (!t.is_main, t.tid));
     for thread in &threads {
-        let pc = pcs
-            .iter()
-            .find(|(tid, _)| *tid == thread.tid)
-            .map(|(_, pc)| *pc);
+        let top = stack_of(&stacks, thread.tid).and_then(|s| s.first());
+        let pc = top.map(|f| f.pc);
         let state = thread_state(report.pid, thread.tid);
-        let location = pc
-            .and_then(|pc| symbols.locate(pc))
-            .map(|l| l.to_string())
-            .unwrap_or_default();
+        let location = top.map(short_location).unwrap_or_default();
         let marker = if thread.is_main { " [main]" } else { "" };
         writeln!(
             out,
@@ -122,6 +121,16 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
             pc.map(|pc| format!("{pc:#018x}"))
                 .unwrap_or_else(|| "-".into()),
         )?;
+    }
+    for thread in &threads {
+        writeln!(out, "\nThread {} {:?}:", thread.tid, thread.name)?;
+        for (level, frame) in stack_of(&stacks, thread.tid)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            writeln!(out, "  #{level:<3} {}", describe_frame(frame))?;
+        }
     }
     out.flush()?;
     if let Some(secs) = options.hold {
@@ -141,6 +150,35 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
     writeln!(out, "detached from {}; it runs on", report.pid)?;
     drop(backend);
     Ok(ExitCode::SUCCESS)
+}
+
+fn stack_of(stacks: &[(Pid, Vec<StackFrame>)], tid: Pid) -> Option<&[StackFrame]> {
+    stacks
+        .iter()
+        .find(|(t, _)| *t == tid)
+        .map(|(_, s)| s.as_slice())
+}
+
+/// `function (module)`, for the table's one line per thread.
+fn short_location(frame: &StackFrame) -> String {
+    match (&frame.function, frame.module_name()) {
+        (Some(function), Some(module)) => format!("{function} ({module})"),
+        _ => frame.display_name(),
+    }
+}
+
+/// gdb's `bt` line: `0xPC in NAME at FILE:LINE`, or `(MODULE)` without line information.
+fn describe_frame(frame: &StackFrame) -> String {
+    let mut text = format!("{:#018x} in {}", frame.pc, frame.display_name());
+    match (&frame.file, frame.module_name()) {
+        (Some(file), _) if frame.line > 0 => text += &format!(" at {file}:{}", frame.line),
+        (_, Some(module)) if frame.function.is_some() => text += &format!(" ({module})"),
+        _ => {}
+    }
+    if frame.inlined {
+        text += " [inlined]";
+    }
+    text
 }
 
 fn wait_for(

@@ -34,7 +34,8 @@ pub fn run_dap_stdio() -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let session = session::Session::new(outbox, backend.handle());
+    let symbols = symbols::SymbolService::spawn().context("starting the symbols thread")?;
+    let session = session::Session::new(outbox, backend.handle(), symbols);
     let reason = runtime.block_on(session.run(input, backend_events));
     tracing::info!(?reason, "session ended");
     drop(runtime);

@@ -83,7 +83,7 @@ fn timeout_message(pattern: &str, ms: &u128) -> String {
     let ms = *ms;
     let within = if ms < 1000 {
         format!("{ms} ms")
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{} s", ms / 1000)
     } else {
         format!("{:.1} s", ms as f64 / 1000.0)
@@ -538,7 +538,7 @@ fn pick(mut found: Vec<Candidate>) -> Option<Found> {
 }
 
 fn human_interval(d: Duration) -> String {
-    if d.subsec_nanos() % 1_000_000 == 0 {
+    if d.subsec_nanos().is_multiple_of(1_000_000) {
         format!("{} ms", d.as_millis())
     } else {
         format!("{} µs", d.as_micros())

@@ -197,6 +197,8 @@ pub fn capabilities() -> Value {
         "supportSuspendDebuggee": true,
         "supportsTerminateRequest": true,
         "supportsCancelRequest": true,
+        "supportsModulesRequest": true,
+        "supportsDelayedStackTraceLoading": true,
     })
 }
 

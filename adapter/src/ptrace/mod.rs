@@ -102,8 +102,8 @@ enum Command {
     Threads {
         reply: oneshot::Sender<Result<Vec<ThreadInfo>, BackendError>>,
     },
-    ProgramCounters {
-        reply: oneshot::Sender<Result<Vec<(Pid, u64)>, BackendError>>,
+    Registers {
+        reply: oneshot::Sender<Result<Vec<(Pid, libc::user_regs_struct)>, BackendError>>,
     },
     Signal {
         signal: i32,
@@ -230,8 +230,15 @@ impl BackendHandle {
             .unwrap_or(Err(BackendError::Gone))
     }
 
-    pub fn program_counters_blocking(&self) -> Result<Vec<(Pid, u64)>, BackendError> {
-        self.send(|reply| Command::ProgramCounters { reply })
+    /// The registers of every stopped thread, read in one visit to the ptrace thread.
+    pub async fn registers(&self) -> Result<Vec<(Pid, libc::user_regs_struct)>, BackendError> {
+        self.send(|reply| Command::Registers { reply })
+            .await
+            .unwrap_or(Err(BackendError::Gone))
+    }
+
+    pub fn registers_blocking(&self) -> Result<Vec<(Pid, libc::user_regs_struct)>, BackendError> {
+        self.send(|reply| Command::Registers { reply })
             .blocking_recv()
             .unwrap_or(Err(BackendError::Gone))
     }
@@ -384,13 +391,11 @@ impl Worker {
             Command::Threads { reply } => {
                 let _ = reply.send(self.attached().map(|t| t.current_threads()));
             }
-            Command::ProgramCounters { reply } => {
+            Command::Registers { reply } => {
                 let result = self.attached().map(|t| {
                     t.thread_infos()
                         .iter()
-                        .filter_map(|info| {
-                            t.program_counter(info.tid).ok().map(|pc| (info.tid, pc))
-                        })
+                        .filter_map(|info| t.registers(info.tid).ok().map(|r| (info.tid, r)))
                         .collect()
                 });
                 let _ = reply.send(result);

@@ -492,9 +492,9 @@ impl Tracer {
             .collect()
     }
 
-    pub fn program_counter(&self, tid: Pid) -> io::Result<u64> {
+    pub fn registers(&self, tid: Pid) -> io::Result<libc::user_regs_struct> {
         match self.threads.get(&tid) {
-            Some(t) if t.state == RunState::Stopped => Ok(sys::get_regs(tid)?.rip),
+            Some(t) if t.state == RunState::Stopped => sys::get_regs(tid),
             Some(_) => Err(io::Error::other("the thread is running")),
             None => Err(io::Error::from_raw_os_error(libc::ESRCH)),
         }

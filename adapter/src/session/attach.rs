@@ -39,6 +39,7 @@ impl Session {
             return self.fail(request, "already attached", "an attach is already in progress (already attached or waiting); one latch session debugs one process");
         }
         let stop_on_entry = args.stop_on_entry.unwrap_or(false);
+        self.program = args.program.as_ref().map(std::path::PathBuf::from);
         match (args.pid, args.wait_for.as_deref()) {
             (Some(_), Some(_)) => self.fail(
                 request,
@@ -224,6 +225,8 @@ impl Session {
     /// The `process` event and a `thread` event per thread: clients that learn threads
     /// only from events (nvim-dap) need them to pause.
     fn announce_attached(&mut self, report: &AttachReport) {
+        self.symbols.attach(report.pid, self.program.clone());
+        self.announce_modules();
         self.target = Some(Target {
             pid: report.pid,
             main_tid: report.main_tid,
@@ -320,7 +323,7 @@ impl Session {
                 }),
             );
         } else {
-            target.stopped = false;
+            self.running();
             if let Err(err) = self.backend.resume_all().await {
                 tracing::warn!("resuming after attach failed: {err}");
             }

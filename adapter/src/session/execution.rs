@@ -1,5 +1,4 @@
-//! `threads`, `pause`, `continue`, and the placeholders for what comes with symbols
-//! (`stackTrace`) and breakpoints (`setBreakpoints`).
+//! `threads`, `pause`, `continue`, and the placeholder for breakpoints (`setBreakpoints`).
 
 use serde_json::json;
 
@@ -86,9 +85,7 @@ impl Session {
         }
         match self.backend.resume_all().await {
             Ok(()) => {
-                if let Some(target) = self.target.as_mut() {
-                    target.stopped = false;
-                }
+                self.running();
                 self.out.respond(Response::ok(
                     request,
                     Some(json!({ "allThreadsContinued": true })),
@@ -100,15 +97,6 @@ impl Session {
                 &format!("could not continue: {err}"),
             ),
         }
-    }
-
-    /// Stack traces arrive with symbols; until then an honest empty stack keeps editors
-    /// from showing an error for every stopped thread.
-    pub(super) fn stack_trace(&mut self, request: &Request) {
-        self.out.respond(Response::ok(
-            request,
-            Some(json!({ "stackFrames": [], "totalFrames": 0 })),
-        ));
     }
 
     /// Breakpoints are not implemented yet: each one is reported unverified, with why.

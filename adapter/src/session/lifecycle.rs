@@ -62,9 +62,7 @@ impl Session {
             if let Err(err) = self.backend.resume_all().await {
                 tracing::warn!("resuming after SIGTERM failed: {err}");
             }
-            if let Some(target) = self.target.as_mut() {
-                target.stopped = false;
-            }
+            self.running();
             let body = json!({ "threadId": main_tid, "allThreadsContinued": true });
             self.out.event("continued", body);
         }

@@ -5,6 +5,7 @@
 mod attach;
 mod execution;
 mod lifecycle;
+mod stacks;
 
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -13,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::dap::{InitializeArguments, Request, Response};
 use crate::procfs::Pid;
 use crate::ptrace::{AttachReport, BackendEvent, BackendHandle};
+use crate::symbols::SymbolService;
 use crate::transport::{Incoming, Outbox};
 use crate::waitfor::Canceller;
 
@@ -78,10 +80,19 @@ pub struct Session {
     /// The target's exit, held back while its attach response is still pending so the
     /// client never hears `terminated` before `attach` succeeded.
     deferred_exit: Option<i32>,
+    symbols: SymbolService,
+    /// The `program` attach argument: read symbols from it instead of /proc/PID/exe.
+    program: Option<std::path::PathBuf>,
+    /// Stacks, frame ids and registers of the current stop.
+    stop: stacks::StopState,
+    /// Source files seen in frames: None when on disk, else their `sourceReference`.
+    source_refs: std::collections::HashMap<String, Option<i64>>,
+    /// sourceReference - 1 -> the path that is not on this machine.
+    missing_sources: Vec<String>,
 }
 
 impl Session {
-    pub fn new(out: Outbox, backend: BackendHandle) -> Session {
+    pub fn new(out: Outbox, backend: BackendHandle, symbols: SymbolService) -> Session {
         Session {
             out,
             backend,
@@ -94,6 +105,11 @@ impl Session {
             end_reason: EndReason::ClientGone,
             initialized_sent: false,
             deferred_exit: None,
+            symbols,
+            program: None,
+            stop: stacks::StopState::default(),
+            source_refs: std::collections::HashMap::new(),
+            missing_sources: Vec::new(),
         }
     }
 
@@ -236,7 +252,11 @@ impl Session {
             "threads" => self.threads(&request).await,
             "pause" => self.pause(&request).await,
             "continue" => self.continue_(&request).await,
-            "stackTrace" => self.stack_trace(&request),
+            "stackTrace" => self.stack_trace(&request).await,
+            "scopes" => self.scopes(&request),
+            "variables" => self.variables(&request),
+            "source" => self.source(&request),
+            "modules" => self.modules(&request).await,
             "setBreakpoints" => self.set_breakpoints(&request),
             "setExceptionBreakpoints" | "setFunctionBreakpoints" => self
                 .out
@@ -299,6 +319,15 @@ impl Session {
                 None
             }
         }
+    }
+
+    /// The target runs again: what this stop computed is stale.
+    fn running(&mut self) {
+        if let Some(target) = self.target.as_mut() {
+            target.stopped = false;
+        }
+        self.stop = stacks::StopState::default();
+        self.symbols.refresh();
     }
 
     fn fail(&self, request: &Request, short: &str, text: &str) {

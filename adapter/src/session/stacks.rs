@@ -1,0 +1,383 @@
+//! What a stopped target looks like: `stackTrace`, `scopes` and `variables` (registers),
+//! `source` for files that are not on this machine, and `modules`. Frame and variable
+//! ids live until the target runs again (`Session::running`).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use super::Session;
+use crate::dap::{Request, Response};
+use crate::procfs::Pid;
+use crate::symbols::{ModuleSummary, StackFrame, SymbolStatus};
+
+/// What one stop has computed, dropped when the target resumes.
+#[derive(Default)]
+pub(super) struct StopState {
+    registers: Option<HashMap<Pid, libc::user_regs_struct>>,
+    /// Each thread's stack and the id of its frame 0; ids of a stack are consecutive.
+    stacks: HashMap<Pid, (i64, Vec<StackFrame>)>,
+    /// frame id - 1 -> (thread, index in its stack).
+    frames: Vec<(Pid, usize)>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StackTraceArguments {
+    thread_id: i64,
+    #[serde(default)]
+    start_frame: Option<u64>,
+    #[serde(default)]
+    levels: Option<u64>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ScopesArguments {
+    frame_id: i64,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VariablesArguments {
+    variables_reference: i64,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SourceArguments {
+    #[serde(default)]
+    source_reference: Option<i64>,
+    #[serde(default)]
+    source: Option<SourceReference>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SourceReference {
+    #[serde(default)]
+    source_reference: Option<i64>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ModulesArguments {
+    #[serde(default)]
+    start_module: Option<u64>,
+    #[serde(default)]
+    module_count: Option<u64>,
+}
+
+impl Session {
+    pub(super) async fn stack_trace(&mut self, request: &Request) {
+        let Some(args) = self.arguments::<StackTraceArguments>(request) else {
+            return;
+        };
+        if !self.require_stopped(request) {
+            return;
+        }
+        let Ok(tid) = Pid::try_from(args.thread_id) else {
+            return self.fail(request, "no such thread", "threadId is not a thread id");
+        };
+        let Some((first_id, frames)) = self.stack_of(tid).await else {
+            return self.fail(
+                request,
+                "no such thread",
+                &format!(
+                    "thread {tid} is not a stopped thread of the target (it may have exited, or \
+                     be one that could not be stopped)"
+                ),
+            );
+        };
+        let total = frames.len();
+        let start = (args.start_frame.unwrap_or(0) as usize).min(total);
+        let end = match args.levels {
+            Some(levels) if levels > 0 => start.saturating_add(levels as usize).min(total),
+            _ => total,
+        };
+        let frames = frames[start..end].to_vec();
+        let list: Vec<Value> = frames
+            .iter()
+            .enumerate()
+            .map(|(i, frame)| self.frame_json(first_id + (start + i) as i64, frame))
+            .collect();
+        self.out.respond(Response::ok(
+            request,
+            Some(json!({ "stackFrames": list, "totalFrames": total })),
+        ));
+    }
+
+    /// The thread's stack in this stop, computed on first use.
+    async fn stack_of(&mut self, tid: Pid) -> Option<(i64, Vec<StackFrame>)> {
+        if let Some((first, frames)) = self.stop.stacks.get(&tid) {
+            return Some((*first, frames.clone()));
+        }
+        if self.stop.registers.is_none() {
+            let all = self.backend.registers().await.unwrap_or_default();
+            self.stop.registers = Some(all.into_iter().collect());
+        }
+        let regs = *self.stop.registers.as_ref()?.get(&tid)?;
+        let frames = self
+            .symbols
+            .stack(crate::symbols::Registers::from_user_regs(&regs))
+            .await;
+        let first = self.stop.frames.len() as i64 + 1;
+        self.stop
+            .frames
+            .extend((0..frames.len()).map(|index| (tid, index)));
+        self.stop.stacks.insert(tid, (first, frames.clone()));
+        Some((first, frames))
+    }
+
+    fn frame_json(&mut self, id: i64, frame: &StackFrame) -> Value {
+        let mut value = json!({
+            "id": id,
+            "name": frame.display_name(),
+            "line": frame.line,
+            "column": frame.column,
+            "instructionPointerReference": format!("{:#018x}", frame.pc),
+        });
+        if let Some(module) = &frame.module {
+            value["moduleId"] = json!(module);
+        }
+        match &frame.file {
+            Some(file) => value["source"] = self.source_json(file),
+            None => value["presentationHint"] = json!("subtle"),
+        }
+        value
+    }
+
+    /// A file on disk is shown by path; one that is not (built elsewhere, moved) gets a
+    /// reference whose `source` request explains, instead of an editor error.
+    fn source_json(&mut self, file: &str) -> Value {
+        let name = file.rsplit('/').next().unwrap_or(file);
+        let missing = match self.source_refs.get(file) {
+            Some(known) => *known,
+            None => {
+                let reference = if Path::new(file).is_file() {
+                    None
+                } else {
+                    self.missing_sources.push(file.to_string());
+                    Some(self.missing_sources.len() as i64)
+                };
+                self.source_refs.insert(file.to_string(), reference);
+                reference
+            }
+        };
+        match missing {
+            None => json!({ "name": name, "path": file }),
+            Some(reference) => {
+                let mut source = json!({
+                    "name": name,
+                    "sourceReference": reference,
+                    "presentationHint": "deemphasize",
+                    "origin": "not on this machine",
+                });
+                // DWARF may name files relative to a build folder that is gone; a
+                // relative `path` would only confuse the editor.
+                if file.starts_with('/') {
+                    source["path"] = json!(file);
+                }
+                source
+            }
+        }
+    }
+
+    pub(super) fn scopes(&mut self, request: &Request) {
+        let Some(args) = self.arguments::<ScopesArguments>(request) else {
+            return;
+        };
+        if self.frame(args.frame_id).is_none() {
+            return self.fail(request, "no such frame", &stale_frame(args.frame_id));
+        }
+        // One scope per frame: its registers, under the frame's own id.
+        self.out.respond(Response::ok(
+            request,
+            Some(json!({ "scopes": [{
+                "name": "Registers",
+                "presentationHint": "registers",
+                "variablesReference": args.frame_id,
+                "expensive": false,
+            }] })),
+        ));
+    }
+
+    pub(super) fn variables(&mut self, request: &Request) {
+        let Some(args) = self.arguments::<VariablesArguments>(request) else {
+            return;
+        };
+        let Some((tid, frame)) = self.frame(args.variables_reference) else {
+            return self.fail(
+                request,
+                "no such variables",
+                &stale_frame(args.variables_reference),
+            );
+        };
+        let top = self.stop.stacks.get(&tid).is_some_and(|(_, frames)| {
+            frames[..=frame.1]
+                .iter()
+                .all(|f| f.pc == frames[0].pc && f.registers == frames[0].registers)
+        });
+        let registers: Vec<(&str, u64)> = match (top, self.stop.registers.as_ref()) {
+            // The innermost physical frame has every register, flags and segments too.
+            (true, Some(all)) => all.get(&tid).map(all_registers).unwrap_or_default(),
+            _ => frame.0.registers.known().collect(),
+        };
+        let variables: Vec<Value> = registers
+            .into_iter()
+            .map(|(name, value)| {
+                json!({ "name": name, "value": format!("{value:#018x}"), "variablesReference": 0 })
+            })
+            .collect();
+        self.out.respond(Response::ok(
+            request,
+            Some(json!({ "variables": variables })),
+        ));
+    }
+
+    /// The frame with this id in the current stop: (thread, (frame, index)).
+    fn frame(&self, id: i64) -> Option<(Pid, (StackFrame, usize))> {
+        let index = usize::try_from(id.checked_sub(1)?).ok()?;
+        let (tid, at) = *self.stop.frames.get(index)?;
+        let frame = self.stop.stacks.get(&tid)?.1.get(at)?.clone();
+        Some((tid, (frame, at)))
+    }
+
+    pub(super) fn source(&mut self, request: &Request) {
+        let Some(args) = self.arguments::<SourceArguments>(request) else {
+            return;
+        };
+        let reference = args
+            .source
+            .and_then(|s| s.source_reference)
+            .or(args.source_reference)
+            .unwrap_or(0);
+        let Some(path) = usize::try_from(reference - 1)
+            .ok()
+            .and_then(|i| self.missing_sources.get(i))
+        else {
+            return self.fail(
+                request,
+                "no such source",
+                &format!("latch gave out no source reference {reference}"),
+            );
+        };
+        let content = format!(
+            "The source file {path}\nis not on this machine: the program was built elsewhere, or \
+             the file was moved or deleted.\nLine numbers in the call stack still refer to it; \
+             put the source at that path to see it here.\n"
+        );
+        self.out.respond(Response::ok(
+            request,
+            Some(json!({ "content": content, "mimeType": "text/plain" })),
+        ));
+    }
+
+    pub(super) async fn modules(&mut self, request: &Request) {
+        let Some(args) = self.arguments::<ModulesArguments>(request) else {
+            return;
+        };
+        if self.require_target(request).is_none() {
+            return;
+        }
+        let modules = self.symbols.modules().await;
+        let total = modules.len();
+        let start = (args.start_module.unwrap_or(0) as usize).min(total);
+        let end = match args.module_count {
+            Some(count) if count > 0 => start.saturating_add(count as usize).min(total),
+            _ => total,
+        };
+        let list: Vec<Value> = modules[start..end].iter().map(module_json).collect();
+        self.out.respond(Response::ok(
+            request,
+            Some(json!({ "modules": list, "totalModules": total })),
+        ));
+    }
+
+    /// A `module` event for each module of a newly attached process, sent when the
+    /// symbols thread has read them, without holding up the session.
+    pub(super) fn announce_modules(&self) {
+        let symbols = self.symbols.clone();
+        let out = self.out.clone();
+        tokio::spawn(async move {
+            for module in symbols.modules().await {
+                out.event(
+                    "module",
+                    json!({ "reason": "new", "module": module_json(&module) }),
+                );
+            }
+        });
+    }
+
+    fn require_stopped(&self, request: &Request) -> bool {
+        match self.require_target(request) {
+            Some(target) if target.stopped => true,
+            Some(_) => {
+                self.fail(
+                    request,
+                    "not stopped",
+                    "the target is running: pause it to see its threads' stacks",
+                );
+                false
+            }
+            None => false,
+        }
+    }
+}
+
+fn stale_frame(id: i64) -> String {
+    format!(
+        "no frame {id} in this stop: frame ids last until the target runs again; ask for a new \
+         stackTrace"
+    )
+}
+
+fn module_json(module: &ModuleSummary) -> Value {
+    let mut value = json!({
+        "id": module.path,
+        "name": module.name,
+        "path": module.path,
+        "symbolStatus": module.status.to_string(),
+        "addressRange": format!("{:#x}-{:#x}", module.start, module.end),
+    });
+    if let SymbolStatus::SeparateDwarf(file) = &module.status {
+        value["symbolFilePath"] = json!(file.display().to_string());
+    }
+    if let Some(id) = &module.build_id {
+        value["version"] = json!(format!("build-id {id}"));
+    }
+    value
+}
+
+fn all_registers(regs: &libc::user_regs_struct) -> Vec<(&'static str, u64)> {
+    vec![
+        ("rax", regs.rax),
+        ("rbx", regs.rbx),
+        ("rcx", regs.rcx),
+        ("rdx", regs.rdx),
+        ("rsi", regs.rsi),
+        ("rdi", regs.rdi),
+        ("rbp", regs.rbp),
+        ("rsp", regs.rsp),
+        ("r8", regs.r8),
+        ("r9", regs.r9),
+        ("r10", regs.r10),
+        ("r11", regs.r11),
+        ("r12", regs.r12),
+        ("r13", regs.r13),
+        ("r14", regs.r14),
+        ("r15", regs.r15),
+        ("rip", regs.rip),
+        ("eflags", regs.eflags),
+        ("orig_rax", regs.orig_rax),
+        ("cs", regs.cs),
+        ("ss", regs.ss),
+        ("ds", regs.ds),
+        ("es", regs.es),
+        ("fs", regs.fs),
+        ("gs", regs.gs),
+        ("fs_base", regs.fs_base),
+        ("gs_base", regs.gs_base),
+    ]
+}

@@ -1,0 +1,100 @@
+//! Reading a stopped process's memory for the unwinder: whole pages through
+//! `process_vm_readv`, cached until the process runs again, so that walking a stack
+//! costs a few system calls instead of one per word.
+
+use std::collections::HashMap;
+use std::io::IoSliceMut;
+
+use nix::sys::uio::{process_vm_readv, RemoteIoVec};
+use nix::unistd::Pid as NixPid;
+
+use crate::procfs::Pid;
+
+const PAGE: u64 = 4096;
+/// A corrupt stack must not make the unwinder read without end: this bounds the pages
+/// one process snapshot may hold (4 MiB).
+const MAX_PAGES: usize = 1024;
+
+pub struct ProcessMemory {
+    pid: Pid,
+    pages: HashMap<u64, Option<Box<[u8]>>>,
+}
+
+impl ProcessMemory {
+    pub fn new(pid: Pid) -> ProcessMemory {
+        ProcessMemory {
+            pid,
+            pages: HashMap::new(),
+        }
+    }
+
+    /// Forget what was read: the process ran and its memory may have changed.
+    pub fn invalidate(&mut self) {
+        self.pages.clear();
+    }
+
+    pub fn read_u64(&mut self, address: u64) -> Option<u64> {
+        let mut bytes = [0u8; 8];
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            let at = address.checked_add(i as u64)?;
+            let page = self.page(at & !(PAGE - 1))?;
+            *byte = page[(at % PAGE) as usize];
+        }
+        Some(u64::from_le_bytes(bytes))
+    }
+
+    pub fn read_sized(&mut self, address: u64, size: u8) -> Option<u64> {
+        let value = self.read_u64(address)?;
+        Some(match size {
+            1 => value & 0xff,
+            2 => value & 0xffff,
+            4 => value & 0xffff_ffff,
+            _ => value,
+        })
+    }
+
+    fn page(&mut self, base: u64) -> Option<&[u8]> {
+        if !self.pages.contains_key(&base) {
+            if self.pages.len() >= MAX_PAGES {
+                return None;
+            }
+            let page = read(self.pid, base, PAGE as usize).map(Vec::into_boxed_slice);
+            self.pages.insert(base, page);
+        }
+        self.pages.get(&base)?.as_deref()
+    }
+}
+
+/// `len` bytes at `address`, or None when any of them cannot be read.
+pub fn read(pid: Pid, address: u64, len: usize) -> Option<Vec<u8>> {
+    let mut buffer = vec![0u8; len];
+    let remote = [RemoteIoVec {
+        base: usize::try_from(address).ok()?,
+        len,
+    }];
+    let done = process_vm_readv(
+        NixPid::from_raw(pid),
+        &mut [IoSliceMut::new(&mut buffer)],
+        &remote,
+    )
+    .ok()?;
+    (done == len).then_some(buffer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_words_across_a_page_boundary_of_this_process() {
+        let words: Vec<u64> = (0..2048).map(|i| i * 0x0101_0101).collect();
+        let mut memory = ProcessMemory::new(std::process::id() as Pid);
+        let base = words.as_ptr() as u64;
+        for (i, expected) in words.iter().enumerate() {
+            // 16 KiB of words: some reads cross from one cached page to the next.
+            let at = base + i as u64 * 8;
+            assert_eq!(memory.read_u64(at), Some(*expected));
+        }
+        assert_eq!(memory.read_u64(8), None, "page zero is never mapped");
+    }
+}

@@ -1,0 +1,392 @@
+//! What one loaded file tells about its code: line tables and inlining (DWARF, through
+//! addr2line), names (ELF symbol tables), and how to unwind (CFI from `.eh_frame` and
+//! `.debug_frame`), with the debug information taken from a separate file when the
+//! binary is stripped.
+//!
+//! Files are mapped and never unmapped: a module, once read, is kept for the life of
+//! latch (see `Cache`), so its data can be `'static` and every gimli reader a plain
+//! slice, with no copy of uncompressed debug sections.
+
+use std::borrow::Cow;
+use std::cell::OnceCell;
+use std::path::{Path, PathBuf};
+
+use gimli::{RunTimeEndian, UnwindSection};
+use object::{Object, ObjectSection, ObjectSegment};
+
+pub type Reader = gimli::EndianSlice<'static, RunTimeEndian>;
+
+/// How much a module can tell, as the DAP `modules` view shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SymbolStatus {
+    /// DWARF in the file itself.
+    Dwarf,
+    /// DWARF in a separate debug file (build-id or `.gnu_debuglink`).
+    SeparateDwarf(PathBuf),
+    /// No DWARF: function names from the ELF symbol tables only.
+    SymbolsOnly,
+    /// Neither DWARF nor symbols.
+    Stripped,
+    /// The file could not be read (gone, or not permitted).
+    Unreadable(String),
+}
+
+impl std::fmt::Display for SymbolStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SymbolStatus::Dwarf => write!(f, "Symbols loaded."),
+            SymbolStatus::SeparateDwarf(path) => {
+                write!(f, "Symbols loaded from {}.", path.display())
+            }
+            SymbolStatus::SymbolsOnly => write!(f, "No debug info: ELF symbols only."),
+            SymbolStatus::Stripped => write!(f, "Stripped: no symbols."),
+            SymbolStatus::Unreadable(why) => write!(f, "Cannot read the file: {why}"),
+        }
+    }
+}
+
+/// Call frame information of one section, and an index of its FDEs built on first use
+/// when the section has no binary-search table of its own.
+pub struct CfiSection<S> {
+    pub section: S,
+    pub bases: gimli::BaseAddresses,
+    pub hdr_table: Option<gimli::ParsedEhFrameHdr<Reader>>,
+    /// (start, end, FDE offset) sorted by start.
+    index: OnceCell<Vec<(u64, u64, usize)>>,
+}
+
+impl<S: UnwindSection<Reader>> CfiSection<S>
+where
+    S::Offset: gimli::UnwindOffset<usize>,
+{
+    fn new(section: S, bases: gimli::BaseAddresses) -> Self {
+        CfiSection {
+            section,
+            bases,
+            hdr_table: None,
+            index: OnceCell::new(),
+        }
+    }
+
+    /// The FDE covering `address`, by the header's table or by our own index.
+    pub fn fde_for(&self, address: u64) -> Option<gimli::FrameDescriptionEntry<Reader>> {
+        let index = self.index.get_or_init(|| self.build_index());
+        let at = index.partition_point(|e| e.0 <= address).checked_sub(1)?;
+        let (start, end, offset) = index[at];
+        if address < start || address >= end {
+            return None;
+        }
+        self.section
+            .fde_from_offset(&self.bases, S::Offset::from(offset), S::cie_from_offset)
+            .ok()
+    }
+
+    fn build_index(&self) -> Vec<(u64, u64, usize)> {
+        let mut index = Vec::new();
+        let mut entries = self.section.entries(&self.bases);
+        while let Ok(Some(entry)) = entries.next() {
+            if let gimli::CieOrFde::Fde(partial) = entry {
+                if let Ok(fde) = partial.parse(S::cie_from_offset) {
+                    let start = fde.initial_address();
+                    index.push((start, start + fde.len(), fde.offset()));
+                }
+            }
+        }
+        index.sort_unstable_by_key(|e| e.0);
+        index
+    }
+}
+
+pub struct ModuleInfo {
+    pub status: SymbolStatus,
+    pub build_id: Option<Vec<u8>>,
+    /// (file offset, virtual address, size in the file) of each loadable segment.
+    segments: Vec<(u64, u64, u64)>,
+    dwarf: Option<addr2line::Context<Reader>>,
+    symbols: object::SymbolMap<object::SymbolMapName<'static>>,
+    pub eh_frame: Option<CfiSection<gimli::EhFrame<Reader>>>,
+    pub debug_frame: Option<CfiSection<gimli::DebugFrame<Reader>>>,
+}
+
+/// A function and place that an address belongs to; several for inlined code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFrame {
+    pub function: Option<String>,
+    pub file: Option<String>,
+    pub line: u32,
+    pub column: u32,
+}
+
+impl ModuleInfo {
+    pub fn unreadable(why: String) -> ModuleInfo {
+        ModuleInfo {
+            status: SymbolStatus::Unreadable(why),
+            build_id: None,
+            segments: Vec::new(),
+            dwarf: None,
+            symbols: object::SymbolMap::new(Vec::new()),
+            eh_frame: None,
+            debug_frame: None,
+        }
+    }
+
+    /// Reads a module from its bytes; `path` (as the process sees the file, prefixed by
+    /// `root`) is where separate debug files are looked for.
+    pub fn parse(data: &'static [u8], path: Option<&Path>, root: &Path) -> ModuleInfo {
+        let file = match object::File::parse(data) {
+            Ok(file) => file,
+            Err(err) => return ModuleInfo::unreadable(format!("not an ELF file: {err}")),
+        };
+        let build_id = file.build_id().ok().flatten().map(<[u8]>::to_vec);
+        let segments = file
+            .segments()
+            .map(|s| {
+                let (offset, size) = s.file_range();
+                (offset, s.address(), size)
+            })
+            .collect();
+
+        let separate = if has_dwarf(&file) {
+            None
+        } else {
+            path.and_then(|p| find_debug_file(&file, p, root, build_id.as_deref()))
+        };
+        let (dwarf_file, status) = match &separate {
+            Some((debug_path, debug_file)) => (
+                Some(debug_file),
+                SymbolStatus::SeparateDwarf(debug_path.clone()),
+            ),
+            None if has_dwarf(&file) => (Some(&file), SymbolStatus::Dwarf),
+            None => (None, SymbolStatus::SymbolsOnly),
+        };
+        let dwarf = dwarf_file.and_then(|f| load_dwarf(f).ok());
+
+        let mut symbols = file.symbol_map();
+        if let Some((_, debug_file)) = &separate {
+            let debug_symbols = debug_file.symbol_map();
+            if debug_symbols.symbols().len() > symbols.symbols().len() {
+                symbols = debug_symbols;
+            }
+        }
+        let status = if dwarf.is_none() && symbols.symbols().is_empty() {
+            SymbolStatus::Stripped
+        } else if dwarf.is_none() {
+            SymbolStatus::SymbolsOnly
+        } else {
+            status
+        };
+
+        let endian = endian(&file);
+        let eh_frame = eh_frame(&file, endian);
+        let debug_frame = section_data(&file, ".debug_frame")
+            .or_else(|| {
+                separate
+                    .as_ref()
+                    .and_then(|(_, f)| section_data(f, ".debug_frame"))
+            })
+            .map(|data| {
+                let mut section = gimli::DebugFrame::new(data, endian);
+                section.set_address_size(8);
+                CfiSection::new(section, gimli::BaseAddresses::default())
+            });
+
+        ModuleInfo {
+            status,
+            build_id,
+            segments,
+            dwarf,
+            symbols,
+            eh_frame,
+            debug_frame,
+        }
+    }
+
+    pub fn has_line_info(&self) -> bool {
+        self.dwarf.is_some()
+    }
+
+    /// The address in the file's own numbering that a file offset was loaded from.
+    pub fn virtual_address(&self, file_offset: u64) -> Option<u64> {
+        self.segments
+            .iter()
+            .find(|(offset, _, size)| file_offset >= *offset && file_offset < offset + size)
+            .map(|(offset, vaddr, _)| vaddr + (file_offset - offset))
+    }
+
+    /// The functions at `address` (file numbering), innermost inlined call first. Falls
+    /// back to the ELF symbol tables when DWARF does not cover the address.
+    pub fn source_frames(&self, address: u64) -> Vec<SourceFrame> {
+        let mut out = Vec::new();
+        if let Some(dwarf) = &self.dwarf {
+            if let Ok(mut frames) = dwarf.find_frames(address).skip_all_loads() {
+                while let Ok(Some(frame)) = frames.next() {
+                    let function = frame
+                        .function
+                        .as_ref()
+                        .and_then(|f| f.demangle().ok().map(Cow::into_owned));
+                    let (file, line, column) = match &frame.location {
+                        Some(l) => (
+                            l.file.map(str::to_owned),
+                            l.line.unwrap_or(0),
+                            l.column.unwrap_or(0),
+                        ),
+                        None => (None, 0, 0),
+                    };
+                    out.push(SourceFrame {
+                        function,
+                        file,
+                        line,
+                        column,
+                    });
+                }
+            }
+        }
+        let outermost_named = out.last().is_some_and(|f| f.function.is_some());
+        if !outermost_named {
+            if let Some(name) = self.symbol_name(address) {
+                match out.last_mut() {
+                    Some(frame) => frame.function = Some(name),
+                    None => out.push(SourceFrame {
+                        function: Some(name),
+                        file: None,
+                        line: 0,
+                        column: 0,
+                    }),
+                }
+            }
+        }
+        out
+    }
+
+    fn symbol_name(&self, address: u64) -> Option<String> {
+        let symbol = self.symbols.containing(address)?;
+        let name = symbol.name();
+        // Versioned dynamic symbols read `memcpy@GLIBC_2.14`: the version is noise here.
+        let name = name.split_once('@').map_or(name, |(bare, _)| bare);
+        Some(addr2line::demangle_auto(Cow::Borrowed(name), None).into_owned())
+    }
+}
+
+fn endian(file: &object::File<'static>) -> RunTimeEndian {
+    if file.is_little_endian() {
+        RunTimeEndian::Little
+    } else {
+        RunTimeEndian::Big
+    }
+}
+
+fn has_dwarf(file: &object::File<'static>) -> bool {
+    file.section_by_name(".debug_info")
+        .is_some_and(|s| s.size() > 0)
+}
+
+/// A section's bytes, decompressed when needed (SHF_COMPRESSED zlib or zstd, `.zdebug_`).
+fn section_data(file: &object::File<'static>, name: &str) -> Option<&'static [u8]> {
+    let section = file.section_by_name(name)?;
+    match section.uncompressed_data().ok()? {
+        Cow::Borrowed(data) => Some(data),
+        Cow::Owned(data) => Some(keep(data)),
+    }
+}
+
+/// Kept for latch's lifetime, like the module that owns it (see the module docs).
+pub fn keep(data: Vec<u8>) -> &'static [u8] {
+    Box::leak(data.into_boxed_slice())
+}
+
+pub fn map_file(path: &Path) -> std::io::Result<&'static [u8]> {
+    let file = std::fs::File::open(path)?;
+    // SAFETY: the mapping is read-only and private; a file truncated under us could
+    // fault, the same risk every debugger that maps binaries takes.
+    let map = unsafe { memmap2::Mmap::map(&file)? };
+    let map: &'static memmap2::Mmap = Box::leak(Box::new(map));
+    Ok(&map[..])
+}
+
+fn load_dwarf(file: &object::File<'static>) -> Result<addr2line::Context<Reader>, gimli::Error> {
+    let endian = endian(file);
+    let dwarf = gimli::Dwarf::load(|id| -> Result<Reader, gimli::Error> {
+        Ok(gimli::EndianSlice::new(
+            section_data(file, id.name()).unwrap_or(&[]),
+            endian,
+        ))
+    })?;
+    addr2line::Context::from_dwarf(dwarf)
+}
+
+fn eh_frame(
+    file: &object::File<'static>,
+    endian: RunTimeEndian,
+) -> Option<CfiSection<gimli::EhFrame<Reader>>> {
+    let section = file.section_by_name(".eh_frame")?;
+    let data = section_data(file, ".eh_frame")?;
+    let mut bases = gimli::BaseAddresses::default().set_eh_frame(section.address());
+    if let Some(text) = file.section_by_name(".text") {
+        bases = bases.set_text(text.address());
+    }
+    if let Some(got) = file.section_by_name(".got") {
+        bases = bases.set_got(got.address());
+    }
+    let mut eh_frame = gimli::EhFrame::new(data, endian);
+    eh_frame.set_address_size(8);
+    let mut cfi = CfiSection::new(eh_frame, bases.clone());
+    if let Some(hdr) = file.section_by_name(".eh_frame_hdr") {
+        let hdr_bases = bases.set_eh_frame_hdr(hdr.address());
+        if let Some(data) = section_data(file, ".eh_frame_hdr") {
+            cfi.hdr_table = gimli::EhFrameHdr::new(data, endian)
+                .parse(&hdr_bases, 8)
+                .ok();
+            cfi.bases = hdr_bases;
+        }
+    }
+    Some(cfi)
+}
+
+/// A separate debug file for a stripped binary: by build-id under `/usr/lib/debug`, then
+/// by `.gnu_debuglink` next to the binary, in its `.debug` folder, or under
+/// `/usr/lib/debug`, as gdb looks. Inside the target's root first (containers), then on
+/// the host. A candidate whose build-id differs from the binary's is rejected.
+fn find_debug_file(
+    file: &object::File<'static>,
+    path: &Path,
+    root: &Path,
+    build_id: Option<&[u8]>,
+) -> Option<(PathBuf, object::File<'static>)> {
+    let mut candidates = Vec::new();
+    let roots = [root, Path::new("/")];
+    if let Some(id) = build_id.filter(|id| id.len() > 1) {
+        let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let relative = format!("usr/lib/debug/.build-id/{}/{}.debug", &hex[..2], &hex[2..]);
+        candidates.extend(roots.iter().map(|r| r.join(&relative)));
+    }
+    if let Ok(Some((name, _crc))) = file.gnu_debuglink() {
+        let name = Path::new(std::str::from_utf8(name).ok()?);
+        if let Some(dir) = path.parent() {
+            candidates.push(dir.join(name));
+            candidates.push(dir.join(".debug").join(name));
+            // `path` is under `root`; /usr/lib/debug mirrors the path inside the root.
+            if let Ok(inside) = dir.strip_prefix(root) {
+                for r in roots {
+                    candidates.push(r.join("usr/lib/debug").join(inside).join(name));
+                }
+            }
+        }
+    }
+    candidates.into_iter().find_map(|candidate| {
+        if candidate == path {
+            return None;
+        }
+        let data = map_file(&candidate).ok()?;
+        let debug = object::File::parse(data).ok()?;
+        if !has_dwarf(&debug) {
+            return None;
+        }
+        let theirs = debug.build_id().ok().flatten();
+        if let (Some(ours), Some(theirs)) = (build_id, theirs) {
+            if ours != theirs {
+                return None;
+            }
+        }
+        Some((candidate, debug))
+    })
+}

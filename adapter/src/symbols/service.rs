@@ -1,0 +1,136 @@
+//! The symbols thread: stacks and modules are computed off the session's thread, which
+//! stays free to read requests, and module data read once stays in that thread's cache.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use tokio::sync::oneshot;
+
+use super::{Registers, StackFrame, Stacker, SymbolStatus};
+use crate::procfs::Pid;
+
+/// A module as the `modules` request and `module` events show it.
+#[derive(Debug, Clone)]
+pub struct ModuleSummary {
+    pub path: String,
+    pub name: String,
+    pub start: u64,
+    pub end: u64,
+    pub status: SymbolStatus,
+    pub build_id: Option<String>,
+}
+
+enum Job {
+    Attach {
+        pid: Pid,
+        program: Option<PathBuf>,
+    },
+    /// The process ran: re-read its maps, forget its memory.
+    Refresh,
+    Stack {
+        registers: Box<Registers>,
+        reply: oneshot::Sender<Vec<StackFrame>>,
+    },
+    Modules {
+        reply: oneshot::Sender<Vec<ModuleSummary>>,
+    },
+}
+
+#[derive(Clone)]
+pub struct SymbolService {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl SymbolService {
+    /// Starts the thread; it ends when the last handle is dropped.
+    pub fn spawn() -> std::io::Result<SymbolService> {
+        let (jobs, queue) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("latch-symbols".into())
+            .spawn(move || serve(queue))?;
+        Ok(SymbolService { jobs })
+    }
+
+    pub fn attach(&self, pid: Pid, program: Option<PathBuf>) {
+        let _ = self.jobs.send(Job::Attach { pid, program });
+    }
+
+    pub fn refresh(&self) {
+        let _ = self.jobs.send(Job::Refresh);
+    }
+
+    pub async fn stack(&self, registers: Registers) -> Vec<StackFrame> {
+        let (reply, answer) = oneshot::channel();
+        let _ = self.jobs.send(Job::Stack {
+            registers: Box::new(registers),
+            reply,
+        });
+        answer.await.unwrap_or_default()
+    }
+
+    pub async fn modules(&self) -> Vec<ModuleSummary> {
+        let (reply, answer) = oneshot::channel();
+        let _ = self.jobs.send(Job::Modules { reply });
+        answer.await.unwrap_or_default()
+    }
+}
+
+fn serve(queue: mpsc::Receiver<Job>) {
+    let mut stacker: Option<Stacker> = None;
+    while let Ok(job) = queue.recv() {
+        match job {
+            Job::Attach { pid, program } => {
+                let mut new = Stacker::new(pid);
+                if let Some(program) = program {
+                    new.set_program(program);
+                }
+                stacker = Some(new);
+            }
+            Job::Refresh => {
+                if let Some(stacker) = stacker.as_mut() {
+                    stacker.refresh();
+                }
+            }
+            Job::Stack { registers, reply } => {
+                let frames = stacker
+                    .as_mut()
+                    .map(|s| s.stack(*registers))
+                    .unwrap_or_default();
+                let _ = reply.send(frames);
+            }
+            Job::Modules { reply } => {
+                let modules = stacker.as_mut().map(summaries).unwrap_or_default();
+                let _ = reply.send(modules);
+            }
+        }
+    }
+}
+
+fn summaries(stacker: &mut Stacker) -> Vec<ModuleSummary> {
+    let root = PathBuf::from(format!("/proc/{}/root", stacker.pid()));
+    (0..stacker.modules().len())
+        .map(|index| {
+            let info = stacker.module_info(index);
+            let module = &stacker.modules()[index];
+            // Debug files are found through the target's root; show the path it sees.
+            let status = match &info.status {
+                SymbolStatus::SeparateDwarf(file) => match file.strip_prefix(&root) {
+                    Ok(inside) => SymbolStatus::SeparateDwarf(Path::new("/").join(inside)),
+                    Err(_) => info.status.clone(),
+                },
+                other => other.clone(),
+            };
+            ModuleSummary {
+                path: module.path.clone(),
+                name: module.name().to_string(),
+                start: module.start,
+                end: module.end,
+                status,
+                build_id: info
+                    .build_id
+                    .as_ref()
+                    .map(|id| id.iter().map(|b| format!("{b:02x}")).collect()),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,262 @@
+//! One step up the stack on x86-64: from a frame's registers to its caller's, by the
+//! module's call frame information (`.eh_frame`, else `.debug_frame`), evaluating DWARF
+//! expressions where the CFI uses them (PLT stubs, signal trampolines).
+
+use gimli::{CfaRule, RegisterRule, UnwindSection};
+
+use super::memory::ProcessMemory;
+use super::module::{CfiSection, ModuleInfo, Reader};
+
+/// DWARF's x86-64 register numbers, in the order `Registers` stores them.
+pub const REGISTER_NAMES: [&str; 17] = [
+    "rax", "rdx", "rcx", "rbx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12", "r13",
+    "r14", "r15", "rip",
+];
+const RBP: u16 = 6;
+const RSP: u16 = 7;
+const RIP: u16 = 16;
+/// Preserved across calls by the System V ABI: a caller's value equals the callee's
+/// unless the CFI says where the callee saved it.
+const CALLEE_SAVED: [u16; 6] = [3, 6, 12, 13, 14, 15];
+
+/// The general-purpose registers of one frame; None where unwinding could not recover one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Registers([Option<u64>; 17]);
+
+impl Registers {
+    pub fn from_user_regs(regs: &libc::user_regs_struct) -> Registers {
+        Registers([
+            Some(regs.rax),
+            Some(regs.rdx),
+            Some(regs.rcx),
+            Some(regs.rbx),
+            Some(regs.rsi),
+            Some(regs.rdi),
+            Some(regs.rbp),
+            Some(regs.rsp),
+            Some(regs.r8),
+            Some(regs.r9),
+            Some(regs.r10),
+            Some(regs.r11),
+            Some(regs.r12),
+            Some(regs.r13),
+            Some(regs.r14),
+            Some(regs.r15),
+            Some(regs.rip),
+        ])
+    }
+
+    pub fn get(&self, register: u16) -> Option<u64> {
+        self.0.get(usize::from(register)).copied().flatten()
+    }
+
+    fn set(&mut self, register: u16, value: Option<u64>) {
+        if let Some(slot) = self.0.get_mut(usize::from(register)) {
+            *slot = value;
+        }
+    }
+
+    pub fn pc(&self) -> Option<u64> {
+        self.get(RIP)
+    }
+
+    pub fn sp(&self) -> Option<u64> {
+        self.get(RSP)
+    }
+
+    /// (name, value) of each known register, in DWARF order.
+    pub fn known(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        REGISTER_NAMES
+            .iter()
+            .zip(self.0.iter())
+            .filter_map(|(name, value)| value.map(|v| (*name, v)))
+    }
+}
+
+/// What one unwinding step found. Returned by value and consumed at once, so the size
+/// of `Caller` costs nothing a box would save.
+#[allow(clippy::large_enum_variant)]
+pub enum Step {
+    Caller(Registers),
+    /// The CFI marks the outermost frame (its return address is undefined).
+    Outermost,
+    /// No CFI covers the address, or it could not be applied.
+    Unknown,
+}
+
+pub type UnwindContext = gimli::UnwindContext<usize>;
+
+/// The caller of the frame whose code is at `address` (in the module's own numbering).
+pub fn cfi_step(
+    module: &ModuleInfo,
+    address: u64,
+    regs: &Registers,
+    memory: &mut ProcessMemory,
+    context: &mut UnwindContext,
+) -> Step {
+    if let Some(eh_frame) = &module.eh_frame {
+        let fde = match eh_frame.hdr_table.as_ref().and_then(|h| h.table()) {
+            Some(table) => table
+                .fde_for_address(
+                    &eh_frame.section,
+                    &eh_frame.bases,
+                    address,
+                    gimli::EhFrame::cie_from_offset,
+                )
+                .ok(),
+            None => eh_frame.fde_for(address),
+        };
+        if let Some(fde) = fde {
+            return apply(eh_frame, &fde, address, regs, memory, context);
+        }
+    }
+    if let Some(debug_frame) = &module.debug_frame {
+        if let Some(fde) = debug_frame.fde_for(address) {
+            return apply(debug_frame, &fde, address, regs, memory, context);
+        }
+    }
+    Step::Unknown
+}
+
+fn apply<S: UnwindSection<Reader>>(
+    cfi: &CfiSection<S>,
+    fde: &gimli::FrameDescriptionEntry<Reader>,
+    address: u64,
+    regs: &Registers,
+    memory: &mut ProcessMemory,
+    context: &mut UnwindContext,
+) -> Step
+where
+    S::Offset: gimli::UnwindOffset<usize>,
+{
+    let Ok(row) = fde.unwind_info_for_address(&cfi.section, &cfi.bases, context, address) else {
+        return Step::Unknown;
+    };
+    let cfa = match row.cfa() {
+        CfaRule::RegisterAndOffset { register, offset } => regs
+            .get(register.0)
+            .map(|base| base.wrapping_add(*offset as u64)),
+        CfaRule::Expression(expression) => expression
+            .get(&cfi.section)
+            .ok()
+            .and_then(|e| evaluate(e, regs, memory, None)),
+    };
+    let Some(cfa) = cfa else {
+        return Step::Unknown;
+    };
+    let mut caller = Registers::default();
+    for register in CALLEE_SAVED {
+        caller.set(register, regs.get(register));
+    }
+    let mut return_address_rule = false;
+    for (register, rule) in row.registers() {
+        let value = match rule {
+            RegisterRule::Undefined => None,
+            RegisterRule::SameValue => regs.get(register.0),
+            RegisterRule::Offset(offset) => memory.read_u64(cfa.wrapping_add(*offset as u64)),
+            RegisterRule::ValOffset(offset) => Some(cfa.wrapping_add(*offset as u64)),
+            RegisterRule::Register(other) => regs.get(other.0),
+            RegisterRule::Expression(expression) => expression
+                .get(&cfi.section)
+                .ok()
+                .and_then(|e| evaluate(e, regs, memory, Some(cfa)))
+                .and_then(|at| memory.read_u64(at)),
+            RegisterRule::ValExpression(expression) => expression
+                .get(&cfi.section)
+                .ok()
+                .and_then(|e| evaluate(e, regs, memory, Some(cfa))),
+            RegisterRule::Constant(value) => Some(*value),
+            _ => None,
+        };
+        if register.0 == RIP {
+            return_address_rule = true;
+            if matches!(rule, RegisterRule::Undefined) {
+                return Step::Outermost;
+            }
+        }
+        caller.set(register.0, value);
+    }
+    if !return_address_rule {
+        // x86-64 CIEs always say where the return address is; without it, do not guess.
+        return Step::Unknown;
+    }
+    caller.set(RSP, Some(cfa));
+    match caller.pc() {
+        Some(0) => Step::Outermost,
+        Some(_) => Step::Caller(caller),
+        None => Step::Unknown,
+    }
+}
+
+/// The classic frame-pointer chain, for code without CFI: the saved rbp at [rbp], the
+/// return address above it.
+pub fn frame_pointer_step(regs: &Registers, memory: &mut ProcessMemory) -> Step {
+    let (Some(rbp), Some(rsp)) = (regs.get(RBP), regs.sp()) else {
+        return Step::Unknown;
+    };
+    if rbp < rsp || rbp % 8 != 0 {
+        return Step::Unknown;
+    }
+    let (Some(saved_rbp), Some(return_address)) = (memory.read_u64(rbp), memory.read_u64(rbp + 8))
+    else {
+        return Step::Unknown;
+    };
+    if return_address == 0 {
+        return Step::Outermost;
+    }
+    let mut caller = Registers::default();
+    for register in CALLEE_SAVED {
+        caller.set(register, regs.get(register));
+    }
+    caller.set(RBP, Some(saved_rbp));
+    caller.set(RSP, Some(rbp + 16));
+    caller.set(RIP, Some(return_address));
+    Step::Caller(caller)
+}
+
+/// Evaluates a CFI expression to an address (or value); `cfa` is pushed first for
+/// register rules, as DWARF specifies. Bounded: corrupt expressions end, not loop.
+fn evaluate(
+    expression: gimli::Expression<Reader>,
+    regs: &Registers,
+    memory: &mut ProcessMemory,
+    cfa: Option<u64>,
+) -> Option<u64> {
+    let encoding = gimli::Encoding {
+        address_size: 8,
+        format: gimli::Format::Dwarf32,
+        version: 4,
+    };
+    let mut evaluation = expression.evaluation(encoding);
+    evaluation.set_max_iterations(1000);
+    if let Some(cfa) = cfa {
+        evaluation.set_initial_value(cfa);
+    }
+    let mut state = evaluation.evaluate().ok()?;
+    loop {
+        state = match state {
+            gimli::EvaluationResult::Complete => break,
+            gimli::EvaluationResult::RequiresMemory { address, size, .. } => {
+                let value = memory.read_sized(address, size)?;
+                evaluation
+                    .resume_with_memory(gimli::Value::Generic(value))
+                    .ok()?
+            }
+            gimli::EvaluationResult::RequiresRegister { register, .. } => {
+                let value = regs.get(register.0)?;
+                evaluation
+                    .resume_with_register(gimli::Value::Generic(value))
+                    .ok()?
+            }
+            _ => return None,
+        };
+    }
+    let pieces = evaluation.result();
+    match pieces.first()?.location {
+        gimli::Location::Address { address } => Some(address),
+        gimli::Location::Value {
+            value: gimli::Value::Generic(value),
+        } => Some(value),
+        _ => None,
+    }
+}
