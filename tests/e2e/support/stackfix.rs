@@ -226,9 +226,11 @@ fn build(s: Stack) -> Result<PathBuf, BuildError> {
             match s {
                 Stack::Zlib => match flags_of(".debug_info") {
                     Some(f) if f.contains('C') => {}
-                    other => return Err(fail(format!(
+                    other => {
+                        return Err(fail(format!(
                         "-gz=zlib: .debug_info is not SHF_COMPRESSED (flags {other:?}): {secs:?}"
-                    ))),
+                    )))
+                    }
                 },
                 Stack::ZlibGnu => {
                     if flags_of(".zdebug_info").is_none() || flags_of(".debug_info").is_some() {
