@@ -1,6 +1,6 @@
 //! Reading a stopped process's memory for the unwinder: whole pages through
-//! `process_vm_readv`, cached until the process runs again, so that walking a stack
-//! costs a few system calls instead of one per word.
+//! `process_vm_readv`, cached for the walk of one stack, so that it costs a few system
+//! calls instead of one per word.
 
 use std::collections::HashMap;
 use std::io::IoSliceMut;
@@ -12,8 +12,8 @@ use crate::procfs::Pid;
 
 const PAGE: u64 = 4096;
 /// A corrupt stack must not make the unwinder read without end: this bounds the pages
-/// one process snapshot may hold (4 MiB).
-const MAX_PAGES: usize = 1024;
+/// one walk may read (1 MiB; 1024 frames of a deep recursion fit many times over).
+const MAX_PAGES: usize = 256;
 
 pub struct ProcessMemory {
     pid: Pid,
@@ -28,7 +28,7 @@ impl ProcessMemory {
         }
     }
 
-    /// Forget what was read: the process ran and its memory may have changed.
+    /// Forget what was read: another stack is walked, or the process ran.
     pub fn invalidate(&mut self) {
         self.pages.clear();
     }

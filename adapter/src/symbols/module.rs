@@ -102,7 +102,10 @@ pub struct ModuleInfo {
     pub build_id: Option<Vec<u8>>,
     /// (file offset, virtual address, size in the file) of each loadable segment.
     segments: Vec<(u64, u64, u64)>,
-    dwarf: Option<addr2line::Context<Reader>>,
+    /// The file whose DWARF describes this module (itself or its separate debug file).
+    dwarf_file: Option<object::File<'static>>,
+    /// Built on the first lookup: listing modules must not pay for parsing DWARF.
+    dwarf: OnceCell<Option<addr2line::Context<Reader>>>,
     symbols: object::SymbolMap<object::SymbolMapName<'static>>,
     pub eh_frame: Option<CfiSection<gimli::EhFrame<Reader>>>,
     pub debug_frame: Option<CfiSection<gimli::DebugFrame<Reader>>>,
@@ -123,7 +126,8 @@ impl ModuleInfo {
             status: SymbolStatus::Unreadable(why),
             build_id: None,
             segments: Vec::new(),
-            dwarf: None,
+            dwarf_file: None,
+            dwarf: OnceCell::new(),
             symbols: object::SymbolMap::new(Vec::new()),
             eh_frame: None,
             debug_frame: None,
@@ -151,16 +155,6 @@ impl ModuleInfo {
         } else {
             path.and_then(|p| find_debug_file(&file, p, root, build_id.as_deref()))
         };
-        let (dwarf_file, status) = match &separate {
-            Some((debug_path, debug_file)) => (
-                Some(debug_file),
-                SymbolStatus::SeparateDwarf(debug_path.clone()),
-            ),
-            None if has_dwarf(&file) => (Some(&file), SymbolStatus::Dwarf),
-            None => (None, SymbolStatus::SymbolsOnly),
-        };
-        let dwarf = dwarf_file.and_then(|f| load_dwarf(f).ok());
-
         let mut symbols = file.symbol_map();
         if let Some((_, debug_file)) = &separate {
             let debug_symbols = debug_file.symbol_map();
@@ -168,13 +162,6 @@ impl ModuleInfo {
                 symbols = debug_symbols;
             }
         }
-        let status = if dwarf.is_none() && symbols.symbols().is_empty() {
-            SymbolStatus::Stripped
-        } else if dwarf.is_none() {
-            SymbolStatus::SymbolsOnly
-        } else {
-            status
-        };
 
         let endian = endian(&file);
         let eh_frame = eh_frame(&file, endian);
@@ -190,19 +177,36 @@ impl ModuleInfo {
                 CfiSection::new(section, gimli::BaseAddresses::default())
             });
 
+        let (dwarf_file, status) = match separate {
+            Some((debug_path, debug_file)) => {
+                (Some(debug_file), SymbolStatus::SeparateDwarf(debug_path))
+            }
+            None if has_dwarf(&file) => (Some(file), SymbolStatus::Dwarf),
+            None if symbols.symbols().is_empty() => (None, SymbolStatus::Stripped),
+            None => (None, SymbolStatus::SymbolsOnly),
+        };
+
         ModuleInfo {
             status,
             build_id,
             segments,
-            dwarf,
+            dwarf_file,
+            dwarf: OnceCell::new(),
             symbols,
             eh_frame,
             debug_frame,
         }
     }
 
-    pub fn has_line_info(&self) -> bool {
-        self.dwarf.is_some()
+    /// Reads the DWARF now rather than at the first lookup.
+    pub fn prepare(&self) {
+        self.dwarf();
+    }
+
+    fn dwarf(&self) -> Option<&addr2line::Context<Reader>> {
+        self.dwarf
+            .get_or_init(|| load_dwarf(self.dwarf_file.as_ref()?).ok())
+            .as_ref()
     }
 
     /// The address in the file's own numbering that a file offset was loaded from.
@@ -217,7 +221,7 @@ impl ModuleInfo {
     /// back to the ELF symbol tables when DWARF does not cover the address.
     pub fn source_frames(&self, address: u64) -> Vec<SourceFrame> {
         let mut out = Vec::new();
-        if let Some(dwarf) = &self.dwarf {
+        if let Some(dwarf) = self.dwarf() {
             if let Ok(mut frames) = dwarf.find_frames(address).skip_all_loads() {
                 while let Ok(Some(frame)) = frames.next() {
                     let function = frame
@@ -305,12 +309,26 @@ pub fn map_file(path: &Path) -> std::io::Result<&'static [u8]> {
 
 fn load_dwarf(file: &object::File<'static>) -> Result<addr2line::Context<Reader>, gimli::Error> {
     let endian = endian(file);
-    let dwarf = gimli::Dwarf::load(|id| -> Result<Reader, gimli::Error> {
-        Ok(gimli::EndianSlice::new(
-            section_data(file, id.name()).unwrap_or(&[]),
-            endian,
-        ))
+    let mut dwarf = gimli::Dwarf::load(|id| -> Result<Reader, gimli::Error> {
+        // Location lists and macros are large and say nothing about functions and
+        // lines; decompressing them would only cost memory.
+        let unused = matches!(
+            id,
+            gimli::SectionId::DebugLoc
+                | gimli::SectionId::DebugLocLists
+                | gimli::SectionId::DebugMacinfo
+                | gimli::SectionId::DebugMacro
+        );
+        let data = if unused {
+            None
+        } else {
+            section_data(file, id.name())
+        };
+        Ok(gimli::EndianSlice::new(data.unwrap_or(&[]), endian))
     })?;
+    // Units of one library mostly share abbreviation tables: parse each once, not once
+    // per unit (libc's debug info: 38 MB of latch's memory without this).
+    dwarf.populate_abbreviations_cache(gimli::AbbreviationsCacheStrategy::Duplicates);
     addr2line::Context::from_dwarf(dwarf)
 }
 

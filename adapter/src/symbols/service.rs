@@ -75,15 +75,37 @@ impl SymbolService {
     }
 }
 
+/// Serves jobs; while none waits, reads the attached process's modules ahead, one at a
+/// time, so that the first stack trace finds them ready (a large binary's DWARF takes
+/// long to read) and a job that comes in waits for one module at most.
 fn serve(queue: mpsc::Receiver<Job>) {
     let mut stacker: Option<Stacker> = None;
-    while let Ok(job) = queue.recv() {
+    let mut ahead: Vec<usize> = Vec::new();
+    loop {
+        let job = match (ahead.is_empty(), stacker.as_mut()) {
+            (false, Some(s)) => match queue.try_recv() {
+                Ok(job) => job,
+                Err(mpsc::TryRecvError::Empty) => {
+                    let index = ahead.remove(0);
+                    if index < s.modules().len() {
+                        s.module_info(index).prepare();
+                    }
+                    continue;
+                }
+                Err(mpsc::TryRecvError::Disconnected) => return,
+            },
+            _ => match queue.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+        };
         match job {
             Job::Attach { pid, program } => {
                 let mut new = Stacker::new(pid);
                 if let Some(program) = program {
                     new.set_program(program);
                 }
+                ahead = new.preparation_order();
                 stacker = Some(new);
             }
             Job::Refresh => {

@@ -91,8 +91,19 @@ impl Stacker {
     /// The process ran: libraries may have come and gone, memory changed.
     pub fn refresh(&mut self) {
         let text = std::fs::read_to_string(format!("/proc/{}/maps", self.pid)).unwrap_or_default();
-        self.modules = maps::modules(&maps::parse_maps(&text));
-        self.infos = vec![None; self.modules.len()];
+        let modules = maps::modules(&maps::parse_maps(&text));
+        // A module still mapped where it was is the same file: keep what was read.
+        self.infos = modules
+            .iter()
+            .map(|new| {
+                let old = self
+                    .modules
+                    .iter()
+                    .position(|old| old.path == new.path && old.code == new.code)?;
+                self.infos.get(old).cloned().flatten()
+            })
+            .collect();
+        self.modules = modules;
         self.executable = std::fs::read_link(format!("/proc/{}/exe", self.pid))
             .ok()
             .map(|p| p.to_string_lossy().into_owned());
@@ -101,6 +112,13 @@ impl Stacker {
 
     pub fn pid(&self) -> Pid {
         self.pid
+    }
+
+    /// Modules in the order worth reading ahead: the executable first.
+    pub fn preparation_order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.modules.len()).collect();
+        order.sort_by_key(|&i| self.executable.as_deref() != Some(self.modules[i].path.as_str()));
+        order
     }
 
     pub fn modules(&self) -> &[Module] {
@@ -188,6 +206,7 @@ impl Stacker {
 
     /// The registers of every frame, innermost first.
     pub fn unwind(&mut self, top: Registers) -> Vec<Registers> {
+        self.memory.invalidate();
         let mut frames = vec![top];
         while frames.len() < MAX_FRAMES {
             let current = frames[frames.len() - 1];
