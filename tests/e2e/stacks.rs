@@ -675,6 +675,12 @@ fn stacks_c_compressed_zlib_gnu() {
 }
 
 #[test]
+fn stacks_c_compressed_zstd() {
+    require_harness!();
+    check_fixture(Stack::Zstd);
+}
+
+#[test]
 fn stacks_c_split_debug_file() {
     require_harness!();
     check_fixture(Stack::Split);

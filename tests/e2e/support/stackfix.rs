@@ -21,6 +21,9 @@ pub enum Stack {
     Zlib,
     /// stack.c, `-gz=zlib-gnu` (the older `.zdebug_*` sections).
     ZlibGnu,
+    /// stack.c at -O0, its debug sections compressed with zstd by objcopy
+    /// (gcc 12 has no `-gz=zstd`).
+    Zstd,
     /// stack.c at -O2 with -rdynamic, stripped, its debug info in
     /// `stack_split.debug` next to it (`.gnu_debuglink`).
     Split,
@@ -36,11 +39,12 @@ pub enum Stack {
     Go,
 }
 
-const ALL: [Stack; 10] = [
+const ALL: [Stack; 11] = [
     Stack::O0,
     Stack::O2,
     Stack::Zlib,
     Stack::ZlibGnu,
+    Stack::Zstd,
     Stack::Split,
     Stack::SplitNoDebug,
     Stack::Gone,
@@ -69,6 +73,7 @@ impl Stack {
             Stack::O2 => "stack_O2",
             Stack::Zlib => "stack_zlib",
             Stack::ZlibGnu => "stack_zlibgnu",
+            Stack::Zstd => "stack_zstd",
             Stack::Split | Stack::SplitNoDebug => "stack_split",
             Stack::Gone => "stack_gone",
             Stack::Cpp => "stack_cpp",
@@ -247,6 +252,44 @@ fn build(s: Stack) -> Result<PathBuf, BuildError> {
             }
             Ok(dest)
         }
+        Stack::Zstd => {
+            let objcopy = tool("objcopy", "binutils")?;
+            let readelf = tool("readelf", "binutils")?;
+            let dest = out.join(s.exe_name());
+            let plain = out.join(format!("{}.plain", s.exe_name()));
+            compile(&cc()?, &["-O0"], &c_src, &plain)?;
+            let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
+            let packed = Command::new(&objcopy)
+                .arg("--compress-debug-sections=zstd")
+                .arg(&plain)
+                .arg(&tmp)
+                .output()
+                .map_err(|e| fail(format!("cannot run objcopy: {e}")))?;
+            if !packed.status.success() {
+                return Err(BuildError::Missing(format!(
+                    "objcopy cannot compress with zstd: {}",
+                    String::from_utf8_lossy(&packed.stderr)
+                )));
+            }
+            // readelf -t: the section name line, then the compression header.
+            let text = run(Command::new(readelf).arg("-t").arg(&tmp))?;
+            let lines: Vec<&str> = text.lines().collect();
+            let at = lines
+                .iter()
+                .position(|l| l.split_whitespace().last() == Some(".debug_info"))
+                .ok_or_else(|| fail(format!("no .debug_info in readelf -t:\n{text}")))?;
+            if !lines[at..(at + 6).min(lines.len())]
+                .iter()
+                .any(|l| l.trim_start().starts_with("ZSTD"))
+            {
+                return Err(fail(format!(
+                    ".debug_info is not zstd-compressed:\n{}",
+                    lines[at..(at + 6).min(lines.len())].join("\n")
+                )));
+            }
+            std::fs::rename(&tmp, &dest).map_err(|e| fail(e.to_string()))?;
+            Ok(dest)
+        }
         Stack::Split | Stack::SplitNoDebug => {
             let objcopy = tool("objcopy", "binutils")?;
             let strip = tool("strip", "binutils")?;
@@ -349,7 +392,8 @@ fn build(s: Stack) -> Result<PathBuf, BuildError> {
 /// Builds a stack fixture (once per run) and returns its path; None when a
 /// tool it needs is missing (said loudly; a failure under CI=true).
 pub fn stack_fixture(s: Stack) -> Option<PathBuf> {
-    static BUILT: [OnceLock<Result<PathBuf, BuildError>>; 10] = [const { OnceLock::new() }; 10];
+    static BUILT: [OnceLock<Result<PathBuf, BuildError>>; ALL.len()] =
+        [const { OnceLock::new() }; ALL.len()];
     // Split and SplitNoDebug come from one build.
     let key = if s == Stack::SplitNoDebug {
         Stack::Split
