@@ -646,6 +646,25 @@ fn check_fixture(s: Stack) {
         Stack::Go => expect_go(&stacks),
         _ => expect_c(s, &target, &stacks),
     }
+    if matches!(s, Stack::Split | Stack::SplitNoDebug) {
+        // The module's symbol status says whether the debug file was found.
+        let r = dap.ok("modules", json!({}));
+        let exe_path = exe.canonicalize().unwrap();
+        let module = r["body"]["modules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| m["path"].as_str().is_some_and(|p| Path::new(p) == exe_path))
+            .unwrap_or_else(|| panic!("{}: the executable is not a module: {r}", exe.display()))
+            .clone();
+        let status = module["symbolStatus"].as_str().unwrap_or_default();
+        let debug_file = format!("{}.debug", s.exe_name());
+        assert_eq!(
+            status.contains(&debug_file),
+            s == Stack::Split,
+            "{s:?}: symbolStatus should name {debug_file} exactly when it is there: {module}"
+        );
+    }
     dap.disconnect(json!({}));
     target.assert_runs_on(false);
 }
