@@ -1409,6 +1409,9 @@ Thread 1 (Thread 0x7f13 (LWP 6481) \"stack_O0\"):
     );
     assert_eq!(normalize("clock_nanosleep@@GLIBC_2.17"), "clock_nanosleep");
     assert_eq!(normalize("main"), "main");
+    let t = parse_tailcalls("Thread 1 (x):\nlatch-tailcalls 6481: 2 5\nlatch-tailcalls 6483: \n");
+    assert_eq!(t[&6481], [2, 5]);
+    assert!(t[&6483].is_empty());
 }
 
 // ------------------------------------------------------------------- CLI
