@@ -71,7 +71,10 @@ impl Frame {
     fn plain(&self) -> Plain {
         Plain {
             name: normalize(&self.name),
-            file: self.source_path().map(basename),
+            file: self
+                .source_path()
+                .map(basename)
+                .or_else(|| self.source_name().map(str::to_string)),
             line: self.line.max(0) as u32,
         }
     }
@@ -1246,13 +1249,18 @@ fn symbol_addresses(path: &Path) -> HashMap<String, HashSet<u64>> {
     map
 }
 
-/// latch's and gdb's names for the same frame agree: equal, or two names of
-/// one address in the frame's module, or both unknown.
+/// latch and gdb agree on a frame: the same file basename and line (or
+/// neither has one), and the same function: equal names, two names of one
+/// address in the frame's module, or both unknown.
 fn same_function(
     latch: &Frame,
     gdb: &Plain,
     symbols: &mut HashMap<String, HashMap<String, HashSet<u64>>>,
 ) -> bool {
+    let ours = latch.plain();
+    if (ours.file.as_deref(), ours.line) != (gdb.file.as_deref(), gdb.line) {
+        return false;
+    }
     let l = normalize(&latch.name);
     if l == gdb.name {
         return true;
@@ -1273,8 +1281,10 @@ fn same_function(
 }
 
 /// gdb sees the target first (attach, backtrace, detach), then latch: thread
-/// by thread, the functions must be the same. The heartbeat thread may be
-/// anywhere in its loop, so only its frames from heartbeat_main on count.
+/// by thread (by LWP id), frame by frame, the functions and the file:line
+/// must be the same (gdb's made-up tail-call frames aside). The heartbeat
+/// thread may be anywhere in its loop, so only its frames from heartbeat_main
+/// on count; in Go only the threads of the two locked goroutines count.
 fn compare_with_gdb(s: Stack) {
     let Some(exe) = stack_fixture(s) else { return };
     let target = Target::start_cmd(Command::new(&exe));
@@ -1351,13 +1361,17 @@ fn compare_with_gdb(s: Stack) {
             let n = ours.len().max(theirs.len());
             let rows: Vec<String> = (0..n)
                 .map(|i| {
-                    let l = ours.get(i).map_or("-".to_string(), |f| normalize(&f.name));
-                    let g = theirs.get(i).map_or("-".to_string(), |f| f.name.clone());
+                    let show = |p: Plain| match p.file {
+                        Some(file) => format!("{} {file}:{}", p.name, p.line),
+                        None => p.name,
+                    };
+                    let l = ours.get(i).map_or("-".to_string(), |f| show(f.plain()));
+                    let g = theirs.get(i).map_or("-".to_string(), |f| show(f.clone()));
                     let mark = match (ours.get(i), theirs.get(i)) {
                         (Some(a), Some(b)) if same_function(a, b, &mut symbols) => " ",
                         _ => "!",
                     };
-                    format!("  {mark} #{i:<3} {l:<50} {g}")
+                    format!("  {mark} #{i:<3} {l:<64} {g}")
                 })
                 .collect();
             diffs.push(format!(
@@ -1373,7 +1387,7 @@ fn compare_with_gdb(s: Stack) {
     );
     assert!(
         diffs.is_empty(),
-        "{}: latch's function names differ from gdb's:\n{}\n\ngdb's output:\n{gdb_text}",
+        "{}: latch's functions, files or lines differ from gdb's:\n{}\n\ngdb's output:\n{gdb_text}",
         s.exe_name(),
         diffs.join("\n")
     );
