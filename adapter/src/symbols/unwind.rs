@@ -77,7 +77,9 @@ impl Registers {
 /// of `Caller` costs nothing a box would save.
 #[allow(clippy::large_enum_variant)]
 pub enum Step {
-    Caller(Registers),
+    /// The caller's registers, and whether the step went through a signal trampoline
+    /// (the caller was interrupted, so its pc is exact, not a return address).
+    Caller(Registers, bool),
     /// The CFI marks the outermost frame (its return address is undefined).
     Outermost,
     /// No CFI covers the address, or it could not be applied.
@@ -183,7 +185,7 @@ where
     caller.set(RSP, Some(cfa));
     match caller.pc() {
         Some(0) => Step::Outermost,
-        Some(_) => Step::Caller(caller),
+        Some(_) => Step::Caller(caller, fde.cie().is_signal_trampoline()),
         None => Step::Unknown,
     }
 }
@@ -211,7 +213,7 @@ pub fn frame_pointer_step(regs: &Registers, memory: &mut ProcessMemory) -> Step 
     caller.set(RBP, Some(saved_rbp));
     caller.set(RSP, Some(rbp + 16));
     caller.set(RIP, Some(return_address));
-    Step::Caller(caller)
+    Step::Caller(caller, false)
 }
 
 /// Evaluates a CFI expression to an address (or value); `cfa` is pushed first for
