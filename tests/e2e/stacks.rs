@@ -76,6 +76,7 @@ impl Frame {
                 .map(basename)
                 .or_else(|| self.source_name().map(str::to_string)),
             line: self.line.max(0) as u32,
+            path: self.source_path().map(str::to_string),
         }
     }
 }
@@ -84,8 +85,11 @@ impl Frame {
 #[derive(Debug, Clone, PartialEq)]
 struct Plain {
     name: String,
+    /// The source file's basename.
     file: Option<String>,
     line: u32,
+    /// The source file's path, when given.
+    path: Option<String>,
 }
 
 fn describe(frames: &[Plain]) -> String {
@@ -209,8 +213,9 @@ fn check_frame_invariants(frames: &[Frame], ctx: &str) {
             .unwrap_or_else(|| panic!("{ctx}: frame #{i} has no moduleId: {}", f.raw));
         assert!(!module.is_empty(), "{ctx}: frame #{i} empty moduleId");
         match &f.source {
-            // Not on disk and no path (stacks_sources_have_paths holds latch
-            // to the contract's path; here only what the editor needs).
+            // A file the debug info names only relatively (Debian's libc is
+            // built with -fdebug-prefix-map, its comp_dir is `./csu`): no
+            // absolute path can be made, so only a name and a reference.
             Some(src) if src["path"].is_null() => {
                 assert!(
                     src["name"].as_str().is_some_and(|n| !n.is_empty()),
@@ -232,6 +237,11 @@ fn check_frame_invariants(frames: &[Frame], ctx: &str) {
                 let path = src["path"].as_str().unwrap_or_else(|| {
                     panic!("{ctx}: frame #{i} source path not a string: {}", f.raw)
                 });
+                assert!(
+                    path.starts_with('/'),
+                    "{ctx}: frame #{i} source path is not absolute: {}",
+                    f.raw
+                );
                 assert_eq!(
                     src["name"].as_str(),
                     Some(basename(path).as_str()),
@@ -315,22 +325,22 @@ fn expect_run(frames: &[Plain], known: &[Known], s: Stack, ctx: &str) -> usize {
             )
         });
     let src = s.marker_source();
-    let file = basename(s.debug_source().to_str().unwrap());
+    let path = s.debug_source().to_str().unwrap().to_string();
     for (i, (name, marker)) in known.iter().enumerate() {
         let f = &frames[at + i];
         let Some(marker) = marker else { continue };
         if s.has_lines() {
             let line = marker_line(&src, marker);
             assert_eq!(
-                (f.file.as_deref(), f.line),
-                (Some(file.as_str()), line),
-                "{ctx}: frame #{} {name} should be at {file}:{line} (marker line:{marker}):\n{}",
+                (f.path.as_deref(), f.line),
+                (Some(path.as_str()), line),
+                "{ctx}: frame #{} {name} should be at {path}:{line} (marker line:{marker}):\n{}",
                 at + i,
                 describe(frames)
             );
         } else {
             assert_eq!(
-                (f.file.as_deref(), f.line),
+                (f.path.as_deref(), f.line),
                 (None, 0),
                 "{ctx}: frame #{} {name} has a line although {s:?} has no debug info:\n{}",
                 at + i,
@@ -946,33 +956,42 @@ fn stacks_modules() {
     target.assert_runs_on(false);
 }
 
-/// The contract: `source` has `path` whenever the debug info names the file,
-/// on disk or not (libc's own files are not on this machine; with the
-/// libc6-dbg package its frames have file and line).
+/// Rust's standard library names its files `/rustc/HASH/library/...`: absolute,
+/// and not on this machine. Such frames keep their path, carry a
+/// sourceReference, are deemphasized, and `source` answers for them.
 #[test]
-fn stacks_sources_have_paths() {
+fn stacks_rust_std_sources_not_on_this_machine() {
     require_harness!();
-    let Some((target, mut dap)) = attached(Stack::O0) else {
+    let Some((target, mut dap)) = attached(Stack::Rust) else {
         return;
     };
-    let stacks = all_stacks(&mut dap);
-    let missing: Vec<String> = stacks
-        .values()
-        .flatten()
-        .filter(|f| f.source.as_ref().is_some_and(|s| s["path"].is_null()))
-        .map(|f| f.raw.to_string())
+    let (frames, _) = stack_trace(&mut dap, tid_of(&target, "sleeper"), None, None);
+    let std_frames: Vec<&Frame> = frames
+        .iter()
+        .filter(|f| f.source_path().is_some_and(|p| p.starts_with("/rustc/")))
         .collect();
     assert!(
-        missing.is_empty(),
-        "{} frames have a source without a path, e.g.:\n{}",
-        missing.len(),
-        missing
-            .iter()
-            .take(3)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
+        !std_frames.is_empty(),
+        "no frame of the standard library has its /rustc/... path:\n{}",
+        describe_frames(&frames)
     );
+    for f in std_frames {
+        let src = f.source.clone().unwrap();
+        let reference = src["sourceReference"]
+            .as_i64()
+            .filter(|&r| r > 0)
+            .unwrap_or_else(|| panic!("no sourceReference: {}", f.raw));
+        assert_eq!(src["presentationHint"], "deemphasize", "{}", f.raw);
+        let r = dap.ok(
+            "source",
+            json!({ "source": src, "sourceReference": reference }),
+        );
+        assert!(
+            r["body"]["content"].as_str().is_some_and(|c| !c.is_empty()),
+            "source for {}: {r}",
+            f.raw
+        );
+    }
     dap.disconnect(json!({}));
     target.assert_runs_on(false);
 }
@@ -1087,14 +1106,15 @@ fn parse_gdb(text: &str) -> BTreeMap<i32, Vec<Plain>> {
         };
         let (name, tail) = rest.split_once(" (").unwrap_or((rest, ""));
         let at = tail.rsplit_once(") at ").map(|(_, loc)| loc);
-        let (file, line_no) = match at.and_then(|loc| loc.rsplit_once(':')) {
-            Some((file, l)) => (Some(basename(file)), l.trim().parse().unwrap_or(0)),
+        let (path, line_no) = match at.and_then(|loc| loc.rsplit_once(':')) {
+            Some((file, l)) => (Some(file.to_string()), l.trim().parse().unwrap_or(0)),
             None => (None, 0),
         };
         out.get_mut(&tid).unwrap().push(Plain {
             name: normalize(name),
-            file,
+            file: path.as_deref().map(basename),
             line: line_no,
+            path,
         });
     }
     out
@@ -1451,6 +1471,7 @@ Thread 1 (Thread 0x7f13 (LWP 6481) \"stack_O0\"):
     assert_eq!(names(6481), ["__futex_abstimed_wait_common64", "_start"]);
     assert_eq!(p[&6483][1].file.as_deref(), Some("stack.c"));
     assert_eq!(p[&6483][1].line, 27);
+    assert_eq!(p[&6483][1].path.as_deref(), Some("/w/stacks/stack.c"));
     assert_eq!(p[&6483][4].file, None);
     assert_eq!(normalize("ns::Widget::spin(int)"), "ns::Widget::spin");
     assert_eq!(
@@ -1505,6 +1526,7 @@ fn parse_cli_stacks(text: &str) -> BTreeMap<i32, (String, Vec<(Plain, bool)>)> {
                     name: normalize(name),
                     file: Some(basename(file)),
                     line: l.parse().unwrap_or(0),
+                    path: Some(file.to_string()),
                 }
             }
             None => {
@@ -1513,6 +1535,7 @@ fn parse_cli_stacks(text: &str) -> BTreeMap<i32, (String, Vec<(Plain, bool)>)> {
                     name: normalize(name),
                     file: None,
                     line: 0,
+                    path: None,
                 }
             }
         };
