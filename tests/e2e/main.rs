@@ -9,4 +9,5 @@ mod errors;
 mod lifecycle;
 mod malformed;
 mod stacks;
+mod symbol_files;
 mod waitfor;

@@ -1,4 +1,5 @@
-//! One step up the stack on x86-64: from a frame's registers to its caller's, by the
+//! The x86-64 specifics of registers and unwinding (the one place aarch64 would add
+//! its own), and one step up the stack: from a frame's registers to its caller's, by the
 //! module's call frame information (`.eh_frame`, else `.debug_frame`), evaluating DWARF
 //! expressions where the CFI uses them (PLT stubs, signal trampolines).
 
@@ -71,6 +72,39 @@ impl Registers {
             .zip(self.0.iter())
             .filter_map(|(name, value)| value.map(|v| (*name, v)))
     }
+}
+
+/// Every register of a stopped thread by name, in the order debuggers list them.
+pub fn named_registers(regs: &libc::user_regs_struct) -> Vec<(&'static str, u64)> {
+    vec![
+        ("rax", regs.rax),
+        ("rbx", regs.rbx),
+        ("rcx", regs.rcx),
+        ("rdx", regs.rdx),
+        ("rsi", regs.rsi),
+        ("rdi", regs.rdi),
+        ("rbp", regs.rbp),
+        ("rsp", regs.rsp),
+        ("r8", regs.r8),
+        ("r9", regs.r9),
+        ("r10", regs.r10),
+        ("r11", regs.r11),
+        ("r12", regs.r12),
+        ("r13", regs.r13),
+        ("r14", regs.r14),
+        ("r15", regs.r15),
+        ("rip", regs.rip),
+        ("eflags", regs.eflags),
+        ("orig_rax", regs.orig_rax),
+        ("cs", regs.cs),
+        ("ss", regs.ss),
+        ("ds", regs.ds),
+        ("es", regs.es),
+        ("fs", regs.fs),
+        ("gs", regs.gs),
+        ("fs_base", regs.fs_base),
+        ("gs_base", regs.gs_base),
+    ]
 }
 
 /// What one unwinding step found. Returned by value and consumed at once, so the size
