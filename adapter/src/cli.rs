@@ -129,7 +129,7 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
             .iter()
             .enumerate()
         {
-            writeln!(out, "  #{level:<3} {}", describe_frame(frame))?;
+            writeln!(out, "  #{level:<3}{}", describe_frame(frame))?;
         }
     }
     out.flush()?;

@@ -8,4 +8,6 @@ mod clients;
 mod errors;
 mod lifecycle;
 mod malformed;
+mod stacks;
+mod symbol_files;
 mod waitfor;

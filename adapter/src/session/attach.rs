@@ -39,6 +39,19 @@ impl Session {
             return self.fail(request, "already attached", "an attach is already in progress (already attached or waiting); one latch session debugs one process");
         }
         let stop_on_entry = args.stop_on_entry.unwrap_or(false);
+        if let Some(program) = &args.program {
+            if let Err(err) = std::fs::File::open(program) {
+                return self.fail(
+                    request,
+                    "invalid program",
+                    &format!(
+                        "cannot read `program` {program}: {err}. Give the path of the executable \
+                         to read symbols from, or leave `program` out to use the one the \
+                         process runs"
+                    ),
+                );
+            }
+        }
         self.program = args.program.as_ref().map(std::path::PathBuf::from);
         match (args.pid, args.wait_for.as_deref()) {
             (Some(_), Some(_)) => self.fail(

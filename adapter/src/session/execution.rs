@@ -55,6 +55,9 @@ impl Session {
                 if let Some(target) = self.target.as_mut() {
                     target.stopped = true;
                 }
+                // Libraries may have come or gone while it ran.
+                self.symbols.refresh();
+                self.announce_modules();
                 self.out.event(
                     "stopped",
                     json!({

@@ -89,6 +89,8 @@ pub struct Session {
     source_refs: std::collections::HashMap<String, Option<i64>>,
     /// sourceReference - 1 -> the path that is not on this machine.
     missing_sources: Vec<String>,
+    /// Paths of the modules the client has heard of through `module` events.
+    announced_modules: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Session {
@@ -110,6 +112,7 @@ impl Session {
             stop: stacks::StopState::default(),
             source_refs: std::collections::HashMap::new(),
             missing_sources: Vec::new(),
+            announced_modules: Default::default(),
         }
     }
 
@@ -327,7 +330,6 @@ impl Session {
             target.stopped = false;
         }
         self.stop = stacks::StopState::default();
-        self.symbols.refresh();
     }
 
     fn fail(&self, request: &Request, short: &str, text: &str) {

@@ -10,12 +10,16 @@ use serde_json::{json, Value};
 use super::Session;
 use crate::dap::{Request, Response};
 use crate::procfs::Pid;
-use crate::symbols::{ModuleSummary, StackFrame, SymbolStatus};
+use crate::symbols::{ModuleSummary, Registers, StackFrame, SymbolStatus};
 
 /// What one stop has computed, dropped when the target resumes.
 #[derive(Default)]
 pub(super) struct StopState {
     registers: Option<HashMap<Pid, libc::user_regs_struct>>,
+    /// Stacks the symbols thread is still walking for this stop: every thread's, the
+    /// first one asked for first, so that an editor asking thread by thread (or a
+    /// thousand requests at once) waits for one walk, not one round trip each.
+    walking: Option<tokio::sync::mpsc::UnboundedReceiver<(Pid, Vec<StackFrame>)>>,
     /// Each thread's stack and the id of its frame 0; ids of a stack are consecutive.
     stacks: HashMap<Pid, (i64, Vec<StackFrame>)>,
     /// frame id - 1 -> (thread, index in its stack).
@@ -110,24 +114,35 @@ impl Session {
 
     /// The thread's stack in this stop, computed on first use.
     async fn stack_of(&mut self, tid: Pid) -> Option<(i64, Vec<StackFrame>)> {
-        if let Some((first, frames)) = self.stop.stacks.get(&tid) {
-            return Some((*first, frames.clone()));
+        loop {
+            if let Some((first, frames)) = self.stop.stacks.get(&tid) {
+                return Some((*first, frames.clone()));
+            }
+            if self.stop.walking.is_none() {
+                self.start_walking(tid).await;
+            }
+            let walking = self.stop.walking.as_mut()?;
+            // A thread with no registers (not stopped, or gone) is never sent: the
+            // channel closes when the walk is done.
+            let (walked, frames) = walking.recv().await?;
+            let first = self.stop.frames.len() as i64 + 1;
+            self.stop
+                .frames
+                .extend((0..frames.len()).map(|index| (walked, index)));
+            self.stop.stacks.insert(walked, (first, frames));
         }
-        if self.stop.registers.is_none() {
-            let all = self.backend.registers().await.unwrap_or_default();
-            self.stop.registers = Some(all.into_iter().collect());
-        }
-        let regs = *self.stop.registers.as_ref()?.get(&tid)?;
-        let frames = self
-            .symbols
-            .stack(crate::symbols::Registers::from_user_regs(&regs))
-            .await;
-        let first = self.stop.frames.len() as i64 + 1;
-        self.stop
-            .frames
-            .extend((0..frames.len()).map(|index| (tid, index)));
-        self.stop.stacks.insert(tid, (first, frames.clone()));
-        Some((first, frames))
+    }
+
+    async fn start_walking(&mut self, first: Pid) {
+        let all = self.backend.registers().await.unwrap_or_default();
+        let mut threads: Vec<(Pid, Registers)> = all
+            .iter()
+            .map(|(tid, regs)| (*tid, Registers::from_user_regs(regs)))
+            .collect();
+        // The one asked for first; the rest in tid order, as editors list them.
+        threads.sort_by_key(|(tid, _)| (*tid != first, *tid));
+        self.stop.registers = Some(all.into_iter().collect());
+        self.stop.walking = Some(self.symbols.stacks(threads));
     }
 
     fn frame_json(&mut self, id: i64, frame: &StackFrame) -> Value {
@@ -221,7 +236,10 @@ impl Session {
         });
         let registers: Vec<(&str, u64)> = match (top, self.stop.registers.as_ref()) {
             // The innermost physical frame has every register, flags and segments too.
-            (true, Some(all)) => all.get(&tid).map(all_registers).unwrap_or_default(),
+            (true, Some(all)) => all
+                .get(&tid)
+                .map(crate::symbols::unwind::named_registers)
+                .unwrap_or_default(),
             _ => frame.0.registers.known().collect(),
         };
         let variables: Vec<Value> = registers
@@ -295,18 +313,37 @@ impl Session {
         ));
     }
 
-    /// A `module` event for each module of a newly attached process, sent when the
+    /// `module` events for what changed since the last announcement (everything, after
+    /// the attach; libraries loaded or unloaded since, at a later stop), sent when the
     /// symbols thread has read them, without holding up the session.
     pub(super) fn announce_modules(&self) {
         let symbols = self.symbols.clone();
         let out = self.out.clone();
+        let announced = self.announced_modules.clone();
         tokio::spawn(async move {
-            for module in symbols.modules().await {
-                out.event(
-                    "module",
-                    json!({ "reason": "new", "module": module_json(&module) }),
-                );
+            let modules = symbols.modules().await;
+            let mut announced = announced.lock().unwrap_or_else(|e| e.into_inner());
+            for module in &modules {
+                if announced.insert(module.path.clone()) {
+                    out.event(
+                        "module",
+                        json!({ "reason": "new", "module": module_json(module) }),
+                    );
+                }
             }
+            announced.retain(|path| {
+                let still_mapped = modules.iter().any(|m| &m.path == path);
+                if !still_mapped {
+                    out.event(
+                        "module",
+                        json!({ "reason": "removed", "module": {
+                            "id": path,
+                            "name": path.rsplit('/').next().unwrap_or(path),
+                        } }),
+                    );
+                }
+                still_mapped
+            });
         });
     }
 
@@ -348,36 +385,4 @@ fn module_json(module: &ModuleSummary) -> Value {
         value["version"] = json!(format!("build-id {id}"));
     }
     value
-}
-
-fn all_registers(regs: &libc::user_regs_struct) -> Vec<(&'static str, u64)> {
-    vec![
-        ("rax", regs.rax),
-        ("rbx", regs.rbx),
-        ("rcx", regs.rcx),
-        ("rdx", regs.rdx),
-        ("rsi", regs.rsi),
-        ("rdi", regs.rdi),
-        ("rbp", regs.rbp),
-        ("rsp", regs.rsp),
-        ("r8", regs.r8),
-        ("r9", regs.r9),
-        ("r10", regs.r10),
-        ("r11", regs.r11),
-        ("r12", regs.r12),
-        ("r13", regs.r13),
-        ("r14", regs.r14),
-        ("r15", regs.r15),
-        ("rip", regs.rip),
-        ("eflags", regs.eflags),
-        ("orig_rax", regs.orig_rax),
-        ("cs", regs.cs),
-        ("ss", regs.ss),
-        ("ds", regs.ds),
-        ("es", regs.es),
-        ("fs", regs.fs),
-        ("gs", regs.gs),
-        ("fs_base", regs.fs_base),
-        ("gs_base", regs.gs_base),
-    ]
 }

@@ -34,6 +34,13 @@ impl ProcessMemory {
     }
 
     pub fn read_u64(&mut self, address: u64) -> Option<u64> {
+        let offset = (address % PAGE) as usize;
+        if offset <= (PAGE as usize) - 8 {
+            let page = self.page(address - offset as u64)?;
+            let bytes: [u8; 8] = page[offset..offset + 8].try_into().ok()?;
+            return Some(u64::from_le_bytes(bytes));
+        }
+        // Straddles two pages.
         let mut bytes = [0u8; 8];
         for (i, byte) in bytes.iter_mut().enumerate() {
             let at = address.checked_add(i as u64)?;

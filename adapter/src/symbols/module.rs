@@ -224,10 +224,10 @@ impl ModuleInfo {
         if let Some(dwarf) = self.dwarf() {
             if let Ok(mut frames) = dwarf.find_frames(address).skip_all_loads() {
                 while let Ok(Some(frame)) = frames.next() {
-                    let function = frame
-                        .function
-                        .as_ref()
-                        .and_then(|f| f.demangle().ok().map(Cow::into_owned));
+                    let function = frame.function.as_ref().and_then(|f| {
+                        let raw = f.raw_name().ok()?;
+                        Some(demangle(&raw, f.language))
+                    });
                     let (file, line, column) = match &frame.location {
                         Some(l) => (
                             l.file.map(str::to_owned),
@@ -267,8 +267,31 @@ impl ModuleInfo {
         let name = symbol.name();
         // Versioned dynamic symbols read `memcpy@GLIBC_2.14`: the version is noise here.
         let name = name.split_once('@').map_or(name, |(bare, _)| bare);
-        Some(addr2line::demangle_auto(Cow::Borrowed(name), None).into_owned())
+        Some(demangle(name, None))
     }
+}
+
+/// A function's name as people write it: Rust without the hash, C++ without the return
+/// type a template's mangled name carries (`shapes::run<int>(int)`, as gdb and lldb
+/// show it, not `int shapes::run<int>(int)`).
+pub fn demangle(name: &str, language: Option<gimli::DwLang>) -> String {
+    let rust = matches!(language, None | Some(gimli::DW_LANG_Rust));
+    if let Some(text) = rust
+        .then(|| addr2line::demangle(name, gimli::DW_LANG_Rust))
+        .flatten()
+    {
+        return text;
+    }
+    if name.starts_with("_Z") {
+        let options = cpp_demangle::DemangleOptions::new().no_return_type();
+        if let Some(text) = cpp_demangle::Symbol::new(name)
+            .ok()
+            .and_then(|symbol| symbol.demangle_with_options(&options).ok())
+        {
+            return text;
+        }
+    }
+    addr2line::demangle_auto(Cow::Borrowed(name), language).into_owned()
 }
 
 fn endian(file: &object::File<'static>) -> RunTimeEndian {
@@ -407,4 +430,31 @@ fn find_debug_file(
         }
         Some((candidate, debug))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::demangle;
+
+    #[test]
+    fn names_read_as_written() {
+        // A C++ function template: the mangled name carries its return type.
+        assert_eq!(
+            demangle("_ZN6shapes3runIiEET_S1_", None),
+            "shapes::run<int>(int)"
+        );
+        assert_eq!(
+            demangle("_ZN2ns6Widget4spinEi", None),
+            "ns::Widget::spin(int)"
+        );
+        // Rust legacy mangling: no hash.
+        assert_eq!(
+            demangle(
+                "_ZN3std6thread5sleep17h0123456789abcdefE",
+                Some(gimli::DW_LANG_Rust)
+            ),
+            "std::thread::sleep"
+        );
+        assert_eq!(demangle("clock_nanosleep", None), "clock_nanosleep");
+    }
 }

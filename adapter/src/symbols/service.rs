@@ -27,9 +27,10 @@ enum Job {
     },
     /// The process ran: re-read its maps, forget its memory.
     Refresh,
-    Stack {
-        registers: Box<Registers>,
-        reply: oneshot::Sender<Vec<StackFrame>>,
+    /// Several threads' stacks, each sent as soon as it is ready, in the order given.
+    Stacks {
+        threads: Vec<(Pid, Registers)>,
+        results: tokio::sync::mpsc::UnboundedSender<(Pid, Vec<StackFrame>)>,
     },
     Modules {
         reply: oneshot::Sender<Vec<ModuleSummary>>,
@@ -59,13 +60,15 @@ impl SymbolService {
         let _ = self.jobs.send(Job::Refresh);
     }
 
-    pub async fn stack(&self, registers: Registers) -> Vec<StackFrame> {
-        let (reply, answer) = oneshot::channel();
-        let _ = self.jobs.send(Job::Stack {
-            registers: Box::new(registers),
-            reply,
-        });
-        answer.await.unwrap_or_default()
+    /// Walks the threads' stacks in the order given and sends each as it is done; stops
+    /// early once the receiver is dropped (the target ran again).
+    pub fn stacks(
+        &self,
+        threads: Vec<(Pid, Registers)>,
+    ) -> tokio::sync::mpsc::UnboundedReceiver<(Pid, Vec<StackFrame>)> {
+        let (results, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let _ = self.jobs.send(Job::Stacks { threads, results });
+        receiver
     }
 
     pub async fn modules(&self) -> Vec<ModuleSummary> {
@@ -113,12 +116,15 @@ fn serve(queue: mpsc::Receiver<Job>) {
                     stacker.refresh();
                 }
             }
-            Job::Stack { registers, reply } => {
-                let frames = stacker
-                    .as_mut()
-                    .map(|s| s.stack(*registers))
-                    .unwrap_or_default();
-                let _ = reply.send(frames);
+            Job::Stacks { threads, results } => {
+                let Some(stacker) = stacker.as_mut() else {
+                    continue;
+                };
+                for (tid, registers) in threads {
+                    if results.send((tid, stacker.stack(registers))).is_err() {
+                        break;
+                    }
+                }
             }
             Job::Modules { reply } => {
                 let modules = stacker.as_mut().map(summaries).unwrap_or_default();

@@ -16,6 +16,33 @@ use crate::procfs::Pid;
 /// Deeper stacks are cut here: a corrupt stack must end, and no editor shows more.
 pub const MAX_FRAMES: usize = 1024;
 
+/// How gdb names the frame of the kernel's signal return trampoline (`__restore_rt`).
+pub const SIGNAL_TRAMPOLINE: &str = "<signal handler called>";
+
+/// One frame as the unwinder found it.
+#[derive(Debug, Clone, Copy)]
+pub struct Unwound {
+    pub registers: Registers,
+    /// The pc is where the thread is (frame 0, or a frame a signal interrupted), not a
+    /// return address.
+    pub exact_pc: bool,
+    /// The kernel's signal return trampoline: the frame above it was interrupted.
+    pub signal_trampoline: bool,
+}
+
+impl Unwound {
+    /// Where to look the frame up: a return address is just past its call, and the
+    /// byte before it is in the call, which may end its function.
+    fn lookup_address(&self) -> u64 {
+        let pc = self.registers.pc().unwrap_or(0);
+        if self.exact_pc {
+            pc
+        } else {
+            pc.saturating_sub(1)
+        }
+    }
+}
+
 /// One frame as a user sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StackFrame {
@@ -204,19 +231,20 @@ impl Stacker {
         Some((index, info, virtual_address))
     }
 
-    /// The registers of every frame, innermost first.
-    pub fn unwind(&mut self, top: Registers) -> Vec<Registers> {
+    /// Every frame, innermost first.
+    pub fn unwind(&mut self, top: Registers) -> Vec<Unwound> {
         self.memory.invalidate();
-        let mut frames = vec![top];
+        let mut frames = vec![Unwound {
+            registers: top,
+            exact_pc: true,
+            signal_trampoline: false,
+        }];
         while frames.len() < MAX_FRAMES {
-            let current = frames[frames.len() - 1];
-            let Some(pc) = current.pc() else { break };
-            // A caller's pc is a return address, just past its call: look up the call.
-            let lookup = if frames.len() == 1 {
-                pc
-            } else {
-                pc.saturating_sub(1)
-            };
+            let current = frames[frames.len() - 1].registers;
+            if current.pc().is_none() {
+                break;
+            }
+            let lookup = frames[frames.len() - 1].lookup_address();
             let step = match self.locate(lookup) {
                 Some((_, info, address)) => unwind::cfi_step(
                     &info,
@@ -231,7 +259,9 @@ impl Stacker {
                 Step::Unknown => unwind::frame_pointer_step(&current, &mut self.memory),
                 other => other,
             };
-            let Step::Caller(caller) = step else { break };
+            let Step::Caller(caller, through_trampoline) = step else {
+                break;
+            };
             let (Some(caller_pc), Some(caller_sp), Some(sp)) =
                 (caller.pc(), caller.sp(), current.sp())
             else {
@@ -242,18 +272,27 @@ impl Stacker {
             if caller_sp <= sp || self.module_index(caller_pc.saturating_sub(1)).is_none() {
                 break;
             }
-            frames.push(caller);
+            let last = frames.len() - 1;
+            frames[last].signal_trampoline = through_trampoline;
+            frames.push(Unwound {
+                registers: caller,
+                exact_pc: through_trampoline,
+                signal_trampoline: false,
+            });
         }
         frames
     }
 
     /// The frames the user sees for one unwound frame: its inlined calls, then itself.
-    pub fn symbolize(&mut self, registers: Registers, is_top: bool) -> Vec<StackFrame> {
+    pub fn symbolize(&mut self, frame: &Unwound) -> Vec<StackFrame> {
+        let registers = frame.registers;
         let pc = registers.pc().unwrap_or(0);
-        let lookup = if is_top { pc } else { pc.saturating_sub(1) };
+        let lookup = frame.lookup_address();
         let bare = |module: Option<String>| StackFrame {
             pc,
-            function: None,
+            function: frame
+                .signal_trampoline
+                .then(|| SIGNAL_TRAMPOLINE.to_string()),
             file: None,
             line: 0,
             column: 0,
@@ -269,7 +308,7 @@ impl Stacker {
         };
         let module = Some(self.modules[index].path.clone());
         let sources = info.source_frames(address);
-        if sources.is_empty() {
+        if sources.is_empty() || frame.signal_trampoline {
             return vec![bare(module)];
         }
         let last = sources.len() - 1;
@@ -293,9 +332,112 @@ impl Stacker {
     pub fn stack(&mut self, top: Registers) -> Vec<StackFrame> {
         let unwound = self.unwind(top);
         let mut frames = Vec::with_capacity(unwound.len());
-        for (i, registers) in unwound.into_iter().enumerate() {
-            frames.extend(self.symbolize(registers, i == 0));
+        for frame in &unwound {
+            frames.extend(self.symbolize(frame));
         }
         frames
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Registers that point into `stack` (a buffer of this test process) and a pc in
+    /// this test binary's code, so the real CFI of a real function is applied to
+    /// arbitrary memory.
+    fn registers_over(stack: &[u64], rsp_word: usize, rbp_word: usize, pc: u64) -> Registers {
+        let base = stack.as_ptr() as u64;
+        let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+        regs.rsp = base + 8 * rsp_word as u64;
+        regs.rbp = base + 8 * rbp_word as u64;
+        regs.rip = pc;
+        Registers::from_user_regs(&regs)
+    }
+
+    thread_local! {
+        /// One for all cases: reading this test binary's DWARF once is slow enough.
+        static SELF: std::cell::RefCell<Stacker> =
+            std::cell::RefCell::new(Stacker::new(std::process::id() as Pid));
+    }
+
+    #[inline(never)]
+    fn some_function_with_cfi(x: u64) -> u64 {
+        std::hint::black_box(x).wrapping_mul(3)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Garbage on the stack (random words, words pointing back into the stack,
+        /// return addresses into real code) ends the walk: bounded, each caller's frame
+        /// above the last, never a loop.
+        #[test]
+        fn unwinding_garbage_ends(
+            words in proptest::collection::vec(any::<u64>(), 512),
+            self_pointers in proptest::collection::vec((0usize..512, 0usize..512), 0..64),
+            code_pointers in proptest::collection::vec((0usize..512, 0u64..64), 0..64),
+            rsp_word in 0usize..256,
+            rbp_word in 0usize..512,
+            pc_offset in 0u64..32,
+        ) {
+            let mut stack = words;
+            let base = stack.as_ptr() as u64;
+            let code = some_function_with_cfi as *const () as u64;
+            for (at, target) in self_pointers {
+                stack[at] = base + 8 * target as u64;
+            }
+            for (at, offset) in code_pointers {
+                stack[at] = code + offset;
+            }
+            let regs = registers_over(&stack, rsp_word, rbp_word, code + pc_offset);
+            let (frames, named) = SELF.with_borrow_mut(|stacker| {
+                let frames = stacker.unwind(regs);
+                // Naming the frames must not fail on garbage either.
+                let named = frames.iter().all(|f| !stacker.symbolize(f).is_empty());
+                (frames, named)
+            });
+            prop_assert!(frames.len() <= MAX_FRAMES);
+            for pair in frames.windows(2) {
+                prop_assert!(pair[1].registers.sp() > pair[0].registers.sp());
+            }
+            prop_assert!(named);
+            prop_assert_eq!(some_function_with_cfi(1), 3);
+        }
+    }
+
+    #[test]
+    fn this_threads_own_stack_reaches_this_test() {
+        // The registers of a point in this very function, captured by inline assembly,
+        // unwind through the test harness: the walk finds this test by name.
+        let (rip, rsp, rbp): (u64, u64, u64);
+        unsafe {
+            std::arch::asm!(
+                "lea {rip}, [rip]",
+                "mov {rsp}, rsp",
+                "mov {rbp}, rbp",
+                rip = out(reg) rip,
+                rsp = out(reg) rsp,
+                rbp = out(reg) rbp,
+            );
+        }
+        let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+        regs.rip = rip;
+        regs.rsp = rsp;
+        regs.rbp = rbp;
+        let mut stacker = Stacker::new(std::process::id() as Pid);
+        let frames = stacker.stack(Registers::from_user_regs(&regs));
+        let names: Vec<String> = frames.iter().map(StackFrame::display_name).collect();
+        assert!(
+            names[0].contains("this_threads_own_stack_reaches_this_test"),
+            "{names:#?}"
+        );
+        assert!(
+            names
+                .iter()
+                .any(|n| n.contains("start_thread") || n.contains("clone")),
+            "the walk reaches the thread's start: {names:#?}"
+        );
     }
 }

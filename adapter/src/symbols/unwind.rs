@@ -1,4 +1,5 @@
-//! One step up the stack on x86-64: from a frame's registers to its caller's, by the
+//! The x86-64 specifics of registers and unwinding (the one place aarch64 would add
+//! its own), and one step up the stack: from a frame's registers to its caller's, by the
 //! module's call frame information (`.eh_frame`, else `.debug_frame`), evaluating DWARF
 //! expressions where the CFI uses them (PLT stubs, signal trampolines).
 
@@ -73,11 +74,46 @@ impl Registers {
     }
 }
 
+/// Every register of a stopped thread by name, in the order debuggers list them.
+pub fn named_registers(regs: &libc::user_regs_struct) -> Vec<(&'static str, u64)> {
+    vec![
+        ("rax", regs.rax),
+        ("rbx", regs.rbx),
+        ("rcx", regs.rcx),
+        ("rdx", regs.rdx),
+        ("rsi", regs.rsi),
+        ("rdi", regs.rdi),
+        ("rbp", regs.rbp),
+        ("rsp", regs.rsp),
+        ("r8", regs.r8),
+        ("r9", regs.r9),
+        ("r10", regs.r10),
+        ("r11", regs.r11),
+        ("r12", regs.r12),
+        ("r13", regs.r13),
+        ("r14", regs.r14),
+        ("r15", regs.r15),
+        ("rip", regs.rip),
+        ("eflags", regs.eflags),
+        ("orig_rax", regs.orig_rax),
+        ("cs", regs.cs),
+        ("ss", regs.ss),
+        ("ds", regs.ds),
+        ("es", regs.es),
+        ("fs", regs.fs),
+        ("gs", regs.gs),
+        ("fs_base", regs.fs_base),
+        ("gs_base", regs.gs_base),
+    ]
+}
+
 /// What one unwinding step found. Returned by value and consumed at once, so the size
 /// of `Caller` costs nothing a box would save.
 #[allow(clippy::large_enum_variant)]
 pub enum Step {
-    Caller(Registers),
+    /// The caller's registers, and whether the step went through a signal trampoline
+    /// (the caller was interrupted, so its pc is exact, not a return address).
+    Caller(Registers, bool),
     /// The CFI marks the outermost frame (its return address is undefined).
     Outermost,
     /// No CFI covers the address, or it could not be applied.
@@ -183,7 +219,7 @@ where
     caller.set(RSP, Some(cfa));
     match caller.pc() {
         Some(0) => Step::Outermost,
-        Some(_) => Step::Caller(caller),
+        Some(_) => Step::Caller(caller, fde.cie().is_signal_trampoline()),
         None => Step::Unknown,
     }
 }
@@ -211,7 +247,7 @@ pub fn frame_pointer_step(regs: &Registers, memory: &mut ProcessMemory) -> Step 
     caller.set(RBP, Some(saved_rbp));
     caller.set(RSP, Some(rbp + 16));
     caller.set(RIP, Some(return_address));
-    Step::Caller(caller)
+    Step::Caller(caller, false)
 }
 
 /// Evaluates a CFI expression to an address (or value); `cfa` is pushed first for

@@ -35,7 +35,7 @@ impl Fixture {
     }
 }
 
-fn source_dir() -> PathBuf {
+pub fn source_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
 }
 
@@ -43,7 +43,7 @@ pub fn tmp_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
 }
 
-fn out_dir() -> PathBuf {
+pub fn out_dir() -> PathBuf {
     let dir = tmp_dir().join("fixtures");
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -95,19 +95,31 @@ pub fn c_fixture(f: Fixture) -> PathBuf {
 }
 
 fn build_go() -> Result<PathBuf, String> {
-    let go = ["/usr/bin/go", "/usr/local/go/bin/go"]
+    let dest = out_dir().join(Fixture::Go.name());
+    go_build(&source_dir().join("go"), &dest)?;
+    Ok(dest)
+}
+
+/// The Go toolchain, or the error that says it is missing.
+pub fn go_tool() -> Result<PathBuf, String> {
+    ["/usr/bin/go", "/usr/local/go/bin/go"]
         .into_iter()
         .map(PathBuf::from)
         .find(|p| p.exists())
         .or_else(|| which("go"))
-        .ok_or("no Go toolchain (go) found; install golang-go")?;
+        .ok_or_else(|| "no Go toolchain (go) found; install golang-go".to_string())
+}
+
+/// `go build -o DEST .` in the module at `dir`, offline, with a cache in the
+/// test's temp dir.
+pub fn go_build(dir: &Path, dest: &Path) -> Result<(), String> {
+    let go = go_tool()?;
     let work = tmp_dir().join("go");
-    let dest = out_dir().join(Fixture::Go.name());
     let result = Command::new(&go)
         .args(["build", "-o"])
-        .arg(&dest)
+        .arg(dest)
         .arg(".")
-        .current_dir(source_dir().join("go"))
+        .current_dir(dir)
         .env("GOCACHE", work.join("cache"))
         .env("GOPATH", work.join("path"))
         .env("GOFLAGS", "-mod=mod")
@@ -117,14 +129,15 @@ fn build_go() -> Result<PathBuf, String> {
         .map_err(|e| format!("cannot run {}: {e}", go.display()))?;
     if !result.status.success() {
         return Err(format!(
-            "go build failed: {}",
+            "go build in {} failed: {}",
+            dir.display(),
             String::from_utf8_lossy(&result.stderr)
         ));
     }
-    Ok(dest)
+    Ok(())
 }
 
-fn which(name: &str) -> Option<PathBuf> {
+pub fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?
         .to_str()?
         .split(':')

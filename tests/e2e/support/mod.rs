@@ -7,6 +7,7 @@ pub mod dap;
 pub mod fixtures;
 pub mod procfs;
 pub mod schema;
+pub mod stackfix;
 pub mod target;
 
 pub use dap::Dap;
