@@ -298,10 +298,22 @@ fn header(
         "- machine: {} CPUs, {}, Linux {}",
         m.nproc, m.cpu, m.kernel
     );
+    let spinners = cli
+        .sizes
+        .iter()
+        .filter_map(|s| match s {
+            Scenario::Spinning(n) => Some(*n),
+            _ => None,
+        })
+        .max();
     let _ = writeln!(
         h,
-        "- load average (1, 5, 15 min): {} at the start, {} at the end",
-        load[0], load[1]
+        "- load average (1, 5, 15 min): {} at the start, {} at the end{}",
+        load[0],
+        load[1],
+        spinners.map_or(String::new(), |n| format!(
+            " (the {n} spinning threads of this run's own targets add up to {n} to it)"
+        ))
     );
     let _ = writeln!(h, "- command: `{}`", command.trim_end());
     // SAFETY: geteuid cannot fail.
