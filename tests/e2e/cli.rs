@@ -10,36 +10,12 @@ use crate::require_harness;
 use crate::support::dap::latch_bin;
 use crate::support::fixtures::renamed_fixture;
 use crate::support::procfs;
-use crate::support::target::spawn_retrying;
+use crate::support::target::{run_with_deadline, spawn_retrying};
 use crate::support::{secs, Dap, Fixture, Target};
 
 /// Runs latch with `args` to completion within `within` (killed otherwise).
 fn run_latch(args: &[&str], within: Duration) -> Output {
-    let mut cmd = Command::new(latch_bin());
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = spawn_retrying(&mut cmd);
-    let pid = child.id() as i32;
-    // Watchdog: the output is collected by wait_with_output; kill on deadline.
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        if rx.recv_timeout(within).is_err() {
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            return true;
-        }
-        false
-    });
-    let out = child.wait_with_output().expect("wait for latch");
-    let _ = tx.send(());
-    assert!(
-        !watchdog.join().unwrap(),
-        "latch {args:?} did not finish within {within:?} (killed); it printed:\n{}\nstderr:\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    out
+    run_with_deadline(Command::new(latch_bin()).args(args), within)
 }
 
 /// Waits for a child up to `within`; kills and reaps it (returning None) after.

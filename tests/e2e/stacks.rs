@@ -6,8 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use serde_json::{json, Value};
 
@@ -17,7 +16,7 @@ use crate::support::dap::latch_bin;
 use crate::support::fixtures::which;
 use crate::support::procfs;
 use crate::support::stackfix::{marker_line, stack_fixture, Stack};
-use crate::support::target::spawn_retrying;
+use crate::support::target::run_with_deadline;
 use crate::support::{secs, skip_or_fail, Dap, Target};
 
 /// A stack deeper than this is a runaway unwind for these fixtures.
@@ -1096,32 +1095,6 @@ fn stacks_source_not_on_disk() {
 }
 
 // ---------------------------------------------------------------- gdb oracle
-
-/// Runs a command to completion within `within` (killed otherwise).
-fn run_with_deadline(cmd: &mut Command, within: Duration) -> Output {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = spawn_retrying(cmd);
-    let pid = child.id() as i32;
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        if rx.recv_timeout(within).is_err() {
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            return true;
-        }
-        false
-    });
-    let out = child.wait_with_output().expect("wait for child");
-    let _ = tx.send(());
-    assert!(
-        !watchdog.join().unwrap(),
-        "{cmd:?} did not finish within {within:?} (killed); it printed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 /// Parses `gdb -batch -ex 'thread apply all bt'`: tid (LWP) -> frames.
 fn parse_gdb(text: &str) -> BTreeMap<i32, Vec<Plain>> {

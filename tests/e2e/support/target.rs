@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
@@ -46,6 +46,32 @@ pub fn spawn_retrying(cmd: &mut Command) -> Child {
             Err(e) => panic!("cannot start {cmd:?}: {e}"),
         }
     }
+}
+
+/// Runs a command to completion within `within` (killed otherwise).
+pub fn run_with_deadline(cmd: &mut Command, within: Duration) -> Output {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = spawn_retrying(cmd);
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if rx.recv_timeout(within).is_err() {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            return true;
+        }
+        false
+    });
+    let out = child.wait_with_output().expect("wait for child");
+    let _ = tx.send(());
+    assert!(
+        !watchdog.join().unwrap(),
+        "{cmd:?} did not finish within {within:?} (killed); it printed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 impl Target {
