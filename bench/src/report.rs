@@ -219,8 +219,7 @@ impl Report {
                         if v.is_none() && *p == Peer::GdbBt && row.gdb_bt_derived(*sc) {
                             let d = self.gdb_bt_cost(si);
                             derived |= d.is_some();
-                            // A negative difference is noise, not a time.
-                            return d.map(|d| d.max(0.0));
+                            return d;
                         }
                         v
                     })
@@ -231,6 +230,14 @@ impl Report {
                 let mut line = format!("| {} |", row.label());
                 let base = latch.and_then(|c| c.median(row));
                 for (p, v) in self.peers.iter().zip(&values) {
+                    // Only a derived difference can be negative: noise, not a time.
+                    if v.is_some_and(|v| v <= 0.0) {
+                        line.push_str(" ≈ 0 (noise) |");
+                        if self.peers.contains(&Peer::Latch) {
+                            line.push_str(" — |");
+                        }
+                        continue;
+                    }
                     let cell = v.map_or("—".into(), |v| fmt_value(row, v));
                     let _ = write!(line, " {cell} |");
                     if *p != Peer::Latch && self.peers.contains(&Peer::Latch) {
@@ -247,7 +254,7 @@ impl Report {
                 let _ = writeln!(
                     out,
                     "\ngdb + bt's stack-trace row is derived, not timed: the median whole session \
-                     of gdb + bt minus that of gdb ({}) in the same runs; noisy, and shown as 0 \
+                     of gdb + bt minus that of gdb ({}) in the same runs; noisy, and shown as ≈ 0 \
                      when noise makes it negative.",
                     if *sc == Scenario::BigBinary {
                         "`-ex bt` against `-ex 'info threads'`"
