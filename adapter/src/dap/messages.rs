@@ -37,7 +37,17 @@ pub struct Response {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub body: Option<Value>,
+    pub body: Option<Body>,
+}
+
+/// A response body: a JSON value, or JSON already written, for large bodies built from
+/// typed data (a stack of a thousand threads' frames) that would be slow to build and
+/// copy as `Value` maps.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Body {
+    Value(Value),
+    Raw(Box<serde_json::value::RawValue>),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -54,7 +64,18 @@ impl Response {
             success: true,
             command: request.command.clone(),
             message: None,
-            body,
+            body: body.map(Body::Value),
+        }
+    }
+
+    /// A success response whose body is serialized straight from `body`.
+    pub fn ok_typed(request: &Request, body: &impl Serialize) -> Response {
+        Response {
+            request_seq: request.seq,
+            success: true,
+            command: request.command.clone(),
+            message: None,
+            body: serde_json::value::to_raw_value(body).ok().map(Body::Raw),
         }
     }
 
@@ -66,9 +87,9 @@ impl Response {
             success: false,
             command: command.to_string(),
             message: Some(short.to_string()),
-            body: Some(json!({
+            body: Some(Body::Value(json!({
                 "error": { "id": 1, "format": escape_format(text), "showUser": true }
-            })),
+            }))),
         }
     }
 }
@@ -232,7 +253,10 @@ mod tests {
     #[test]
     fn error_text_braces_are_not_format_variables() {
         let r = Response::error(3, "attach", "failed", "bad {x}");
-        assert_eq!(r.body.unwrap()["error"]["format"], "bad (x)");
+        let Some(Body::Value(body)) = r.body else {
+            panic!("errors carry a Value body")
+        };
+        assert_eq!(body["error"]["format"], "bad (x)");
     }
 }
 

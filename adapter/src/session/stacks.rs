@@ -26,6 +26,45 @@ pub(super) struct StopState {
     frames: Vec<(Pid, usize)>,
 }
 
+/// The `stackTrace` body, written straight from these types: for a thousand threads'
+/// stacks, building `Value` maps cost more than walking the stacks.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StackTraceBody<'a> {
+    stack_frames: Vec<DapFrame<'a>>,
+    total_frames: usize,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DapFrame<'a> {
+    id: i64,
+    name: String,
+    line: u32,
+    column: u32,
+    instruction_pointer_reference: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    module_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<DapSource<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    presentation_hint: Option<&'static str>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DapSource<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source_reference: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    presentation_hint: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin: Option<&'static str>,
+}
+
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct StackTraceArguments {
@@ -100,16 +139,16 @@ impl Session {
             Some(levels) if levels > 0 => start.saturating_add(levels as usize).min(total),
             _ => total,
         };
-        let frames = frames[start..end].to_vec();
-        let list: Vec<Value> = frames
+        let list: Vec<DapFrame> = frames[start..end]
             .iter()
             .enumerate()
-            .map(|(i, frame)| self.frame_json(first_id + (start + i) as i64, frame))
+            .map(|(i, frame)| self.dap_frame(first_id + (start + i) as i64, frame))
             .collect();
-        self.out.respond(Response::ok(
-            request,
-            Some(json!({ "stackFrames": list, "totalFrames": total })),
-        ));
+        let body = StackTraceBody {
+            stack_frames: list,
+            total_frames: total,
+        };
+        self.out.respond(Response::ok_typed(request, &body));
     }
 
     /// The thread's stack in this stop, computed on first use.
@@ -145,27 +184,23 @@ impl Session {
         self.stop.walking = Some(self.symbols.stacks(threads));
     }
 
-    fn frame_json(&mut self, id: i64, frame: &StackFrame) -> Value {
-        let mut value = json!({
-            "id": id,
-            "name": frame.display_name(),
-            "line": frame.line,
-            "column": frame.column,
-            "instructionPointerReference": format!("{:#018x}", frame.pc),
-        });
-        if let Some(module) = &frame.module {
-            value["moduleId"] = json!(module);
+    fn dap_frame<'a>(&mut self, id: i64, frame: &'a StackFrame) -> DapFrame<'a> {
+        let source = frame.file.as_deref().map(|file| self.dap_source(file));
+        DapFrame {
+            id,
+            name: frame.display_name(),
+            line: frame.line,
+            column: frame.column,
+            instruction_pointer_reference: format!("{:#018x}", frame.pc),
+            module_id: frame.module.as_deref(),
+            presentation_hint: source.is_none().then_some("subtle"),
+            source,
         }
-        match &frame.file {
-            Some(file) => value["source"] = self.source_json(file),
-            None => value["presentationHint"] = json!("subtle"),
-        }
-        value
     }
 
     /// A file on disk is shown by path; one that is not (built elsewhere, moved) gets a
     /// reference whose `source` request explains, instead of an editor error.
-    fn source_json(&mut self, file: &str) -> Value {
+    fn dap_source<'a>(&mut self, file: &'a str) -> DapSource<'a> {
         let name = file.rsplit('/').next().unwrap_or(file);
         let missing = match self.source_refs.get(file) {
             Some(known) => *known,
@@ -180,22 +215,14 @@ impl Session {
                 reference
             }
         };
-        match missing {
-            None => json!({ "name": name, "path": file }),
-            Some(reference) => {
-                let mut source = json!({
-                    "name": name,
-                    "sourceReference": reference,
-                    "presentationHint": "deemphasize",
-                    "origin": "not on this machine",
-                });
-                // DWARF may name files relative to a build folder that is gone; a
-                // relative `path` would only confuse the editor.
-                if file.starts_with('/') {
-                    source["path"] = json!(file);
-                }
-                source
-            }
+        DapSource {
+            name,
+            // DWARF may name files relative to a build folder that is gone; a relative
+            // `path` would only confuse the editor.
+            path: file.starts_with('/').then_some(file),
+            source_reference: missing,
+            presentation_hint: missing.map(|_| "deemphasize"),
+            origin: missing.map(|_| "not on this machine"),
         }
     }
 

@@ -8,7 +8,7 @@
 //! slice, with no copy of uncompressed debug sections.
 
 use std::borrow::Cow;
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::path::{Path, PathBuf};
 
 use gimli::{RunTimeEndian, UnwindSection};
@@ -103,9 +103,12 @@ pub struct ModuleInfo {
     /// (file offset, virtual address, size in the file) of each loadable segment.
     segments: Vec<(u64, u64, u64)>,
     /// The file whose DWARF describes this module (itself or its separate debug file).
-    dwarf_file: Option<object::File<'static>>,
-    /// Built on the first lookup: listing modules must not pay for parsing DWARF.
+    dwarf_file: Option<&'static [u8]>,
+    /// Built on the first lookup or ahead of it: listing modules must not pay for
+    /// parsing DWARF.
     dwarf: OnceCell<Option<addr2line::Context<Reader>>>,
+    /// A thread already building `dwarf` (see `prepare`).
+    building: RefCell<Option<std::thread::JoinHandle<Option<addr2line::Context<Reader>>>>>,
     symbols: object::SymbolMap<object::SymbolMapName<'static>>,
     pub eh_frame: Option<CfiSection<gimli::EhFrame<Reader>>>,
     pub debug_frame: Option<CfiSection<gimli::DebugFrame<Reader>>>,
@@ -128,6 +131,7 @@ impl ModuleInfo {
             segments: Vec::new(),
             dwarf_file: None,
             dwarf: OnceCell::new(),
+            building: RefCell::new(None),
             symbols: object::SymbolMap::new(Vec::new()),
             eh_frame: None,
             debug_frame: None,
@@ -156,7 +160,7 @@ impl ModuleInfo {
             path.and_then(|p| find_debug_file(&file, p, root, build_id.as_deref()))
         };
         let mut symbols = file.symbol_map();
-        if let Some((_, debug_file)) = &separate {
+        if let Some((_, _, debug_file)) = &separate {
             let debug_symbols = debug_file.symbol_map();
             if debug_symbols.symbols().len() > symbols.symbols().len() {
                 symbols = debug_symbols;
@@ -169,7 +173,7 @@ impl ModuleInfo {
             .or_else(|| {
                 separate
                     .as_ref()
-                    .and_then(|(_, f)| section_data(f, ".debug_frame"))
+                    .and_then(|(_, _, f)| section_data(f, ".debug_frame"))
             })
             .map(|data| {
                 let mut section = gimli::DebugFrame::new(data, endian);
@@ -178,10 +182,10 @@ impl ModuleInfo {
             });
 
         let (dwarf_file, status) = match separate {
-            Some((debug_path, debug_file)) => {
-                (Some(debug_file), SymbolStatus::SeparateDwarf(debug_path))
+            Some((debug_path, debug_data, _)) => {
+                (Some(debug_data), SymbolStatus::SeparateDwarf(debug_path))
             }
-            None if has_dwarf(&file) => (Some(file), SymbolStatus::Dwarf),
+            None if has_dwarf(&file) => (Some(data), SymbolStatus::Dwarf),
             None if symbols.symbols().is_empty() => (None, SymbolStatus::Stripped),
             None => (None, SymbolStatus::SymbolsOnly),
         };
@@ -192,20 +196,33 @@ impl ModuleInfo {
             segments,
             dwarf_file,
             dwarf: OnceCell::new(),
+            building: RefCell::new(None),
             symbols,
             eh_frame,
             debug_frame,
         }
     }
 
-    /// Reads the DWARF now rather than at the first lookup.
+    /// Starts reading the DWARF on a thread of its own, so that the modules of a process
+    /// (a large executable, libc's debug file) are read side by side, and while the
+    /// attach goes on; the first lookup waits for it.
     pub fn prepare(&self) {
-        self.dwarf();
+        let Some(data) = self.dwarf_file else { return };
+        if self.dwarf.get().is_some() || self.building.borrow().is_some() {
+            return;
+        }
+        let thread = std::thread::Builder::new()
+            .name("latch-dwarf".into())
+            .spawn(move || load_dwarf(&object::File::parse(data).ok()?).ok());
+        *self.building.borrow_mut() = thread.ok();
     }
 
     fn dwarf(&self) -> Option<&addr2line::Context<Reader>> {
         self.dwarf
-            .get_or_init(|| load_dwarf(self.dwarf_file.as_ref()?).ok())
+            .get_or_init(|| match self.building.borrow_mut().take() {
+                Some(thread) => thread.join().ok().flatten(),
+                None => load_dwarf(&object::File::parse(self.dwarf_file?).ok()?).ok(),
+            })
             .as_ref()
     }
 
@@ -332,9 +349,13 @@ pub fn map_file(path: &Path) -> std::io::Result<&'static [u8]> {
 
 fn load_dwarf(file: &object::File<'static>) -> Result<addr2line::Context<Reader>, gimli::Error> {
     let endian = endian(file);
-    let mut dwarf = gimli::Dwarf::load(|id| -> Result<Reader, gimli::Error> {
+    // Which sections gimli reads, then all of them inflated at once, one thread each:
+    // libc's debug file alone holds 8 MB of zlib-compressed DWARF, and on two cores this
+    // halves the wait for it.
+    let mut wanted = Vec::new();
+    gimli::Dwarf::load(|id| -> Result<Reader, gimli::Error> {
         // Location lists and macros are large and say nothing about functions and
-        // lines; decompressing them would only cost memory.
+        // lines; inflating them would only cost time and memory.
         let unused = matches!(
             id,
             gimli::SectionId::DebugLoc
@@ -342,15 +363,27 @@ fn load_dwarf(file: &object::File<'static>) -> Result<addr2line::Context<Reader>
                 | gimli::SectionId::DebugMacinfo
                 | gimli::SectionId::DebugMacro
         );
-        let data = if unused {
-            None
-        } else {
-            section_data(file, id.name())
-        };
+        if !unused {
+            wanted.push(id);
+        }
+        Ok(gimli::EndianSlice::new(&[], endian))
+    })?;
+    let sections: Vec<(gimli::SectionId, Option<&'static [u8]>)> = std::thread::scope(|scope| {
+        let threads: Vec<_> = wanted
+            .iter()
+            .map(|&id| scope.spawn(move || (id, section_data(file, id.name()))))
+            .collect();
+        threads.into_iter().filter_map(|t| t.join().ok()).collect()
+    });
+    let mut dwarf = gimli::Dwarf::load(|id| -> Result<Reader, gimli::Error> {
+        let data = sections
+            .iter()
+            .find(|(section, _)| *section == id)
+            .and_then(|(_, data)| *data);
         Ok(gimli::EndianSlice::new(data.unwrap_or(&[]), endian))
     })?;
-    // Units of one library mostly share abbreviation tables: parse each once, not once
-    // per unit (libc's debug info: 38 MB of latch's memory without this).
+    // Units of one library mostly share abbreviation tables: parse each table once, as
+    // addr2line's own loader does.
     dwarf.populate_abbreviations_cache(gimli::AbbreviationsCacheStrategy::Duplicates);
     addr2line::Context::from_dwarf(dwarf)
 }
@@ -392,7 +425,7 @@ fn find_debug_file(
     path: &Path,
     root: &Path,
     build_id: Option<&[u8]>,
-) -> Option<(PathBuf, object::File<'static>)> {
+) -> Option<(PathBuf, &'static [u8], object::File<'static>)> {
     let mut candidates = Vec::new();
     let roots = [root, Path::new("/")];
     if let Some(id) = build_id.filter(|id| id.len() > 1) {
@@ -428,7 +461,7 @@ fn find_debug_file(
                 return None;
             }
         }
-        Some((candidate, debug))
+        Some((candidate, data, debug))
     })
 }
 

@@ -78,38 +78,35 @@ impl SymbolService {
     }
 }
 
-/// Serves jobs; while none waits, reads the attached process's modules ahead, one at a
-/// time, so that the first stack trace finds them ready (a large binary's DWARF takes
-/// long to read) and a job that comes in waits for one module at most.
+/// Serves jobs. On attach it starts reading every module's DWARF ahead, each on a
+/// thread of its own (see `ModuleInfo::prepare`), so the first stack trace finds them
+/// ready or nearly: a large binary's or libc's debug information takes tens to hundreds
+/// of milliseconds to read.
 fn serve(queue: mpsc::Receiver<Job>) {
     let mut stacker: Option<Stacker> = None;
-    let mut ahead: Vec<usize> = Vec::new();
-    loop {
-        let job = match (ahead.is_empty(), stacker.as_mut()) {
-            (false, Some(s)) => match queue.try_recv() {
-                Ok(job) => job,
-                Err(mpsc::TryRecvError::Empty) => {
-                    let index = ahead.remove(0);
-                    if index < s.modules().len() {
-                        s.module_info(index).prepare();
-                    }
-                    continue;
-                }
-                Err(mpsc::TryRecvError::Disconnected) => return,
-            },
-            _ => match queue.recv() {
-                Ok(job) => job,
-                Err(_) => return,
-            },
-        };
+    while let Ok(job) = queue.recv() {
         match job {
             Job::Attach { pid, program } => {
-                let mut new = Stacker::new(pid);
-                if let Some(program) = program {
-                    new.set_program(program);
+                let same = stacker.as_ref().is_some_and(|s| s.pid() == pid);
+                // Started before the attach and told again after it: keep what was read,
+                // see what the process mapped meanwhile.
+                let current = match (same, stacker.take()) {
+                    (true, Some(mut current)) => {
+                        current.refresh();
+                        current
+                    }
+                    _ => {
+                        let mut new = Stacker::new(pid);
+                        if let Some(program) = program {
+                            new.set_program(program);
+                        }
+                        new
+                    }
+                };
+                let current = stacker.insert(current);
+                for index in current.preparation_order() {
+                    current.module_info(index).prepare();
                 }
-                ahead = new.preparation_order();
-                stacker = Some(new);
             }
             Job::Refresh => {
                 if let Some(stacker) = stacker.as_mut() {
