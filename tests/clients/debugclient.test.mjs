@@ -1,6 +1,7 @@
 // latch driven by Microsoft's DebugClient (@vscode/debugadapter-testsupport), the client
 // VS Code's own adapters are tested with: attach by pid, threads, pause, continue,
-// disconnect; and waitFor. Targets are the e2e fixtures, built here with cc.
+// disconnect; stack traces, registers, sources and modules; and waitFor. Targets are the
+// e2e fixtures, built here with cc.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
@@ -95,6 +96,49 @@ test('attach by pid, threads, pause, continue, disconnect', async () => {
     const paused = dc.waitForEvent('stopped');
     await dc.pauseRequest({ threadId: pid });
     assert.equal((await paused).body.reason, 'pause');
+    await dc.disconnectRequest({});
+    await assertRunsOn(pid);
+  } finally {
+    await dc.stop();
+  }
+});
+
+test('stack trace, registers, source and modules of a stopped thread', async () => {
+  const target = await startTarget(sleeping, ['2']);
+  const pid = target.pid;
+  const dc = await newClient();
+  try {
+    const entry = dc.waitForEvent('stopped');
+    const module = dc.waitForEvent('module');
+    await attach(dc, { pid, stopOnEntry: true });
+    await entry;
+    assert.equal((await module).body.reason, 'new');
+
+    // The way VS Code asks: the first frame, then the rest.
+    const first = (await dc.stackTraceRequest({ threadId: pid, startFrame: 0, levels: 1 })).body;
+    assert.equal(first.stackFrames.length, 1);
+    const all = (await dc.stackTraceRequest({ threadId: pid, startFrame: 0, levels: 20 })).body;
+    assert.equal(all.totalFrames, first.totalFrames);
+    const main = all.stackFrames.find((f) => f.name === 'main');
+    assert.ok(main, `no main in ${JSON.stringify(all.stackFrames.map((f) => f.name))}`);
+    assert.equal(main.source.name, 'sleeping.c');
+    assert.ok(main.line > 0);
+
+    const scopes = (await dc.scopesRequest({ frameId: all.stackFrames[0].id })).body.scopes;
+    assert.equal(scopes[0].name, 'Registers');
+    const registers = (await dc.variablesRequest({ variablesReference: scopes[0].variablesReference })).body.variables;
+    const rip = registers.find((v) => v.name === 'rip');
+    assert.equal(BigInt(rip.value), BigInt(all.stackFrames[0].instructionPointerReference));
+
+    // A frame whose file is not on this machine carries a reference the client can open.
+    const elsewhere = all.stackFrames.find((f) => f.source && f.source.sourceReference > 0);
+    if (elsewhere) {
+      const content = (await dc.sourceRequest({ source: elsewhere.source, sourceReference: elsewhere.source.sourceReference })).body.content;
+      assert.match(content, /not on this machine/);
+    }
+
+    const modules = (await dc.customRequest('modules', {})).body.modules;
+    assert.ok(modules.some((m) => m.path === sleeping), JSON.stringify(modules.map((m) => m.path)));
     await dc.disconnectRequest({});
     await assertRunsOn(pid);
   } finally {
