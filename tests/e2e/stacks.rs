@@ -725,7 +725,7 @@ fn check_fixture(s: Stack) {
         );
     }
     dap.disconnect(json!({}));
-    target.assert_runs_on(false);
+    assert_runs_on(&target, s);
 }
 
 #[test]
@@ -1428,7 +1428,17 @@ fn compare_with_gdb(s: Stack) {
         diffs.join("\n")
     );
     dap.disconnect(json!({}));
-    target.assert_runs_on(false);
+    assert_runs_on(&target, s);
+}
+
+/// The /proc check after the detach; Go's runtime may have started a thread meanwhile
+/// (gdb and latch each stop it for a while), which is its doing, not harm.
+fn assert_runs_on(target: &Target, s: Stack) {
+    if s == Stack::Go {
+        target.assert_runs_on_with_new_threads_allowed();
+    } else {
+        target.assert_runs_on(false);
+    }
 }
 
 #[test]

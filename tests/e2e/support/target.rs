@@ -186,6 +186,11 @@ impl Target {
         procfs::assert_runs_on(self.pid, &self.heartbeat, &self.initial, was_stopped_before);
     }
 
+    /// For Go targets: see `procfs::assert_runs_on_with_new_threads_allowed`.
+    pub fn assert_runs_on_with_new_threads_allowed(&self) {
+        procfs::assert_runs_on_with_new_threads_allowed(self.pid, &self.heartbeat, &self.initial);
+    }
+
     /// Asserts the target is alive (not a zombie, not reaped).
     pub fn is_alive(&mut self) -> bool {
         !self.reaped
