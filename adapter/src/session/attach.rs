@@ -65,11 +65,6 @@ impl Session {
                 "`attach` needs `pid` (a process id) or `waitFor` (a process name to wait for)",
             ),
             (Some(pid), None) => {
-                // Symbols are read while the attach goes on, on the other core: by the
-                // first stack trace they are ready.
-                if let Ok(pid) = crate::procfs::Pid::try_from(pid) {
-                    self.symbols.attach(pid, self.program.clone());
-                }
                 // The backend validates before it touches the process.
                 match self.backend.attach(pid).await {
                     Ok(report) => {

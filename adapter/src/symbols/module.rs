@@ -205,7 +205,7 @@ impl ModuleInfo {
 
     /// Starts reading the DWARF on a thread of its own, so that the modules of a process
     /// (a large executable, libc's debug file) are read side by side, and while the
-    /// attach goes on; the first lookup waits for it.
+    /// target is stopped; the first lookup waits for it.
     pub fn prepare(&self) {
         let Some(data) = self.dwarf_file else { return };
         if self.dwarf.get().is_some() || self.building.borrow().is_some() {
