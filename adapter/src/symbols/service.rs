@@ -118,8 +118,14 @@ fn serve(queue: mpsc::Receiver<Job>) {
                 let Some(stacker) = stacker.as_mut() else {
                     continue;
                 };
-                for (tid, registers) in threads {
-                    if results.send((tid, stacker.stack(registers))).is_err() {
+                // Unwinding needs only CFI; naming needs DWARF, which may still be being
+                // read. Walking every stack first overlaps the walks with that reading.
+                let unwound: Vec<_> = threads
+                    .into_iter()
+                    .map(|(tid, registers)| (tid, stacker.unwind(registers)))
+                    .collect();
+                for (tid, frames) in unwound {
+                    if results.send((tid, stacker.symbolize_all(&frames))).is_err() {
                         break;
                     }
                 }

@@ -331,8 +331,13 @@ impl Stacker {
     /// A thread's whole stack, innermost frame first.
     pub fn stack(&mut self, top: Registers) -> Vec<StackFrame> {
         let unwound = self.unwind(top);
+        self.symbolize_all(&unwound)
+    }
+
+    /// The frames the user sees for an unwound stack.
+    pub fn symbolize_all(&mut self, unwound: &[Unwound]) -> Vec<StackFrame> {
         let mut frames = Vec::with_capacity(unwound.len());
-        for frame in &unwound {
+        for frame in unwound {
             frames.extend(self.symbolize(frame));
         }
         frames
