@@ -123,7 +123,7 @@ impl Session {
         let Ok(tid) = Pid::try_from(args.thread_id) else {
             return self.fail(request, "no such thread", "threadId is not a thread id");
         };
-        let Some((first_id, frames)) = self.stack_of(tid).await else {
+        let Some((first_id, total)) = self.stack_of(tid).await else {
             return self.fail(
                 request,
                 "no such thread",
@@ -133,13 +133,14 @@ impl Session {
                 ),
             );
         };
-        let total = frames.len();
         let start = (args.start_frame.unwrap_or(0) as usize).min(total);
         let end = match args.levels {
             Some(levels) if levels > 0 => start.saturating_add(levels as usize).min(total),
             _ => total,
         };
-        let list: Vec<DapFrame> = frames[start..end]
+        // Only the frames asked for are copied out (VS Code asks for one, then twenty).
+        let frames = self.stop.stacks[&tid].1[start..end].to_vec();
+        let list: Vec<DapFrame> = frames
             .iter()
             .enumerate()
             .map(|(i, frame)| self.dap_frame(first_id + (start + i) as i64, frame))
@@ -151,11 +152,12 @@ impl Session {
         self.out.respond(Response::ok_typed(request, &body));
     }
 
-    /// The thread's stack in this stop, computed on first use.
-    async fn stack_of(&mut self, tid: Pid) -> Option<(i64, Vec<StackFrame>)> {
+    /// The thread's stack in this stop, computed on first use: the id of its frame 0
+    /// and its frame count (the frames stay in `self.stop.stacks`).
+    async fn stack_of(&mut self, tid: Pid) -> Option<(i64, usize)> {
         loop {
             if let Some((first, frames)) = self.stop.stacks.get(&tid) {
-                return Some((*first, frames.clone()));
+                return Some((*first, frames.len()));
             }
             if self.stop.walking.is_none() {
                 self.start_walking(tid).await;

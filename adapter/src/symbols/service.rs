@@ -88,23 +88,11 @@ fn serve(queue: mpsc::Receiver<Job>) {
     while let Ok(job) = queue.recv() {
         match job {
             Job::Attach { pid, program } => {
-                let same = stacker.as_ref().is_some_and(|s| s.pid() == pid);
-                // Started before the attach and told again after it: keep what was read,
-                // see what the process mapped meanwhile.
-                let current = match (same, stacker.take()) {
-                    (true, Some(mut current)) => {
-                        current.refresh();
-                        current
-                    }
-                    _ => {
-                        let mut new = Stacker::new(pid);
-                        if let Some(program) = program {
-                            new.set_program(program);
-                        }
-                        new
-                    }
-                };
-                let current = stacker.insert(current);
+                let mut new = Stacker::new(pid);
+                if let Some(program) = program {
+                    new.set_program(program);
+                }
+                let current = stacker.insert(new);
                 for index in current.preparation_order() {
                     current.module_info(index).prepare();
                 }
