@@ -122,7 +122,7 @@ pub struct InitializeArguments {
 /// `schemas/attach.schema.json` is generated from this type.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(title = "latch attach arguments")]
+#[schemars(title = "latch attach arguments", transform = add_process_id_alias)]
 pub struct AttachArguments {
     /// The process to attach to: a number, or a numeric string as process pickers return.
     #[serde(default, alias = "processId", deserialize_with = "deserialize_pid")]
@@ -135,6 +135,7 @@ pub struct AttachArguments {
     /// How `waitFor` matches: `name` (the 15-byte process name, or the executable's or
     /// argv[0]'s basename) or `cmdline` (a prefix of the full command line).
     #[serde(default)]
+    #[schemars(extend("default" = "name"))]
     pub wait_for_match: Option<WaitForMatch>,
     /// Give up waiting after this many milliseconds (default: wait until cancelled).
     #[serde(default)]
@@ -142,10 +143,12 @@ pub struct AttachArguments {
     /// How often to scan /proc when the kernel's process events are not available, in
     /// milliseconds (default 1).
     #[serde(default)]
+    #[schemars(extend("default" = 1))]
     pub wait_for_interval: Option<u64>,
     /// Also take a matching process that is already running (default false: only a
     /// process that starts after the wait began).
     #[serde(default)]
+    #[schemars(extend("default" = false))]
     pub wait_for_existing: Option<bool>,
     /// The executable to read symbols from, when /proc/PID/exe is not the right file.
     #[serde(default)]
@@ -153,6 +156,7 @@ pub struct AttachArguments {
     /// Stay stopped after attaching (default false: the target runs on after
     /// configuration).
     #[serde(default)]
+    #[schemars(extend("default" = false))]
     pub stop_on_entry: Option<bool>,
 }
 
@@ -161,6 +165,23 @@ pub struct AttachArguments {
 pub enum WaitForMatch {
     Name,
     Cmdline,
+}
+
+/// `processId` is accepted as another name for `pid` (serde's alias); editors' process
+/// pickers are often bound to it, so the schema lists it too, or their launch.json
+/// validation would flag it.
+fn add_process_id_alias(schema: &mut schemars::Schema) {
+    let Some(properties) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    let Some(mut alias) = properties.get("pid").and_then(|p| p.as_object()).cloned() else {
+        return;
+    };
+    alias.insert(
+        "description".into(),
+        "Another name for `pid` (use one of the two).".into(),
+    );
+    properties.insert("processId".into(), alias.into());
 }
 
 /// `pid` in the schema: an integer or a string of digits (pickers return either).
@@ -262,8 +283,56 @@ mod tests {
 
 /// The JSON schema of the `attach` arguments, as `schemas/attach.schema.json` holds it
 /// (editors check their configurations against that file).
+///
+/// Shaped for editors rather than for serde: an optional field is simply absent (no
+/// `null` in its type), defaults are the values latch applies, and nothing hides behind
+/// a `$ref`, because VS Code copies this into a `package.json`, where `#/$defs` would
+/// point at nothing.
 pub fn attach_schema() -> Value {
-    serde_json::to_value(schemars::schema_for!(AttachArguments)).expect("schemas serialize")
+    let generator = schemars::generate::SchemaSettings::draft2020_12()
+        .with(|settings| {
+            settings.inline_subschemas = true;
+        })
+        .into_generator();
+    let schema = generator.into_root_schema_for::<AttachArguments>();
+    let mut schema = serde_json::to_value(schema).expect("schemas serialize");
+    if let Some(properties) = schema["properties"].as_object_mut() {
+        properties.values_mut().for_each(drop_null_from_property);
+    }
+    schema
+}
+
+/// `Option<T>` becomes "T or null, default null" in schemars; for editors an optional
+/// attach argument is one that is left out.
+fn drop_null_from_property(property: &mut Value) {
+    let Some(property) = property.as_object_mut() else {
+        return;
+    };
+    if property.get("default") == Some(&Value::Null) {
+        property.remove("default");
+    }
+    if let Some(Value::Array(types)) = property.get_mut("type") {
+        types.retain(|t| t != "null");
+        if let [only] = types.as_slice() {
+            let only = only.clone();
+            property.insert("type".into(), only);
+        }
+    }
+    if let Some(Value::Array(values)) = property.get_mut("enum") {
+        values.retain(|v| !v.is_null());
+    }
+    // Doc comments wrap at 90 columns; editors show descriptions as flowing text.
+    if let Some(Value::String(text)) = property.get_mut("description") {
+        *text = text.replace('\n', " ");
+    }
+    if let Some(Value::Array(choices)) = property.get_mut("anyOf") {
+        choices.retain(|c| c.get("type").is_none_or(|t| t != "null"));
+        if let [Value::Object(only)] = choices.as_slice() {
+            let only = only.clone();
+            property.remove("anyOf");
+            property.extend(only);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -282,5 +351,38 @@ mod schema_file {
             actual == expected,
             "{path} is stale: regenerate it with `LATCH_UPDATE_SCHEMA=1 cargo test -p latch schema_file`"
         );
+    }
+
+    /// What editors validate against agrees with what latch accepts: configurations the
+    /// schema allows parse, and the ones it rejects are the ones latch refuses too.
+    #[test]
+    fn schema_and_parser_agree_on_examples() {
+        use serde_json::json;
+        let validator = jsonschema::validator_for(&super::attach_schema()).unwrap();
+        let accepted = [
+            json!({"pid": 42}),
+            json!({"pid": "42"}),
+            json!({"processId": "7"}),
+            json!({"waitFor": "server", "waitForMatch": "cmdline", "waitForTimeout": 5000}),
+            json!({"pid": 1, "stopOnEntry": true, "program": "/usr/bin/server"}),
+        ];
+        for config in accepted {
+            assert!(validator.is_valid(&config), "schema rejects {config}");
+            serde_json::from_value::<super::AttachArguments>(config.clone())
+                .unwrap_or_else(|e| panic!("latch rejects {config}: {e}"));
+        }
+        let rejected = [
+            json!({"pid": true}),
+            json!({"pid": "abc"}),
+            json!({"waitForMatch": "regex"}),
+            json!({"stopOnEntry": "yes"}),
+        ];
+        for config in rejected {
+            assert!(!validator.is_valid(&config), "schema allows {config}");
+            assert!(
+                serde_json::from_value::<super::AttachArguments>(config.clone()).is_err(),
+                "latch accepts {config}"
+            );
+        }
     }
 }
