@@ -22,12 +22,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the Debug Adapter Protocol on stdin/stdout (what editors run).
-    Dap,
+    /// Serve the Debug Adapter Protocol on stdin/stdout (what editors run), or on a socket.
+    Dap(DapOptions),
     /// Attach to a process from the terminal, print its threads, and detach.
     Attach(latch::cli::AttachOptions),
     /// List the processes latch may attach to.
     Ps(latch::cli::PsOptions),
+}
+
+#[derive(clap::Args)]
+struct DapOptions {
+    /// Serve DAP on a socket instead of stdio: HOST:PORT, a bare PORT (binds 127.0.0.1),
+    /// or unix:PATH. Port 0 picks a free port; the first line on stdout says which.
+    #[arg(long, value_name = "ADDRESS")]
+    listen: Option<latch::server::ListenAddress>,
+    /// With --listen: serve clients one after another. A client leaving keeps the target
+    /// attached for the next one; latch detaches when it is stopped (Ctrl-C, SIGTERM).
+    #[arg(long, requires = "listen")]
+    accept_multiclient: bool,
 }
 
 fn main() -> ExitCode {
@@ -39,7 +51,11 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let result = match cli.command {
-        Command::Dap => latch::run_dap_stdio(),
+        Command::Dap(DapOptions {
+            listen: Some(address),
+            accept_multiclient,
+        }) => latch::run_dap_listen(address, accept_multiclient),
+        Command::Dap(DapOptions { listen: None, .. }) => latch::run_dap_stdio(),
         Command::Attach(options) => latch::cli::attach(options),
         Command::Ps(options) => latch::cli::ps(options),
     };

@@ -7,6 +7,7 @@ mod cli;
 mod clients;
 mod errors;
 mod lifecycle;
+mod listen;
 mod malformed;
 mod stacks;
 mod symbol_files;

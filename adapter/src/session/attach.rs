@@ -53,6 +53,9 @@ impl Session {
             }
         }
         self.program = args.program.as_ref().map(std::path::PathBuf::from);
+        if let Some(held) = self.held.clone() {
+            return self.take_over_held(request, &args, held).await;
+        }
         match (args.pid, args.wait_for.as_deref()) {
             (Some(_), Some(_)) => self.fail(
                 request,
@@ -69,7 +72,7 @@ impl Session {
                 match self.backend.attach(pid).await {
                     Ok(report) => {
                         self.phase = Phase::Attached;
-                        self.announce_attached(&report);
+                        self.announce_attached(&report, true);
                         self.send_initialized();
                         self.pending_attach = Some(super::PendingAttach {
                             request_seq: request.seq,
@@ -85,6 +88,74 @@ impl Session {
                 self.start_wait(request, &args, pattern.to_string(), stop_on_entry)
             }
         }
+    }
+
+    /// `--accept-multiclient`: a previous client left this target attached. The new
+    /// client gets it as if it had just attached: stopped, announced, and run on at
+    /// `configurationDone` unless `stopOnEntry`.
+    async fn take_over_held(
+        &mut self,
+        request: &Request,
+        args: &AttachArguments,
+        held: super::HeldTarget,
+    ) {
+        let same_process = match (args.pid, &args.wait_for) {
+            (Some(pid), None) => pid == i64::from(held.pid),
+            // An attach with neither names "the process this server holds".
+            (None, None) => true,
+            _ => false,
+        };
+        if !same_process {
+            let text = format!(
+                "this latch server (--accept-multiclient) holds pid {} ({}) for its clients;                  attach to pid {}, or stop latch (Ctrl-C or SIGTERM) to detach from it and                  start another for a different process",
+                held.pid, held.name, held.pid
+            );
+            return self.fail(request, "already attached", &text);
+        }
+        let stop_on_entry = args.stop_on_entry.unwrap_or(false);
+        let started = std::time::Instant::now();
+        let threads = if held.stopped {
+            self.backend.threads().await
+        } else {
+            self.backend.stop_all().await
+        };
+        let threads = match threads {
+            Ok(threads) if !threads.is_empty() => threads,
+            Ok(_) => {
+                self.held = None;
+                let text = format!("pid {} has exited", held.pid);
+                return self.fail(request, "process exited", &text);
+            }
+            Err(err) => {
+                let text = format!("could not stop pid {}: {err}", held.pid);
+                return self.fail(request, "attach failed", &text);
+            }
+        };
+        self.held = None;
+        // The symbols thread still has this process from the previous client; it reads
+        // again only for a different `program`.
+        let read_symbols = self.program.is_some() && self.program != held.program;
+        if self.program.is_none() {
+            self.program = held.program.clone();
+        }
+        let report = AttachReport {
+            pid: held.pid,
+            name: held.name.clone(),
+            tids: threads.iter().map(|t| t.tid).collect(),
+            stragglers: Vec::new(),
+            main_tid: held.main_tid,
+            was_job_stopped: false,
+            elapsed: started.elapsed(),
+        };
+        self.phase = Phase::Attached;
+        self.announce_attached(&report, read_symbols);
+        self.send_initialized();
+        self.pending_attach = Some(super::PendingAttach {
+            request_seq: request.seq,
+            stop_on_entry,
+            report: Some(report),
+        });
+        self.finish_attach_if_ready().await;
     }
 
     fn start_wait(
@@ -212,7 +283,7 @@ impl Session {
                         ),
                     );
                 }
-                self.announce_attached(&report);
+                self.announce_attached(&report, true);
                 pending.report = Some(report);
                 self.pending_attach = Some(pending);
                 self.finish_attach_if_ready().await;
@@ -237,12 +308,15 @@ impl Session {
 
     /// The `process` event and a `thread` event per thread: clients that learn threads
     /// only from events (nvim-dap) need them to pause.
-    fn announce_attached(&mut self, report: &AttachReport) {
-        self.symbols.attach(report.pid, self.program.clone());
+    fn announce_attached(&mut self, report: &AttachReport, read_symbols: bool) {
+        if read_symbols {
+            self.symbols.attach(report.pid, self.program.clone());
+        }
         self.announce_modules();
         self.target = Some(Target {
             pid: report.pid,
             main_tid: report.main_tid,
+            name: report.name.clone(),
             stopped: true,
             exited: false,
         });

@@ -22,6 +22,14 @@ impl Session {
             DetachMode::Run
         };
         self.stop_waiting().await;
+        if self.keep_target_between_clients && mode != DetachMode::Kill {
+            self.hold_for_next_client(mode == DetachMode::LeaveStopped)
+                .await;
+            self.out.respond(Response::ok(request, None));
+            self.end_reason = EndReason::Disconnected;
+            self.phase = Phase::Ended;
+            return;
+        }
         self.backend.detach(mode).await;
         if let Some(target) = &self.target {
             let what = match mode {
@@ -117,6 +125,7 @@ impl Session {
             self.target = Some(super::Target {
                 pid: report.pid,
                 main_tid: report.main_tid,
+                name: report.name.clone(),
                 stopped: true,
                 exited: false,
             });
@@ -133,12 +142,51 @@ impl Session {
         }
     }
 
-    /// The way out when the client did not say goodbye: detach and let the target run.
+    /// The way out when the client did not say goodbye: detach and let the target run
+    /// (a multiclient server keeps it attached, running, for the next client).
     pub(super) async fn end(&mut self, reason: EndReason) {
         self.stop_waiting().await;
-        self.backend.detach(DetachMode::Run).await;
+        if self.keep_target_between_clients && reason == EndReason::ClientGone {
+            self.hold_for_next_client(false).await;
+        } else {
+            self.backend.detach(DetachMode::Run).await;
+            self.held = None;
+        }
         self.end_reason = reason;
         self.phase = Phase::Ended;
+    }
+
+    /// `--accept-multiclient`: the client leaves, the target stays traced for the next
+    /// one, running unless the client asked for it to stay suspended.
+    async fn hold_for_next_client(&mut self, leave_stopped: bool) {
+        let Some(target) = self.target.take() else {
+            return;
+        };
+        if target.exited {
+            return;
+        }
+        let mut stopped = target.stopped;
+        if stopped && !leave_stopped {
+            match self.backend.resume_all().await {
+                Ok(()) => stopped = false,
+                Err(err) => tracing::warn!("resuming for the next client failed: {err}"),
+            }
+        }
+        let state = if stopped { "stays stopped" } else { "runs on" };
+        self.out.output(
+            "console",
+            &format!(
+                "latch: pid {} {state}, still attached: latch serves it to the next client                  (--accept-multiclient); stop latch to detach",
+                target.pid
+            ),
+        );
+        self.held = Some(super::HeldTarget {
+            pid: target.pid,
+            main_tid: target.main_tid,
+            name: target.name.clone(),
+            stopped,
+            program: self.program.clone(),
+        });
     }
 }
 

@@ -38,6 +38,7 @@ enum Phase {
 struct Target {
     pid: Pid,
     main_tid: Pid,
+    name: String,
     stopped: bool,
     exited: bool,
 }
@@ -63,6 +64,54 @@ pub enum EndReason {
     Disconnected,
     ClientGone,
     Signal,
+}
+
+/// With `--accept-multiclient` the target outlives its client: still traced, and what
+/// the next client's `attach` takes over instead of attaching again.
+#[derive(Debug, Clone)]
+pub struct HeldTarget {
+    pub pid: Pid,
+    pub main_tid: Pid,
+    pub name: String,
+    /// Left stopped (`suspendDebuggee`) rather than running.
+    pub stopped: bool,
+    program: Option<std::path::PathBuf>,
+}
+
+/// How a session ended, and the target it leaves attached for the next client.
+#[derive(Debug)]
+pub struct SessionEnd {
+    pub reason: EndReason,
+    pub held: Option<HeldTarget>,
+}
+
+/// latch's own termination signals, created once per process: a signal that arrives
+/// between two clients of a multiclient server is still seen.
+pub struct Signals {
+    terminate: Option<tokio::signal::unix::Signal>,
+    interrupt: Option<tokio::signal::unix::Signal>,
+    hangup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    /// Must be called inside the tokio runtime.
+    pub fn install() -> Signals {
+        use tokio::signal::unix::SignalKind;
+        Signals {
+            terminate: signal(SignalKind::terminate()),
+            interrupt: signal(SignalKind::interrupt()),
+            hangup: signal(SignalKind::hangup()),
+        }
+    }
+
+    /// Resolves when SIGTERM, SIGINT or SIGHUP arrives.
+    pub async fn recv(&mut self) {
+        tokio::select! {
+            _ = recv_signal(&mut self.terminate) => {}
+            _ = recv_signal(&mut self.interrupt) => {}
+            _ = recv_signal(&mut self.hangup) => {}
+        }
+    }
 }
 
 pub struct Session {
@@ -91,6 +140,10 @@ pub struct Session {
     missing_sources: Vec<String>,
     /// Paths of the modules the client has heard of through `module` events.
     announced_modules: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// `--accept-multiclient`: a client leaving keeps the target attached for the next.
+    keep_target_between_clients: bool,
+    /// The target a previous client left attached, until this client's `attach` takes it.
+    held: Option<HeldTarget>,
 }
 
 impl Session {
@@ -113,19 +166,28 @@ impl Session {
             source_refs: std::collections::HashMap::new(),
             missing_sources: Vec::new(),
             announced_modules: Default::default(),
+            keep_target_between_clients: false,
+            held: None,
         }
     }
 
+    /// A session of a multiclient server: it leaves its target attached when its client
+    /// goes, and takes over the one `held` from the previous client, if any.
+    pub fn one_of_many(mut self, held: Option<HeldTarget>) -> Session {
+        self.keep_target_between_clients = true;
+        self.held = held;
+        self
+    }
+
     /// Serves one client until it disconnects or goes away, or latch is told to stop.
-    /// Whatever the way out, the target is detached before this returns.
+    /// Whatever the way out, the target is detached before this returns, unless this is
+    /// one of many sessions and the target is handed back as `held`.
     pub async fn run(
         mut self,
         mut input: mpsc::UnboundedReceiver<Incoming>,
-        mut backend_events: mpsc::UnboundedReceiver<BackendEvent>,
-    ) -> EndReason {
-        let mut terminate = signal(tokio::signal::unix::SignalKind::terminate());
-        let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt());
-        let mut hangup = signal(tokio::signal::unix::SignalKind::hangup());
+        backend_events: &mut mpsc::UnboundedReceiver<BackendEvent>,
+        signals: &mut Signals,
+    ) -> SessionEnd {
         while self.phase != Phase::Ended {
             tokio::select! {
                 message = input.recv() => match message {
@@ -141,15 +203,16 @@ impl Session {
                 },
                 Some(event) = backend_events.recv() => self.on_backend_event(event),
                 outcome = wait_result(&mut self.waiting) => self.on_wait_outcome(outcome).await,
-                _ = recv_signal(&mut terminate) => self.end(EndReason::Signal).await,
-                _ = recv_signal(&mut interrupt) => self.end(EndReason::Signal).await,
-                _ = recv_signal(&mut hangup) => self.end(EndReason::Signal).await,
+                _ = signals.recv() => self.end(EndReason::Signal).await,
             }
         }
         if self.end_reason == EndReason::Disconnected {
             self.linger(&mut input).await;
         }
-        self.end_reason
+        SessionEnd {
+            reason: self.end_reason,
+            held: self.held.take(),
+        }
     }
 
     /// After `disconnect`, some clients (Microsoft's DebugClient among them) send a

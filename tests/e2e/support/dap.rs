@@ -5,7 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
@@ -30,11 +30,15 @@ enum Incoming {
 }
 
 pub struct Dap {
-    child: Child,
-    stdin: Option<ChildStdin>,
+    /// The `latch dap` child this client talks to over stdio; `None` over a socket.
+    child: Option<Child>,
+    stdin: Option<Box<dyn Write + Send>>,
     rx: Receiver<Incoming>,
     reader: Option<JoinHandle<()>>,
     violations: Arc<Mutex<Vec<String>>>,
+    /// Set once this client has closed its side: a socket then reports a reset rather
+    /// than an end of input, which is not latch's fault.
+    hung_up: Arc<std::sync::atomic::AtomicBool>,
     next_seq: i64,
     /// Every message received, in order.
     pub log: Vec<Value>,
@@ -64,7 +68,6 @@ impl Dap {
 
     /// Starts `[prefix...] latch dap [--log-file F --log latch=debug] [extra...]`.
     pub fn start_with(prefix: Vec<String>, extra: &[&str], log: bool) -> Dap {
-        let schema = schema().unwrap_or_else(|e| panic!("DAP schema unavailable: {e}"));
         let dir = tmp_dir().join("logs");
         std::fs::create_dir_all(&dir).unwrap();
         let n = SESSIONS.fetch_add(1, Ordering::Relaxed);
@@ -89,13 +92,37 @@ impl Dap {
             .stderr(Stdio::inherit());
         let mut child = super::target::spawn_retrying(&mut cmd);
         let stdout = child.stdout.take().unwrap();
+        let stdin = Box::new(child.stdin.take().unwrap());
+        let mut dap = Dap::over(stdout, stdin, log_file);
+        dap.child = Some(child);
+        dap
+    }
+
+    /// A client of a `latch dap --listen` server, over a connected socket.
+    pub fn over_socket<S>(stream: S, server_log: PathBuf) -> Dap
+    where
+        S: Read + Write + Send + 'static + TryCloneStream,
+    {
+        let reader = stream.try_clone_stream();
+        Dap::over(reader, Box::new(ClosesOnDrop(stream)), server_log)
+    }
+
+    fn over(
+        input: impl Read + Send + 'static,
+        output: Box<dyn Write + Send>,
+        log_file: PathBuf,
+    ) -> Dap {
+        let schema = schema().unwrap_or_else(|e| panic!("DAP schema unavailable: {e}"));
         let (tx, rx) = mpsc::channel();
         let violations = Arc::new(Mutex::new(Vec::new()));
         let v = violations.clone();
-        let reader = std::thread::spawn(move || read_frames(stdout, tx, v, schema));
+        let hung_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let h = hung_up.clone();
+        let reader = std::thread::spawn(move || read_frames(input, tx, v, h, schema));
         Dap {
-            stdin: child.stdin.take(),
-            child,
+            hung_up,
+            stdin: Some(output),
+            child: None,
             rx,
             reader: Some(reader),
             violations,
@@ -110,7 +137,10 @@ impl Dap {
     }
 
     pub fn pid(&self) -> i32 {
-        self.child.id() as i32
+        self.child
+            .as_ref()
+            .expect("a socket client has no latch child")
+            .id() as i32
     }
 
     fn check_violations(&self) {
@@ -195,6 +225,7 @@ impl Dap {
     }
 
     pub fn close_stdin(&mut self) {
+        self.hung_up.store(true, Ordering::Relaxed);
         self.stdin.take();
     }
 
@@ -429,7 +460,11 @@ impl Dap {
         }
         let deadline = Instant::now() + within;
         loop {
-            if let Some(st) = self.child.try_wait().expect("try_wait latch") {
+            let child = self
+                .child
+                .as_mut()
+                .expect("a socket client has no latch child");
+            if let Some(st) = child.try_wait().expect("try_wait latch") {
                 self.exit = Some(st);
                 // Take (and validate) everything it wrote.
                 while !self.eof && self.pump(Duration::from_secs(2)) {}
@@ -446,7 +481,25 @@ impl Dap {
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.exit.is_none() && matches!(self.child.try_wait(), Ok(None))
+        self.exit.is_none()
+            && self
+                .child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Over a socket: waits until the server closes the connection.
+    pub fn wait_closed(&mut self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.eof {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "latch kept the connection open for {within:?}; recent:\n  {}",
+                self.recent()
+            );
+            self.pump(left);
+        }
     }
 
     pub fn signal(&self, sig: i32) {
@@ -462,10 +515,14 @@ impl Dap {
 
 impl Drop for Dap {
     fn drop(&mut self) {
-        if self.exit.is_none() && matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            if self.exit.is_none() && matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
         }
+        // A socket client that goes away closes its connection, as a crashed editor would.
+        self.close_stdin();
         if let Some(reader) = self.reader.take() {
             let deadline = Instant::now() + Duration::from_secs(5);
             while !reader.is_finished() && Instant::now() < deadline {
@@ -486,11 +543,55 @@ impl Drop for Dap {
     }
 }
 
+/// The reading half of a socket, for the reader thread, and closing both halves.
+pub trait TryCloneStream {
+    fn try_clone_stream(&self) -> Box<dyn Read + Send>;
+    fn shutdown_both(&self);
+}
+
+impl TryCloneStream for std::net::TcpStream {
+    fn try_clone_stream(&self) -> Box<dyn Read + Send> {
+        Box::new(self.try_clone().expect("cloning a TCP stream"))
+    }
+    fn shutdown_both(&self) {
+        let _ = self.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+impl TryCloneStream for std::os::unix::net::UnixStream {
+    fn try_clone_stream(&self) -> Box<dyn Read + Send> {
+        Box::new(self.try_clone().expect("cloning a unix stream"))
+    }
+    fn shutdown_both(&self) {
+        let _ = self.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// The writing half of a socket client: dropping it closes the connection, though the
+/// reader thread still holds a clone of the socket.
+struct ClosesOnDrop<S: Write + TryCloneStream>(S);
+
+impl<S: Write + TryCloneStream> Write for ClosesOnDrop<S> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl<S: Write + TryCloneStream> Drop for ClosesOnDrop<S> {
+    fn drop(&mut self) {
+        self.0.shutdown_both();
+    }
+}
+
 /// Reads `Content-Length` frames; validates each message; records violations.
 fn read_frames(
     stdout: impl Read,
     tx: Sender<Incoming>,
     violations: Arc<Mutex<Vec<String>>>,
+    hung_up: Arc<std::sync::atomic::AtomicBool>,
     schema: &Schema,
 ) {
     let violate = |s: String| violations.lock().unwrap_or_else(|e| e.into_inner()).push(s);
@@ -510,7 +611,9 @@ fn read_frames(
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    violate(format!("reading latch's stdout: {e}"));
+                    if !hung_up.load(Ordering::Relaxed) {
+                        violate(format!("reading latch's stdout: {e}"));
+                    }
                     let _ = tx.send(Incoming::Eof);
                     return;
                 }
@@ -541,7 +644,9 @@ fn read_frames(
         };
         let mut body = vec![0; n];
         if let Err(e) = r.read_exact(&mut body) {
-            violate(format!("stdout ended inside a {n}-byte body: {e}"));
+            if !hung_up.load(Ordering::Relaxed) {
+                violate(format!("stdout ended inside a {n}-byte body: {e}"));
+            }
             let _ = tx.send(Incoming::Eof);
             return;
         }

@@ -1,0 +1,300 @@
+//! `latch dap --listen`: DAP over TCP and unix sockets, one client or one after another
+//! (`--accept-multiclient`), and what the target goes through in between.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::require_harness;
+use crate::support::checks::*;
+use crate::support::dap::latch_bin;
+use crate::support::fixtures::tmp_dir;
+use crate::support::{secs, Dap, Fixture, Target};
+
+/// A `latch dap --listen` process and the address it announced on its first line.
+struct Server {
+    child: Child,
+    address: String,
+    stderr: std::sync::mpsc::Receiver<String>,
+    log_file: PathBuf,
+}
+
+impl Server {
+    fn start(listen: &str, extra: &[&str]) -> Server {
+        let dir = tmp_dir().join("logs");
+        std::fs::create_dir_all(&dir).unwrap();
+        let log_file = dir.join(format!(
+            "latch-listen-{}-{}.log",
+            std::process::id(),
+            listen.replace(['/', ':'], "_")
+        ));
+        let mut cmd = Command::new(latch_bin());
+        cmd.args(["dap", "--listen", listen])
+            .args(extra)
+            .arg("--log-file")
+            .arg(&log_file)
+            .args(["--log", "latch=debug"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = crate::support::target::spawn_retrying(&mut cmd);
+        let (tx, stderr) = std::sync::mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                eprintln!("latch server stderr: {line}");
+                let _ = tx.send(line);
+            }
+        });
+        // The announcement is the first line on stdout; the pipe ends if latch fails.
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .expect("reading latch's announcement");
+        let address = first
+            .strip_prefix("latch: DAP server listening at ")
+            .and_then(|rest| rest.split(", ").next())
+            .unwrap_or_else(|| panic!("unexpected first line from latch --listen: {first:?}"))
+            .to_string();
+        Server {
+            child,
+            address,
+            stderr,
+            log_file,
+        }
+    }
+
+    fn connect(&self) -> Dap {
+        match self.address.strip_prefix("unix:") {
+            Some(path) => Dap::over_socket(
+                UnixStream::connect(path).expect("connecting to latch's unix socket"),
+                self.log_file.clone(),
+            ),
+            None => {
+                let stream = TcpStream::connect(&self.address).expect("connecting to latch");
+                stream.set_nodelay(true).unwrap();
+                Dap::over_socket(stream, self.log_file.clone())
+            }
+        }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let mut status = None;
+        crate::support::procfs::wait_for(within, || {
+            status = self.child.try_wait().unwrap();
+            status.is_some()
+        });
+        status.unwrap_or_else(|| panic!("latch --listen still running after {within:?}"))
+    }
+
+    /// Stops the server the way a user does (Ctrl-C) and checks it exits cleanly.
+    fn stop(&mut self) {
+        unsafe { libc::kill(self.pid(), libc::SIGINT) };
+        let status = self.wait_exit(secs(10));
+        assert!(status.success(), "latch --listen exited with {status}");
+    }
+
+    fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.try_iter().collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A client that attaches (or takes over) stopped, and checks what it sees.
+fn attach_stopped(dap: &mut Dap, target: &Target, server: &Server) {
+    dap.initialize();
+    dap.attach_pid(target.pid, true);
+    assert_entry_stop(dap, target.pid as i64);
+    assert_threads_match(dap, target.pid);
+    assert_all_traced_and_stopped(target.pid, server.pid());
+}
+
+#[test]
+fn tcp_one_client_then_latch_ends_and_the_target_runs_on() {
+    require_harness!();
+    let target = Target::start(Fixture::Sleeping, &["4"]);
+    let mut server = Server::start("127.0.0.1:0", &[]);
+    let mut dap = server.connect();
+    attach_stopped(&mut dap, &target, &server);
+    // The listener closed when the first client came in: a second one is refused.
+    assert!(
+        TcpStream::connect(&server.address).is_err(),
+        "a second client could connect to a one-client server"
+    );
+    dap.ok("disconnect", json!({}));
+    dap.wait_closed(secs(10));
+    let status = server.wait_exit(secs(10));
+    assert!(status.success(), "latch exited with {status}");
+    target.assert_runs_on(false);
+}
+
+#[test]
+fn multiclient_keeps_the_target_attached_between_clients() {
+    require_harness!();
+    let target = Target::start(Fixture::Sleeping, &["4"]);
+    let mut server = Server::start("0", &["--accept-multiclient"]);
+    assert!(
+        server.address.starts_with("127.0.0.1:"),
+        "a bare port must bind loopback: {}",
+        server.address
+    );
+
+    let mut first = server.connect();
+    attach_stopped(&mut first, &target, &server);
+    first.ok("disconnect", json!({}));
+    first.wait_closed(secs(10));
+    drop(first);
+    // Between clients: still traced by latch, and running.
+    assert_traced_and_running(&target, server.pid());
+
+    // The next client takes over the same process, stopped on entry as if it had just
+    // attached, with every thread, and a stack to show.
+    let mut second = server.connect();
+    attach_stopped(&mut second, &target, &server);
+    let frames = second.ok(
+        "stackTrace",
+        json!({"threadId": target.pid, "startFrame": 0, "levels": 20}),
+    );
+    assert!(
+        frames["body"]["stackFrames"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty()),
+        "no stack after the takeover: {frames}"
+    );
+    second.ok("continue", json!({"threadId": target.pid}));
+    assert_traced_and_running(&target, server.pid());
+    second.ok("pause", json!({"threadId": target.pid}));
+    second.next_event("stopped", secs(10));
+    second.ok("disconnect", json!({}));
+    second.wait_closed(secs(10));
+
+    // latch detaches when it is stopped, and the target runs on as before.
+    server.stop();
+    target.assert_runs_on(false);
+}
+
+#[test]
+fn a_client_that_vanishes_leaves_the_target_running() {
+    require_harness!();
+    let target = Target::start(Fixture::Spinning, &["2"]);
+    let mut server = Server::start("127.0.0.1:0", &["--accept-multiclient"]);
+    let mut first = server.connect();
+    attach_stopped(&mut first, &target, &server);
+    // No disconnect: the editor crashed.
+    drop(first);
+    assert_traced_and_running(&target, server.pid());
+    let mut second = server.connect();
+    attach_stopped(&mut second, &target, &server);
+    drop(second);
+    assert_traced_and_running(&target, server.pid());
+    server.stop();
+    target.assert_runs_on(false);
+
+    // Without --accept-multiclient, the vanished client ends latch, which detaches.
+    let target = Target::start(Fixture::Spinning, &["2"]);
+    let mut server = Server::start("127.0.0.1:0", &[]);
+    let mut dap = server.connect();
+    attach_stopped(&mut dap, &target, &server);
+    drop(dap);
+    let status = server.wait_exit(secs(10));
+    assert!(status.success(), "latch exited with {status}");
+    target.assert_runs_on(false);
+}
+
+#[test]
+fn multiclient_refuses_a_second_process_and_suspend_keeps_it_stopped() {
+    require_harness!();
+    let target = Target::start(Fixture::Sleeping, &["2"]);
+    let other = Target::start(Fixture::Sleeping, &["2"]);
+    let mut server = Server::start("127.0.0.1:0", &["--accept-multiclient"]);
+    let mut first = server.connect();
+    attach_stopped(&mut first, &target, &server);
+    first.ok("disconnect", json!({"suspendDebuggee": true}));
+    first.wait_closed(secs(10));
+    // suspendDebuggee: left stopped for the next client.
+    assert_all_traced_and_stopped(target.pid, server.pid());
+
+    let mut second = server.connect();
+    second.initialize();
+    let refused = second.attach(json!({"pid": other.pid}));
+    let text = assert_error(&refused, &["holds pid", &target.pid.to_string()]);
+    assert!(text.contains("stop latch"), "{text}");
+    // An attach without a pid takes the held process.
+    let taken = second.attach(json!({}));
+    assert_eq!(taken["success"], true, "{taken}");
+    assert_threads_match(&mut second, target.pid);
+    second.ok("disconnect", json!({}));
+    second.wait_closed(secs(10));
+    assert_traced_and_running(&target, server.pid());
+    server.stop();
+    target.assert_runs_on(false);
+    other.assert_runs_on(false);
+}
+
+#[test]
+fn unix_socket_serves_and_is_removed_afterwards() {
+    require_harness!();
+    let target = Target::start(Fixture::Sleeping, &["2"]);
+    let path = tmp_dir().join(format!("latch-{}.sock", std::process::id()));
+    // A stale socket file from a latch that died is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(path.exists());
+    let listen = format!("unix:{}", path.display());
+    let mut server = Server::start(&listen, &[]);
+    let mut dap = server.connect();
+    attach_stopped(&mut dap, &target, &server);
+    dap.ok("disconnect", json!({}));
+    dap.wait_closed(secs(10));
+    assert!(server.wait_exit(secs(10)).success());
+    assert!(!path.exists(), "{} left behind", path.display());
+    target.assert_runs_on(false);
+}
+
+#[test]
+fn listening_beyond_loopback_warns_and_bad_addresses_are_explained() {
+    require_harness!();
+    let mut server = Server::start("0.0.0.0:0", &[]);
+    assert!(server.address.starts_with("0.0.0.0:"), "{}", server.address);
+    server.stop();
+    let warning = server.stderr_lines().join("\n");
+    assert!(
+        warning.contains("warning") && warning.contains("reachable from other machines"),
+        "no warning for a non-loopback listener: {warning:?}"
+    );
+
+    let out = Command::new(latch_bin())
+        .args(["dap", "--listen", "nowhere"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("HOST:PORT") && text.contains("unix:PATH"),
+        "{text}"
+    );
+
+    let out = Command::new(latch_bin())
+        .args(["dap", "--accept-multiclient"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("--listen"), "{text}");
+}
