@@ -243,8 +243,21 @@ fn multiclient_refuses_a_second_process_and_suspend_keeps_it_stopped() {
     second.ok("disconnect", json!({}));
     second.wait_closed(secs(10));
     assert_traced_and_running(&target, server.pid());
+
+    // terminateDebuggee ends the hold with the process; the next client may attach to
+    // any other.
+    let mut third = server.connect();
+    third.initialize();
+    assert_eq!(third.attach(json!({"pid": target.pid}))["success"], true);
+    third.ok("disconnect", json!({"terminateDebuggee": true}));
+    third.wait_closed(secs(10));
+    let mut target = target;
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(target.wait_exit(secs(10)).signal(), Some(libc::SIGKILL));
+    let mut fourth = server.connect();
+    attach_stopped(&mut fourth, &other, &server);
+    drop(fourth);
     server.stop();
-    target.assert_runs_on(false);
     other.assert_runs_on(false);
 }
 
