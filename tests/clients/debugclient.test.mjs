@@ -1,6 +1,7 @@
 // latch driven by Microsoft's DebugClient (@vscode/debugadapter-testsupport), the client
 // VS Code's own adapters are tested with: attach by pid, threads, pause, continue,
-// disconnect; stack traces, registers, sources and modules; and waitFor. Targets are the
+// disconnect; stack traces, registers, sources and modules; waitFor; and clients of a
+// `latch dap --listen --accept-multiclient` server over TCP. Targets are the
 // e2e fixtures, built here with cc.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -166,4 +167,52 @@ test('waitFor catches a process that starts after the request', async () => {
   } finally {
     await dc.stop();
   }
+});
+
+/** Starts `latch dap --listen 127.0.0.1:0 ...` and resolves with it and its port. */
+function startServer(extra) {
+  const server = spawn(latch, ['dap', '--listen', '127.0.0.1:0', ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
+  started.push(server);
+  return new Promise((resolveListening, reject) => {
+    const timer = setTimeout(() => reject(new Error('latch --listen never announced its port')), 10000);
+    createInterface({ input: server.stdout }).once('line', (line) => {
+      clearTimeout(timer);
+      const port = /listening at 127\.0\.0\.1:(\d+)/.exec(line);
+      if (port) resolveListening({ server, port: Number(port[1]) });
+      else reject(new Error(`unexpected announcement: ${line}`));
+    });
+  });
+}
+
+test('over a socket, clients one after another share the attached process', async () => {
+  const target = await startTarget(sleeping, ['2']);
+  const pid = target.pid;
+  const { server, port } = await startServer(['--accept-multiclient']);
+  for (const round of [1, 2]) {
+    const dc = new DebugClient(latch, 'dap', 'latch');
+    dc.defaultTimeout = 10000;
+    await dc.start(port);
+    try {
+      await dc.initializeRequest({ adapterID: 'latch', clientID: `debugclient-${round}` });
+      const entry = dc.waitForEvent('stopped');
+      await attach(dc, { pid, stopOnEntry: true });
+      assert.equal((await entry).body.reason, 'entry');
+      const threads = (await dc.threadsRequest()).body.threads;
+      assert.deepEqual(threads.map((t) => t.id).sort((a, b) => a - b), procTasks(pid));
+      await dc.disconnectRequest({});
+    } finally {
+      await dc.stop();
+    }
+    // Between clients the process runs, still traced by the server.
+    // (TracerPid names latch's ptrace thread; its Tgid is the server.)
+    for (const tid of procTasks(pid)) {
+      const tracer = taskStatus(pid, tid).tracer;
+      const tgid = Number(/^Tgid:\s+(\d+)/m.exec(readFileSync(`/proc/${tracer}/status`, 'utf8'))[1]);
+      assert.equal(tgid, server.pid);
+    }
+  }
+  const exited = new Promise((r) => server.once('exit', r));
+  server.kill('SIGTERM');
+  await exited;
+  await assertRunsOn(pid);
 });
