@@ -8,6 +8,7 @@ mod clients;
 mod errors;
 mod lifecycle;
 mod malformed;
+mod nvim;
 mod stacks;
 mod symbol_files;
 mod waitfor;
