@@ -1,12 +1,14 @@
 //! editors/nvim (the Neovim plugin) loaded in a real Neovim and checked against
 //! schemas/attach.schema.json by tests/nvim/test.lua. nvim-dap itself is on no
-//! registry CI reaches, so `dap` there is a labelled stand-in with its shape.
+//! registry CI reaches, so `dap` there is a labelled stand-in with its shape. The
+//! adapter it registers is then started from Neovim and attached, with the pid
+//! configuration, to a real target, which must run on after the disconnect.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{fixtures::which, skip_or_fail, target::run_with_deadline};
+use crate::support::{fixtures::which, skip_or_fail, target::run_with_deadline, Fixture, Target};
 
 /// A Neovim of at least 0.10 (`vim.system`, `-l` scripts and the nvim-dap of today
 /// need it): `$LATCH_NVIM`, else `nvim` on PATH, else the one pip's
@@ -74,6 +76,8 @@ fn neovim_plugin_matches_attach_schema() {
         Err(why) => return skip_or_fail(&format!("the Neovim plugin test cannot run: {why}")),
     };
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // The real target test.lua attaches to with the plugin's pid configuration.
+    let target = Target::start(Fixture::Sleeping, &["3"]);
     let out = run_with_deadline(
         Command::new(&nvim)
             .args([
@@ -87,7 +91,8 @@ fn neovim_plugin_matches_attach_schema() {
             ])
             .current_dir(&repo)
             .env("LATCH_REPO", &repo)
-            .env("LATCH_BIN", env!("CARGO_BIN_EXE_latch")),
+            .env("LATCH_BIN", env!("CARGO_BIN_EXE_latch"))
+            .env("LATCH_TARGET_PID", target.pid.to_string()),
         Duration::from_secs(60),
     );
     let report = format!(
@@ -104,6 +109,12 @@ fn neovim_plugin_matches_attach_schema() {
         report.contains(" passed, 0 failed") && !report.contains(" 0 passed"),
         "{report}"
     );
+    assert!(
+        report.contains("ok   the registered adapter attaches"),
+        "{report}"
+    );
+    // latch detached on the plain disconnect: the target runs on as before.
+    target.assert_runs_on(false);
 }
 
 #[test]

@@ -206,5 +206,99 @@ check('a latch that is not executable gives an error naming the fix', function()
   require('latch').setup({ path = latch_bin })
 end)
 
+-- A real session: Neovim starts the adapter exactly as registered and sends the pid
+-- configuration as nvim-dap does (every field, functions evaluated, type/request/name
+-- included) to a real target whose pid the Rust test passes in LATCH_TARGET_PID. Only
+-- nvim-dap's client logic is replaced, by the few lines below; the Rust test then
+-- checks from /proc that the target runs on.
+local target_pid = tonumber(os.getenv('LATCH_TARGET_PID') or '')
+if target_pid then
+  check('the registered adapter attaches to a real target with the pid configuration, then detaches', function()
+    local adapter = dap.adapters.latch
+    local seq, buffer, messages = 0, '', {}
+    local proc = vim.system(vim.list_extend({ adapter.command }, adapter.args), {
+      stdin = true,
+      stdout = function(_, data)
+        buffer = buffer .. (data or '')
+        -- DAP framing: "Content-Length: N\r\n\r\n" then N bytes of JSON.
+        while true do
+          local header_end = buffer:find('\r\n\r\n', 1, true)
+          local len = header_end and tonumber(buffer:sub(1, header_end):match('Content%-Length: (%d+)'))
+          if not len or #buffer < header_end + 3 + len then
+            break
+          end
+          table.insert(messages, vim.json.decode(buffer:sub(header_end + 4, header_end + 3 + len)))
+          buffer = buffer:sub(header_end + 4 + len)
+        end
+      end,
+    })
+    local function send(command, arguments)
+      seq = seq + 1
+      local body = vim.json.encode({ seq = seq, type = 'request', command = command, arguments = arguments })
+      proc:write(('Content-Length: %d\r\n\r\n%s'):format(#body, body))
+      return seq
+    end
+    -- Waits (running the event loop) for the first message that matches.
+    local function await(what, pred)
+      local found
+      vim.wait(10000, function()
+        for _, m in ipairs(messages) do
+          if pred(m) then
+            found = m
+            return true
+          end
+        end
+        return false
+      end, 5)
+      assert(found, 'no ' .. what .. ' within 10 s; got ' .. vim.inspect(messages))
+      return found
+    end
+    local function response(id, what)
+      local r = await(what .. ' response', function(m)
+        return m.type == 'response' and m.request_seq == id
+      end)
+      assert(r.success, what .. ' failed: ' .. vim.inspect(r))
+      return r
+    end
+
+    local ok, err = pcall(function()
+      response(send('initialize', { clientID = 'neovim', adapterID = 'latch', pathFormat = 'path',
+        linesStartAt1 = true, columnsStartAt1 = true }), 'initialize')
+      local config = vim.deepcopy(config_with('c', 'pid'))
+      utils.next_pid = target_pid
+      for key, value in pairs(config) do
+        if type(value) == 'function' then
+          config[key] = value()
+        end
+      end
+      local attach = send('attach', config)
+      local first = await('initialized event', function(m)
+        return (m.type == 'event' and m.event == 'initialized')
+          or (m.type == 'response' and m.request_seq == attach and not m.success)
+      end)
+      assert(first.type == 'event', 'attach failed: ' .. vim.inspect(first))
+      response(send('configurationDone', vim.empty_dict()), 'configurationDone')
+      response(attach, 'attach')
+      local stopped = await('stopped event', function(m)
+        return m.type == 'event' and m.event == 'stopped'
+      end)
+      eq(stopped.body.reason, 'entry', 'stopOnEntry stop reason')
+      local threads = response(send('threads', vim.empty_dict()), 'threads').body.threads
+      assert(vim.iter(threads):any(function(t)
+        return t.id == target_pid
+      end), 'the main thread is not listed: ' .. vim.inspect(threads))
+      -- What dap.disconnect() sends by default: a plain disconnect, latch detaches.
+      response(send('disconnect', vim.empty_dict()), 'disconnect')
+    end)
+    if not ok then
+      proc:kill('sigterm') -- latch detaches on SIGTERM too
+    end
+    proc:write(nil) -- closes latch's stdin: the client is gone, latch ends
+    local exit = proc:wait(10000)
+    assert(ok, err)
+    eq(exit.code, 0, 'latch exit code (stderr: ' .. tostring(exit.stderr) .. ')')
+  end)
+end
+
 print(('nvim: %d passed, %d failed'):format(passed, failed))
 os.exit(failed == 0 and passed > 0 and 0 or 1)
