@@ -9,6 +9,7 @@ mod errors;
 mod lifecycle;
 mod listen;
 mod malformed;
+mod nvim;
 mod stacks;
 mod symbol_files;
 mod waitfor;

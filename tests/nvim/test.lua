@@ -1,0 +1,304 @@
+-- editors/nvim in a real Neovim, against latch's attach schema.
+--
+--   LATCH_REPO=. LATCH_BIN=target/debug/latch nvim --headless -u NONE -l tests/nvim/test.lua
+--
+-- `dap` and `dap.utils` come from tests/nvim/stub: a stand-in with nvim-dap's shape,
+-- NOT nvim-dap (which no package registry our CI reaches ships). What is real: Neovim,
+-- editors/nvim/lua/latch, the schema file (read now, never copied), and the latch binary.
+-- Prints one line per check and "N passed, N failed" last; exits non-zero on failure.
+
+local repo = assert(os.getenv('LATCH_REPO'), 'set LATCH_REPO to the checkout')
+local latch_bin = assert(os.getenv('LATCH_BIN'), 'set LATCH_BIN to the latch binary')
+
+vim.opt.runtimepath:prepend(repo .. '/tests/nvim/stub')
+vim.opt.runtimepath:prepend(repo .. '/editors/nvim')
+
+local passed, failed = 0, 0
+local function check(name, fn)
+  local ok, err = pcall(fn)
+  if ok then
+    passed = passed + 1
+    print('ok   ' .. name)
+  else
+    failed = failed + 1
+    print('FAIL ' .. name .. ': ' .. tostring(err))
+  end
+end
+
+local function eq(actual, expected, what)
+  if not vim.deep_equal(actual, expected) then
+    error(('%s: expected %s, got %s'):format(what, vim.inspect(expected), vim.inspect(actual)), 2)
+  end
+end
+
+-- Every vim.notify call, instead of printing it.
+local notes = {}
+vim.notify = function(msg, level)
+  table.insert(notes, { msg = msg, level = level })
+end
+
+local schema = vim.json.decode(table.concat(vim.fn.readfile(repo .. '/schemas/attach.schema.json'), '\n'))
+local allowed = { type = true, request = true, name = true }
+for key in pairs(schema.properties) do
+  allowed[key] = true
+end
+
+-- Whether a Lua value fits a schema property (the subset of JSON Schema the
+-- generated file uses: type, or anyOf of types / a $ref to an enum).
+local function fits(value, prop)
+  if prop.anyOf then
+    for _, alt in ipairs(prop.anyOf) do
+      if fits(value, alt) then
+        return true
+      end
+    end
+    return false
+  end
+  if prop['$ref'] then
+    local def = schema['$defs'][prop['$ref']:match('^#/%$defs/(.+)$')]
+    return fits(value, def)
+  end
+  if prop.enum and not vim.tbl_contains(prop.enum, value) then
+    return false
+  end
+  local types = type(prop.type) == 'table' and prop.type or { prop.type }
+  local lua_type = type(value)
+  for _, t in ipairs(types) do
+    if
+      (t == 'string' and lua_type == 'string')
+      or (t == 'boolean' and lua_type == 'boolean')
+      or ((t == 'integer' or t == 'number') and lua_type == 'number')
+    then
+      return true
+    end
+  end
+  return false
+end
+
+local dap = require('dap')
+local utils = require('dap.utils')
+
+check('the module loads and setup() runs without error or message', function()
+  require('latch').setup({ path = latch_bin })
+  eq(notes, {}, 'notifications')
+end)
+
+check('dap.adapters.latch runs `<path> dap` over stdio', function()
+  eq(dap.adapters.latch, { type = 'executable', command = latch_bin, args = { 'dap' } }, 'adapter')
+end)
+
+check("the adapter's command is executable", function()
+  eq(vim.fn.executable(dap.adapters.latch.command), 1, 'executable(' .. dap.adapters.latch.command .. ')')
+end)
+
+local languages = { 'c', 'cpp', 'rust', 'go', 'zig' }
+
+check('c, cpp, rust, go and zig each get a pid and a waitFor configuration', function()
+  for _, lang in ipairs(languages) do
+    local configs = dap.configurations[lang]
+    assert(configs, 'no configurations for ' .. lang)
+    local kinds = {}
+    for _, c in ipairs(configs) do
+      eq({ c.type, c.request }, { 'latch', 'attach' }, lang .. ' ' .. tostring(c.name))
+      assert(type(c.name) == 'string' and c.name ~= '', 'unnamed configuration')
+      if c.pid then
+        kinds.pid = c
+      end
+      if c.waitFor then
+        kinds.waitFor = c
+      end
+    end
+    assert(kinds.pid and kinds.waitFor, lang .. ': ' .. vim.inspect(configs))
+    eq(#configs, 2, lang .. ' configuration count')
+  end
+end)
+
+check("every configuration's keys are in the attach schema (or type/request/name), values of its types", function()
+  for _, lang in ipairs(languages) do
+    for _, c in ipairs(dap.configurations[lang]) do
+      for key, value in pairs(c) do
+        assert(allowed[key], ('%s %q: key %q is not in schemas/attach.schema.json'):format(lang, c.name, key))
+        -- Functions are evaluated by nvim-dap when the session starts: checked below.
+        if type(value) ~= 'function' and schema.properties[key] then
+          assert(fits(value, schema.properties[key]), ('%s %q: %s = %s does not fit %s'):format(
+            lang, c.name, key, vim.inspect(value), vim.json.encode(schema.properties[key])))
+        end
+      end
+    end
+  end
+end)
+
+local function config_with(lang, key)
+  for _, c in ipairs(dap.configurations[lang]) do
+    if c[key] then
+      return c
+    end
+  end
+end
+
+check("the pid configuration passes pick_process's answer through (a pid, or ABORT)", function()
+  for _, lang in ipairs(languages) do
+    local c = config_with(lang, 'pid')
+    utils.next_pid = 4242
+    eq(c.pid(), 4242, lang .. ' pid')
+    assert(fits(c.pid(), schema.properties.pid), 'a picked pid does not fit the schema')
+    utils.next_pid = dap.ABORT
+    assert(c.pid() == dap.ABORT, lang .. ': a cancelled pick must stay ABORT')
+  end
+  eq(utils.calls, 3 * #languages, 'pick_process calls')
+end)
+
+check('the waitFor configuration asks for a name; an empty answer aborts', function()
+  local real_input = vim.fn.input
+  local answer, prompts = nil, {}
+  vim.fn.input = function(prompt)
+    table.insert(prompts, prompt)
+    return answer
+  end
+  local ok, err = pcall(function()
+    for _, lang in ipairs(languages) do
+      local c = config_with(lang, 'waitFor')
+      answer = 'myserver'
+      eq(c.waitFor(), 'myserver', lang .. ' waitFor')
+      answer = '  spaced  '
+      eq(c.waitFor(), 'spaced', lang .. ' waitFor trimmed')
+      -- vim.fn.input answers '' on <Esc> as on an empty line.
+      answer = ''
+      assert(c.waitFor() == dap.ABORT, lang .. ': an empty answer must abort')
+    end
+  end)
+  vim.fn.input = real_input
+  assert(ok, err)
+  eq(#prompts, 3 * #languages, 'prompts shown')
+  assert(prompts[1]:find('name'), 'the prompt should ask for a name: ' .. prompts[1])
+end)
+
+check('existing configurations are kept and a second setup() adds no duplicates', function()
+  local mine = { type = 'codelldb', request = 'launch', name = 'mine' }
+  dap.configurations.rust = { mine }
+  require('latch').setup({ path = latch_bin })
+  require('latch').setup({ path = latch_bin })
+  eq(#dap.configurations.rust, 3, 'rust configuration count')
+  assert(dap.configurations.rust[1] == mine, 'the existing configuration must stay first')
+  eq(#dap.configurations.c, 2, 'c configuration count after setup() twice')
+end)
+
+check("transport = 'tcp' registers a server adapter that starts `latch dap --listen`", function()
+  require('latch').setup({ path = latch_bin, transport = 'tcp' })
+  eq(dap.adapters.latch, {
+    type = 'server',
+    host = '127.0.0.1',
+    port = '${port}',
+    executable = { command = latch_bin, args = { 'dap', '--listen', '127.0.0.1:${port}' } },
+  }, 'server adapter')
+  require('latch').setup({ path = latch_bin })
+end)
+
+check('a latch that is not executable gives an error naming the fix', function()
+  notes = {}
+  local missing = vim.fn.tempname() .. '/no-latch-here'
+  require('latch').setup({ path = missing })
+  eq(#notes, 1, 'notifications')
+  eq(notes[1].level, vim.log.levels.ERROR, 'level')
+  for _, needle in ipairs({ missing, 'path =', 'cargo install --path adapter' }) do
+    assert(notes[1].msg:find(needle, 1, true), ('message %q lacks %q'):format(notes[1].msg, needle))
+  end
+  require('latch').setup({ path = latch_bin })
+end)
+
+-- A real session: Neovim starts the adapter exactly as registered and sends the pid
+-- configuration as nvim-dap does (every field, functions evaluated, type/request/name
+-- included) to a real target whose pid the Rust test passes in LATCH_TARGET_PID. Only
+-- nvim-dap's client logic is replaced, by the few lines below; the Rust test then
+-- checks from /proc that the target runs on.
+local target_pid = tonumber(os.getenv('LATCH_TARGET_PID') or '')
+if target_pid then
+  check('the registered adapter attaches to a real target with the pid configuration, then detaches', function()
+    local adapter = dap.adapters.latch
+    local seq, buffer, messages = 0, '', {}
+    local proc = vim.system(vim.list_extend({ adapter.command }, adapter.args), {
+      stdin = true,
+      stdout = function(_, data)
+        buffer = buffer .. (data or '')
+        -- DAP framing: "Content-Length: N\r\n\r\n" then N bytes of JSON.
+        while true do
+          local header_end = buffer:find('\r\n\r\n', 1, true)
+          local len = header_end and tonumber(buffer:sub(1, header_end):match('Content%-Length: (%d+)'))
+          if not len or #buffer < header_end + 3 + len then
+            break
+          end
+          table.insert(messages, vim.json.decode(buffer:sub(header_end + 4, header_end + 3 + len)))
+          buffer = buffer:sub(header_end + 4 + len)
+        end
+      end,
+    })
+    local function send(command, arguments)
+      seq = seq + 1
+      local body = vim.json.encode({ seq = seq, type = 'request', command = command, arguments = arguments })
+      proc:write(('Content-Length: %d\r\n\r\n%s'):format(#body, body))
+      return seq
+    end
+    -- Waits (running the event loop) for the first message that matches.
+    local function await(what, pred)
+      local found
+      vim.wait(10000, function()
+        for _, m in ipairs(messages) do
+          if pred(m) then
+            found = m
+            return true
+          end
+        end
+        return false
+      end, 5)
+      assert(found, 'no ' .. what .. ' within 10 s; got ' .. vim.inspect(messages))
+      return found
+    end
+    local function response(id, what)
+      local r = await(what .. ' response', function(m)
+        return m.type == 'response' and m.request_seq == id
+      end)
+      assert(r.success, what .. ' failed: ' .. vim.inspect(r))
+      return r
+    end
+
+    local ok, err = pcall(function()
+      response(send('initialize', { clientID = 'neovim', adapterID = 'latch', pathFormat = 'path',
+        linesStartAt1 = true, columnsStartAt1 = true }), 'initialize')
+      local config = vim.deepcopy(config_with('c', 'pid'))
+      utils.next_pid = target_pid
+      for key, value in pairs(config) do
+        if type(value) == 'function' then
+          config[key] = value()
+        end
+      end
+      local attach = send('attach', config)
+      local first = await('initialized event', function(m)
+        return (m.type == 'event' and m.event == 'initialized')
+          or (m.type == 'response' and m.request_seq == attach and not m.success)
+      end)
+      assert(first.type == 'event', 'attach failed: ' .. vim.inspect(first))
+      response(send('configurationDone', vim.empty_dict()), 'configurationDone')
+      response(attach, 'attach')
+      local stopped = await('stopped event', function(m)
+        return m.type == 'event' and m.event == 'stopped'
+      end)
+      eq(stopped.body.reason, 'entry', 'stopOnEntry stop reason')
+      local threads = response(send('threads', vim.empty_dict()), 'threads').body.threads
+      assert(vim.iter(threads):any(function(t)
+        return t.id == target_pid
+      end), 'the main thread is not listed: ' .. vim.inspect(threads))
+      -- What dap.disconnect() sends by default: a plain disconnect, latch detaches.
+      response(send('disconnect', vim.empty_dict()), 'disconnect')
+    end)
+    if not ok then
+      proc:kill('sigterm') -- latch detaches on SIGTERM too
+    end
+    proc:write(nil) -- closes latch's stdin: the client is gone, latch ends
+    local exit = proc:wait(10000)
+    assert(ok, err)
+    eq(exit.code, 0, 'latch exit code (stderr: ' .. tostring(exit.stderr) .. ')')
+  end)
+end
+
+print(('nvim: %d passed, %d failed'):format(passed, failed))
+os.exit(failed == 0 and passed > 0 and 0 or 1)
