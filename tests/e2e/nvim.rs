@@ -109,10 +109,12 @@ fn neovim_plugin_matches_attach_schema() {
         report.contains(" passed, 0 failed") && !report.contains(" 0 passed"),
         "{report}"
     );
-    assert!(
-        report.contains("ok   the registered adapter attaches"),
-        "{report}"
-    );
+    for transport in ["stdio", "tcp"] {
+        assert!(
+            report.contains(&format!("ok   the registered {transport} adapter attaches")),
+            "{report}"
+        );
+    }
     // latch detached on the plain disconnect: the target runs on as before.
     target.assert_runs_on(false);
 }

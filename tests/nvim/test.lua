@@ -212,14 +212,94 @@ end)
 -- nvim-dap's client logic is replaced, by the few lines below; the Rust test then
 -- checks from /proc that the target runs on.
 local target_pid = tonumber(os.getenv('LATCH_TARGET_PID') or '')
-if target_pid then
-  check('the registered adapter attaches to a real target with the pid configuration, then detaches', function()
-    local adapter = dap.adapters.latch
-    local seq, buffer, messages = 0, '', {}
+
+-- A free loopback port, as nvim-dap picks one for `${port}`.
+local function free_port()
+  local probe = vim.uv.new_tcp()
+  probe:bind('127.0.0.1', 0)
+  local port = probe:getsockname().port
+  probe:close()
+  return port
+end
+
+-- Starts the adapter as registered. Over stdio the DAP stream is the process's
+-- stdin/stdout; a `server` adapter's executable is started with `${port}` filled in,
+-- then connected to (retried until it listens, as nvim-dap does). Returns
+-- { write(data), close(), wait() -> exit code } and feeds received bytes to `on_data`.
+local function open_adapter(adapter, on_data)
+  if adapter.type == 'executable' then
     local proc = vim.system(vim.list_extend({ adapter.command }, adapter.args), {
       stdin = true,
       stdout = function(_, data)
-        buffer = buffer .. (data or '')
+        on_data(data or '')
+      end,
+    })
+    return {
+      write = function(data)
+        proc:write(data)
+      end,
+      kill = function()
+        proc:kill('sigterm') -- latch detaches on SIGTERM too
+      end,
+      -- Closing latch's stdin: the client is gone, latch ends.
+      close = function()
+        proc:write(nil)
+      end,
+      wait = function()
+        return proc:wait(10000).code
+      end,
+    }
+  end
+  local port = free_port()
+  local args = vim.tbl_map(function(arg)
+    return (arg:gsub('%${port}', tostring(port)))
+  end, adapter.executable.args)
+  local proc = vim.system(vim.list_extend({ adapter.executable.command }, args), {})
+  local client, connected
+  vim.wait(10000, function()
+    if connected then
+      return true
+    end
+    if client then
+      client:close()
+    end
+    client = vim.uv.new_tcp()
+    client:connect(adapter.host, port, function(err)
+      if err then
+        return
+      end
+      connected = true
+      client:read_start(function(_, data)
+        on_data(data or '')
+      end)
+    end)
+    return false
+  end, 20)
+  assert(connected, 'could not connect to latch --listen on port ' .. port)
+  return {
+    write = function(data)
+      client:write(data)
+    end,
+    kill = function()
+      proc:kill('sigterm')
+    end,
+    -- The client closes the connection; a one-client latch then ends.
+    close = function()
+      client:close()
+    end,
+    wait = function()
+      return proc:wait(10000).code
+    end,
+  }
+end
+
+if target_pid then
+  for _, transport in ipairs({ 'stdio', 'tcp' }) do
+    check(('the registered %s adapter attaches to a real target with the pid configuration, then detaches'):format(transport), function()
+      require('latch').setup({ path = latch_bin, transport = transport })
+      local seq, buffer, messages = 0, '', {}
+      local conn = open_adapter(dap.adapters.latch, function(data)
+        buffer = buffer .. data
         -- DAP framing: "Content-Length: N\r\n\r\n" then N bytes of JSON.
         while true do
           local header_end = buffer:find('\r\n\r\n', 1, true)
@@ -230,74 +310,75 @@ if target_pid then
           table.insert(messages, vim.json.decode(buffer:sub(header_end + 4, header_end + 3 + len)))
           buffer = buffer:sub(header_end + 4 + len)
         end
-      end,
-    })
-    local function send(command, arguments)
-      seq = seq + 1
-      local body = vim.json.encode({ seq = seq, type = 'request', command = command, arguments = arguments })
-      proc:write(('Content-Length: %d\r\n\r\n%s'):format(#body, body))
-      return seq
-    end
-    -- Waits (running the event loop) for the first message that matches.
-    local function await(what, pred)
-      local found
-      vim.wait(10000, function()
-        for _, m in ipairs(messages) do
-          if pred(m) then
-            found = m
-            return true
+      end)
+      local function send(command, arguments)
+        seq = seq + 1
+        local body = vim.json.encode({ seq = seq, type = 'request', command = command, arguments = arguments })
+        conn.write(('Content-Length: %d\r\n\r\n%s'):format(#body, body))
+        return seq
+      end
+      -- Waits (running the event loop) for the first message that matches.
+      local function await(what, pred)
+        local found
+        vim.wait(10000, function()
+          for _, m in ipairs(messages) do
+            if pred(m) then
+              found = m
+              return true
+            end
+          end
+          return false
+        end, 5)
+        assert(found, 'no ' .. what .. ' within 10 s; got ' .. vim.inspect(messages))
+        return found
+      end
+      local function response(id, what)
+        local r = await(what .. ' response', function(m)
+          return m.type == 'response' and m.request_seq == id
+        end)
+        assert(r.success, what .. ' failed: ' .. vim.inspect(r))
+        return r
+      end
+
+      local ok, err = pcall(function()
+        response(send('initialize', { clientID = 'neovim', adapterID = 'latch', pathFormat = 'path',
+          linesStartAt1 = true, columnsStartAt1 = true }), 'initialize')
+        local config = vim.deepcopy(config_with('c', 'pid'))
+        utils.next_pid = target_pid
+        for key, value in pairs(config) do
+          if type(value) == 'function' then
+            config[key] = value()
           end
         end
-        return false
-      end, 5)
-      assert(found, 'no ' .. what .. ' within 10 s; got ' .. vim.inspect(messages))
-      return found
-    end
-    local function response(id, what)
-      local r = await(what .. ' response', function(m)
-        return m.type == 'response' and m.request_seq == id
+        local attach = send('attach', config)
+        local first = await('initialized event', function(m)
+          return (m.type == 'event' and m.event == 'initialized')
+            or (m.type == 'response' and m.request_seq == attach and not m.success)
+        end)
+        assert(first.type == 'event', 'attach failed: ' .. vim.inspect(first))
+        response(send('configurationDone', vim.empty_dict()), 'configurationDone')
+        response(attach, 'attach')
+        local stopped = await('stopped event', function(m)
+          return m.type == 'event' and m.event == 'stopped'
+        end)
+        eq(stopped.body.reason, 'entry', 'stopOnEntry stop reason')
+        local threads = response(send('threads', vim.empty_dict()), 'threads').body.threads
+        assert(vim.iter(threads):any(function(t)
+          return t.id == target_pid
+        end), 'the main thread is not listed: ' .. vim.inspect(threads))
+        -- What dap.disconnect() sends by default: a plain disconnect, latch detaches.
+        response(send('disconnect', vim.empty_dict()), 'disconnect')
       end)
-      assert(r.success, what .. ' failed: ' .. vim.inspect(r))
-      return r
-    end
-
-    local ok, err = pcall(function()
-      response(send('initialize', { clientID = 'neovim', adapterID = 'latch', pathFormat = 'path',
-        linesStartAt1 = true, columnsStartAt1 = true }), 'initialize')
-      local config = vim.deepcopy(config_with('c', 'pid'))
-      utils.next_pid = target_pid
-      for key, value in pairs(config) do
-        if type(value) == 'function' then
-          config[key] = value()
-        end
+      if not ok then
+        conn.kill()
       end
-      local attach = send('attach', config)
-      local first = await('initialized event', function(m)
-        return (m.type == 'event' and m.event == 'initialized')
-          or (m.type == 'response' and m.request_seq == attach and not m.success)
-      end)
-      assert(first.type == 'event', 'attach failed: ' .. vim.inspect(first))
-      response(send('configurationDone', vim.empty_dict()), 'configurationDone')
-      response(attach, 'attach')
-      local stopped = await('stopped event', function(m)
-        return m.type == 'event' and m.event == 'stopped'
-      end)
-      eq(stopped.body.reason, 'entry', 'stopOnEntry stop reason')
-      local threads = response(send('threads', vim.empty_dict()), 'threads').body.threads
-      assert(vim.iter(threads):any(function(t)
-        return t.id == target_pid
-      end), 'the main thread is not listed: ' .. vim.inspect(threads))
-      -- What dap.disconnect() sends by default: a plain disconnect, latch detaches.
-      response(send('disconnect', vim.empty_dict()), 'disconnect')
+      conn.close()
+      local code = conn.wait()
+      require('latch').setup({ path = latch_bin })
+      assert(ok, err)
+      eq(code, 0, 'latch exit code')
     end)
-    if not ok then
-      proc:kill('sigterm') -- latch detaches on SIGTERM too
-    end
-    proc:write(nil) -- closes latch's stdin: the client is gone, latch ends
-    local exit = proc:wait(10000)
-    assert(ok, err)
-    eq(exit.code, 0, 'latch exit code (stderr: ' .. tostring(exit.stderr) .. ')')
-  end)
+  end
 end
 
 print(('nvim: %d passed, %d failed'):format(passed, failed))
