@@ -24,24 +24,32 @@ use target::{BigBinary, Scenario, Targets};
 #[command(
     name = "latch-bench",
     about = "Benchmark latch against gdb and lldb-dap on the same targets, in one run",
-    long_about = "Builds C targets (N sleeping or spinning threads), then for every scenario \
-                  and run attaches each peer in turn to a fresh target: latch and lldb-dap over \
-                  DAP on stdio as an editor would, gdb timed as a whole in batch mode. Prints a \
-                  markdown table of medians and peer/latch ratios."
+    long_about = "Builds its targets (N sleeping or spinning threads, a stream of short-lived \
+                  threads, a Go program with many goroutines, a counter for waitFor), then for \
+                  every scenario and run attaches each peer in turn to a fresh target: latch and \
+                  lldb-dap over DAP on stdio as an editor would, gdb timed as a whole in batch \
+                  mode. Prints a markdown table of medians and peer/latch ratios."
 )]
 struct Cli {
     /// Runs per scenario and peer; medians are reported.
     #[arg(long, default_value_t = 5)]
     runs: usize,
     /// Scenarios: sleep:N (N sleeping threads), spin:N (N spinning threads),
+    /// short-lived (a stream of short-lived threads), go or go:N (a Go
+    /// program with N blocked goroutines, default 10000, plus 2 busy),
+    /// waitfor (attach by name before a counter starts; see --waitfor-runs),
     /// big (first stack trace on a large binary with full debug info).
     #[arg(
         long,
         value_delimiter = ',',
         value_parser = Scenario::parse,
-        default_value = "sleep:1,sleep:100,sleep:1000,spin:100,big"
+        default_value = "sleep:1,sleep:100,sleep:1000,sleep:4000,spin:16,spin:100,short-lived,go,waitfor,big"
     )]
     sizes: Vec<Scenario>,
+    /// Runs of the waitfor scenario per peer: its goal is stated over 20
+    /// runs, and a run takes well under a second.
+    #[arg(long, default_value_t = 20)]
+    waitfor_runs: usize,
     /// Debuggers to run. gdb-bt is gdb with `thread apply all bt` as well.
     #[arg(
         long,
@@ -114,11 +122,22 @@ fn main() -> Result<()> {
             }
         }
     }
+    let mut go = None;
+    if scenarios.iter().any(|s| matches!(s, Scenario::Go(_))) {
+        match target::go_tool() {
+            Ok(g) => go = Some(g),
+            Err(why) => {
+                eprintln!("skipping {why}");
+                skipped.push(why);
+                scenarios.retain(|s| !matches!(s, Scenario::Go(_)));
+            }
+        }
+    }
     anyhow::ensure!(!scenarios.is_empty(), "no scenario to run");
 
     let dir = std::env::temp_dir().join(format!("latch-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let targets = Targets::build(&dir, big)?;
+    let targets = Targets::build(&dir, big, go.as_deref())?;
     let opts = RunOpts {
         timeout: Duration::from_secs(cli.timeout),
         stop_on_entry: !cli.no_stop_on_entry,
@@ -133,16 +152,29 @@ fn main() -> Result<()> {
     let mut cells: BTreeMap<(usize, Peer), Cell> = BTreeMap::new();
     let load_before = procfs::loadavg();
 
+    let runs: Vec<usize> = scenarios
+        .iter()
+        .map(|&sc| {
+            if sc == Scenario::WaitFor {
+                cli.waitfor_runs
+            } else {
+                cli.runs
+            }
+        })
+        .collect();
     for (si, &sc) in scenarios.iter().enumerate() {
-        for run in 1..=cli.runs {
+        for run in 1..=runs[si] {
             // Interleaved: latch, gdb, lldb-dap, latch, gdb, ... so a burst of
             // load from the machine's other tenants hits every peer alike.
             for &peer in &peers {
+                if !peer.can_run(sc) {
+                    continue;
+                }
                 let r = run_one(&targets, sc, peer, &paths[&peer], &opts);
                 eprintln!(
                     "[{}] run {run}/{} {:<9} {}",
                     sc.title(),
-                    cli.runs,
+                    runs[si],
                     peer.name(),
                     summary(&r)
                 );
@@ -173,7 +205,7 @@ fn main() -> Result<()> {
         peers,
         cells,
         scenarios,
-        runs: cli.runs,
+        runs,
     };
     let md = report.markdown();
     println!("{md}");
@@ -198,6 +230,13 @@ fn run_one(
     path: &Path,
     opts: &RunOpts,
 ) -> report::RunResult {
+    if sc == Scenario::WaitFor {
+        // The target is started by the driver, once the adapter waits.
+        let args: &[&str] = if peer == Peer::Latch { &["dap"] } else { &[] };
+        let r = peers::run_waitfor(peer, path, args, targets, opts);
+        reap_strays();
+        return r;
+    }
     let mut target = match targets.spawn(sc, Instant::now() + opts.timeout) {
         Ok(t) => t,
         Err(e) => {
@@ -239,6 +278,7 @@ fn summary(r: &report::RunResult) -> String {
             let mut s = String::new();
             for (row, label) in [
                 (Row::AttachStopped, "attach"),
+                (Row::ExecToStopped, "exec→stop"),
                 (Row::Threads, "threads"),
                 (Row::AllStacks, "stacks"),
                 (Row::FirstStack, "1st stack"),
@@ -253,6 +293,9 @@ fn summary(r: &report::RunResult) -> String {
             }
             if let Some(v) = m.0.get(&Row::Frames) {
                 let _ = write!(s, "frames {v}  ");
+            }
+            if let Some(v) = m.0.get(&Row::LinesBeforeStop) {
+                let _ = write!(s, "lines before stop {v}  ");
             }
             if let Some(v) = m.0.get(&Row::PeakRss) {
                 let _ = write!(s, "rss {v:.1} MiB");

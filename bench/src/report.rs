@@ -5,9 +5,8 @@ use crate::target::Scenario;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-/// One row of the table. Issue 5 adds rows (stack traces of all threads,
-/// lines printed before a waitFor stop): a variant here, a label, and the
-/// peer drivers fill it in.
+/// One row of the table: a variant here, a label, and the peer drivers
+/// fill it in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Row {
     /// Spawn of the adapter until its `initialize` response.
@@ -15,6 +14,16 @@ pub enum Row {
     /// `initialize` response until all threads are stopped (see README of
     /// the peers module for what "stopped" means per peer).
     AttachStopped,
+    /// waitFor: in how many runs the counter had printed nothing when the
+    /// stop was reported (1 or 0 per run; shown as a count of runs, not a
+    /// median).
+    CaughtBeforeMain,
+    /// waitFor: lines the counter printed before it was stopped.
+    LinesBeforeStop,
+    /// waitFor: the counter's exec until the stop was reported (as for
+    /// attach until all threads stopped: the latest of the attach and
+    /// configurationDone responses and the `stopped` event).
+    ExecToStopped,
     /// `threads` request until its response.
     Threads,
     /// Spawn of the adapter until `threads` answered: what a user waits for
@@ -46,9 +55,12 @@ pub enum Row {
 }
 
 impl Row {
-    pub const ALL: [Row; 13] = [
+    pub const ALL: [Row; 16] = [
         Row::Initialize,
         Row::AttachStopped,
+        Row::CaughtBeforeMain,
+        Row::LinesBeforeStop,
+        Row::ExecToStopped,
         Row::Threads,
         Row::UntilThreads,
         Row::AllStacks,
@@ -66,6 +78,9 @@ impl Row {
         match self {
             Row::Initialize => "start + `initialize`",
             Row::AttachStopped => "attach until all threads stopped",
+            Row::CaughtBeforeMain => "caught before `main()` (0 lines printed)",
+            Row::LinesBeforeStop => "lines printed before the stop",
+            Row::ExecToStopped => "exec → stop reported",
             Row::Threads => "`threads`",
             Row::UntilThreads => "start → `threads` answered",
             Row::AllStacks => "stack traces of all threads (`stackTrace` × threads, pipelined)",
@@ -85,7 +100,7 @@ impl Row {
     }
 
     fn is_count(self) -> bool {
-        self == Row::Frames
+        matches!(self, Row::Frames | Row::LinesBeforeStop)
     }
 
     /// The row where gdb + bt's value is derived from two gdb runs: the
@@ -137,6 +152,18 @@ impl Cell {
         self.notes.extend(r.notes);
     }
 
+    /// Runs with `row` equal to 1, and all runs (timeouts and failures
+    /// count as misses): "caught before main(): 19/20".
+    fn hits(&self, row: Row) -> Option<(usize, usize)> {
+        let hits = self
+            .measures
+            .iter()
+            .filter(|m| m.0.get(&row) == Some(&1.0))
+            .count();
+        let all = self.measures.len() + self.timeouts.len() + self.failures.len();
+        (all > 0).then_some((hits, all))
+    }
+
     fn median(&self, row: Row) -> Option<f64> {
         let mut v: Vec<f64> = self
             .measures
@@ -161,7 +188,8 @@ pub struct Report {
     pub peers: Vec<Peer>,
     pub cells: BTreeMap<(usize, Peer), Cell>,
     pub scenarios: Vec<Scenario>,
-    pub runs: usize,
+    /// Runs of each scenario (waitFor has its own count).
+    pub runs: Vec<usize>,
 }
 
 fn fmt_value(row: Row, v: f64) -> String {
@@ -190,12 +218,12 @@ impl Report {
     pub fn markdown(&self) -> String {
         let mut out = self.header.clone();
         for (si, sc) in self.scenarios.iter().enumerate() {
+            let runs = self.runs[si];
             let _ = writeln!(
                 out,
-                "\n### {} (median of {} run{})\n",
+                "\n### {} (median of {runs} run{})\n",
                 sc.title(),
-                self.runs,
-                if self.runs == 1 { "" } else { "s" }
+                if runs == 1 { "" } else { "s" }
             );
             let mut head = String::from("| phase |");
             let mut rule = String::from("|---|");
@@ -228,12 +256,25 @@ impl Report {
                     continue;
                 }
                 let mut line = format!("| {} |", row.label());
+                if row == Row::CaughtBeforeMain {
+                    for p in &self.peers {
+                        let hits = self.cells.get(&(si, *p)).and_then(|c| c.hits(row));
+                        let cell = hits.map_or("—".into(), |(h, n)| format!("{h}/{n}"));
+                        let _ = write!(line, " {cell} |");
+                        if *p != Peer::Latch && self.peers.contains(&Peer::Latch) {
+                            line.push_str(" — |");
+                        }
+                    }
+                    let _ = writeln!(out, "{line}");
+                    continue;
+                }
                 let base = latch.and_then(|c| c.median(row));
                 for (p, v) in self.peers.iter().zip(&values) {
                     // Only a derived difference can be negative: noise, not a time.
-                    if v.is_some_and(|v| v <= 0.0) {
+                    // (A count, such as lines printed before a stop, is 0 for real.)
+                    if !row.is_count() && v.is_some_and(|v| v <= 0.0) {
                         line.push_str(" ≈ 0 (noise) |");
-                        if self.peers.contains(&Peer::Latch) {
+                        if *p != Peer::Latch && self.peers.contains(&Peer::Latch) {
                             line.push_str(" — |");
                         }
                         continue;
@@ -261,6 +302,23 @@ impl Report {
                     } else {
                         "with and without `thread apply all bt`"
                     }
+                );
+            }
+            if *sc == Scenario::WaitFor
+                && self
+                    .peers
+                    .iter()
+                    .any(|p| matches!(p, Peer::Gdb | Peer::GdbBt))
+            {
+                let _ = writeln!(
+                    out,
+                    "\ngdb has no waitFor on Linux, so its columns are empty. The counter prints a line every ms from the first statement of \
+                     `main()`; its stdout pipe is read once the stop is reported, so the lines \
+                     counted are all it printed before it was stopped. The target is started \
+                     {} ms after the adapter's `output` says it waits (lldb-dap says so before \
+                     its lldb-server polls); exec → stop is timed from the return of the \
+                     target's spawn (after its exec).",
+                    crate::peers::WAITFOR_SETTLE.as_millis()
                 );
             }
             // Problems go right under their table, loudly.
