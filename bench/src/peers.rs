@@ -375,6 +375,9 @@ pub fn run_dap(
 
         // Truthfulness checks, done outside the timed phases.
         let reported = resp["body"]["threads"].as_array().map_or(0, Vec::len);
+        if target.rule != ThreadRule::Same {
+            m.0.insert(Row::ThreadsListed, reported as f64);
+        }
         let actual = procfs::tasks(target.pid())?.len();
         if reported != actual {
             notes.push(format!(
@@ -811,6 +814,9 @@ pub fn run_gdb(
     // On the large binary gdb + bt runs `bt` alone, without `info threads`.
     if !(big && peer == Peer::GdbBt) {
         let listed = count_info_threads(&out);
+        if target.rule != ThreadRule::Same {
+            m.0.insert(Row::ThreadsListed, listed as f64);
+        }
         // Only a target whose threads stay put has one right answer.
         if target.rule == ThreadRule::Same && listed != target.threads {
             notes.push(format!(

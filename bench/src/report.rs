@@ -40,6 +40,9 @@ pub enum Row {
     UntilFirstStack,
     /// The same `stackTrace` again, right after: symbols now cached.
     SecondStack,
+    /// Threads in the `threads` response (gdb: in `info threads`), shown
+    /// for targets whose thread count is not fixed (short-lived, Go).
+    ThreadsListed,
     /// Frames returned in total (all threads, or the main thread's first
     /// stack trace). A count, not a time: a peer that returns empty stacks
     /// must not look fast.
@@ -55,7 +58,7 @@ pub enum Row {
 }
 
 impl Row {
-    pub const ALL: [Row; 16] = [
+    pub const ALL: [Row; 17] = [
         Row::Initialize,
         Row::AttachStopped,
         Row::CaughtBeforeMain,
@@ -67,6 +70,7 @@ impl Row {
         Row::FirstStack,
         Row::UntilFirstStack,
         Row::SecondStack,
+        Row::ThreadsListed,
         Row::Frames,
         Row::Detach,
         Row::Session,
@@ -87,6 +91,7 @@ impl Row {
             Row::FirstStack => "first `stackTrace` (main thread)",
             Row::UntilFirstStack => "start → first `stackTrace` answered",
             Row::SecondStack => "second `stackTrace` (same thread, warm)",
+            Row::ThreadsListed => "threads listed",
             Row::Frames => "frames returned (total)",
             Row::Detach => "`disconnect` (detach)",
             Row::Session => "whole session (start → debugger exit)",
@@ -95,12 +100,26 @@ impl Row {
         }
     }
 
+    /// Where a peer none of whose runs finished says "timed out" rather
+    /// than "—": the rows that peer would have filled first.
+    fn shows_timeout(self, peer: Peer) -> bool {
+        match peer {
+            Peer::Gdb | Peer::GdbBt => self == Row::Session,
+            Peer::Latch | Peer::LldbDap => {
+                matches!(self, Row::AttachStopped | Row::ExecToStopped | Row::Session)
+            }
+        }
+    }
+
     fn is_memory(self) -> bool {
         self == Row::PeakRss
     }
 
     fn is_count(self) -> bool {
-        matches!(self, Row::Frames | Row::LinesBeforeStop)
+        matches!(
+            self,
+            Row::Frames | Row::LinesBeforeStop | Row::ThreadsListed
+        )
     }
 
     /// The row where gdb + bt's value is derived from two gdb runs: the
@@ -279,7 +298,17 @@ impl Report {
                         }
                         continue;
                     }
-                    let cell = v.map_or("—".into(), |v| fmt_value(row, v));
+                    let timed_out = v.is_none()
+                        && self
+                            .cells
+                            .get(&(si, *p))
+                            .is_some_and(|c| c.measures.is_empty() && !c.timeouts.is_empty())
+                        && row.shows_timeout(*p);
+                    let cell = match v {
+                        Some(v) => fmt_value(row, *v),
+                        None if timed_out => "timed out".into(),
+                        None => "—".into(),
+                    };
                     let _ = write!(line, " {cell} |");
                     if *p != Peer::Latch && self.peers.contains(&Peer::Latch) {
                         let ratio = match (v, base) {
