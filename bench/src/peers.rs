@@ -25,6 +25,13 @@
 //!   covers attach, symbol loading, the thread list and detach; gdb + bt
 //!   adds `-ex 'thread apply all bt'`. On the large binary gdb + bt is
 //!   `-ex bt` alone (the main thread's stack).
+//! - waitFor ([`run_waitfor`]): latch and lldb-dap are told to wait for the
+//!   counter by name before it exists; it is started once they say they
+//!   wait, and the lines it printed before the stop was reported say how
+//!   early they caught it. gdb has no waitFor on Linux and sits it out.
+//!
+//! After every session the target must run on untraced
+//! ([`check_target_after`]), by the rule of its scenario ([`ThreadRule`]).
 
 use crate::dap::{check_success, Dap, Timeout};
 use crate::procfs::{self, Reaped};
@@ -917,7 +924,7 @@ pub fn locate(peer: Peer, latch: Option<&Path>) -> Result<PathBuf, String> {
     }
 }
 
-fn which(name: &str) -> Option<PathBuf> {
+pub fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|d| d.join(name))

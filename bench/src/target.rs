@@ -433,6 +433,7 @@ pub fn go_tool() -> Result<PathBuf, String> {
         .into_iter()
         .map(PathBuf::from)
         .find(|p| p.is_file())
+        .or_else(|| crate::peers::which("go"))
         .ok_or_else(|| {
             "go: no Go toolchain found; install it with `apt-get install -y golang-go`".into()
         })
