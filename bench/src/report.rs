@@ -407,3 +407,57 @@ fn dedup_count(items: &[String]) -> Vec<String> {
         .map(|(s, n)| if n > 1 { format!("{s} (×{n})") } else { s })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(caught: bool) -> RunResult {
+        let mut m = Measure::default();
+        m.0.insert(Row::CaughtBeforeMain, f64::from(u8::from(caught)));
+        RunResult {
+            outcome: Outcome::Ok(m),
+            notes: vec![],
+            version: None,
+        }
+    }
+
+    #[test]
+    fn caught_counts_timeouts_as_misses() {
+        let mut c = Cell::default();
+        c.add(run(true));
+        c.add(run(true));
+        c.add(run(false));
+        c.add(RunResult {
+            outcome: Outcome::Timeout("x".into()),
+            notes: vec![],
+            version: None,
+        });
+        assert_eq!(c.hits(Row::CaughtBeforeMain), Some((2, 4)));
+    }
+
+    #[test]
+    fn waitfor_table_and_timeouts() {
+        let mut latch = Cell::default();
+        latch.add(run(true));
+        let mut lldb = Cell::default();
+        lldb.add(RunResult {
+            outcome: Outcome::Timeout("the stop".into()),
+            notes: vec![],
+            version: None,
+        });
+        let report = Report {
+            header: String::new(),
+            peers: vec![Peer::Latch, Peer::LldbDap],
+            cells: BTreeMap::from([((0, Peer::Latch), latch), ((0, Peer::LldbDap), lldb)]),
+            scenarios: vec![Scenario::WaitFor],
+            runs: vec![1],
+        };
+        let md = report.markdown();
+        assert!(
+            md.contains("| caught before `main()` (0 lines printed) | 1/1 | 0/1 | — |"),
+            "{md}"
+        );
+        assert!(md.contains("- TIMEOUT: the stop"), "{md}");
+    }
+}

@@ -533,3 +533,29 @@ impl Drop for Target {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        let parse = |s| Scenario::parse(s);
+        assert_eq!(parse("sleep:4000"), Ok(Scenario::Sleeping(4000)));
+        assert_eq!(parse("spin:16"), Ok(Scenario::Spinning(16)));
+        assert_eq!(parse("short-lived"), Ok(Scenario::ShortLived));
+        assert_eq!(parse("go"), Ok(Scenario::Go(DEFAULT_GOROUTINES)));
+        assert_eq!(parse("go:500"), Ok(Scenario::Go(500)));
+        assert_eq!(parse("waitfor"), Ok(Scenario::WaitFor));
+        assert_eq!(parse("big"), Ok(Scenario::BigBinary));
+        assert!(parse("spin").is_err());
+        assert!(parse("sleep:x").is_err());
+        assert!(parse("nap:3").is_err());
+    }
+
+    #[test]
+    fn counter_name_fits_comm() {
+        // The kernel keeps 15 bytes of a process name; waitFor matches it.
+        assert!(COUNTER_NAME.len() <= 15);
+    }
+}
