@@ -40,6 +40,9 @@ pub struct Seen {
     pub all_stopped: Option<Instant>,
     /// stderr-category `output` events, kept for the report.
     pub stderr: String,
+    /// Every `output` event's text, whatever its category: the waitFor
+    /// driver starts the target once the adapter said it waits.
+    pub output: String,
 }
 
 pub struct Dap {
@@ -112,9 +115,12 @@ impl Dap {
                 {
                     self.seen.all_stopped = Some(at);
                 }
-                if name == "output" && msg["body"]["category"] == "stderr" {
+                if name == "output" {
                     if let Some(s) = msg["body"]["output"].as_str() {
-                        self.seen.stderr.push_str(s);
+                        if msg["body"]["category"] == "stderr" {
+                            self.seen.stderr.push_str(s);
+                        }
+                        self.seen.output.push_str(s);
                     }
                 }
                 self.seen

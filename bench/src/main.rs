@@ -24,24 +24,32 @@ use target::{BigBinary, Scenario, Targets};
 #[command(
     name = "latch-bench",
     about = "Benchmark latch against gdb and lldb-dap on the same targets, in one run",
-    long_about = "Builds C targets (N sleeping or spinning threads), then for every scenario \
-                  and run attaches each peer in turn to a fresh target: latch and lldb-dap over \
-                  DAP on stdio as an editor would, gdb timed as a whole in batch mode. Prints a \
-                  markdown table of medians and peer/latch ratios."
+    long_about = "Builds its targets (N sleeping or spinning threads, a stream of short-lived \
+                  threads, a Go program with many goroutines, a counter for waitFor), then for \
+                  every scenario and run attaches each peer in turn to a fresh target: latch and \
+                  lldb-dap over DAP on stdio as an editor would, gdb timed as a whole in batch \
+                  mode. Prints a markdown table of medians and peer/latch ratios."
 )]
 struct Cli {
     /// Runs per scenario and peer; medians are reported.
     #[arg(long, default_value_t = 5)]
     runs: usize,
     /// Scenarios: sleep:N (N sleeping threads), spin:N (N spinning threads),
+    /// short-lived (a stream of short-lived threads), go or go:N (a Go
+    /// program with N blocked goroutines, default 10000, plus 2 busy),
+    /// waitfor (attach by name before a counter starts; see --waitfor-runs),
     /// big (first stack trace on a large binary with full debug info).
     #[arg(
         long,
         value_delimiter = ',',
         value_parser = Scenario::parse,
-        default_value = "sleep:1,sleep:100,sleep:1000,spin:100,big"
+        default_value = "sleep:1,sleep:100,sleep:1000,sleep:4000,spin:16,spin:100,short-lived,go,waitfor,big"
     )]
     sizes: Vec<Scenario>,
+    /// Runs of the waitfor scenario per peer: its goal is stated over 20
+    /// runs, and a run takes well under a second.
+    #[arg(long, default_value_t = 20)]
+    waitfor_runs: usize,
     /// Debuggers to run. gdb-bt is gdb with `thread apply all bt` as well.
     #[arg(
         long,
@@ -56,10 +64,13 @@ struct Cli {
     #[arg(long)]
     latch: Option<PathBuf>,
     /// Deadline for one peer's whole session, in seconds; past it the peer
-    /// is killed and the run reported as a timeout.
-    #[arg(long, default_value_t = 300)]
+    /// is killed and the run reported as a timeout (and a peer none of
+    /// whose runs of a scenario finished skips that scenario's other runs).
+    /// 120 s is four times lldb-dap's ~28 s next to 100 spinning threads.
+    #[arg(long, default_value_t = 120)]
     timeout: u64,
     /// Attach without stopOnEntry: then "stopped" is the attach response.
+    /// (waitFor always stops on entry: the stop is what it measures.)
     #[arg(long)]
     no_stop_on_entry: bool,
     /// Skip the stack traces of all threads on the thread targets.
@@ -114,11 +125,22 @@ fn main() -> Result<()> {
             }
         }
     }
+    let mut go = None;
+    if scenarios.iter().any(|s| matches!(s, Scenario::Go(_))) {
+        match target::go_tool() {
+            Ok(g) => go = Some(g),
+            Err(why) => {
+                eprintln!("skipping {why}");
+                skipped.push(why);
+                scenarios.retain(|s| !matches!(s, Scenario::Go(_)));
+            }
+        }
+    }
     anyhow::ensure!(!scenarios.is_empty(), "no scenario to run");
 
     let dir = std::env::temp_dir().join(format!("latch-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let targets = Targets::build(&dir, big)?;
+    let targets = Targets::build(&dir, big, go.as_deref())?;
     let opts = RunOpts {
         timeout: Duration::from_secs(cli.timeout),
         stop_on_entry: !cli.no_stop_on_entry,
@@ -133,16 +155,40 @@ fn main() -> Result<()> {
     let mut cells: BTreeMap<(usize, Peer), Cell> = BTreeMap::new();
     let load_before = procfs::loadavg();
 
+    let runs: Vec<usize> = scenarios
+        .iter()
+        .map(|&sc| {
+            if sc == Scenario::WaitFor {
+                cli.waitfor_runs
+            } else {
+                cli.runs
+            }
+        })
+        .collect();
     for (si, &sc) in scenarios.iter().enumerate() {
-        for run in 1..=cli.runs {
+        for run in 1..=runs[si] {
             // Interleaved: latch, gdb, lldb-dap, latch, gdb, ... so a burst of
             // load from the machine's other tenants hits every peer alike.
             for &peer in &peers {
+                if !peer.can_run(sc) {
+                    continue;
+                }
+                // A peer that timed out without ever finishing here would
+                // most likely time out again: one deadline per scenario is
+                // enough to show it, and keeps the whole run bounded.
+                if let Some(c) = cells.get_mut(&(si, peer)) {
+                    if c.measures.is_empty() && !c.timeouts.is_empty() {
+                        if !c.notes.iter().any(|n| n == SKIPPED_AFTER_TIMEOUT) {
+                            c.notes.push(SKIPPED_AFTER_TIMEOUT.into());
+                        }
+                        continue;
+                    }
+                }
                 let r = run_one(&targets, sc, peer, &paths[&peer], &opts);
                 eprintln!(
                     "[{}] run {run}/{} {:<9} {}",
                     sc.title(),
-                    cli.runs,
+                    runs[si],
                     peer.name(),
                     summary(&r)
                 );
@@ -163,8 +209,11 @@ fn main() -> Result<()> {
             &peers,
             &paths,
             &versions,
-            &skipped,
             &targets,
+            &Plan {
+                scenarios: &scenarios,
+                skipped: &skipped,
+            },
             &Conditions {
                 load: [load_before, procfs::loadavg()],
                 raised,
@@ -173,7 +222,7 @@ fn main() -> Result<()> {
         peers,
         cells,
         scenarios,
-        runs: cli.runs,
+        runs,
     };
     let md = report.markdown();
     println!("{md}");
@@ -189,6 +238,10 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+/// The note of a peer whose remaining runs of a scenario were skipped.
+const SKIPPED_AFTER_TIMEOUT: &str =
+    "the remaining runs were skipped: the first timed out and none had finished";
+
 /// One peer on one fresh target. A fresh target per run means no run
 /// inherits damage (a stopped or still-traced target) from the previous one.
 fn run_one(
@@ -198,6 +251,13 @@ fn run_one(
     path: &Path,
     opts: &RunOpts,
 ) -> report::RunResult {
+    if sc == Scenario::WaitFor {
+        // The target is started by the driver, once the adapter waits.
+        let args: &[&str] = if peer == Peer::Latch { &["dap"] } else { &[] };
+        let r = peers::run_waitfor(peer, path, args, targets, opts);
+        reap_strays();
+        return r;
+    }
     let mut target = match targets.spawn(sc, Instant::now() + opts.timeout) {
         Ok(t) => t,
         Err(e) => {
@@ -239,6 +299,7 @@ fn summary(r: &report::RunResult) -> String {
             let mut s = String::new();
             for (row, label) in [
                 (Row::AttachStopped, "attach"),
+                (Row::ExecToStopped, "exec→stop"),
                 (Row::Threads, "threads"),
                 (Row::AllStacks, "stacks"),
                 (Row::FirstStack, "1st stack"),
@@ -254,6 +315,9 @@ fn summary(r: &report::RunResult) -> String {
             if let Some(v) = m.0.get(&Row::Frames) {
                 let _ = write!(s, "frames {v}  ");
             }
+            if let Some(v) = m.0.get(&Row::LinesBeforeStop) {
+                let _ = write!(s, "lines before stop {v}  ");
+            }
             if let Some(v) = m.0.get(&Row::PeakRss) {
                 let _ = write!(s, "rss {v:.1} MiB");
             }
@@ -262,6 +326,24 @@ fn summary(r: &report::RunResult) -> String {
         Outcome::Timeout(w) => format!("TIMEOUT: {w}"),
         Outcome::Failed(w) => format!("FAILED: {w}"),
     }
+}
+
+/// `go version`'s words after "go version", e.g. "go1.19.8 linux/amd64".
+fn go_version() -> Option<String> {
+    let go = target::go_tool().ok()?;
+    let out = std::process::Command::new(go)
+        .arg("version")
+        .output()
+        .ok()?;
+    let s = String::from_utf8_lossy(&out.stdout);
+    Some(s.trim().trim_start_matches("go version ").to_string())
+}
+
+/// What was run, after leaving out what could not be.
+struct Plan<'a> {
+    scenarios: &'a [Scenario],
+    /// Peers and scenarios left out, each with how to get it.
+    skipped: &'a [String],
 }
 
 /// How the machine and the harness were while measuring.
@@ -277,10 +359,11 @@ fn header(
     peers: &[Peer],
     paths: &BTreeMap<Peer, PathBuf>,
     versions: &BTreeMap<Peer, String>,
-    skipped: &[String],
     targets: &Targets,
+    plan: &Plan,
     conditions: &Conditions,
 ) -> String {
+    let &Plan { scenarios, skipped } = plan;
     let Conditions { load, raised } = conditions;
     let m = procfs::machine();
     let date = std::process::Command::new("date")
@@ -341,8 +424,9 @@ fn header(
     }
     let _ = writeln!(
         h,
-        "- method: a fresh target per run (built with `cc -O1 -g -pthread`, attached once it \
-         printed `ready`), peers interleaved run by run, medians of {} runs. latch (`latch dap`) \
+        "- method: a fresh target per run (C targets built with `cc -O1 -g -pthread`, attached \
+         once it printed `ready`), peers interleaved run by run, medians of {} runs (waitFor: \
+         {}). latch (`latch dap`) \
          and lldb-dap (`lldb-dap-19`) driven over DAP on stdio: `initialize`, `attach {{pid, \
          stopOnEntry: {}}}`, `configurationDone`, `threads`, `disconnect {{terminateDebuggee: \
          false}}`; \"all threads stopped\" is the latest of the attach response, the \
@@ -350,8 +434,10 @@ fn header(
          enabled off' -batch -p PID -ex 'info threads'` (gdb + bt adds `-ex 'thread apply all \
          bt'`; on the large binary gdb + bt is `-ex bt` alone). CPU is user+sys from wait4 rusage of the debugger and its descendants; memory is \
          VmHWM of the adapter plus its descendants (lldb-server) just before `disconnect`, and \
-         ru_maxrss for gdb. After every detach /proc is checked: no thread in t/T, TracerPid 0.",
+         ru_maxrss for gdb. After every detach /proc is checked: no thread in t/T, TracerPid 0; \
+         targets that print progress (short-lived, Go, waitFor's counter) must print on.",
         cli.runs,
+        cli.waitfor_runs,
         !cli.no_stop_on_entry,
         if cli.no_stop_on_entry {
             ""
@@ -365,6 +451,46 @@ fn header(
              all sent back to back, timed from the first request to the last response. "
         }
     );
+    let _ = writeln!(
+        h,
+        "- deadline of one peer's session: {} s (`--timeout`); past it the peer and the target \
+         are killed, the run counts as timed out, and a peer none of whose runs of a scenario \
+         finished skips that scenario's remaining runs.",
+        cli.timeout
+    );
+    if scenarios.contains(&Scenario::ShortLived) {
+        let _ = writeln!(
+            h,
+            "- short-lived threads (`targets/churn.c`): a spawner thread starts a detached thread \
+             every ~100 µs that sleeps ~0.5 ms and exits; threads are born and die throughout the \
+             session. After the detach the main thread must remain and the spawner must go on \
+             (it prints a line every 500 threads)."
+        );
+    }
+    if let Some(Scenario::Go(n)) = scenarios.iter().find(|s| matches!(s, Scenario::Go(_))) {
+        let _ = writeln!(
+            h,
+            "- Go (`targets/go`, built with {}): {n} goroutines blocked (half on a channel, half \
+             in `time.Sleep`) and 2 spinning, on the runtime's few OS threads; ready once its \
+             thread count is stable for 200 ms. Go may start OS threads after a stop, so after \
+             the detach every old thread must remain and new ones are allowed; it must go on \
+             printing (a line every 20 ms).",
+            go_version().unwrap_or_else(|| "go".into())
+        );
+    }
+    if scenarios.contains(&Scenario::WaitFor) {
+        let _ = writeln!(
+            h,
+            "- waitFor (`targets/counter.c`): latch gets `attach {{waitFor: \"{}\", \
+             stopOnEntry: true}}`, lldb-dap `attach {{waitFor: true, program: PATH, stopOnEntry: \
+             true}}`, before the counter exists; once the adapter's `output` says it waits (and \
+             {} ms more), the counter is started. It prints a line every ms from the first \
+             statement of `main()`; when the stop is reported its stdout pipe is drained: 0 lines \
+             means it was caught before `main()`. gdb has no waitFor on Linux.",
+            target::COUNTER_NAME,
+            peers::WAITFOR_SETTLE.as_millis()
+        );
+    }
     if targets.big.is_some() {
         let _ = writeln!(
             h,

@@ -25,16 +25,24 @@
 //!   covers attach, symbol loading, the thread list and detach; gdb + bt
 //!   adds `-ex 'thread apply all bt'`. On the large binary gdb + bt is
 //!   `-ex bt` alone (the main thread's stack).
+//! - waitFor ([`run_waitfor`]): latch and lldb-dap are told to wait for the
+//!   counter by name before it exists; it is started once they say they
+//!   wait, and the lines it printed before the stop was reported say how
+//!   early they caught it. gdb has no waitFor on Linux and sits it out.
+//!
+//! After every session the target must run on untraced
+//! ([`check_target_after`]), by the rule of its scenario ([`ThreadRule`]).
 
 use crate::dap::{check_success, Dap, Timeout};
 use crate::procfs::{self, Reaped};
 use crate::report::{Measure, Outcome, Row, RunResult};
-use crate::target::{Scenario, Target};
+use crate::target::{Scenario, Target, Targets, ThreadRule, COUNTER_NAME};
 use anyhow::Result;
 use serde_json::json;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -48,6 +56,11 @@ pub enum Peer {
 }
 
 impl Peer {
+    /// gdb has no waitFor on Linux: it sits out that scenario.
+    pub fn can_run(self, scenario: Scenario) -> bool {
+        !(scenario == Scenario::WaitFor && matches!(self, Peer::Gdb | Peer::GdbBt))
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Peer::Latch => "latch",
@@ -81,8 +94,9 @@ fn log_file(opts: &RunOpts, name: &str) -> std::io::Result<std::fs::File> {
 
 /// After the debugger is gone: did it give the target back running and
 /// untraced, with all its threads? A peer that leaves a target stopped is a
-/// finding, reported loudly.
-fn check_target_after(target: &mut Target, notes: &mut Vec<String>) {
+/// finding, reported loudly. `lines_before`: the target's output lines read
+/// before the detach, for targets whose output shows that they run on.
+fn check_target_after(target: &mut Target, lines_before: u64, notes: &mut Vec<String>) {
     let pid = target.pid();
     if !target.alive() {
         notes.push("**TARGET DIED** during or after detach".into());
@@ -110,14 +124,51 @@ fn check_target_after(target: &mut Target, notes: &mut Vec<String>) {
                     seen.threads,
                 ));
             }
-            if seen.threads != target.threads {
-                notes.push(format!(
+            match target.rule {
+                ThreadRule::Same if seen.threads != target.threads => notes.push(format!(
                     "**THREAD COUNT CHANGED**: target has {} threads after detach, expected {}",
                     seen.threads, target.threads
-                ));
+                )),
+                ThreadRule::NewAllowed => {
+                    let gone = target
+                        .tids
+                        .iter()
+                        .filter(|t| !seen.tids.contains(t))
+                        .count();
+                    if gone > 0 {
+                        notes.push(format!(
+                            "**THREADS GONE**: {gone} of the target's {} threads vanished during the session",
+                            target.threads
+                        ));
+                    }
+                }
+                // The main thread is there (the target is alive); the
+                // others come and go. Running on is checked below.
+                _ => {}
             }
         }
         Err(e) => notes.push(format!("**cannot inspect target after detach**: {e}")),
+    }
+    if target.reports_progress() {
+        check_output_goes_on(target, lines_before, notes);
+    }
+}
+
+/// The target's output must advance after the detach (the short-lived
+/// threads' spawner reports every 500 threads, Go ticks every 20 ms, the
+/// counter prints every ms): a target that is not stopped but no longer
+/// makes progress (e.g. a thread left in a state it cannot leave) shows here.
+fn check_output_goes_on(target: &mut Target, before: u64, notes: &mut Vec<String>) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while target.lines() < before + 2 {
+        if Instant::now() >= deadline {
+            notes.push(format!(
+                "**TARGET DOES NOT RUN ON**: its output advanced by {} lines in 2 s after detach",
+                target.lines() - before
+            ));
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -144,6 +195,91 @@ fn kill_peer(pid: i32, extra: &[i32]) {
     }
 }
 
+/// Start an adapter on stdio, in its own process group (so a timeout kills
+/// it and anything it started, lldb-server, in one go), stderr to a log.
+fn start_adapter(
+    peer: Peer,
+    program: &Path,
+    args: &[&str],
+    log_name: &str,
+    opts: &RunOpts,
+) -> Result<(i32, Dap), Outcome> {
+    let stderr = match log_file(opts, &format!("{}-{log_name}.stderr", peer.name())) {
+        Ok(f) => Stdio::from(f),
+        Err(_) => Stdio::null(),
+    };
+    let mut child = procfs::normal_priority(&mut Command::new(program))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| Outcome::Failed(format!("cannot start {}: {e}", program.display())))?;
+    let pid = child.id() as i32;
+    let dap = Dap::new(child.stdin.take().unwrap(), child.stdout.take().unwrap());
+    Ok((pid, dap))
+}
+
+/// `initialize`, as an editor sends it: when the response came, and the
+/// version lldb-dap reports in it.
+fn initialize(dap: &mut Dap, peer: Peer, deadline: Instant) -> Result<(Instant, Option<String>)> {
+    let init = dap.send(
+        "initialize",
+        json!({
+            "clientID": "latch-bench",
+            "clientName": "latch-bench",
+            "adapterID": if peer == Peer::LldbDap { "lldb-dap" } else { "latch" },
+            "linesStartAt1": true,
+            "columnsStartAt1": true,
+            "pathFormat": "path",
+            "supportsRunInTerminalRequest": false,
+        }),
+    )?;
+    let (t_init, resp) = dap.response(init, deadline, "the `initialize` response")?;
+    let version = resp["body"]["__lldb"]["version"]
+        .as_str()
+        .map(str::to_string);
+    Ok((t_init, version))
+}
+
+/// Peak memory of the adapter and everything it started, then
+/// `disconnect {terminateDebuggee: false}`, timed. Returns the adapter's
+/// descendants, to reap after it.
+fn measure_and_detach(
+    dap: &mut Dap,
+    pid: i32,
+    deadline: Instant,
+    m: &mut Measure,
+) -> Result<Vec<i32>> {
+    // Memory just before detach: the adapter and everything it started
+    // (lldb-server for lldb-dap). Summing per-process peaks slightly
+    // over-states a tree whose peaks did not coincide; it is a bound.
+    let tree = procfs::descendants(pid);
+    let rss_kb: u64 = std::iter::once(pid)
+        .chain(tree.iter().copied())
+        .filter_map(procfs::vm_hwm_kb)
+        .sum();
+    m.0.insert(Row::PeakRss, mib(rss_kb));
+
+    let t_sent = Instant::now();
+    let disc = dap.send("disconnect", json!({ "terminateDebuggee": false }))?;
+    let (t_disc, _) = dap.response(disc, deadline, "the `disconnect` response")?;
+    m.0.insert(Row::Detach, ms(t_disc - t_sent));
+    Ok(tree)
+}
+
+/// A session that failed or timed out: kill the adapter's tree, keep what
+/// it said on stderr.
+fn abort_session(dap: &Dap, pid: i32, e: anyhow::Error, notes: &mut Vec<String>) -> Outcome {
+    let extra = procfs::descendants(pid);
+    kill_peer(pid, &extra);
+    if !dap.seen.stderr.is_empty() {
+        notes.push(format!("adapter stderr: {}", first_line(&dap.seen.stderr)));
+    }
+    outcome_of_error(e)
+}
+
 /// One DAP session against `target`. `program`/`args` start the adapter.
 pub fn run_dap(
     peer: Peer,
@@ -157,51 +293,23 @@ pub fn run_dap(
     let mut version = None;
     let t0 = Instant::now();
     let deadline = t0 + opts.timeout;
-    let stderr = match log_file(opts, &format!("{}-{}.stderr", peer.name(), target.pid())) {
-        Ok(f) => Stdio::from(f),
-        Err(_) => Stdio::null(),
-    };
-    let child = procfs::normal_priority(&mut Command::new(program))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        // Own process group: on timeout we kill the adapter and anything it
-        // started (lldb-server) in one go.
-        .process_group(0)
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => {
+    let (pid, mut dap) = match start_adapter(peer, program, args, &target.pid().to_string(), opts) {
+        Ok(started) => started,
+        Err(outcome) => {
             return RunResult {
-                outcome: Outcome::Failed(format!("cannot start {}: {e}", program.display())),
+                outcome,
                 notes,
                 version,
             }
         }
     };
-    let pid = child.id() as i32;
-    let mut dap = Dap::new(child.stdin.take().unwrap(), child.stdout.take().unwrap());
     let mut tree = Vec::new();
+    let mut lines_at_detach = 0;
 
     let result = (|| -> Result<Measure> {
         let mut m = Measure::default();
-        let init = dap.send(
-            "initialize",
-            json!({
-                "clientID": "latch-bench",
-                "clientName": "latch-bench",
-                "adapterID": if peer == Peer::LldbDap { "lldb-dap" } else { "latch" },
-                "linesStartAt1": true,
-                "columnsStartAt1": true,
-                "pathFormat": "path",
-                "supportsRunInTerminalRequest": false,
-            }),
-        )?;
-        let (t_init, resp) = dap.response(init, deadline, "the `initialize` response")?;
-        version = resp["body"]["__lldb"]["version"]
-            .as_str()
-            .map(str::to_string);
+        let (t_init, v) = initialize(&mut dap, peer, deadline)?;
+        version = v;
         m.0.insert(Row::Initialize, ms(t_init - t0));
 
         let attach = dap.send(
@@ -274,6 +382,9 @@ pub fn run_dap(
 
         // Truthfulness checks, done outside the timed phases.
         let reported = resp["body"]["threads"].as_array().map_or(0, Vec::len);
+        if target.rule != ThreadRule::Same {
+            m.0.insert(Row::ThreadsListed, reported as f64);
+        }
         let actual = procfs::tasks(target.pid())?.len();
         if reported != actual {
             notes.push(format!(
@@ -289,33 +400,16 @@ pub fn run_dap(
             }
         }
 
-        // Memory just before detach: the adapter and everything it started
-        // (lldb-server for lldb-dap). Summing per-process peaks slightly
-        // over-states a tree whose peaks did not coincide; it is a bound.
-        tree = procfs::descendants(pid);
-        let rss_kb: u64 = std::iter::once(pid)
-            .chain(tree.iter().copied())
-            .filter_map(procfs::vm_hwm_kb)
-            .sum();
-        m.0.insert(Row::PeakRss, mib(rss_kb));
-
-        let t_sent = Instant::now();
-        let disc = dap.send("disconnect", json!({ "terminateDebuggee": false }))?;
-        let (t_disc, _) = dap.response(disc, deadline, "the `disconnect` response")?;
-        m.0.insert(Row::Detach, ms(t_disc - t_sent));
+        tree = measure_and_detach(&mut dap, pid, deadline, &mut m)?;
+        lines_at_detach = target.lines();
         Ok(m)
     })();
 
     let mut m = match result {
         Ok(m) => m,
         Err(e) => {
-            let extra = procfs::descendants(pid);
-            kill_peer(pid, &extra);
-            if !dap.seen.stderr.is_empty() {
-                notes.push(format!("adapter stderr: {}", first_line(&dap.seen.stderr)));
-            }
             return RunResult {
-                outcome: outcome_of_error(e),
+                outcome: abort_session(&dap, pid, e, &mut notes),
                 notes,
                 version,
             };
@@ -335,7 +429,164 @@ pub fn run_dap(
     };
     m.0.insert(Row::Session, ms(reaped.at - t0));
     m.0.insert(Row::Cpu, ms(reaped.cpu));
-    check_target_after(target, &mut notes);
+    check_target_after(target, lines_at_detach, &mut notes);
+    RunResult {
+        outcome: Outcome::Ok(m),
+        notes,
+        version,
+    }
+}
+
+/// After the adapter said it waits, and before the target is started: a
+/// margin for lldb-dap, whose message comes before its lldb-server has
+/// started and begun to poll for the process (a target started earlier
+/// would be taken for one that was already running, and never caught).
+/// Given to latch too, so both adapters are equally settled. Not timed.
+pub const WAITFOR_SETTLE: Duration = Duration::from_millis(300);
+
+/// waitFor: attach by name before the counter exists, start it once the
+/// adapter says it waits, and see how far the counter got before it was
+/// stopped. latch: `attach {waitFor: NAME, stopOnEntry: true}`; lldb-dap
+/// 19: `attach {waitFor: true, program: PATH, stopOnEntry: true}`.
+pub fn run_waitfor(
+    peer: Peer,
+    program: &Path,
+    args: &[&str],
+    targets: &Targets,
+    opts: &RunOpts,
+) -> RunResult {
+    let mut notes = Vec::new();
+    let mut version = None;
+    let t0 = Instant::now();
+    let deadline = t0 + opts.timeout;
+    // The target does not exist yet, so its pid cannot name the log.
+    static RUN: AtomicUsize = AtomicUsize::new(0);
+    let log_name = format!("waitfor-{}", RUN.fetch_add(1, Ordering::Relaxed));
+    let (pid, mut dap) = match start_adapter(peer, program, args, &log_name, opts) {
+        Ok(started) => started,
+        Err(outcome) => {
+            return RunResult {
+                outcome,
+                notes,
+                version,
+            }
+        }
+    };
+    let mut tree = Vec::new();
+    // Outside the closure: on any error it is dropped, i.e. killed.
+    let mut target: Option<Target> = None;
+    let mut lines_at_detach = 0;
+
+    let result = (|| -> Result<Measure> {
+        let mut m = Measure::default();
+        let (t_init, v) = initialize(&mut dap, peer, deadline)?;
+        version = v;
+        m.0.insert(Row::Initialize, ms(t_init - t0));
+
+        let counter = targets.counter_path();
+        let attach_args = match peer {
+            Peer::LldbDap => json!({
+                "waitFor": true,
+                "program": counter,
+                "stopOnEntry": true,
+            }),
+            _ => json!({ "waitFor": COUNTER_NAME, "stopOnEntry": true }),
+        };
+        let attach = dap.send("attach", attach_args)?;
+        // latch: "latch: waiting for a process named ...";
+        // lldb-dap: "Waiting to attach to \"...\"...".
+        dap.wait_until(deadline, "the adapter's `output` saying it waits", |s| {
+            s.output.to_lowercase().contains("waiting")
+                || s.responses
+                    .get(&attach)
+                    .is_some_and(|r| r.1["success"] != true)
+        })?;
+        if let Some((_, r)) = dap.seen.responses.get(&attach) {
+            check_success(r)?;
+        }
+        // An editor answers `initialized` with its configuration at once;
+        // latch sends it while it waits, lldb-dap only once it attached.
+        let mut conf = None;
+        if dap.seen.events.contains_key("initialized") {
+            conf = Some(dap.send("configurationDone", json!({}))?);
+        }
+        std::thread::sleep(WAITFOR_SETTLE);
+
+        let (t, exec) = targets.spawn_counter()?;
+        let t = target.insert(t);
+        let conf = match conf {
+            Some(c) => c,
+            None => {
+                dap.wait_until(deadline, "the `initialized` event", |s| {
+                    s.events.contains_key("initialized")
+                        || s.responses
+                            .get(&attach)
+                            .is_some_and(|r| r.1["success"] != true)
+                })?;
+                if let Some((_, r)) = dap.seen.responses.get(&attach) {
+                    check_success(r)?;
+                }
+                dap.send("configurationDone", json!({}))?
+            }
+        };
+        dap.wait_until(deadline, "the stop of the process waited for", |s| {
+            s.responses.contains_key(&attach)
+                && s.responses.contains_key(&conf)
+                && s.all_stopped.is_some()
+        })?;
+        let (t_attach, r) = dap.seen.responses[&attach].clone();
+        check_success(&r)?;
+        let (t_conf, r) = dap.seen.responses[&conf].clone();
+        check_success(&r)?;
+        let t_stopped = [t_attach, t_conf, dap.seen.all_stopped.unwrap()]
+            .into_iter()
+            .max()
+            .unwrap();
+        // Stopped: everything the counter printed is in the pipe now.
+        let lines = t.lines();
+        m.0.insert(
+            Row::ExecToStopped,
+            ms(t_stopped.saturating_duration_since(exec)),
+        );
+        m.0.insert(Row::LinesBeforeStop, lines as f64);
+        m.0.insert(Row::CaughtBeforeMain, f64::from(u8::from(lines == 0)));
+
+        let (stopped, total) = procfs::count_traced_stopped(t.pid())?;
+        if stopped != total {
+            notes.push(format!(
+                "**NOT ALL STOPPED**: after the stop was reported, only {stopped} of {total} threads were in ptrace-stop"
+            ));
+        }
+        tree = measure_and_detach(&mut dap, pid, deadline, &mut m)?;
+        lines_at_detach = t.lines();
+        Ok(m)
+    })();
+
+    let mut m = match result {
+        Ok(m) => m,
+        Err(e) => {
+            return RunResult {
+                outcome: abort_session(&dap, pid, e, &mut notes),
+                notes,
+                version,
+            };
+        }
+    };
+    drop(dap);
+    let Some(reaped) = reap_tree(pid, &tree, deadline, peer, &mut notes) else {
+        kill_peer(pid, &tree);
+        return RunResult {
+            outcome: Outcome::Timeout("the adapter's exit after `disconnect`".into()),
+            notes,
+            version,
+        };
+    };
+    // No whole-session row: it would include the settle margin and the
+    // wait for the target, neither of which is the adapter's doing.
+    m.0.insert(Row::Cpu, ms(reaped.cpu));
+    if let Some(t) = &mut target {
+        check_target_after(t, lines_at_detach, &mut notes);
+    }
     RunResult {
         outcome: Outcome::Ok(m),
         notes,
@@ -570,7 +821,11 @@ pub fn run_gdb(
     // On the large binary gdb + bt runs `bt` alone, without `info threads`.
     if !(big && peer == Peer::GdbBt) {
         let listed = count_info_threads(&out);
-        if listed != target.threads {
+        if target.rule != ThreadRule::Same {
+            m.0.insert(Row::ThreadsListed, listed as f64);
+        }
+        // Only a target whose threads stay put has one right answer.
+        if target.rule == ThreadRule::Same && listed != target.threads {
             notes.push(format!(
                 "**`info threads` WRONG**: listed {listed} threads, expected {}",
                 target.threads
@@ -584,7 +839,8 @@ pub fn run_gdb(
             notes.push("**EMPTY STACKS**: gdb printed no frame".into());
         }
     }
-    check_target_after(target, &mut notes);
+    let lines = target.lines();
+    check_target_after(target, lines, &mut notes);
     RunResult {
         outcome: Outcome::Ok(m),
         notes,
@@ -668,7 +924,7 @@ pub fn locate(peer: Peer, latch: Option<&Path>) -> Result<PathBuf, String> {
     }
 }
 
-fn which(name: &str) -> Option<PathBuf> {
+pub fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|d| d.join(name))

@@ -81,6 +81,7 @@ pub fn descendants(root: i32) -> Vec<i32> {
 /// What /proc says about a target after a debugger let go of it.
 pub struct AfterDetach {
     pub threads: usize,
+    pub tids: Vec<i32>,
     /// Threads still in `t`/`T`, with their state.
     pub stopped: Vec<(i32, char)>,
     /// Threads whose TracerPid is not 0.
@@ -107,6 +108,7 @@ pub fn inspect_target(pid: i32) -> Result<AfterDetach> {
     }
     Ok(AfterDetach {
         threads: tids.len(),
+        tids,
         stopped,
         traced,
     })

@@ -5,9 +5,8 @@ use crate::target::Scenario;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-/// One row of the table. Issue 5 adds rows (stack traces of all threads,
-/// lines printed before a waitFor stop): a variant here, a label, and the
-/// peer drivers fill it in.
+/// One row of the table: a variant here, a label, and the peer drivers
+/// fill it in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Row {
     /// Spawn of the adapter until its `initialize` response.
@@ -15,6 +14,16 @@ pub enum Row {
     /// `initialize` response until all threads are stopped (see README of
     /// the peers module for what "stopped" means per peer).
     AttachStopped,
+    /// waitFor: in how many runs the counter had printed nothing when the
+    /// stop was reported (1 or 0 per run; shown as a count of runs, not a
+    /// median).
+    CaughtBeforeMain,
+    /// waitFor: lines the counter printed before it was stopped.
+    LinesBeforeStop,
+    /// waitFor: the counter's exec until the stop was reported (as for
+    /// attach until all threads stopped: the latest of the attach and
+    /// configurationDone responses and the `stopped` event).
+    ExecToStopped,
     /// `threads` request until its response.
     Threads,
     /// Spawn of the adapter until `threads` answered: what a user waits for
@@ -31,6 +40,9 @@ pub enum Row {
     UntilFirstStack,
     /// The same `stackTrace` again, right after: symbols now cached.
     SecondStack,
+    /// Threads in the `threads` response (gdb: in `info threads`), shown
+    /// for targets whose thread count is not fixed (short-lived, Go).
+    ThreadsListed,
     /// Frames returned in total (all threads, or the main thread's first
     /// stack trace). A count, not a time: a peer that returns empty stacks
     /// must not look fast.
@@ -46,15 +58,19 @@ pub enum Row {
 }
 
 impl Row {
-    pub const ALL: [Row; 13] = [
+    pub const ALL: [Row; 17] = [
         Row::Initialize,
         Row::AttachStopped,
+        Row::CaughtBeforeMain,
+        Row::LinesBeforeStop,
+        Row::ExecToStopped,
         Row::Threads,
         Row::UntilThreads,
         Row::AllStacks,
         Row::FirstStack,
         Row::UntilFirstStack,
         Row::SecondStack,
+        Row::ThreadsListed,
         Row::Frames,
         Row::Detach,
         Row::Session,
@@ -66,12 +82,16 @@ impl Row {
         match self {
             Row::Initialize => "start + `initialize`",
             Row::AttachStopped => "attach until all threads stopped",
+            Row::CaughtBeforeMain => "caught before `main()` (0 lines printed)",
+            Row::LinesBeforeStop => "lines printed before the stop",
+            Row::ExecToStopped => "exec → stop reported",
             Row::Threads => "`threads`",
             Row::UntilThreads => "start → `threads` answered",
             Row::AllStacks => "stack traces of all threads (`stackTrace` × threads, pipelined)",
             Row::FirstStack => "first `stackTrace` (main thread)",
             Row::UntilFirstStack => "start → first `stackTrace` answered",
             Row::SecondStack => "second `stackTrace` (same thread, warm)",
+            Row::ThreadsListed => "threads listed",
             Row::Frames => "frames returned (total)",
             Row::Detach => "`disconnect` (detach)",
             Row::Session => "whole session (start → debugger exit)",
@@ -80,12 +100,26 @@ impl Row {
         }
     }
 
+    /// Where a peer none of whose runs finished says "timed out" rather
+    /// than "—": the rows that peer would have filled first.
+    fn shows_timeout(self, peer: Peer) -> bool {
+        match peer {
+            Peer::Gdb | Peer::GdbBt => self == Row::Session,
+            Peer::Latch | Peer::LldbDap => {
+                matches!(self, Row::AttachStopped | Row::ExecToStopped | Row::Session)
+            }
+        }
+    }
+
     fn is_memory(self) -> bool {
         self == Row::PeakRss
     }
 
     fn is_count(self) -> bool {
-        self == Row::Frames
+        matches!(
+            self,
+            Row::Frames | Row::LinesBeforeStop | Row::ThreadsListed
+        )
     }
 
     /// The row where gdb + bt's value is derived from two gdb runs: the
@@ -137,6 +171,18 @@ impl Cell {
         self.notes.extend(r.notes);
     }
 
+    /// Runs with `row` equal to 1, and all runs (timeouts and failures
+    /// count as misses): "caught before main(): 19/20".
+    fn hits(&self, row: Row) -> Option<(usize, usize)> {
+        let hits = self
+            .measures
+            .iter()
+            .filter(|m| m.0.get(&row) == Some(&1.0))
+            .count();
+        let all = self.measures.len() + self.timeouts.len() + self.failures.len();
+        (all > 0).then_some((hits, all))
+    }
+
     fn median(&self, row: Row) -> Option<f64> {
         let mut v: Vec<f64> = self
             .measures
@@ -161,7 +207,8 @@ pub struct Report {
     pub peers: Vec<Peer>,
     pub cells: BTreeMap<(usize, Peer), Cell>,
     pub scenarios: Vec<Scenario>,
-    pub runs: usize,
+    /// Runs of each scenario (waitFor has its own count).
+    pub runs: Vec<usize>,
 }
 
 fn fmt_value(row: Row, v: f64) -> String {
@@ -190,12 +237,12 @@ impl Report {
     pub fn markdown(&self) -> String {
         let mut out = self.header.clone();
         for (si, sc) in self.scenarios.iter().enumerate() {
+            let runs = self.runs[si];
             let _ = writeln!(
                 out,
-                "\n### {} (median of {} run{})\n",
+                "\n### {} (median of {runs} run{})\n",
                 sc.title(),
-                self.runs,
-                if self.runs == 1 { "" } else { "s" }
+                if runs == 1 { "" } else { "s" }
             );
             let mut head = String::from("| phase |");
             let mut rule = String::from("|---|");
@@ -228,17 +275,40 @@ impl Report {
                     continue;
                 }
                 let mut line = format!("| {} |", row.label());
+                if row == Row::CaughtBeforeMain {
+                    for p in &self.peers {
+                        let hits = self.cells.get(&(si, *p)).and_then(|c| c.hits(row));
+                        let cell = hits.map_or("—".into(), |(h, n)| format!("{h}/{n}"));
+                        let _ = write!(line, " {cell} |");
+                        if *p != Peer::Latch && self.peers.contains(&Peer::Latch) {
+                            line.push_str(" — |");
+                        }
+                    }
+                    let _ = writeln!(out, "{line}");
+                    continue;
+                }
                 let base = latch.and_then(|c| c.median(row));
                 for (p, v) in self.peers.iter().zip(&values) {
                     // Only a derived difference can be negative: noise, not a time.
-                    if v.is_some_and(|v| v <= 0.0) {
+                    // (A count, such as lines printed before a stop, is 0 for real.)
+                    if !row.is_count() && v.is_some_and(|v| v <= 0.0) {
                         line.push_str(" ≈ 0 (noise) |");
-                        if self.peers.contains(&Peer::Latch) {
+                        if *p != Peer::Latch && self.peers.contains(&Peer::Latch) {
                             line.push_str(" — |");
                         }
                         continue;
                     }
-                    let cell = v.map_or("—".into(), |v| fmt_value(row, v));
+                    let timed_out = v.is_none()
+                        && self
+                            .cells
+                            .get(&(si, *p))
+                            .is_some_and(|c| c.measures.is_empty() && !c.timeouts.is_empty())
+                        && row.shows_timeout(*p);
+                    let cell = match v {
+                        Some(v) => fmt_value(row, *v),
+                        None if timed_out => "timed out".into(),
+                        None => "—".into(),
+                    };
                     let _ = write!(line, " {cell} |");
                     if *p != Peer::Latch && self.peers.contains(&Peer::Latch) {
                         let ratio = match (v, base) {
@@ -261,6 +331,23 @@ impl Report {
                     } else {
                         "with and without `thread apply all bt`"
                     }
+                );
+            }
+            if *sc == Scenario::WaitFor
+                && self
+                    .peers
+                    .iter()
+                    .any(|p| matches!(p, Peer::Gdb | Peer::GdbBt))
+            {
+                let _ = writeln!(
+                    out,
+                    "\ngdb has no waitFor on Linux, so its columns are empty. The counter prints a line every ms from the first statement of \
+                     `main()`; its stdout pipe is read once the stop is reported, so the lines \
+                     counted are all it printed before it was stopped. The target is started \
+                     {} ms after the adapter's `output` says it waits (lldb-dap says so before \
+                     its lldb-server polls); exec → stop is timed from the return of the \
+                     target's spawn (after its exec).",
+                    crate::peers::WAITFOR_SETTLE.as_millis()
                 );
             }
             // Problems go right under their table, loudly.
@@ -319,4 +406,58 @@ fn dedup_count(items: &[String]) -> Vec<String> {
         .into_iter()
         .map(|(s, n)| if n > 1 { format!("{s} (×{n})") } else { s })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(caught: bool) -> RunResult {
+        let mut m = Measure::default();
+        m.0.insert(Row::CaughtBeforeMain, f64::from(u8::from(caught)));
+        RunResult {
+            outcome: Outcome::Ok(m),
+            notes: vec![],
+            version: None,
+        }
+    }
+
+    #[test]
+    fn caught_counts_timeouts_as_misses() {
+        let mut c = Cell::default();
+        c.add(run(true));
+        c.add(run(true));
+        c.add(run(false));
+        c.add(RunResult {
+            outcome: Outcome::Timeout("x".into()),
+            notes: vec![],
+            version: None,
+        });
+        assert_eq!(c.hits(Row::CaughtBeforeMain), Some((2, 4)));
+    }
+
+    #[test]
+    fn waitfor_table_and_timeouts() {
+        let mut latch = Cell::default();
+        latch.add(run(true));
+        let mut lldb = Cell::default();
+        lldb.add(RunResult {
+            outcome: Outcome::Timeout("the stop".into()),
+            notes: vec![],
+            version: None,
+        });
+        let report = Report {
+            header: String::new(),
+            peers: vec![Peer::Latch, Peer::LldbDap],
+            cells: BTreeMap::from([((0, Peer::Latch), latch), ((0, Peer::LldbDap), lldb)]),
+            scenarios: vec![Scenario::WaitFor],
+            runs: vec![1],
+        };
+        let md = report.markdown();
+        assert!(
+            md.contains("| caught before `main()` (0 lines printed) | 1/1 | 0/1 | — |"),
+            "{md}"
+        );
+        assert!(md.contains("- TIMEOUT: the stop"), "{md}");
+    }
 }

@@ -1,24 +1,50 @@
 //! The programs we attach to: C sources under `bench/targets/`, compiled at
-//! run time so the benchmark needs nothing but a C compiler, and a large
-//! binary with full debug info built from this workspace (latch's own debug
-//! build, idling in `latch dap` on a stdin pipe we keep open).
+//! run time so the benchmark needs nothing but a C compiler, a Go program
+//! built with the system's Go toolchain (offline), and a large binary with
+//! full debug info built from this workspace (latch's own debug build,
+//! idling in `latch dap` on a stdin pipe we keep open).
 
 use anyhow::{bail, Context, Result};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 /// Embedded so the binary works from any directory.
 const THREADS_C: &str = include_str!("../targets/threads.c");
+const CHURN_C: &str = include_str!("../targets/churn.c");
+const COUNTER_C: &str = include_str!("../targets/counter.c");
+const GO_MAIN: &str = include_str!("../targets/go/main.go");
+const GO_MOD: &str = include_str!("../targets/go/go.mod");
 
-/// One workload. Issue 5 adds short-lived threads, a Go program and a
-/// waitFor counter: each becomes a variant here plus a source file.
+/// The counter's file name, which is also its process name (`comm`, at
+/// most 15 bytes): what the debuggers wait for. Unusual on purpose, so no
+/// other process on the machine matches it.
+pub const COUNTER_NAME: &str = "latchbench-ctr";
+
+/// Goroutines of `go` without a count: what issue 5 asks for.
+pub const DEFAULT_GOROUTINES: usize = 10000;
+
+/// Busy (spinning) goroutines next to the blocked ones in `go`: as many as
+/// the 2-core machines have, so the runtime's threads are all busy.
+const GO_BUSY: usize = 2;
+
+/// One workload: a variant here plus a source file under `targets/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scenario {
     Sleeping(usize),
     Spinning(usize),
+    /// Threads born and dying continuously (`targets/churn.c`).
+    ShortLived,
+    /// A Go program with this many blocked goroutines plus [`GO_BUSY`]
+    /// spinning ones (`targets/go`).
+    Go(usize),
+    /// `attach {waitFor}` before the counter (`targets/counter.c`) is
+    /// started: how early the debugger stops it.
+    WaitFor,
     /// A large binary with full DWARF whose threads are all blocked: time to
     /// the first stack trace of its main thread, from a cold debugger.
     BigBinary,
@@ -26,19 +52,25 @@ pub enum Scenario {
 
 impl Scenario {
     pub fn parse(s: &str) -> Result<Self, String> {
-        if s == "big" {
-            return Ok(Scenario::BigBinary);
+        match s {
+            "big" => return Ok(Scenario::BigBinary),
+            "short-lived" | "shortlived" | "churn" => return Ok(Scenario::ShortLived),
+            "go" => return Ok(Scenario::Go(DEFAULT_GOROUTINES)),
+            "waitfor" | "waitFor" => return Ok(Scenario::WaitFor),
+            _ => {}
         }
+        let expected = "expected sleep:N, spin:N, short-lived, go, go:N, waitfor or big";
         let (kind, n) = s
             .split_once(':')
-            .ok_or_else(|| format!("`{s}`: expected sleep:N, spin:N or big"))?;
+            .ok_or_else(|| format!("`{s}`: {expected}"))?;
         let n: usize = n
             .parse()
-            .map_err(|_| format!("`{s}`: `{n}` is not a thread count"))?;
+            .map_err(|_| format!("`{s}`: `{n}` is not a count"))?;
         match kind {
             "sleep" | "sleeping" => Ok(Scenario::Sleeping(n)),
             "spin" | "spinning" => Ok(Scenario::Spinning(n)),
-            _ => Err(format!("`{s}`: unknown kind `{kind}` (sleep, spin or big)")),
+            "go" => Ok(Scenario::Go(n)),
+            _ => Err(format!("`{s}`: unknown kind `{kind}`; {expected}")),
         }
     }
 
@@ -46,11 +78,42 @@ impl Scenario {
         match self {
             Scenario::Sleeping(n) => format!("{n} sleeping thread{}", plural(*n)),
             Scenario::Spinning(n) => format!("{n} spinning thread{}", plural(*n)),
+            Scenario::ShortLived => {
+                "a stream of short-lived threads (one born every ~100 µs, each living ~0.5 ms)"
+                    .into()
+            }
+            Scenario::Go(n) => format!("Go: {n} blocked goroutine{} + {GO_BUSY} busy", plural(*n)),
+            Scenario::WaitFor => "waitFor: a counter printing a line every ms from main()".into(),
             Scenario::BigBinary => {
                 "first stack trace on a large binary with full debug info".into()
             }
         }
     }
+
+    /// What may happen to the target's threads between its `ready` and the
+    /// check after the detach.
+    fn thread_rule(self) -> ThreadRule {
+        match self {
+            Scenario::ShortLived => ThreadRule::ShortLived,
+            // Go's runtime starts OS threads on its own, e.g. when a stop
+            // kept its threads from running for a while.
+            Scenario::Go(_) => ThreadRule::NewAllowed,
+            _ => ThreadRule::Same,
+        }
+    }
+}
+
+/// How the target's threads may change while a debugger attaches and
+/// detaches; checked after every detach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThreadRule {
+    /// Exactly the threads it had when ready.
+    Same,
+    /// Every thread it had when ready, and maybe new ones.
+    NewAllowed,
+    /// Threads come and go; the main thread must remain (and the target's
+    /// output must go on: it reports the threads it keeps spawning).
+    ShortLived,
 }
 
 fn plural(n: usize) -> &'static str {
@@ -63,6 +126,10 @@ fn plural(n: usize) -> &'static str {
 
 pub struct Targets {
     threads_bin: PathBuf,
+    churn_bin: PathBuf,
+    counter_bin: PathBuf,
+    /// Built only when the run has a `go` scenario and Go is installed.
+    go_bin: Option<PathBuf>,
     /// The large binary and its arguments, when the run has a `big` scenario.
     pub big: Option<BigBinary>,
 }
@@ -140,57 +207,72 @@ fn debug_info_size(path: &Path) -> Option<u64> {
 }
 
 impl Targets {
-    /// Compile the targets into `dir` with `cc -O1 -g -pthread` (debug info
-    /// so peers that load symbols pay their real cost).
-    pub fn build(dir: &Path, big: Option<BigBinary>) -> Result<Self> {
-        let src = dir.join("threads.c");
-        std::fs::write(&src, THREADS_C)?;
-        let threads_bin = dir.join("threads");
-        let out = Command::new("cc")
-            .args(["-O1", "-g", "-pthread", "-o"])
-            .arg(&threads_bin)
-            .arg(&src)
-            .output()
-            .context("running cc (install with: apt-get install -y gcc)")?;
-        if !out.status.success() {
-            bail!(
-                "cc failed on {}:\n{}",
-                src.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(Targets { threads_bin, big })
+    /// Compile the C targets into `dir` with `cc -O1 -g -pthread` (debug
+    /// info so peers that load symbols pay their real cost), and the Go
+    /// target with `go` when `go` is given.
+    pub fn build(dir: &Path, big: Option<BigBinary>, go: Option<&Path>) -> Result<Self> {
+        let threads_bin = cc(dir, "threads", THREADS_C)?;
+        let churn_bin = cc(dir, "churn", CHURN_C)?;
+        let counter_bin = cc(dir, COUNTER_NAME, COUNTER_C)?;
+        let go_bin = go.map(|go| go_build(go, dir)).transpose()?;
+        Ok(Targets {
+            threads_bin,
+            churn_bin,
+            counter_bin,
+            go_bin,
+            big,
+        })
     }
 
     /// Start a fresh target and wait until it prints `ready` (all threads
     /// exist), so no peer ever races thread creation.
     pub fn spawn(&self, scenario: Scenario, deadline: Instant) -> Result<Target> {
-        let (mode, n) = match scenario {
-            Scenario::Sleeping(n) => ("sleep", n),
-            Scenario::Spinning(n) => ("spin", n),
+        let (program, args) = match scenario {
+            Scenario::Sleeping(n) => (&self.threads_bin, vec!["sleep".into(), n.to_string()]),
+            Scenario::Spinning(n) => (&self.threads_bin, vec!["spin".into(), n.to_string()]),
+            Scenario::ShortLived => (&self.churn_bin, vec![]),
+            Scenario::Go(n) => (
+                self.go_bin
+                    .as_ref()
+                    .context("the Go target was not built")?,
+                vec![n.to_string(), GO_BUSY.to_string()],
+            ),
             Scenario::BigBinary => return self.spawn_big(deadline),
+            Scenario::WaitFor => bail!("the waitFor counter is started by its driver"),
         };
-        let mut child = crate::procfs::normal_priority(&mut Command::new(&self.threads_bin))
-            .args([mode, &n.to_string()])
+        let mut child = crate::procfs::normal_priority(&mut Command::new(program))
+            .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
-            .with_context(|| format!("starting {}", self.threads_bin.display()))?;
+            .with_context(|| format!("starting {}", program.display()))?;
         let stdout = child.stdout.take().expect("piped");
         let (tx, rx) = mpsc::channel();
+        let lines = Arc::new(AtomicU64::new(0));
+        let counted = lines.clone();
         // The reader keeps the pipe open for the target's whole life, so
-        // the target never gets SIGPIPE.
+        // the target never gets SIGPIPE, and counts the lines after
+        // `ready`: targets that print progress (short-lived, go) show that
+        // way that they run on after a detach.
         std::thread::spawn(move || {
+            let mut ready = false;
             for line in BufReader::new(stdout).lines() {
-                if tx.send(line).is_err() {
-                    break;
+                if ready {
+                    counted.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    ready = line.as_ref().is_ok_and(|l| l.trim() == "ready");
+                    let _ = tx.send(line);
                 }
             }
         });
         let mut target = Target {
             child,
             stdin: None,
-            threads: n + 1,
+            stdout: None,
+            threads: 0,
+            tids: vec![],
+            rule: scenario.thread_rule(),
+            lines,
         };
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -214,13 +296,13 @@ impl Targets {
             }
         }
         let tids = crate::procfs::tasks(target.pid())?;
-        if tids.len() != target.threads {
-            bail!(
-                "target has {} threads, expected {}",
-                tids.len(),
-                target.threads
-            );
+        if let Scenario::Sleeping(n) | Scenario::Spinning(n) = scenario {
+            if tids.len() != n + 1 {
+                bail!("target has {} threads, expected {}", tids.len(), n + 1);
+            }
         }
+        target.threads = tids.len();
+        target.tids = tids.clone();
         // A sleeper between leaving the barrier and pause() is still
         // running: wait until every thread sleeps, so that all stacks are
         // the same when a debugger looks.
@@ -257,7 +339,11 @@ impl Targets {
         let mut target = Target {
             child,
             stdin,
+            stdout: None,
             threads: 0,
+            tids: vec![],
+            rule: ThreadRule::Same,
+            lines: Arc::default(),
         };
         let pid = target.pid();
         let mut quiet = 0;
@@ -278,8 +364,105 @@ impl Targets {
             last = tids;
         }
         target.threads = last.len();
+        target.tids = last;
         Ok(target)
     }
+
+    /// Start the waitFor counter with its stdout on a pipe nobody reads
+    /// until the stop is reported: then everything it printed before being
+    /// stopped is in the pipe, and nothing more can come. Returns when the
+    /// exec has happened (std's spawn waits for it), which is when the
+    /// exec → stopped time starts.
+    pub fn spawn_counter(&self) -> Result<(Target, Instant)> {
+        let mut child = crate::procfs::normal_priority(&mut Command::new(&self.counter_bin))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", self.counter_bin.display()))?;
+        let exec = Instant::now();
+        let stdout = child.stdout.take().expect("piped");
+        // Room for a few seconds of lines (about 5 bytes each) even if a
+        // debugger is slow to stop it; a full pipe would block the counter
+        // and make it look stopped. Best effort: the default is 64 KiB.
+        // SAFETY: fcntl on a file descriptor we own.
+        unsafe {
+            libc::fcntl(stdout.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20);
+        }
+        let target = Target {
+            child,
+            stdin: None,
+            stdout: Some(stdout),
+            threads: 1,
+            tids: vec![],
+            rule: ThreadRule::Same,
+            lines: Arc::default(),
+        };
+        Ok((target, exec))
+    }
+
+    pub fn counter_path(&self) -> &Path {
+        &self.counter_bin
+    }
+}
+
+/// `cc -O1 -g -pthread -o DIR/NAME DIR/NAME.c`.
+fn cc(dir: &Path, name: &str, source: &str) -> Result<PathBuf> {
+    let src = dir.join(format!("{name}.c"));
+    std::fs::write(&src, source)?;
+    let bin = dir.join(name);
+    let out = Command::new("cc")
+        .args(["-O1", "-g", "-pthread", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .output()
+        .context("running cc (install with: apt-get install -y gcc)")?;
+    if !out.status.success() {
+        bail!(
+            "cc failed on {}:\n{}",
+            src.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(bin)
+}
+
+/// The Go toolchain (Debian's `golang-go`), or why the `go` scenario is
+/// skipped. As in the e2e tests, which build their Go fixture the same way.
+pub fn go_tool() -> Result<PathBuf, String> {
+    ["/usr/bin/go", "/usr/local/go/bin/go"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .or_else(|| crate::peers::which("go"))
+        .ok_or_else(|| {
+            "go: no Go toolchain found; install it with `apt-get install -y golang-go`".into()
+        })
+}
+
+/// `go build` of `targets/go` into `dir/goroutines`, offline, with its
+/// caches in `dir` so nothing outside the benchmark's temp dir is touched.
+fn go_build(go: &Path, dir: &Path) -> Result<PathBuf> {
+    let module = dir.join("go");
+    std::fs::create_dir_all(&module)?;
+    std::fs::write(module.join("main.go"), GO_MAIN)?;
+    std::fs::write(module.join("go.mod"), GO_MOD)?;
+    let bin = dir.join("goroutines");
+    let out = Command::new(go)
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg(".")
+        .current_dir(&module)
+        .env("GOCACHE", dir.join("go-cache"))
+        .env("GOPATH", dir.join("go-path"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOPROXY", "off")
+        .env("GO111MODULE", "on")
+        .output()
+        .with_context(|| format!("running {}", go.display()))?;
+    if !out.status.success() {
+        bail!("go build failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(bin)
 }
 
 /// A running target; killed and reaped on drop so a failed run never leaks
@@ -288,13 +471,48 @@ pub struct Target {
     child: Child,
     /// The large binary's stdin: held open so it blocks reading it.
     stdin: Option<ChildStdin>,
-    /// Threads it had when ready; the count after detach must match.
+    /// The waitFor counter's stdout, read only by [`Target::lines`].
+    stdout: Option<ChildStdout>,
+    /// Threads it had when ready.
     pub threads: usize,
+    /// Their ids, for [`ThreadRule::NewAllowed`].
+    pub tids: Vec<i32>,
+    pub rule: ThreadRule,
+    /// Lines printed after `ready` (the counter: all lines), as far as read.
+    lines: Arc<AtomicU64>,
 }
 
 impl Target {
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
+    }
+
+    /// Lines the target printed after `ready` (the counter: since it
+    /// started) that have reached us. For the counter, whose pipe nobody
+    /// else reads, this drains the pipe without blocking: every line the
+    /// counter wrote is counted.
+    pub fn lines(&mut self) -> u64 {
+        if let Some(out) = &mut self.stdout {
+            // SAFETY: fcntl on a file descriptor we own.
+            unsafe {
+                let fd = out.as_raw_fd();
+                let flags = libc::fcntl(fd, libc::F_GETFL);
+                libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+            }
+            let mut buf = [0u8; 65536];
+            // Ends at WouldBlock (drained), EOF or an error alike.
+            while let Ok(n @ 1..) = out.read(&mut buf) {
+                let newlines = buf[..n].iter().filter(|&&b| b == b'\n').count();
+                self.lines.fetch_add(newlines as u64, Ordering::Relaxed);
+            }
+        }
+        self.lines.load(Ordering::Relaxed)
+    }
+
+    /// Whether its output shows that it runs: then after a detach the
+    /// output must go on.
+    pub fn reports_progress(&self) -> bool {
+        self.stdout.is_some() || self.rule != ThreadRule::Same
     }
 
     /// Still running (not exited, not a zombie)?
@@ -313,5 +531,31 @@ impl Drop for Target {
         // Give the kernel a moment to tear down thousands of threads before
         // the next run starts timing.
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        let parse = |s| Scenario::parse(s);
+        assert_eq!(parse("sleep:4000"), Ok(Scenario::Sleeping(4000)));
+        assert_eq!(parse("spin:16"), Ok(Scenario::Spinning(16)));
+        assert_eq!(parse("short-lived"), Ok(Scenario::ShortLived));
+        assert_eq!(parse("go"), Ok(Scenario::Go(DEFAULT_GOROUTINES)));
+        assert_eq!(parse("go:500"), Ok(Scenario::Go(500)));
+        assert_eq!(parse("waitfor"), Ok(Scenario::WaitFor));
+        assert_eq!(parse("big"), Ok(Scenario::BigBinary));
+        assert!(parse("spin").is_err());
+        assert!(parse("sleep:x").is_err());
+        assert!(parse("nap:3").is_err());
+    }
+
+    #[test]
+    fn counter_name_fits_comm() {
+        // The kernel keeps 15 bytes of a process name; waitFor matches it.
+        assert!(COUNTER_NAME.len() <= 15);
     }
 }

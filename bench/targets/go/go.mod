@@ -1,0 +1,3 @@
+module latchbench
+
+go 1.19
