@@ -22,6 +22,10 @@ const STOP_DEADLINE: Duration = Duration::from_secs(5);
 /// whose exit is reported only when the whole group ends).
 const STALL_CHECK: Duration = Duration::from_millis(20);
 
+/// A pass over the threads still to stop that takes longer than this (a few hundred of
+/// them) is followed by a rest rather than by the next pass at once.
+const BUSY_PASS: Duration = Duration::from_micros(200);
+
 /// Remembers the last threads whose exit we reaped, so that a clone event that arrives
 /// after its child already ran and exited does not resurrect a phantom thread. Bounded:
 /// a thread forgotten here still gets added back only through its own first stop.
@@ -264,7 +268,18 @@ impl Tracer {
         let mut batch = Vec::new();
         let mut last_progress = Instant::now();
         loop {
+            // Each thread we wait for is asked on its own (see `sys::wait_thread`), then
+            // one wait for any tracee picks up the rest: a clone child whose parent's
+            // event is still to come, the exit of a thread already stopped.
+            let pass_started = Instant::now();
+            batch.extend(
+                self.threads
+                    .iter()
+                    .filter(|(_, t)| t.state != RunState::Stopped)
+                    .filter_map(|(tid, _)| sys::wait_thread(*tid)),
+            );
             sys::drain_events(&mut batch);
+            let pass_cost = pass_started.elapsed();
             if !batch.is_empty() {
                 last_progress = Instant::now();
             }
@@ -283,9 +298,16 @@ impl Tracer {
                 last_progress = now;
                 continue;
             }
-            // A short timeout: SIGCHLD may be handled by a starved thread of ours, and a
-            // missed wake-up must not cost more than a millisecond.
-            waiter.wait_for_events((deadline - now).min(Duration::from_millis(1)));
+            if pass_cost > BUSY_PASS {
+                // Thousands of threads still to stop: SIGCHLD arrives all the time, and
+                // polling again at once would keep a core from the very threads that
+                // need it to reach their stops. Rest as long as the pass took.
+                std::thread::sleep(pass_cost.min(Duration::from_millis(2)));
+            } else {
+                // A short timeout: SIGCHLD may be handled by a starved thread of ours,
+                // and a missed wake-up must not cost more than a millisecond.
+                waiter.wait_for_events((deadline - now).min(Duration::from_millis(1)));
+            }
         }
     }
 
