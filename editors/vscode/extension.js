@@ -112,8 +112,9 @@ class LatchConfigurationProvider {
   /** Runs before `${command:pickProcess}` is substituted, so a missing binary is reported
    * before the picker would fail. */
   async resolveDebugConfiguration(folder, config) {
-    // F5 with no launch.json (or an empty one): attach to a picked process.
-    if (!config.type && !config.request && !config.name) {
+    // F5 with no launch.json (or an empty one): VS Code passes {} (or just the type
+    // chosen from its debugger list): attach to a picked process.
+    if (!config.request && !config.name) {
       config = { type: 'latch', request: 'attach', name: 'latch: attach to a process', pid: '${command:pickProcess}' };
     }
     // An attach that names no target: pick one rather than fail.

@@ -34,8 +34,8 @@ if ((${#need[@]})); then
     apt-get install -y -qq "${need[@]}"
 fi
 
-# vsce, for packaging (runs on the system's node).
-if [[ ! -x "$ext/node_modules/.bin/vsce" ]]; then
+# vsce, for packaging (runs on the system's node); again when the lock file changed.
+if [[ ! -x "$ext/node_modules/.bin/vsce" || "$ext/package-lock.json" -nt "$ext/node_modules/.package-lock.json" ]]; then
     npm ci --prefix "$ext" --no-audit --no-fund
 fi
 

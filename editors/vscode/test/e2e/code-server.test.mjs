@@ -29,6 +29,7 @@ const codeServer = join(tools, 'node_modules', 'code-server', 'out', 'node', 'en
 const { chromium } = createRequire(join(tools, 'package.json'))('playwright-core');
 
 const STEP = 30_000; // deadline of each wait; the whole test takes ~20 s here
+const failureShot = join(dirname(artifact), 'vscode-failure.png');
 
 const cleanups = [];
 after(async () => {
@@ -68,7 +69,7 @@ function taskStatus(pid, tid) {
   return { tid, state: /^State:\s+(\S)/m.exec(text)[1], tracer: Number(/^TracerPid:\s+(\d+)/m.exec(text)[1]) };
 }
 
-test('code-server: F5 attaches, CALL STACK lists the threads, F6 pauses, Shift+F5 detaches', { timeout: 120_000 }, async () => {
+test('code-server: F5 attaches, CALL STACK lists the threads, F6 pauses, Shift+F5 detaches', { timeout: 120_000 }, async (t) => {
   const work = mkdtempSync(join(tmpdir(), 'latch-vscode-e2e-'));
 
   // The target: tests/fixtures/sleeping.c with 3 sleepers, its heartbeat counter in a
@@ -140,41 +141,75 @@ test('code-server: F5 attaches, CALL STACK lists the threads, F6 pauses, Shift+F
   cleanups.push(() => browser.close());
   const page = browser.pages()[0] ?? await browser.newPage();
   page.setDefaultTimeout(STEP);
-  await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`);
-
+  // Names the step that failed, with a screenshot and VS Code's notifications.
+  const step = async (what, body) => {
+    try {
+      return await body();
+    } catch (err) {
+      mkdirSync(dirname(failureShot), { recursive: true });
+      await page.screenshot({ path: failureShot }).catch(() => {});
+      const notes = await page.locator('.notifications-toasts, .notifications-center').allInnerTexts().catch(() => []);
+      err.message = `${what}: ${err.message}\nnotifications: ${JSON.stringify(notes)}\nscreenshot: ${failureShot}`;
+      throw err;
+    }
+  };
+  await step('opening the workspace', async () => {
+    await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`);
+    await page.getByRole('treeitem', { name: 'main.c' }).click();
+  });
   // Open a file so the editor has focus for the keyboard, then the Run and Debug view,
   // and wait until it has loaded launch.json: pressed earlier, F5 only opens that view.
-  await page.getByRole('treeitem', { name: 'main.c' }).click();
   const editor = page.locator('.monaco-editor .view-lines').first();
-  await editor.waitFor();
-  await page.keyboard.press('Control+Shift+D');
-  await page.locator('.start-debug-action-item-label', { hasText: configName }).waitFor();
-  await editor.click();
-  await page.keyboard.press('F5');
+  await step('opening Run and Debug', async () => {
+    await editor.waitFor();
+    await page.keyboard.press('Control+Shift+D');
+    await page.locator('.start-debug-action-item-label', { hasText: configName }).waitFor();
+  });
 
-  // The CALL STACK lists every thread, running (VS Code asked for `threads` right after
-  // configurationDone, while the target runs).
+  // F5: the CALL STACK lists every thread, running (VS Code asks for `threads` right
+  // after configurationDone, while the target runs).
   const callStack = page.locator('.debug-call-stack');
   const threadRows = callStack.locator('.monaco-list-row[aria-label^="Thread "]');
-  for (const label of threadLabels) {
-    await callStack.locator('.thread .name', { hasText: label }).waitFor();
-  }
+  await step('F5: attaching, threads in CALL STACK', async () => {
+    await editor.click();
+    // VS Code binds F5 to "start debugging" only once its extension host has registered
+    // a debugger (context key debuggersAvailable); before that F5 just opens the Run view.
+    // That moment shows nowhere in the DOM, so press F5 until a session has started (the
+    // debug toolbar appears); once one runs, F5 means continue and a repeat is harmless.
+    const toolbar = page.locator('.debug-toolbar');
+    const deadline = Date.now() + STEP;
+    let presses = 0;
+    while (!(await toolbar.isVisible())) {
+      if (Date.now() > deadline) throw new Error(`F5 (pressed ${presses} times) never started a debug session`);
+      await page.keyboard.press('F5');
+      presses += 1;
+      await toolbar.waitFor({ timeout: 2000 }).catch(() => {});
+    }
+    t.diagnostic(`F5 pressed ${presses} time(s) before a session started`);
+    for (const label of threadLabels) {
+      await callStack.locator(`.monaco-list-row[aria-label="Thread ${label} Running"]`).waitFor();
+    }
+  });
   assert.equal(await threadRows.count(), threadLabels.length);
   assert.ok(tasks(pid).every((tid) => taskStatus(pid, tid).tracer !== 0), 'attached: every thread traced');
 
   // F6: every thread stops; the main thread's stack shows the fixture's main() from DWARF.
-  await page.keyboard.press('F6');
-  await callStack.locator('.monaco-list-row[aria-label^="Stack Frame main, line 14, sleeping.c"]').waitFor();
-  for (const label of threadLabels) {
-    await callStack.locator(`.monaco-list-row[aria-label="Thread ${label} Paused"]`).waitFor();
-  }
+  await step('F6: pausing, a frame of main()', async () => {
+    await page.keyboard.press('F6');
+    await callStack.locator('.monaco-list-row[aria-label^="Stack Frame main, line 14, sleeping.c"]').waitFor();
+    for (const label of threadLabels) {
+      await callStack.locator(`.monaco-list-row[aria-label="Thread ${label} Paused"]`).waitFor();
+    }
+  });
   await eventually(() => assert.deepEqual(tasks(pid).map((tid) => taskStatus(pid, tid).state).filter((s) => s !== 't'), []));
   mkdirSync(dirname(artifact), { recursive: true });
   await page.locator('.part.sidebar').screenshot({ path: artifact });
 
-  // Shift+F5 disconnects: the call stack empties and the session ends.
-  await page.keyboard.press('Shift+F5');
-  await threadRows.first().waitFor({ state: 'detached' });
+  // Shift+F5 disconnects: the call stack empties as the session ends.
+  await step('Shift+F5: disconnecting', async () => {
+    await page.keyboard.press('Shift+F5');
+    await threadRows.first().waitFor({ state: 'detached' });
+  });
 
   // The target runs on: no thread stopped or traced, all still there, heartbeat going.
   await eventually(() => {
