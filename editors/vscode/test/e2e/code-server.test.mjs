@@ -2,7 +2,8 @@
 // by playwright-core) attaching the real latch binary to a real target process:
 // install the .vsix, open a workspace whose launch.json attaches by pid, F5, the CALL
 // STACK lists the target's threads, F6 pauses and shows symbolized frames, Shift+F5
-// disconnects, and /proc shows the target running on untraced, its heartbeat going.
+// disconnects, and /proc shows the target running on untraced, its heartbeat going. Then
+// the same through `${command:pickProcess}`: the extension's process picker.
 //
 // Needs the tools from test/setup.sh (LATCH_VSCODE_TOOLS, else `setup.sh --dir`), a built
 // latch (LATCH_BIN, else target/debug/latch) and cc. Every wait is for a condition (a DOM
@@ -117,9 +118,13 @@ test('code-server: F5 attaches, CALL STACK lists the threads, F6 pauses, Shift+F
   const workspace = join(work, 'workspace');
   mkdirSync(join(workspace, '.vscode'), { recursive: true });
   const configName = 'attach to the sleeping fixture';
+  const pickerConfigName = 'pick a process';
   writeFileSync(join(workspace, '.vscode', 'launch.json'), JSON.stringify({
     version: '0.2.0',
-    configurations: [{ type: 'latch', request: 'attach', name: configName, pid }],
+    configurations: [
+      { type: 'latch', request: 'attach', name: configName, pid },
+      { type: 'latch', request: 'attach', name: pickerConfigName, pid: '${command:pickProcess}' },
+    ],
   }, null, 2));
   writeFileSync(join(workspace, '.vscode', 'settings.json'), JSON.stringify({ 'latch.path': latch }));
   writeFileSync(join(workspace, 'main.c'), 'int main(void) { return 0; }\n');
@@ -220,4 +225,39 @@ test('code-server: F5 attaches, CALL STACK lists the threads, F6 pauses, Shift+F
   const before = beats();
   await eventually(() => assert.ok(beats() > before + 10n, 'the heartbeat stopped'), 5000);
   assert.equal(target.exitCode, null);
+
+  // ${command:pickProcess}: start the second configuration from the command palette;
+  // the extension's QuickPick (from `latch ps --json`) offers the target; picking it
+  // attaches.
+  const quickInput = page.locator('.quick-input-widget');
+  await step('Select and Start Debugging: the picker configuration', async () => {
+    await editor.click();
+    await page.keyboard.press('F1');
+    // "debug " is the quick-access prefix of Debug: Select and Start Debugging.
+    await quickInput.locator('input').fill(`debug ${pickerConfigName}`);
+    await quickInput.locator('.monaco-list-row', { hasText: pickerConfigName }).first().click();
+  });
+  await step('the process picker lists the target', async () => {
+    await quickInput.locator('.quick-input-title', { hasText: 'Attach to process (latch)' }).waitFor();
+    await quickInput.locator('input').fill(String(pid));
+    const row = quickInput.locator('.monaco-list-row', { hasText: `pid ${pid} · ` });
+    await row.waitFor();
+    // Label (name), description (pid, user), detail (command line).
+    const text = await row.innerText();
+    for (const part of ['sleeping', `pid ${pid} · `, `${targetBin} 3`]) assert.ok(text.includes(part), `${part} not in the row: ${text}`);
+    await row.click();
+  });
+  await step('attached through the picker', async () => {
+    for (const label of threadLabels) {
+      await callStack.locator(`.monaco-list-row[aria-label="Thread ${label} Running"]`).waitFor();
+    }
+    await page.keyboard.press('Shift+F5');
+    await threadRows.first().waitFor({ state: 'detached' });
+  });
+  await eventually(() => {
+    const bad = tasks(pid).map((tid) => taskStatus(pid, tid)).filter((t) => t.tracer !== 0 || t.state === 't' || t.state === 'T');
+    assert.deepEqual(bad, [], 'threads still stopped or traced after the second disconnect');
+  });
+  const later = beats();
+  await eventually(() => assert.ok(beats() > later + 10n, 'the heartbeat stopped'), 5000);
 });
