@@ -44,7 +44,11 @@ function findLatch() {
 async function reportNotFound(err) {
   const open = 'Open latch.path Setting';
   const choice = await vscode.window.showErrorMessage(err.message, open);
-  if (choice === open) await vscode.commands.executeCommand('workbench.action.openSettings', 'latch.path');
+  if (choice !== open) return;
+  // latch.path is machine-overridable: in a remote window (SSH, containers, code-server)
+  // its machine-wide value lives in the Remote settings, which the User tab does not show.
+  const command = vscode.env.remoteName ? 'workbench.action.openRemoteSettings' : 'workbench.action.openSettings';
+  await vscode.commands.executeCommand(command, { query: 'latch.path' });
 }
 
 /** `latch ps --json`: the processes this user may attach to. */

@@ -126,7 +126,10 @@ test('code-server: F5 attaches, CALL STACK lists the threads, F6 pauses, Shift+F
       { type: 'latch', request: 'attach', name: pickerConfigName, pid: '${command:pickProcess}' },
     ],
   }, null, 2));
-  writeFileSync(join(workspace, '.vscode', 'settings.json'), JSON.stringify({ 'latch.path': latch }));
+  // First a latch.path that does not exist, to see the extension's error; fixed below.
+  const workspaceSettings = join(workspace, '.vscode', 'settings.json');
+  const missingLatch = join(work, 'no-such-dir', 'latch');
+  writeFileSync(workspaceSettings, JSON.stringify({ 'latch.path': missingLatch }));
   writeFileSync(join(workspace, 'main.c'), 'int main(void) { return 0; }\n');
 
   // code-server on a free loopback port (port 0: the kernel picks, code-server prints it).
@@ -163,7 +166,7 @@ test('code-server: F5 attaches, CALL STACK lists the threads, F6 pauses, Shift+F
     await page.getByRole('treeitem', { name: 'main.c' }).click();
   });
   // Open a file so the editor has focus for the keyboard, then the Run and Debug view,
-  // and wait until it has loaded launch.json: pressed earlier, F5 only opens that view.
+  // and wait until it has loaded launch.json.
   const editor = page.locator('.monaco-editor .view-lines').first();
   await step('opening Run and Debug', async () => {
     await editor.waitFor();
@@ -171,26 +174,47 @@ test('code-server: F5 attaches, CALL STACK lists the threads, F6 pauses, Shift+F
     await page.locator('.start-debug-action-item-label', { hasText: configName }).waitFor();
   });
 
+  // VS Code binds F5 to "start debugging" only once its extension host has registered
+  // a debugger (context key debuggersAvailable); before that F5 just opens the Run view.
+  // That moment shows nowhere in the DOM, so press F5 until `outcome` shows. Harmless
+  // once a session runs: F5 then means continue.
+  const pressF5Until = async (outcome, what) => {
+    const deadline = Date.now() + STEP;
+    let presses = 0;
+    while (!(await outcome.isVisible())) {
+      if (Date.now() > deadline) throw new Error(`F5 (pressed ${presses} times) never led to ${what}`);
+      await editor.click();
+      await page.keyboard.press('F5');
+      presses += 1;
+      await outcome.waitFor({ timeout: 2000 }).catch(() => {});
+    }
+    t.diagnostic(`F5 pressed ${presses} time(s) before ${what}`);
+  };
+
+  // latch.path names no file: F5 explains how to fix it, with a button that opens the
+  // setting.
+  await step('F5 with a wrong latch.path: the error and its button', async () => {
+    const toast = page.locator('.notification-toast', { hasText: missingLatch });
+    await pressF5Until(toast, 'the latch-not-found error');
+    const message = await toast.innerText();
+    assert.match(message, /does not exist or is not executable/);
+    assert.match(message, /cargo install --path adapter/);
+    await toast.getByRole('button', { name: 'Open latch.path Setting' }).click();
+    // The Settings editor (a modal here), searching latch.path; then close it.
+    const settings = page.locator('.settings-editor');
+    await settings.locator('.setting-item-category', { hasText: 'Latch' }).waitFor();
+    await page.keyboard.press('Escape');
+    await settings.waitFor({ state: 'hidden' });
+  });
+  writeFileSync(workspaceSettings, JSON.stringify({ 'latch.path': latch }));
+
   // F5: the CALL STACK lists every thread, running (VS Code asks for `threads` right
   // after configurationDone, while the target runs).
   const callStack = page.locator('.debug-call-stack');
   const threadRows = callStack.locator('.monaco-list-row[aria-label^="Thread "]');
   await step('F5: attaching, threads in CALL STACK', async () => {
-    await editor.click();
-    // VS Code binds F5 to "start debugging" only once its extension host has registered
-    // a debugger (context key debuggersAvailable); before that F5 just opens the Run view.
-    // That moment shows nowhere in the DOM, so press F5 until a session has started (the
-    // debug toolbar appears); once one runs, F5 means continue and a repeat is harmless.
-    const toolbar = page.locator('.debug-toolbar');
-    const deadline = Date.now() + STEP;
-    let presses = 0;
-    while (!(await toolbar.isVisible())) {
-      if (Date.now() > deadline) throw new Error(`F5 (pressed ${presses} times) never started a debug session`);
-      await page.keyboard.press('F5');
-      presses += 1;
-      await toolbar.waitFor({ timeout: 2000 }).catch(() => {});
-    }
-    t.diagnostic(`F5 pressed ${presses} time(s) before a session started`);
+    // Until VS Code has read the corrected settings.json, F5 shows the error again.
+    await pressF5Until(page.locator('.debug-toolbar'), 'a debug session');
     for (const label of threadLabels) {
       await callStack.locator(`.monaco-list-row[aria-label="Thread ${label} Running"]`).waitFor();
     }
