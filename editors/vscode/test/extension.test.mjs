@@ -135,3 +135,24 @@ function firstLine(stream, re) {
     lines.on('close', () => reject(new Error(`stream ended before a line matching ${re}`)));
   });
 }
+
+test('sync-schema inlines $defs references and keeps required/anyOf as they are', async () => {
+  const { attachAttributes } = await import('../scripts/sync-schema.mjs');
+  const schema = {
+    $schema: 'https://json-schema.org/draft/2020-12/schema',
+    title: 'latch attach arguments',
+    $defs: { Pid: { anyOf: [{ type: 'integer' }, { type: 'string', pattern: '^[0-9]+$' }] } },
+    type: 'object',
+    properties: { pid: { $ref: '#/$defs/Pid', description: 'the pid' }, processId: { $ref: '#/$defs/Pid' } },
+    anyOf: [{ required: ['pid'] }, { required: ['processId'] }],
+  };
+  assert.deepEqual(attachAttributes(schema), {
+    type: 'object',
+    properties: {
+      pid: { anyOf: [{ type: 'integer' }, { type: 'string', pattern: '^[0-9]+$' }], description: 'the pid' },
+      processId: { anyOf: [{ type: 'integer' }, { type: 'string', pattern: '^[0-9]+$' }] },
+    },
+    anyOf: [{ required: ['pid'] }, { required: ['processId'] }],
+  });
+  assert.throws(() => attachAttributes({ properties: { x: { $ref: '#/$defs/Missing' } } }), /unresolvable/);
+});

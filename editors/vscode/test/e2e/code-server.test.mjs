@@ -11,7 +11,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -72,6 +72,9 @@ function taskStatus(pid, tid) {
 
 test('code-server: F5 attaches, CALL STACK lists the threads, F6 pauses, Shift+F5 detaches', { timeout: 120_000 }, async (t) => {
   const work = mkdtempSync(join(tmpdir(), 'latch-vscode-e2e-'));
+  // Kept after a failure (code-server's logs are in user-data/logs), removed after a pass.
+  let passed = false;
+  cleanups.push(() => { if (passed) rmSync(work, { recursive: true, force: true, maxRetries: 3 }); });
 
   // The target: tests/fixtures/sleeping.c with 3 sleepers, its heartbeat counter in a
   // file we can read from outside.
@@ -142,7 +145,11 @@ test('code-server: F5 attaches, CALL STACK lists the threads, F6 pauses, Shift+F
     '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', workspace],
   { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   // Its own process group: the extension host and latch are its children.
-  cleanups.push(() => { try { process.kill(-server.pid, 'SIGTERM'); } catch { /* already gone */ } });
+  const serverExited = new Promise((r) => server.once('exit', r));
+  cleanups.push(async () => {
+    try { process.kill(-server.pid, 'SIGTERM'); } catch { /* already gone */ }
+    await Promise.race([serverExited, new Promise((r) => setTimeout(r, 10_000).unref())]);
+  });
   const [, port] = await lineMatching([server.stdout, server.stderr], /HTTP server listening on http:\/\/127\.0\.0\.1:(\d+)/, 'code-server to listen');
 
   const browser = await chromium.launchPersistentContext(join(work, 'chromium'), {
@@ -306,4 +313,5 @@ test('code-server: F5 attaches, CALL STACK lists the threads, F6 pauses, Shift+F
     const others = (await markers.allInnerTexts()).filter((m) => m.includes('[Ln ') && !m.includes(`[Ln ${lineOf('"soon"')}, `));
     t.diagnostic(`launch.json warnings besides the canary: ${JSON.stringify(others)}`);
   });
+  passed = true;
 });
