@@ -1,31 +1,39 @@
-//! latch driven by real DAP clients written by others: Microsoft's DebugClient
-//! (`tests/clients/`, run with node's test runner).
+//! latch driven by real clients written by others: Microsoft's DebugClient
+//! (`tests/clients/`), and VS Code itself with latch's extension (`editors/vscode/`), both
+//! run with node's test runner. Each skips loudly when its tools are missing, and fails
+//! instead when `CI=true`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-#[test]
-fn microsoft_debugclient() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/clients");
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn node_works() -> bool {
+    Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Skips (or, under CI, fails) a test whose tools are missing.
+fn skip(test: &str, why: &str) {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let ready = dir
-        .join("node_modules/@vscode/debugadapter-testsupport")
-        .exists()
-        && Command::new("node")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !ready {
-        let why = "SKIPPED microsoft_debugclient: node or tests/clients/node_modules is missing; \
-                   run `npm ci --prefix tests/clients` (needs node and npm)";
-        assert!(!ci, "{why} (CI must run it)");
-        eprintln!("{why}");
-        return;
-    }
+    let why = format!("SKIPPED {test}: {why}");
+    assert!(!ci, "{why} (CI must run it)");
+    eprintln!("{why}");
+}
+
+/// Runs `node --test ARGS` in `dir` with latch under test in `LATCH_BIN`, and asserts
+/// that tests ran and none failed.
+fn node_test(dir: &Path, args: &[&str], env: &[(&str, &str)]) {
     let output = Command::new("node")
         .arg("--test")
-        .current_dir(&dir)
+        .args(args)
+        .current_dir(dir)
         .env("LATCH_BIN", env!("CARGO_BIN_EXE_latch"))
+        .envs(env.iter().copied())
         .output()
         .expect("running node --test");
     let report = format!(
@@ -35,10 +43,69 @@ fn microsoft_debugclient() {
     );
     assert!(
         output.status.success(),
-        "DebugClient tests failed:\n{report}"
+        "node --test {args:?} in {} failed:\n{report}",
+        dir.display()
     );
     assert!(
         report.contains("# fail 0") && !report.contains("# pass 0"),
         "{report}"
     );
+}
+
+#[test]
+fn microsoft_debugclient() {
+    let dir = repo().join("tests/clients");
+    if !(dir
+        .join("node_modules/@vscode/debugadapter-testsupport")
+        .exists()
+        && node_works())
+    {
+        return skip(
+            "microsoft_debugclient",
+            "node or tests/clients/node_modules is missing; \
+             run `npm ci --prefix tests/clients` (needs node and npm)",
+        );
+    }
+    node_test(&dir, &[], &[]);
+}
+
+/// The VS Code extension without VS Code: package.json's attach attributes equal
+/// `schemas/attach.schema.json`, its snippets are valid, the process picker's rows come
+/// from `latch ps --json`, and it packages to a .vsix.
+#[test]
+fn vscode_extension() {
+    let dir = repo().join("editors/vscode");
+    if !(dir.join("node_modules/.bin/vsce").exists() && node_works()) {
+        return skip(
+            "vscode_extension",
+            "node or editors/vscode/node_modules is missing; \
+             run `bash editors/vscode/test/setup.sh` (or `npm ci --prefix editors/vscode`)",
+        );
+    }
+    node_test(&dir, &["test/extension.test.mjs"], &[]);
+}
+
+/// The packaged extension in a real VS Code (code-server in headless chromium): attach,
+/// CALL STACK, pause, disconnect, and the target runs on.
+#[test]
+fn vscode_extension_in_code_server() {
+    let dir = repo().join("editors/vscode");
+    let setup = dir.join("test/setup.sh");
+    // `setup.sh --dir` prints the tools' cache folder and fails while it is incomplete.
+    let tools = Command::new("bash").arg(&setup).arg("--dir").output();
+    let tools = match tools {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        _ => String::new(),
+    };
+    if tools.is_empty()
+        || !Path::new("/usr/bin/chromium").exists()
+        || !dir.join("node_modules/.bin/vsce").exists()
+        || !node_works()
+    {
+        return skip(
+            "vscode_extension_in_code_server",
+            "code-server, chromium or vsce is missing; run `bash editors/vscode/test/setup.sh`",
+        );
+    }
+    node_test(&dir, &["test/e2e/"], &[("LATCH_VSCODE_TOOLS", &tools)]);
 }
