@@ -328,7 +328,8 @@ pub fn list_processes(pattern: Option<&str>) -> Vec<ProcessEntry> {
                 continue;
             }
         }
-        let tracer = (status.tracer_pid != 0).then_some(status.tracer_pid);
+        // The tracing process, not its tracing thread: that is the pid users can act on.
+        let tracer = (status.tracer_pid != 0).then(|| procfs::process_of(status.tracer_pid));
         entries.push(ProcessEntry {
             pid,
             name: stat.comm,

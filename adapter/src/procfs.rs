@@ -124,6 +124,9 @@ pub fn exe(pid: Pid) -> io::Result<PathBuf> {
 pub struct Status {
     pub name: String,
     pub state: char,
+    /// The process the task belongs to.
+    pub tgid: Pid,
+    /// The tracing *thread* (a debugger's ptrace thread need not be its main thread).
     pub tracer_pid: Pid,
     /// Real, effective, saved and filesystem uids.
     pub uids: [u32; 4],
@@ -145,6 +148,7 @@ pub fn parse_status(text: &str) -> Status {
             "Name" => status.name = value.to_string(),
             "State" => status.state = value.chars().next().unwrap_or('?'),
             "TracerPid" => status.tracer_pid = value.parse().unwrap_or(0),
+            "Tgid" => status.tgid = value.parse().unwrap_or(0),
             "Uid" => {
                 for (slot, field) in status.uids.iter_mut().zip(value.split_whitespace()) {
                     *slot = field.parse().unwrap_or(0);
@@ -157,6 +161,15 @@ pub fn parse_status(text: &str) -> Status {
         }
     }
     status
+}
+
+/// The process a thread id belongs to (/proc/TID works for any thread, listed or not).
+pub fn process_of(tid: Pid) -> Pid {
+    status(tid)
+        .ok()
+        .map(|s| s.tgid)
+        .filter(|tgid| *tgid > 0)
+        .unwrap_or(tid)
 }
 
 pub fn status(pid: Pid) -> io::Result<Status> {
@@ -239,6 +252,23 @@ mod tests {
         assert_eq!(stat(me).unwrap().comm, comm(me).unwrap());
         assert!(is_ancestor_or_self(1, me));
         assert!(!is_ancestor_or_self(me, 1));
+    }
+
+    #[test]
+    fn a_thread_belongs_to_its_process() {
+        let me = std::process::id() as Pid;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let live = std::thread::spawn(move || {
+            tx.send(unsafe { libc::gettid() }).unwrap();
+            let _ = done_rx.recv();
+        });
+        let live_tid = rx.recv().unwrap();
+        assert_ne!(live_tid, me);
+        assert_eq!(process_of(live_tid), me);
+        assert_eq!(process_of(me), me);
+        drop(done_tx);
+        live.join().unwrap();
     }
 
     #[test]

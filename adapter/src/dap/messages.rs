@@ -124,7 +124,8 @@ pub struct InitializeArguments {
 #[serde(rename_all = "camelCase")]
 #[schemars(title = "latch attach arguments", transform = add_process_id_alias)]
 pub struct AttachArguments {
-    /// The process to attach to: a number, or a numeric string as process pickers return.
+    /// The process to attach to: a number, or a numeric string as process pickers return
+    /// (in launch.json, an editor variable such as `${command:pickProcess}` that becomes one).
     #[serde(default, alias = "processId", deserialize_with = "deserialize_pid")]
     #[schemars(schema_with = "pid_schema")]
     pub pid: Option<i64>,
@@ -184,12 +185,14 @@ fn add_process_id_alias(schema: &mut schemars::Schema) {
     properties.insert("processId".into(), alias.into());
 }
 
-/// `pid` in the schema: an integer or a string of digits (pickers return either).
+/// `pid` in the schema: an integer or a string of digits (pickers return either). Editors
+/// validate launch.json before substituting variables, so `${command:pickProcess}` must
+/// pass too; latch itself only ever sees the substituted value.
 fn pid_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "anyOf": [
             { "type": "integer", "minimum": 1 },
-            { "type": "string", "pattern": "^\\s*[0-9]+\\s*$" }
+            { "type": "string", "pattern": "^\\s*([0-9]+|\\$\\{[^}]+\\})\\s*$" }
         ]
     })
 }
@@ -202,6 +205,11 @@ fn deserialize_pid<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Er
             .as_i64()
             .map(Some)
             .ok_or_else(|| D::Error::custom(format!("pid {n} is not a whole number"))),
+        Some(Value::String(s)) if s.trim().starts_with("${") => Err(D::Error::custom(format!(
+            "pid {s:?} is an editor variable that was not replaced by a process id: the \
+             editor does not know it (VS Code: install the latch extension, which provides \
+             ${{command:pickProcess}}), so give the pid itself"
+        ))),
         Some(Value::String(s)) => s
             .trim()
             .parse::<i64>()
@@ -377,6 +385,12 @@ mod schema_file {
             json!({"waitForMatch": "regex"}),
             json!({"stopOnEntry": "yes"}),
         ];
+        // Editors check launch.json before they replace variables, so the schema lets
+        // them through; latch only refuses one left unreplaced, and says why.
+        let variable = json!({"pid": "${command:pickProcess}"});
+        assert!(validator.is_valid(&variable));
+        let err = serde_json::from_value::<super::AttachArguments>(variable).unwrap_err();
+        assert!(err.to_string().contains("editor variable"), "{err}");
         for config in rejected {
             assert!(!validator.is_valid(&config), "schema allows {config}");
             assert!(

@@ -96,6 +96,8 @@ fn foreign_tracer(pid: Pid) -> Option<(Pid, String)> {
     if tracer == 0 || procfs::stat(tracer).is_ok_and(|_| is_ours(tracer, me)) {
         return None;
     }
+    // Named by its process, not by the thread that traces (e.g. latch's `latch-ptrace`).
+    let tracer = procfs::process_of(tracer);
     Some((tracer, name_of(tracer)))
 }
 
