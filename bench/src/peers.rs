@@ -280,6 +280,39 @@ fn abort_session(dap: &Dap, pid: i32, e: anyhow::Error, notes: &mut Vec<String>)
     outcome_of_error(e)
 }
 
+/// Records a note when, after the stop was reported, not every thread is in ptrace-stop.
+fn check_all_stopped(pid: i32, notes: &mut Vec<String>) -> Result<()> {
+    let (stopped, total) = procfs::count_traced_stopped(pid)?;
+    if stopped != total {
+        notes.push(format!(
+            "**NOT ALL STOPPED**: after the stop was reported, only {stopped} of {total} threads were in ptrace-stop"
+        ));
+    }
+    Ok(())
+}
+
+/// Ends a DAP session: a failed one is aborted; otherwise the adapter, whose stdin is
+/// closed after `disconnect` as an editor does, must exit on its own before the deadline.
+fn end_session(
+    result: Result<Measure>,
+    dap: Dap,
+    pid: i32,
+    tree: &[i32],
+    deadline: Instant,
+    peer: Peer,
+    notes: &mut Vec<String>,
+) -> std::result::Result<(Measure, Reaped), Outcome> {
+    let m = result.map_err(|e| abort_session(&dap, pid, e, notes))?;
+    drop(dap);
+    let Some(reaped) = reap_tree(pid, tree, deadline, peer, notes) else {
+        kill_peer(pid, tree);
+        return Err(Outcome::Timeout(
+            "the adapter's exit after `disconnect`".into(),
+        ));
+    };
+    Ok((m, reaped))
+}
+
 /// One DAP session against `target`. `program`/`args` start the adapter.
 pub fn run_dap(
     peer: Peer,
@@ -392,12 +425,7 @@ pub fn run_dap(
             ));
         }
         if soe {
-            let (stopped, total) = procfs::count_traced_stopped(target.pid())?;
-            if stopped != total {
-                notes.push(format!(
-                    "**NOT ALL STOPPED**: after the stop was reported, only {stopped} of {total} threads were in ptrace-stop"
-                ));
-            }
+            check_all_stopped(target.pid(), &mut notes)?;
         }
 
         tree = measure_and_detach(&mut dap, pid, deadline, &mut m)?;
@@ -405,27 +433,15 @@ pub fn run_dap(
         Ok(m)
     })();
 
-    let mut m = match result {
-        Ok(m) => m,
-        Err(e) => {
+    let (mut m, reaped) = match end_session(result, dap, pid, &tree, deadline, peer, &mut notes) {
+        Ok(ended) => ended,
+        Err(outcome) => {
             return RunResult {
-                outcome: abort_session(&dap, pid, e, &mut notes),
+                outcome,
                 notes,
                 version,
-            };
+            }
         }
-    };
-
-    // An editor closes the adapter's stdin after `disconnect`; the adapter
-    // should then exit on its own.
-    drop(dap);
-    let Some(reaped) = reap_tree(pid, &tree, deadline, peer, &mut notes) else {
-        kill_peer(pid, &tree);
-        return RunResult {
-            outcome: Outcome::Timeout("the adapter's exit after `disconnect`".into()),
-            notes,
-            version,
-        };
     };
     m.0.insert(Row::Session, ms(reaped.at - t0));
     m.0.insert(Row::Cpu, ms(reaped.cpu));
@@ -551,35 +567,21 @@ pub fn run_waitfor(
         m.0.insert(Row::LinesBeforeStop, lines as f64);
         m.0.insert(Row::CaughtBeforeMain, f64::from(u8::from(lines == 0)));
 
-        let (stopped, total) = procfs::count_traced_stopped(t.pid())?;
-        if stopped != total {
-            notes.push(format!(
-                "**NOT ALL STOPPED**: after the stop was reported, only {stopped} of {total} threads were in ptrace-stop"
-            ));
-        }
+        check_all_stopped(t.pid(), &mut notes)?;
         tree = measure_and_detach(&mut dap, pid, deadline, &mut m)?;
         lines_at_detach = t.lines();
         Ok(m)
     })();
 
-    let mut m = match result {
-        Ok(m) => m,
-        Err(e) => {
+    let (mut m, reaped) = match end_session(result, dap, pid, &tree, deadline, peer, &mut notes) {
+        Ok(ended) => ended,
+        Err(outcome) => {
             return RunResult {
-                outcome: abort_session(&dap, pid, e, &mut notes),
+                outcome,
                 notes,
                 version,
-            };
+            }
         }
-    };
-    drop(dap);
-    let Some(reaped) = reap_tree(pid, &tree, deadline, peer, &mut notes) else {
-        kill_peer(pid, &tree);
-        return RunResult {
-            outcome: Outcome::Timeout("the adapter's exit after `disconnect`".into()),
-            notes,
-            version,
-        };
     };
     // No whole-session row: it would include the settle margin and the
     // wait for the target, neither of which is the adapter's doing.

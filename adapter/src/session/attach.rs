@@ -70,17 +70,7 @@ impl Session {
             (Some(pid), None) => {
                 // The backend validates before it touches the process.
                 match self.backend.attach(pid).await {
-                    Ok(report) => {
-                        self.phase = Phase::Attached;
-                        self.announce_attached(&report, true);
-                        self.send_initialized();
-                        self.pending_attach = Some(super::PendingAttach {
-                            request_seq: request.seq,
-                            stop_on_entry,
-                            report: Some(report),
-                        });
-                        self.finish_attach_if_ready().await;
-                    }
+                    Ok(report) => self.attached(request, report, stop_on_entry, true).await,
                     Err(err) => self.fail(request, "attach failed", &err.to_string()),
                 }
             }
@@ -147,6 +137,19 @@ impl Session {
             was_job_stopped: false,
             elapsed: started.elapsed(),
         };
+        self.attached(request, report, stop_on_entry, read_symbols)
+            .await;
+    }
+
+    /// The process is stopped and ours: announce it, and answer the attach once
+    /// configuration is done.
+    async fn attached(
+        &mut self,
+        request: &Request,
+        report: AttachReport,
+        stop_on_entry: bool,
+        read_symbols: bool,
+    ) {
         self.phase = Phase::Attached;
         self.announce_attached(&report, read_symbols);
         self.send_initialized();
