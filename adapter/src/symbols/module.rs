@@ -1,5 +1,5 @@
-//! What one loaded file tells about its code: line tables and inlining (DWARF, through
-//! addr2line), names (ELF symbol tables), and how to unwind (CFI from `.eh_frame` and
+//! What one loaded file tells about its code: line tables and inlining (DWARF, see
+//! `dwarf`), names (ELF symbol tables), and how to unwind (CFI from `.eh_frame` and
 //! `.debug_frame`), with the debug information taken from a separate file when the
 //! binary is stripped.
 //!
@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use gimli::{RunTimeEndian, UnwindSection};
 use object::{Object, ObjectSection, ObjectSegment};
+
+use super::dwarf::Dwarf;
 
 pub type Reader = gimli::EndianSlice<'static, RunTimeEndian>;
 
@@ -106,22 +108,15 @@ pub struct ModuleInfo {
     dwarf_file: Option<&'static [u8]>,
     /// Built on the first lookup or ahead of it: listing modules must not pay for
     /// parsing DWARF.
-    dwarf: OnceCell<Option<addr2line::Context<Reader>>>,
+    dwarf: OnceCell<Option<Dwarf>>,
     /// A thread already building `dwarf` (see `prepare`).
-    building: RefCell<Option<std::thread::JoinHandle<Option<addr2line::Context<Reader>>>>>,
+    building: RefCell<Option<std::thread::JoinHandle<Option<Dwarf>>>>,
     symbols: object::SymbolMap<object::SymbolMapName<'static>>,
     pub eh_frame: Option<CfiSection<gimli::EhFrame<Reader>>>,
     pub debug_frame: Option<CfiSection<gimli::DebugFrame<Reader>>>,
 }
 
-/// A function and place that an address belongs to; several for inlined code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceFrame {
-    pub function: Option<String>,
-    pub file: Option<String>,
-    pub line: u32,
-    pub column: u32,
-}
+pub use super::dwarf::SourceFrame;
 
 impl ModuleInfo {
     pub fn unreadable(why: String) -> ModuleInfo {
@@ -213,15 +208,15 @@ impl ModuleInfo {
         }
         let thread = std::thread::Builder::new()
             .name("latch-dwarf".into())
-            .spawn(move || load_dwarf(&object::File::parse(data).ok()?).ok());
+            .spawn(move || Some(Dwarf::load(&object::File::parse(data).ok()?)));
         *self.building.borrow_mut() = thread.ok();
     }
 
-    fn dwarf(&self) -> Option<&addr2line::Context<Reader>> {
+    fn dwarf(&self) -> Option<&Dwarf> {
         self.dwarf
             .get_or_init(|| match self.building.borrow_mut().take() {
                 Some(thread) => thread.join().ok().flatten(),
-                None => load_dwarf(&object::File::parse(self.dwarf_file?).ok()?).ok(),
+                None => Some(Dwarf::load(&object::File::parse(self.dwarf_file?).ok()?)),
             })
             .as_ref()
     }
@@ -237,31 +232,10 @@ impl ModuleInfo {
     /// The functions at `address` (file numbering), innermost inlined call first. Falls
     /// back to the ELF symbol tables when DWARF does not cover the address.
     pub fn source_frames(&self, address: u64) -> Vec<SourceFrame> {
-        let mut out = Vec::new();
-        if let Some(dwarf) = self.dwarf() {
-            if let Ok(mut frames) = dwarf.find_frames(address).skip_all_loads() {
-                while let Ok(Some(frame)) = frames.next() {
-                    let function = frame.function.as_ref().and_then(|f| {
-                        let raw = f.raw_name().ok()?;
-                        Some(demangle(&raw, f.language))
-                    });
-                    let (file, line, column) = match &frame.location {
-                        Some(l) => (
-                            l.file.map(str::to_owned),
-                            l.line.unwrap_or(0),
-                            l.column.unwrap_or(0),
-                        ),
-                        None => (None, 0, 0),
-                    };
-                    out.push(SourceFrame {
-                        function,
-                        file,
-                        line,
-                        column,
-                    });
-                }
-            }
-        }
+        let mut out = self
+            .dwarf()
+            .map(|dwarf| dwarf.source_frames(address))
+            .unwrap_or_default();
         let outermost_named = out.last().is_some_and(|f| f.function.is_some());
         if !outermost_named {
             if let Some(name) = self.symbol_name(address) {
@@ -325,7 +299,7 @@ fn has_dwarf(file: &object::File<'static>) -> bool {
 }
 
 /// A section's bytes, decompressed when needed (SHF_COMPRESSED zlib or zstd, `.zdebug_`).
-fn section_data(file: &object::File<'static>, name: &str) -> Option<&'static [u8]> {
+pub(super) fn section_data(file: &object::File<'static>, name: &str) -> Option<&'static [u8]> {
     let section = file.section_by_name(name)?;
     match section.uncompressed_data().ok()? {
         Cow::Borrowed(data) => Some(data),
@@ -345,47 +319,6 @@ pub fn map_file(path: &Path) -> std::io::Result<&'static [u8]> {
     let map = unsafe { memmap2::Mmap::map(&file)? };
     let map: &'static memmap2::Mmap = Box::leak(Box::new(map));
     Ok(&map[..])
-}
-
-fn load_dwarf(file: &object::File<'static>) -> Result<addr2line::Context<Reader>, gimli::Error> {
-    let endian = endian(file);
-    // Which sections gimli reads, then all of them inflated at once, one thread each:
-    // libc's debug file alone holds 8 MB of zlib-compressed DWARF, and on two cores this
-    // halves the wait for it.
-    let mut wanted = Vec::new();
-    gimli::Dwarf::load(|id| -> Result<Reader, gimli::Error> {
-        // Location lists and macros are large and say nothing about functions and
-        // lines; inflating them would only cost time and memory.
-        let unused = matches!(
-            id,
-            gimli::SectionId::DebugLoc
-                | gimli::SectionId::DebugLocLists
-                | gimli::SectionId::DebugMacinfo
-                | gimli::SectionId::DebugMacro
-        );
-        if !unused {
-            wanted.push(id);
-        }
-        Ok(gimli::EndianSlice::new(&[], endian))
-    })?;
-    let sections: Vec<(gimli::SectionId, Option<&'static [u8]>)> = std::thread::scope(|scope| {
-        let threads: Vec<_> = wanted
-            .iter()
-            .map(|&id| scope.spawn(move || (id, section_data(file, id.name()))))
-            .collect();
-        threads.into_iter().filter_map(|t| t.join().ok()).collect()
-    });
-    let mut dwarf = gimli::Dwarf::load(|id| -> Result<Reader, gimli::Error> {
-        let data = sections
-            .iter()
-            .find(|(section, _)| *section == id)
-            .and_then(|(_, data)| *data);
-        Ok(gimli::EndianSlice::new(data.unwrap_or(&[]), endian))
-    })?;
-    // Units of one library mostly share abbreviation tables: parse each table once, as
-    // addr2line's own loader does.
-    dwarf.populate_abbreviations_cache(gimli::AbbreviationsCacheStrategy::Duplicates);
-    addr2line::Context::from_dwarf(dwarf)
 }
 
 fn eh_frame(
