@@ -9,7 +9,9 @@
 
 use std::borrow::Cow;
 use std::cell::{OnceCell, RefCell};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use gimli::{RunTimeEndian, UnwindSection};
 use object::{Object, ObjectSection, ObjectSegment};
@@ -17,6 +19,9 @@ use object::{Object, ObjectSection, ObjectSegment};
 use super::dwarf::Dwarf;
 
 pub type Reader = gimli::EndianSlice<'static, RunTimeEndian>;
+
+/// How many addresses' answers (names, unwind rules) a module keeps: a few MiB at most.
+const MAX_NAMED: usize = 16 * 1024;
 
 /// How much a module can tell, as the DAP `modules` view shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +60,17 @@ pub struct CfiSection<S> {
     pub hdr_table: Option<gimli::ParsedEhFrameHdr<Reader>>,
     /// (start, end, FDE offset) sorted by start.
     index: OnceCell<Vec<(u64, u64, usize)>>,
+    /// The rule found for each address asked about: the threads of a process mostly
+    /// stop at the same few return addresses, and finding and running an FDE's
+    /// instructions costs far more than a lookup here.
+    rules: RefCell<HashMap<u64, Option<Rc<UnwindRule>>>>,
+}
+
+/// How to find a frame's caller at one address: the CFI table's row.
+pub struct UnwindRule {
+    pub row: gimli::UnwindTableRow<usize>,
+    /// The CIE marks the kernel's signal return trampoline.
+    pub signal_trampoline: bool,
 }
 
 impl<S: UnwindSection<Reader>> CfiSection<S>
@@ -67,10 +83,38 @@ where
             bases,
             hdr_table: None,
             index: OnceCell::new(),
+            rules: RefCell::default(),
         }
     }
 
-    /// The FDE covering `address`, by the header's table or by our own index.
+    /// The unwind rule at `address`, if an FDE covers it (`find` finds the FDE).
+    pub fn rule_for(
+        &self,
+        address: u64,
+        context: &mut gimli::UnwindContext<usize>,
+        find: impl FnOnce(&Self) -> Option<gimli::FrameDescriptionEntry<Reader>>,
+    ) -> Option<Rc<UnwindRule>> {
+        if let Some(known) = self.rules.borrow().get(&address) {
+            return known.clone();
+        }
+        let rule = find(self).and_then(|fde| {
+            let row = fde
+                .unwind_info_for_address(&self.section, &self.bases, context, address)
+                .ok()?;
+            Some(Rc::new(UnwindRule {
+                row: row.clone(),
+                signal_trampoline: fde.cie().is_signal_trampoline(),
+            }))
+        });
+        let mut rules = self.rules.borrow_mut();
+        if rules.len() >= MAX_NAMED {
+            rules.clear();
+        }
+        rules.insert(address, rule.clone());
+        rule
+    }
+
+    /// The FDE covering `address`, by our own index.
     pub fn fde_for(&self, address: u64) -> Option<gimli::FrameDescriptionEntry<Reader>> {
         let index = self.index.get_or_init(|| self.build_index());
         let at = index.partition_point(|e| e.0 <= address).checked_sub(1)?;
@@ -99,6 +143,24 @@ where
     }
 }
 
+impl CfiSection<gimli::EhFrame<Reader>> {
+    /// The FDE covering `address`, by `.eh_frame_hdr`'s binary-search table when there is
+    /// one.
+    pub fn eh_fde_for(&self, address: u64) -> Option<gimli::FrameDescriptionEntry<Reader>> {
+        match self.hdr_table.as_ref().and_then(|h| h.table()) {
+            Some(table) => table
+                .fde_for_address(
+                    &self.section,
+                    &self.bases,
+                    address,
+                    gimli::EhFrame::cie_from_offset,
+                )
+                .ok(),
+            None => self.fde_for(address),
+        }
+    }
+}
+
 pub struct ModuleInfo {
     pub status: SymbolStatus,
     pub build_id: Option<Vec<u8>>,
@@ -111,7 +173,12 @@ pub struct ModuleInfo {
     dwarf: OnceCell<Option<Dwarf>>,
     /// A thread already building `dwarf` (see `prepare`).
     building: RefCell<Option<std::thread::JoinHandle<Option<Dwarf>>>>,
-    symbols: object::SymbolMap<object::SymbolMapName<'static>>,
+    /// The module's file and its debug file: the larger symbol table of the two names
+    /// what DWARF does not.
+    symbol_files: Vec<&'static [u8]>,
+    symbols: OnceCell<object::SymbolMap<object::SymbolMapName<'static>>>,
+    /// What `source_frames` answered, by address.
+    named: RefCell<HashMap<u64, Rc<[SourceFrame]>>>,
     pub eh_frame: Option<CfiSection<gimli::EhFrame<Reader>>>,
     pub debug_frame: Option<CfiSection<gimli::DebugFrame<Reader>>>,
 }
@@ -127,7 +194,9 @@ impl ModuleInfo {
             dwarf_file: None,
             dwarf: OnceCell::new(),
             building: RefCell::new(None),
-            symbols: object::SymbolMap::new(Vec::new()),
+            symbol_files: Vec::new(),
+            symbols: OnceCell::new(),
+            named: RefCell::default(),
             eh_frame: None,
             debug_frame: None,
         }
@@ -154,13 +223,9 @@ impl ModuleInfo {
         } else {
             path.and_then(|p| find_debug_file(&file, p, root, build_id.as_deref()))
         };
-        let mut symbols = file.symbol_map();
-        if let Some((_, _, debug_file)) = &separate {
-            let debug_symbols = debug_file.symbol_map();
-            if debug_symbols.symbols().len() > symbols.symbols().len() {
-                symbols = debug_symbols;
-            }
-        }
+        let symbol_files: Vec<&'static [u8]> = std::iter::once(data)
+            .chain(separate.as_ref().map(|(_, debug_data, _)| *debug_data))
+            .collect();
 
         let endian = endian(&file);
         let eh_frame = eh_frame(&file, endian);
@@ -176,13 +241,22 @@ impl ModuleInfo {
                 CfiSection::new(section, gimli::BaseAddresses::default())
             });
 
+        // With DWARF, the symbol tables only name what it leaves unnamed: read them then.
+        // libc's debug file has 12,000 symbols (8 M instructions to sort), and its read-ahead
+        // waits for this.
+        let symbols = OnceCell::new();
         let (dwarf_file, status) = match separate {
             Some((debug_path, debug_data, _)) => {
                 (Some(debug_data), SymbolStatus::SeparateDwarf(debug_path))
             }
             None if has_dwarf(&file) => (Some(data), SymbolStatus::Dwarf),
-            None if symbols.symbols().is_empty() => (None, SymbolStatus::Stripped),
-            None => (None, SymbolStatus::SymbolsOnly),
+            None => {
+                let map = symbols.get_or_init(|| symbol_map(&symbol_files));
+                match map.symbols().is_empty() {
+                    true => (None, SymbolStatus::Stripped),
+                    false => (None, SymbolStatus::SymbolsOnly),
+                }
+            }
         };
 
         ModuleInfo {
@@ -192,7 +266,9 @@ impl ModuleInfo {
             dwarf_file,
             dwarf: OnceCell::new(),
             building: RefCell::new(None),
+            symbol_files,
             symbols,
+            named: RefCell::default(),
             eh_frame,
             debug_frame,
         }
@@ -231,7 +307,23 @@ impl ModuleInfo {
 
     /// The functions at `address` (file numbering), innermost inlined call first. Falls
     /// back to the ELF symbol tables when DWARF does not cover the address.
-    pub fn source_frames(&self, address: u64) -> Vec<SourceFrame> {
+    /// Answers are kept: the threads of a process mostly stop at the same few
+    /// addresses (a thousand sleeping threads: four), and a lookup costs microseconds.
+    pub fn source_frames(&self, address: u64) -> Rc<[SourceFrame]> {
+        if let Some(known) = self.named.borrow().get(&address) {
+            return known.clone();
+        }
+        let frames: Rc<[SourceFrame]> = self.look_up(address).into();
+        let mut named = self.named.borrow_mut();
+        // Bounded: a long session over many stops must not grow without end.
+        if named.len() >= MAX_NAMED {
+            named.clear();
+        }
+        named.insert(address, frames.clone());
+        frames
+    }
+
+    fn look_up(&self, address: u64) -> Vec<SourceFrame> {
         let mut out = self
             .dwarf()
             .map(|dwarf| dwarf.source_frames(address))
@@ -254,12 +346,29 @@ impl ModuleInfo {
     }
 
     fn symbol_name(&self, address: u64) -> Option<String> {
-        let symbol = self.symbols.containing(address)?;
+        let symbols = self.symbols.get_or_init(|| symbol_map(&self.symbol_files));
+        let symbol = symbols.containing(address)?;
         let name = symbol.name();
         // Versioned dynamic symbols read `memcpy@GLIBC_2.14`: the version is noise here.
         let name = name.split_once('@').map_or(name, |(bare, _)| bare);
         Some(demangle(name, None))
     }
+}
+
+/// The largest symbol table among the files (a debug file usually has `.symtab`, which
+/// the stripped binary lacks).
+fn symbol_map(files: &[&'static [u8]]) -> object::SymbolMap<object::SymbolMapName<'static>> {
+    files
+        .iter()
+        .filter_map(|data| Some(object::File::parse(*data).ok()?.symbol_map()))
+        .reduce(|best, map| {
+            if map.symbols().len() > best.symbols().len() {
+                map
+            } else {
+                best
+            }
+        })
+        .unwrap_or_else(|| object::SymbolMap::new(Vec::new()))
 }
 
 /// A function's name as people write it: Rust without the hash, C++ without the return
