@@ -15,7 +15,8 @@ use std::cell::OnceCell;
 
 use gimli::{Reader as _, RunTimeEndian, Section as _};
 
-use super::module::{demangle, section_data, Reader};
+use super::cache;
+use super::module::{demangle, Reader};
 
 /// A function and place that an address belongs to; several for inlined code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -298,7 +299,8 @@ struct Sections {
 
 impl Sections {
     /// All at once, one thread each: libc's debug file alone holds 4 MB of
-    /// zlib-compressed DWARF, and on two cores this halves the wait.
+    /// zlib-compressed DWARF, and on two cores this halves the wait. Through the cache
+    /// of inflated sections (see `cache`).
     fn load(file: &object::File<'static>) -> Sections {
         let endian = if object::Object::is_little_endian(file) {
             RunTimeEndian::Little
@@ -319,10 +321,13 @@ impl Sections {
             gimli::SectionId::DebugRanges,
             gimli::SectionId::DebugRngLists,
         ];
+        let build_id = object::Object::build_id(file).ok().flatten();
         let data = std::thread::scope(|scope| {
             let threads: Vec<_> = wanted
                 .iter()
-                .map(|&id| scope.spawn(move || (id, section_data(file, id.name()))))
+                .map(|&id| {
+                    scope.spawn(move || (id, cache::section_data(file, build_id, id.name())))
+                })
                 .collect();
             threads
                 .into_iter()
