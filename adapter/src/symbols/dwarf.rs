@@ -58,10 +58,9 @@ struct Unit {
 
 enum UnitContext {
     Own(Box<Context>),
-    /// The unit refers to entries of other units: only the whole-file context resolves
-    /// those.
+    /// The unit refers to entries of other units, which only the whole-file context
+    /// resolves, or it could not be read on its own: do as before.
     Whole,
-    Broken,
 }
 
 impl Dwarf {
@@ -97,7 +96,6 @@ impl Dwarf {
             let frames = match unit.context.get_or_init(|| self.unit_context(unit)) {
                 UnitContext::Own(context) => frames(context, address),
                 UnitContext::Whole => self.whole().map_or_else(Vec::new, |c| frames(c, address)),
-                UnitContext::Broken => Vec::new(),
             };
             if frames.iter().any(|f| f.function.is_some()) {
                 return frames;
@@ -122,7 +120,7 @@ impl Dwarf {
     fn unit_context(&self, unit: &Unit) -> UnitContext {
         let info = self.sections.debug_info.reader();
         let Some(bytes) = info.slice().get(unit.start..unit.end) else {
-            return UnitContext::Broken;
+            return UnitContext::Whole;
         };
         let header = match self
             .sections
@@ -130,12 +128,10 @@ impl Dwarf {
             .header_from_offset(gimli::DebugInfoOffset(unit.start))
         {
             Ok(header) => header,
-            Err(_) => return UnitContext::Broken,
+            Err(_) => return UnitContext::Whole,
         };
-        match refers_out(&self.sections.debug_abbrev, header.debug_abbrev_offset()) {
-            Ok(false) => {}
-            Ok(true) => return UnitContext::Whole,
-            Err(_) => return UnitContext::Broken,
+        if refers_out(&self.sections.debug_abbrev, header.debug_abbrev_offset()).unwrap_or(true) {
+            return UnitContext::Whole;
         }
         let mut dwarf = self.raw.dwarf();
         dwarf.debug_info = gimli::DebugInfo::from(gimli::EndianSlice::new(bytes, info.endian()));
@@ -144,7 +140,7 @@ impl Dwarf {
             gimli::DebugAranges::from(gimli::EndianSlice::new(&[], info.endian()));
         match Context::from_dwarf(dwarf) {
             Ok(context) => UnitContext::Own(Box::new(context)),
-            Err(_) => UnitContext::Broken,
+            Err(_) => UnitContext::Whole,
         }
     }
 }
