@@ -2,6 +2,7 @@
 //! `source` for files that are not on this machine, and `modules`. Frame and variable
 //! ids live until the target runs again (`Session::running`).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -39,7 +40,7 @@ struct StackTraceBody<'a> {
 #[serde(rename_all = "camelCase")]
 struct DapFrame<'a> {
     id: i64,
-    name: String,
+    name: Cow<'a, str>,
     line: u32,
     column: u32,
     instruction_pointer_reference: String,
@@ -138,9 +139,13 @@ impl Session {
             Some(levels) if levels > 0 => start.saturating_add(levels as usize).min(total),
             _ => total,
         };
-        // Only the frames asked for are copied out (VS Code asks for one, then twenty).
-        let frames = self.stop.stacks[&tid].1[start..end].to_vec();
-        let list: Vec<DapFrame> = frames
+        // The stack is lent out of the stop while its frames are written (`dap_source`
+        // needs `self`), rather than copied: a thousand threads' stacks are all asked for
+        // at once.
+        let Some((first, frames)) = self.stop.stacks.remove(&tid) else {
+            return;
+        };
+        let list: Vec<DapFrame> = frames[start..end]
             .iter()
             .enumerate()
             .map(|(i, frame)| self.dap_frame(first_id + (start + i) as i64, frame))
@@ -149,7 +154,9 @@ impl Session {
             stack_frames: list,
             total_frames: total,
         };
-        self.out.respond(Response::ok_typed(request, &body));
+        let response = Response::ok_typed(request, &body);
+        self.stop.stacks.insert(tid, (first, frames));
+        self.out.respond(response);
     }
 
     /// The thread's stack in this stop, computed on first use: the id of its frame 0
@@ -190,7 +197,10 @@ impl Session {
         let source = frame.file.as_deref().map(|file| self.dap_source(file));
         DapFrame {
             id,
-            name: frame.display_name(),
+            name: match &frame.function {
+                Some(name) => Cow::Borrowed(name),
+                None => Cow::Owned(frame.display_name()),
+            },
             line: frame.line,
             column: frame.column,
             instruction_pointer_reference: format!("{:#018x}", frame.pc),

@@ -1,7 +1,10 @@
 //! Addresses to functions, source lines and stacks: the modules a process maps
-//! (`maps`), what each file's DWARF, symbol tables and CFI say (`module`), the unwinder
-//! (`unwind`, reading memory through `memory`), and whole stacks (`stack`).
+//! (`maps`), what each file's DWARF, symbol tables and CFI say (`module`; addresses to
+//! source lines unit by unit in `dwarf`; inflated sections kept on disk in `cache`),
+//! the unwinder (`unwind`, reading memory through `memory`), and whole stacks (`stack`).
 
+pub mod cache;
+pub mod dwarf;
 pub mod maps;
 pub mod memory;
 pub mod module;

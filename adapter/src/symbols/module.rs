@@ -1,5 +1,5 @@
-//! What one loaded file tells about its code: line tables and inlining (DWARF, through
-//! addr2line), names (ELF symbol tables), and how to unwind (CFI from `.eh_frame` and
+//! What one loaded file tells about its code: line tables and inlining (DWARF, see
+//! `dwarf`), names (ELF symbol tables), and how to unwind (CFI from `.eh_frame` and
 //! `.debug_frame`), with the debug information taken from a separate file when the
 //! binary is stripped.
 //!
@@ -9,12 +9,19 @@
 
 use std::borrow::Cow;
 use std::cell::{OnceCell, RefCell};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use gimli::{RunTimeEndian, UnwindSection};
 use object::{Object, ObjectSection, ObjectSegment};
 
+use super::dwarf::Dwarf;
+
 pub type Reader = gimli::EndianSlice<'static, RunTimeEndian>;
+
+/// How many addresses' answers (names, unwind rules) a module keeps: a few MiB at most.
+const MAX_NAMED: usize = 16 * 1024;
 
 /// How much a module can tell, as the DAP `modules` view shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +60,17 @@ pub struct CfiSection<S> {
     pub hdr_table: Option<gimli::ParsedEhFrameHdr<Reader>>,
     /// (start, end, FDE offset) sorted by start.
     index: OnceCell<Vec<(u64, u64, usize)>>,
+    /// The rule found for each address asked about: the threads of a process mostly
+    /// stop at the same few return addresses, and finding and running an FDE's
+    /// instructions costs far more than a lookup here.
+    rules: RefCell<HashMap<u64, Option<Rc<UnwindRule>>>>,
+}
+
+/// How to find a frame's caller at one address: the CFI table's row.
+pub struct UnwindRule {
+    pub row: gimli::UnwindTableRow<usize>,
+    /// The CIE marks the kernel's signal return trampoline.
+    pub signal_trampoline: bool,
 }
 
 impl<S: UnwindSection<Reader>> CfiSection<S>
@@ -65,10 +83,38 @@ where
             bases,
             hdr_table: None,
             index: OnceCell::new(),
+            rules: RefCell::default(),
         }
     }
 
-    /// The FDE covering `address`, by the header's table or by our own index.
+    /// The unwind rule at `address`, if an FDE covers it (`find` finds the FDE).
+    pub fn rule_for(
+        &self,
+        address: u64,
+        context: &mut gimli::UnwindContext<usize>,
+        find: impl FnOnce(&Self) -> Option<gimli::FrameDescriptionEntry<Reader>>,
+    ) -> Option<Rc<UnwindRule>> {
+        if let Some(known) = self.rules.borrow().get(&address) {
+            return known.clone();
+        }
+        let rule = find(self).and_then(|fde| {
+            let row = fde
+                .unwind_info_for_address(&self.section, &self.bases, context, address)
+                .ok()?;
+            Some(Rc::new(UnwindRule {
+                row: row.clone(),
+                signal_trampoline: fde.cie().is_signal_trampoline(),
+            }))
+        });
+        let mut rules = self.rules.borrow_mut();
+        if rules.len() >= MAX_NAMED {
+            rules.clear();
+        }
+        rules.insert(address, rule.clone());
+        rule
+    }
+
+    /// The FDE covering `address`, by our own index.
     pub fn fde_for(&self, address: u64) -> Option<gimli::FrameDescriptionEntry<Reader>> {
         let index = self.index.get_or_init(|| self.build_index());
         let at = index.partition_point(|e| e.0 <= address).checked_sub(1)?;
@@ -97,6 +143,24 @@ where
     }
 }
 
+impl CfiSection<gimli::EhFrame<Reader>> {
+    /// The FDE covering `address`, by `.eh_frame_hdr`'s binary-search table when there is
+    /// one.
+    pub fn eh_fde_for(&self, address: u64) -> Option<gimli::FrameDescriptionEntry<Reader>> {
+        match self.hdr_table.as_ref().and_then(|h| h.table()) {
+            Some(table) => table
+                .fde_for_address(
+                    &self.section,
+                    &self.bases,
+                    address,
+                    gimli::EhFrame::cie_from_offset,
+                )
+                .ok(),
+            None => self.fde_for(address),
+        }
+    }
+}
+
 pub struct ModuleInfo {
     pub status: SymbolStatus,
     pub build_id: Option<Vec<u8>>,
@@ -106,22 +170,20 @@ pub struct ModuleInfo {
     dwarf_file: Option<&'static [u8]>,
     /// Built on the first lookup or ahead of it: listing modules must not pay for
     /// parsing DWARF.
-    dwarf: OnceCell<Option<addr2line::Context<Reader>>>,
+    dwarf: OnceCell<Option<Dwarf>>,
     /// A thread already building `dwarf` (see `prepare`).
-    building: RefCell<Option<std::thread::JoinHandle<Option<addr2line::Context<Reader>>>>>,
-    symbols: object::SymbolMap<object::SymbolMapName<'static>>,
+    building: RefCell<Option<std::thread::JoinHandle<Option<Dwarf>>>>,
+    /// The module's file and its debug file: the larger symbol table of the two names
+    /// what DWARF does not.
+    symbol_files: Vec<&'static [u8]>,
+    symbols: OnceCell<object::SymbolMap<object::SymbolMapName<'static>>>,
+    /// What `source_frames` answered, by address.
+    named: RefCell<HashMap<u64, Rc<[SourceFrame]>>>,
     pub eh_frame: Option<CfiSection<gimli::EhFrame<Reader>>>,
     pub debug_frame: Option<CfiSection<gimli::DebugFrame<Reader>>>,
 }
 
-/// A function and place that an address belongs to; several for inlined code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceFrame {
-    pub function: Option<String>,
-    pub file: Option<String>,
-    pub line: u32,
-    pub column: u32,
-}
+pub use super::dwarf::SourceFrame;
 
 impl ModuleInfo {
     pub fn unreadable(why: String) -> ModuleInfo {
@@ -132,7 +194,9 @@ impl ModuleInfo {
             dwarf_file: None,
             dwarf: OnceCell::new(),
             building: RefCell::new(None),
-            symbols: object::SymbolMap::new(Vec::new()),
+            symbol_files: Vec::new(),
+            symbols: OnceCell::new(),
+            named: RefCell::default(),
             eh_frame: None,
             debug_frame: None,
         }
@@ -159,13 +223,9 @@ impl ModuleInfo {
         } else {
             path.and_then(|p| find_debug_file(&file, p, root, build_id.as_deref()))
         };
-        let mut symbols = file.symbol_map();
-        if let Some((_, _, debug_file)) = &separate {
-            let debug_symbols = debug_file.symbol_map();
-            if debug_symbols.symbols().len() > symbols.symbols().len() {
-                symbols = debug_symbols;
-            }
-        }
+        let symbol_files: Vec<&'static [u8]> = std::iter::once(data)
+            .chain(separate.as_ref().map(|(_, debug_data, _)| *debug_data))
+            .collect();
 
         let endian = endian(&file);
         let eh_frame = eh_frame(&file, endian);
@@ -181,13 +241,22 @@ impl ModuleInfo {
                 CfiSection::new(section, gimli::BaseAddresses::default())
             });
 
+        // With DWARF, the symbol tables only name what it leaves unnamed: read them then.
+        // libc's debug file has 12,000 symbols (8 M instructions to sort), and its read-ahead
+        // waits for this.
+        let symbols = OnceCell::new();
         let (dwarf_file, status) = match separate {
             Some((debug_path, debug_data, _)) => {
                 (Some(debug_data), SymbolStatus::SeparateDwarf(debug_path))
             }
             None if has_dwarf(&file) => (Some(data), SymbolStatus::Dwarf),
-            None if symbols.symbols().is_empty() => (None, SymbolStatus::Stripped),
-            None => (None, SymbolStatus::SymbolsOnly),
+            None => {
+                let map = symbols.get_or_init(|| symbol_map(&symbol_files));
+                match map.symbols().is_empty() {
+                    true => (None, SymbolStatus::Stripped),
+                    false => (None, SymbolStatus::SymbolsOnly),
+                }
+            }
         };
 
         ModuleInfo {
@@ -197,7 +266,9 @@ impl ModuleInfo {
             dwarf_file,
             dwarf: OnceCell::new(),
             building: RefCell::new(None),
+            symbol_files,
             symbols,
+            named: RefCell::default(),
             eh_frame,
             debug_frame,
         }
@@ -213,15 +284,15 @@ impl ModuleInfo {
         }
         let thread = std::thread::Builder::new()
             .name("latch-dwarf".into())
-            .spawn(move || load_dwarf(&object::File::parse(data).ok()?).ok());
+            .spawn(move || Some(Dwarf::load(&object::File::parse(data).ok()?)));
         *self.building.borrow_mut() = thread.ok();
     }
 
-    fn dwarf(&self) -> Option<&addr2line::Context<Reader>> {
+    fn dwarf(&self) -> Option<&Dwarf> {
         self.dwarf
             .get_or_init(|| match self.building.borrow_mut().take() {
                 Some(thread) => thread.join().ok().flatten(),
-                None => load_dwarf(&object::File::parse(self.dwarf_file?).ok()?).ok(),
+                None => Some(Dwarf::load(&object::File::parse(self.dwarf_file?).ok()?)),
             })
             .as_ref()
     }
@@ -236,32 +307,27 @@ impl ModuleInfo {
 
     /// The functions at `address` (file numbering), innermost inlined call first. Falls
     /// back to the ELF symbol tables when DWARF does not cover the address.
-    pub fn source_frames(&self, address: u64) -> Vec<SourceFrame> {
-        let mut out = Vec::new();
-        if let Some(dwarf) = self.dwarf() {
-            if let Ok(mut frames) = dwarf.find_frames(address).skip_all_loads() {
-                while let Ok(Some(frame)) = frames.next() {
-                    let function = frame.function.as_ref().and_then(|f| {
-                        let raw = f.raw_name().ok()?;
-                        Some(demangle(&raw, f.language))
-                    });
-                    let (file, line, column) = match &frame.location {
-                        Some(l) => (
-                            l.file.map(str::to_owned),
-                            l.line.unwrap_or(0),
-                            l.column.unwrap_or(0),
-                        ),
-                        None => (None, 0, 0),
-                    };
-                    out.push(SourceFrame {
-                        function,
-                        file,
-                        line,
-                        column,
-                    });
-                }
-            }
+    /// Answers are kept: the threads of a process mostly stop at the same few
+    /// addresses (a thousand sleeping threads: four), and a lookup costs microseconds.
+    pub fn source_frames(&self, address: u64) -> Rc<[SourceFrame]> {
+        if let Some(known) = self.named.borrow().get(&address) {
+            return known.clone();
         }
+        let frames: Rc<[SourceFrame]> = self.look_up(address).into();
+        let mut named = self.named.borrow_mut();
+        // Bounded: a long session over many stops must not grow without end.
+        if named.len() >= MAX_NAMED {
+            named.clear();
+        }
+        named.insert(address, frames.clone());
+        frames
+    }
+
+    fn look_up(&self, address: u64) -> Vec<SourceFrame> {
+        let mut out = self
+            .dwarf()
+            .map(|dwarf| dwarf.source_frames(address))
+            .unwrap_or_default();
         let outermost_named = out.last().is_some_and(|f| f.function.is_some());
         if !outermost_named {
             if let Some(name) = self.symbol_name(address) {
@@ -280,12 +346,29 @@ impl ModuleInfo {
     }
 
     fn symbol_name(&self, address: u64) -> Option<String> {
-        let symbol = self.symbols.containing(address)?;
+        let symbols = self.symbols.get_or_init(|| symbol_map(&self.symbol_files));
+        let symbol = symbols.containing(address)?;
         let name = symbol.name();
         // Versioned dynamic symbols read `memcpy@GLIBC_2.14`: the version is noise here.
         let name = name.split_once('@').map_or(name, |(bare, _)| bare);
         Some(demangle(name, None))
     }
+}
+
+/// The largest symbol table among the files (a debug file usually has `.symtab`, which
+/// the stripped binary lacks).
+fn symbol_map(files: &[&'static [u8]]) -> object::SymbolMap<object::SymbolMapName<'static>> {
+    files
+        .iter()
+        .filter_map(|data| Some(object::File::parse(*data).ok()?.symbol_map()))
+        .reduce(|best, map| {
+            if map.symbols().len() > best.symbols().len() {
+                map
+            } else {
+                best
+            }
+        })
+        .unwrap_or_else(|| object::SymbolMap::new(Vec::new()))
 }
 
 /// A function's name as people write it: Rust without the hash, C++ without the return
@@ -325,7 +408,7 @@ fn has_dwarf(file: &object::File<'static>) -> bool {
 }
 
 /// A section's bytes, decompressed when needed (SHF_COMPRESSED zlib or zstd, `.zdebug_`).
-fn section_data(file: &object::File<'static>, name: &str) -> Option<&'static [u8]> {
+pub(super) fn section_data(file: &object::File<'static>, name: &str) -> Option<&'static [u8]> {
     let section = file.section_by_name(name)?;
     match section.uncompressed_data().ok()? {
         Cow::Borrowed(data) => Some(data),
@@ -345,47 +428,6 @@ pub fn map_file(path: &Path) -> std::io::Result<&'static [u8]> {
     let map = unsafe { memmap2::Mmap::map(&file)? };
     let map: &'static memmap2::Mmap = Box::leak(Box::new(map));
     Ok(&map[..])
-}
-
-fn load_dwarf(file: &object::File<'static>) -> Result<addr2line::Context<Reader>, gimli::Error> {
-    let endian = endian(file);
-    // Which sections gimli reads, then all of them inflated at once, one thread each:
-    // libc's debug file alone holds 8 MB of zlib-compressed DWARF, and on two cores this
-    // halves the wait for it.
-    let mut wanted = Vec::new();
-    gimli::Dwarf::load(|id| -> Result<Reader, gimli::Error> {
-        // Location lists and macros are large and say nothing about functions and
-        // lines; inflating them would only cost time and memory.
-        let unused = matches!(
-            id,
-            gimli::SectionId::DebugLoc
-                | gimli::SectionId::DebugLocLists
-                | gimli::SectionId::DebugMacinfo
-                | gimli::SectionId::DebugMacro
-        );
-        if !unused {
-            wanted.push(id);
-        }
-        Ok(gimli::EndianSlice::new(&[], endian))
-    })?;
-    let sections: Vec<(gimli::SectionId, Option<&'static [u8]>)> = std::thread::scope(|scope| {
-        let threads: Vec<_> = wanted
-            .iter()
-            .map(|&id| scope.spawn(move || (id, section_data(file, id.name()))))
-            .collect();
-        threads.into_iter().filter_map(|t| t.join().ok()).collect()
-    });
-    let mut dwarf = gimli::Dwarf::load(|id| -> Result<Reader, gimli::Error> {
-        let data = sections
-            .iter()
-            .find(|(section, _)| *section == id)
-            .and_then(|(_, data)| *data);
-        Ok(gimli::EndianSlice::new(data.unwrap_or(&[]), endian))
-    })?;
-    // Units of one library mostly share abbreviation tables: parse each table once, as
-    // addr2line's own loader does.
-    dwarf.populate_abbreviations_cache(gimli::AbbreviationsCacheStrategy::Duplicates);
-    addr2line::Context::from_dwarf(dwarf)
 }
 
 fn eh_frame(

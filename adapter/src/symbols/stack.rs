@@ -313,12 +313,12 @@ impl Stacker {
         }
         let last = sources.len() - 1;
         sources
-            .into_iter()
+            .iter()
             .enumerate()
             .map(|(i, source)| StackFrame {
                 pc,
-                function: source.function,
-                file: source.file,
+                function: source.function.clone(),
+                file: source.file.clone(),
                 line: source.line,
                 column: source.column,
                 module: module.clone(),

@@ -6,7 +6,7 @@
 use gimli::{CfaRule, RegisterRule, UnwindSection};
 
 use super::memory::ProcessMemory;
-use super::module::{CfiSection, ModuleInfo, Reader};
+use super::module::{CfiSection, ModuleInfo, Reader, UnwindRule};
 
 /// DWARF's x86-64 register numbers, in the order `Registers` stores them.
 pub const REGISTER_NAMES: [&str; 17] = [
@@ -130,50 +130,41 @@ pub fn cfi_step(
     memory: &mut ProcessMemory,
     context: &mut UnwindContext,
 ) -> Step {
-    if let Some(eh_frame) = &module.eh_frame {
-        let fde = match eh_frame.hdr_table.as_ref().and_then(|h| h.table()) {
-            Some(table) => table
-                .fde_for_address(
-                    &eh_frame.section,
-                    &eh_frame.bases,
-                    address,
-                    gimli::EhFrame::cie_from_offset,
-                )
-                .ok(),
-            None => eh_frame.fde_for(address),
-        };
-        if let Some(fde) = fde {
-            return apply(eh_frame, &fde, address, regs, memory, context);
-        }
+    let from_eh_frame = module.eh_frame.as_ref().and_then(|cfi| {
+        let rule = cfi.rule_for(address, context, |c| c.eh_fde_for(address))?;
+        Some((rule, Cfi::Eh(cfi)))
+    });
+    let found = from_eh_frame.or_else(|| {
+        let cfi = module.debug_frame.as_ref()?;
+        let rule = cfi.rule_for(address, context, |c| c.fde_for(address))?;
+        Some((rule, Cfi::Debug(cfi)))
+    });
+    match found {
+        Some((rule, Cfi::Eh(cfi))) => apply(&cfi.section, &rule, regs, memory),
+        Some((rule, Cfi::Debug(cfi))) => apply(&cfi.section, &rule, regs, memory),
+        None => Step::Unknown,
     }
-    if let Some(debug_frame) = &module.debug_frame {
-        if let Some(fde) = debug_frame.fde_for(address) {
-            return apply(debug_frame, &fde, address, regs, memory, context);
-        }
-    }
-    Step::Unknown
+}
+
+/// The section a rule came from: its expressions are offsets into it.
+enum Cfi<'a> {
+    Eh(&'a CfiSection<gimli::EhFrame<Reader>>),
+    Debug(&'a CfiSection<gimli::DebugFrame<Reader>>),
 }
 
 fn apply<S: UnwindSection<Reader>>(
-    cfi: &CfiSection<S>,
-    fde: &gimli::FrameDescriptionEntry<Reader>,
-    address: u64,
+    section: &S,
+    rule: &UnwindRule,
     regs: &Registers,
     memory: &mut ProcessMemory,
-    context: &mut UnwindContext,
-) -> Step
-where
-    S::Offset: gimli::UnwindOffset<usize>,
-{
-    let Ok(row) = fde.unwind_info_for_address(&cfi.section, &cfi.bases, context, address) else {
-        return Step::Unknown;
-    };
+) -> Step {
+    let row = &rule.row;
     let cfa = match row.cfa() {
         CfaRule::RegisterAndOffset { register, offset } => regs
             .get(register.0)
             .map(|base| base.wrapping_add(*offset as u64)),
         CfaRule::Expression(expression) => expression
-            .get(&cfi.section)
+            .get(section)
             .ok()
             .and_then(|e| evaluate(e, regs, memory, None)),
     };
@@ -193,12 +184,12 @@ where
             RegisterRule::ValOffset(offset) => Some(cfa.wrapping_add(*offset as u64)),
             RegisterRule::Register(other) => regs.get(other.0),
             RegisterRule::Expression(expression) => expression
-                .get(&cfi.section)
+                .get(section)
                 .ok()
                 .and_then(|e| evaluate(e, regs, memory, Some(cfa)))
                 .and_then(|at| memory.read_u64(at)),
             RegisterRule::ValExpression(expression) => expression
-                .get(&cfi.section)
+                .get(section)
                 .ok()
                 .and_then(|e| evaluate(e, regs, memory, Some(cfa))),
             RegisterRule::Constant(value) => Some(*value),
@@ -219,7 +210,7 @@ where
     caller.set(RSP, Some(cfa));
     match caller.pc() {
         Some(0) => Step::Outermost,
-        Some(_) => Step::Caller(caller, fde.cie().is_signal_trampoline()),
+        Some(_) => Step::Caller(caller, rule.signal_trampoline),
         None => Step::Unknown,
     }
 }

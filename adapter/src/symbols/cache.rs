@@ -1,0 +1,338 @@
+//! Compressed debug sections, inflated once and kept on disk by build-id, so that later
+//! sessions map them instead of inflating them again.
+//!
+//! Inflating libc's debug file (libc6-dbg: 3.8 MB of zlib, 8.6 MB inflated) costs about
+//! 120 M instructions, most of a first stack trace's work, and its 8.6 MB stay on the
+//! heap. A mapped cache file costs neither: only the pages lookups touch become
+//! resident. The first session still pays the inflate, and writes the cache off the
+//! lookup path.
+//!
+//! The cache lives in `$LATCH_CACHE_DIR`, else `$XDG_CACHE_HOME/latch`, else
+//! `~/.cache/latch` (`LATCH_CACHE_DIR=` set empty turns it off), one file per section:
+//! `<build-id>/<section>`. A file is used only if it is ours (owned by this user,
+//! writable by nobody else), and its header names the same build-id, section and
+//! sizes, and its length is exact; anything else is inflated again and rewritten. Files
+//! are written whole to a temporary name, synced, then renamed, so a reader sees a
+//! complete file or none. A cache that cannot be read or written changes nothing but
+//! speed.
+
+use std::borrow::Cow;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use object::{CompressionFormat, ObjectSection};
+
+const MAGIC: &[u8; 8] = b"latchsec";
+/// Past this, the build-ids written longest ago are removed (libc's sections: 8.6 MB).
+const MAX_BYTES: u64 = 1 << 30;
+const VERSION: u32 = 1;
+/// magic, version, build-id length, name length, compressed and inflated sizes.
+const FIXED_HEADER: usize = 8 + 4 + 4 + 4 + 8 + 8;
+
+/// A section's bytes, inflated when compressed: from the cache when it holds them, else
+/// inflated here (and then written to the cache in the background).
+pub fn section_data(
+    file: &object::File<'static>,
+    build_id: Option<&[u8]>,
+    name: &str,
+) -> Option<&'static [u8]> {
+    let section = object::Object::section_by_name(file, name)?;
+    let compressed = section.compressed_file_range().ok()?;
+    let key = match (compressed.format, build_id, directory()) {
+        (CompressionFormat::None, _, _) | (_, None, _) | (_, _, None) => None,
+        (_, Some(id), Some(dir)) if !id.is_empty() => Some(Key {
+            path: dir.join(hex(id)).join(name.trim_start_matches('.')),
+            build_id: id.to_vec(),
+            name: name.to_string(),
+            compressed_size: compressed.compressed_size,
+            size: compressed.uncompressed_size,
+        }),
+        _ => None,
+    };
+    if let Some(data) = key.as_ref().and_then(Key::read) {
+        return Some(data);
+    }
+    let data = match section.uncompressed_data().ok()? {
+        Cow::Borrowed(data) => return Some(data),
+        Cow::Owned(data) => super::module::keep(data),
+    };
+    if let Some(key) = key {
+        let _ = std::thread::Builder::new()
+            .name("latch-cache".into())
+            .spawn(move || match key.write(data) {
+                Ok(()) => key.trim(MAX_BYTES),
+                Err(err) => {
+                    tracing::debug!("symbol cache: not written {}: {err}", key.path.display())
+                }
+            });
+    }
+    Some(data)
+}
+
+fn directory() -> Option<PathBuf> {
+    match std::env::var_os("LATCH_CACHE_DIR") {
+        Some(dir) if dir.is_empty() => None,
+        Some(dir) => Some(PathBuf::from(dir)),
+        None => std::env::var_os("XDG_CACHE_HOME")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| Some(PathBuf::from(std::env::var_os("HOME")?).join(".cache")))
+            .map(|d| d.join("latch")),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What a cache file must say about itself to be used.
+struct Key {
+    path: PathBuf,
+    build_id: Vec<u8>,
+    name: String,
+    compressed_size: u64,
+    size: u64,
+}
+
+impl Key {
+    fn header(&self) -> Vec<u8> {
+        let mut header = Vec::with_capacity(FIXED_HEADER + 64);
+        header.extend_from_slice(MAGIC);
+        header.extend_from_slice(&VERSION.to_le_bytes());
+        header.extend_from_slice(&(self.build_id.len() as u32).to_le_bytes());
+        header.extend_from_slice(&(self.name.len() as u32).to_le_bytes());
+        header.extend_from_slice(&self.compressed_size.to_le_bytes());
+        header.extend_from_slice(&self.size.to_le_bytes());
+        header.extend_from_slice(&self.build_id);
+        header.extend_from_slice(self.name.as_bytes());
+        // The data starts 8-aligned, as it would in a heap buffer.
+        header.resize(header.len().next_multiple_of(8), 0);
+        header
+    }
+
+    /// The cached bytes, if the file is ours and describes exactly this section.
+    fn read(&self) -> Option<&'static [u8]> {
+        let file = std::fs::File::open(&self.path).ok()?;
+        let meta = file.metadata().ok()?;
+        let header = self.header();
+        let trusted = meta.is_file()
+            && meta.uid() == nix::unistd::geteuid().as_raw()
+            && meta.mode() & 0o022 == 0
+            && meta.len() == header.len() as u64 + self.size;
+        if !trusted {
+            return None;
+        }
+        // SAFETY: read-only private mapping of a file only ever replaced by rename,
+        // never rewritten in place (see the module docs).
+        let map = unsafe { memmap2::Mmap::map(&file).ok()? };
+        if map.get(..header.len())? != header.as_slice() {
+            return None;
+        }
+        let map: &'static memmap2::Mmap = Box::leak(Box::new(map));
+        Some(&map[header.len()..])
+    }
+
+    fn write(&self, data: &[u8]) -> std::io::Result<()> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        remove_abandoned(dir);
+        let temporary = dir.join(format!(
+            ".{}.{}.tmp",
+            self.name.trim_start_matches('.'),
+            std::process::id()
+        ));
+        let result = (|| {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&temporary)?;
+            file.write_all(&self.header())?;
+            file.write_all(data)?;
+            file.sync_all()?;
+            std::fs::rename(&temporary, &self.path)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&temporary);
+        }
+        result
+    }
+}
+
+impl Key {
+    /// Keeps the whole cache under `limit` bytes by removing the build-ids written
+    /// longest ago, never the one just written.
+    fn trim(&self, limit: u64) {
+        let Some(ours) = self.path.parent() else {
+            return;
+        };
+        let Some(Ok(entries)) = ours.parent().map(std::fs::read_dir) else {
+            return;
+        };
+        let mut builds: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
+            .flatten()
+            .filter(|entry| entry.path() != ours)
+            .filter_map(|entry| {
+                let written = entry.metadata().ok()?.modified().ok()?;
+                let size = std::fs::read_dir(entry.path())
+                    .ok()?
+                    .flatten()
+                    .filter_map(|file| Some(file.metadata().ok()?.len()))
+                    .sum();
+                Some((written, size, entry.path()))
+            })
+            .collect();
+        let ours_size: u64 = std::fs::read_dir(ours)
+            .map(|files| {
+                files
+                    .flatten()
+                    .filter_map(|f| Some(f.metadata().ok()?.len()))
+                    .sum()
+            })
+            .unwrap_or(0);
+        let mut total = ours_size + builds.iter().map(|b| b.1).sum::<u64>();
+        builds.sort();
+        for (_, size, path) in builds {
+            if total <= limit {
+                break;
+            }
+            if std::fs::remove_dir_all(&path).is_ok() {
+                total -= size;
+            }
+        }
+    }
+}
+
+/// Temporary files of writers that are gone: a latch that exits (`latch attach` does as
+/// soon as it has printed) cuts its writes short.
+fn remove_abandoned(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(writer) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".tmp"))
+            .and_then(|n| n.rsplit('.').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{writer}")).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(dir: &Path) -> Key {
+        Key {
+            path: dir.join("0123abcd").join("debug_info"),
+            build_id: vec![0x01, 0x23, 0xab, 0xcd],
+            name: ".debug_info".into(),
+            compressed_size: 10,
+            size: 5,
+        }
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("latch-cache-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn written_sections_are_read_back_only_when_they_match() {
+        let dir = scratch("match");
+        let written = key(&dir);
+        assert!(written.read().is_none(), "nothing cached yet");
+        written.write(b"hello").unwrap();
+        assert_eq!(written.read(), Some(&b"hello"[..]));
+
+        // Another build-id, size or section under the same path is not this section.
+        let mut other = key(&dir);
+        other.build_id[0] = 0xff;
+        assert!(other.read().is_none());
+        let mut other = key(&dir);
+        other.compressed_size = 11;
+        assert!(other.read().is_none());
+        let mut other = key(&dir);
+        other.name = ".debug_line".into();
+        assert!(other.read().is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn damaged_or_foreign_files_are_not_used() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = scratch("damaged");
+        let cached = key(&dir);
+        cached.write(b"hello").unwrap();
+        // Cut short (as by a full disk): the length no longer matches.
+        let bytes = std::fs::read(&cached.path).unwrap();
+        std::fs::write(&cached.path, &bytes[..bytes.len() - 1]).unwrap();
+        assert!(cached.read().is_none());
+        // A damaged header.
+        let mut bad = bytes.clone();
+        bad[0] ^= 0xff;
+        std::fs::write(&cached.path, &bad).unwrap();
+        assert!(cached.read().is_none());
+        // Writable by others: anyone could have put anything there.
+        std::fs::write(&cached.path, &bytes).unwrap();
+        assert!(cached.read().is_some());
+        std::fs::set_permissions(&cached.path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(cached.read().is_none());
+        // Rewriting replaces it whole, with our permissions.
+        cached.write(b"hello").unwrap();
+        assert_eq!(cached.read(), Some(&b"hello"[..]));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_oldest_build_ids_go_first_when_over_the_limit() {
+        let dir = scratch("trim");
+        let mut keys = Vec::new();
+        for (i, id) in ["aa", "bb", "cc"].iter().enumerate() {
+            let mut key = key(&dir);
+            key.path = dir.join(id).join("debug_info");
+            key.write(b"hello").unwrap();
+            // Distinct, ordered modification times.
+            let when =
+                std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1 + i as u64);
+            std::fs::File::open(dir.join(id))
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
+            keys.push(key);
+        }
+        let one = std::fs::metadata(&keys[0].path).unwrap().len();
+        // Room for two: the oldest (aa) goes; the one just written (cc) always stays.
+        keys[2].trim(2 * one);
+        assert!(keys[0].read().is_none());
+        assert!(keys[1].read().is_some());
+        assert!(keys[2].read().is_some());
+        keys[2].trim(0);
+        assert!(keys[1].read().is_none());
+        assert!(keys[2].read().is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_unwritable_cache_only_costs_speed() {
+        let dir = scratch("unwritable");
+        std::fs::write(&dir, b"a file where the directory should be").unwrap();
+        let cached = key(&dir);
+        assert!(cached.write(b"hello").is_err());
+        assert!(cached.read().is_none());
+        std::fs::remove_file(&dir).unwrap();
+    }
+}

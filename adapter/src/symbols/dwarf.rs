@@ -1,0 +1,414 @@
+//! Addresses to functions and source lines from one file's DWARF, reading only the
+//! compile units that the asked-for addresses fall in.
+//!
+//! addr2line's `Context` parses the header, abbreviations and line program header of
+//! every unit before its first answer. For libc's debug file (4126 units) that was about
+//! 85 M instructions and 20 MiB, most of the cost of a first stack trace, for the three
+//! or four units any stack passes through. When `.debug_aranges` indexes every compile
+//! unit (gcc and clang emit it for C and C++), we find an address's unit there and give
+//! addr2line a context over that unit alone; its answers (inlined calls, names,
+//! file:line) are the same as the whole file's context would give. Files without a
+//! complete `.debug_aranges` (rustc does not emit it), and units that refer into other
+//! units (`DW_FORM_ref_addr`: LTO, dwz), use the whole-file context as before.
+
+use std::cell::OnceCell;
+
+use gimli::{Reader as _, RunTimeEndian, Section as _};
+
+use super::cache;
+use super::module::{demangle, Reader};
+
+/// A function and place that an address belongs to; several for inlined code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFrame {
+    pub function: Option<String>,
+    pub file: Option<String>,
+    pub line: u32,
+    pub column: u32,
+}
+
+type Context = addr2line::Context<Reader>;
+
+/// One file's DWARF: its (inflated) sections and the means to look addresses up.
+pub struct Dwarf {
+    /// Each section's bytes, to make a `gimli::Dwarf` of for each unit's context.
+    raw: Sections,
+    sections: gimli::Dwarf<Reader>,
+    /// `None` when `.debug_aranges` cannot be trusted to name every address's unit.
+    by_unit: Option<UnitIndex>,
+    /// The whole-file context, built only when a lookup needs it.
+    whole: OnceCell<Option<Context>>,
+}
+
+/// Compile units by address, from `.debug_aranges`.
+struct UnitIndex {
+    /// (start, end, unit index) sorted by start, and the greatest end up to each entry,
+    /// to find overlapping ranges (rare, but weak symbols produce them).
+    ranges: Vec<(u64, u64, usize)>,
+    max_end: Vec<u64>,
+    units: Vec<Unit>,
+}
+
+struct Unit {
+    /// Where the unit lies in `.debug_info`.
+    start: usize,
+    end: usize,
+    context: OnceCell<UnitContext>,
+}
+
+enum UnitContext {
+    Own(Box<Context>),
+    /// The unit refers to entries of other units, which only the whole-file context
+    /// resolves, or it could not be read on its own: do as before.
+    Whole,
+}
+
+impl Dwarf {
+    /// Inflates the sections lookups use and indexes the units; nothing per unit yet.
+    pub fn load(file: &object::File<'static>) -> Dwarf {
+        let raw = Sections::load(file);
+        let sections = raw.dwarf();
+        let by_unit = UnitIndex::build(&sections);
+        let whole = OnceCell::new();
+        if by_unit.is_none() {
+            // Every lookup will need it: build it now, on the loading thread, rather
+            // than on the first lookup.
+            let _ = whole.set(whole_context(raw.dwarf()));
+        }
+        Dwarf {
+            raw,
+            sections,
+            by_unit,
+            whole,
+        }
+    }
+
+    /// The functions at `address`, innermost inlined call first; empty when the DWARF
+    /// does not cover it.
+    pub fn source_frames(&self, address: u64) -> Vec<SourceFrame> {
+        let Some(index) = &self.by_unit else {
+            return self.whole().map_or_else(Vec::new, |c| frames(c, address));
+        };
+        // As addr2line does over several units covering an address: the first unit
+        // that knows a function there wins, else the first that knows a line.
+        let mut found = Vec::new();
+        for unit in index.units_at(address) {
+            let frames = match unit.context.get_or_init(|| self.unit_context(unit)) {
+                UnitContext::Own(context) => frames(context, address),
+                UnitContext::Whole => self.whole().map_or_else(Vec::new, |c| frames(c, address)),
+            };
+            if frames.iter().any(|f| f.function.is_some()) {
+                return frames;
+            }
+            if found.is_empty() {
+                found = frames;
+            }
+        }
+        found
+    }
+
+    fn whole(&self) -> Option<&Context> {
+        self.whole
+            .get_or_init(|| whole_context(self.raw.dwarf()))
+            .as_ref()
+    }
+
+    /// A context over one unit: the same sections, but `.debug_info` cut down to the
+    /// unit, so addr2line parses nothing else. Offsets inside the unit are relative to
+    /// it and stay right; offsets into other sections (lines, strings, ranges) are
+    /// untouched. Only references into other units would break, hence `refers_out`.
+    fn unit_context(&self, unit: &Unit) -> UnitContext {
+        let info = self.sections.debug_info.reader();
+        let Some(bytes) = info.slice().get(unit.start..unit.end) else {
+            return UnitContext::Whole;
+        };
+        let header = match self
+            .sections
+            .debug_info
+            .header_from_offset(gimli::DebugInfoOffset(unit.start))
+        {
+            Ok(header) => header,
+            Err(_) => return UnitContext::Whole,
+        };
+        if refers_out(&self.sections.debug_abbrev, header.debug_abbrev_offset()).unwrap_or(true) {
+            return UnitContext::Whole;
+        }
+        let mut dwarf = self.raw.dwarf();
+        dwarf.debug_info = gimli::DebugInfo::from(gimli::EndianSlice::new(bytes, info.endian()));
+        // Its offsets name units of the whole section.
+        dwarf.debug_aranges =
+            gimli::DebugAranges::from(gimli::EndianSlice::new(&[], info.endian()));
+        match Context::from_dwarf(dwarf) {
+            Ok(context) => UnitContext::Own(Box::new(context)),
+            Err(_) => UnitContext::Whole,
+        }
+    }
+}
+
+impl UnitIndex {
+    /// `None` unless `.debug_aranges` lists every compile unit: a unit it leaves out
+    /// could be the one an address is in.
+    fn build(sections: &gimli::Dwarf<Reader>) -> Option<UnitIndex> {
+        let mut units = Vec::new();
+        let mut headers = sections.units();
+        while let Ok(Some(header)) = headers.next() {
+            let start = header.debug_info_offset()?.0;
+            let end = start + header.length_including_self();
+            // Type and partial units hold no code.
+            if matches!(
+                header.type_(),
+                gimli::UnitType::Compilation | gimli::UnitType::Skeleton(_)
+            ) {
+                units.push(Unit {
+                    start,
+                    end,
+                    context: OnceCell::new(),
+                });
+            }
+        }
+        let mut listed = vec![false; units.len()];
+        let mut ranges = Vec::new();
+        let mut sets = sections.debug_aranges.headers();
+        while let Some(set) = sets.next().ok()? {
+            let offset = set.debug_info_offset().0;
+            let unit = units.binary_search_by_key(&offset, |u| u.start).ok()?;
+            listed[unit] = true;
+            let mut entries = set.entries();
+            // A bad entry (an address that overflows) is skipped, as addr2line does.
+            while let Some(entry) = entries.next().transpose() {
+                if let Ok(entry) = entry {
+                    let range = entry.range();
+                    if range.end > range.begin {
+                        ranges.push((range.begin, range.end, unit));
+                    }
+                }
+            }
+        }
+        if units.is_empty() || listed.contains(&false) {
+            return None;
+        }
+        ranges.sort_unstable();
+        let max_end = ranges
+            .iter()
+            .scan(0, |max, r| {
+                *max = r.1.max(*max);
+                Some(*max)
+            })
+            .collect();
+        Some(UnitIndex {
+            ranges,
+            max_end,
+            units,
+        })
+    }
+
+    /// The units whose ranges hold `address`, in the order of the file.
+    fn units_at(&self, address: u64) -> impl Iterator<Item = &Unit> {
+        let mut at = self.ranges.partition_point(|r| r.0 <= address);
+        let mut found = Vec::new();
+        while at > 0 && self.max_end[at - 1] > address {
+            at -= 1;
+            let (_, end, unit) = self.ranges[at];
+            if address < end {
+                found.push(unit);
+            }
+        }
+        found.sort_unstable();
+        found.dedup();
+        found.into_iter().map(|unit| &self.units[unit])
+    }
+}
+
+/// Whether a unit's abbreviations use a form that refers into another unit or file:
+/// read straight from the table (code, tag, children, then attribute/form pairs up to
+/// 0/0, the table ending with code 0), since gimli does not list a table's entries.
+fn refers_out(
+    debug_abbrev: &gimli::DebugAbbrev<Reader>,
+    offset: gimli::DebugAbbrevOffset<usize>,
+) -> Result<bool, gimli::Error> {
+    let mut input = *debug_abbrev.reader();
+    input.skip(offset.0)?;
+    while input.read_uleb128()? != 0 {
+        input.read_uleb128()?; // tag
+        input.read_u8()?; // has children
+        loop {
+            let name = input.read_uleb128()?;
+            let form = gimli::DwForm(input.read_uleb128_u16()?);
+            if name == 0 && form.0 == 0 {
+                break;
+            }
+            match form {
+                gimli::DW_FORM_ref_addr
+                | gimli::DW_FORM_GNU_ref_alt
+                | gimli::DW_FORM_ref_sup4
+                | gimli::DW_FORM_ref_sup8 => return Ok(true),
+                gimli::DW_FORM_implicit_const => {
+                    input.read_sleb128()?;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(false)
+}
+
+fn whole_context(mut dwarf: gimli::Dwarf<Reader>) -> Option<Context> {
+    // Units of one library mostly share abbreviation tables: parse each table once, as
+    // addr2line's own loader does.
+    dwarf.populate_abbreviations_cache(gimli::AbbreviationsCacheStrategy::Duplicates);
+    Context::from_dwarf(dwarf).ok()
+}
+
+fn frames(context: &Context, address: u64) -> Vec<SourceFrame> {
+    let mut out = Vec::new();
+    let Ok(mut frames) = context.find_frames(address).skip_all_loads() else {
+        return out;
+    };
+    while let Ok(Some(frame)) = frames.next() {
+        let function = frame.function.as_ref().and_then(|f| {
+            let raw = f.raw_name().ok()?;
+            Some(demangle(&raw, f.language))
+        });
+        let (file, line, column) = match &frame.location {
+            Some(l) => (
+                l.file.map(str::to_owned),
+                l.line.unwrap_or(0),
+                l.column.unwrap_or(0),
+            ),
+            None => (None, 0, 0),
+        };
+        out.push(SourceFrame {
+            function,
+            file,
+            line,
+            column,
+        });
+    }
+    out
+}
+
+/// The sections lookups read, inflated.
+struct Sections {
+    endian: RunTimeEndian,
+    data: Vec<(gimli::SectionId, &'static [u8])>,
+}
+
+impl Sections {
+    /// All at once, one thread each: libc's debug file alone holds 4 MB of
+    /// zlib-compressed DWARF, and on two cores this halves the wait. Through the cache
+    /// of inflated sections (see `cache`).
+    fn load(file: &object::File<'static>) -> Sections {
+        let endian = if object::Object::is_little_endian(file) {
+            RunTimeEndian::Little
+        } else {
+            RunTimeEndian::Big
+        };
+        // Only what names functions and lines: location lists and macros are large and
+        // say nothing about them, type units hold no code, name indexes are not used.
+        let wanted = [
+            gimli::SectionId::DebugAbbrev,
+            gimli::SectionId::DebugAddr,
+            gimli::SectionId::DebugAranges,
+            gimli::SectionId::DebugInfo,
+            gimli::SectionId::DebugLine,
+            gimli::SectionId::DebugLineStr,
+            gimli::SectionId::DebugStr,
+            gimli::SectionId::DebugStrOffsets,
+            gimli::SectionId::DebugRanges,
+            gimli::SectionId::DebugRngLists,
+        ];
+        let build_id = object::Object::build_id(file).ok().flatten();
+        let data = std::thread::scope(|scope| {
+            let threads: Vec<_> = wanted
+                .iter()
+                .map(|&id| {
+                    scope.spawn(move || (id, cache::section_data(file, build_id, id.name())))
+                })
+                .collect();
+            threads
+                .into_iter()
+                .filter_map(|t| match t.join() {
+                    Ok((id, Some(data))) => Some((id, data)),
+                    _ => None,
+                })
+                .collect()
+        });
+        Sections { endian, data }
+    }
+
+    fn dwarf(&self) -> gimli::Dwarf<Reader> {
+        let load = gimli::Dwarf::load(|id| -> Result<Reader, std::convert::Infallible> {
+            let data = self.data.iter().find(|(section, _)| *section == id);
+            Ok(gimli::EndianSlice::new(
+                data.map_or(&[], |d| d.1),
+                self.endian,
+            ))
+        });
+        match load {
+            Ok(dwarf) => dwarf,
+            Err(never) => match never {},
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn le(bytes: &'static [u8]) -> Reader {
+        gimli::EndianSlice::new(bytes, RunTimeEndian::Little)
+    }
+
+    #[test]
+    fn abbreviations_referring_out_are_found() {
+        let at_start = gimli::DebugAbbrevOffset(0);
+        // code 1, DW_TAG_compile_unit, children; DW_AT_name/DW_FORM_strp; 0/0; end.
+        let plain = gimli::DebugAbbrev::from(le(&[1, 0x11, 1, 0x03, 0x0e, 0, 0, 0]));
+        assert!(!refers_out(&plain, at_start).unwrap());
+        // code 1 subprogram with DW_AT_decl_file implicit_const 5, then code 2 with
+        // DW_AT_abstract_origin/DW_FORM_ref_addr.
+        let out = gimli::DebugAbbrev::from(le(&[
+            1, 0x2e, 0, 0x3a, 0x21, 5, 0, 0, 2, 0x1d, 0, 0x31, 0x10, 0, 0, 0,
+        ]));
+        assert!(refers_out(&out, at_start).unwrap());
+    }
+
+    /// libc's separate debug file (Debian's libc6-dbg), found by the build-id of the
+    /// libc this test runs on.
+    fn libc_debug_file() -> Option<&'static [u8]> {
+        use object::Object;
+        let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+        let libc = maps
+            .lines()
+            .filter_map(|line| line.split_whitespace().nth(5))
+            .find(|path| path.contains("/libc.so"))?;
+        let data = crate::symbols::module::map_file(std::path::Path::new(libc)).ok()?;
+        let id = object::File::parse(data).ok()?.build_id().ok()??;
+        let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let path = format!("/usr/lib/debug/.build-id/{}/{}.debug", &hex[..2], &hex[2..]);
+        crate::symbols::module::map_file(std::path::Path::new(&path)).ok()
+    }
+
+    #[test]
+    fn units_answer_as_the_whole_file_does() {
+        let Some(data) = libc_debug_file() else {
+            eprintln!("SKIPPED: no debug file for libc (apt-get install libc6-dbg)");
+            return;
+        };
+        let dwarf = Dwarf::load(&object::File::parse(data).unwrap());
+        let index = dwarf
+            .by_unit
+            .as_ref()
+            .expect("libc's .debug_aranges lists every unit");
+        let whole = whole_context(dwarf.raw.dwarf()).unwrap();
+        let mut compared = 0;
+        for &(start, end, _) in index.ranges.iter().step_by(5) {
+            for address in [start, start + (end - start) / 2, end - 1] {
+                let expected = frames(&whole, address);
+                assert_eq!(dwarf.source_frames(address), expected, "at {address:#x}");
+                compared += usize::from(expected.len() > 1);
+            }
+        }
+        assert!(compared > 100, "few inlined calls compared: {compared}");
+    }
+}
