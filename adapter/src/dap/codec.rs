@@ -31,6 +31,10 @@ pub enum FrameError {
 #[derive(Debug, Default)]
 pub struct FrameDecoder {
     buf: Vec<u8>,
+    /// Where the undecoded input starts in `buf`. Frames are consumed by moving this
+    /// forward; the consumed bytes are dropped once per `push`, not once per frame, which
+    /// made a read holding a thousand pipelined requests quadratic.
+    start: usize,
     /// After an error: discard input until the next `Content-Length:`.
     resyncing: bool,
 }
@@ -41,58 +45,70 @@ impl FrameDecoder {
     }
 
     pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.drain(..self.start);
+        self.start = 0;
         self.buf.extend_from_slice(bytes);
+    }
+
+    fn pending(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
     }
 
     /// The next complete frame's body, an error for skipped input, or `None` when more
     /// bytes are needed.
     pub fn next_frame(&mut self) -> Option<Result<Vec<u8>, FrameError>> {
         if self.resyncing {
-            match find(&self.buf, CONTENT_LENGTH) {
-                Some(0) => self.resyncing = false,
-                Some(start) => {
-                    self.buf.drain(..start);
+            match find(self.pending(), CONTENT_LENGTH) {
+                Some(skip) => {
+                    self.consume(skip);
                     self.resyncing = false;
                 }
                 None => {
                     // Keep a tail that could be the start of a split "Content-Length:".
                     let keep = CONTENT_LENGTH.len() - 1;
-                    if self.buf.len() > keep {
-                        self.buf.drain(..self.buf.len() - keep);
+                    let len = self.pending().len();
+                    if len > keep {
+                        self.consume(len - keep);
                     }
                     return None;
                 }
             }
         }
 
-        let Some(header_len) = find(&self.buf, HEADER_END) else {
-            if self.buf.len() > MAX_HEADER_LENGTH {
+        let pending = self.pending();
+        let Some(header_len) = find(pending, HEADER_END) else {
+            if pending.len() > MAX_HEADER_LENGTH {
                 return Some(Err(self.skip_garbage()));
             }
             return None;
         };
-        let header = String::from_utf8_lossy(&self.buf[..header_len]).into_owned();
+        let header = String::from_utf8_lossy(&pending[..header_len]).into_owned();
         let body_start = header_len + HEADER_END.len();
         let length = match parse_content_length(&header) {
             Ok(length) => length,
             Err(err) => {
-                self.buf.drain(..body_start);
+                self.consume(body_start);
                 self.resyncing = true;
                 return Some(Err(err));
             }
         };
-        if self.buf.len() < body_start + length {
+        if pending.len() < body_start + length {
             return None;
         }
-        let body = self.buf[body_start..body_start + length].to_vec();
-        self.buf.drain(..body_start + length);
+        let body = pending[body_start..body_start + length].to_vec();
+        self.consume(body_start + length);
         Some(Ok(body))
     }
 
     fn skip_garbage(&mut self) -> FrameError {
         // Drop everything before the next header (if one is in sight), else all of it.
-        let skip = find(&self.buf[1..], CONTENT_LENGTH).map_or(self.buf.len(), |i| i + 1);
-        self.buf.drain(..skip);
+        let pending = self.pending();
+        let skip = find(&pending[1..], CONTENT_LENGTH).map_or(pending.len(), |i| i + 1);
+        self.consume(skip);
         FrameError::Garbage(skip)
     }
 }

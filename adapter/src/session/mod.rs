@@ -241,6 +241,25 @@ impl Session {
     }
 
     async fn on_frame(&mut self, body: &[u8]) {
+        tracing::trace!(target: "latch::dap", "<- {}", String::from_utf8_lossy(body));
+        // Straight into a request: a thousand pipelined stackTrace requests should not
+        // each be parsed twice. Only a message that is not a well-formed request is
+        // looked at again, to say what is wrong with it.
+        let request = match serde_json::from_slice::<Request>(body) {
+            Ok(request) if request.kind == "request" => request,
+            Ok(other) => {
+                tracing::debug!("ignored a client {} message", other.kind);
+                return;
+            }
+            Err(err) => return self.on_malformed(body, err),
+        };
+        self.dispatch(request).await;
+    }
+
+    /// A message that is not a request latch can read: answered when it names a
+    /// request (its `seq` and `command`), reported when it is not JSON or looks like a
+    /// broken request, and otherwise (a client's event or response) dropped.
+    fn on_malformed(&self, body: &[u8], err: serde_json::Error) {
         let value: Value = match serde_json::from_slice(body) {
             Ok(value) => value,
             Err(err) => {
@@ -252,40 +271,27 @@ impl Session {
                 return;
             }
         };
-        tracing::trace!(target: "latch::dap", "<- {value}");
-        let request = match serde_json::from_value::<Request>(value.clone()) {
-            Ok(request) if request.kind == "request" => request,
-            Ok(other) => {
-                tracing::debug!("ignored a client {} message", other.kind);
-                return;
-            }
-            Err(err) => {
-                // Answer when we can tell which request it was; otherwise log and drop.
-                match (
-                    value.get("seq").and_then(Value::as_i64),
-                    value.get("command").and_then(Value::as_str),
-                ) {
-                    (Some(seq), Some(command)) => self.out.respond(Response::error(
-                        seq,
-                        command,
-                        "invalid request",
-                        &format!("latch could not read this request: {err}"),
-                    )),
-                    _ => {
-                        if value.get("type").and_then(Value::as_str) == Some("request")
-                            || value.get("command").is_some()
-                        {
-                            self.out.output(
-                                "console",
-                                &format!("latch: dropped a malformed DAP request: {err}"),
-                            );
-                        }
-                    }
+        match (
+            value.get("seq").and_then(Value::as_i64),
+            value.get("command").and_then(Value::as_str),
+        ) {
+            (Some(seq), Some(command)) => self.out.respond(Response::error(
+                seq,
+                command,
+                "invalid request",
+                &format!("latch could not read this request: {err}"),
+            )),
+            _ => {
+                if value.get("type").and_then(Value::as_str) == Some("request")
+                    || value.get("command").is_some()
+                {
+                    self.out.output(
+                        "console",
+                        &format!("latch: dropped a malformed DAP request: {err}"),
+                    );
                 }
-                return;
             }
-        };
-        self.dispatch(request).await;
+        }
     }
 
     async fn dispatch(&mut self, request: Request) {
