@@ -76,6 +76,10 @@ struct Cli {
     /// Skip the stack traces of all threads on the thread targets.
     #[arg(long)]
     no_stacks: bool,
+    /// Let latch keep inflated debug sections in its on-disk cache across runs (warm
+    /// after the first run). Default: the cache is off and every run is a first attach.
+    #[arg(long)]
+    warm_cache: bool,
     /// The large binary of the `big` scenario, started with the argument
     /// `dap` (default: latch's debug build, `../debug/latch` from here).
     #[arg(long)]
@@ -146,6 +150,7 @@ fn main() -> Result<()> {
         stop_on_entry: !cli.no_stop_on_entry,
         stacks: !cli.no_stacks,
         log_dir: dir.clone(),
+        warm_cache: cli.warm_cache,
     };
 
     let mut versions: BTreeMap<Peer, String> = peers
@@ -430,7 +435,7 @@ fn header(
          and lldb-dap (`lldb-dap-19`) driven over DAP on stdio: `initialize`, `attach {{pid, \
          stopOnEntry: {}}}`, `configurationDone`, `threads`, `disconnect {{terminateDebuggee: \
          false}}`; \"all threads stopped\" is the latest of the attach response, the \
-         configurationDone response{}. {}gdb timed as a whole: `gdb -nx -iex 'set debuginfod \
+         configurationDone response{}. {}{}gdb timed as a whole: `gdb -nx -iex 'set debuginfod \
          enabled off' -batch -p PID -ex 'info threads'` (gdb + bt adds `-ex 'thread apply all \
          bt'`; on the large binary gdb + bt is `-ex bt` alone). CPU is user+sys from wait4 rusage of the debugger and its descendants; memory is \
          VmHWM of the adapter plus its descendants (lldb-server) just before `disconnect`, and \
@@ -443,6 +448,13 @@ fn header(
             ""
         } else {
             " and the first `stopped` event with allThreadsStopped"
+        },
+        if cli.warm_cache {
+            "latch's on-disk cache of inflated debug sections is on (--warm-cache): every run \
+             after the first finds libc's debug sections inflated. "
+        } else {
+            "latch runs with its on-disk cache of inflated debug sections off \
+             (`LATCH_CACHE_DIR=`): every run inflates them, as a first attach does. "
         },
         if cli.no_stacks {
             "No stack traces on the thread targets (--no-stacks). "

@@ -78,6 +78,9 @@ pub struct RunOpts {
     pub stacks: bool,
     /// Where adapters' stderr and gdb's output go, one file per run.
     pub log_dir: PathBuf,
+    /// Let latch use its on-disk cache of inflated debug sections (warm after the first
+    /// run); otherwise every run inflates them, as a first attach on a machine does.
+    pub warm_cache: bool,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -208,7 +211,12 @@ fn start_adapter(
         Ok(f) => Stdio::from(f),
         Err(_) => Stdio::null(),
     };
-    let mut child = procfs::normal_priority(&mut Command::new(program))
+    let mut command = Command::new(program);
+    if !opts.warm_cache {
+        // Empty: latch neither reads nor writes its cache (other peers ignore it).
+        command.env("LATCH_CACHE_DIR", "");
+    }
+    let mut child = procfs::normal_priority(&mut command)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
