@@ -392,12 +392,8 @@ impl Worker {
                 let _ = reply.send(self.attached().map(|t| t.current_threads()));
             }
             Command::Registers { reply } => {
-                let result = self.attached().map(|t| {
-                    t.thread_infos()
-                        .iter()
-                        .filter_map(|info| t.registers(info.tid).ok().map(|r| (info.tid, r)))
-                        .collect()
-                });
+                // Tids only: reading every thread's name here cost a /proc read each.
+                let result = self.attached().map(|t| t.all_registers());
                 let _ = reply.send(result);
             }
             Command::Signal { signal, reply } => {

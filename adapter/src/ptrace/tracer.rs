@@ -2,7 +2,6 @@
 //! algorithms of DESIGN.md section 4. It lives on the ptrace thread and is driven by it.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io;
 use std::time::{Duration, Instant};
 
 use super::errors::{self, AttachError};
@@ -22,9 +21,11 @@ const STOP_DEADLINE: Duration = Duration::from_secs(5);
 /// whose exit is reported only when the whole group ends).
 const STALL_CHECK: Duration = Duration::from_millis(20);
 
-/// A pass over the threads still to stop that takes longer than this (a few hundred of
-/// them) is followed by a rest rather than by the next pass at once.
-const BUSY_PASS: Duration = Duration::from_micros(200);
+/// While more threads than this are still to stop, the stop loop collects their stops in
+/// batches, resting between passes (see `wait_until_all_stopped`); fewer are awaited one
+/// SIGCHLD at a time, for the lowest latency.
+const FEW_PENDING: usize = 8;
+const BATCH_REST: Duration = Duration::from_micros(300);
 
 /// Remembers the last threads whose exit we reaped, so that a clone event that arrives
 /// after its child already ran and exited does not resurrect a phantom thread. Bounded:
@@ -298,11 +299,17 @@ impl Tracer {
                 last_progress = now;
                 continue;
             }
-            if pass_cost > BUSY_PASS {
-                // Thousands of threads still to stop: SIGCHLD arrives all the time, and
-                // polling again at once would keep a core from the very threads that
-                // need it to reach their stops. Rest as long as the pass took.
-                std::thread::sleep(pass_cost.min(Duration::from_millis(2)));
+            let pending = self
+                .threads
+                .values()
+                .filter(|t| t.state != RunState::Stopped)
+                .count();
+            if pending > FEW_PENDING {
+                // Many threads still to stop: every one that stops sends SIGCHLD, and a
+                // pass per signal would keep taking a core (we run boosted) from the very
+                // threads that need it to reach their stops. Let them run, then collect
+                // them together: rest at least as long as the pass took.
+                std::thread::sleep(pass_cost.clamp(BATCH_REST, Duration::from_millis(2)));
             } else {
                 // A short timeout: SIGCHLD may be handled by a starved thread of ours,
                 // and a missed wake-up must not cost more than a millisecond.
@@ -507,19 +514,20 @@ impl Tracer {
         self.thread_infos()
     }
 
+    /// The registers of every stopped thread: what a stack walk of all threads needs.
+    pub fn all_registers(&self) -> Vec<(Pid, libc::user_regs_struct)> {
+        self.threads
+            .iter()
+            .filter(|(_, t)| t.state == RunState::Stopped)
+            .filter_map(|(tid, _)| sys::get_regs(*tid).ok().map(|regs| (*tid, regs)))
+            .collect()
+    }
+
     pub fn thread_infos(&self) -> Vec<ThreadInfo> {
         self.threads
             .keys()
             .map(|tid| ThreadInfo::read(self.pid, *tid))
             .collect()
-    }
-
-    pub fn registers(&self, tid: Pid) -> io::Result<libc::user_regs_struct> {
-        match self.threads.get(&tid) {
-            Some(t) if t.state == RunState::Stopped => sys::get_regs(tid),
-            Some(_) => Err(io::Error::other("the thread is running")),
-            None => Err(io::Error::from_raw_os_error(libc::ESRCH)),
-        }
     }
 
     /// Lets go of the process: everything stopped first, then each thread detached with
