@@ -43,8 +43,10 @@ struct DapOptions {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // First of all: next to a target that saturates every CPU, even parsing the command
+    // line waits for a time slice.
     latch::priority::prefer_latch_over_busy_targets();
+    let cli = Cli::parse();
     let logging_to_stderr = cli.log_file.is_none();
     if let Err(err) = latch::logging::init(cli.log_file.as_deref(), cli.log_filter.as_deref()) {
         eprintln!("latch: {err:#}");
