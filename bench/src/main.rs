@@ -437,7 +437,8 @@ fn header(
          false}}`; \"all threads stopped\" is the latest of the attach response, the \
          configurationDone response{}. {}{}gdb timed as a whole: `gdb -nx -iex 'set debuginfod \
          enabled off' -batch -p PID -ex 'info threads'` (gdb + bt adds `-ex 'thread apply all \
-         bt'`; on the large binary gdb + bt is `-ex bt` alone). CPU is user+sys from wait4 rusage of the debugger and its descendants; memory is \
+         bt'`; on the large binary gdb + bt is `-ex bt` alone); gdb's \"start → threads\" is \
+         when a python print of CLOCK_MONOTONIC that follows `info threads` ran. CPU is user+sys from wait4 rusage of the debugger and its descendants; memory is \
          VmHWM of the adapter plus its descendants (lldb-server) just before `disconnect`, and \
          ru_maxrss for gdb. After every detach /proc is checked: no thread in t/T, TracerPid 0; \
          targets that print progress (short-lived, Go, waitFor's counter) must print on.",

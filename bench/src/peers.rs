@@ -789,6 +789,7 @@ pub fn run_gdb(
         .stderr(err)
         .process_group(0);
     let t0 = Instant::now();
+    let started_ns = monotonic_ns();
     let pid = match cmd.spawn() {
         Ok(c) => c.id() as i32,
         Err(e) => {
@@ -827,6 +828,9 @@ pub fn run_gdb(
         notes.push(format!("gdb {}", reaped.describe_status()));
     }
     let out = std::fs::read_to_string(&out_path).unwrap_or_default();
+    if let Some(listed) = gdb_threads_listed_ms(&out, started_ns) {
+        m.0.insert(Row::UntilThreads, listed);
+    }
     let big = scenario == Scenario::BigBinary;
     // On the large binary gdb + bt runs `bt` alone, without `info threads`.
     if !(big && peer == Peer::GdbBt) {
@@ -858,6 +862,33 @@ pub fn run_gdb(
     }
 }
 
+/// Printed by gdb right after `info threads`: CLOCK_MONOTONIC in ns, the clock of Rust's
+/// `Instant` here, so the harness can time "start → threads listed" like the DAP peers'
+/// "start → `threads` answered". Python runs inside gdb: no process is started for it.
+const GDB_THREADS_LISTED: &str =
+    "python import time; print('latch-bench-threads-listed', time.clock_gettime_ns(time.CLOCK_MONOTONIC))";
+
+/// When gdb said it listed the threads, in ms after `started_ns` (CLOCK_MONOTONIC).
+fn gdb_threads_listed_ms(out: &str, started_ns: u64) -> Option<f64> {
+    let listed: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("latch-bench-threads-listed "))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(listed.checked_sub(started_ns)? as f64 / 1e6)
+}
+
+fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime with a valid timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
 pub fn gdb_args(peer: Peer, scenario: Scenario, pid: i32) -> Vec<String> {
     let mut a: Vec<String> = ["-nx", "-iex", "set debuginfod enabled off", "-batch", "-p"]
         .iter()
@@ -866,8 +897,8 @@ pub fn gdb_args(peer: Peer, scenario: Scenario, pid: i32) -> Vec<String> {
     a.push(pid.to_string());
     let commands: &[&str] = match (peer, scenario) {
         (Peer::GdbBt, Scenario::BigBinary) => &["bt"],
-        (Peer::GdbBt, _) => &["info threads", "thread apply all bt"],
-        _ => &["info threads"],
+        (Peer::GdbBt, _) => &["info threads", GDB_THREADS_LISTED, "thread apply all bt"],
+        _ => &["info threads", GDB_THREADS_LISTED],
     };
     for c in commands {
         a.extend(["-ex".into(), c.to_string()]);

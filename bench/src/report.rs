@@ -86,7 +86,7 @@ impl Row {
             Row::LinesBeforeStop => "lines printed before the stop",
             Row::ExecToStopped => "exec → stop reported",
             Row::Threads => "`threads`",
-            Row::UntilThreads => "start → `threads` answered",
+            Row::UntilThreads => "start → `threads` answered (gdb: `info threads` printed)",
             Row::AllStacks => "stack traces of all threads (`stackTrace` × threads, pipelined)",
             Row::FirstStack => "first `stackTrace` (main thread)",
             Row::UntilFirstStack => "start → first `stackTrace` answered",
