@@ -4,12 +4,13 @@
 //! addr2line's `Context` parses the header, abbreviations and line program header of
 //! every unit before its first answer. For libc's debug file (4126 units) that was about
 //! 85 M instructions and 20 MiB, most of the cost of a first stack trace, for the three
-//! or four units any stack passes through. When `.debug_aranges` indexes every compile
-//! unit (gcc and clang emit it for C and C++), we find an address's unit there and give
-//! addr2line a context over that unit alone; its answers (inlined calls, names,
-//! file:line) are the same as the whole file's context would give. Files without a
-//! complete `.debug_aranges` (rustc does not emit it), and units that refer into other
-//! units (`DW_FORM_ref_addr`: LTO, dwz), use the whole-file context as before.
+//! or four units any stack passes through. We find an address's unit through
+//! `.debug_aranges` (gcc and clang emit it for C and C++) or, for units it leaves out
+//! (rustc emits none), through the unit's own root ranges, and give addr2line a context
+//! over that unit alone; its answers (inlined calls, names, file:line) are the same as
+//! the whole file's context would give. Units that refer into other units
+//! (`DW_FORM_ref_addr`: LTO, dwz), and files with a unit whose code its root does not
+//! place, use the whole-file context as before.
 
 use std::cell::OnceCell;
 
@@ -146,8 +147,8 @@ impl Dwarf {
 }
 
 impl UnitIndex {
-    /// `None` unless `.debug_aranges` lists every compile unit: a unit it leaves out
-    /// could be the one an address is in.
+    /// From `.debug_aranges`, and the units' own ranges for units it leaves out. `None`
+    /// when a unit's code cannot be placed that way (see below).
     fn build(sections: &gimli::Dwarf<Reader>) -> Option<UnitIndex> {
         let mut units = Vec::new();
         let mut headers = sections.units();
@@ -178,14 +179,47 @@ impl UnitIndex {
             while let Some(entry) = entries.next().transpose() {
                 if let Ok(entry) = entry {
                     let range = entry.range();
-                    if range.end > range.begin {
+                    if range.end > range.begin && range.begin != 0 {
                         ranges.push((range.begin, range.end, unit));
                     }
                 }
             }
         }
-        if units.is_empty() || listed.contains(&false) {
+        if units.is_empty() {
             return None;
+        }
+        // Units that `.debug_aranges` leaves out (all of them for rustc, which emits
+        // none) are indexed by their own root ranges (DW_AT_low_pc/high_pc/ranges).
+        for (index, unit) in units.iter().enumerate() {
+            if listed[index] {
+                continue;
+            }
+            let header = sections
+                .debug_info
+                .header_from_offset(gimli::DebugInfoOffset(unit.start))
+                .ok()?;
+            let parsed = sections.unit(header).ok()?;
+            let mut own = sections.unit_ranges(&parsed).ok()?;
+            let mut any = false;
+            while let Some(range) = own.next().ok()? {
+                // Functions the linker dropped keep ranges relocated to 0: no code of a
+                // loaded file is there (its ELF header is).
+                if range.end > range.begin && range.begin != 0 {
+                    ranges.push((range.begin, range.end, index));
+                    any = true;
+                }
+            }
+            // A unit without ranges of its own might still hold code that only its
+            // line program tells of (rustc leaves such units behind with no code at
+            // all): if it has any line sequence, only the whole-file context finds it.
+            if !any {
+                if let Some(program) = parsed.line_program.clone() {
+                    let (_, sequences) = program.sequences().ok()?;
+                    if !sequences.is_empty() {
+                        return None;
+                    }
+                }
+            }
         }
         ranges.sort_unstable();
         let max_end = ranges
@@ -387,6 +421,30 @@ mod tests {
         let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
         let path = format!("/usr/lib/debug/.build-id/{}/{}.debug", &hex[..2], &hex[2..]);
         crate::symbols::module::map_file(std::path::Path::new(&path)).ok()
+    }
+
+    /// This test binary, built by rustc: no `.debug_aranges`, so every unit is placed
+    /// by its own ranges.
+    #[test]
+    fn rust_units_answer_as_the_whole_file_does() {
+        let exe = std::env::current_exe().unwrap();
+        let data = crate::symbols::module::map_file(&exe).unwrap();
+        let dwarf = Dwarf::load(&object::File::parse(data).unwrap());
+        let index = dwarf
+            .by_unit
+            .as_ref()
+            .expect("every unit of a rustc binary has root ranges");
+        let whole = whole_context(dwarf.raw.dwarf()).unwrap();
+        let mut compared = 0;
+        let step = (index.ranges.len() / 400).max(1);
+        for &(start, end, _) in index.ranges.iter().step_by(step) {
+            for address in [start, start + (end - start) / 2, end - 1] {
+                let expected = frames(&whole, address);
+                assert_eq!(dwarf.source_frames(address), expected, "at {address:#x}");
+                compared += usize::from(!expected.is_empty());
+            }
+        }
+        assert!(compared > 200, "few addresses compared: {compared}");
     }
 
     #[test]
