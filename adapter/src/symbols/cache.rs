@@ -129,8 +129,7 @@ impl Key {
         if map.get(..header.len())? != header.as_slice() {
             return None;
         }
-        let map: &'static memmap2::Mmap = Box::leak(Box::new(map));
-        Some(&map[header.len()..])
+        Some(&super::module::keep_mapping(map, file)[header.len()..])
     }
 
     fn write(&self, data: &[u8]) -> std::io::Result<()> {

@@ -150,23 +150,15 @@ impl UnitIndex {
     /// From `.debug_aranges`, and the units' own ranges for units it leaves out. `None`
     /// when a unit's code cannot be placed that way (see below).
     fn build(sections: &gimli::Dwarf<Reader>) -> Option<UnitIndex> {
-        let mut units = Vec::new();
-        let mut headers = sections.units();
-        while let Ok(Some(header)) = headers.next() {
-            let start = header.debug_info_offset()?.0;
-            let end = start + header.length_including_self();
-            // Type and partial units hold no code.
-            if matches!(
-                header.type_(),
-                gimli::UnitType::Compilation | gimli::UnitType::Skeleton(_)
-            ) {
-                units.push(Unit {
-                    start,
-                    end,
-                    context: OnceCell::new(),
-                });
-            }
-        }
+        let info = sections.debug_info.reader();
+        let units: Vec<Unit> = code_unit_spans(info.slice(), info.endian())
+            .into_iter()
+            .map(|(start, end)| Unit {
+                start,
+                end,
+                context: OnceCell::new(),
+            })
+            .collect();
         let mut listed = vec![false; units.len()];
         let mut ranges = Vec::new();
         let mut sets = sections.debug_aranges.headers();
@@ -251,6 +243,64 @@ impl UnitIndex {
         found.dedup();
         found.into_iter().map(|unit| &self.units[unit])
     }
+}
+
+/// Where each unit that can hold code (compile and skeleton units; not type or partial
+/// units) lies in `.debug_info`, from the headers alone, read with `module::peek` so
+/// that the scan does not make the whole section resident. Stops at the first header
+/// that does not parse, as gimli's unit iterator does.
+fn code_unit_spans(info: &'static [u8], endian: RunTimeEndian) -> Vec<(usize, usize)> {
+    let word = |offset: usize, size: usize| -> Option<u64> {
+        let mut bytes = [0u8; 8];
+        if !super::module::peek(info, offset, &mut bytes[..size]) {
+            return None;
+        }
+        let bytes = &bytes[..size];
+        Some(match endian {
+            RunTimeEndian::Little => bytes.iter().rev().fold(0, |v, b| v << 8 | u64::from(*b)),
+            RunTimeEndian::Big => bytes.iter().fold(0, |v, b| v << 8 | u64::from(*b)),
+        })
+    };
+    let mut spans = Vec::new();
+    let mut start = 0;
+    while start < info.len() {
+        let Some(length32) = word(start, 4) else {
+            break;
+        };
+        let (length, initial) = if length32 == 0xffff_ffff {
+            let Some(length64) = word(start + 4, 8) else {
+                break;
+            };
+            (length64, 12)
+        } else if length32 >= 0xffff_fff0 {
+            break; // reserved values
+        } else {
+            (length32, 4)
+        };
+        let Some(end) = usize::try_from(length)
+            .ok()
+            .and_then(|l| (start + initial).checked_add(l))
+            .filter(|end| *end <= info.len())
+        else {
+            break;
+        };
+        let Some(version) = word(start + initial, 2) else {
+            break;
+        };
+        let holds_code = match version {
+            2..=4 => true,
+            5 => matches!(
+                word(start + initial + 2, 1),
+                Some(0x01 /* DW_UT_compile */) | Some(0x04 /* DW_UT_skeleton */)
+            ),
+            _ => break,
+        };
+        if holds_code {
+            spans.push((start, end));
+        }
+        start = end;
+    }
+    spans
 }
 
 /// Whether a unit's abbreviations use a form that refers into another unit or file:
@@ -391,6 +441,35 @@ mod tests {
 
     fn le(bytes: &'static [u8]) -> Reader {
         gimli::EndianSlice::new(bytes, RunTimeEndian::Little)
+    }
+
+    /// The header scan finds the same compile units as gimli's iterator, here on libc's
+    /// debug file (DWARF 5) and on this rustc test binary (DWARF 4).
+    #[test]
+    fn unit_spans_match_gimli() {
+        let exe = std::env::current_exe().unwrap();
+        let files = [
+            libc_debug_file(),
+            Some(crate::symbols::module::map_file(&exe).unwrap()),
+        ];
+        for data in files.into_iter().flatten() {
+            let dwarf = Dwarf::load(&object::File::parse(data).unwrap());
+            let sections = &dwarf.sections;
+            let mut expected = Vec::new();
+            let mut headers = sections.units();
+            while let Ok(Some(header)) = headers.next() {
+                if matches!(
+                    header.type_(),
+                    gimli::UnitType::Compilation | gimli::UnitType::Skeleton(_)
+                ) {
+                    let start = header.debug_info_offset().unwrap().0;
+                    expected.push((start, start + header.length_including_self()));
+                }
+            }
+            let info = sections.debug_info.reader();
+            assert!(!expected.is_empty());
+            assert_eq!(code_unit_spans(info.slice(), info.endian()), expected);
+        }
     }
 
     #[test]
