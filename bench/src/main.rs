@@ -76,6 +76,11 @@ struct Cli {
     /// Skip the stack traces of all threads on the thread targets.
     #[arg(long)]
     no_stacks: bool,
+    /// Start the targets in the harness's own session instead of one of their own:
+    /// with autogroup scheduling a busy target then takes CPU from the debuggers'
+    /// own start (see the report's method line).
+    #[arg(long)]
+    same_session: bool,
     /// Let latch keep inflated debug sections in its on-disk cache across runs (warm
     /// after the first run). Default: the cache is off and every run is a first attach.
     #[arg(long)]
@@ -96,6 +101,7 @@ fn main() -> Result<()> {
     procfs::become_subreaper();
     // Before any thread exists, so the DAP reader threads inherit it.
     let raised = procfs::raise_harness_priority();
+    procfs::TARGETS_IN_OWN_SESSION.store(!cli.same_session, std::sync::atomic::Ordering::Relaxed);
 
     let mut peers = Vec::new();
     let mut paths = BTreeMap::new();
@@ -415,6 +421,20 @@ fn header(
             "nice 0 (raising it was not permitted: timings next to spinning threads include the harness's own wake-up delays)".into()
         }
     );
+    let autogroup = std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled")
+        .map_or("unknown".into(), |v| v.trim().to_string());
+    let _ = writeln!(
+        h,
+        "- sessions: {} (kernel.sched_autogroup_enabled = {autogroup}: the kernel shares CPU \
+         between sessions first, so a busy target in the debugger's session slows the \
+         debugger's own start)",
+        if procfs::TARGETS_IN_OWN_SESSION.load(std::sync::atomic::Ordering::Relaxed) {
+            "every target runs in a session of its own (`setsid`), as a program started in \
+             another terminal or as a service does; debuggers run in the harness's"
+        } else {
+            "targets and debuggers share the harness's session (`--same-session`)"
+        }
+    );
     for p in peers {
         let v = versions
             .get(p)
@@ -438,7 +458,9 @@ fn header(
          configurationDone response{}. {}{}gdb timed as a whole: `gdb -nx -iex 'set debuginfod \
          enabled off' -batch -p PID -ex 'info threads'` (gdb + bt adds `-ex 'thread apply all \
          bt'`; on the large binary gdb + bt is `-ex bt` alone); gdb's \"start → threads\" is \
-         when a python print of CLOCK_MONOTONIC that follows `info threads` ran. CPU is user+sys from wait4 rusage of the debugger and its descendants; memory is \
+         when a python print of CLOCK_MONOTONIC that follows `info threads` ran, and gdb's \
+         \"attach until all threads stopped\" runs from such a print in `-iex` (before `-p`'s \
+         attach) to one in the first `-ex` (after it; gdb reads symbols during its attach). CPU is user+sys from wait4 rusage of the debugger and its descendants; memory is \
          VmHWM of the adapter plus its descendants (lldb-server) just before `disconnect`, and \
          ru_maxrss for gdb. After every detach /proc is checked: no thread in t/T, TracerPid 0; \
          targets that print progress (short-lived, Go, waitFor's counter) must print on.",

@@ -828,8 +828,15 @@ pub fn run_gdb(
         notes.push(format!("gdb {}", reaped.describe_status()));
     }
     let out = std::fs::read_to_string(&out_path).unwrap_or_default();
-    if let Some(listed) = gdb_threads_listed_ms(&out, started_ns) {
+    let listed = gdb_clock_at(&out, THREADS_LISTED).and_then(|t| ns_between(started_ns, t));
+    if let Some(listed) = listed {
         m.0.insert(Row::UntilThreads, listed);
+    }
+    let attach = gdb_clock_at(&out, BEFORE_ATTACH)
+        .zip(gdb_clock_at(&out, ATTACHED))
+        .and_then(|(before, after)| ns_between(before, after));
+    if let Some(attach) = attach {
+        m.0.insert(Row::AttachStopped, attach);
     }
     let big = scenario == Scenario::BigBinary;
     // On the large binary gdb + bt runs `bt` alone, without `info threads`.
@@ -862,21 +869,37 @@ pub fn run_gdb(
     }
 }
 
-/// Printed by gdb right after `info threads`: CLOCK_MONOTONIC in ns, the clock of Rust's
-/// `Instant` here, so the harness can time "start → threads listed" like the DAP peers'
-/// "start → `threads` answered". Python runs inside gdb: no process is started for it.
-const GDB_THREADS_LISTED: &str =
-    "python import time; print('latch-bench-threads-listed', time.clock_gettime_ns(time.CLOCK_MONOTONIC))";
+/// gdb prints CLOCK_MONOTONIC (ns; the clock of Rust's `Instant` here) with a
+/// label at three points, so the harness can time its phases like the DAP peers'.
+/// Python runs inside gdb: no process is started for it.
+fn gdb_clock(label: &str) -> String {
+    format!(
+        "python import time; print('latch-bench-{label}', time.clock_gettime_ns(time.CLOCK_MONOTONIC))"
+    )
+}
 
-/// When gdb said it listed the threads, in ms after `started_ns` (CLOCK_MONOTONIC).
-fn gdb_threads_listed_ms(out: &str, started_ns: u64) -> Option<f64> {
-    let listed: u64 = out
-        .lines()
-        .find_map(|l| l.strip_prefix("latch-bench-threads-listed "))?
+/// Run by `-iex`, before gdb attaches to `-p PID`.
+const BEFORE_ATTACH: &str = "before-attach";
+/// The first `-ex`: gdb runs `-ex` commands once `-p`'s attach has returned with
+/// every thread stopped (and the program's and libraries' symbols read, which
+/// gdb does as part of its attach, as lldb-dap does).
+const ATTACHED: &str = "attached";
+/// Right after `info threads`: "start → threads listed", like the DAP peers'
+/// "start → `threads` answered".
+const THREADS_LISTED: &str = "threads-listed";
+
+/// When gdb printed `label`, as ns of CLOCK_MONOTONIC.
+fn gdb_clock_at(out: &str, label: &str) -> Option<u64> {
+    let prefix = format!("latch-bench-{label} ");
+    out.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))?
         .trim()
         .parse()
-        .ok()?;
-    Some(listed.checked_sub(started_ns)? as f64 / 1e6)
+        .ok()
+}
+
+fn ns_between(from: u64, to: u64) -> Option<f64> {
+    Some(to.checked_sub(from)? as f64 / 1e6)
 }
 
 fn monotonic_ns() -> u64 {
@@ -890,17 +913,24 @@ fn monotonic_ns() -> u64 {
 }
 
 pub fn gdb_args(peer: Peer, scenario: Scenario, pid: i32) -> Vec<String> {
-    let mut a: Vec<String> = ["-nx", "-iex", "set debuginfod enabled off", "-batch", "-p"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    a.push(pid.to_string());
-    let commands: &[&str] = match (peer, scenario) {
-        (Peer::GdbBt, Scenario::BigBinary) => &["bt"],
-        (Peer::GdbBt, _) => &["info threads", GDB_THREADS_LISTED, "thread apply all bt"],
-        _ => &["info threads", GDB_THREADS_LISTED],
+    let mut a: Vec<String> = vec![
+        "-nx".into(),
+        "-iex".into(),
+        "set debuginfod enabled off".into(),
+        "-iex".into(),
+        gdb_clock(BEFORE_ATTACH),
+        "-batch".into(),
+        "-p".into(),
+        pid.to_string(),
+    ];
+    let listed = gdb_clock(THREADS_LISTED);
+    let commands: Vec<&str> = match (peer, scenario) {
+        (Peer::GdbBt, Scenario::BigBinary) => vec!["bt"],
+        (Peer::GdbBt, _) => vec!["info threads", &listed, "thread apply all bt"],
+        _ => vec!["info threads", &listed],
     };
-    for c in commands {
+    let attached = gdb_clock(ATTACHED);
+    for c in std::iter::once(attached.as_str()).chain(commands) {
         a.extend(["-ex".into(), c.to_string()]);
     }
     a
@@ -999,4 +1029,28 @@ pub fn version_of(peer: Peer, path: &Path) -> Option<String> {
     let mut s = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take()?, &mut s).ok()?;
     s.lines().next().map(|l| l.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gdb_phases_come_from_its_clock_prints_in_order() {
+        let args = gdb_args(Peer::Gdb, Scenario::Sleeping(1), 42);
+        let at = |needle: &str| args.iter().position(|a| a.contains(needle)).unwrap();
+        // -iex runs before -p's attach, the first -ex after it.
+        assert_eq!(args[at(BEFORE_ATTACH) - 1], "-iex");
+        assert!(at(BEFORE_ATTACH) < at("-p"));
+        assert_eq!(args[at(ATTACHED) - 1], "-ex");
+        assert_eq!(args.iter().position(|a| a == "-ex"), Some(at(ATTACHED) - 1));
+        assert!(at("info threads") < at(THREADS_LISTED));
+
+        let out = "latch-bench-before-attach 1000000\n[New LWP 7]\nlatch-bench-attached 5500000\n";
+        let before = gdb_clock_at(out, BEFORE_ATTACH).unwrap();
+        let after = gdb_clock_at(out, ATTACHED).unwrap();
+        assert_eq!(ns_between(before, after), Some(4.5));
+        assert_eq!(gdb_clock_at(out, THREADS_LISTED), None);
+        assert_eq!(ns_between(after, before), None);
+    }
 }

@@ -240,7 +240,7 @@ impl Targets {
             Scenario::BigBinary => return self.spawn_big(deadline),
             Scenario::WaitFor => bail!("the waitFor counter is started by its driver"),
         };
-        let mut child = crate::procfs::normal_priority(&mut Command::new(program))
+        let mut child = crate::procfs::as_target(&mut Command::new(program))
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -328,7 +328,7 @@ impl Targets {
             .big
             .as_ref()
             .context("no large binary (see --big-binary)")?;
-        let mut child = crate::procfs::normal_priority(&mut Command::new(&big.path))
+        let mut child = crate::procfs::as_target(&mut Command::new(&big.path))
             .args(&big.args)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -374,7 +374,7 @@ impl Targets {
     /// exec has happened (std's spawn waits for it), which is when the
     /// exec → stopped time starts.
     pub fn spawn_counter(&self) -> Result<(Target, Instant)> {
-        let mut child = crate::procfs::normal_priority(&mut Command::new(&self.counter_bin))
+        let mut child = crate::procfs::as_target(&mut Command::new(&self.counter_bin))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
