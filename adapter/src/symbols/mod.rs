@@ -1,5 +1,5 @@
 //! Addresses to functions, source lines and stacks: the modules a process maps
-//! (`maps`), what each file's DWARF, symbol tables and CFI say (`module`; addresses to
+//! (`maps`), what each file's DWARF, symbol tables and CFI say (`module`; ELF symbol tables in `symtab`; addresses to
 //! source lines unit by unit in `dwarf`; inflated sections kept on disk in `cache`),
 //! the unwinder (`unwind`, reading memory through `memory`), and whole stacks (`stack`).
 
@@ -9,6 +9,7 @@ pub mod maps;
 pub mod memory;
 pub mod module;
 pub mod stack;
+pub mod symtab;
 pub mod unwind;
 
 pub use maps::Module;

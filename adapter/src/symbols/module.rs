@@ -17,6 +17,7 @@ use gimli::{RunTimeEndian, UnwindSection};
 use object::{Object, ObjectSection, ObjectSegment};
 
 use super::dwarf::Dwarf;
+use super::symtab::SymbolTable;
 
 pub type Reader = gimli::EndianSlice<'static, RunTimeEndian>;
 
@@ -176,7 +177,7 @@ pub struct ModuleInfo {
     /// The module's file and its debug file: the larger symbol table of the two names
     /// what DWARF does not.
     symbol_files: Vec<&'static [u8]>,
-    symbols: OnceCell<object::SymbolMap<object::SymbolMapName<'static>>>,
+    symbols: OnceCell<SymbolTable>,
     /// What `source_frames` answered, by address.
     named: RefCell<HashMap<u64, Rc<[SourceFrame]>>>,
     pub eh_frame: Option<CfiSection<gimli::EhFrame<Reader>>>,
@@ -251,8 +252,8 @@ impl ModuleInfo {
             }
             None if has_dwarf(&file) => (Some(data), SymbolStatus::Dwarf),
             None => {
-                let map = symbols.get_or_init(|| symbol_map(&symbol_files));
-                match map.symbols().is_empty() {
+                let table = symbols.get_or_init(|| SymbolTable::largest_of(&symbol_files));
+                match table.is_empty() {
                     true => (None, SymbolStatus::Stripped),
                     false => (None, SymbolStatus::SymbolsOnly),
                 }
@@ -346,29 +347,14 @@ impl ModuleInfo {
     }
 
     fn symbol_name(&self, address: u64) -> Option<String> {
-        let symbols = self.symbols.get_or_init(|| symbol_map(&self.symbol_files));
-        let symbol = symbols.containing(address)?;
-        let name = symbol.name();
+        let symbols = self
+            .symbols
+            .get_or_init(|| SymbolTable::largest_of(&self.symbol_files));
+        let name = symbols.containing(address)?;
         // Versioned dynamic symbols read `memcpy@GLIBC_2.14`: the version is noise here.
-        let name = name.split_once('@').map_or(name, |(bare, _)| bare);
+        let name = name.split_once('@').map_or(name.as_str(), |(bare, _)| bare);
         Some(demangle(name, None))
     }
-}
-
-/// The largest symbol table among the files (a debug file usually has `.symtab`, which
-/// the stripped binary lacks).
-fn symbol_map(files: &[&'static [u8]]) -> object::SymbolMap<object::SymbolMapName<'static>> {
-    files
-        .iter()
-        .filter_map(|data| Some(object::File::parse(*data).ok()?.symbol_map()))
-        .reduce(|best, map| {
-            if map.symbols().len() > best.symbols().len() {
-                map
-            } else {
-                best
-            }
-        })
-        .unwrap_or_else(|| object::SymbolMap::new(Vec::new()))
 }
 
 /// A function's name as people write it: Rust without the hash, C++ without the return
