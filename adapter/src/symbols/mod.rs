@@ -4,6 +4,7 @@
 //! the unwinder (`unwind`, reading memory through `memory`), and whole stacks (`stack`).
 
 pub mod cache;
+pub mod calls;
 pub mod dwarf;
 pub mod maps;
 pub mod memory;

@@ -458,6 +458,28 @@ pub fn peek(data: &'static [u8], offset: usize, out: &mut [u8]) -> bool {
     }
 }
 
+/// The NUL-terminated string at `offset`, read from the file a piece at a time.
+pub fn read_c_string(strings: &'static [u8], offset: usize) -> Option<String> {
+    let mut name = Vec::new();
+    let mut piece = [0u8; 256];
+    let mut at = offset;
+    while at < strings.len() {
+        let n = piece.len().min(strings.len() - at);
+        if !peek(strings, at, &mut piece[..n]) {
+            return None;
+        }
+        match piece[..n].iter().position(|&b| b == 0) {
+            Some(end) => {
+                name.extend_from_slice(&piece[..end]);
+                return Some(String::from_utf8_lossy(&name).into_owned());
+            }
+            None => name.extend_from_slice(&piece[..n]),
+        }
+        at += n;
+    }
+    None
+}
+
 fn eh_frame(
     file: &object::File<'static>,
     endian: RunTimeEndian,
@@ -538,6 +560,18 @@ fn find_debug_file(
 #[cfg(test)]
 mod tests {
     use super::demangle;
+
+    #[test]
+    fn names_are_read_whole_across_pieces() {
+        let mut strings = b"\0short\0".to_vec();
+        let long = "x".repeat(1000);
+        strings.extend_from_slice(long.as_bytes());
+        strings.push(0);
+        let strings: &'static [u8] = Box::leak(strings.into_boxed_slice());
+        assert_eq!(super::read_c_string(strings, 1).as_deref(), Some("short"));
+        assert_eq!(super::read_c_string(strings, 7), Some(long));
+        assert_eq!(super::read_c_string(strings, strings.len()), None);
+    }
 
     #[test]
     fn names_read_as_written() {

@@ -12,7 +12,7 @@
 use object::elf;
 use object::read::elf::{FileHeader, SectionHeader};
 
-use super::module::peek;
+use super::module::{peek, read_c_string};
 
 /// Symbols sorted by address, one per address.
 pub struct SymbolTable {
@@ -66,7 +66,7 @@ impl SymbolTable {
         if entry.size != 0 && address - entry.address >= entry.size {
             return None;
         }
-        let name = read_name(self.strings, entry.name as usize)?;
+        let name = read_c_string(self.strings, entry.name as usize)?;
         // ARM mapping symbols ($x, $d) mark code and data, they name nothing.
         (!name.is_empty() && !name.starts_with('$')).then_some(name)
     }
@@ -226,28 +226,6 @@ impl Symbol {
     }
 }
 
-/// The NUL-terminated string at `offset`, read from the file a piece at a time.
-fn read_name(strings: &'static [u8], offset: usize) -> Option<String> {
-    let mut name = Vec::new();
-    let mut piece = [0u8; 256];
-    let mut at = offset;
-    while at < strings.len() {
-        let n = piece.len().min(strings.len() - at);
-        if !peek(strings, at, &mut piece[..n]) {
-            return None;
-        }
-        match piece[..n].iter().position(|&b| b == 0) {
-            Some(end) => {
-                name.extend_from_slice(&piece[..end]);
-                return Some(String::from_utf8_lossy(&name).into_owned());
-            }
-            None => name.extend_from_slice(&piece[..n]),
-        }
-        at += n;
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,17 +269,5 @@ mod tests {
         let data = super::super::module::map_file(libc).unwrap();
         let checked = matches_objects_symbol_map(data);
         assert!(checked > 1_000, "only {checked} addresses of libc checked");
-    }
-
-    #[test]
-    fn names_are_read_whole_across_pieces() {
-        let mut strings = b"\0short\0".to_vec();
-        let long = "x".repeat(1000);
-        strings.extend_from_slice(long.as_bytes());
-        strings.push(0);
-        let strings: &'static [u8] = Box::leak(strings.into_boxed_slice());
-        assert_eq!(read_name(strings, 1).as_deref(), Some("short"));
-        assert_eq!(read_name(strings, 7), Some(long));
-        assert_eq!(read_name(strings, strings.len()), None);
     }
 }
