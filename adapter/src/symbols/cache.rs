@@ -55,7 +55,12 @@ pub fn section_data(
     }
     let data = match section.uncompressed_data().ok()? {
         Cow::Borrowed(data) => return Some(data),
-        Cow::Owned(data) => super::module::keep(data),
+        Cow::Owned(data) => {
+            if let Ok(compressed) = section.compressed_data() {
+                super::module::release(compressed.data);
+            }
+            super::module::keep(data)
+        }
     };
     if let Some(key) = key {
         let _ = std::thread::Builder::new()

@@ -398,7 +398,12 @@ pub(super) fn section_data(file: &object::File<'static>, name: &str) -> Option<&
     let section = file.section_by_name(name)?;
     match section.uncompressed_data().ok()? {
         Cow::Borrowed(data) => Some(data),
-        Cow::Owned(data) => Some(keep(data)),
+        Cow::Owned(data) => {
+            if let Ok(compressed) = section.compressed_data() {
+                release(compressed.data);
+            }
+            Some(keep(data))
+        }
     }
 }
 
@@ -454,6 +459,31 @@ pub fn peek(data: &'static [u8], offset: usize, out: &mut [u8]) -> bool {
             // Inflated sections live on the heap, resident already.
             out.copy_from_slice(bytes);
             true
+        }
+    }
+}
+
+/// Drops the pages of `bytes`, part of a mapped file, from latch's memory: used for
+/// compressed sections once inflated (libc's debug file: 3.2 MiB), which nothing reads
+/// again. The file's pages stay in the kernel's page cache, and a later read of these
+/// bytes would fault them back in unchanged: the mapping is of a file, read-only.
+pub fn release(bytes: &'static [u8]) {
+    let address = bytes.as_ptr() as usize;
+    let mappings = MAPPINGS.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((base, len, _)) = mappings
+        .iter()
+        .find(|(base, len, _)| (*base..base + len).contains(&address))
+    else {
+        return;
+    };
+    let page = 4096;
+    let start = (address & !(page - 1)).max(*base);
+    let end = (address + bytes.len()).min(base + len);
+    if end > start {
+        // SAFETY: the range lies within a read-only file mapping we keep for good;
+        // MADV_DONTNEED on it only unmaps pages that a later access reads back in.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
         }
     }
 }
