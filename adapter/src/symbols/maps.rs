@@ -57,6 +57,13 @@ impl Module {
         self.path == VDSO
     }
 
+    /// The dynamic loader (`ld-linux-x86-64.so.2`, `ld-musl-x86_64.so.1`): a running
+    /// process is rarely in its code, except while it loads a library or binds a symbol.
+    pub fn is_dynamic_loader(&self) -> bool {
+        let name = self.name();
+        name.starts_with("ld-linux") || name.starts_with("ld-musl") || name.starts_with("ld.so")
+    }
+
     pub fn name(&self) -> &str {
         let path = self.path.trim_end_matches(" (deleted)");
         path.rsplit('/').next().unwrap_or(path)

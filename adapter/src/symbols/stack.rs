@@ -141,9 +141,13 @@ impl Stacker {
         self.pid
     }
 
-    /// Modules in the order worth reading ahead: the executable first.
+    /// Modules worth reading ahead, the executable first. Not the dynamic loader: its
+    /// debug information (libc6-dbg's, about 1 MiB inflated) is read only when a stack
+    /// passes through it.
     pub fn preparation_order(&self) -> Vec<usize> {
-        let mut order: Vec<usize> = (0..self.modules.len()).collect();
+        let mut order: Vec<usize> = (0..self.modules.len())
+            .filter(|&i| !self.modules[i].is_dynamic_loader())
+            .collect();
         order.sort_by_key(|&i| self.executable.as_deref() != Some(self.modules[i].path.as_str()));
         order
     }
