@@ -4,30 +4,53 @@
 //! object's `SymbolMap` reads every symbol's name up front. For latch's own debug build
 //! (48,000 symbols, a 4 MiB `.strtab`) that made the whole string table and symbol
 //! table resident in latch's memory, to name one frame (`_start`). Here the table is
-//! read from the file (`module::peek`) into a compact index of addresses, sizes and
-//! name offsets, and a name is read only when a lookup returns it. The choice of symbol
-//! at an address and the sizes guessed for symbols without one follow object's
+//! read from the file (`module::peek`), and a name only when a lookup returns it. A
+//! module with DWARF asks for a handful of addresses: each is answered by one pass over
+//! the table. Past `SCANS_BEFORE_INDEX` lookups (a module without DWARF), the table is
+//! indexed once: addresses, sizes and name offsets, 24 bytes a symbol. The choice of
+//! symbol at an address and the sizes guessed for symbols without one follow object's
 //! `SymbolMapBuilder`.
+
+use std::cell::{Cell, OnceCell};
 
 use object::elf;
 use object::read::elf::{FileHeader, SectionHeader};
 
 use super::module::{peek, read_c_string};
 
-/// Symbols sorted by address, one per address.
+/// Lookups answered by a pass over the table before it is indexed.
+const SCANS_BEFORE_INDEX: usize = 16;
+
 pub struct SymbolTable {
-    entries: Vec<Entry>,
-    /// The string table the names are in.
-    strings: &'static [u8],
+    located: Option<Located>,
+    /// Symbols sorted by address, one per address, once built.
+    index: OnceCell<Vec<Entry>>,
+    lookups: Cell<usize>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// 24 bytes: a large binary has tens of thousands.
+#[derive(Clone, Copy, Debug)]
 struct Entry {
     address: u64,
     size: u64,
-    /// Offset of the name in `strings`.
+    /// Which of the symbols at one address names it: the lowest rank (see `rank`).
+    rank: u32,
+    /// Offset of the name in the string table.
     name: u32,
 }
+
+/// Orders symbols at one address as object's map does: by `Symbol::priority`, then the
+/// later symbol in the table first (an earlier one is likely less specific).
+fn rank(priority: u32, index: usize) -> u32 {
+    const INDEX_BITS: u32 = 27;
+    const MAX_INDEX: u32 = (1 << INDEX_BITS) - 1;
+    let index = u32::try_from(index).unwrap_or(MAX_INDEX).min(MAX_INDEX);
+    priority << INDEX_BITS | (MAX_INDEX - index)
+}
+
+/// Ranks after every symbol's: a section's end names nothing.
+const SECTION_END: u32 = u32::MAX;
+const NO_NAME: u32 = u32::MAX;
 
 /// Bytes of one ELF64 symbol: name u32, info u8, other u8, section u16, value u64, size u64.
 const SYMBOL_SIZE: usize = 24;
@@ -35,40 +58,44 @@ const SYMBOL_SIZE: usize = 24;
 const SYMBOLS_PER_READ: usize = 2730;
 
 impl SymbolTable {
-    pub fn empty() -> SymbolTable {
-        SymbolTable {
-            entries: Vec::new(),
-            strings: &[],
-        }
-    }
-
     /// The larger table among `files` (a debug file usually has the `.symtab` that the
     /// stripped binary lacks). Only little-endian ELF64, the only kind latch unwinds.
     pub fn largest_of(files: &[&'static [u8]]) -> SymbolTable {
-        files
-            .iter()
-            .filter_map(|data| Located::find(data))
-            .max_by_key(|table| table.count())
-            .and_then(|table| table.read())
-            .unwrap_or_else(SymbolTable::empty)
+        SymbolTable {
+            located: files
+                .iter()
+                .filter_map(|data| Located::find(data))
+                .max_by_key(|table| table.count()),
+            index: OnceCell::new(),
+            lookups: Cell::new(0),
+        }
     }
 
+    /// Whether no symbol names any address.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        let Some(located) = &self.located else {
+            return true;
+        };
+        let mut any = false;
+        located.each_candidate(|entry| {
+            any |= entry.name != NO_NAME;
+            !any
+        });
+        !any
     }
 
     /// The name of the symbol whose range holds `address` (file numbering), as written
     /// in the table (mangled, maybe `name@VERSION`).
     pub fn containing(&self, address: u64) -> Option<String> {
-        let at = self.entries.partition_point(|e| e.address <= address);
-        let entry = self.entries.get(at.checked_sub(1)?)?;
-        // As object's map: a symbol whose size nothing bounds holds what follows it.
-        if entry.size != 0 && address - entry.address >= entry.size {
-            return None;
-        }
-        let name = read_c_string(self.strings, entry.name as usize)?;
-        // ARM mapping symbols ($x, $d) mark code and data, they name nothing.
-        (!name.is_empty() && !name.starts_with('$')).then_some(name)
+        let located = self.located.as_ref()?;
+        let lookups = self.lookups.get() + 1;
+        self.lookups.set(lookups);
+        let entry = if lookups > SCANS_BEFORE_INDEX {
+            located.indexed(self.index.get_or_init(|| located.index()), address)?
+        } else {
+            located.scan(address)?
+        };
+        located.name_if_holding(entry, address)
     }
 }
 
@@ -116,50 +143,103 @@ impl Located {
         self.symbols.len() / SYMBOL_SIZE
     }
 
-    fn read(self) -> Option<SymbolTable> {
-        // (address, priority, index, size, name): lower priority wins at one address.
-        let mut all: Vec<(u64, u32, usize, u64, u32)> = Vec::new();
+    /// Calls `f` with every symbol that can name an address, then every section end
+    /// (`NO_NAME`, ranked last), until it returns false.
+    fn each_candidate(&self, mut f: impl FnMut(Entry) -> bool) {
         let mut chunk = vec![0u8; SYMBOLS_PER_READ * SYMBOL_SIZE];
         let mut index = 0;
         while index < self.count() {
             let n = (self.count() - index).min(SYMBOLS_PER_READ);
             let chunk = &mut chunk[..n * SYMBOL_SIZE];
             if !peek(self.symbols, index * SYMBOL_SIZE, chunk) {
-                return None;
+                return;
             }
             for (i, raw) in chunk.chunks_exact(SYMBOL_SIZE).enumerate() {
                 let symbol = Symbol::parse(raw);
                 if let Some(priority) = symbol.priority() {
-                    let later_first = usize::MAX - (index + i);
-                    all.push((
-                        symbol.value,
-                        priority,
-                        later_first,
-                        symbol.size,
-                        symbol.name,
-                    ));
+                    let entry = Entry {
+                        address: symbol.value,
+                        rank: rank(priority, index + i),
+                        size: symbol.size,
+                        name: symbol.name,
+                    };
+                    if !f(entry) {
+                        return;
+                    }
                 }
             }
             index += n;
         }
-        // Section ends, with no name, improve the guesses for symbols without a size.
-        const END: u32 = u32::MAX;
         for (address, size) in &self.sections {
-            all.push((address.saturating_add(*size), END, 0, 0, 0));
-        }
-        all.sort_unstable();
-        let mut entries: Vec<Entry> = Vec::with_capacity(all.len());
-        for (address, priority, _, size, name) in all {
-            if entries.last().is_some_and(|e| e.address == address) {
-                continue;
+            let end = Entry {
+                address: address.saturating_add(*size),
+                rank: SECTION_END,
+                size: 0,
+                name: NO_NAME,
+            };
+            if !f(end) {
+                return;
             }
-            let name = if priority == END { u32::MAX } else { name };
-            entries.push(Entry {
-                address,
-                size,
-                name,
-            });
         }
+    }
+
+    /// What the index would answer for `address`, from two passes over the table: the
+    /// symbol at the highest address up to it (the lowest rank there), and, when that
+    /// symbol has no size, the next address anything starts or ends at.
+    fn scan(&self, address: u64) -> Option<Entry> {
+        let mut best: Option<Entry> = None;
+        self.each_candidate(|e| {
+            let better = best.is_none_or(|b| (e.address, b.rank) > (b.address, e.rank));
+            if e.name != NO_NAME && e.address <= address && better {
+                best = Some(e);
+            }
+            true
+        });
+        let mut best = best?;
+        if best.size == 0 {
+            let mut next: Option<u64> = None;
+            self.each_candidate(|e| {
+                if e.address > best.address {
+                    next = Some(next.map_or(e.address, |n| n.min(e.address)));
+                }
+                true
+            });
+            if let Some(next) = next {
+                best.size = next - best.address;
+            }
+        }
+        Some(best)
+    }
+
+    fn indexed(&self, index: &[Entry], address: u64) -> Option<Entry> {
+        index
+            .get(
+                index
+                    .partition_point(|e| e.address <= address)
+                    .checked_sub(1)?,
+            )
+            .copied()
+    }
+
+    fn name_if_holding(&self, entry: Entry, address: u64) -> Option<String> {
+        // As object's map: a symbol whose size nothing bounds holds what follows it.
+        if entry.size != 0 && address - entry.address >= entry.size {
+            return None;
+        }
+        let name = read_c_string(self.strings, entry.name as usize)?;
+        // ARM mapping symbols ($x, $d) mark code and data, they name nothing.
+        (!name.is_empty() && !name.starts_with('$')).then_some(name)
+    }
+
+    /// Every named address once, sorted, with the sizes guessed.
+    fn index(&self) -> Vec<Entry> {
+        let mut entries: Vec<Entry> = Vec::with_capacity(self.count() + self.sections.len());
+        self.each_candidate(|e| {
+            entries.push(e);
+            true
+        });
+        entries.sort_unstable_by_key(|e| (e.address, e.rank));
+        entries.dedup_by_key(|e| e.address);
         // A symbol without a size reaches the next symbol or section end.
         let mut next = entries.last().map_or(0, |e| e.address);
         for entry in entries.iter_mut().rev().skip(1) {
@@ -168,12 +248,9 @@ impl Located {
             }
             next = entry.address;
         }
-        entries.retain(|e| e.name != u32::MAX);
+        entries.retain(|e| e.name != NO_NAME);
         entries.shrink_to_fit();
-        Some(SymbolTable {
-            entries,
-            strings: self.strings,
-        })
+        entries
     }
 }
 
@@ -232,17 +309,19 @@ mod tests {
     use object::{Object, ObjectSymbol};
 
     /// At the start, middle and last byte of every function symbol, and just past it,
-    /// the names are object's symbol map's. Returns how many addresses were checked.
-    fn matches_objects_symbol_map(data: &'static [u8]) -> usize {
+    /// the index names what object's symbol map names; so does a scan, at every
+    /// `scan_every`th function. Returns how many addresses were checked.
+    fn matches_objects_symbol_map(data: &'static [u8], scan_every: usize) -> usize {
         let file = object::File::parse(data).unwrap();
         let reference = file.symbol_map();
-        let table = SymbolTable::largest_of(&[data]);
+        let located = Located::find(data).unwrap();
+        let index = located.index();
         let mut checked = 0;
-        let symbols = file.symbols().chain(file.dynamic_symbols());
-        for symbol in symbols {
-            if symbol.kind() != object::SymbolKind::Text || symbol.size() == 0 {
-                continue;
-            }
+        let functions = file
+            .symbols()
+            .chain(file.dynamic_symbols())
+            .filter(|s| s.kind() == object::SymbolKind::Text && s.size() > 0);
+        for (n, symbol) in functions.enumerate() {
             let a = symbol.address();
             for address in [
                 a,
@@ -251,7 +330,16 @@ mod tests {
                 a + symbol.size(),
             ] {
                 let expected = reference.containing(address).map(|s| s.name().to_string());
-                assert_eq!(table.containing(address), expected, "at {address:#x}");
+                let indexed = located
+                    .indexed(&index, address)
+                    .and_then(|e| located.name_if_holding(e, address));
+                assert_eq!(indexed, expected, "index at {address:#x}");
+                if n % scan_every == 0 {
+                    let scanned = located
+                        .scan(address)
+                        .and_then(|e| located.name_if_holding(e, address));
+                    assert_eq!(scanned, expected, "scan at {address:#x}");
+                }
                 checked += 1;
             }
         }
@@ -262,12 +350,33 @@ mod tests {
     fn names_match_objects_symbol_map() {
         let exe = std::env::current_exe().unwrap();
         let data = super::super::module::map_file(&exe).unwrap();
-        let checked = matches_objects_symbol_map(data);
+        let checked = matches_objects_symbol_map(data, 1000);
         assert!(checked > 10_000, "only {checked} addresses checked");
         // A shared library has only `.dynsym` once stripped, as Debian ships it.
         let libc = std::path::Path::new("/lib/x86_64-linux-gnu/libc.so.6");
         let data = super::super::module::map_file(libc).unwrap();
-        let checked = matches_objects_symbol_map(data);
+        let checked = matches_objects_symbol_map(data, 10);
         assert!(checked > 1_000, "only {checked} addresses of libc checked");
+    }
+
+    #[test]
+    fn lookups_scan_then_index() {
+        let exe = std::env::current_exe().unwrap();
+        let data = super::super::module::map_file(&exe).unwrap();
+        let table = SymbolTable::largest_of(&[data]);
+        let file = object::File::parse(data).unwrap();
+        let symbol = file
+            .symbols()
+            .find(|s| {
+                s.name()
+                    .is_ok_and(|n| n.contains("lookups_scan_then_index"))
+            })
+            .unwrap();
+        for _ in 0..SCANS_BEFORE_INDEX + 2 {
+            let name = table.containing(symbol.address()).unwrap();
+            assert!(name.contains("lookups_scan_then_index"), "{name}");
+        }
+        assert!(table.index.get().is_some(), "indexed after many lookups");
+        assert!(!table.is_empty());
     }
 }
