@@ -13,6 +13,7 @@
 //! place, use the whole-file context as before.
 
 use std::cell::OnceCell;
+use std::sync::Arc;
 
 use gimli::{Reader as _, RunTimeEndian, Section as _};
 
@@ -20,11 +21,12 @@ use super::cache;
 use super::calls;
 use super::module::{demangle, Reader};
 
-/// A function and place that an address belongs to; several for inlined code.
+/// A function and place that an address belongs to; several for inlined code. Names
+/// are shared: every frame of a thousand threads stopped at one place holds the same.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceFrame {
-    pub function: Option<String>,
-    pub file: Option<String>,
+    pub function: Option<Arc<str>>,
+    pub file: Option<Arc<str>>,
     pub line: u32,
     pub column: u32,
 }
@@ -193,7 +195,7 @@ impl OwnUnit {
         let unit = gimli::UnitRef::new(&self.dwarf, &self.unit);
         let location = self.lines.find_location(address).ok().flatten().map(|l| {
             (
-                l.file.map(str::to_owned),
+                l.file.map(Arc::from),
                 l.line.unwrap_or(0),
                 l.column.unwrap_or(0),
             )
@@ -215,8 +217,8 @@ impl OwnUnit {
         let mut out = Vec::with_capacity(chain.len());
         let mut place = location.unwrap_or((None, 0, 0));
         for call in chain.iter().rev() {
-            let function =
-                calls::name_of(unit, call.entry).map(|name| demangle(&name, self.language));
+            let function = calls::name_of(unit, call.entry)
+                .map(|name| Arc::from(demangle(&name, self.language)));
             let (file, line, column) = std::mem::take(&mut place);
             out.push(SourceFrame {
                 function,
@@ -226,7 +228,8 @@ impl OwnUnit {
             });
             place = (
                 call.call_file
-                    .and_then(|index| calls::file_path(unit, index)),
+                    .and_then(|index| calls::file_path(unit, index))
+                    .map(Arc::from),
                 call.call_line,
                 call.call_column,
             );
@@ -484,11 +487,11 @@ fn frames(context: &Context, address: u64) -> Vec<SourceFrame> {
     while let Ok(Some(frame)) = frames.next() {
         let function = frame.function.as_ref().and_then(|f| {
             let raw = f.raw_name().ok()?;
-            Some(demangle(&raw, f.language))
+            Some(Arc::from(demangle(&raw, f.language)))
         });
         let (file, line, column) = match &frame.location {
             Some(l) => (
-                l.file.map(str::to_owned),
+                l.file.map(Arc::from),
                 l.line.unwrap_or(0),
                 l.column.unwrap_or(0),
             ),
@@ -693,7 +696,7 @@ mod tests {
                     continue;
                 };
                 if ours.function != theirs.function {
-                    let at = |f: &Option<String>| address_of.get(f.as_deref()?).copied();
+                    let at = |f: &Option<Arc<str>>| address_of.get(f.as_deref()?).copied();
                     assert!(
                         at(&ours.function).is_some() && at(&ours.function) == at(&theirs.function),
                         "at {address:#x}: {:?} is not another name of {:?}",

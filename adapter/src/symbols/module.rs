@@ -332,6 +332,7 @@ impl ModuleInfo {
         let outermost_named = out.last().is_some_and(|f| f.function.is_some());
         if !outermost_named {
             if let Some(name) = self.symbol_name(address) {
+                let name: std::sync::Arc<str> = name.into();
                 match out.last_mut() {
                     Some(frame) => frame.function = Some(name),
                     None => out.push(SourceFrame {

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use object::Object;
 
@@ -48,12 +49,12 @@ impl Unwound {
 pub struct StackFrame {
     /// The frame's pc; for callers, the return address.
     pub pc: u64,
-    pub function: Option<String>,
-    pub file: Option<String>,
+    pub function: Option<Arc<str>>,
+    pub file: Option<Arc<str>>,
     pub line: u32,
     pub column: u32,
     /// The module's path as `/proc/PID/maps` names it.
-    pub module: Option<String>,
+    pub module: Option<Arc<str>>,
     /// A call inlined into the next frame: it shares that frame's registers.
     pub inlined: bool,
     pub registers: Registers,
@@ -68,7 +69,7 @@ impl StackFrame {
     /// The function's name, or where the pc is when nothing names it.
     pub fn display_name(&self) -> String {
         match (&self.function, self.module_name()) {
-            (Some(name), _) => name.clone(),
+            (Some(name), _) => name.to_string(),
             (None, Some(module)) => format!("{:#018x} ({module})", self.pc),
             (None, None) => format!("{:#018x}", self.pc),
         }
@@ -87,6 +88,8 @@ pub struct Stacker {
     cache: Cache,
     modules: Vec<Module>,
     infos: Vec<Option<Rc<ModuleInfo>>>,
+    /// Each module's path, shared by the frames in it.
+    paths: Vec<Arc<str>>,
     executable: Option<String>,
     program: Option<PathBuf>,
     memory: ProcessMemory,
@@ -100,6 +103,7 @@ impl Stacker {
             cache: Cache::default(),
             modules: Vec::new(),
             infos: Vec::new(),
+            paths: Vec::new(),
             executable: None,
             program: None,
             memory: ProcessMemory::new(pid),
@@ -130,6 +134,7 @@ impl Stacker {
                 self.infos.get(old).cloned().flatten()
             })
             .collect();
+        self.paths = modules.iter().map(|m| Arc::from(m.path.as_str())).collect();
         self.modules = modules;
         self.executable = std::fs::read_link(format!("/proc/{}/exe", self.pid))
             .ok()
@@ -292,11 +297,11 @@ impl Stacker {
         let registers = frame.registers;
         let pc = registers.pc().unwrap_or(0);
         let lookup = frame.lookup_address();
-        let bare = |module: Option<String>| StackFrame {
+        let bare = |module: Option<Arc<str>>| StackFrame {
             pc,
             function: frame
                 .signal_trampoline
-                .then(|| SIGNAL_TRAMPOLINE.to_string()),
+                .then(|| Arc::from(SIGNAL_TRAMPOLINE)),
             file: None,
             line: 0,
             column: 0,
@@ -305,12 +310,10 @@ impl Stacker {
             registers,
         };
         let Some((index, info, address)) = self.locate(lookup) else {
-            let module = self
-                .module_index(lookup)
-                .map(|i| self.modules[i].path.clone());
+            let module = self.module_index(lookup).map(|i| self.paths[i].clone());
             return vec![bare(module)];
         };
-        let module = Some(self.modules[index].path.clone());
+        let module = Some(self.paths[index].clone());
         let sources = info.source_frames(address);
         if sources.is_empty() || frame.signal_trampoline {
             return vec![bare(module)];

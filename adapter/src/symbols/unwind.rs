@@ -21,39 +21,47 @@ const RIP: u16 = 16;
 const CALLEE_SAVED: [u16; 6] = [3, 6, 12, 13, 14, 15];
 
 /// The general-purpose registers of one frame; None where unwinding could not recover one.
+/// A bit mask of the known ones beside the values: 144 bytes instead of 272 as
+/// `[Option<u64>; 17]`, and every frame of every stopped thread keeps one (4000 threads:
+/// 16,000 frames).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Registers([Option<u64>; 17]);
+pub struct Registers {
+    known: u32,
+    values: [u64; 17],
+}
 
 impl Registers {
     pub fn from_user_regs(regs: &libc::user_regs_struct) -> Registers {
-        Registers([
-            Some(regs.rax),
-            Some(regs.rdx),
-            Some(regs.rcx),
-            Some(regs.rbx),
-            Some(regs.rsi),
-            Some(regs.rdi),
-            Some(regs.rbp),
-            Some(regs.rsp),
-            Some(regs.r8),
-            Some(regs.r9),
-            Some(regs.r10),
-            Some(regs.r11),
-            Some(regs.r12),
-            Some(regs.r13),
-            Some(regs.r14),
-            Some(regs.r15),
-            Some(regs.rip),
-        ])
+        Registers {
+            known: (1 << 17) - 1,
+            values: [
+                regs.rax, regs.rdx, regs.rcx, regs.rbx, regs.rsi, regs.rdi, regs.rbp, regs.rsp,
+                regs.r8, regs.r9, regs.r10, regs.r11, regs.r12, regs.r13, regs.r14, regs.r15,
+                regs.rip,
+            ],
+        }
     }
 
     pub fn get(&self, register: u16) -> Option<u64> {
-        self.0.get(usize::from(register)).copied().flatten()
+        let index = usize::from(register);
+        (index < self.values.len() && self.known & (1 << index) != 0).then(|| self.values[index])
     }
 
     fn set(&mut self, register: u16, value: Option<u64>) {
-        if let Some(slot) = self.0.get_mut(usize::from(register)) {
-            *slot = value;
+        let index = usize::from(register);
+        if index >= self.values.len() {
+            return;
+        }
+        match value {
+            Some(value) => {
+                self.values[index] = value;
+                self.known |= 1 << index;
+            }
+            None => {
+                // Cleared, so that equal register sets compare equal.
+                self.values[index] = 0;
+                self.known &= !(1 << index);
+            }
         }
     }
 
@@ -69,8 +77,8 @@ impl Registers {
     pub fn known(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         REGISTER_NAMES
             .iter()
-            .zip(self.0.iter())
-            .filter_map(|(name, value)| value.map(|v| (*name, v)))
+            .enumerate()
+            .filter_map(|(index, name)| Some((*name, self.get(index as u16)?)))
     }
 }
 
