@@ -35,9 +35,13 @@ impl ThreadInfo {
     pub fn read(pid: Pid, tid: Pid) -> ThreadInfo {
         ThreadInfo {
             tid,
-            name: procfs::task_comm(pid, tid).unwrap_or_else(|_| "?".into()),
+            name: ThreadInfo::read_name(pid, tid),
             is_main: tid == pid,
         }
+    }
+
+    pub fn read_name(pid: Pid, tid: Pid) -> String {
+        procfs::task_comm(pid, tid).unwrap_or_else(|_| "?".into())
     }
 }
 
@@ -94,7 +98,7 @@ enum Command {
         reply: oneshot::Sender<Result<AttachReport, AttachError>>,
     },
     StopAll {
-        reply: oneshot::Sender<Result<Vec<ThreadInfo>, BackendError>>,
+        reply: oneshot::Sender<Result<Vec<Pid>, BackendError>>,
     },
     ResumeAll {
         reply: oneshot::Sender<Result<(), BackendError>>,
@@ -206,7 +210,8 @@ impl BackendHandle {
             .unwrap_or_else(|_| Err(gone_attach(pid)))
     }
 
-    pub async fn stop_all(&self) -> Result<Vec<ThreadInfo>, BackendError> {
+    /// Stops every thread; answers their ids (names come with `threads`).
+    pub async fn stop_all(&self) -> Result<Vec<Pid>, BackendError> {
         self.send(|reply| Command::StopAll { reply })
             .await
             .unwrap_or(Err(BackendError::Gone))
@@ -326,7 +331,12 @@ fn drain_fd(fd: RawFd) {
 impl Worker {
     fn run(&mut self) {
         loop {
-            let timeout = if self.tracer.is_some() { 100 } else { 1000 };
+            let timeout = match &self.tracer {
+                // Names to read ahead: look for commands and events, then read some.
+                Some(tracer) if tracer.wants_names() => 0,
+                Some(_) => 100,
+                None => 1000,
+            };
             poll_readable(
                 &[self.wake.as_raw_fd(), self.sigchld.as_raw_fd()],
                 Duration::from_millis(timeout),
@@ -351,6 +361,8 @@ impl Worker {
                 tracer.poll_events();
                 if tracer.exited {
                     self.tracer = None;
+                } else {
+                    tracer.read_names_ahead();
                 }
             }
         }
@@ -381,7 +393,7 @@ impl Worker {
                     .ok_or(BackendError::NotAttached)
                     .map(|tracer| {
                         tracer.stop_all(&mut ChildWait(sigchld));
-                        tracer.thread_infos()
+                        tracer.tids()
                     });
                 let _ = reply.send(result);
             }

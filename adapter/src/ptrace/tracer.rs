@@ -1,7 +1,7 @@
 //! The tracer: the state of one traced process and the attach, stop, resume and detach
 //! algorithms of DESIGN.md section 4. It lives on the ptrace thread and is driven by it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::errors::{self, AttachError};
@@ -97,7 +97,14 @@ pub struct Tracer {
     /// Events are reported to the session only after the attach finished.
     announce: bool,
     recent_exits: RecentExits,
+    /// Thread names read while every thread was stopped, when none can rename another;
+    /// forgotten as soon as any thread runs. Read ahead while the ptrace thread is idle
+    /// (`read_names_ahead`), so that `threads` after a stop rarely reads /proc.
+    names: HashMap<Pid, String>,
 }
+
+/// Names read ahead per turn of the ptrace thread's loop, between its commands.
+const NAMES_PER_TURN: usize = 64;
 
 pub struct AttachOutcome {
     pub tids: Vec<Pid>,
@@ -117,6 +124,7 @@ impl Tracer {
         let mut tracer = Tracer {
             pid,
             threads: BTreeMap::new(),
+            names: HashMap::new(),
             exited: false,
             was_job_stopped,
             events,
@@ -375,6 +383,7 @@ impl Tracer {
         if thread.state != RunState::Stopped {
             return;
         }
+        self.names.clear();
         let result = if thread.in_group_stop {
             // Job control stopped it: stay stopped until SIGCONT, as without a debugger.
             sys::listen(tid)
@@ -456,6 +465,7 @@ impl Tracer {
     }
 
     fn on_exit(&mut self, tid: Pid, code: i32) {
+        self.names.remove(&tid);
         self.recent_exits.record(tid);
         if self.threads.remove(&tid).is_some() && self.announce && tid != self.pid {
             let _ = self.events.send(BackendEvent::ThreadExited(tid));
@@ -523,11 +533,61 @@ impl Tracer {
             .collect()
     }
 
-    pub fn thread_infos(&self) -> Vec<ThreadInfo> {
-        self.threads
+    pub fn thread_infos(&mut self) -> Vec<ThreadInfo> {
+        let keep = self.all_stopped();
+        let mut infos = Vec::with_capacity(self.threads.len());
+        for &tid in self.threads.keys() {
+            let name = match self.names.get(&tid) {
+                Some(name) => name.clone(),
+                None => {
+                    let name = ThreadInfo::read_name(self.pid, tid);
+                    if keep {
+                        self.names.insert(tid, name.clone());
+                    }
+                    name
+                }
+            };
+            infos.push(ThreadInfo {
+                tid,
+                name,
+                is_main: tid == self.pid,
+            });
+        }
+        infos
+    }
+
+    /// The thread ids, ascending.
+    pub fn tids(&self) -> Vec<Pid> {
+        self.threads.keys().copied().collect()
+    }
+
+    fn all_stopped(&self) -> bool {
+        self.threads.values().all(|t| t.state == RunState::Stopped)
+    }
+
+    /// Whether `read_names_ahead` has work: every thread stopped, some name not read.
+    pub fn wants_names(&self) -> bool {
+        !self.exited
+            && self.all_stopped()
+            && self.threads.keys().any(|tid| !self.names.contains_key(tid))
+    }
+
+    /// Reads a few names of stopped threads ahead of the `threads` request that follows
+    /// a stop; called between commands, so it never delays one by more than a turn.
+    pub fn read_names_ahead(&mut self) {
+        if !self.wants_names() {
+            return;
+        }
+        let missing: Vec<Pid> = self
+            .threads
             .keys()
-            .map(|tid| ThreadInfo::read(self.pid, *tid))
-            .collect()
+            .filter(|tid| !self.names.contains_key(tid))
+            .take(NAMES_PER_TURN)
+            .copied()
+            .collect();
+        for tid in missing {
+            self.names.insert(tid, ThreadInfo::read_name(self.pid, tid));
+        }
     }
 
     /// Lets go of the process: everything stopped first, then each thread detached with

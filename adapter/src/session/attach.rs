@@ -105,7 +105,10 @@ impl Session {
         let stop_on_entry = args.stop_on_entry.unwrap_or(false);
         let started = std::time::Instant::now();
         let threads = if held.stopped {
-            self.backend.threads().await
+            self.backend
+                .threads()
+                .await
+                .map(|threads| threads.into_iter().map(|t| t.tid).collect())
         } else {
             self.backend.stop_all().await
         };
@@ -131,7 +134,7 @@ impl Session {
         let report = AttachReport {
             pid: held.pid,
             name: held.name.clone(),
-            tids: threads.iter().map(|t| t.tid).collect(),
+            tids: threads,
             stragglers: Vec::new(),
             main_tid: held.main_tid,
             was_job_stopped: false,

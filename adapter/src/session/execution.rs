@@ -47,11 +47,11 @@ impl Session {
                 self.out.respond(Response::ok(request, None));
                 let asked = args
                     .thread_id
-                    .and_then(|id| threads.iter().find(|t| i64::from(t.tid) == id));
+                    .and_then(|id| threads.iter().find(|tid| i64::from(**tid) == id));
                 // The main thread may have left (pthread_exit): report a live one.
-                let main_alive = threads.iter().any(|t| t.tid == main_tid);
-                let fallback = if main_alive { main_tid } else { threads[0].tid };
-                let thread_id = asked.map_or(fallback, |t| t.tid);
+                let main_alive = threads.contains(&main_tid);
+                let fallback = if main_alive { main_tid } else { threads[0] };
+                let thread_id = asked.copied().unwrap_or(fallback);
                 if let Some(target) = self.target.as_mut() {
                     target.stopped = true;
                 }
