@@ -236,6 +236,46 @@ fn threads_truthful_while_running_and_pause_continue() {
     target.assert_runs_on(false);
 }
 
+/// latch keeps the names it read while every thread was stopped; a thread renamed while
+/// the target ran must show its new name at the next stop.
+#[test]
+fn thread_names_follow_renames_between_stops() {
+    require_harness!();
+    let mut target = Target::start(Fixture::Sleeping, &["3"]);
+    let mut dap = Dap::start();
+    dap.initialize();
+    dap.attach_pid(target.pid, true);
+    dap.next_event("stopped", secs(10));
+    let worker = assert_threads_match(&mut dap, target.pid)
+        .into_iter()
+        .find(|(id, _)| *id != target.pid as i64)
+        .expect("a worker thread")
+        .0;
+    // Asked twice while stopped: the second answer comes from what was read ahead.
+    assert_threads_match(&mut dap, target.pid);
+
+    dap.ok("continue", json!({"threadId": target.pid}));
+    target.send_line(&format!("rename {worker} renamed-worker"));
+    let comm = format!("/proc/{}/task/{worker}/comm", target.pid);
+    let deadline = std::time::Instant::now() + secs(10);
+    while std::fs::read_to_string(&comm).unwrap() != "renamed-worker\n" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fixture did not rename {worker}"
+        );
+        std::thread::yield_now();
+    }
+    dap.ok("pause", json!({"threadId": target.pid}));
+    dap.next_event("stopped", secs(10));
+    let names = assert_threads_match(&mut dap, target.pid);
+    let (_, name) = names.iter().find(|(id, _)| *id == worker).unwrap();
+    // comm holds 15 bytes.
+    assert!(name.contains("renamed-worker"), "{names:?}");
+
+    dap.disconnect(json!({}));
+    target.assert_runs_on(false);
+}
+
 #[test]
 fn attach_pid_as_string_and_process_id_alias() {
     require_harness!();
