@@ -64,22 +64,3 @@ pub fn prefer_latch_over_busy_targets() {
         );
     }
 }
-
-/// Lowers the calling thread a little below latch's other threads: for the threads that
-/// read symbols ahead. Right after an attach they inflate a dozen sections at once on
-/// two cores, and at equal priority the editor's first requests (`threads`) waited
-/// behind them (100 threads: 2.2 ms instead of 0.6). Five steps keep them well above a
-/// target's threads when latch runs at nice -10. Threads they start inherit it.
-pub fn below_latch() {
-    const STEPS: libc::c_int = 5;
-    // SAFETY: getpriority/setpriority on the calling thread (who = 0); -1 is a valid
-    // nice value, so errno is cleared first to tell it from an error.
-    unsafe {
-        *libc::__errno_location() = 0;
-        let current = libc::getpriority(libc::PRIO_PROCESS, 0);
-        if current == -1 && *libc::__errno_location() != 0 {
-            return;
-        }
-        libc::setpriority(libc::PRIO_PROCESS, 0, (current + STEPS).min(19));
-    }
-}
