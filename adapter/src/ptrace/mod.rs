@@ -333,7 +333,7 @@ impl Worker {
         loop {
             let timeout = match &self.tracer {
                 // Names to read ahead: look for commands and events, then read some.
-                Some(tracer) if tracer.wants_names() => 0,
+                Some(tracer) if tracer.wants_read_ahead() => 0,
                 Some(_) => 100,
                 None => 1000,
             };
@@ -362,7 +362,7 @@ impl Worker {
                 if tracer.exited {
                     self.tracer = None;
                 } else {
-                    tracer.read_names_ahead();
+                    tracer.read_ahead();
                 }
             }
         }

@@ -99,11 +99,17 @@ pub struct Tracer {
     recent_exits: RecentExits,
     /// Thread names read while every thread was stopped, when none can rename another;
     /// forgotten as soon as any thread runs. Read ahead while the ptrace thread is idle
-    /// (`read_names_ahead`), so that `threads` after a stop rarely reads /proc.
+    /// (`read_ahead`), so that `threads` after a stop rarely reads /proc.
     names: HashMap<Pid, String>,
+    /// Registers of stopped threads, likewise: nothing changes them until they run, and
+    /// the first stack trace of a stop needs every thread's (4000 threads: about 20 ms
+    /// of PTRACE_GETREGS).
+    /// `None`: could not be read (the thread is exiting).
+    registers: HashMap<Pid, Option<libc::user_regs_struct>>,
 }
 
-/// Names read ahead per turn of the ptrace thread's loop, between its commands.
+/// Threads whose name and registers are read ahead per turn of the ptrace thread's
+/// loop, between its commands.
 const NAMES_PER_TURN: usize = 64;
 
 pub struct AttachOutcome {
@@ -125,6 +131,7 @@ impl Tracer {
             pid,
             threads: BTreeMap::new(),
             names: HashMap::new(),
+            registers: HashMap::new(),
             exited: false,
             was_job_stopped,
             events,
@@ -384,6 +391,7 @@ impl Tracer {
             return;
         }
         self.names.clear();
+        self.registers.clear();
         let result = if thread.in_group_stop {
             // Job control stopped it: stay stopped until SIGCONT, as without a debugger.
             sys::listen(tid)
@@ -466,6 +474,7 @@ impl Tracer {
 
     fn on_exit(&mut self, tid: Pid, code: i32) {
         self.names.remove(&tid);
+        self.registers.remove(&tid);
         self.recent_exits.record(tid);
         if self.threads.remove(&tid).is_some() && self.announce && tid != self.pid {
             let _ = self.events.send(BackendEvent::ThreadExited(tid));
@@ -525,12 +534,29 @@ impl Tracer {
     }
 
     /// The registers of every stopped thread: what a stack walk of all threads needs.
-    pub fn all_registers(&self) -> Vec<(Pid, libc::user_regs_struct)> {
-        self.threads
-            .iter()
-            .filter(|(_, t)| t.state == RunState::Stopped)
-            .filter_map(|(tid, _)| sys::get_regs(*tid).ok().map(|regs| (*tid, regs)))
-            .collect()
+    pub fn all_registers(&mut self) -> Vec<(Pid, libc::user_regs_struct)> {
+        let keep = self.all_stopped();
+        let mut all = Vec::with_capacity(self.threads.len());
+        for (&tid, thread) in &self.threads {
+            if thread.state != RunState::Stopped {
+                continue;
+            }
+            let regs = match self.registers.get(&tid) {
+                Some(known) => *known,
+                None => {
+                    let regs = sys::get_regs(tid).ok();
+                    if keep {
+                        self.registers.insert(tid, regs);
+                    }
+                    regs
+                }
+            };
+            let Some(regs) = regs else {
+                continue;
+            };
+            all.push((tid, regs));
+        }
+        all
     }
 
     pub fn thread_infos(&mut self) -> Vec<ThreadInfo> {
@@ -565,28 +591,38 @@ impl Tracer {
         self.threads.values().all(|t| t.state == RunState::Stopped)
     }
 
-    /// Whether `read_names_ahead` has work: every thread stopped, some name not read.
-    pub fn wants_names(&self) -> bool {
+    /// Whether `read_ahead` has work: every thread stopped, some name or registers not
+    /// read.
+    pub fn wants_read_ahead(&self) -> bool {
         !self.exited
             && self.all_stopped()
-            && self.threads.keys().any(|tid| !self.names.contains_key(tid))
+            && self
+                .threads
+                .keys()
+                .any(|tid| !self.names.contains_key(tid) || !self.registers.contains_key(tid))
     }
 
-    /// Reads a few names of stopped threads ahead of the `threads` request that follows
-    /// a stop; called between commands, so it never delays one by more than a turn.
-    pub fn read_names_ahead(&mut self) {
-        if !self.wants_names() {
+    /// Reads the names and registers of a few stopped threads ahead of the `threads` and
+    /// `stackTrace` requests that follow a stop; called between commands, so it never
+    /// delays one by more than a turn.
+    pub fn read_ahead(&mut self) {
+        if !self.wants_read_ahead() {
             return;
         }
         let missing: Vec<Pid> = self
             .threads
             .keys()
-            .filter(|tid| !self.names.contains_key(tid))
+            .filter(|tid| !self.names.contains_key(tid) || !self.registers.contains_key(tid))
             .take(NAMES_PER_TURN)
             .copied()
             .collect();
         for tid in missing {
-            self.names.insert(tid, ThreadInfo::read_name(self.pid, tid));
+            if !self.names.contains_key(&tid) {
+                self.names.insert(tid, ThreadInfo::read_name(self.pid, tid));
+            }
+            self.registers
+                .entry(tid)
+                .or_insert_with(|| sys::get_regs(tid).ok());
         }
     }
 

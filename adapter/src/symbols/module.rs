@@ -289,6 +289,17 @@ impl ModuleInfo {
         *self.building.borrow_mut() = thread.ok();
     }
 
+    /// Whether a lookup would find the DWARF read, without waiting for it.
+    pub fn is_ready(&self) -> bool {
+        self.dwarf_file.is_none()
+            || self.dwarf.get().is_some()
+            || self
+                .building
+                .borrow()
+                .as_ref()
+                .is_some_and(|thread| thread.is_finished())
+    }
+
     fn dwarf(&self) -> Option<&Dwarf> {
         self.dwarf
             .get_or_init(|| match self.building.borrow_mut().take() {

@@ -335,6 +335,14 @@ impl Stacker {
             .collect()
     }
 
+    /// Whether naming these frames would not wait for DWARF still being read.
+    pub fn can_name_now(&mut self, unwound: &[Unwound]) -> bool {
+        unwound.iter().all(|frame| {
+            self.locate(frame.lookup_address())
+                .is_none_or(|(_, info, _)| info.is_ready())
+        })
+    }
+
     /// A thread's whole stack, innermost frame first.
     pub fn stack(&mut self, top: Registers) -> Vec<StackFrame> {
         let unwound = self.unwind(top);
