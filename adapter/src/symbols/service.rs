@@ -107,23 +107,20 @@ fn serve(queue: mpsc::Receiver<Job>) {
                     continue;
                 };
                 // Unwinding needs only CFI; naming needs DWARF, which may still be being
-                // read. Walking every stack first overlaps the walks with that reading.
-                // But the first thread (the one asked for) goes out at once when its
-                // modules are read: 4000 walks first would delay it by 15 ms.
-                let mut threads = threads.into_iter();
-                let mut unwound = Vec::new();
-                if let Some((tid, registers)) = threads.next() {
+                // read. A stack whose modules are read goes out at once, so that the
+                // session answers it while the next is walked. Once one must wait, the
+                // rest are walked now, overlapping that reading, and named at the end in
+                // the same order (the first is the one the editor asked for).
+                let mut later = Vec::new();
+                for (tid, registers) in threads {
                     let frames = stacker.unwind(registers);
-                    if stacker.can_name_now(&frames) {
-                        if results.send((tid, stacker.symbolize_all(&frames))).is_err() {
-                            continue;
-                        }
-                    } else {
-                        unwound.push((tid, frames));
+                    if !later.is_empty() || !stacker.can_name_now(&frames) {
+                        later.push((tid, frames));
+                    } else if results.send((tid, stacker.symbolize_all(&frames))).is_err() {
+                        break;
                     }
                 }
-                unwound.extend(threads.map(|(tid, registers)| (tid, stacker.unwind(registers))));
-                for (tid, frames) in unwound {
+                for (tid, frames) in later {
                     if results.send((tid, stacker.symbolize_all(&frames))).is_err() {
                         break;
                     }
