@@ -416,8 +416,9 @@ pub fn run_dap(
                 ));
             }
         } else if opts.stacks {
-            let (took, frames) = all_stacks(&mut dap, &ids, deadline, &mut notes)?;
+            let (took, frames, done) = all_stacks(&mut dap, &ids, deadline, &mut notes)?;
             m.0.insert(Row::AllStacks, took);
+            m.0.insert(Row::UntilAllStacks, ms(done - t0));
             m.0.insert(Row::Frames, frames as f64);
         }
 
@@ -649,7 +650,7 @@ fn all_stacks(
     ids: &[i64],
     deadline: Instant,
     notes: &mut Vec<String>,
-) -> Result<(f64, usize)> {
+) -> Result<(f64, usize, Instant)> {
     let t_sent = Instant::now();
     let mut seqs = Vec::with_capacity(ids.len());
     for &id in ids {
@@ -701,7 +702,7 @@ fn all_stacks(
             ids.len()
         ));
     }
-    Ok((ms(t_done - t_sent), frames))
+    Ok((ms(t_done - t_sent), frames, t_done))
 }
 
 /// Reap the adapter, then whatever it started: as a subreaper we inherit

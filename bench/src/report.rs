@@ -38,6 +38,9 @@ pub enum Row {
     FirstStack,
     /// Spawn of the adapter until that first `stackTrace` answered.
     UntilFirstStack,
+    /// Spawn of the adapter until the last of those stack traces answered: what the
+    /// whole way to every thread's stack costs, wherever a peer puts its symbol reading.
+    UntilAllStacks,
     /// The same `stackTrace` again, right after: symbols now cached.
     SecondStack,
     /// Threads in the `threads` response (gdb: in `info threads`), shown
@@ -58,7 +61,7 @@ pub enum Row {
 }
 
 impl Row {
-    pub const ALL: [Row; 17] = [
+    pub const ALL: [Row; 18] = [
         Row::Initialize,
         Row::AttachStopped,
         Row::CaughtBeforeMain,
@@ -67,6 +70,7 @@ impl Row {
         Row::Threads,
         Row::UntilThreads,
         Row::AllStacks,
+        Row::UntilAllStacks,
         Row::FirstStack,
         Row::UntilFirstStack,
         Row::SecondStack,
@@ -90,6 +94,7 @@ impl Row {
             Row::AllStacks => "stack traces of all threads (`stackTrace` × threads, pipelined)",
             Row::FirstStack => "first `stackTrace` (main thread)",
             Row::UntilFirstStack => "start → first `stackTrace` answered",
+            Row::UntilAllStacks => "start → all stack traces answered",
             Row::SecondStack => "second `stackTrace` (same thread, warm)",
             Row::ThreadsListed => "threads listed",
             Row::Frames => "frames returned (total)",
