@@ -122,6 +122,8 @@ enum Command {
     /// A waitFor is about to wait: keep the ptrace thread boosted until the attach, so
     /// the wake-up that starts it is not queued behind the new process's start-up.
     Arm { armed: bool },
+    /// The stop has been reported: read thread names and registers ahead while idle.
+    ReadAhead,
 }
 
 /// A cloneable way to command the ptrace thread from any thread.
@@ -157,6 +159,7 @@ impl Backend {
                     events: event_tx,
                     tracer: None,
                     armed: None,
+                    reading_ahead: false,
                 };
                 worker.run();
             })?;
@@ -260,6 +263,13 @@ impl BackendHandle {
         drop(self.send(|_: oneshot::Sender<()>| Command::Arm { armed }));
     }
 
+    /// Once a stop is reported to the editor, read every thread's name and registers
+    /// ahead of its `threads` and `stackTrace` requests, between commands. Not sooner:
+    /// right after the attach, that reading competed with the events that report it.
+    pub fn read_ahead(&self) {
+        drop(self.send(|_: oneshot::Sender<()>| Command::ReadAhead));
+    }
+
     pub async fn detach(&self, mode: DetachMode) {
         let _ = self.send(|reply| Command::Detach { mode, reply }).await;
     }
@@ -296,6 +306,8 @@ struct Worker {
     tracer: Option<Tracer>,
     /// Held between `Arm` and the next attach.
     armed: Option<crate::priority::Boost>,
+    /// Between `ReadAhead` and the end of that reading, or the next attach or stop.
+    reading_ahead: bool,
 }
 
 /// Waits on the SIGCHLD pipe only: used inside stop/detach, where commands wait.
@@ -333,7 +345,7 @@ impl Worker {
         loop {
             let timeout = match &self.tracer {
                 // Names to read ahead: look for commands and events, then read some.
-                Some(tracer) if tracer.wants_read_ahead() => 0,
+                Some(tracer) if self.reading_ahead && tracer.wants_read_ahead() => 0,
                 Some(_) => 100,
                 None => 1000,
             };
@@ -361,8 +373,8 @@ impl Worker {
                 tracer.poll_events();
                 if tracer.exited {
                     self.tracer = None;
-                } else {
-                    tracer.read_ahead();
+                } else if self.reading_ahead {
+                    self.reading_ahead = tracer.read_ahead();
                 }
             }
         }
@@ -381,11 +393,13 @@ impl Worker {
     fn handle(&mut self, command: Command) {
         match command {
             Command::Attach { pid, reply } => {
+                self.reading_ahead = false;
                 let result = self.attach(pid);
                 self.armed = None;
                 let _ = reply.send(result);
             }
             Command::StopAll { reply } => {
+                self.reading_ahead = false;
                 let sigchld = &self.sigchld;
                 let result = self
                     .tracer
@@ -420,6 +434,7 @@ impl Worker {
                 let _ = reply.send(());
             }
             Command::Shutdown => unreachable!("handled by the run loop"),
+            Command::ReadAhead => self.reading_ahead = true,
             Command::Arm { armed } => {
                 self.armed = armed.then(crate::priority::Boost::raise);
             }

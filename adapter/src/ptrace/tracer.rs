@@ -605,9 +605,10 @@ impl Tracer {
     /// Reads the names and registers of a few stopped threads ahead of the `threads` and
     /// `stackTrace` requests that follow a stop; called between commands, so it never
     /// delays one by more than a turn.
-    pub fn read_ahead(&mut self) {
+    /// Returns whether more remains to read.
+    pub fn read_ahead(&mut self) -> bool {
         if !self.wants_read_ahead() {
-            return;
+            return false;
         }
         let missing: Vec<Pid> = self
             .threads
@@ -624,6 +625,7 @@ impl Tracer {
                 .entry(tid)
                 .or_insert_with(|| sys::get_regs(tid).ok());
         }
+        self.wants_read_ahead()
     }
 
     /// Lets go of the process: everything stopped first, then each thread detached with

@@ -415,6 +415,7 @@ impl Session {
                     "allThreadsStopped": true,
                 }),
             );
+            self.backend.read_ahead();
         } else {
             self.running();
             if let Err(err) = self.backend.resume_all().await {

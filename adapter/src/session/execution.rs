@@ -67,6 +67,7 @@ impl Session {
                         "allThreadsStopped": true,
                     }),
                 );
+                self.backend.read_ahead();
             }
             Err(err) => self.fail(request, "pause failed", &format!("could not pause: {err}")),
         }
