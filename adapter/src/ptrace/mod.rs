@@ -344,7 +344,8 @@ impl Worker {
     fn run(&mut self) {
         loop {
             let timeout = match &self.tracer {
-                // Names to read ahead: look for commands and events, then read some.
+                // Names and registers to read ahead: look for commands and events without
+                // waiting, then read some.
                 Some(tracer) if self.reading_ahead && tracer.wants_read_ahead() => 0,
                 Some(_) => 100,
                 None => 1000,

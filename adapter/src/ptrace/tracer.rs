@@ -103,14 +103,13 @@ pub struct Tracer {
     names: HashMap<Pid, String>,
     /// Registers of stopped threads, likewise: nothing changes them until they run, and
     /// the first stack trace of a stop needs every thread's (4000 threads: about 20 ms
-    /// of PTRACE_GETREGS).
-    /// `None`: could not be read (the thread is exiting).
+    /// of PTRACE_GETREGS). `None`: could not be read (the thread is exiting).
     registers: HashMap<Pid, Option<libc::user_regs_struct>>,
 }
 
 /// Threads whose name and registers are read ahead per turn of the ptrace thread's
 /// loop, between its commands.
-const NAMES_PER_TURN: usize = 64;
+const READ_AHEAD_PER_TURN: usize = 64;
 
 pub struct AttachOutcome {
     pub tids: Vec<Pid>,
@@ -614,7 +613,7 @@ impl Tracer {
             .threads
             .keys()
             .filter(|tid| !self.names.contains_key(tid) || !self.registers.contains_key(tid))
-            .take(NAMES_PER_TURN)
+            .take(READ_AHEAD_PER_TURN)
             .copied()
             .collect();
         for tid in missing {
