@@ -193,13 +193,7 @@ impl OwnUnit {
     /// covers the address.
     fn frames(&self, address: u64) -> Vec<SourceFrame> {
         let unit = gimli::UnitRef::new(&self.dwarf, &self.unit);
-        let location = self.lines.find_location(address).ok().flatten().map(|l| {
-            (
-                l.file.map(Arc::from),
-                l.line.unwrap_or(0),
-                l.column.unwrap_or(0),
-            )
-        });
+        let location = self.lines.find_location(address).ok().flatten().map(place);
         let chain = match calls::calls_at(unit, address) {
             Ok(Some(chain)) => chain,
             Ok(None) | Err(_) => {
@@ -511,6 +505,15 @@ fn whole_context(mut dwarf: gimli::Dwarf<Reader>) -> Option<Context> {
     Context::from_dwarf(dwarf).ok()
 }
 
+/// addr2line's location as a frame holds it: file, line, column (0: unknown).
+fn place(location: addr2line::Location) -> (Option<Arc<str>>, u32, u32) {
+    (
+        location.file.map(Arc::from),
+        location.line.unwrap_or(0),
+        location.column.unwrap_or(0),
+    )
+}
+
 fn frames(context: &Context, address: u64) -> Vec<SourceFrame> {
     let mut out = Vec::new();
     let Ok(mut frames) = context.find_frames(address).skip_all_loads() else {
@@ -521,14 +524,7 @@ fn frames(context: &Context, address: u64) -> Vec<SourceFrame> {
             let raw = f.raw_name().ok()?;
             Some(Arc::from(demangle(&raw, f.language)))
         });
-        let (file, line, column) = match &frame.location {
-            Some(l) => (
-                l.file.map(Arc::from),
-                l.line.unwrap_or(0),
-                l.column.unwrap_or(0),
-            ),
-            None => (None, 0, 0),
-        };
+        let (file, line, column) = frame.location.map_or((None, 0, 0), place);
         out.push(SourceFrame {
             function,
             file,
