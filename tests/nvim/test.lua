@@ -255,24 +255,30 @@ local function open_adapter(adapter, on_data)
     return (arg:gsub('%${port}', tostring(port)))
   end, adapter.executable.args)
   local proc = vim.system(vim.list_extend({ adapter.executable.command }, args), {})
-  local client, connected
+  -- One connection attempt at a time, and a new one only after the last was refused:
+  -- closing an attempt whose handshake the kernel had already completed would hand
+  -- latch (which serves the first client it accepts) a connection that is already gone.
+  local client, connected, attempting
   vim.wait(10000, function()
     if connected then
       return true
     end
-    if client then
-      client:close()
-    end
-    client = vim.uv.new_tcp()
-    client:connect(adapter.host, port, function(err)
-      if err then
-        return
-      end
-      connected = true
-      client:read_start(function(_, data)
-        on_data(data or '')
+    if not attempting then
+      attempting = true
+      local attempt = vim.uv.new_tcp()
+      client = attempt
+      attempt:connect(adapter.host, port, function(err)
+        if err then
+          attempt:close()
+          attempting = false
+          return
+        end
+        connected = true
+        attempt:read_start(function(_, data)
+          on_data(data or '')
+        end)
       end)
-    end)
+    end
     return false
   end, 20)
   assert(connected, 'could not connect to latch --listen on port ' .. port)
