@@ -334,10 +334,15 @@ fn poll_readable(fds: &[RawFd], timeout: Duration) {
     unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, ms) };
 }
 
-fn drain_fd(fd: RawFd) {
+/// Empties a non-blocking descriptor; whether there was anything to read.
+fn drain_fd(fd: RawFd) -> bool {
     let mut buf = [0u8; 256];
+    let mut any = false;
     // SAFETY: reads into a local buffer from a non-blocking descriptor.
-    while unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+    while unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {
+        any = true;
+    }
+    any
 }
 
 impl Worker {
@@ -355,14 +360,18 @@ impl Worker {
                 Duration::from_millis(timeout),
             );
             drain_fd(self.wake.as_raw_fd());
-            drain_fd(self.sigchld.as_raw_fd());
+            let child_signalled = drain_fd(self.sigchld.as_raw_fd());
+            let mut handled_command = false;
             loop {
                 match self.commands.try_recv() {
                     Ok(Command::Shutdown) => {
                         self.detach(DetachMode::Run);
                         return;
                     }
-                    Ok(command) => self.handle(command),
+                    Ok(command) => {
+                        handled_command = true;
+                        self.handle(command);
+                    }
                     Err(mpsc::TryRecvError::Empty) => break,
                     Err(mpsc::TryRecvError::Disconnected) => {
                         self.detach(DetachMode::Run);
@@ -371,7 +380,13 @@ impl Worker {
                 }
             }
             if let Some(tracer) = &mut self.tracer {
-                tracer.poll_events();
+                // A turn of reading ahead that no SIGCHLD and no command interrupted has
+                // no event to collect, and waitpid(-1) looks at every tracee: at a
+                // thousand threads that was most of a millisecond over one read-ahead.
+                // (A command may have drained SIGCHLD while waiting for its own events.)
+                if child_signalled || handled_command || timeout != 0 {
+                    tracer.poll_events();
+                }
                 if tracer.exited {
                     self.tracer = None;
                 } else if self.reading_ahead {
@@ -435,7 +450,12 @@ impl Worker {
                 let _ = reply.send(());
             }
             Command::Shutdown => unreachable!("handled by the run loop"),
-            Command::ReadAhead => self.reading_ahead = true,
+            Command::ReadAhead => {
+                if let Some(tracer) = self.tracer.as_mut() {
+                    tracer.start_read_ahead();
+                    self.reading_ahead = true;
+                }
+            }
             Command::Arm { armed } => {
                 self.armed = armed.then(crate::priority::Boost::raise);
             }

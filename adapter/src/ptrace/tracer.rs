@@ -105,6 +105,9 @@ pub struct Tracer {
     /// the first stack trace of a stop needs every thread's (4000 threads: about 20 ms
     /// of PTRACE_GETREGS). `None`: could not be read (the thread is exiting).
     registers: HashMap<Pid, Option<libc::user_regs_struct>>,
+    /// Threads whose name or registers `read_ahead` has yet to read, taken from the end:
+    /// a list, so that a turn does not look through every thread to find them.
+    unread: Vec<Pid>,
 }
 
 /// Threads whose name and registers are read ahead per turn of the ptrace thread's
@@ -131,6 +134,7 @@ impl Tracer {
             threads: BTreeMap::new(),
             names: HashMap::new(),
             registers: HashMap::new(),
+            unread: Vec::new(),
             exited: false,
             was_job_stopped,
             events,
@@ -391,6 +395,7 @@ impl Tracer {
         }
         self.names.clear();
         self.registers.clear();
+        self.unread.clear();
         let result = if thread.in_group_stop {
             // Job control stopped it: stay stopped until SIGCONT, as without a debugger.
             sys::listen(tid)
@@ -590,33 +595,44 @@ impl Tracer {
         self.threads.values().all(|t| t.state == RunState::Stopped)
     }
 
-    /// Whether `read_ahead` has work: every thread stopped, some name or registers not
-    /// read.
-    pub fn wants_read_ahead(&self) -> bool {
-        !self.exited
-            && self.all_stopped()
-            && self
-                .threads
+    /// Every thread is stopped: list those whose name or registers are not read yet,
+    /// for `read_ahead`.
+    pub fn start_read_ahead(&mut self) {
+        self.unread.clear();
+        if self.exited || !self.all_stopped() {
+            return;
+        }
+        self.unread.extend(
+            self.threads
                 .keys()
-                .any(|tid| !self.names.contains_key(tid) || !self.registers.contains_key(tid))
+                .rev()
+                .filter(|tid| !self.names.contains_key(tid) || !self.registers.contains_key(tid)),
+        );
+    }
+
+    /// Whether `read_ahead` has work.
+    pub fn wants_read_ahead(&self) -> bool {
+        !self.unread.is_empty()
     }
 
     /// Reads the names and registers of a few stopped threads ahead of the `threads` and
     /// `stackTrace` requests that follow a stop; called between commands, so it never
-    /// delays one by more than a turn.
+    /// delays one by more than a turn. Lowest tids first, the order editors list them in.
     /// Returns whether more remains to read.
     pub fn read_ahead(&mut self) -> bool {
-        if !self.wants_read_ahead() {
-            return false;
-        }
-        let missing: Vec<Pid> = self
-            .threads
-            .keys()
-            .filter(|tid| !self.names.contains_key(tid) || !self.registers.contains_key(tid))
-            .take(READ_AHEAD_PER_TURN)
-            .copied()
-            .collect();
-        for tid in missing {
+        for _ in 0..READ_AHEAD_PER_TURN {
+            let Some(tid) = self.unread.pop() else {
+                break;
+            };
+            // Anything that ran since the list was made emptied it; a thread may have
+            // exited, or had its name read by `threads` meanwhile.
+            if self
+                .threads
+                .get(&tid)
+                .is_none_or(|t| t.state != RunState::Stopped)
+            {
+                continue;
+            }
             if !self.names.contains_key(&tid) {
                 self.names.insert(tid, ThreadInfo::read_name(self.pid, tid));
             }
