@@ -18,6 +18,9 @@ const MAX_PAGES: usize = 256;
 pub struct ProcessMemory {
     pid: Pid,
     pages: HashMap<u64, Option<Box<[u8]>>>,
+    /// Buffers of pages forgotten, reused: a thousand stacks walked one after another
+    /// would otherwise allocate and zero a page each time.
+    spare: Vec<Box<[u8]>>,
 }
 
 impl ProcessMemory {
@@ -25,12 +28,14 @@ impl ProcessMemory {
         ProcessMemory {
             pid,
             pages: HashMap::new(),
+            spare: Vec::new(),
         }
     }
 
     /// Forget what was read: another stack is walked, or the process ran.
     pub fn invalidate(&mut self) {
-        self.pages.clear();
+        self.spare
+            .extend(self.pages.drain().filter_map(|(_, page)| page));
     }
 
     pub fn read_u64(&mut self, address: u64) -> Option<u64> {
@@ -65,7 +70,16 @@ impl ProcessMemory {
             if self.pages.len() >= MAX_PAGES {
                 return None;
             }
-            let page = read(self.pid, base, PAGE as usize).map(Vec::into_boxed_slice);
+            let mut buffer = self
+                .spare
+                .pop()
+                .unwrap_or_else(|| vec![0u8; PAGE as usize].into_boxed_slice());
+            let page = if read_into(self.pid, base, &mut buffer) {
+                Some(buffer)
+            } else {
+                self.spare.push(buffer);
+                None
+            };
             self.pages.insert(base, page);
         }
         self.pages.get(&base)?.as_deref()
@@ -75,17 +89,22 @@ impl ProcessMemory {
 /// `len` bytes at `address`, or None when any of them cannot be read.
 pub fn read(pid: Pid, address: u64, len: usize) -> Option<Vec<u8>> {
     let mut buffer = vec![0u8; len];
-    let remote = [RemoteIoVec {
-        base: usize::try_from(address).ok()?,
-        len,
-    }];
-    let done = process_vm_readv(
+    read_into(pid, address, &mut buffer).then_some(buffer)
+}
+
+/// Fills `buffer` from `address`; false when any byte of it cannot be read.
+fn read_into(pid: Pid, address: u64, buffer: &mut [u8]) -> bool {
+    let Ok(base) = usize::try_from(address) else {
+        return false;
+    };
+    let len = buffer.len();
+    let remote = [RemoteIoVec { base, len }];
+    process_vm_readv(
         NixPid::from_raw(pid),
-        &mut [IoSliceMut::new(&mut buffer)],
+        &mut [IoSliceMut::new(buffer)],
         &remote,
     )
-    .ok()?;
-    (done == len).then_some(buffer)
+    .is_ok_and(|done| done == len)
 }
 
 #[cfg(test)]
