@@ -106,11 +106,7 @@ pub fn spawn_writer<W: Write + Send + 'static>(
                 batch.clear();
                 for message in std::iter::once(first).chain(rx.try_iter()) {
                     seq += 1;
-                    // `seq` goes in front of the message's own fields: one pass of
-                    // serialization, no copy of the body into a new map.
-                    let fields = serde_json::to_vec(&message).expect("messages serialize");
-                    let mut body = format!("{{\"seq\":{seq},").into_bytes();
-                    body.extend_from_slice(&fields[1..]);
+                    let body = message.encode(seq);
                     tracing::trace!(target: "latch::dap", "-> {}", String::from_utf8_lossy(&body));
                     batch.extend_from_slice(&encode_frame(&body));
                 }

@@ -40,14 +40,16 @@ pub struct Response {
     pub body: Option<Body>,
 }
 
-/// A response body: a JSON value, or JSON already written, for large bodies built from
-/// typed data (a stack of a thousand threads' frames) that would be slow to build and
-/// copy as `Value` maps.
+/// A response body: a JSON value, or JSON text latch assembled itself from serde_json's
+/// output (a thousand threads' stacks, whose frames repeat: each is written once per
+/// stop and copied after). The text is spliced in by [`Outgoing::encode`] unparsed;
+/// serializing it any other way is an error.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum Body {
     Value(Value),
-    Raw(Box<serde_json::value::RawValue>),
+    #[serde(skip)]
+    Written(String),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -55,6 +57,48 @@ pub struct Event {
     pub event: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<Value>,
+}
+
+impl Outgoing {
+    /// The message's JSON with `seq` as its first field: one pass of serialization, no
+    /// copy of the body into a new map.
+    pub fn encode(self, seq: i64) -> Vec<u8> {
+        let (message, written) = match self {
+            Outgoing::Response(Response {
+                body: Some(Body::Written(text)),
+                request_seq,
+                success,
+                command,
+                message,
+            }) => (
+                Outgoing::Response(Response {
+                    request_seq,
+                    success,
+                    command,
+                    message,
+                    body: None,
+                }),
+                Some(text),
+            ),
+            other => (other, None),
+        };
+        let fields = serde_json::to_vec(&message).expect("messages serialize");
+        let mut out =
+            Vec::with_capacity(fields.len() + written.as_ref().map_or(0, String::len) + 24);
+        out.extend_from_slice(format!("{{\"seq\":{seq},").as_bytes());
+        // `fields` is `{...}`: its first brace is already written, its last closes the
+        // body's field when there is one.
+        match written {
+            Some(body) => {
+                out.extend_from_slice(&fields[1..fields.len() - 1]);
+                out.extend_from_slice(b",\"body\":");
+                out.extend_from_slice(body.as_bytes());
+                out.push(b'}');
+            }
+            None => out.extend_from_slice(&fields[1..]),
+        }
+        out
+    }
 }
 
 impl Response {
@@ -68,14 +112,15 @@ impl Response {
         }
     }
 
-    /// A success response whose body is serialized straight from `body`.
-    pub fn ok_typed(request: &Request, body: &impl Serialize) -> Response {
+    /// A success response whose body is JSON text latch wrote from serde_json's output
+    /// (see [`Body::Written`]).
+    pub fn ok_written(request: &Request, body: String) -> Response {
         Response {
             request_seq: request.seq,
             success: true,
             command: request.command.clone(),
             message: None,
-            body: serde_json::value::to_raw_value(body).ok().map(Body::Raw),
+            body: Some(Body::Written(body)),
         }
     }
 
@@ -277,6 +322,45 @@ mod tests {
         )
         .unwrap();
         assert_eq!(a.wait_for.as_deref(), Some("srv"));
+    }
+
+    #[test]
+    fn encoding_puts_seq_first_and_splices_written_bodies() {
+        let request: Request =
+            serde_json::from_value(json!({"seq": 9, "type": "request", "command": "stackTrace"}))
+                .unwrap();
+        let written = r#"{"stackFrames":[{"id":1,"name":"a\"b"}],"totalFrames":1}"#;
+        let cases = [
+            (
+                Outgoing::Response(Response::ok_written(&request, written.to_string())),
+                json!({"seq": 4, "type": "response", "request_seq": 9, "success": true,
+                       "command": "stackTrace", "body": serde_json::from_str::<Value>(written).unwrap()}),
+            ),
+            (
+                Outgoing::Response(Response::ok(&request, Some(json!({"x": 1})))),
+                json!({"seq": 4, "type": "response", "request_seq": 9, "success": true,
+                       "command": "stackTrace", "body": {"x": 1}}),
+            ),
+            (
+                Outgoing::Response(Response::ok(&request, None)),
+                json!({"seq": 4, "type": "response", "request_seq": 9, "success": true,
+                       "command": "stackTrace"}),
+            ),
+            (
+                Outgoing::Event(Event::new("stopped", json!({"reason": "pause"}))),
+                json!({"seq": 4, "type": "event", "event": "stopped", "body": {"reason": "pause"}}),
+            ),
+        ];
+        for (message, expected) in cases {
+            let bytes = message.encode(4);
+            assert!(
+                bytes.starts_with(br#"{"seq":4,"#),
+                "{}",
+                String::from_utf8_lossy(&bytes)
+            );
+            let got: Value = serde_json::from_slice(&bytes).expect("valid JSON");
+            assert_eq!(got, expected);
+        }
     }
 
     #[test]
