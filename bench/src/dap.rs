@@ -8,9 +8,9 @@ use std::process::{ChildStdin, ChildStdout};
 use std::sync::mpsc;
 use std::time::Instant;
 
-/// A message from the adapter, stamped when the reader thread finished
-/// parsing it: phases end when the bytes arrived, not when the main thread
-/// got round to looking.
+/// A message from the adapter, stamped when the reader thread had read its
+/// last byte, before parsing it: phases end when the bytes arrived, not when
+/// this client had parsed them or the main thread got round to looking.
 struct Incoming {
     at: Instant,
     msg: Result<Value, String>,
@@ -182,20 +182,16 @@ pub fn check_success(resp: &Value) -> Result<()> {
 fn read_loop(stdout: ChildStdout, tx: mpsc::Sender<Incoming>) {
     let mut r = BufReader::new(stdout);
     loop {
-        let msg = match read_message(&mut r) {
-            Ok(Some(v)) => Ok(v),
+        let (at, msg) = match read_frame(&mut r) {
+            Ok(Some(body)) => {
+                let at = Instant::now();
+                (at, serde_json::from_slice(&body).map_err(|e| e.to_string()))
+            }
             Ok(None) => return, // EOF: dropping tx tells the client.
-            Err(e) => Err(e.to_string()),
+            Err(e) => (Instant::now(), Err(e.to_string())),
         };
         let fatal = msg.is_err();
-        if fatal
-            || tx
-                .send(Incoming {
-                    at: Instant::now(),
-                    msg,
-                })
-                .is_err()
-        {
+        if fatal || tx.send(Incoming { at, msg }).is_err() {
             break;
         }
     }
@@ -206,8 +202,8 @@ fn read_loop(stdout: ChildStdout, tx: mpsc::Sender<Incoming>) {
     let _ = std::io::copy(&mut r, &mut std::io::sink());
 }
 
-/// Read one `Content-Length`-framed message; Ok(None) on clean EOF.
-fn read_message(r: &mut impl BufRead) -> Result<Option<Value>> {
+/// Read one `Content-Length`-framed message's body; Ok(None) on clean EOF.
+fn read_frame(r: &mut impl BufRead) -> Result<Option<Vec<u8>>> {
     let mut len = None;
     let mut line = String::new();
     loop {
@@ -226,5 +222,5 @@ fn read_message(r: &mut impl BufRead) -> Result<Option<Value>> {
     let len = len.ok_or_else(|| anyhow!("header without Content-Length"))?;
     let mut body = vec![0; len];
     r.read_exact(&mut body)?;
-    Ok(Some(serde_json::from_slice(&body)?))
+    Ok(Some(body))
 }
