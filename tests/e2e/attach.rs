@@ -276,6 +276,46 @@ fn thread_names_follow_renames_between_stops() {
     target.assert_runs_on(false);
 }
 
+/// Hundreds of threads, each renamed to a name of its own: latch reads their names side
+/// by side on several threads, and every thread must still get its own. Asked while the
+/// target runs, so that no name comes from what was read ahead at a stop.
+#[test]
+fn many_threads_each_listed_with_its_own_name() {
+    require_harness!();
+    let mut target = Target::start(Fixture::Sleeping, &["600"]);
+    let renamed: Vec<(i32, String)> = target
+        .initial
+        .iter()
+        .filter(|t| t.tid != target.pid)
+        .map(|t| (t.tid, format!("w{}", t.tid)))
+        .collect();
+    for (tid, name) in &renamed {
+        target.send_line(&format!("rename {tid} {name}"));
+    }
+    let deadline = std::time::Instant::now() + secs(10);
+    for (tid, name) in &renamed {
+        let comm = format!("/proc/{}/task/{tid}/comm", target.pid);
+        while std::fs::read_to_string(&comm).unwrap().trim_end() != name {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the fixture did not rename {tid}"
+            );
+            std::thread::yield_now();
+        }
+    }
+    let mut dap = Dap::attached(target.pid, false);
+    let names = assert_threads_match(&mut dap, target.pid);
+    for (tid, name) in &renamed {
+        let (_, listed) = names.iter().find(|(id, _)| *id == *tid as i64).unwrap();
+        assert!(
+            listed.starts_with(&format!("{name} ")),
+            "thread {tid}: {listed:?}"
+        );
+    }
+    dap.disconnect(json!({}));
+    target.assert_runs_on(false);
+}
+
 #[test]
 fn attach_pid_as_string_and_process_id_alias() {
     require_harness!();

@@ -43,6 +43,47 @@ impl ThreadInfo {
     pub fn read_name(pid: Pid, tid: Pid) -> String {
         procfs::task_comm(pid, tid).unwrap_or_else(|_| "?".into())
     }
+
+    /// The names of `tids`, in order; side by side on every core when there are enough
+    /// to repay starting a thread. Each is an open and a read of /proc, 6-9 µs here:
+    /// 4000 threads took 35 ms on one core.
+    pub fn read_names(pid: Pid, tids: &[Pid]) -> Vec<String> {
+        const AT_LEAST_PER_THREAD: usize = 128;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = (tids.len() / AT_LEAST_PER_THREAD).clamp(1, cores);
+        let read = |part: &[Pid]| -> Vec<String> {
+            part.iter()
+                .map(|&tid| ThreadInfo::read_name(pid, tid))
+                .collect()
+        };
+        if threads == 1 {
+            return read(tids);
+        }
+        let mut parts = tids.chunks(tids.len().div_ceil(threads));
+        let here = parts.next().unwrap_or_default();
+        std::thread::scope(|scope| {
+            let helpers: Vec<_> = parts
+                .map(|part| {
+                    let helper = std::thread::Builder::new()
+                        .name("latch-names".into())
+                        .spawn_scoped(scope, move || read(part));
+                    (part, helper)
+                })
+                .collect();
+            let mut names = read(here);
+            for (part, helper) in helpers {
+                // A helper that could not start is read here; one that failed leaves its
+                // threads unnamed, not lost.
+                names.extend(match helper {
+                    Ok(helper) => helper
+                        .join()
+                        .unwrap_or_else(|_| vec!["?".to_string(); part.len()]),
+                    Err(_) => read(part),
+                });
+            }
+            names
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -498,6 +539,47 @@ impl Drop for Tracer {
                 Err(_) => return,
             };
             self.detach(DetachMode::Run, &mut ChildWait(&read));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{mpsc, Arc, Barrier};
+
+    /// Enough threads of this test process that `read_names` shares them out between
+    /// threads of its own (on more than one core), each with a name to tell apart.
+    #[test]
+    fn names_read_side_by_side_are_each_threads_own() {
+        const COUNT: usize = 600;
+        let release = Arc::new(Barrier::new(COUNT + 1));
+        let (tids, named) = mpsc::channel();
+        let threads: Vec<_> = (0..COUNT)
+            .map(|i| {
+                let (release, tids) = (release.clone(), tids.clone());
+                std::thread::Builder::new()
+                    .name(format!("nm-{i}"))
+                    .spawn(move || {
+                        // SAFETY: gettid has no preconditions.
+                        tids.send((unsafe { libc::gettid() }, format!("nm-{i}")))
+                            .unwrap();
+                        release.wait();
+                    })
+                    .unwrap()
+            })
+            .collect();
+        let expected: Vec<(Pid, String)> = named.iter().take(COUNT).collect();
+        let pid = std::process::id() as Pid;
+        let tids: Vec<Pid> = expected.iter().map(|(tid, _)| *tid).collect();
+        let names = ThreadInfo::read_names(pid, &tids);
+        release.wait();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(names.len(), COUNT);
+        for ((tid, expected), got) in expected.iter().zip(&names) {
+            assert_eq!(got, expected, "thread {tid}");
         }
     }
 }

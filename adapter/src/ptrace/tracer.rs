@@ -564,13 +564,24 @@ impl Tracer {
     }
 
     pub fn thread_infos(&mut self) -> Vec<ThreadInfo> {
+        let unnamed: Vec<Pid> = self
+            .threads
+            .keys()
+            .filter(|tid| !self.names.contains_key(tid))
+            .copied()
+            .collect();
+        let mut read: HashMap<Pid, String> = unnamed
+            .iter()
+            .copied()
+            .zip(ThreadInfo::read_names(self.pid, &unnamed))
+            .collect();
         let keep = self.all_stopped();
         let mut infos = Vec::with_capacity(self.threads.len());
         for &tid in self.threads.keys() {
-            let name = match self.names.get(&tid) {
-                Some(name) => name.clone(),
-                None => {
-                    let name = ThreadInfo::read_name(self.pid, tid);
+            let name = match (self.names.get(&tid), read.remove(&tid)) {
+                (Some(name), _) => name.clone(),
+                (None, read) => {
+                    let name = read.unwrap_or_else(|| "?".into());
                     if keep {
                         self.names.insert(tid, name.clone());
                     }
