@@ -112,6 +112,13 @@ impl Response {
         }
     }
 
+    /// A success response whose body is serialized straight from typed data: no `Value`
+    /// maps built (for a 4000-thread `threads` answer they cost 4-8 ms).
+    pub fn ok_typed(request: &Request, body: &impl Serialize) -> Response {
+        let text = serde_json::to_string(body).expect("response bodies serialize");
+        Response::ok_written(request, text)
+    }
+
     /// A success response whose body is JSON text latch wrote from serde_json's output
     /// (see [`Body::Written`]).
     pub fn ok_written(request: &Request, body: String) -> Response {

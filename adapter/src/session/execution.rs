@@ -21,12 +21,25 @@ impl Session {
             Some(target) if !target.exited => self.backend.threads().await.unwrap_or_default(),
             _ => Vec::new(),
         };
-        let list: Vec<_> = threads
-            .iter()
-            .map(|t| json!({ "id": t.tid, "name": thread_name(t) }))
-            .collect();
-        self.out
-            .respond(Response::ok(request, Some(json!({ "threads": list }))));
+        #[derive(serde::Serialize)]
+        struct Thread {
+            id: crate::procfs::Pid,
+            name: String,
+        }
+        #[derive(serde::Serialize)]
+        struct ThreadsBody {
+            threads: Vec<Thread>,
+        }
+        let body = ThreadsBody {
+            threads: threads
+                .iter()
+                .map(|t| Thread {
+                    id: t.tid,
+                    name: thread_name(t),
+                })
+                .collect(),
+        };
+        self.out.respond(Response::ok_typed(request, &body));
     }
 
     pub(super) async fn pause(&mut self, request: &Request) {
