@@ -50,22 +50,6 @@ impl Drop for Boost {
     }
 }
 
-/// Lowers the calling thread (and the threads it starts) below latch's request-serving
-/// threads: reading symbols ahead must not hold up an answer. On two cores, with a
-/// large binary's DWARF being read by one thread per core, `threads` waited about
-/// 4 ms for a turn on a CPU (lldb-dap: 0.1 ms). When the answer needs those symbols,
-/// the threads that would have outranked them are idle, waiting for it. Raising the
-/// nice value needs no privilege.
-pub fn yield_to_requests() {
-    const LOWER_BY: libc::c_int = 10;
-    // SAFETY: getpriority/setpriority on the calling thread (who = 0). getpriority can
-    // return -1 as a value; errno is not needed, a failed call only leaves it as it was.
-    unsafe {
-        let now = libc::getpriority(libc::PRIO_PROCESS, 0);
-        libc::setpriority(libc::PRIO_PROCESS, 0, (now + LOWER_BY).min(19));
-    }
-}
-
 /// Makes latch's own threads win against a target that saturates every CPU, so that
 /// the editor's requests are answered promptly (measured: 340 ms just to answer
 /// `initialize` next to 100 spinning threads). Call before spawning threads: Linux

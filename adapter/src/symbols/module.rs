@@ -285,10 +285,7 @@ impl ModuleInfo {
         }
         let thread = std::thread::Builder::new()
             .name("latch-dwarf".into())
-            .spawn(move || {
-                crate::priority::yield_to_requests();
-                Some(Dwarf::load(&object::File::parse(data).ok()?))
-            });
+            .spawn(move || Some(Dwarf::load(&object::File::parse(data).ok()?)));
         *self.building.borrow_mut() = thread.ok();
     }
 
