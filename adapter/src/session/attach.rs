@@ -415,7 +415,8 @@ impl Session {
                     "allThreadsStopped": true,
                 }),
             );
-            self.backend.read_ahead();
+            let main_tid = target.main_tid;
+            self.stopped(main_tid);
         } else {
             self.running();
             if let Err(err) = self.backend.resume_all().await {

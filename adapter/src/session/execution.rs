@@ -40,6 +40,7 @@ impl Session {
                 .collect(),
         };
         self.out.respond(Response::ok_typed(request, &body));
+        self.walk_ahead().await;
     }
 
     pub(super) async fn pause(&mut self, request: &Request) {
@@ -80,7 +81,7 @@ impl Session {
                         "allThreadsStopped": true,
                     }),
                 );
-                self.backend.read_ahead();
+                self.stopped(thread_id);
             }
             Err(err) => self.fail(request, "pause failed", &format!("could not pause: {err}")),
         }

@@ -18,6 +18,8 @@ use crate::symbols::{ModuleSummary, Registers, StackFrame, SymbolStatus};
 /// What one stop has computed, dropped when the target resumes.
 #[derive(Default)]
 pub(super) struct StopState {
+    /// The thread the `stopped` event named: editors ask for its stack first.
+    reported: Option<Pid>,
     registers: Option<HashMap<Pid, libc::user_regs_struct>>,
     /// Stacks the symbols thread is still walking for this stop: every thread's, the
     /// first one asked for first, so that an editor asking thread by thread (or a
@@ -210,6 +212,23 @@ impl Session {
                 .frames
                 .extend((0..frames.len()).map(|index| (walked, index)));
             self.stop.stacks.insert(walked, (first, frames));
+        }
+    }
+
+    /// The `stopped` event of this stop named `thread`; the names and registers every
+    /// editor asks for next are read ahead.
+    pub(super) fn stopped(&mut self, thread: Pid) {
+        self.stop.reported = Some(thread);
+        self.backend.read_ahead();
+    }
+
+    /// After the `threads` answer of a stop, editors ask for stacks (VS Code: the
+    /// reported thread's, at once): start walking them all, that one first, instead of
+    /// waiting for the request. Their registers have mostly been read ahead by then.
+    pub(super) async fn walk_ahead(&mut self) {
+        let stopped = self.target.as_ref().is_some_and(|t| t.stopped && !t.exited);
+        if let (true, None, Some(first)) = (stopped, &self.stop.walking, self.stop.reported) {
+            self.start_walking(first).await;
         }
     }
 
