@@ -1,7 +1,9 @@
 //! The tracer: the state of one traced process and the attach, stop, resume and detach
 //! algorithms of DESIGN.md section 4. It lives on the ptrace thread and is driven by it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
+
+use rustc_hash::FxHashMap;
 use std::time::{Duration, Instant};
 
 use super::errors::{self, AttachError};
@@ -100,11 +102,11 @@ pub struct Tracer {
     /// Thread names read while every thread was stopped, when none can rename another;
     /// forgotten as soon as any thread runs. Read ahead while the ptrace thread is idle
     /// (`read_ahead`), so that `threads` after a stop rarely reads /proc.
-    names: HashMap<Pid, String>,
+    names: FxHashMap<Pid, String>,
     /// Registers of stopped threads, likewise: nothing changes them until they run, and
     /// the first stack trace of a stop needs every thread's (4000 threads: about 20 ms
     /// of PTRACE_GETREGS). `None`: could not be read (the thread is exiting).
-    registers: HashMap<Pid, Option<libc::user_regs_struct>>,
+    registers: FxHashMap<Pid, Option<libc::user_regs_struct>>,
     /// Threads whose name or registers `read_ahead` has yet to read, taken from the end:
     /// a list, so that a turn does not look through every thread to find them.
     unread: Vec<Pid>,
@@ -132,8 +134,8 @@ impl Tracer {
         let mut tracer = Tracer {
             pid,
             threads: BTreeMap::new(),
-            names: HashMap::new(),
-            registers: HashMap::new(),
+            names: FxHashMap::default(),
+            registers: FxHashMap::default(),
             unread: Vec::new(),
             exited: false,
             was_job_stopped,
@@ -570,7 +572,7 @@ impl Tracer {
             .filter(|tid| !self.names.contains_key(tid))
             .copied()
             .collect();
-        let mut read: HashMap<Pid, String> = unnamed
+        let mut read: FxHashMap<Pid, String> = unnamed
             .iter()
             .copied()
             .zip(ThreadInfo::read_names(self.pid, &unnamed))

@@ -3,11 +3,11 @@
 //! ids live until the target runs again (`Session::running`).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
 use serde_json::{json, Value};
 
 use super::Session;
@@ -20,19 +20,19 @@ use crate::symbols::{ModuleSummary, Registers, StackFrame, SymbolStatus};
 pub(super) struct StopState {
     /// The thread the `stopped` event named: editors ask for its stack first.
     reported: Option<Pid>,
-    registers: Option<HashMap<Pid, libc::user_regs_struct>>,
+    registers: Option<FxHashMap<Pid, libc::user_regs_struct>>,
     /// Stacks the symbols thread is still walking for this stop: every thread's, the
     /// first one asked for first, so that an editor asking thread by thread (or a
     /// thousand requests at once) waits for one walk, not one round trip each.
     walking: Option<tokio::sync::mpsc::UnboundedReceiver<(Pid, Vec<StackFrame>)>>,
     /// Each thread's stack and the id of its frame 0; ids of a stack are consecutive.
-    stacks: HashMap<Pid, (i64, Vec<StackFrame>)>,
+    stacks: FxHashMap<Pid, (i64, Vec<StackFrame>)>,
     /// frame id - 1 -> (thread, index in its stack).
     frames: Vec<(Pid, usize)>,
     /// Each distinct frame's JSON but its id. The threads of a process share most of
     /// their frames, and writing one (escaping its names and paths) was most of what a
     /// `stackTrace` answer cost: 18 of 21 M instructions for a thousand threads.
-    written_frames: HashMap<FrameKey, String>,
+    written_frames: FxHashMap<FrameKey, String>,
 }
 
 /// What a frame's JSON depends on, besides its id.

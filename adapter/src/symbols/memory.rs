@@ -2,11 +2,11 @@
 //! `process_vm_readv`, cached for the walk of one stack, so that it costs a few system
 //! calls instead of one per word.
 
-use std::collections::HashMap;
 use std::io::IoSliceMut;
 
 use nix::sys::uio::{process_vm_readv, RemoteIoVec};
 use nix::unistd::Pid as NixPid;
+use rustc_hash::FxHashMap;
 
 use crate::procfs::Pid;
 
@@ -17,7 +17,7 @@ const MAX_PAGES: usize = 256;
 
 pub struct ProcessMemory {
     pid: Pid,
-    pages: HashMap<u64, Option<Box<[u8]>>>,
+    pages: FxHashMap<u64, Option<Box<[u8]>>>,
     /// Buffers of pages forgotten, reused: a thousand stacks walked one after another
     /// would otherwise allocate and zero a page each time.
     spare: Vec<Box<[u8]>>,
@@ -27,7 +27,7 @@ impl ProcessMemory {
     pub fn new(pid: Pid) -> ProcessMemory {
         ProcessMemory {
             pid,
-            pages: HashMap::new(),
+            pages: FxHashMap::default(),
             spare: Vec::new(),
         }
     }

@@ -7,9 +7,9 @@
 //! latch (see `Cache`), so its data can be `'static` and every gimli reader a plain
 //! slice, with no copy of uncompressed debug sections.
 
+use rustc_hash::FxHashMap;
 use std::borrow::Cow;
 use std::cell::{OnceCell, RefCell};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -64,7 +64,7 @@ pub struct CfiSection<S> {
     /// The rule found for each address asked about: the threads of a process mostly
     /// stop at the same few return addresses, and finding and running an FDE's
     /// instructions costs far more than a lookup here.
-    rules: RefCell<HashMap<u64, Option<Rc<UnwindRule>>>>,
+    rules: RefCell<FxHashMap<u64, Option<Rc<UnwindRule>>>>,
 }
 
 /// How to find a frame's caller at one address: the CFI table's row.
@@ -179,7 +179,7 @@ pub struct ModuleInfo {
     symbol_files: Vec<&'static [u8]>,
     symbols: OnceCell<SymbolTable>,
     /// What `source_frames` answered, by address.
-    named: RefCell<HashMap<u64, Rc<[SourceFrame]>>>,
+    named: RefCell<FxHashMap<u64, Rc<[SourceFrame]>>>,
     pub eh_frame: Option<CfiSection<gimli::EhFrame<Reader>>>,
     pub debug_frame: Option<CfiSection<gimli::DebugFrame<Reader>>>,
 }
