@@ -363,10 +363,10 @@ pub fn run_dap(
             s.events.contains_key("initialized")
                 || s.responses
                     .get(&attach)
-                    .is_some_and(|r| r.1["success"] != true)
+                    .is_some_and(|r| r.1.success != Some(true))
         })?;
         if let Some((_, r)) = dap.seen.responses.get(&attach) {
-            check_success(r)?;
+            check_success(r.value())?;
         }
         let conf = dap.send("configurationDone", json!({}))?;
         let soe = opts.stop_on_entry;
@@ -375,10 +375,12 @@ pub fn run_dap(
                 && s.responses.contains_key(&conf)
                 && (!soe || s.all_stopped.is_some())
         })?;
-        let (t_attach, r) = dap.seen.responses[&attach].clone();
-        check_success(&r)?;
-        let (t_conf, r) = dap.seen.responses[&conf].clone();
-        check_success(&r)?;
+        let (t_attach, r) = &dap.seen.responses[&attach];
+        check_success(r.value())?;
+        let t_attach = *t_attach;
+        let (t_conf, r) = &dap.seen.responses[&conf];
+        check_success(r.value())?;
+        let t_conf = *t_conf;
         let t_stopped = [Some(t_attach), Some(t_conf), dap.seen.all_stopped]
             .into_iter()
             .flatten()
@@ -524,10 +526,10 @@ pub fn run_waitfor(
             s.output.to_lowercase().contains("waiting")
                 || s.responses
                     .get(&attach)
-                    .is_some_and(|r| r.1["success"] != true)
+                    .is_some_and(|r| r.1.success != Some(true))
         })?;
         if let Some((_, r)) = dap.seen.responses.get(&attach) {
-            check_success(r)?;
+            check_success(r.value())?;
         }
         // An editor answers `initialized` with its configuration at once;
         // latch sends it while it waits, lldb-dap only once it attached.
@@ -546,10 +548,10 @@ pub fn run_waitfor(
                     s.events.contains_key("initialized")
                         || s.responses
                             .get(&attach)
-                            .is_some_and(|r| r.1["success"] != true)
+                            .is_some_and(|r| r.1.success != Some(true))
                 })?;
                 if let Some((_, r)) = dap.seen.responses.get(&attach) {
-                    check_success(r)?;
+                    check_success(r.value())?;
                 }
                 dap.send("configurationDone", json!({}))?
             }
@@ -559,10 +561,12 @@ pub fn run_waitfor(
                 && s.responses.contains_key(&conf)
                 && s.all_stopped.is_some()
         })?;
-        let (t_attach, r) = dap.seen.responses[&attach].clone();
-        check_success(&r)?;
-        let (t_conf, r) = dap.seen.responses[&conf].clone();
-        check_success(&r)?;
+        let (t_attach, r) = &dap.seen.responses[&attach];
+        check_success(r.value())?;
+        let t_attach = *t_attach;
+        let (t_conf, r) = &dap.seen.responses[&conf];
+        check_success(r.value())?;
+        let t_conf = *t_conf;
         let t_stopped = [t_attach, t_conf, dap.seen.all_stopped.unwrap()]
             .into_iter()
             .max()
@@ -672,7 +676,7 @@ fn all_stacks(
         .unwrap_or(t_sent);
     let (mut frames, mut empty, mut failed, mut mismatched) = (0, 0, Vec::new(), 0);
     for q in &seqs {
-        let resp = &dap.seen.responses[q].1;
+        let resp = dap.seen.responses[q].1.value();
         if let Err(e) = check_success(resp) {
             failed.push(format!("{e:#}"));
             continue;
