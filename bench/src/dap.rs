@@ -195,6 +195,18 @@ impl Dap {
         Ok(())
     }
 
+    /// When the response to `seq`, already received, arrived; an unsuccessful
+    /// response is an error carrying the adapter's message.
+    pub fn answered_at(&self, seq: i64) -> Result<Instant> {
+        let (at, resp) = self
+            .seen
+            .responses
+            .get(&seq)
+            .ok_or_else(|| anyhow!("no response to request {seq}"))?;
+        check_success(resp.value())?;
+        Ok(*at)
+    }
+
     /// Wait for the response to `seq`; an unsuccessful response is an error
     /// carrying the adapter's message.
     pub fn response(

@@ -375,12 +375,8 @@ pub fn run_dap(
                 && s.responses.contains_key(&conf)
                 && (!soe || s.all_stopped.is_some())
         })?;
-        let (t_attach, r) = &dap.seen.responses[&attach];
-        check_success(r.value())?;
-        let t_attach = *t_attach;
-        let (t_conf, r) = &dap.seen.responses[&conf];
-        check_success(r.value())?;
-        let t_conf = *t_conf;
+        let t_attach = dap.answered_at(attach)?;
+        let t_conf = dap.answered_at(conf)?;
         let t_stopped = [Some(t_attach), Some(t_conf), dap.seen.all_stopped]
             .into_iter()
             .flatten()
@@ -561,12 +557,8 @@ pub fn run_waitfor(
                 && s.responses.contains_key(&conf)
                 && s.all_stopped.is_some()
         })?;
-        let (t_attach, r) = &dap.seen.responses[&attach];
-        check_success(r.value())?;
-        let t_attach = *t_attach;
-        let (t_conf, r) = &dap.seen.responses[&conf];
-        check_success(r.value())?;
-        let t_conf = *t_conf;
+        let t_attach = dap.answered_at(attach)?;
+        let t_conf = dap.answered_at(conf)?;
         let t_stopped = [t_attach, t_conf, dap.seen.all_stopped.unwrap()]
             .into_iter()
             .max()
