@@ -256,15 +256,7 @@ fn thread_names_follow_renames_between_stops() {
 
     dap.ok("continue", json!({"threadId": target.pid}));
     target.send_line(&format!("rename {worker} renamed-worker"));
-    let comm = format!("/proc/{}/task/{worker}/comm", target.pid);
-    let deadline = std::time::Instant::now() + secs(10);
-    while std::fs::read_to_string(&comm).unwrap() != "renamed-worker\n" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the fixture did not rename {worker}"
-        );
-        std::thread::yield_now();
-    }
+    wait_until_renamed(&target, &[(worker, "renamed-worker".into())]);
     dap.ok("pause", json!({"threadId": target.pid}));
     dap.next_event("stopped", secs(10));
     let names = assert_threads_match(&mut dap, target.pid);
@@ -274,6 +266,22 @@ fn thread_names_follow_renames_between_stops() {
 
     dap.disconnect(json!({}));
     target.assert_runs_on(false);
+}
+
+/// Waits (10 s at most) until each thread's `comm` is its new name: the fixture renames
+/// its threads itself, after reading the command.
+fn wait_until_renamed<T: Copy + std::fmt::Display>(target: &Target, renamed: &[(T, String)]) {
+    let deadline = std::time::Instant::now() + secs(10);
+    for (tid, name) in renamed {
+        let comm = format!("/proc/{}/task/{tid}/comm", target.pid);
+        while std::fs::read_to_string(&comm).unwrap().trim_end() != name {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the fixture did not rename {tid}"
+            );
+            std::thread::yield_now();
+        }
+    }
 }
 
 /// Hundreds of threads, each renamed to a name of its own: latch reads their names side
@@ -292,17 +300,7 @@ fn many_threads_each_listed_with_its_own_name() {
     for (tid, name) in &renamed {
         target.send_line(&format!("rename {tid} {name}"));
     }
-    let deadline = std::time::Instant::now() + secs(10);
-    for (tid, name) in &renamed {
-        let comm = format!("/proc/{}/task/{tid}/comm", target.pid);
-        while std::fs::read_to_string(&comm).unwrap().trim_end() != name {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the fixture did not rename {tid}"
-            );
-            std::thread::yield_now();
-        }
-    }
+    wait_until_renamed(&target, &renamed);
     let mut dap = Dap::attached(target.pid, false);
     let names = assert_threads_match(&mut dap, target.pid);
     for (tid, name) in &renamed {
