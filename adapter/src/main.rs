@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -61,6 +62,9 @@ fn main() -> ExitCode {
         Command::Attach(options) => latch::cli::attach(options),
         Command::Ps(options) => latch::cli::ps(options),
     };
+    // Every way out above has detached the target: what may be left is finishing the
+    // symbol cache, so that the next run finds what this one inflated.
+    latch::symbols::cache::finish_writing(Duration::from_secs(5));
     match result {
         Ok(code) => code,
         Err(err) => {

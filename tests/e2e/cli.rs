@@ -106,6 +106,77 @@ fn cli_attach_pid() {
     target.assert_runs_on(false);
 }
 
+/// Each file of a symbol cache folder (`<build-id>/<section>`): its path and inode.
+fn cache_files(cache: &std::path::Path) -> Vec<(std::path::PathBuf, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut files = Vec::new();
+    for build in std::fs::read_dir(cache).into_iter().flatten().flatten() {
+        for file in std::fs::read_dir(build.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let inode = file.metadata().map_or(0, |m| m.ino());
+            files.push((file.path(), inode));
+        }
+    }
+    files.sort();
+    files
+}
+
+/// `latch attach` exits as soon as it has printed the stacks, within milliseconds of
+/// inflating libc's debug sections; it must still leave them whole in its cache, and
+/// the next run must read them rather than inflate and write them again. (Before
+/// latch waited for its cache writes, a release build exited before `.debug_info` was
+/// written in every run; this debug build's slower naming leaves the write a few ms
+/// to win that race, so here the check catches it only some of the time.)
+#[test]
+fn cli_attach_leaves_the_symbol_cache_complete() {
+    require_harness!();
+    if !crate::stacks::libc_debug_info() {
+        return;
+    }
+    let cache = std::env::temp_dir().join(format!("latch-e2e-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    let target = Target::start(Fixture::Sleeping, &["3"]);
+    let attach = || {
+        let out = run_with_deadline(
+            Command::new(latch_bin())
+                .env("LATCH_CACHE_DIR", &cache)
+                .args(["attach", &target.pid.to_string()]),
+            secs(15),
+        );
+        assert_attach_output(&out, &target, "sleeping", true);
+    };
+    attach();
+    let written = cache_files(&cache);
+    let named = |section: &str| {
+        written
+            .iter()
+            .any(|(path, _)| path.file_name().is_some_and(|n| n == section))
+    };
+    assert!(
+        named("debug_info") && named("debug_line"),
+        "libc's inflated .debug_info and .debug_line are not in the cache: {written:?}"
+    );
+    let unfinished: Vec<_> = written
+        .iter()
+        .filter(|(path, _)| path.extension().is_some_and(|e| e == "tmp"))
+        .collect();
+    assert!(
+        unfinished.is_empty(),
+        "latch exited with cache files half written: {unfinished:?}"
+    );
+    attach();
+    assert_eq!(
+        cache_files(&cache),
+        written,
+        "the second run wrote the cache again instead of reading it"
+    );
+    target.assert_runs_on(false);
+    let _ = std::fs::remove_dir_all(&cache);
+}
+
 #[test]
 fn cli_attach_pid_hold_keeps_target_stopped() {
     require_harness!();

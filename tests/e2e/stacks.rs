@@ -391,7 +391,7 @@ fn build_id_debug_file(module: &Path) -> Option<PathBuf> {
 /// True when libc's debug info (Debian's libc6-dbg) is installed: only then
 /// do libc's internal functions (start_thread, ...) have names. Says loudly
 /// when it is missing (a failure under CI=true, where .ci/run installs it).
-fn libc_debug_info() -> bool {
+pub(crate) fn libc_debug_info() -> bool {
     static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *HAS.get_or_init(|| {
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();

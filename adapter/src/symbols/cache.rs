@@ -20,6 +20,8 @@ use std::borrow::Cow;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use object::{CompressionFormat, ObjectSection};
 
@@ -63,16 +65,64 @@ pub fn section_data(
         }
     };
     if let Some(key) = key {
+        let writing = Writing::start();
         let _ = std::thread::Builder::new()
             .name("latch-cache".into())
-            .spawn(move || match key.write(data) {
-                Ok(()) => key.trim(MAX_BYTES),
-                Err(err) => {
-                    tracing::debug!("symbol cache: not written {}: {err}", key.path.display())
+            .spawn(move || {
+                let _writing = writing;
+                match key.write(data) {
+                    Ok(()) => key.trim(MAX_BYTES),
+                    Err(err) => {
+                        tracing::debug!("symbol cache: not written {}: {err}", key.path.display())
+                    }
                 }
             });
     }
     Some(data)
+}
+
+/// How many cache files are being written, and a signal when one is done.
+static WRITING: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+/// One cache file being written, counted in `WRITING` until dropped (also when its
+/// thread could not be spawned, or panicked).
+struct Writing;
+
+impl Writing {
+    fn start() -> Writing {
+        *WRITING.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        Writing
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        *WRITING.0.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        WRITING.1.notify_all();
+    }
+}
+
+/// Lets the cache files being written finish, for at most `within`; latch calls it as
+/// it exits, once the target is detached. Without it a short session lost the file
+/// that matters most: `latch attach` exits within milliseconds of inflating libc's
+/// 5.8 MB `.debug_info`, before that file was written, so every later run inflated it
+/// again. False when some write was still going on at the deadline.
+pub fn finish_writing(within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    let mut pending = WRITING.0.lock().unwrap_or_else(|e| e.into_inner());
+    while *pending > 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            tracing::debug!("symbol cache: exiting with {} file(s) unwritten", *pending);
+            return false;
+        }
+        pending = WRITING
+            .1
+            .wait_timeout(pending, left)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+    true
 }
 
 fn directory() -> Option<PathBuf> {
@@ -212,8 +262,8 @@ impl Key {
     }
 }
 
-/// Temporary files of writers that are gone: a latch that exits (`latch attach` does as
-/// soon as it has printed) cuts its writes short.
+/// Temporary files of writers that are gone: a latch killed while writing, or one that
+/// gave up waiting for a slow disk as it exited (see `finish_writing`), leaves them.
 fn remove_abandoned(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -338,5 +388,23 @@ mod tests {
         assert!(cached.write(b"hello").is_err());
         assert!(cached.read().is_none());
         std::fs::remove_file(&dir).unwrap();
+    }
+
+    /// Exiting waits for a write in progress, but not past its deadline.
+    #[test]
+    fn finishing_waits_for_writes_until_the_deadline() {
+        let held = Writing::start();
+        let (done, finish) = std::sync::mpsc::channel::<()>();
+        let writer = std::thread::spawn(move || {
+            let _ = finish.recv();
+            drop(held);
+        });
+        assert!(
+            !finish_writing(Duration::from_millis(20)),
+            "a write still in progress at the deadline"
+        );
+        done.send(()).unwrap();
+        assert!(finish_writing(Duration::from_secs(10)));
+        writer.join().unwrap();
     }
 }
