@@ -124,21 +124,20 @@ fn cache_files(cache: &std::path::Path) -> Vec<(std::path::PathBuf, u64)> {
     files
 }
 
-/// `latch attach` exits as soon as it has printed the stacks, within milliseconds of
-/// inflating libc's debug sections; it must still leave them whole in its cache, and
-/// the next run must read them rather than inflate and write them again. (Before
-/// latch waited for its cache writes, a release build exited before `.debug_info` was
-/// written in every run; this debug build's slower naming leaves the write a few ms
-/// to win that race, so here the check catches it only some of the time.)
-#[test]
-fn cli_attach_leaves_the_symbol_cache_complete() {
-    require_harness!();
-    if !crate::stacks::libc_debug_info() {
-        return;
-    }
-    let cache = std::env::temp_dir().join(format!("latch-e2e-cache-{}", std::process::id()));
+/// Runs `latch attach` on `target` twice with a cache folder of its own. The first run
+/// exits as soon as it has printed the stacks, within milliseconds of inflating the
+/// debug sections; it must still leave them whole in the cache, and the second run
+/// must read them rather than inflate and write them again. Returns the cache's files.
+/// (Before latch waited for its cache writes, a release build exited before libc's
+/// `.debug_info` was written in every run; this debug build's slower naming leaves the
+/// write a few ms to win that race, so here that check catches it only some of the time.)
+fn attach_twice_with_a_cache(target: &Target, name: &str) -> Vec<(std::path::PathBuf, u64)> {
+    let cache = std::env::temp_dir().join(format!(
+        "latch-e2e-cache-{}-{}",
+        std::process::id(),
+        target.pid
+    ));
     let _ = std::fs::remove_dir_all(&cache);
-    let target = Target::start(Fixture::Sleeping, &["3"]);
     let attach = || {
         let out = run_with_deadline(
             Command::new(latch_bin())
@@ -146,19 +145,10 @@ fn cli_attach_leaves_the_symbol_cache_complete() {
                 .args(["attach", &target.pid.to_string()]),
             secs(15),
         );
-        assert_attach_output(&out, &target, "sleeping", true);
+        assert_attach_output(&out, target, name, false);
     };
     attach();
     let written = cache_files(&cache);
-    let named = |section: &str| {
-        written
-            .iter()
-            .any(|(path, _)| path.file_name().is_some_and(|n| n == section))
-    };
-    assert!(
-        named("debug_info") && named("debug_line"),
-        "libc's inflated .debug_info and .debug_line are not in the cache: {written:?}"
-    );
     let unfinished: Vec<_> = written
         .iter()
         .filter(|(path, _)| path.extension().is_some_and(|e| e == "tmp"))
@@ -173,8 +163,55 @@ fn cli_attach_leaves_the_symbol_cache_complete() {
         written,
         "the second run wrote the cache again instead of reading it"
     );
-    target.assert_runs_on(false);
     let _ = std::fs::remove_dir_all(&cache);
+    written
+}
+
+/// Whether a cache folder named by a build id that starts with `prefix` holds `section`.
+fn cached(files: &[(std::path::PathBuf, u64)], prefix: &str, section: &str) -> bool {
+    files.iter().any(|(path, _)| {
+        let build = path
+            .parent()
+            .and_then(|p| p.file_name())
+            .and_then(|n| n.to_str());
+        build.is_some_and(|b| b.starts_with(prefix))
+            && path.file_name().is_some_and(|n| n == section)
+    })
+}
+
+/// libc's separate debug file (libc6-dbg) is zlib-compressed: its inflated sections
+/// are kept under its GNU build-id.
+#[test]
+fn cli_attach_keeps_libc_debug_sections_in_the_cache() {
+    require_harness!();
+    if !crate::stacks::libc_debug_info() {
+        return;
+    }
+    let target = Target::start(Fixture::Sleeping, &["3"]);
+    let files = attach_twice_with_a_cache(&target, "sleeping");
+    assert!(
+        cached(&files, "", "debug_info") && cached(&files, "", "debug_line"),
+        "libc's inflated .debug_info and .debug_line are not in the cache: {files:?}"
+    );
+    target.assert_runs_on(false);
+}
+
+/// Go compresses its DWARF and writes no GNU build-id: its sections are kept under
+/// Go's build ID (the folder is the hex of `go:` and that ID).
+#[test]
+fn cli_attach_keeps_go_debug_sections_in_the_cache() {
+    require_harness!();
+    if crate::support::fixtures::go_fixture().is_none() {
+        return;
+    }
+    let target = Target::start(Fixture::Go, &["1", "4"]);
+    let files = attach_twice_with_a_cache(&target, "gotarget");
+    let go_prefix: String = b"go:".iter().map(|b| format!("{b:02x}")).collect();
+    assert!(
+        cached(&files, &go_prefix, "debug_info") && cached(&files, &go_prefix, "debug_line"),
+        "the Go program's inflated .debug_info and .debug_line are not in the cache: {files:?}"
+    );
+    target.assert_runs_on_with_new_threads_allowed();
 }
 
 #[test]

@@ -32,6 +32,45 @@ const VERSION: u32 = 1;
 /// magic, version, build-id length, name length, compressed and inflated sizes.
 const FIXED_HEADER: usize = 8 + 4 + 4 + 4 + 8 + 8;
 
+/// What names a file's build in the cache: its GNU build-id, else Go's build ID. The Go
+/// toolchain writes no GNU build-id but compresses its DWARF, so without the latter
+/// every attach to a Go program inflated it again.
+pub fn build_identity(file: &object::File<'static>) -> Option<Vec<u8>> {
+    use object::Object;
+    if let Some(id) = file.build_id().ok().flatten().filter(|id| !id.is_empty()) {
+        return Some(id.to_vec());
+    }
+    let note = file.section_by_name(".note.go.buildid")?;
+    let go = go_build_id(
+        object::ObjectSection::data(&note).ok()?,
+        file.is_little_endian(),
+    )?;
+    Some([b"go:".as_slice(), go].concat())
+}
+
+/// The descriptor of the ELF note `Go`/4 that `.note.go.buildid` holds: namesz, descsz
+/// and type words, the name padded to 4 bytes, then the ID (text, a few slash-separated
+/// hashes of the build's inputs and output).
+fn go_build_id(note: &[u8], little_endian: bool) -> Option<&[u8]> {
+    let word = |at: usize| -> Option<usize> {
+        let bytes: [u8; 4] = note.get(at..at + 4)?.try_into().ok()?;
+        let value = if little_endian {
+            u32::from_le_bytes(bytes)
+        } else {
+            u32::from_be_bytes(bytes)
+        };
+        usize::try_from(value).ok()
+    };
+    const GO_BUILD_ID_NOTE: usize = 4;
+    let (name_size, id_size) = (word(0)?, word(4)?);
+    if word(8)? != GO_BUILD_ID_NOTE || note.get(12..12 + name_size)? != b"Go\0\0" {
+        return None;
+    }
+    let id_at = 12 + name_size.next_multiple_of(4);
+    note.get(id_at..id_at.checked_add(id_size)?)
+        .filter(|id| !id.is_empty())
+}
+
 /// A section's bytes, inflated when compressed: from the cache when it holds them, else
 /// inflated here (and then written to the cache in the background).
 pub fn section_data(
@@ -406,5 +445,38 @@ mod tests {
         done.send(()).unwrap();
         assert!(finish_writing(Duration::from_secs(10)));
         writer.join().unwrap();
+    }
+
+    /// Go's build ID note, as the Go linker writes it: the ID is read in either byte
+    /// order; another owner, type or a short note gives none.
+    #[test]
+    fn go_build_id_is_read_from_its_note() {
+        let note = |name: &[u8], kind: u32, id: &[u8], little: bool| {
+            let word = |v: u32| {
+                if little {
+                    v.to_le_bytes()
+                } else {
+                    v.to_be_bytes()
+                }
+            };
+            let mut bytes = Vec::new();
+            bytes.extend_from_slice(&word(name.len() as u32));
+            bytes.extend_from_slice(&word(id.len() as u32));
+            bytes.extend_from_slice(&word(kind));
+            bytes.extend_from_slice(name);
+            bytes.resize(bytes.len().next_multiple_of(4), 0);
+            bytes.extend_from_slice(id);
+            bytes
+        };
+        let id =
+            b"f0l6P4ee0hTP8puWSJCi/hFvV9Q5vxtNTrMCY3JxZ/nkZd1yfUDNq-8lrsQ2rA/p8ka_pbuGc5AUI6p9p2_";
+        let ours = note(b"Go\0\0", 4, id, true);
+        assert_eq!(go_build_id(&ours, true), Some(&id[..]));
+        let big = note(b"Go\0\0", 4, id, false);
+        assert_eq!(go_build_id(&big, false), Some(&id[..]));
+        assert_eq!(go_build_id(&note(b"GNU\0", 4, id, true), true), None);
+        assert_eq!(go_build_id(&note(b"Go\0\0", 3, id, true), true), None);
+        assert_eq!(go_build_id(&ours[..ours.len() - 1], true), None);
+        assert_eq!(go_build_id(&[], true), None);
     }
 }

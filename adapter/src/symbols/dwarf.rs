@@ -576,7 +576,7 @@ impl Sections {
         })
         .collect();
         wanted.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
-        let build_id = object::Object::build_id(file).ok().flatten();
+        let build_id = cache::build_identity(file);
         let next = std::sync::atomic::AtomicUsize::new(0);
         let workers = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
@@ -591,7 +591,9 @@ impl Sections {
                             let Some(&(id, _)) = wanted.get(at) else {
                                 return done;
                             };
-                            if let Some(data) = cache::section_data(file, build_id, id.name()) {
+                            if let Some(data) =
+                                cache::section_data(file, build_id.as_deref(), id.name())
+                            {
                                 done.push((id, data));
                             }
                         }
