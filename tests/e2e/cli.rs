@@ -190,8 +190,11 @@ fn cli_attach_keeps_libc_debug_sections_in_the_cache() {
     let target = Target::start(Fixture::Sleeping, &["3"]);
     let files = attach_twice_with_a_cache(&target, "sleeping");
     assert!(
-        cached(&files, "", "debug_info") && cached(&files, "", "debug_line"),
-        "libc's inflated .debug_info and .debug_line are not in the cache: {files:?}"
+        cached(&files, "", "debug_info")
+            && cached(&files, "", "debug_line")
+            && cached(&files, "", "debug_info.units"),
+        "libc's inflated .debug_info and .debug_line, and its units' spans, are not in the \
+         cache: {files:?}"
     );
     target.assert_runs_on(false);
 }

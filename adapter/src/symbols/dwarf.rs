@@ -70,9 +70,14 @@ enum UnitContext {
 impl Dwarf {
     /// Inflates the sections lookups use and indexes the units; nothing per unit yet.
     pub fn load(file: &object::File<'static>) -> Dwarf {
-        let raw = Sections::load(file);
+        let build_id = cache::build_identity(file);
+        let raw = Sections::load(file, build_id.as_deref());
         let sections = raw.dwarf();
-        let by_unit = UnitIndex::build(&sections);
+        let info = sections.debug_info.reader();
+        let spans = cache::unit_spans(file, build_id.as_deref(), info.len(), || {
+            code_unit_spans(info.slice(), info.endian())
+        });
+        let by_unit = UnitIndex::build(&sections, spans);
         let whole = OnceCell::new();
         if by_unit.is_none() {
             // Every lookup will need it: build it now, on the loading thread, rather
@@ -235,9 +240,8 @@ impl OwnUnit {
 impl UnitIndex {
     /// From `.debug_aranges`, and the units' own ranges for units it leaves out. `None`
     /// when a unit's code cannot be placed that way (see below).
-    fn build(sections: &gimli::Dwarf<Reader>) -> Option<UnitIndex> {
-        let info = sections.debug_info.reader();
-        let units: Vec<Unit> = code_unit_spans(info.slice(), info.endian())
+    fn build(sections: &gimli::Dwarf<Reader>, spans: Vec<(usize, usize)>) -> Option<UnitIndex> {
+        let units: Vec<Unit> = spans
             .into_iter()
             .map(|(start, end)| Unit {
                 start,
@@ -547,7 +551,7 @@ impl Sections {
     /// per section made `.debug_info`, the longest (about 10 ms here), share its core
     /// with the small ones and finish last. Through the cache of inflated sections (see
     /// `cache`).
-    fn load(file: &object::File<'static>) -> Sections {
+    fn load(file: &object::File<'static>, build_id: Option<&[u8]>) -> Sections {
         let endian = if object::Object::is_little_endian(file) {
             RunTimeEndian::Little
         } else {
@@ -576,7 +580,6 @@ impl Sections {
         })
         .collect();
         wanted.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
-        let build_id = cache::build_identity(file);
         let next = std::sync::atomic::AtomicUsize::new(0);
         let workers = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
@@ -591,9 +594,7 @@ impl Sections {
                             let Some(&(id, _)) = wanted.get(at) else {
                                 return done;
                             };
-                            if let Some(data) =
-                                cache::section_data(file, build_id.as_deref(), id.name())
-                            {
+                            if let Some(data) = cache::section_data(file, build_id, id.name()) {
                                 done.push((id, data));
                             }
                         }
