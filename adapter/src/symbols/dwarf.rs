@@ -692,18 +692,24 @@ mod tests {
         crate::symbols::module::map_file(std::path::Path::new(&path)).ok()
     }
 
+    /// A file's DWARF, which must be indexed unit by unit (`why` says why it can be),
+    /// and the whole-file context its answers are compared with.
+    fn by_unit_and_whole(data: &'static [u8], why: &str) -> (Dwarf, Context) {
+        let dwarf = Dwarf::load(&object::File::parse(data).unwrap());
+        assert!(dwarf.by_unit.is_some(), "not indexed by unit, though {why}");
+        let whole = whole_context(dwarf.raw.dwarf()).unwrap();
+        (dwarf, whole)
+    }
+
     /// This test binary, built by rustc: no `.debug_aranges`, so every unit is placed
     /// by its own ranges.
     #[test]
     fn rust_units_answer_as_the_whole_file_does() {
         let exe = std::env::current_exe().unwrap();
         let data = crate::symbols::module::map_file(&exe).unwrap();
-        let dwarf = Dwarf::load(&object::File::parse(data).unwrap());
-        let index = dwarf
-            .by_unit
-            .as_ref()
-            .expect("every unit of a rustc binary has root ranges");
-        let whole = whole_context(dwarf.raw.dwarf()).unwrap();
+        let (dwarf, whole) =
+            by_unit_and_whole(data, "every unit of a rustc binary has root ranges");
+        let index = dwarf.by_unit.as_ref().unwrap();
         let mut compared = 0;
         let step = (index.ranges.len() / 400).max(1);
         for &(start, end, _) in index.ranges.iter().step_by(step) {
@@ -722,12 +728,8 @@ mod tests {
             eprintln!("SKIPPED: no debug file for libc (apt-get install libc6-dbg)");
             return;
         };
-        let dwarf = Dwarf::load(&object::File::parse(data).unwrap());
-        let index = dwarf
-            .by_unit
-            .as_ref()
-            .expect("libc's .debug_aranges lists every unit");
-        let whole = whole_context(dwarf.raw.dwarf()).unwrap();
+        let (dwarf, whole) = by_unit_and_whole(data, "libc's .debug_aranges lists every unit");
+        let index = dwarf.by_unit.as_ref().unwrap();
         // Assembly units describe one routine under several names (`__GI_uname`,
         // `__uname`) with the same range; addr2line's pick among them is arbitrary, so
         // where ours differs, both must be names of that one address.
