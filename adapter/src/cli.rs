@@ -76,63 +76,75 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
         .or_else(|_| procfs::exe(report.main_tid))
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "?".into());
-    writeln!(
-        out,
-        "process {} ({}) {}: {} threads, all stopped in {:.1} ms{}",
-        report.pid,
-        report.name,
-        exe,
-        report.tids.len(),
-        report.elapsed.as_secs_f64() * 1000.0,
-        if report.was_job_stopped {
-            " (it was already stopped by job control)"
-        } else {
-            ""
-        }
-    )?;
-    if !report.stragglers.is_empty() {
+    let mut print = || -> std::io::Result<()> {
         writeln!(
             out,
-            "{} threads could not be stopped, blocked in the kernel (vfork or uninterruptible \
+            "process {} ({}) {}: {} threads, all stopped in {:.1} ms{}",
+            report.pid,
+            report.name,
+            exe,
+            report.tids.len(),
+            report.elapsed.as_secs_f64() * 1000.0,
+            if report.was_job_stopped {
+                " (it was already stopped by job control)"
+            } else {
+                ""
+            }
+        )?;
+        if !report.stragglers.is_empty() {
+            writeln!(
+                out,
+                "{} threads could not be stopped, blocked in the kernel (vfork or uninterruptible \
              sleep): {:?}",
-            report.stragglers.len(),
-            report.stragglers
-        )?;
-    }
-    writeln!(
-        out,
-        "{:>8}  {:<16} {:<20} {:<18}  LOCATION",
-        "TID", "NAME", "STATE", "PC"
-    )?;
-    let mut threads = handle.threads_blocking().unwrap_or_default();
-    threads.sort_by_key(|t| (!t.is_main, t.tid));
-    for thread in &threads {
-        let top = stack_of(&stacks, thread.tid).and_then(|s| s.first());
-        let pc = top.map(|f| f.pc);
-        let state = thread_state(report.pid, thread.tid);
-        let location = top.map(short_location).unwrap_or_default();
-        let marker = if thread.is_main { " [main]" } else { "" };
+                report.stragglers.len(),
+                report.stragglers
+            )?;
+        }
         writeln!(
             out,
-            "{:>8}  {:<16} {:<20} {:<18}  {location}{marker}",
-            thread.tid,
-            thread.name,
-            state,
-            pc.map(|pc| format!("{pc:#018x}"))
-                .unwrap_or_else(|| "-".into()),
+            "{:>8}  {:<16} {:<20} {:<18}  LOCATION",
+            "TID", "NAME", "STATE", "PC"
         )?;
-    }
-    for thread in &threads {
-        writeln!(out, "\nThread {} {:?}:", thread.tid, thread.name)?;
-        for (level, frame) in stack_of(&stacks, thread.tid)
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
-            writeln!(out, "  #{level:<3}{}", describe_frame(frame))?;
+        let mut threads = handle.threads_blocking().unwrap_or_default();
+        threads.sort_by_key(|t| (!t.is_main, t.tid));
+        for thread in &threads {
+            let top = stack_of(&stacks, thread.tid).and_then(|s| s.first());
+            let pc = top.map(|f| f.pc);
+            let state = thread_state(report.pid, thread.tid);
+            let location = top.map(short_location).unwrap_or_default();
+            let marker = if thread.is_main { " [main]" } else { "" };
+            writeln!(
+                out,
+                "{:>8}  {:<16} {:<20} {:<18}  {location}{marker}",
+                thread.tid,
+                thread.name,
+                state,
+                pc.map(|pc| format!("{pc:#018x}"))
+                    .unwrap_or_else(|| "-".into()),
+            )?;
         }
+        for thread in &threads {
+            writeln!(out, "\nThread {} {:?}:", thread.tid, thread.name)?;
+            for (level, frame) in stack_of(&stacks, thread.tid)
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+            {
+                writeln!(out, "  #{level:<3}{}", describe_frame(frame))?;
+            }
+        }
+        out.flush()
+    };
+    match print() {
+        Ok(()) => {}
+        // `latch attach PID | head`: the reader has what it wanted. Detach and end as
+        // quietly as the commands that die of SIGPIPE.
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {
+            handle.detach_blocking(DetachMode::Run);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(err) => return Err(err.into()),
     }
-    out.flush()?;
     if let Some(secs) = options.hold {
         writeln!(
             out,
@@ -147,7 +159,8 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
         }
     }
     handle.detach_blocking(DetachMode::Run);
-    writeln!(out, "detached from {}; it runs on", report.pid)?;
+    // Detached already: a reader that left meanwhile changes nothing.
+    let _ = writeln!(out, "detached from {}; it runs on", report.pid);
     drop(backend);
     Ok(ExitCode::SUCCESS)
 }

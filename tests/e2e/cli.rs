@@ -217,6 +217,34 @@ fn cli_attach_keeps_go_debug_sections_in_the_cache() {
     target.assert_runs_on_with_new_threads_allowed();
 }
 
+/// `latch attach PID | head`: once the reader is gone, latch detaches and ends quietly
+/// (exit 0, nothing on stderr), as the commands that die of SIGPIPE do.
+#[test]
+fn cli_attach_into_a_closed_pipe_detaches_quietly() {
+    require_harness!();
+    let target = Target::start(Fixture::Sleeping, &["3"]);
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    // Closed before latch writes a byte: its first line meets EPIPE.
+    drop(reader);
+    let mut cmd = Command::new(latch_bin());
+    cmd.args(["attach", &target.pid.to_string()])
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped());
+    let mut latch = spawn_retrying(&mut cmd);
+    let status = wait_child(&mut latch, secs(15));
+    let mut stderr = String::new();
+    if let Some(mut pipe) = latch.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+    }
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "latch attach into a closed pipe: {status:?}, stderr: {stderr}"
+    );
+    assert!(stderr.trim().is_empty(), "latch complained: {stderr}");
+    target.assert_runs_on(false);
+}
+
 #[test]
 fn cli_attach_pid_hold_keeps_target_stopped() {
     require_harness!();
