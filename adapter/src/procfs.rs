@@ -9,6 +9,15 @@ use std::path::PathBuf;
 
 pub type Pid = i32;
 
+/// How many threads can run at once: the CPUs latch may use, within its cgroup's quota.
+/// Read once: std asks `/proc/self/cgroup`, the cgroup's quota files and the affinity
+/// mask every time, ten system calls that each `threads` answer paid (in its name
+/// reading) before this was cached.
+pub fn usable_cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// The process-wide fields of `/proc/PID/stat` that latch needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stat {

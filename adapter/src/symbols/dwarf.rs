@@ -581,9 +581,7 @@ impl Sections {
         .collect();
         wanted.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let workers = std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .min(wanted.len());
+        let workers = crate::procfs::usable_cores().min(wanted.len());
         let data = std::thread::scope(|scope| {
             let threads: Vec<_> = (0..workers)
                 .map(|_| {
