@@ -4,6 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::str::FromStr;
@@ -109,10 +110,18 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn run_stdio() -> anyhow::Result<ExitCode> {
     let mut adapter = Adapter::start()?;
     let runtime = runtime()?;
+    // Written through a file of its own rather than `Stdout`, whose line buffering
+    // wrote each frame in two pieces, split after its header's blank line, and so
+    // woke the client twice per message.
+    let output = std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .context("duplicating stdout")?;
     let end = runtime.block_on(async {
         let mut signals = Signals::install();
         adapter
-            .serve_client(std::io::stdin(), std::io::stdout(), None, &mut signals)
+            .serve_client(std::io::stdin(), output, None, &mut signals)
             .await
     });
     tracing::info!(reason = ?end.reason, "session ended");
