@@ -98,10 +98,9 @@ fn attach_after_main_thread_exited() {
 #[test]
 fn attach_go_program() {
     require_harness!();
-    if crate::support::fixtures::go_fixture().is_none() {
+    let Some(target) = Target::start_go(&["2", "4"]) else {
         return;
-    }
-    let target = Target::start(Fixture::Go, &["2", "4"]);
+    };
     attach_stopped_roundtrip(&target, target.pid as i64, false);
 }
 

@@ -204,10 +204,9 @@ fn cli_attach_keeps_libc_debug_sections_in_the_cache() {
 #[test]
 fn cli_attach_keeps_go_debug_sections_in_the_cache() {
     require_harness!();
-    if crate::support::fixtures::go_fixture().is_none() {
+    let Some(target) = Target::start_go(&["1", "4"]) else {
         return;
-    }
-    let target = Target::start(Fixture::Go, &["1", "4"]);
+    };
     let files = attach_twice_with_a_cache(&target, "gotarget");
     let go_prefix: String = b"go:".iter().map(|b| format!("{b:02x}")).collect();
     assert!(

@@ -75,6 +75,13 @@ pub fn run_with_deadline(cmd: &mut Command, within: Duration) -> Output {
 }
 
 impl Target {
+    /// The Go fixture (`gotarget BUSY SLEEPING`), started; None, said loudly (a failure
+    /// under CI=true), when there is no Go toolchain to build it.
+    pub fn start_go(args: &[&str]) -> Option<Target> {
+        super::fixtures::go_fixture()?;
+        Some(Target::start(Fixture::Go, args))
+    }
+
     /// Starts a fixture with arguments and waits for its "ready" line.
     pub fn start(f: Fixture, args: &[&str]) -> Target {
         let program = if f == Fixture::Go {
