@@ -47,6 +47,7 @@ fn main() -> ExitCode {
     // First of all: next to a target that saturates every CPU, even parsing the command
     // line waits for a time slice.
     latch::priority::prefer_latch_over_busy_targets();
+    latch::priority::answer_promptly();
     let cli = Cli::parse();
     let logging_to_stderr = cli.log_file.is_none();
     if let Err(err) = latch::logging::init(cli.log_file.as_deref(), cli.log_filter.as_deref()) {

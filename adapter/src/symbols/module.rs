@@ -285,7 +285,10 @@ impl ModuleInfo {
         }
         let thread = std::thread::Builder::new()
             .name("latch-dwarf".into())
-            .spawn(move || Some(Dwarf::load(&object::File::parse(data).ok()?)));
+            .spawn(move || {
+                crate::priority::work_in_background();
+                Some(Dwarf::load(&object::File::parse(data).ok()?))
+            });
         *self.building.borrow_mut() = thread.ok();
     }
 
