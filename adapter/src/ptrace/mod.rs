@@ -163,8 +163,11 @@ enum Command {
     /// A waitFor is about to wait: keep the ptrace thread boosted until the attach, so
     /// the wake-up that starts it is not queued behind the new process's start-up.
     Arm { armed: bool },
-    /// The stop has been reported: read thread names and registers ahead while idle.
-    ReadAhead,
+    /// The stop has been reported: read thread names and registers ahead while idle,
+    /// then send the thread list, if every thread is still stopped.
+    ReadAhead {
+        listed: oneshot::Sender<Vec<ThreadInfo>>,
+    },
 }
 
 /// A cloneable way to command the ptrace thread from any thread.
@@ -201,6 +204,7 @@ impl Backend {
                     tracer: None,
                     armed: None,
                     reading_ahead: false,
+                    listed: None,
                 };
                 worker.run();
             })?;
@@ -307,8 +311,10 @@ impl BackendHandle {
     /// Once a stop is reported to the editor, read every thread's name and registers
     /// ahead of its `threads` and `stackTrace` requests, between commands. Not sooner:
     /// right after the attach, that reading competed with the events that report it.
-    pub fn read_ahead(&self) {
-        drop(self.send(|_: oneshot::Sender<()>| Command::ReadAhead));
+    /// The thread list arrives once every name is read, unless the target ran or
+    /// changed meanwhile (then the sender is dropped).
+    pub fn read_ahead(&self) -> oneshot::Receiver<Vec<ThreadInfo>> {
+        self.send(|listed| Command::ReadAhead { listed })
     }
 
     pub async fn detach(&self, mode: DetachMode) {
@@ -349,6 +355,8 @@ struct Worker {
     armed: Option<crate::priority::Boost>,
     /// Between `ReadAhead` and the end of that reading, or the next attach or stop.
     reading_ahead: bool,
+    /// Where the thread list goes when this reading ahead is done.
+    listed: Option<oneshot::Sender<Vec<ThreadInfo>>>,
 }
 
 /// Waits on the SIGCHLD pipe only: used inside stop/detach, where commands wait.
@@ -432,8 +440,22 @@ impl Worker {
                     self.tracer = None;
                 } else if self.reading_ahead {
                     self.reading_ahead = tracer.read_ahead();
+                    if !self.reading_ahead {
+                        self.send_thread_list();
+                    }
                 }
             }
+        }
+    }
+
+    /// Reading ahead is done: the session can answer `threads` without asking, as long
+    /// as the target stays stopped.
+    fn send_thread_list(&mut self) {
+        let (Some(listed), Some(tracer)) = (self.listed.take(), self.tracer.as_mut()) else {
+            return;
+        };
+        if tracer.all_stopped() {
+            let _ = listed.send(tracer.thread_infos());
         }
     }
 
@@ -451,12 +473,14 @@ impl Worker {
         match command {
             Command::Attach { pid, reply } => {
                 self.reading_ahead = false;
+                self.listed = None;
                 let result = self.attach(pid);
                 self.armed = None;
                 let _ = reply.send(result);
             }
             Command::StopAll { reply } => {
                 self.reading_ahead = false;
+                self.listed = None;
                 let sigchld = &self.sigchld;
                 let result = self
                     .tracer
@@ -469,6 +493,7 @@ impl Worker {
                 let _ = reply.send(result);
             }
             Command::ResumeAll { reply } => {
+                self.listed = None;
                 let _ = reply.send(self.attached().map(|t| t.resume_all()));
             }
             Command::Threads { reply } => {
@@ -491,10 +516,14 @@ impl Worker {
                 let _ = reply.send(());
             }
             Command::Shutdown => unreachable!("handled by the run loop"),
-            Command::ReadAhead => {
+            Command::ReadAhead { listed } => {
                 if let Some(tracer) = self.tracer.as_mut() {
                     tracer.start_read_ahead();
-                    self.reading_ahead = true;
+                    self.listed = Some(listed);
+                    self.reading_ahead = tracer.wants_read_ahead();
+                    if !self.reading_ahead {
+                        self.send_thread_list();
+                    }
                 }
             }
             Command::Arm { armed } => {

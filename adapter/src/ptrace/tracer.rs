@@ -604,7 +604,7 @@ impl Tracer {
         self.threads.keys().copied().collect()
     }
 
-    fn all_stopped(&self) -> bool {
+    pub fn all_stopped(&self) -> bool {
         self.threads.values().all(|t| t.state == RunState::Stopped)
     }
 

@@ -406,17 +406,8 @@ impl Session {
             return;
         }
         if pending.stop_on_entry {
-            self.out.event(
-                "stopped",
-                json!({
-                    "reason": "entry",
-                    "description": "Paused on attach",
-                    "threadId": target.main_tid,
-                    "allThreadsStopped": true,
-                }),
-            );
             let main_tid = target.main_tid;
-            self.stopped(main_tid);
+            self.report_stop(main_tid, "entry", "Paused on attach");
         } else {
             self.running();
             if let Err(err) = self.backend.resume_all().await {

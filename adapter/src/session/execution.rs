@@ -17,9 +17,17 @@ impl Session {
     /// Truthful at any time, and never stops a running target: the backend answers from
     /// its thread table, kept current by clone and exit events.
     pub(super) async fn threads(&mut self, request: &Request) {
-        let threads = match &self.target {
-            Some(target) if !target.exited => self.backend.threads().await.unwrap_or_default(),
-            _ => Vec::new(),
+        let alive = self.target.as_ref().is_some_and(|target| !target.exited);
+        let asked;
+        let threads = match self.listed_threads() {
+            Some(listed) if alive => listed,
+            _ => {
+                asked = match alive {
+                    true => self.backend.threads().await.unwrap_or_default(),
+                    false => Vec::new(),
+                };
+                &asked[..]
+            }
         };
         #[derive(serde::Serialize)]
         struct Thread {
@@ -72,16 +80,7 @@ impl Session {
                 // Libraries may have come or gone while it ran.
                 self.symbols.refresh();
                 self.announce_modules();
-                self.out.event(
-                    "stopped",
-                    json!({
-                        "reason": "pause",
-                        "description": "Paused",
-                        "threadId": thread_id,
-                        "allThreadsStopped": true,
-                    }),
-                );
-                self.stopped(thread_id);
+                self.report_stop(thread_id, "pause", "Paused");
             }
             Err(err) => self.fail(request, "pause failed", &format!("could not pause: {err}")),
         }

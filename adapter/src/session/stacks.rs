@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use super::Session;
 use crate::dap::{Request, Response};
 use crate::procfs::Pid;
+use crate::ptrace::ThreadInfo;
 use crate::symbols::{ModuleSummary, Registers, StackFrame, SymbolStatus};
 
 /// What one stop has computed, dropped when the target resumes.
@@ -20,6 +21,8 @@ use crate::symbols::{ModuleSummary, Registers, StackFrame, SymbolStatus};
 pub(super) struct StopState {
     /// The thread the `stopped` event named: editors ask for its stack first.
     reported: Option<Pid>,
+    /// The thread list the ptrace thread sends once it has read every name ahead.
+    thread_list: ThreadList,
     registers: Option<FxHashMap<Pid, libc::user_regs_struct>>,
     /// Stacks the symbols thread is still walking for this stop: every thread's, the
     /// first one asked for first, so that an editor asking thread by thread (or a
@@ -33,6 +36,18 @@ pub(super) struct StopState {
     /// their frames, and writing one (escaping its names and paths) was most of what a
     /// `stackTrace` answer cost: 18 of 21 M instructions for a thousand threads.
     written_frames: FxHashMap<FrameKey, String>,
+}
+
+/// A stop's threads, as the ptrace thread lists them after reading ahead. A stopped
+/// target keeps its threads, so `threads` can be answered here, without the two thread
+/// hops of asking the ptrace thread, each of which waits for a core when DWARF is being
+/// read on all of them.
+#[derive(Default)]
+enum ThreadList {
+    #[default]
+    Unknown,
+    Reading(tokio::sync::oneshot::Receiver<Vec<ThreadInfo>>),
+    Read(Vec<ThreadInfo>),
 }
 
 /// What a frame's JSON depends on, besides its id.
@@ -215,11 +230,42 @@ impl Session {
         }
     }
 
-    /// The `stopped` event of this stop named `thread`; the names and registers every
-    /// editor asks for next are read ahead.
-    pub(super) fn stopped(&mut self, thread: Pid) {
+    /// Sends the `stopped` event of a stop of every thread, naming `thread`. The names
+    /// and registers every editor asks for next are read ahead, starting before the
+    /// event goes out: an editor's `threads` request can follow it within 0.1 ms.
+    pub(super) fn report_stop(&mut self, thread: Pid, reason: &str, description: &str) {
+        self.stop.thread_list = ThreadList::Reading(self.backend.read_ahead());
         self.stop.reported = Some(thread);
-        self.backend.read_ahead();
+        self.out.event(
+            "stopped",
+            json!({
+                "reason": reason,
+                "description": description,
+                "threadId": thread,
+                "allThreadsStopped": true,
+            }),
+        );
+    }
+
+    /// This stop's threads, if the ptrace thread has listed them already.
+    pub(super) fn listed_threads(&mut self) -> Option<&[ThreadInfo]> {
+        let list = &mut self.stop.thread_list;
+        if let ThreadList::Reading(listing) = list {
+            *list = match listing.try_recv() {
+                Ok(threads) => ThreadList::Read(threads),
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => return None,
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => ThreadList::Unknown,
+            };
+        }
+        match list {
+            ThreadList::Read(threads) => Some(threads),
+            _ => None,
+        }
+    }
+
+    /// A thread came or went: the list read ahead is stale.
+    pub(super) fn forget_thread_list(&mut self) {
+        self.stop.thread_list = ThreadList::Unknown;
     }
 
     /// After the `threads` answer of a stop, editors ask for stacks (VS Code: the
