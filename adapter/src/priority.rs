@@ -55,7 +55,8 @@ impl Drop for Boost {
 /// Makes latch's own threads win against a target that saturates every CPU, so that
 /// the editor's requests are answered promptly (measured: 340 ms just to answer
 /// `initialize` next to 100 spinning threads). Call before spawning threads: Linux
-/// applies nice per thread and new threads inherit it. Does nothing when not permitted.
+/// applies nice per thread and new threads inherit it; threads that read ahead of need
+/// go back to nice 0 (`work_in_background`). Does nothing when not permitted.
 pub fn prefer_latch_over_busy_targets() {
     const NICE: libc::c_int = -10;
     // SAFETY: setpriority on the calling thread (who = 0).
@@ -82,10 +83,18 @@ pub fn answer_promptly() {
     set_slice(PROMPT_SLICE);
 }
 
-/// Gives a thread that computes for long stretches (reading DWARF, writing the cache)
-/// the kernel's default slice back, so it yields to the prompt ones.
+/// For a thread that computes for long stretches nobody waits on yet (reading DWARF
+/// ahead, writing the cache): the kernel's default slice, and the default nice value
+/// instead of latch's -10, so that it yields to latch's prompt threads and to the
+/// editor, often in latch's own session. Measured on two cores while the DWARF of a
+/// 76 MiB binary was read: `threads` answered in 0.20 ms (median of 15, at most
+/// 0.7) instead of 0.38 (at most 7.2); start to all stacks answered was unchanged,
+/// since a stopped target leaves the cores to the readers.
 pub fn work_in_background() {
     set_slice(Duration::ZERO);
+    // SAFETY: setpriority on the calling thread (who = 0); raising nice needs no
+    // privilege.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 0) };
 }
 
 /// Zero means the kernel's default.
@@ -112,5 +121,58 @@ fn set_slice(slice: Duration) {
             "scheduler slice not changed: {}",
             std::io::Error::last_os_error()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The calling thread's slice (what sched_getattr reports as its runtime) and nice.
+    fn slice_and_nice() -> (u64, i32) {
+        let size = std::mem::size_of::<libc::sched_attr>() as u32;
+        // SAFETY: as in set_slice.
+        let mut attr: libc::sched_attr = unsafe { std::mem::zeroed() };
+        let status = unsafe { libc::syscall(libc::SYS_sched_getattr, 0, &mut attr, size, 0) };
+        assert_eq!(
+            status,
+            0,
+            "sched_getattr: {}",
+            std::io::Error::last_os_error()
+        );
+        (attr.sched_runtime, attr.sched_nice)
+    }
+
+    #[test]
+    fn prompt_threads_get_the_shortest_slice_and_background_ones_the_default() {
+        // A thread of its own: the test harness's threads keep their scheduling.
+        std::thread::spawn(|| {
+            let (_, nice) = slice_and_nice();
+            answer_promptly();
+            let (prompt, prompt_nice) = slice_and_nice();
+            assert_eq!(prompt_nice, nice, "the nice value is kept");
+            let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+            let mut version = release.trim().split(['.', '-']).map(|n| n.parse::<u32>());
+            let (Some(Ok(major)), Some(Ok(minor))) = (version.next(), version.next()) else {
+                panic!("unreadable kernel release {release:?}");
+            };
+            if (major, minor) < (6, 12) {
+                // Before Linux 6.12 the slice of a normal thread is not the caller's to set.
+                eprintln!("SKIPPED: Linux {major}.{minor} has no requested slices (6.12+)");
+                return;
+            }
+            assert_eq!(prompt, PROMPT_SLICE.as_nanos() as u64);
+            let inherited = std::thread::spawn(slice_and_nice).join().unwrap();
+            assert_eq!(inherited.0, prompt, "new threads inherit the slice");
+            work_in_background();
+            let (background, background_nice) = slice_and_nice();
+            assert!(
+                background > prompt,
+                "the default slice is back: {background} ns"
+            );
+            assert_eq!(background_nice, 0);
+        })
+        .join()
+        .unwrap();
     }
 }
