@@ -79,14 +79,12 @@ impl Session {
     pub(super) fn on_backend_event(&mut self, event: BackendEvent) {
         match event {
             BackendEvent::ThreadStarted(info) => {
-                self.forget_thread_list();
                 self.out.event(
                     "thread",
                     json!({ "reason": "started", "threadId": info.tid }),
                 );
             }
             BackendEvent::ThreadExited(tid) => {
-                self.forget_thread_list();
                 self.out
                     .event("thread", json!({ "reason": "exited", "threadId": tid }));
             }

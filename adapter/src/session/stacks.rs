@@ -41,7 +41,9 @@ pub(super) struct StopState {
 /// A stop's threads, as the ptrace thread lists them after reading ahead. A stopped
 /// target keeps its threads, so `threads` can be answered here, without the two thread
 /// hops of asking the ptrace thread, each of which waits for a core when DWARF is being
-/// read on all of them.
+/// read on all of them. Thread events the session handles after the list came were sent
+/// before it (from the ptrace thread, in order), so they are in it already: no thread
+/// starts or ends while all are stopped, short of the whole process being killed.
 #[derive(Default)]
 enum ThreadList {
     #[default]
@@ -261,11 +263,6 @@ impl Session {
             ThreadList::Read(threads) => Some(threads),
             _ => None,
         }
-    }
-
-    /// A thread came or went: the list read ahead is stale.
-    pub(super) fn forget_thread_list(&mut self) {
-        self.stop.thread_list = ThreadList::Unknown;
     }
 
     /// After the `threads` answer of a stop, editors ask for stacks (VS Code: the
