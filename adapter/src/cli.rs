@@ -64,6 +64,8 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
         .attach_blocking(pid)
         .map_err(|err| anyhow::anyhow!("{err}"))?;
     let registers = handle.registers_blocking().unwrap_or_default();
+    // Everything from here on is what the user waits for: nothing reads in the background.
+    let _waited_for = crate::priority::wait_for_background();
     let mut stacker = Stacker::new(report.pid);
     let stacks: Vec<(Pid, Vec<StackFrame>)> = registers
         .iter()

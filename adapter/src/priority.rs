@@ -84,17 +84,103 @@ pub fn answer_promptly() {
 }
 
 /// For a thread that computes for long stretches nobody waits on yet (reading DWARF
-/// ahead, writing the cache): the kernel's default slice, and the default nice value
-/// instead of latch's -10, so that it yields to latch's prompt threads and to the
-/// editor, often in latch's own session. Measured on two cores while the DWARF of a
-/// 76 MiB binary was read: `threads` answered in 0.20 ms (median of 15, at most
-/// 0.7) instead of 0.38 (at most 7.2); start to all stacks answered was unchanged,
-/// since a stopped target leaves the cores to the readers.
-pub fn work_in_background() {
+/// ahead, writing the cache), until the guard drops: the kernel's default slice, and
+/// nice 0 instead of latch's -10, so that it yields to latch's prompt threads and to
+/// the editor, often in latch's own session. Measured on two cores while the DWARF of
+/// a 76 MiB binary was read: `threads` answered in 0.20 ms (median of 15, at most
+/// 0.7) instead of 0.38 (at most 7.2). While a lookup waits for such threads
+/// (`wait_for_background`) they get latch's priority back: at nice 0, a busy program
+/// in latch's session made a first stack trace 10 ms slower.
+pub fn work_in_background() -> Background {
     set_slice(Duration::ZERO);
-    // SAFETY: setpriority on the calling thread (who = 0); raising nice needs no
-    // privilege.
-    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 0) };
+    // SAFETY: gettid and getpriority on the calling thread.
+    let (tid, own) = unsafe {
+        let tid = libc::gettid();
+        (
+            tid,
+            libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t),
+        )
+    };
+    // Only a thread latch raised can be raised back after being lowered.
+    if own >= BACKGROUND_NICE {
+        return Background { tid: None };
+    }
+    let mut readers = lock_background();
+    readers.raised_nice = own;
+    if readers.waiting == 0 {
+        renice(tid, BACKGROUND_NICE);
+    }
+    readers.tids.push(tid);
+    Background { tid: Some(tid) }
+}
+
+/// Gives the background threads latch's priority until the guard drops: something
+/// waits for what they compute.
+pub fn wait_for_background() -> Waiting {
+    let mut readers = lock_background();
+    readers.waiting += 1;
+    if readers.waiting == 1 {
+        for &tid in &readers.tids {
+            renice(tid, readers.raised_nice);
+        }
+    }
+    Waiting(())
+}
+
+const BACKGROUND_NICE: libc::c_int = 0;
+
+/// latch's threads that work in the background, and whether anyone waits for them.
+struct Readers {
+    tids: Vec<libc::pid_t>,
+    waiting: usize,
+    /// The nice value latch raised its threads to.
+    raised_nice: libc::c_int,
+}
+
+static READERS: std::sync::Mutex<Readers> = std::sync::Mutex::new(Readers {
+    tids: Vec::new(),
+    waiting: 0,
+    raised_nice: BACKGROUND_NICE,
+});
+
+fn lock_background() -> std::sync::MutexGuard<'static, Readers> {
+    READERS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn renice(tid: libc::pid_t, nice: libc::c_int) {
+    // SAFETY: setpriority on a thread of latch's own that is still listed in READERS
+    // (it leaves the list, under the lock, before it ends).
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) };
+}
+
+/// A thread's time in the background (see `work_in_background`).
+pub struct Background {
+    tid: Option<libc::pid_t>,
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(tid) = self.tid {
+            lock_background().tids.retain(|listed| *listed != tid);
+        }
+    }
+}
+
+/// A wait for the background threads (see `wait_for_background`).
+pub struct Waiting(());
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        let mut readers = lock_background();
+        readers.waiting -= 1;
+        if readers.waiting == 0 {
+            for &tid in &readers.tids {
+                renice(tid, BACKGROUND_NICE);
+            }
+        }
+    }
 }
 
 /// Zero means the kernel's default.
@@ -164,13 +250,38 @@ mod tests {
             assert_eq!(prompt, PROMPT_SLICE.as_nanos() as u64);
             let inherited = std::thread::spawn(slice_and_nice).join().unwrap();
             assert_eq!(inherited.0, prompt, "new threads inherit the slice");
-            work_in_background();
-            let (background, background_nice) = slice_and_nice();
-            assert!(
-                background > prompt,
-                "the default slice is back: {background} ns"
-            );
-            assert_eq!(background_nice, 0);
+            let background = work_in_background();
+            let (slice, _) = slice_and_nice();
+            assert!(slice > prompt, "the default slice is back: {slice} ns");
+            drop(background);
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// A thread latch raised goes to nice 0 in the background and back to its raised
+    /// priority while something waits for it.
+    #[test]
+    fn background_threads_are_raised_while_waited_for() {
+        std::thread::spawn(|| {
+            // SAFETY: setpriority on the calling thread.
+            if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, -5) } != 0 {
+                assert!(std::env::var_os("CI").is_none(), "CI runs as root");
+                eprintln!("SKIPPED: lowering nice needs CAP_SYS_NICE");
+                return;
+            }
+            let background = work_in_background();
+            assert_eq!(slice_and_nice().1, BACKGROUND_NICE);
+            let waiting = wait_for_background();
+            assert_eq!(slice_and_nice().1, -5, "raised while waited for");
+            let also_waiting = wait_for_background();
+            drop(waiting);
+            assert_eq!(slice_and_nice().1, -5, "another wait goes on");
+            drop(also_waiting);
+            assert_eq!(slice_and_nice().1, BACKGROUND_NICE);
+            drop(background);
+            let _waiting = wait_for_background();
+            assert_eq!(slice_and_nice().1, BACKGROUND_NICE, "no longer listed");
         })
         .join()
         .unwrap();

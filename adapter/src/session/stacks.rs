@@ -213,6 +213,9 @@ impl Session {
     /// The thread's stack in this stop, computed on first use: the id of its frame 0
     /// and its frame count (the frames stay in `self.stop.stacks`).
     async fn stack_of(&mut self, tid: Pid) -> Option<(i64, usize)> {
+        // The editor waits now: DWARF still being read in the background gets latch's
+        // priority back until this stack is named.
+        let _hurry = crate::priority::wait_for_background();
         loop {
             if let Some((first, frames)) = self.stop.stacks.get(&tid) {
                 return Some((*first, frames.len()));

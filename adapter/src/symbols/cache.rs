@@ -124,7 +124,7 @@ fn write_in_background(key: Key, data: impl AsRef<[u8]> + Send + 'static) {
     let _ = std::thread::Builder::new()
         .name("latch-cache".into())
         .spawn(move || {
-            crate::priority::work_in_background();
+            let _background = crate::priority::work_in_background();
             let _writing = writing;
             match key.write(data.as_ref()) {
                 Ok(()) => key.trim(MAX_BYTES),

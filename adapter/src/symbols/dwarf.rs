@@ -586,7 +586,7 @@ impl Sections {
             let threads: Vec<_> = (0..workers)
                 .map(|_| {
                     scope.spawn(|| {
-                        crate::priority::work_in_background();
+                        let _background = crate::priority::work_in_background();
                         let mut done = Vec::new();
                         loop {
                             let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
