@@ -6,6 +6,7 @@
 pub mod cache;
 pub mod calls;
 pub mod dwarf;
+pub mod gopclntab;
 pub mod maps;
 pub mod memory;
 pub mod module;

@@ -17,6 +17,7 @@ use gimli::{RunTimeEndian, UnwindSection};
 use object::{Object, ObjectSection, ObjectSegment};
 
 use super::dwarf::Dwarf;
+use super::gopclntab::GoLineTable;
 use super::symtab::SymbolTable;
 
 pub type Reader = gimli::EndianSlice<'static, RunTimeEndian>;
@@ -180,6 +181,9 @@ pub struct ModuleInfo {
     symbols: OnceCell<SymbolTable>,
     /// What `source_frames` answered, by address.
     named: RefCell<FxHashMap<u64, Rc<[SourceFrame]>>>,
+    /// A Go program's own function and line table, read on the first lookup: Go code
+    /// is named from it, without waiting for (or parsing) the DWARF.
+    go_lines: OnceCell<Option<GoLineTable>>,
     pub eh_frame: Option<CfiSection<gimli::EhFrame<Reader>>>,
     pub debug_frame: Option<CfiSection<gimli::DebugFrame<Reader>>>,
 }
@@ -198,6 +202,7 @@ impl ModuleInfo {
             symbol_files: Vec::new(),
             symbols: OnceCell::new(),
             named: RefCell::default(),
+            go_lines: OnceCell::new(),
             eh_frame: None,
             debug_frame: None,
         }
@@ -270,6 +275,7 @@ impl ModuleInfo {
             symbol_files,
             symbols,
             named: RefCell::default(),
+            go_lines: OnceCell::new(),
             eh_frame,
             debug_frame,
         }
@@ -277,30 +283,44 @@ impl ModuleInfo {
 
     /// Starts reading the DWARF on a thread of its own, so that the modules of a process
     /// (a large executable, libc's debug file) are read side by side, and while the
-    /// target is stopped; the first lookup waits for it.
+    /// target is stopped; the first lookup waits for it. Not for a Go program: its own
+    /// table names its Go code, and only a lookup in its C code (cgo) reads the DWARF.
     pub fn prepare(&self) {
         let Some(data) = self.dwarf_file else { return };
+        if self.go_lines().is_some() {
+            return;
+        }
         if self.dwarf.get().is_some() || self.building.borrow().is_some() {
             return;
         }
         let thread = std::thread::Builder::new()
             .name("latch-dwarf".into())
             .spawn(move || {
-                crate::priority::work_in_background();
+                let _background = crate::priority::work_in_background();
                 Some(Dwarf::load(&object::File::parse(data).ok()?))
             });
         *self.building.borrow_mut() = thread.ok();
     }
 
-    /// Whether a lookup would find the DWARF read, without waiting for it.
+    /// Whether a lookup would find the DWARF read, without waiting for it (Go code is
+    /// named from Go's own table, which needs none: cgo's C code still waits).
     pub fn is_ready(&self) -> bool {
         self.dwarf_file.is_none()
+            || self.go_lines().is_some()
             || self.dwarf.get().is_some()
             || self
                 .building
                 .borrow()
                 .as_ref()
                 .is_some_and(|thread| thread.is_finished())
+    }
+
+    fn go_lines(&self) -> Option<&GoLineTable> {
+        self.go_lines
+            .get_or_init(|| {
+                GoLineTable::parse(&object::File::parse(*self.symbol_files.first()?).ok()?)
+            })
+            .as_ref()
     }
 
     fn dwarf(&self) -> Option<&Dwarf> {
@@ -339,6 +359,9 @@ impl ModuleInfo {
     }
 
     fn look_up(&self, address: u64) -> Vec<SourceFrame> {
+        if let Some(frames) = self.go_lines().and_then(|go| go.source_frames(address)) {
+            return frames;
+        }
         let mut out = self
             .dwarf()
             .map(|dwarf| dwarf.source_frames(address))
