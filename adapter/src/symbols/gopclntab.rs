@@ -148,6 +148,12 @@ impl GoLineTable {
         })
     }
 
+    /// Whether inlined calls can be told apart: their table lies in `go:func.*`, which
+    /// a binary stripped of its symbol table (`-ldflags=-s`) no longer names.
+    pub fn shows_inlining(&self) -> bool {
+        self.gofunc.is_some()
+    }
+
     /// The functions at `address` (file numbering), innermost inlined call first, as
     /// the Go runtime's traceback names them; `None` outside every Go function.
     pub fn source_frames(&self, address: u64) -> Option<Vec<SourceFrame>> {
@@ -350,13 +356,19 @@ mod tests {
 
     /// Builds tests/fixtures/go with the toolchain `go` into a directory of its own.
     fn build_fixture(go: &Path, label: &str) -> PathBuf {
+        build_fixture_with(go, label, &[])
+    }
+
+    fn build_fixture_with(go: &Path, label: &str, flags: &[&str]) -> PathBuf {
         let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/go");
         let work =
             std::env::temp_dir().join(format!("latch-gopclntab-{}-{label}", std::process::id()));
         std::fs::create_dir_all(&work).unwrap();
         let binary = work.join("gotarget");
         let output = std::process::Command::new(go)
-            .args(["build", "-o"])
+            .arg("build")
+            .args(flags)
+            .arg("-o")
             .arg(&binary)
             .arg(".")
             .current_dir(&source)
@@ -465,6 +477,43 @@ mod tests {
         if let Some(go) = toolchain("LATCH_CURRENT_GO", None) {
             assert_agrees_with_dwarf(&build_fixture(&go, "current"));
         }
+    }
+
+    /// `-ldflags=-s -w` drops the symbol table and DWARF, not Go's own table: functions,
+    /// files and lines are still known, inlined calls no longer.
+    #[test]
+    fn a_stripped_go_binary_still_has_names_and_lines() {
+        let Some(go) = toolchain("LATCH_GO", Some("/usr/bin/go")) else {
+            return;
+        };
+        let binary = build_fixture_with(&go, "stripped", &["-ldflags=-s -w"]);
+        let data: &'static [u8] = Box::leak(std::fs::read(&binary).unwrap().into_boxed_slice());
+        let file = object::File::parse(data).unwrap();
+        assert!(
+            file.section_by_name(".debug_info").is_none(),
+            "DWARF left in"
+        );
+        let table = GoLineTable::parse(&file).expect("a Go line table");
+        assert!(!table.shows_inlining());
+        let named: Vec<SourceFrame> = (0..table.function_count)
+            .filter_map(|i| {
+                let entry = table.read_u32(table.functab, i * 8)?;
+                table.source_frames(table.text_start + u64::from(entry) + 1)
+            })
+            .flatten()
+            .filter(|f| f.function.as_deref() == Some("main.main"))
+            .collect();
+        assert_eq!(
+            named.len(),
+            1,
+            "{:?}",
+            named.iter().map(|f| &f.function).collect::<Vec<_>>()
+        );
+        assert!(named[0]
+            .file
+            .as_deref()
+            .is_some_and(|f| f.ends_with("/go/main.go")));
+        assert!(named[0].line > 0);
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub enum SymbolStatus {
     SeparateDwarf(PathBuf),
     /// No DWARF: function names from the ELF symbol tables only.
     SymbolsOnly,
+    /// No DWARF, but a Go program's own function table: names, files and lines.
+    GoTable,
     /// Neither DWARF nor symbols.
     Stripped,
     /// The file could not be read (gone, or not permitted).
@@ -48,6 +50,7 @@ impl std::fmt::Display for SymbolStatus {
                 write!(f, "Symbols loaded from {}.", path.display())
             }
             SymbolStatus::SymbolsOnly => write!(f, "No debug info: ELF symbols only."),
+            SymbolStatus::GoTable => write!(f, "No debug info: Go's function table."),
             SymbolStatus::Stripped => write!(f, "Stripped: no symbols."),
             SymbolStatus::Unreadable(why) => write!(f, "Cannot read the file: {why}"),
         }
@@ -256,6 +259,7 @@ impl ModuleInfo {
                 (Some(debug_data), SymbolStatus::SeparateDwarf(debug_path))
             }
             None if has_dwarf(&file) => (Some(data), SymbolStatus::Dwarf),
+            None if GoLineTable::parse(&file).is_some() => (None, SymbolStatus::GoTable),
             None => {
                 let table = symbols.get_or_init(|| SymbolTable::largest_of(&symbol_files));
                 match table.is_empty() {
@@ -318,7 +322,11 @@ impl ModuleInfo {
     fn go_lines(&self) -> Option<&GoLineTable> {
         self.go_lines
             .get_or_init(|| {
-                GoLineTable::parse(&object::File::parse(*self.symbol_files.first()?).ok()?)
+                let file = object::File::parse(*self.symbol_files.first()?).ok()?;
+                let table = GoLineTable::parse(&file)?;
+                // Without its symbol table (`-ldflags=-s`) a Go binary's table cannot show
+                // inlined calls: then DWARF, when there is any, names them better.
+                (table.shows_inlining() || self.dwarf_file.is_none()).then_some(table)
             })
             .as_ref()
     }
