@@ -354,13 +354,19 @@ mod tests {
     use super::*;
     use std::path::{Path, PathBuf};
 
-    /// Builds tests/fixtures/go with the toolchain `go` into a directory of its own.
-    fn build_fixture(go: &Path, label: &str) -> PathBuf {
+    /// Builds tests/fixtures/go with the toolchain `go`; the binary's bytes.
+    fn build_fixture(go: &Path, label: &str) -> &'static [u8] {
         build_fixture_with(go, label, &[])
     }
 
-    fn build_fixture_with(go: &Path, label: &str, flags: &[&str]) -> PathBuf {
+    fn build_fixture_with(go: &Path, label: &str, flags: &[&str]) -> &'static [u8] {
         let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/go");
+        build_module(go, &source, label, flags)
+    }
+
+    /// `go build` of the module at `source` in a directory of its own (build cache
+    /// included), removed afterwards; the binary's bytes, kept for the test's life.
+    fn build_module(go: &Path, source: &Path, label: &str, flags: &[&str]) -> &'static [u8] {
         let work =
             std::env::temp_dir().join(format!("latch-gopclntab-{}-{label}", std::process::id()));
         std::fs::create_dir_all(&work).unwrap();
@@ -371,7 +377,7 @@ mod tests {
             .arg("-o")
             .arg(&binary)
             .arg(".")
-            .current_dir(&source)
+            .current_dir(source)
             .env("GOCACHE", work.join("cache"))
             .env("GOPATH", work.join("path"))
             .env("GOFLAGS", "-mod=mod")
@@ -379,20 +385,21 @@ mod tests {
             .env("GOTOOLCHAIN", "local")
             .output()
             .unwrap();
+        let built = std::fs::read(&binary);
+        let _ = std::fs::remove_dir_all(&work);
         assert!(
             output.status.success(),
             "go build with {}: {}",
             go.display(),
             String::from_utf8_lossy(&output.stderr)
         );
-        binary
+        Box::leak(built.unwrap().into_boxed_slice())
     }
 
     /// Looks up every fifth byte of every function in both the Go table and DWARF
     /// (both written by the Go linker from the same positions) and counts the
     /// addresses where they disagree for reasons other than the known ones.
-    fn assert_agrees_with_dwarf(binary: &Path) {
-        let data: &'static [u8] = Box::leak(std::fs::read(binary).unwrap().into_boxed_slice());
+    fn assert_agrees_with_dwarf(data: &'static [u8]) {
         let file = object::File::parse(data).unwrap();
         let table = GoLineTable::parse(&file).expect("a Go line table in a layout we read");
         let dwarf = crate::symbols::dwarf::Dwarf::load(&file);
@@ -427,11 +434,7 @@ mod tests {
                 }
             }
         }
-        assert!(
-            checked > 100_000,
-            "only {checked} addresses in {}",
-            binary.display()
-        );
+        assert!(checked > 100_000, "only {checked} addresses");
         assert!(inlined > 1_000, "only {inlined} addresses in inlined calls");
         // Both tables mark rows at slightly different bytes in a few places (9 of
         // 236,000 addresses with Go 1.27).
@@ -467,7 +470,7 @@ mod tests {
     #[test]
     fn go_1_19_table_agrees_with_dwarf() {
         if let Some(go) = toolchain("LATCH_GO", Some("/usr/bin/go")) {
-            assert_agrees_with_dwarf(&build_fixture(&go, "go119"));
+            assert_agrees_with_dwarf(build_fixture(&go, "go119"));
         }
     }
 
@@ -475,7 +478,7 @@ mod tests {
     #[test]
     fn current_go_table_agrees_with_dwarf() {
         if let Some(go) = toolchain("LATCH_CURRENT_GO", None) {
-            assert_agrees_with_dwarf(&build_fixture(&go, "current"));
+            assert_agrees_with_dwarf(build_fixture(&go, "current"));
         }
     }
 
@@ -486,8 +489,7 @@ mod tests {
         let Some(go) = toolchain("LATCH_GO", Some("/usr/bin/go")) else {
             return;
         };
-        let binary = build_fixture_with(&go, "stripped", &["-ldflags=-s -w"]);
-        let data: &'static [u8] = Box::leak(std::fs::read(&binary).unwrap().into_boxed_slice());
+        let data = build_fixture_with(&go, "stripped", &["-ldflags=-s -w"]);
         let file = object::File::parse(data).unwrap();
         assert!(
             file.section_by_name(".debug_info").is_none(),
@@ -514,6 +516,50 @@ mod tests {
             .as_deref()
             .is_some_and(|f| f.ends_with("/go/main.go")));
         assert!(named[0].line > 0);
+    }
+
+    /// C code in a Go program (cgo) is not in Go's table (the linker puts it after
+    /// `runtime.etext`): the table must not claim it, so DWARF names it.
+    #[test]
+    fn c_code_in_a_go_program_is_left_to_dwarf() {
+        let Some(go) = toolchain("LATCH_GO", Some("/usr/bin/go")) else {
+            return;
+        };
+        let source = std::env::temp_dir().join(format!("latch-cgo-src-{}", std::process::id()));
+        std::fs::create_dir_all(&source).unwrap();
+        std::fs::write(source.join("go.mod"), "module cgonap\n\ngo 1.18\n").unwrap();
+        std::fs::write(
+            source.join("main.go"),
+            "package main\n\n// #include <unistd.h>\n// static void nap(void) { sleep(1); }\n\
+             import \"C\"\n\nfunc main() { C.nap() }\n",
+        )
+        .unwrap();
+        let data = build_module(&go, &source, "cgo", &[]);
+        let _ = std::fs::remove_dir_all(&source);
+        let file = object::File::parse(data).unwrap();
+        let table = GoLineTable::parse(&file).expect("a Go line table");
+        let dwarf = crate::symbols::dwarf::Dwarf::load(&file);
+        let c_function = file
+            .symbols()
+            .find(|s| {
+                s.name()
+                    .is_ok_and(|n| n.starts_with("_cgo_") && n.ends_with("_Cfunc_nap"))
+            })
+            .expect("the cgo wrapper of nap");
+        let inside = c_function.address() + 1;
+        assert!(
+            table.source_frames(inside).is_none(),
+            "claimed by the Go table"
+        );
+        let names: Vec<_> = dwarf
+            .source_frames(inside)
+            .into_iter()
+            .filter_map(|f| f.function)
+            .collect();
+        assert!(
+            names.iter().any(|n| n.ends_with("_Cfunc_nap")),
+            "DWARF names it: {names:?}"
+        );
     }
 
     #[test]
