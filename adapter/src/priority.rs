@@ -65,7 +65,9 @@ pub fn prefer_latch_over_busy_targets() {
             "nice {NICE} not permitted: {}",
             std::io::Error::last_os_error()
         );
+        return;
     }
+    lock_background().raised_nice = Some(NICE);
 }
 
 /// The shortest time slice the kernel grants (EEVDF clamps requests to 0.1-100 ms).
@@ -93,23 +95,23 @@ pub fn answer_promptly() {
 /// in latch's session made a first stack trace 10 ms slower.
 pub fn work_in_background() -> Background {
     set_slice(Duration::ZERO);
-    // SAFETY: gettid and getpriority on the calling thread.
-    let (tid, own) = unsafe {
-        let tid = libc::gettid();
-        (
-            tid,
-            libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t),
-        )
-    };
-    // Only a thread latch raised can be raised back after being lowered.
-    if own >= BACKGROUND_NICE {
-        return Background { tid: None };
-    }
     let mut readers = lock_background();
-    readers.raised_nice = own;
-    if readers.waiting == 0 {
-        renice(tid, BACKGROUND_NICE);
-    }
+    // Without the privilege that raised latch, nothing could be raised back.
+    let Some(raised) = readers.raised_nice else {
+        return Background { tid: None };
+    };
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    // A thread started by another background thread inherited nice 0: it is set either
+    // way, to what the others have now.
+    renice(
+        tid,
+        if readers.waiting > 0 {
+            raised
+        } else {
+            BACKGROUND_NICE
+        },
+    );
     readers.tids.push(tid);
     Background { tid: Some(tid) }
 }
@@ -119,9 +121,9 @@ pub fn work_in_background() -> Background {
 pub fn wait_for_background() -> Waiting {
     let mut readers = lock_background();
     readers.waiting += 1;
-    if readers.waiting == 1 {
+    if let (1, Some(raised)) = (readers.waiting, readers.raised_nice) {
         for &tid in &readers.tids {
-            renice(tid, readers.raised_nice);
+            renice(tid, raised);
         }
     }
     Waiting(())
@@ -133,14 +135,14 @@ const BACKGROUND_NICE: libc::c_int = 0;
 struct Readers {
     tids: Vec<libc::pid_t>,
     waiting: usize,
-    /// The nice value latch raised its threads to.
-    raised_nice: libc::c_int,
+    /// The nice value latch raised its threads to, once it could.
+    raised_nice: Option<libc::c_int>,
 }
 
 static READERS: std::sync::Mutex<Readers> = std::sync::Mutex::new(Readers {
     tids: Vec::new(),
     waiting: 0,
-    raised_nice: BACKGROUND_NICE,
+    raised_nice: None,
 });
 
 fn lock_background() -> std::sync::MutexGuard<'static, Readers> {
@@ -264,19 +266,31 @@ mod tests {
     #[test]
     fn background_threads_are_raised_while_waited_for() {
         std::thread::spawn(|| {
-            // SAFETY: setpriority on the calling thread.
-            if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, -5) } != 0 {
+            prefer_latch_over_busy_targets();
+            if slice_and_nice().1 != -10 {
                 assert!(std::env::var_os("CI").is_none(), "CI runs as root");
                 eprintln!("SKIPPED: lowering nice needs CAP_SYS_NICE");
                 return;
             }
             let background = work_in_background();
             assert_eq!(slice_and_nice().1, BACKGROUND_NICE);
+            // A reader's helper starts at its nice 0 and is raised with it.
+            let (to_helper, helper_inbox) = std::sync::mpsc::channel::<()>();
+            let (to_reader, reader_inbox) = std::sync::mpsc::channel();
+            let helper = std::thread::spawn(move || {
+                let _background = work_in_background();
+                to_reader.send(()).unwrap();
+                helper_inbox.recv().unwrap();
+                slice_and_nice().1
+            });
+            reader_inbox.recv().unwrap();
             let waiting = wait_for_background();
-            assert_eq!(slice_and_nice().1, -5, "raised while waited for");
+            assert_eq!(slice_and_nice().1, -10, "raised while waited for");
+            to_helper.send(()).unwrap();
+            assert_eq!(helper.join().unwrap(), -10, "the helper too");
             let also_waiting = wait_for_background();
             drop(waiting);
-            assert_eq!(slice_and_nice().1, -5, "another wait goes on");
+            assert_eq!(slice_and_nice().1, -10, "another wait goes on");
             drop(also_waiting);
             assert_eq!(slice_and_nice().1, BACKGROUND_NICE);
             drop(background);
