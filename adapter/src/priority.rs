@@ -1,8 +1,14 @@
-//! Raising the calling thread's scheduling priority while it races busy threads.
+//! How latch's own threads are scheduled; the target's are never touched.
 //!
-//! A tracer on a 2-core machine with hundreds of spinning tracees gets a sliver of CPU;
-//! measured there, stopping 1000 spinners took 10.4 s at normal priority and 44 ms at
-//! SCHED_FIFO. Only latch's own thread is changed, never the target's.
+//! - The ptrace thread runs at SCHED_FIFO while it races busy threads (`Boost`): a
+//!   tracer on a 2-core machine with hundreds of spinning tracees gets a sliver of CPU;
+//!   measured there, stopping 1000 spinners took 10.4 s at normal priority and 44 ms at
+//!   SCHED_FIFO.
+//! - Every thread runs at nice -10 when permitted (`prefer_latch_over_busy_targets`), and
+//!   asks for the shortest time slice (`answer_promptly`), so requests are answered next
+//!   to a target that saturates the CPU and next to latch's own reading.
+//! - Threads that read DWARF ahead of need go back to nice 0 and the default slice
+//!   (`work_in_background`), until a stack trace waits for them (`wait_for_background`).
 
 use std::time::Duration;
 

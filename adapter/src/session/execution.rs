@@ -5,6 +5,7 @@ use serde_json::json;
 use super::{thread_name, Session};
 use crate::dap::Request;
 use crate::dap::Response;
+use crate::ptrace::ThreadInfo;
 
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -18,16 +19,15 @@ impl Session {
     /// its thread table, kept current by clone and exit events.
     pub(super) async fn threads(&mut self, request: &Request) {
         let alive = self.target.as_ref().is_some_and(|target| !target.exited);
-        let asked;
-        let threads = match self.listed_threads() {
+        let asked: Vec<ThreadInfo>;
+        // During a stop, the list read ahead; otherwise the ptrace thread's table.
+        let threads: &[ThreadInfo] = match self.listed_threads() {
             Some(listed) if alive => listed,
-            _ => {
-                asked = match alive {
-                    true => self.backend.threads().await.unwrap_or_default(),
-                    false => Vec::new(),
-                };
-                &asked[..]
+            _ if alive => {
+                asked = self.backend.threads().await.unwrap_or_default();
+                &asked
             }
+            _ => &[],
         };
         #[derive(serde::Serialize)]
         struct Thread {
