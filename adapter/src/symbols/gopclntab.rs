@@ -160,11 +160,6 @@ impl GoLineTable {
     /// the Go runtime's traceback names them; `None` outside every Go function.
     pub fn source_frames(&self, address: u64) -> Option<Vec<SourceFrame>> {
         let func = self.func_at(address)?;
-        // Past the function's own tables (the padding before the next function), or a
-        // marker with no code of its own (go:textfipsstart).
-        if let (None, 0) = self.file_and_line(&func, address) {
-            return None;
-        }
         let inline_tree = self.funcdata(&func, FUNCDATA_INLINE_TREE);
         let mut frames = Vec::new();
         let mut pc = address;
@@ -176,6 +171,11 @@ impl GoLineTable {
                 None => -1,
             };
             let (file, line) = self.file_and_line(&func, pc);
+            // Past the function's own tables (the padding before the next function), or
+            // a marker with no code of its own (go:textfipsstart).
+            if frames.is_empty() && file.is_none() && line == 0 {
+                return None;
+            }
             let (name_offset, caller_pc) = match (index, inline_tree) {
                 (0.., Some(tree)) => {
                     let call = tree.get(index as usize * self.layout.inlined_call_size..)?;

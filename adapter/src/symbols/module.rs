@@ -250,6 +250,14 @@ impl ModuleInfo {
                 CfiSection::new(section, gimli::BaseAddresses::default())
             });
 
+        // A Go program without DWARF is named from Go's own table: read once, here.
+        let go_lines = OnceCell::new();
+        if separate.is_none() && !has_dwarf(&file) {
+            if let Some(table) = GoLineTable::parse(&file) {
+                let _ = go_lines.set(Some(table));
+            }
+        }
+
         // With DWARF, the symbol tables only name what it leaves unnamed: read them then.
         // libc's debug file has 12,000 symbols (8 M instructions to sort), and its read-ahead
         // waits for this.
@@ -259,7 +267,7 @@ impl ModuleInfo {
                 (Some(debug_data), SymbolStatus::SeparateDwarf(debug_path))
             }
             None if has_dwarf(&file) => (Some(data), SymbolStatus::Dwarf),
-            None if GoLineTable::parse(&file).is_some() => (None, SymbolStatus::GoTable),
+            None if matches!(go_lines.get(), Some(Some(_))) => (None, SymbolStatus::GoTable),
             None => {
                 let table = symbols.get_or_init(|| SymbolTable::largest_of(&symbol_files));
                 match table.is_empty() {
@@ -279,7 +287,7 @@ impl ModuleInfo {
             symbol_files,
             symbols,
             named: RefCell::default(),
-            go_lines: OnceCell::new(),
+            go_lines,
             eh_frame,
             debug_frame,
         }
