@@ -38,6 +38,8 @@ pub enum SymbolStatus {
     GoTable,
     /// Neither DWARF nor symbols.
     Stripped,
+    /// Neither DWARF nor symbols, and a Go function table that cannot be used (why).
+    GoTableUnread(String),
     /// The file could not be read (gone, or not permitted).
     Unreadable(String),
 }
@@ -52,6 +54,10 @@ impl std::fmt::Display for SymbolStatus {
             SymbolStatus::SymbolsOnly => write!(f, "No debug info: ELF symbols only."),
             SymbolStatus::GoTable => write!(f, "No debug info: Go's function table."),
             SymbolStatus::Stripped => write!(f, "Stripped: no symbols."),
+            SymbolStatus::GoTableUnread(why) => write!(
+                f,
+                "Stripped: no symbols, and Go's function table is not used: {why}."
+            ),
             SymbolStatus::Unreadable(why) => write!(f, "Cannot read the file: {why}"),
         }
     }
@@ -250,12 +256,20 @@ impl ModuleInfo {
                 CfiSection::new(section, gimli::BaseAddresses::default())
             });
 
-        // A Go program without DWARF is named from Go's own table: read once, here.
+        // A Go program without DWARF is named from Go's own table: read once, here. A
+        // table that cannot be placed with confidence names nothing, and says why.
         let go_lines = OnceCell::new();
+        let mut go_refusal = None;
         if separate.is_none() && !has_dwarf(&file) {
-            if let Some(table) = GoLineTable::parse(&file) {
-                let _ = go_lines.set(Some(table));
-            }
+            let table = match GoLineTable::parse(&file) {
+                Some(Ok(table)) => Some(table),
+                Some(Err(why)) => {
+                    go_refusal = Some(why);
+                    None
+                }
+                None => None,
+            };
+            let _ = go_lines.set(table);
         }
 
         // With DWARF, the symbol tables only name what it leaves unnamed: read them then.
@@ -270,9 +284,10 @@ impl ModuleInfo {
             None if matches!(go_lines.get(), Some(Some(_))) => (None, SymbolStatus::GoTable),
             None => {
                 let table = symbols.get_or_init(|| SymbolTable::largest_of(&symbol_files));
-                match table.is_empty() {
-                    true => (None, SymbolStatus::Stripped),
-                    false => (None, SymbolStatus::SymbolsOnly),
+                match (table.is_empty(), go_refusal) {
+                    (true, Some(why)) => (None, SymbolStatus::GoTableUnread(why)),
+                    (true, None) => (None, SymbolStatus::Stripped),
+                    (false, _) => (None, SymbolStatus::SymbolsOnly),
                 }
             }
         };
@@ -331,7 +346,7 @@ impl ModuleInfo {
         self.go_lines
             .get_or_init(|| {
                 let file = object::File::parse(*self.symbol_files.first()?).ok()?;
-                let table = GoLineTable::parse(&file)?;
+                let table = GoLineTable::parse(&file)?.ok()?;
                 // Without its symbol table (`-ldflags=-s`) a Go binary's table cannot show
                 // inlined calls: then DWARF, when there is any, names them better.
                 (table.shows_inlining() || self.dwarf_file.is_none()).then_some(table)
