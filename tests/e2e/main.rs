@@ -6,6 +6,7 @@ mod attach;
 mod cli;
 mod clients;
 mod errors;
+mod go_stripped;
 mod lifecycle;
 mod listen;
 mod malformed;

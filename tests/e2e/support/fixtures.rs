@@ -113,10 +113,23 @@ pub fn go_tool() -> Result<PathBuf, String> {
 /// `go build -o DEST .` in the module at `dir`, offline, with a cache in the
 /// test's temp dir.
 pub fn go_build(dir: &Path, dest: &Path) -> Result<(), String> {
-    let go = go_tool()?;
+    go_build_with(&go_tool()?, dir, dest, &[], &[])
+}
+
+/// `go build FLAGS -o DEST .` with the toolchain `go` and extra environment (such as
+/// `CGO_ENABLED`), offline, with the cache the other Go builds use.
+pub fn go_build_with(
+    go: &Path,
+    dir: &Path,
+    dest: &Path,
+    flags: &[&str],
+    env: &[(&str, &str)],
+) -> Result<(), String> {
     let work = tmp_dir().join("go");
-    let result = Command::new(&go)
-        .args(["build", "-o"])
+    let result = Command::new(go)
+        .arg("build")
+        .args(flags)
+        .arg("-o")
         .arg(dest)
         .arg(".")
         .current_dir(dir)
@@ -125,6 +138,8 @@ pub fn go_build(dir: &Path, dest: &Path) -> Result<(), String> {
         .env("GOFLAGS", "-mod=mod")
         .env("GOPROXY", "off")
         .env("GO111MODULE", "on")
+        .env("GOTOOLCHAIN", "local")
+        .envs(env.iter().copied())
         .output()
         .map_err(|e| format!("cannot run {}: {e}", go.display()))?;
     if !result.status.success() {
