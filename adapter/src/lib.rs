@@ -4,12 +4,13 @@
 //! [`session`] the DAP state machine, [`ptrace`] every ptrace call on one OS thread,
 //! [`procfs`] reading `/proc`, [`waitfor`] finding a process as it starts,
 //! [`symbols`] turning addresses into names, [`transport`] moving frames, [`server`]
-//! serving clients on stdio or a socket, and [`cli`]
-//! the terminal commands.
+//! serving clients on stdio or a socket, [`peer`] who is on the other end of a socket,
+//! and [`cli`] the terminal commands.
 
 pub mod cli;
 pub mod dap;
 pub mod logging;
+pub mod peer;
 pub mod priority;
 pub mod procfs;
 pub mod ptrace;
