@@ -8,6 +8,7 @@ mod clients;
 mod errors;
 mod lifecycle;
 mod listen;
+mod listen_access;
 mod malformed;
 mod nvim;
 mod stacks;
