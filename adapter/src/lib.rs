@@ -4,12 +4,15 @@
 //! [`session`] the DAP state machine, [`ptrace`] every ptrace call on one OS thread,
 //! [`procfs`] reading `/proc`, [`waitfor`] finding a process as it starts,
 //! [`symbols`] turning addresses into names, [`transport`] moving frames, [`server`]
-//! serving clients on stdio or a socket, and [`cli`]
-//! the terminal commands.
+//! serving clients on stdio or a socket, [`listener`] where a socket listens and whom
+//! it lets in, [`peer`] who is on the other end of a socket, and [`cli`] the terminal
+//! commands.
 
 pub mod cli;
 pub mod dap;
+pub mod listener;
 pub mod logging;
+pub mod peer;
 pub mod priority;
 pub mod procfs;
 pub mod ptrace;
@@ -29,11 +32,12 @@ pub fn run_dap_stdio() -> anyhow::Result<ExitCode> {
 
 /// `latch dap --listen`: over a socket, one client, or one after another.
 pub fn run_dap_listen(
-    address: server::ListenAddress,
+    address: listener::ListenAddress,
     multiclient: bool,
+    access: listener::Access,
 ) -> anyhow::Result<ExitCode> {
     install_panic_logging();
-    server::run_listen(address, multiclient)
+    server::run_listen(address, multiclient, access)
 }
 
 fn install_panic_logging() {

@@ -2,9 +2,22 @@
 //! to DAP.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use tracing_subscriber::EnvFilter;
+
+/// Whether the log goes to a file (`--log-file`) rather than to stderr.
+static LOG_IN_FILE: AtomicBool = AtomicBool::new(false);
+
+/// A line the person running latch must see whatever `--log` filters (a refused client,
+/// a risky option): on stderr, and in the log file when there is one.
+pub fn tell_user(line: &str) {
+    if LOG_IN_FILE.load(Ordering::Relaxed) {
+        tracing::warn!("{line}");
+    }
+    eprintln!("latch: {line}");
+}
 
 pub fn init(log_file: Option<&Path>, filter: Option<&str>) -> anyhow::Result<()> {
     let default = if log_file.is_some() {
@@ -28,6 +41,7 @@ pub fn init(log_file: Option<&Path>, filter: Option<&str>) -> anyhow::Result<()>
                 .with_ansi(false)
                 .with_writer(std::sync::Mutex::new(file))
                 .init();
+            LOG_IN_FILE.store(true, Ordering::Relaxed);
         }
         None => builder.with_writer(std::io::stderr).init(),
     }

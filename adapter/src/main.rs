@@ -35,12 +35,28 @@ enum Command {
 struct DapOptions {
     /// Serve DAP on a socket instead of stdio: HOST:PORT, a bare PORT (binds 127.0.0.1),
     /// or unix:PATH. Port 0 picks a free port; the first line on stdout says which.
+    /// Only clients running as latch's own user or as root are served: a unix socket
+    /// checks the client's credentials (and is created mode 0600, in a directory no other
+    /// user can write to), TCP finds the user of the client's socket in /proc/net/tcp.
+    /// Any other client is closed before it is read, and named on stderr.
     #[arg(long, value_name = "ADDRESS")]
-    listen: Option<latch::server::ListenAddress>,
+    listen: Option<latch::listener::ListenAddress>,
     /// With --listen: serve clients one after another. A client leaving keeps the target
     /// attached for the next one; latch detaches when it is stopped (Ctrl-C, SIGTERM).
     #[arg(long, requires = "listen")]
     accept_multiclient: bool,
+    /// With --listen: serve clients of every user, not only latch's own and root's (a
+    /// unix socket is then created mode 0666). Whoever connects can stop, read and kill
+    /// every process this latch may attach to, with latch's rights: as root, that is
+    /// every process on the machine.
+    #[arg(long, requires = "listen")]
+    allow_other_users: bool,
+    /// With --listen: allow an address other machines can reach (e.g. 0.0.0.0:4711), and
+    /// serve clients from other machines, whose user latch cannot know. Anyone who reaches
+    /// the port can then debug what latch may debug; prefer 127.0.0.1 and an SSH tunnel
+    /// (ssh -L 4711:127.0.0.1:4711 HOST). Clients on this machine are still checked.
+    #[arg(long, requires = "listen")]
+    allow_remote_clients: bool,
 }
 
 fn main() -> ExitCode {
@@ -58,7 +74,16 @@ fn main() -> ExitCode {
         Command::Dap(DapOptions {
             listen: Some(address),
             accept_multiclient,
-        }) => latch::run_dap_listen(address, accept_multiclient),
+            allow_other_users,
+            allow_remote_clients,
+        }) => latch::run_dap_listen(
+            address,
+            accept_multiclient,
+            latch::listener::Access {
+                other_users: allow_other_users,
+                remote_clients: allow_remote_clients,
+            },
+        ),
         Command::Dap(DapOptions { listen: None, .. }) => latch::run_dap_stdio(),
         Command::Attach(options) => latch::cli::attach(options),
         Command::Ps(options) => latch::cli::ps(options),

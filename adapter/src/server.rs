@@ -3,55 +3,17 @@
 //! after another while the target stays attached.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::AsFd;
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::str::FromStr;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use tokio::sync::mpsc;
 
+use crate::listener::{Access, ListenAddress, Listener};
 use crate::ptrace::{Backend, BackendEvent, DetachMode};
 use crate::session::{EndReason, HeldTarget, Session, SessionEnd, Signals};
 use crate::symbols::SymbolService;
 use crate::transport;
-
-/// Where `--listen` serves: `HOST:PORT`, a bare `PORT` (loopback), or `unix:PATH`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListenAddress {
-    Tcp(SocketAddr),
-    Unix(PathBuf),
-}
-
-impl FromStr for ListenAddress {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<ListenAddress, String> {
-        if let Some(path) = text.strip_prefix("unix:") {
-            if path.is_empty() {
-                return Err("`unix:` needs a socket path, e.g. unix:/tmp/latch.sock".into());
-            }
-            return Ok(ListenAddress::Unix(PathBuf::from(path)));
-        }
-        // Without a host, loopback: a debugger port open to the network lets anyone who
-        // reaches it read and change the memory of whatever latch may attach to.
-        let port = text.strip_prefix(':').unwrap_or(text);
-        if let Ok(port) = port.parse::<u16>() {
-            return Ok(ListenAddress::Tcp(SocketAddr::from(([127, 0, 0, 1], port))));
-        }
-        let mut addresses = text.to_socket_addrs().map_err(|err| {
-            format!(
-                "`{text}` is not an address to listen on ({err}); give HOST:PORT \
-                 (e.g. 127.0.0.1:4711), a port alone (loopback), or unix:PATH"
-            )
-        })?;
-        addresses
-            .next()
-            .map(ListenAddress::Tcp)
-            .ok_or_else(|| format!("`{text}` resolves to no address"))
-    }
-}
 
 /// What outlives a single client: the ptrace thread, its events and the symbols thread.
 struct Adapter {
@@ -130,13 +92,19 @@ pub fn run_stdio() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `latch dap --listen ADDRESS [--accept-multiclient]`.
-pub fn run_listen(address: ListenAddress, multiclient: bool) -> anyhow::Result<ExitCode> {
+/// `latch dap --listen ADDRESS [--accept-multiclient] [--allow-other-users]
+/// [--allow-remote-clients]`: only clients `access` admits are served (see
+/// [`crate::listener`]).
+pub fn run_listen(
+    address: ListenAddress,
+    multiclient: bool,
+    access: Access,
+) -> anyhow::Result<ExitCode> {
     let mut adapter = Adapter::start()?;
     let runtime = runtime()?;
     let result = runtime.block_on(async {
         let mut signals = Signals::install();
-        let listener = Listener::bind(&address).await?;
+        let listener = Listener::bind(&address, access)?;
         listener.announce(multiclient)?;
         let result = if multiclient {
             serve_many(&mut adapter, &listener, &mut signals).await
@@ -147,9 +115,6 @@ pub fn run_listen(address: ListenAddress, multiclient: bool) -> anyhow::Result<E
         adapter.backend.handle().detach(DetachMode::Run).await;
         result
     });
-    if let ListenAddress::Unix(path) = &address {
-        let _ = std::fs::remove_file(path);
-    }
     drop(runtime);
     drop(adapter);
     result.map(|()| ExitCode::SUCCESS)
@@ -211,183 +176,5 @@ async fn serve_many(
             }
             _ = signals.recv() => return Ok(()),
         }
-    }
-}
-
-enum Listener {
-    Tcp(tokio::net::TcpListener),
-    Unix(tokio::net::UnixListener, PathBuf),
-}
-
-/// An accepted client, as blocking std streams for the reader and writer threads.
-enum Stream {
-    Tcp(std::net::TcpStream),
-    Unix(std::os::unix::net::UnixStream),
-}
-
-impl Listener {
-    async fn bind(address: &ListenAddress) -> anyhow::Result<Listener> {
-        match address {
-            ListenAddress::Tcp(addr) => {
-                let listener = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("cannot listen on {addr}"))?;
-                Ok(Listener::Tcp(listener))
-            }
-            ListenAddress::Unix(path) => {
-                remove_stale_socket(path)?;
-                let listener = tokio::net::UnixListener::bind(path)
-                    .with_context(|| format!("cannot listen on {}", path.display()))?;
-                Ok(Listener::Unix(listener, path.clone()))
-            }
-        }
-    }
-
-    /// The first line on stdout says where to connect (port 0 picks a free port);
-    /// a socket reachable from other machines gets a warning on stderr.
-    fn announce(&self, multiclient: bool) -> anyhow::Result<()> {
-        let (shown, exposed) = match self {
-            Listener::Tcp(listener) => {
-                let addr = listener.local_addr()?;
-                (addr.to_string(), !addr.ip().is_loopback())
-            }
-            Listener::Unix(_, path) => (format!("unix:{}", path.display()), false),
-        };
-        let mode = if multiclient {
-            "clients one after another (--accept-multiclient)"
-        } else {
-            "one client"
-        };
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "latch: DAP server listening at {shown}, for {mode}")?;
-        stdout.flush()?;
-        if exposed {
-            eprintln!(
-                "latch: warning: {shown} is reachable from other machines, and whoever \
-                 connects can stop and read every process this latch may attach to. Listen \
-                 on 127.0.0.1 (the default for a bare port) and reach it through an SSH \
-                 tunnel unless this is what you want"
-            );
-        }
-        Ok(())
-    }
-
-    async fn accept(&self) -> std::io::Result<Stream> {
-        match self {
-            Listener::Tcp(listener) => {
-                let (stream, peer) = listener.accept().await?;
-                tracing::info!(%peer, "client connected");
-                let stream = stream.into_std()?;
-                stream.set_nonblocking(false)?;
-                // DAP is request/response: small writes must not wait for Nagle.
-                stream.set_nodelay(true)?;
-                Ok(Stream::Tcp(stream))
-            }
-            Listener::Unix(listener, _) => {
-                let (stream, _) = listener.accept().await?;
-                let stream = stream.into_std()?;
-                stream.set_nonblocking(false)?;
-                Ok(Stream::Unix(stream))
-            }
-        }
-    }
-}
-
-impl Stream {
-    /// Reading and writing halves for the transport's two threads. The writer's half
-    /// shuts the socket down when dropped, which also ends the reader's blocking read.
-    fn split(self) -> anyhow::Result<(Box<dyn Read + Send>, Box<dyn Write + Send>)> {
-        Ok(match self {
-            Stream::Tcp(stream) => {
-                let reader = stream.try_clone()?;
-                (Box::new(reader), Box::new(ShutdownOnDrop(stream)))
-            }
-            Stream::Unix(stream) => {
-                let reader = stream.try_clone()?;
-                (Box::new(reader), Box::new(ShutdownOnDrop(stream)))
-            }
-        })
-    }
-}
-
-trait Shutdown {
-    fn shutdown_both(&self);
-}
-
-impl Shutdown for std::net::TcpStream {
-    fn shutdown_both(&self) {
-        let _ = self.shutdown(std::net::Shutdown::Both);
-    }
-}
-
-impl Shutdown for std::os::unix::net::UnixStream {
-    fn shutdown_both(&self) {
-        let _ = self.shutdown(std::net::Shutdown::Both);
-    }
-}
-
-struct ShutdownOnDrop<S: Shutdown + Write>(S);
-
-impl<S: Shutdown + Write> Write for ShutdownOnDrop<S> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.write(buf)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush()
-    }
-}
-
-impl<S: Shutdown + Write> Drop for ShutdownOnDrop<S> {
-    fn drop(&mut self) {
-        self.0.shutdown_both();
-    }
-}
-
-/// A socket file left by a latch that died is replaced; one that a live server answers
-/// on, or any other file, is not.
-fn remove_stale_socket(path: &std::path::Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::FileTypeExt;
-    let Ok(metadata) = std::fs::symlink_metadata(path) else {
-        return Ok(());
-    };
-    if !metadata.file_type().is_socket() {
-        bail!(
-            "cannot listen on {}: it exists and is not a socket; choose another path",
-            path.display()
-        );
-    }
-    if std::os::unix::net::UnixStream::connect(path).is_ok() {
-        bail!(
-            "cannot listen on {}: another server is listening there",
-            path.display()
-        );
-    }
-    std::fs::remove_file(path)
-        .with_context(|| format!("removing the stale socket {}", path.display()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn listen_addresses() {
-        let loopback = |port| ListenAddress::Tcp(SocketAddr::from(([127, 0, 0, 1], port)));
-        assert_eq!("4711".parse(), Ok(loopback(4711)));
-        assert_eq!(":4711".parse(), Ok(loopback(4711)));
-        assert_eq!("127.0.0.1:0".parse(), Ok(loopback(0)));
-        assert_eq!(
-            "0.0.0.0:9".parse(),
-            Ok(ListenAddress::Tcp(SocketAddr::from(([0, 0, 0, 0], 9))))
-        );
-        assert_eq!(
-            "unix:/tmp/l.sock".parse(),
-            Ok(ListenAddress::Unix("/tmp/l.sock".into()))
-        );
-        assert!("unix:".parse::<ListenAddress>().is_err());
-        let err = "no-port".parse::<ListenAddress>().unwrap_err();
-        assert!(err.contains("HOST:PORT"), "{err}");
-        assert!("127.0.0.1:99999".parse::<ListenAddress>().is_err());
     }
 }

@@ -1,12 +1,8 @@
 //! `latch dap --listen`: DAP over TCP and unix sockets, one client or one after another
 //! (`--accept-multiclient`), and what the target goes through in between.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
-use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use serde_json::json;
 
@@ -14,111 +10,11 @@ use crate::require_harness;
 use crate::support::checks::*;
 use crate::support::dap::latch_bin;
 use crate::support::fixtures::tmp_dir;
+use crate::support::server::Server;
 use crate::support::{secs, Dap, Fixture, Target};
 
-/// A `latch dap --listen` process and the address it announced on its first line.
-struct Server {
-    child: Child,
-    address: String,
-    stderr: std::sync::mpsc::Receiver<String>,
-    log_file: PathBuf,
-}
-
-impl Server {
-    fn start(listen: &str, extra: &[&str]) -> Server {
-        let dir = tmp_dir().join("logs");
-        std::fs::create_dir_all(&dir).unwrap();
-        let log_file = dir.join(format!(
-            "latch-listen-{}-{}.log",
-            std::process::id(),
-            listen.replace(['/', ':'], "_")
-        ));
-        let mut cmd = Command::new(latch_bin());
-        cmd.args(["dap", "--listen", listen])
-            .args(extra)
-            .arg("--log-file")
-            .arg(&log_file)
-            .args(["--log", "latch=debug"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = crate::support::target::spawn_retrying(&mut cmd);
-        let (tx, stderr) = std::sync::mpsc::channel();
-        let err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                eprintln!("latch server stderr: {line}");
-                let _ = tx.send(line);
-            }
-        });
-        // The announcement is the first line on stdout; the pipe ends if latch fails.
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .expect("reading latch's announcement");
-        let address = first
-            .strip_prefix("latch: DAP server listening at ")
-            .and_then(|rest| rest.split(", ").next())
-            .unwrap_or_else(|| panic!("unexpected first line from latch --listen: {first:?}"))
-            .to_string();
-        Server {
-            child,
-            address,
-            stderr,
-            log_file,
-        }
-    }
-
-    fn connect(&self) -> Dap {
-        match self.address.strip_prefix("unix:") {
-            Some(path) => Dap::over_socket(
-                UnixStream::connect(path).expect("connecting to latch's unix socket"),
-                self.log_file.clone(),
-            ),
-            None => {
-                let stream = TcpStream::connect(&self.address).expect("connecting to latch");
-                stream.set_nodelay(true).unwrap();
-                Dap::over_socket(stream, self.log_file.clone())
-            }
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    fn wait_exit(&mut self, within: Duration) -> ExitStatus {
-        let mut status = None;
-        crate::support::procfs::wait_for(within, || {
-            status = self.child.try_wait().unwrap();
-            status.is_some()
-        });
-        status.unwrap_or_else(|| panic!("latch --listen still running after {within:?}"))
-    }
-
-    /// Stops the server the way a user does (Ctrl-C) and checks it exits cleanly.
-    fn stop(&mut self) {
-        unsafe { libc::kill(self.pid(), libc::SIGINT) };
-        let status = self.wait_exit(secs(10));
-        assert!(status.success(), "latch --listen exited with {status}");
-    }
-
-    fn stderr_lines(&self) -> Vec<String> {
-        self.stderr.try_iter().collect()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// A client that attaches (or takes over) stopped, and checks what it sees.
-fn attach_stopped(dap: &mut Dap, target: &Target, server: &Server) {
+pub fn attach_stopped(dap: &mut Dap, target: &Target, server: &Server) {
     dap.initialize();
     dap.attach_pid(target.pid, true);
     assert_entry_stop(dap, target.pid as i64);
@@ -280,18 +176,10 @@ fn unix_socket_serves_and_is_removed_afterwards() {
     target.assert_runs_on(false);
 }
 
+/// Listening beyond loopback: listen_access.rs.
 #[test]
-fn listening_beyond_loopback_warns_and_bad_addresses_are_explained() {
+fn bad_listen_addresses_are_explained() {
     require_harness!();
-    let mut server = Server::start("0.0.0.0:0", &[]);
-    assert!(server.address.starts_with("0.0.0.0:"), "{}", server.address);
-    server.stop();
-    let warning = server.stderr_lines().join("\n");
-    assert!(
-        warning.contains("warning") && warning.contains("reachable from other machines"),
-        "no warning for a non-loopback listener: {warning:?}"
-    );
-
     let out = Command::new(latch_bin())
         .args(["dap", "--listen", "nowhere"])
         .output()

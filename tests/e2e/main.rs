@@ -9,6 +9,7 @@ mod errors;
 mod go_stripped;
 mod lifecycle;
 mod listen;
+mod listen_access;
 mod malformed;
 mod nvim;
 mod stacks;

@@ -107,6 +107,16 @@ impl Dap {
         Dap::over(reader, Box::new(ClosesOnDrop(stream)), server_log)
     }
 
+    /// A client speaking through a child's stdin and stdout, e.g. a relay to a
+    /// `latch dap --listen` server that runs as another user.
+    pub fn over_child(mut child: Child, server_log: PathBuf) -> Dap {
+        let stdout = child.stdout.take().unwrap();
+        let stdin = Box::new(child.stdin.take().unwrap());
+        let mut dap = Dap::over(stdout, stdin, server_log);
+        dap.child = Some(child);
+        dap
+    }
+
     fn over(
         input: impl Read + Send + 'static,
         output: Box<dyn Write + Send>,

@@ -7,6 +7,7 @@ pub mod dap;
 pub mod fixtures;
 pub mod procfs;
 pub mod schema;
+pub mod server;
 pub mod stackfix;
 pub mod target;
 
