@@ -10,6 +10,7 @@ mod lifecycle;
 mod listen;
 mod malformed;
 mod nvim;
+mod replaced;
 mod stacks;
 mod symbol_files;
 mod waitfor;

@@ -602,13 +602,8 @@ fn find_debug_file(
     root: &Path,
     build_id: Option<&[u8]>,
 ) -> Option<(PathBuf, &'static [u8], object::File<'static>)> {
-    let mut candidates = Vec::new();
     let roots = [root, Path::new("/")];
-    if let Some(id) = build_id.filter(|id| id.len() > 1) {
-        let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-        let relative = format!("usr/lib/debug/.build-id/{}/{}.debug", &hex[..2], &hex[2..]);
-        candidates.extend(roots.iter().map(|r| r.join(&relative)));
-    }
+    let mut candidates = build_id.map(|id| by_build_id(id, root)).unwrap_or_default();
     if let Ok(Some((name, _crc))) = file.gnu_debuglink() {
         let name = Path::new(std::str::from_utf8(name).ok()?);
         if let Some(dir) = path.parent() {
@@ -622,23 +617,68 @@ fn find_debug_file(
             }
         }
     }
-    candidates.into_iter().find_map(|candidate| {
-        if candidate == path {
+    candidates
+        .into_iter()
+        .filter(|candidate| candidate != path)
+        .find_map(|candidate| open_debug_file(candidate, build_id))
+}
+
+/// Where a debug file with this build-id would be: `/usr/lib/debug/.build-id/xx/rest.debug`
+/// inside the target's root, then on the host.
+fn by_build_id(build_id: &[u8], root: &Path) -> Vec<PathBuf> {
+    if build_id.len() < 2 {
+        return Vec::new();
+    }
+    let hex: String = build_id.iter().map(|b| format!("{b:02x}")).collect();
+    let relative = format!("usr/lib/debug/.build-id/{}/{}.debug", &hex[..2], &hex[2..]);
+    [root, Path::new("/")]
+        .iter()
+        .map(|r| r.join(&relative))
+        .collect()
+}
+
+/// A debug file with DWARF whose build-id is `build_id` (when the file says one).
+fn open_debug_file(
+    candidate: PathBuf,
+    build_id: Option<&[u8]>,
+) -> Option<(PathBuf, &'static [u8], object::File<'static>)> {
+    let data = map_file(&candidate).ok()?;
+    let debug = object::File::parse(data).ok()?;
+    if !has_dwarf(&debug) {
+        return None;
+    }
+    let theirs = debug.build_id().ok().flatten();
+    if let (Some(ours), Some(theirs)) = (build_id, theirs) {
+        if ours != theirs {
             return None;
         }
-        let data = map_file(&candidate).ok()?;
-        let debug = object::File::parse(data).ok()?;
-        if !has_dwarf(&debug) {
+    }
+    Some((candidate, data, debug))
+}
+
+impl ModuleInfo {
+    /// A module whose own file cannot be read (replaced on disk, the loaded copy out of
+    /// reach), named from the debug file with its build-id, which must say so itself.
+    /// Addresses are numbered by the loaded image's `segments`; a debug file's own
+    /// program headers describe sections it leaves empty. Unwinding has no `.eh_frame`
+    /// (a debug file keeps only its place) and falls back to frame pointers.
+    pub fn from_debug_file(
+        build_id: &[u8],
+        segments: Vec<(u64, u64, u64)>,
+        root: &Path,
+    ) -> Option<ModuleInfo> {
+        let (path, data, debug) = by_build_id(build_id, root)
+            .into_iter()
+            .find_map(|candidate| open_debug_file(candidate, Some(build_id)))?;
+        if debug.build_id().ok().flatten() != Some(build_id) {
             return None;
         }
-        let theirs = debug.build_id().ok().flatten();
-        if let (Some(ours), Some(theirs)) = (build_id, theirs) {
-            if ours != theirs {
-                return None;
-            }
-        }
-        Some((candidate, data, debug))
-    })
+        let mut info = ModuleInfo::parse(data, None, root);
+        info.segments = segments;
+        info.status = SymbolStatus::SeparateDwarf(path);
+        info.eh_frame = None;
+        Some(info)
+    }
 }
 
 #[cfg(test)]
