@@ -1630,3 +1630,91 @@ fn cli_attach_prints_stacks() {
         target.assert_runs_on(false);
     }
 }
+
+/// A process whose `main` called `pthread_exit`: its leader is a zombie whose
+/// `/proc/PID/maps` is empty and whose memory cannot be read, while its other threads
+/// run on. latch reads through a live thread: every thread's stack is whole, as gdb
+/// attached to that thread shows it, and the modules are listed.
+#[test]
+fn stacks_of_a_process_whose_main_thread_exited_match_gdb() {
+    require_harness!();
+    if !libc_debug_info() {
+        return;
+    }
+    use crate::support::Fixture;
+    let target = Target::start(Fixture::PthreadExit, &["1"]);
+    assert_eq!(
+        procfs::process_state(target.pid),
+        Some('Z'),
+        "the leader has exited"
+    );
+    let sleeper = tid_of(&target, "sleeper");
+    // gdb given a thread id attaches to that thread alone: enough for an oracle.
+    let Some((gdb, gdb_text)) = gdb_backtraces(sleeper as i32) else {
+        return;
+    };
+    let theirs = &gdb[&(sleeper as i32)];
+    assert!(
+        theirs.iter().any(|f| f.name == "sleeper"),
+        "fixture problem: gdb sees no sleeper frame:\n{gdb_text}"
+    );
+
+    let mut dap = Dap::attached(target.pid, true);
+    let (ours, _) = stack_trace(&mut dap, sleeper, None, None);
+    let mut symbols = HashMap::new();
+    assert!(
+        ours.len() == theirs.len()
+            && ours
+                .iter()
+                .zip(theirs)
+                .all(|(l, g)| same_function(l, g, &mut symbols)),
+        "latch's stack of {sleeper} differs from gdb's:\n{}\n\ngdb:\n{gdb_text}",
+        describe_frames(&ours)
+    );
+    for (tid, frames) in all_stacks(&mut dap) {
+        let names: Vec<String> = frames.iter().map(|f| normalize(&f.name)).collect();
+        assert!(
+            names.iter().any(|n| n == "start_thread"),
+            "thread {tid}'s stack reaches start_thread: {names:?}"
+        );
+    }
+    let modules = dap.ok("modules", json!({}));
+    let paths: Vec<&str> = modules["body"]["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["path"].as_str())
+        .collect();
+    assert!(
+        paths.iter().any(|p| p.ends_with("/pthread_exit"))
+            && paths.iter().any(|p| basename(p).starts_with("libc.so")),
+        "the executable and libc are listed: {paths:?}"
+    );
+    dap.disconnect(json!({}));
+    target.assert_runs_on(false);
+
+    // The terminal shows the same threads' stacks.
+    let out = run_with_deadline(
+        Command::new(latch_bin()).args(["attach", &target.pid.to_string()]),
+        secs(30),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "latch attach failed: {stdout}");
+    for (comm, function) in [("sleeper", "sleeper"), ("reporter", "reporter")] {
+        let tid = tid_of(&target, comm);
+        let stack: Vec<&str> = stdout
+            .lines()
+            .skip_while(|l| !l.starts_with(&format!("Thread {tid} ")))
+            .skip(1)
+            .take_while(|l| l.trim_start().starts_with('#'))
+            .collect();
+        assert!(
+            stack
+                .iter()
+                .any(|l| l.contains(&format!(" in {function} at ")))
+                && stack.iter().any(|l| l.contains(" in start_thread")),
+            "thread {tid} ({comm}) in the terminal: {stack:#?}\n{stdout}"
+        );
+    }
+    target.assert_runs_on(false);
+}
