@@ -79,6 +79,9 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "?".into());
     let mut print = || -> std::io::Result<()> {
+        if let Some(note) = report.named_thread_note() {
+            writeln!(out, "{note}")?;
+        }
         writeln!(
             out,
             "process {} ({}) {}: {} threads, all stopped in {:.1} ms{}",
@@ -108,13 +111,19 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
             "TID", "NAME", "STATE", "PC"
         )?;
         let mut threads = handle.threads_blocking().unwrap_or_default();
-        threads.sort_by_key(|t| (!t.is_main, t.tid));
+        // The thread the user named comes first, then the main thread.
+        let focus = report.named_thread;
+        threads.sort_by_key(|t| (Some(t.tid) != focus, !t.is_main, t.tid));
         for thread in &threads {
             let top = stack_of(&stacks, thread.tid).and_then(|s| s.first());
             let pc = top.map(|f| f.pc);
             let state = thread_state(report.pid, thread.tid);
             let location = top.map(short_location).unwrap_or_default();
-            let marker = if thread.is_main { " [main]" } else { "" };
+            let marker = match (thread.is_main, Some(thread.tid) == focus) {
+                (true, _) => " [main]",
+                (false, true) => " [the thread named]",
+                (false, false) => "",
+            };
             writeln!(
                 out,
                 "{:>8}  {:<16} {:<20} {:<18}  {location}{marker}",
@@ -162,7 +171,16 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
     }
     handle.detach_blocking(DetachMode::Run);
     // Detached already: a reader that left meanwhile changes nothing.
-    let _ = writeln!(out, "detached from {}; it runs on", report.pid);
+    let _ = if report.was_job_stopped {
+        writeln!(
+            out,
+            "detached from {}; it was stopped by job control before the attach and is left \
+             stopped, as it was (`kill -CONT {}` resumes it)",
+            report.pid, report.pid
+        )
+    } else {
+        writeln!(out, "detached from {}; it runs on", report.pid)
+    };
     drop(backend);
     Ok(ExitCode::SUCCESS)
 }

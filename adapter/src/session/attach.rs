@@ -138,6 +138,7 @@ impl Session {
             stragglers: Vec::new(),
             main_tid: held.main_tid,
             was_job_stopped: false,
+            named_thread: None,
             elapsed: started.elapsed(),
         };
         self.attached(request, report, stop_on_entry, read_symbols)
@@ -340,6 +341,9 @@ impl Session {
             self.out
                 .event("thread", json!({ "reason": "started", "threadId": tid }));
         }
+        if let Some(note) = report.named_thread_note() {
+            self.out.output("console", &format!("latch: {note}"));
+        }
         let mut line = format!(
             "latch: attached to pid {} ({}): {} threads stopped in {:.1} ms",
             report.pid,
@@ -406,8 +410,11 @@ impl Session {
             return;
         }
         if pending.stop_on_entry {
-            let main_tid = target.main_tid;
-            self.report_stop(main_tid, "entry", "Paused on attach");
+            let focus = pending
+                .report
+                .as_ref()
+                .map_or(target.main_tid, AttachReport::focus_tid);
+            self.report_stop(focus, "entry", "Paused on attach");
         } else {
             self.running();
             if let Err(err) = self.backend.resume_all().await {
