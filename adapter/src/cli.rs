@@ -284,25 +284,10 @@ fn thread_state(pid: Pid, tid: Pid) -> String {
 }
 
 fn syscall_name(nr: i64) -> String {
-    let name = match nr {
-        0 => "read",
-        1 => "write",
-        7 => "poll",
-        23 => "select",
-        34 => "pause",
-        35 => "nanosleep",
-        61 => "wait4",
-        56 => "clone",
-        202 => "futex",
-        230 => "clock_nanosleep",
-        232 => "epoll_wait",
-        270 => "pselect6",
-        271 => "ppoll",
-        281 => "epoll_pwait",
-        435 => "clone3",
-        _ => return format!("syscall {nr}"),
-    };
-    name.to_string()
+    match crate::syscall_names::name(nr) {
+        Some(name) => name.to_string(),
+        None => format!("syscall {nr}"),
+    }
 }
 
 #[derive(Args, Debug)]

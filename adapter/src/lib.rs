@@ -4,8 +4,8 @@
 //! [`session`] the DAP state machine, [`ptrace`] every ptrace call on one OS thread,
 //! [`procfs`] reading `/proc`, [`waitfor`] finding a process as it starts,
 //! [`symbols`] turning addresses into names, [`transport`] moving frames, [`server`]
-//! serving clients on stdio or a socket, and [`cli`]
-//! the terminal commands.
+//! serving clients on stdio or a socket, [`syscall_names`] the x86-64 system calls by
+//! number, and [`cli`] the terminal commands.
 
 pub mod cli;
 pub mod dap;
@@ -16,6 +16,7 @@ pub mod ptrace;
 pub mod server;
 pub mod session;
 pub mod symbols;
+pub mod syscall_names;
 pub mod transport;
 pub mod waitfor;
 

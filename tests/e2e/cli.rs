@@ -509,6 +509,10 @@ fn cli_attach_leaves_a_job_control_stopped_target_stopped_and_says_so() {
     let out = run_latch(&["attach", &target.pid.to_string()], secs(15));
     assert_attach_output(&out, &target, "sleeping", true);
     let stdout = text(&out.stdout);
+    assert!(
+        !stdout.contains("in syscall "),
+        "every blocking call has its name in the STATE column:\n{stdout}"
+    );
     let last = stdout.lines().last().unwrap_or_default();
     assert!(
         last.contains("left stopped, as it was") && !last.contains("runs on"),
