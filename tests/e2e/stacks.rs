@@ -1718,3 +1718,67 @@ fn stacks_of_a_process_whose_main_thread_exited_match_gdb() {
     }
     target.assert_runs_on(false);
 }
+
+/// cgo's trampoline between a C thread's start and Go's `mstart` has no call frame
+/// information. latch goes through it, as gdb goes as far as it: every Go thread's stack
+/// is gdb's up to `crosscall_amd64` (`crosscall1` in newer Go), then exactly
+/// `threadentry`, `start_thread` and `clone3`, where a thread's stack ends.
+#[test]
+fn cgo_threads_unwind_through_the_trampoline_to_clone3() {
+    require_harness!();
+    if !libc_debug_info() {
+        return;
+    }
+    let Some(exe) = crate::support::fixtures::cgo_fixture() else {
+        return;
+    };
+    let target = Target::start_cmd(Command::new(&exe));
+    let Some((gdb, gdb_text)) = gdb_backtraces(target.pid) else {
+        return;
+    };
+    let is_trampoline = |name: &str| name == "crosscall_amd64" || name == "crosscall1";
+    let mut dap = Dap::attached(target.pid, true);
+    let stacks = all_stacks(&mut dap);
+    let mut symbols = HashMap::new();
+    let mut through = 0;
+    for (tid, frames) in &stacks {
+        let names: Vec<String> = frames.iter().map(|f| normalize(&f.name)).collect();
+        let Some(at) = names.iter().position(|n| is_trampoline(n)) else {
+            continue;
+        };
+        through += 1;
+        assert_eq!(
+            names[at + 1..],
+            ["threadentry", "start_thread", "clone3"],
+            "thread {tid}: after cgo's trampoline:\n{}",
+            describe_frames(frames)
+        );
+        // gdb's frames from runtime.mstart to the trampoline are latch's (the frames
+        // above may change between the two looks: these threads are the scheduler's).
+        let theirs = &gdb[&(*tid as i32)];
+        let Some(gdb_at) = theirs.iter().position(|f| is_trampoline(&f.name)) else {
+            panic!("thread {tid}: gdb does not reach cgo's trampoline:\n{gdb_text}");
+        };
+        let from = |names: &[String]| names.iter().rposition(|n| n == "runtime.mstart");
+        let gdb_names: Vec<String> = theirs.iter().map(|f| f.name.clone()).collect();
+        let (Some(ours_from), Some(gdb_from)) = (from(&names[..at]), from(&gdb_names[..gdb_at]))
+        else {
+            panic!("thread {tid}: no runtime.mstart below the trampoline:\n{gdb_text}");
+        };
+        assert!(
+            frames[ours_from..=at]
+                .iter()
+                .zip(&theirs[gdb_from..=gdb_at])
+                .all(|(l, g)| same_function(l, g, &mut symbols))
+                && at - ours_from == gdb_at - gdb_from,
+            "thread {tid}: latch and gdb differ up to the trampoline:\n{}\n\ngdb:\n{gdb_text}",
+            describe_frames(frames)
+        );
+    }
+    assert!(
+        through > 0,
+        "no thread's stack passes through cgo's trampoline:\n{stacks:#?}"
+    );
+    dap.disconnect(json!({}));
+    target.assert_runs_on_with_new_threads_allowed();
+}

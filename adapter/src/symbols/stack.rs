@@ -447,7 +447,14 @@ impl Stacker {
                 ),
                 None => Step::Unknown,
             };
+            // Code without CFI: cgo's trampoline, known by its bytes, else frame pointers.
             let step = match step {
+                Step::Unknown if !frames[frames.len() - 1].exact_pc => {
+                    match unwind::cgo_crosscall_step(&current, &mut self.memory) {
+                        Step::Unknown => unwind::frame_pointer_step(&current, &mut self.memory),
+                        other => other,
+                    }
+                }
                 Step::Unknown => unwind::frame_pointer_step(&current, &mut self.memory),
                 other => other,
             };
