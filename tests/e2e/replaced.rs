@@ -409,10 +409,123 @@ fn a_replaced_library_out_of_reach_is_shown_as_addresses() {
              from another file: {frames:#?}"
         );
     }
+    assert!(
+        frames.iter().any(|f| f.name.contains("start_thread")),
+        "the stack goes on through the library by its loaded unwind tables: {frames:#?}"
+    );
     let status = module["symbolStatus"].as_str().unwrap();
     assert!(
         status.contains("Replaced") && status.contains("build-id"),
         "the modules list says the file was replaced and what would name it: {module}"
+    );
+    dap.disconnect(json!({}));
+    case.target.assert_runs_on(false);
+}
+
+/// As above, but the debug file of the loaded build is installed where the target sees
+/// it (`/usr/lib/debug/.build-id/` in its mount namespace, as in a container): the
+/// library is named from it, by the build-id of its loaded image, and unwound by its
+/// loaded unwind tables. Needs root (for the namespace), which CI has.
+#[test]
+fn a_replaced_library_out_of_reach_is_named_from_its_debug_file_by_build_id() {
+    require_harness!();
+    if !have_addr2line() {
+        return;
+    }
+    if !nix::unistd::geteuid().is_root() {
+        skip_or_fail("not root: the test needs a mount namespace and to run as nobody");
+        return;
+    }
+    let probe = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "true"])
+        .status();
+    if !probe.is_ok_and(|s| s.success()) || which("setpriv").is_none() {
+        skip_or_fail("`unshare -m` or setpriv (util-linux) is not available");
+        return;
+    }
+    let build_ids = Path::new("/usr/lib/debug/.build-id");
+    if !build_ids.is_dir() {
+        skip_or_fail("/usr/lib/debug/.build-id does not exist to mount over (install libc6-dbg)");
+        return;
+    }
+    let dir = fresh_dir("debug-file");
+    let program = dir.join("program");
+    build("program.c", &program, false, false);
+    let library = dir.join("libreplaced.so");
+    build("library.c", &library, false, true);
+    let old = dir.join("libreplaced.so.old");
+    std::fs::copy(&library, &old).unwrap();
+    let debug = dir.join("libreplaced.debug");
+    let objcopy = Command::new("objcopy")
+        .arg("--only-keep-debug")
+        .arg(&library)
+        .arg(&debug)
+        .status()
+        .expect("run objcopy");
+    assert!(objcopy.success(), "objcopy --only-keep-debug failed");
+    let data = std::fs::read(&library).unwrap();
+    let id = {
+        use object::Object;
+        let file = object::File::parse(&*data).unwrap();
+        file.build_id()
+            .unwrap()
+            .expect("the library has a build-id")
+            .to_vec()
+    };
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    // Inside the target's mount namespace only: the host's folder is left as it is.
+    let script = format!(
+        "mount -t tmpfs latch-test {ids} && mkdir {ids}/{head} && cp {debug} {ids}/{head}/{tail}.debug \
+         && exec setpriv --reuid=65534 --regid=65534 --clear-groups {program} {library}",
+        ids = build_ids.display(),
+        head = &hex[..2],
+        tail = &hex[2..],
+        debug = debug.display(),
+        program = program.display(),
+        library = library.display(),
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "sh", "-c", &script]);
+    let target = Target::start_cmd_with_heartbeat_owned_by(cmd, Some(65534));
+    build("library.c", &library, true, true);
+    let sleeper = procfs::live_tasks(target.pid)
+        .into_iter()
+        .find(|t| t.comm == "sleeper")
+        .expect("a sleeper thread")
+        .tid;
+    let case = LibraryCase {
+        target,
+        library,
+        old,
+        sleeper,
+    };
+    let prefix = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut dap = Dap::start_with(prefix, &[], false);
+    dap.initialize();
+    dap.attach_pid(case.target.pid, true);
+    let (frames, module) = dap_stack_and_module(&mut dap, &case);
+    assert!(
+        frames.iter().any(|f| f.name == "library_pause"),
+        "{frames:#?}"
+    );
+    assert!(
+        frames.iter().any(|f| f.name.contains("start_thread")),
+        "the stack goes on through the library by its loaded unwind tables: {frames:#?}"
+    );
+    let bias = load_bias(case.target.pid, &case.library);
+    let differs = assert_named_from_old_build(&frames, bias, &case.old, &case.library);
+    assert!(differs > 0, "the new build names the same code alike");
+    let status = module["symbolStatus"].as_str().unwrap();
+    assert!(
+        status.contains("Replaced on disk") && status.contains("debug file"),
+        "the modules list says where the names come from: {module}"
     );
     dap.disconnect(json!({}));
     case.target.assert_runs_on(false);

@@ -19,10 +19,16 @@ pub struct LoadedImage {
     /// (file offset, virtual address, size in the file) of each `PT_LOAD` segment, as
     /// the file numbers them.
     pub segments: Vec<(u64, u64, u64)>,
+    /// Where the file's numbering starts in memory: address = bias + virtual address.
+    pub bias: u64,
+    /// (virtual address, size) of `.eh_frame_hdr` (`PT_GNU_EH_FRAME`): the loaded unwind
+    /// tables, which let a module whose file is out of reach still be unwound.
+    pub eh_frame_hdr: Option<(u64, u64)>,
 }
 
 const PT_LOAD: u32 = 1;
 const PT_NOTE: u32 = 4;
+const PT_GNU_EH_FRAME: u32 = 0x6474_e550;
 const NT_GNU_BUILD_ID: u32 = 3;
 /// Bounds on what is read from a target, which may be corrupt or hostile.
 const MAX_PHDRS: usize = 256;
@@ -54,6 +60,7 @@ impl LoadedImage {
         let phdrs = read(header.checked_add(phoff)?, phentsize * phnum)?;
         let mut segments = Vec::new();
         let mut notes = Vec::new();
+        let mut eh_frame_hdr = None;
         for entry in phdrs.chunks_exact(phentsize) {
             let kind = u32_at(entry, 0)?;
             let offset = u64_at(entry, 0x08)?;
@@ -62,6 +69,7 @@ impl LoadedImage {
             match kind {
                 PT_LOAD => segments.push((offset, vaddr, filesz)),
                 PT_NOTE => notes.push((vaddr, filesz)),
+                PT_GNU_EH_FRAME => eh_frame_hdr = Some((vaddr, filesz)),
                 _ => {}
             }
         }
@@ -72,7 +80,12 @@ impl LoadedImage {
             let bytes = read(bias.checked_add(vaddr)?, (size as usize).min(MAX_NOTES))?;
             gnu_build_id(&bytes)
         });
-        Some(LoadedImage { build_id, segments })
+        Some(LoadedImage {
+            build_id,
+            segments,
+            bias,
+            eh_frame_hdr,
+        })
     }
 }
 
@@ -136,6 +149,13 @@ mod tests {
             .map(|s| (s.file_range().0, s.address(), s.file_range().1))
             .collect();
         assert_eq!(image.segments, segments);
+        let hdr = file.section_by_name(".eh_frame_hdr").map(|s| {
+            (
+                object::ObjectSection::address(&s),
+                object::ObjectSection::size(&s),
+            )
+        });
+        assert_eq!(image.eh_frame_hdr, hdr);
     }
 
     #[test]

@@ -18,7 +18,9 @@ use object::{Object, ObjectSection, ObjectSegment};
 
 use super::dwarf::Dwarf;
 use super::gopclntab::GoLineTable;
+use super::image::LoadedImage;
 use super::symtab::SymbolTable;
+use crate::procfs::Pid;
 
 pub type Reader = gimli::EndianSlice<'static, RunTimeEndian>;
 
@@ -659,14 +661,11 @@ fn open_debug_file(
 impl ModuleInfo {
     /// A module whose own file cannot be read (replaced on disk, the loaded copy out of
     /// reach), named from the debug file with its build-id, which must say so itself.
-    /// Addresses are numbered by the loaded image's `segments`; a debug file's own
-    /// program headers describe sections it leaves empty. Unwinding has no `.eh_frame`
-    /// (a debug file keeps only its place) and falls back to frame pointers.
-    pub fn from_debug_file(
-        build_id: &[u8],
-        segments: Vec<(u64, u64, u64)>,
-        root: &Path,
-    ) -> Option<ModuleInfo> {
+    /// Addresses are numbered by the loaded image's segments; a debug file's own
+    /// program headers describe sections it leaves empty, and its `.eh_frame` is only a
+    /// placeholder: unwinding uses the loaded one (see `loaded_eh_frame`).
+    pub fn from_debug_file(pid: Pid, image: &LoadedImage, root: &Path) -> Option<ModuleInfo> {
+        let build_id = image.build_id.as_deref()?;
         let (path, data, debug) = by_build_id(build_id, root)
             .into_iter()
             .find_map(|candidate| open_debug_file(candidate, Some(build_id)))?;
@@ -674,11 +673,64 @@ impl ModuleInfo {
             return None;
         }
         let mut info = ModuleInfo::parse(data, None, root);
-        info.segments = segments;
+        info.segments = image.segments.clone();
         info.status = SymbolStatus::SeparateDwarf(path);
-        info.eh_frame = None;
+        info.eh_frame = loaded_eh_frame(pid, image);
         Some(info)
     }
+
+    /// A module whose file cannot be read and that nothing names: its code is shown as
+    /// addresses (`why` says why), but its stacks still unwind, by the unwind tables
+    /// loaded in memory.
+    pub fn unnamed_loaded_image(pid: Pid, image: &LoadedImage, why: String) -> ModuleInfo {
+        let mut info = ModuleInfo::unreadable(why);
+        info.build_id = image.build_id.clone();
+        info.segments = image.segments.clone();
+        info.eh_frame = loaded_eh_frame(pid, image);
+        info
+    }
+}
+
+/// The most of `.eh_frame` read from a target: libc's is 0.2 MiB.
+const MAX_LOADED_EH_FRAME: u64 = 16 << 20;
+
+/// `.eh_frame` and its search table as the loader mapped them, read from the target's
+/// memory: `PT_GNU_EH_FRAME` locates `.eh_frame_hdr`, which points at `.eh_frame`.
+/// Its length is not recorded anywhere loaded, so the rest of its segment is read; the
+/// section ends with a zero terminator.
+fn loaded_eh_frame(pid: Pid, image: &LoadedImage) -> Option<CfiSection<gimli::EhFrame<Reader>>> {
+    let (hdr_address, hdr_size) = image.eh_frame_hdr?;
+    let hdr_data = super::memory::read(
+        pid,
+        image.bias.checked_add(hdr_address)?,
+        usize::try_from(hdr_size.min(MAX_LOADED_EH_FRAME)).ok()?,
+    )?;
+    let hdr_data = keep(hdr_data);
+    let endian = RunTimeEndian::Little;
+    let hdr_bases = gimli::BaseAddresses::default().set_eh_frame_hdr(hdr_address);
+    let parsed = gimli::EhFrameHdr::new(hdr_data, endian)
+        .parse(&hdr_bases, 8)
+        .ok()?;
+    let gimli::Pointer::Direct(eh_frame_address) = parsed.eh_frame_ptr() else {
+        return None;
+    };
+    let segment_end = image
+        .segments
+        .iter()
+        .find(|(_, vaddr, size)| (*vaddr..vaddr + size).contains(&eh_frame_address))
+        .map(|(_, vaddr, size)| vaddr + size)?;
+    let length = (segment_end - eh_frame_address).min(MAX_LOADED_EH_FRAME);
+    let data = super::memory::read(
+        pid,
+        image.bias.checked_add(eh_frame_address)?,
+        usize::try_from(length).ok()?,
+    )?;
+    let mut eh_frame = gimli::EhFrame::new(keep(data), endian);
+    eh_frame.set_address_size(8);
+    let bases = hdr_bases.set_eh_frame(eh_frame_address);
+    let mut cfi = CfiSection::new(eh_frame, bases);
+    cfi.hdr_table = Some(parsed);
+    Some(cfi)
 }
 
 #[cfg(test)]

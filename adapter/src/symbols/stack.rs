@@ -286,33 +286,29 @@ impl Stacker {
         state: FileState,
     ) -> (Rc<ModuleInfo>, FileState) {
         let root = PathBuf::from(format!("/proc/{}/root", self.view));
+        // The file may simply be unreadable (permissions) and not replaced at all.
         let gone = state != FileState::OnDisk;
-        let unreadable = |why: String| {
-            let state = if gone {
-                FileState::ReplacedUnreadable
-            } else {
-                state.clone()
-            };
-            (Rc::new(ModuleInfo::unreadable(why)), state)
+        let unnamed = match gone {
+            true => FileState::ReplacedUnreadable,
+            false => FileState::OnDisk,
         };
         let Some(image) = image else {
-            return unreadable(why);
+            return (Rc::new(ModuleInfo::unreadable(why)), unnamed);
         };
         let Some(build_id) = image.build_id.clone() else {
-            return unreadable(format!(
-                "{why}; its loaded image has no build-id to find its debug file by"
-            ));
+            let why = format!("{why}; its loaded image has no build-id to find its debug file by");
+            let info = ModuleInfo::unnamed_loaded_image(self.view, &image, why);
+            return (Rc::new(info), unnamed);
         };
-        if let Some(info) = ModuleInfo::from_debug_file(&build_id, image.segments, &root) {
-            let state = if gone {
-                FileState::ReplacedDebugFileOnly
-            } else {
-                state
+        if let Some(info) = ModuleInfo::from_debug_file(self.view, &image, &root) {
+            let named = match gone {
+                true => FileState::ReplacedDebugFileOnly,
+                false => FileState::OnDisk,
             };
-            return (Rc::new(info), state);
+            return (Rc::new(info), named);
         }
         let hex: String = build_id.iter().map(|b| format!("{b:02x}")).collect();
-        let (mut info, state) = unreadable(format!(
+        let why = format!(
             "{why}. No debug file with its build-id {hex} was found either, so its code is \
              shown as addresses. To name it, run latch as root (or with CAP_SYS_ADMIN, which \
              /proc/{}/map_files needs), or install its debug file \
@@ -320,11 +316,9 @@ impl Stacker {
             self.pid,
             &hex[..2],
             &hex[2..],
-        ));
-        if let Some(info) = Rc::get_mut(&mut info) {
-            info.build_id = Some(build_id);
-        }
-        (info, state)
+        );
+        let info = ModuleInfo::unnamed_loaded_image(self.view, &image, why);
+        (Rc::new(info), unnamed)
     }
 
     /// The module's file: the file the process actually mapped, never merely the file
