@@ -144,6 +144,14 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
                 writeln!(out, "  #{level:<3}{}", describe_frame(frame))?;
             }
         }
+        // Files these stacks pass through that are not on disk as they were loaded.
+        let replaced = stacker.replaced_files();
+        if !replaced.is_empty() {
+            writeln!(out)?;
+        }
+        for (path, note) in replaced {
+            writeln!(out, "{path}: {note}")?;
+        }
         out.flush()
     };
     match print() {

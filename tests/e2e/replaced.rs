@@ -189,6 +189,11 @@ fn a_rebuilt_executable_is_named_from_the_build_that_runs() {
         differs > 0,
         "the new build names the same code alike: the test would not catch a wrong name"
     );
+    let note = format!("{} (deleted): Replaced on disk", program.display());
+    assert!(
+        stdout.contains(&note),
+        "the terminal says the executable was replaced: no {note:?} in\n{stdout}"
+    );
     target.assert_runs_on(false);
 }
 

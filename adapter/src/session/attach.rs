@@ -90,7 +90,12 @@ impl Session {
         held: super::HeldTarget,
     ) {
         let same_process = match (args.pid, &args.wait_for) {
-            (Some(pid), None) => pid == i64::from(held.pid),
+            // A thread id of the held process names it too.
+            (Some(pid), None) => {
+                pid == i64::from(held.pid)
+                    || crate::procfs::Pid::try_from(pid)
+                        .is_ok_and(|tid| crate::procfs::process_of(tid) == held.pid)
+            }
             // An attach with neither names "the process this server holds".
             (None, None) => true,
             _ => false,

@@ -230,6 +230,22 @@ impl Stacker {
         self.loaded(index).1
     }
 
+    /// The modules read so far whose file on disk is not the one loaded (replaced or
+    /// deleted since): (path, what the modules list says of it).
+    pub fn replaced_files(&self) -> Vec<(String, String)> {
+        self.modules
+            .iter()
+            .zip(&self.infos)
+            .filter_map(|(module, loaded)| {
+                let (info, state) = loaded.as_ref()?;
+                Some((
+                    module.path.clone(),
+                    format!("{} {}", state.note()?, info.status),
+                ))
+            })
+            .collect()
+    }
+
     fn loaded(&mut self, index: usize) -> (Rc<ModuleInfo>, FileState) {
         if let Some(loaded) = &self.infos[index] {
             return loaded.clone();
