@@ -79,6 +79,9 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "?".into());
     let mut print = || -> std::io::Result<()> {
+        if let Some(note) = report.named_thread_note() {
+            writeln!(out, "{note}")?;
+        }
         writeln!(
             out,
             "process {} ({}) {}: {} threads, all stopped in {:.1} ms{}",
@@ -108,13 +111,19 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
             "TID", "NAME", "STATE", "PC"
         )?;
         let mut threads = handle.threads_blocking().unwrap_or_default();
-        threads.sort_by_key(|t| (!t.is_main, t.tid));
+        // The thread the user named comes first, then the main thread.
+        let focus = report.named_thread;
+        threads.sort_by_key(|t| (Some(t.tid) != focus, !t.is_main, t.tid));
         for thread in &threads {
             let top = stack_of(&stacks, thread.tid).and_then(|s| s.first());
             let pc = top.map(|f| f.pc);
             let state = thread_state(report.pid, thread.tid);
             let location = top.map(short_location).unwrap_or_default();
-            let marker = if thread.is_main { " [main]" } else { "" };
+            let marker = match (thread.is_main, Some(thread.tid) == focus) {
+                (true, _) => " [main]",
+                (false, true) => " [the thread named]",
+                (false, false) => "",
+            };
             writeln!(
                 out,
                 "{:>8}  {:<16} {:<20} {:<18}  {location}{marker}",
@@ -134,6 +143,14 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
             {
                 writeln!(out, "  #{level:<3}{}", describe_frame(frame))?;
             }
+        }
+        // Files these stacks pass through that are not on disk as they were loaded.
+        let replaced = stacker.replaced_files();
+        if !replaced.is_empty() {
+            writeln!(out)?;
+        }
+        for (path, note) in replaced {
+            writeln!(out, "{path}: {note}")?;
         }
         out.flush()
     };
@@ -162,7 +179,16 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
     }
     handle.detach_blocking(DetachMode::Run);
     // Detached already: a reader that left meanwhile changes nothing.
-    let _ = writeln!(out, "detached from {}; it runs on", report.pid);
+    let _ = if report.was_job_stopped {
+        writeln!(
+            out,
+            "detached from {}; it was stopped by job control before the attach and is left \
+             stopped, as it was (`kill -CONT {}` resumes it)",
+            report.pid, report.pid
+        )
+    } else {
+        writeln!(out, "detached from {}; it runs on", report.pid)
+    };
     drop(backend);
     Ok(ExitCode::SUCCESS)
 }
@@ -266,25 +292,10 @@ fn thread_state(pid: Pid, tid: Pid) -> String {
 }
 
 fn syscall_name(nr: i64) -> String {
-    let name = match nr {
-        0 => "read",
-        1 => "write",
-        7 => "poll",
-        23 => "select",
-        34 => "pause",
-        35 => "nanosleep",
-        61 => "wait4",
-        56 => "clone",
-        202 => "futex",
-        230 => "clock_nanosleep",
-        232 => "epoll_wait",
-        270 => "pselect6",
-        271 => "ppoll",
-        281 => "epoll_pwait",
-        435 => "clone3",
-        _ => return format!("syscall {nr}"),
-    };
-    name.to_string()
+    match crate::syscall_names::name(nr) {
+        Some(name) => name.to_string(),
+        None => format!("syscall {nr}"),
+    }
 }
 
 #[derive(Args, Debug)]

@@ -5,8 +5,8 @@
 //! [`procfs`] reading `/proc`, [`waitfor`] finding a process as it starts,
 //! [`symbols`] turning addresses into names, [`transport`] moving frames, [`server`]
 //! serving clients on stdio or a socket, [`listener`] where a socket listens and whom
-//! it lets in, [`peer`] who is on the other end of a socket, and [`cli`] the terminal
-//! commands.
+//! it lets in, [`peer`] who is on the other end of a socket, [`syscall_names`] the
+//! x86-64 system calls by number, and [`cli`] the terminal commands.
 
 pub mod cli;
 pub mod dap;
@@ -19,6 +19,7 @@ pub mod ptrace;
 pub mod server;
 pub mod session;
 pub mod symbols;
+pub mod syscall_names;
 pub mod transport;
 pub mod waitfor;
 

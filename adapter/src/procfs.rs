@@ -181,6 +181,22 @@ pub fn process_of(tid: Pid) -> Pid {
         .unwrap_or(tid)
 }
 
+/// A thread of the process through which `/proc/N/maps`, `/proc/N/exe`,
+/// `/proc/N/map_files` and `process_vm_readv` see its memory: the leader itself, or,
+/// when the leader has exited (`pthread_exit` in `main`), a live thread. A zombie
+/// leader's maps are empty and its memory unreadable while the process runs on.
+pub fn memory_view(pid: Pid) -> Pid {
+    let leader_alive = stat(pid).is_ok_and(|s| !matches!(s.state, 'Z' | 'X'));
+    if leader_alive {
+        return pid;
+    }
+    tasks(pid)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|&tid| task_stat(pid, tid).is_ok_and(|s| !matches!(s.state, 'Z' | 'X')))
+        .unwrap_or(pid)
+}
+
 pub fn status(pid: Pid) -> io::Result<Status> {
     Ok(parse_status(&fs::read_to_string(
         proc_path(pid).join("status"),

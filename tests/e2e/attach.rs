@@ -433,3 +433,43 @@ fn main_thread_exits_while_attached() {
     dap.disconnect(json!({}));
     procfs::assert_runs_on(target.pid, &target.heartbeat, &live, false);
 }
+
+/// A thread id given as the pid (copied from `top -H` or `ps -L`): latch attaches to the
+/// whole process, says so, marks the real main thread, and reports the named thread as
+/// the one stopped.
+#[test]
+fn attach_to_a_thread_id_attaches_its_process() {
+    require_harness!();
+    let target = Target::start(Fixture::Sleeping, &["2"]);
+    let tid = target
+        .initial
+        .iter()
+        .find(|t| t.tid != target.pid && t.comm == "sleeper")
+        .expect("a sleeper thread")
+        .tid;
+    let mut dap = Dap::start();
+    dap.initialize();
+    let tids: BTreeSet<i64> = procfs::live_tids(target.pid)
+        .iter()
+        .map(|&t| t as i64)
+        .collect();
+    dap.attach_pid(tid, true);
+    assert_attach_events(&dap, target.pid, &tids);
+    assert_entry_stop(&mut dap, tid as i64);
+    let said = dap
+        .events("output")
+        .iter()
+        .filter_map(|e| e["body"]["output"].as_str().map(str::to_string))
+        .collect::<Vec<_>>()
+        .join("");
+    let expected = format!("{tid} is a thread of process {} (sleeping)", target.pid);
+    assert!(
+        said.contains(&expected),
+        "no {expected:?} in the output: {said}"
+    );
+    assert_all_traced_and_stopped(target.pid, dap.pid());
+    // The real main thread is marked, the named one is not.
+    assert_threads_match(&mut dap, target.pid);
+    dap.disconnect(json!({}));
+    target.assert_runs_on(false);
+}

@@ -447,3 +447,78 @@ fn cli_help() {
         assert!(stdout.contains("usage"), "latch {args:?}: {stdout}");
     }
 }
+
+/// `latch attach TID`: the process of the thread is attached, said in so many words, the
+/// real main thread marked `[main]` and the named thread listed first.
+#[test]
+fn cli_attach_thread_id_attaches_its_process() {
+    require_harness!();
+    let target = Target::start(Fixture::Sleeping, &["2"]);
+    let tid = target
+        .initial
+        .iter()
+        .find(|t| t.tid != target.pid && t.comm == "sleeper")
+        .expect("a sleeper thread")
+        .tid;
+    let out = run_latch(&["attach", &tid.to_string()], secs(15));
+    assert_attach_output(&out, &target, "sleeping", true);
+    let stdout = text(&out.stdout);
+    let expected = format!(
+        "{tid} is a thread of process {} (sleeping): attaching to the process",
+        target.pid
+    );
+    assert!(stdout.contains(&expected), "no {expected:?} in:\n{stdout}");
+    assert!(
+        stdout.contains(&format!("process {} (sleeping)", target.pid)),
+        "{stdout}"
+    );
+    let rows: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.contains("TID"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert!(
+        rows[0].trim_start().starts_with(&tid.to_string()),
+        "the named thread comes first: {rows:#?}"
+    );
+    let main_rows: Vec<&&str> = rows.iter().filter(|r| r.ends_with("[main]")).collect();
+    assert_eq!(main_rows.len(), 1, "one main thread: {rows:#?}");
+    assert!(
+        main_rows[0]
+            .trim_start()
+            .starts_with(&target.pid.to_string()),
+        "the process's leader is [main]: {rows:#?}"
+    );
+    target.assert_runs_on(false);
+}
+
+/// A target stopped by job control before the attach is left stopped, and latch says
+/// so instead of "it runs on".
+#[test]
+fn cli_attach_leaves_a_job_control_stopped_target_stopped_and_says_so() {
+    require_harness!();
+    let target = Target::start(Fixture::Sleeping, &["2"]);
+    target.signal(libc::SIGSTOP);
+    assert!(
+        procfs::wait_for(secs(5), || procfs::live_tasks(target.pid)
+            .iter()
+            .all(|t| t.state == 'T')),
+        "SIGSTOP did not stop the target"
+    );
+    let out = run_latch(&["attach", &target.pid.to_string()], secs(15));
+    assert_attach_output(&out, &target, "sleeping", true);
+    let stdout = text(&out.stdout);
+    assert!(
+        !stdout.contains("in syscall "),
+        "every blocking call has its name in the STATE column:\n{stdout}"
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("left stopped, as it was") && !last.contains("runs on"),
+        "the last line says the target was left stopped: {last:?}\n{stdout}"
+    );
+    target.assert_runs_on(true);
+    target.signal(libc::SIGCONT);
+    target.assert_runs_on(false);
+}

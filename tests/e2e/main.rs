@@ -12,6 +12,7 @@ mod listen;
 mod listen_access;
 mod malformed;
 mod nvim;
+mod replaced;
 mod stacks;
 mod symbol_files;
 mod waitfor;

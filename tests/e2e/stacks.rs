@@ -1630,3 +1630,155 @@ fn cli_attach_prints_stacks() {
         target.assert_runs_on(false);
     }
 }
+
+/// A process whose `main` called `pthread_exit`: its leader is a zombie whose
+/// `/proc/PID/maps` is empty and whose memory cannot be read, while its other threads
+/// run on. latch reads through a live thread: every thread's stack is whole, as gdb
+/// attached to that thread shows it, and the modules are listed.
+#[test]
+fn stacks_of_a_process_whose_main_thread_exited_match_gdb() {
+    require_harness!();
+    if !libc_debug_info() {
+        return;
+    }
+    use crate::support::Fixture;
+    let target = Target::start(Fixture::PthreadExit, &["1"]);
+    assert_eq!(
+        procfs::process_state(target.pid),
+        Some('Z'),
+        "the leader has exited"
+    );
+    let sleeper = tid_of(&target, "sleeper");
+    // gdb given a thread id attaches to that thread alone: enough for an oracle.
+    let Some((gdb, gdb_text)) = gdb_backtraces(sleeper as i32) else {
+        return;
+    };
+    let theirs = &gdb[&(sleeper as i32)];
+    assert!(
+        theirs.iter().any(|f| f.name == "sleeper"),
+        "fixture problem: gdb sees no sleeper frame:\n{gdb_text}"
+    );
+
+    let mut dap = Dap::attached(target.pid, true);
+    let (ours, _) = stack_trace(&mut dap, sleeper, None, None);
+    let mut symbols = HashMap::new();
+    assert!(
+        ours.len() == theirs.len()
+            && ours
+                .iter()
+                .zip(theirs)
+                .all(|(l, g)| same_function(l, g, &mut symbols)),
+        "latch's stack of {sleeper} differs from gdb's:\n{}\n\ngdb:\n{gdb_text}",
+        describe_frames(&ours)
+    );
+    for (tid, frames) in all_stacks(&mut dap) {
+        let names: Vec<String> = frames.iter().map(|f| normalize(&f.name)).collect();
+        assert!(
+            names.iter().any(|n| n == "start_thread"),
+            "thread {tid}'s stack reaches start_thread: {names:?}"
+        );
+    }
+    let modules = dap.ok("modules", json!({}));
+    let paths: Vec<&str> = modules["body"]["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["path"].as_str())
+        .collect();
+    assert!(
+        paths.iter().any(|p| p.ends_with("/pthread_exit"))
+            && paths.iter().any(|p| basename(p).starts_with("libc.so")),
+        "the executable and libc are listed: {paths:?}"
+    );
+    dap.disconnect(json!({}));
+    target.assert_runs_on(false);
+
+    // The terminal shows the same threads' stacks.
+    let out = run_with_deadline(
+        Command::new(latch_bin()).args(["attach", &target.pid.to_string()]),
+        secs(30),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "latch attach failed: {stdout}");
+    for (comm, function) in [("sleeper", "sleeper"), ("reporter", "reporter")] {
+        let tid = tid_of(&target, comm);
+        let stack: Vec<&str> = stdout
+            .lines()
+            .skip_while(|l| !l.starts_with(&format!("Thread {tid} ")))
+            .skip(1)
+            .take_while(|l| l.trim_start().starts_with('#'))
+            .collect();
+        assert!(
+            stack
+                .iter()
+                .any(|l| l.contains(&format!(" in {function} at ")))
+                && stack.iter().any(|l| l.contains(" in start_thread")),
+            "thread {tid} ({comm}) in the terminal: {stack:#?}\n{stdout}"
+        );
+    }
+    target.assert_runs_on(false);
+}
+
+/// cgo's trampoline between a C thread's start and Go's `mstart` has no call frame
+/// information. latch goes through it, as gdb goes as far as it: every Go thread's stack
+/// is gdb's up to `crosscall_amd64` (`crosscall1` in newer Go), then exactly
+/// `threadentry`, `start_thread` and `clone3`, where a thread's stack ends.
+#[test]
+fn cgo_threads_unwind_through_the_trampoline_to_clone3() {
+    require_harness!();
+    if !libc_debug_info() {
+        return;
+    }
+    let Some(exe) = crate::support::fixtures::cgo_fixture() else {
+        return;
+    };
+    let target = Target::start_cmd(Command::new(&exe));
+    let Some((gdb, gdb_text)) = gdb_backtraces(target.pid) else {
+        return;
+    };
+    let is_trampoline = |name: &str| name == "crosscall_amd64" || name == "crosscall1";
+    let mut dap = Dap::attached(target.pid, true);
+    let stacks = all_stacks(&mut dap);
+    let mut symbols = HashMap::new();
+    let mut through = 0;
+    for (tid, frames) in &stacks {
+        let names: Vec<String> = frames.iter().map(|f| normalize(&f.name)).collect();
+        let Some(at) = names.iter().position(|n| is_trampoline(n)) else {
+            continue;
+        };
+        through += 1;
+        assert_eq!(
+            names[at + 1..],
+            ["threadentry", "start_thread", "clone3"],
+            "thread {tid}: after cgo's trampoline:\n{}",
+            describe_frames(frames)
+        );
+        // gdb's frames from runtime.mstart to the trampoline are latch's (the frames
+        // above may change between the two looks: these threads are the scheduler's).
+        let theirs = &gdb[&(*tid as i32)];
+        let Some(gdb_at) = theirs.iter().position(|f| is_trampoline(&f.name)) else {
+            panic!("thread {tid}: gdb does not reach cgo's trampoline:\n{gdb_text}");
+        };
+        let from = |names: &[String]| names.iter().rposition(|n| n == "runtime.mstart");
+        let gdb_names: Vec<String> = theirs.iter().map(|f| f.name.clone()).collect();
+        let (Some(ours_from), Some(gdb_from)) = (from(&names[..at]), from(&gdb_names[..gdb_at]))
+        else {
+            panic!("thread {tid}: no runtime.mstart below the trampoline:\n{gdb_text}");
+        };
+        assert!(
+            frames[ours_from..=at]
+                .iter()
+                .zip(&theirs[gdb_from..=gdb_at])
+                .all(|(l, g)| same_function(l, g, &mut symbols))
+                && at - ours_from == gdb_at - gdb_from,
+            "thread {tid}: latch and gdb differ up to the trampoline:\n{}\n\ngdb:\n{gdb_text}",
+            describe_frames(frames)
+        );
+    }
+    assert!(
+        through > 0,
+        "no thread's stack passes through cgo's trampoline:\n{stacks:#?}"
+    );
+    dap.disconnect(json!({}));
+    target.assert_runs_on_with_new_threads_allowed();
+}

@@ -100,7 +100,32 @@ pub struct AttachReport {
     pub main_tid: Pid,
     /// The process was stopped by job control (e.g. `kill -STOP`) before we came.
     pub was_job_stopped: bool,
+    /// The thread id the user gave instead of the process id (copied from `top -H`,
+    /// `ps -L` or a log): the whole process is attached, and this thread is the one
+    /// shown as stopped.
+    pub named_thread: Option<Pid>,
     pub elapsed: Duration,
+}
+
+impl AttachReport {
+    /// The thread to report a stop of after the attach: the one the user named, or the
+    /// main thread.
+    pub fn focus_tid(&self) -> Pid {
+        self.named_thread
+            .filter(|tid| self.tids.contains(tid))
+            .unwrap_or(self.main_tid)
+    }
+
+    /// "1165 is a thread of process 1163 (name): attaching to the process", when the
+    /// user gave a thread id.
+    pub fn named_thread_note(&self) -> Option<String> {
+        self.named_thread.map(|tid| {
+            format!(
+                "{tid} is a thread of process {} ({}): attaching to the process",
+                self.pid, self.name
+            )
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -538,6 +563,11 @@ impl Worker {
         }
         let started = Instant::now();
         tracing::debug!(pid, "attach command received");
+        // A thread id stands for its process (Tgid in /proc/TID/status).
+        let named_thread = Pid::try_from(pid)
+            .ok()
+            .filter(|tid| *tid > 0 && procfs::process_of(*tid) != *tid);
+        let pid = named_thread.map_or(pid, |tid| i64::from(procfs::process_of(tid)));
         let (tracer, outcome) =
             Tracer::attach(pid, self.events.clone(), &mut ChildWait(&self.sigchld))?;
         let pid = tracer.pid;
@@ -554,6 +584,7 @@ impl Worker {
             stragglers: outcome.stragglers,
             main_tid,
             was_job_stopped: outcome.was_job_stopped,
+            named_thread,
             elapsed: started.elapsed(),
         })
     }

@@ -90,7 +90,12 @@ impl Session {
         held: super::HeldTarget,
     ) {
         let same_process = match (args.pid, &args.wait_for) {
-            (Some(pid), None) => pid == i64::from(held.pid),
+            // A thread id of the held process names it too.
+            (Some(pid), None) => {
+                pid == i64::from(held.pid)
+                    || crate::procfs::Pid::try_from(pid)
+                        .is_ok_and(|tid| crate::procfs::process_of(tid) == held.pid)
+            }
             // An attach with neither names "the process this server holds".
             (None, None) => true,
             _ => false,
@@ -138,6 +143,7 @@ impl Session {
             stragglers: Vec::new(),
             main_tid: held.main_tid,
             was_job_stopped: false,
+            named_thread: None,
             elapsed: started.elapsed(),
         };
         self.attached(request, report, stop_on_entry, read_symbols)
@@ -340,6 +346,9 @@ impl Session {
             self.out
                 .event("thread", json!({ "reason": "started", "threadId": tid }));
         }
+        if let Some(note) = report.named_thread_note() {
+            self.out.output("console", &format!("latch: {note}"));
+        }
         let mut line = format!(
             "latch: attached to pid {} ({}): {} threads stopped in {:.1} ms",
             report.pid,
@@ -406,8 +415,11 @@ impl Session {
             return;
         }
         if pending.stop_on_entry {
-            let main_tid = target.main_tid;
-            self.report_stop(main_tid, "entry", "Paused on attach");
+            let focus = pending
+                .report
+                .as_ref()
+                .map_or(target.main_tid, AttachReport::focus_tid);
+            self.report_stop(focus, "entry", "Paused on attach");
         } else {
             self.running();
             if let Err(err) = self.backend.resume_all().await {

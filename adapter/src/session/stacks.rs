@@ -510,7 +510,10 @@ fn module_json(module: &ModuleSummary) -> Value {
         "id": module.path,
         "name": module.name,
         "path": module.path,
-        "symbolStatus": module.status.to_string(),
+        "symbolStatus": match module.file_note {
+            Some(note) => format!("{note} {}", module.status),
+            None => module.status.to_string(),
+        },
         "addressRange": format!("{:#x}-{:#x}", module.start, module.end),
     });
     if let SymbolStatus::SeparateDwarf(file) = &module.status {

@@ -8,6 +8,10 @@ pub struct Mapping {
     pub end: u64,
     pub file_offset: u64,
     pub executable: bool,
+    /// The device (major, minor) and inode of the mapped file, as the kernel saw them
+    /// when it mapped it: what tells the mapped file from another one at the same path.
+    pub device: (u32, u32),
+    pub inode: u64,
     pub path: String,
 }
 
@@ -20,18 +24,24 @@ pub fn parse_maps(text: &str) -> Vec<Mapping> {
             let range = fields.next()?;
             let perms = fields.next()?;
             let offset = fields.next()?;
-            let _dev = fields.next()?;
-            let _inode = fields.next()?;
+            let device = fields.next()?;
+            let inode = fields.next()?;
             let path = fields.collect::<Vec<_>>().join(" ");
             if path.is_empty() || (path.starts_with('[') && path != VDSO) {
                 return None;
             }
             let (start, end) = range.split_once('-')?;
+            let (major, minor) = device.split_once(':')?;
             Some(Mapping {
                 start: u64::from_str_radix(start, 16).ok()?,
                 end: u64::from_str_radix(end, 16).ok()?,
                 file_offset: u64::from_str_radix(offset, 16).ok()?,
                 executable: perms.contains('x'),
+                device: (
+                    u32::from_str_radix(major, 16).ok()?,
+                    u32::from_str_radix(minor, 16).ok()?,
+                ),
+                inode: inode.parse().ok()?,
                 path,
             })
         })
@@ -48,6 +58,8 @@ pub struct Module {
     /// Lowest and highest address of all its mappings.
     pub start: u64,
     pub end: u64,
+    /// Where the file's first page (its ELF header) is mapped, when it is.
+    pub header: Option<u64>,
     /// Its executable mappings, where a program counter can be.
     pub code: Vec<Mapping>,
 }
@@ -62,6 +74,17 @@ impl Module {
     pub fn is_dynamic_loader(&self) -> bool {
         let name = self.name();
         name.starts_with("ld-linux") || name.starts_with("ld-musl") || name.starts_with("ld.so")
+    }
+
+    /// `/proc/PID/maps` appends " (deleted)" to a file unlinked since it was mapped: the
+    /// path may now name another file, or none.
+    pub fn is_deleted(&self) -> bool {
+        self.path.ends_with(" (deleted)")
+    }
+
+    /// The device and inode of the mapped file.
+    pub fn file_id(&self) -> Option<((u32, u32), u64)> {
+        self.code.first().map(|m| (m.device, m.inode))
     }
 
     pub fn name(&self) -> &str {
@@ -84,24 +107,37 @@ impl Module {
     }
 }
 
-/// Groups mappings by file, keeping files that have code, in address order.
+/// Groups mappings by file (path, device and inode: an old copy of a library and the
+/// new one at the same path are two modules), keeping files that have code, in address
+/// order.
 pub fn modules(mappings: &[Mapping]) -> Vec<Module> {
     let mut modules: Vec<Module> = Vec::new();
+    let mut files: Vec<((u32, u32), u64)> = Vec::new();
     for mapping in mappings {
-        let module = match modules.iter_mut().find(|m| m.path == mapping.path) {
-            Some(module) => module,
+        let file = (mapping.device, mapping.inode);
+        let found = modules
+            .iter()
+            .zip(&files)
+            .position(|(m, f)| m.path == mapping.path && *f == file);
+        let module = match found {
+            Some(at) => &mut modules[at],
             None => {
                 modules.push(Module {
                     path: mapping.path.clone(),
                     start: mapping.start,
                     end: mapping.end,
+                    header: None,
                     code: Vec::new(),
                 });
+                files.push(file);
                 modules.last_mut().expect("just pushed")
             }
         };
         module.start = module.start.min(mapping.start);
         module.end = module.end.max(mapping.end);
+        if mapping.file_offset == 0 && module.header.is_none() {
+            module.header = Some(mapping.start);
+        }
         if mapping.executable {
             module.code.push(mapping.clone());
         }
@@ -135,5 +171,19 @@ mod tests {
         assert_eq!(exe.file_offset(0x55d0c0a01010), Some(0x1010));
         assert_eq!(exe.file_offset(0x55d0c0a00010), None, "not code");
         assert!(modules[0].is_vdso());
+        assert_eq!(exe.header, Some(0x55d0c0a00000));
+        assert_eq!(exe.file_id(), Some(((0xfd, 1), 123)));
+        assert!(modules[2].is_deleted() && !exe.is_deleted());
+    }
+
+    #[test]
+    fn an_old_and_a_new_copy_at_one_path_are_two_modules() {
+        let maps = "1000-2000 r-xp 00000000 fd:01 7 /lib/libz.so (deleted)\n\
+                    3000-4000 r-xp 00000000 fd:01 7 /lib/libz.so (deleted)\n\
+                    5000-6000 r-xp 00000000 fd:01 8 /lib/libz.so (deleted)\n";
+        let modules = modules(&parse_maps(maps));
+        assert_eq!(modules.len(), 2, "{modules:#?}");
+        assert_eq!(modules[0].code.len(), 2);
+        assert_eq!(modules[1].file_id(), Some(((0xfd, 1), 8)));
     }
 }

@@ -1,12 +1,14 @@
 //! Addresses to functions, source lines and stacks: the modules a process maps
 //! (`maps`), what each file's DWARF, symbol tables and CFI say (`module`; ELF symbol tables in `symtab`; addresses to
 //! source lines unit by unit in `dwarf`; inflated sections kept on disk in `cache`),
+//! the loaded image of a file in the target's memory (`image`: its build-id),
 //! the unwinder (`unwind`, reading memory through `memory`), and whole stacks (`stack`).
 
 pub mod cache;
 pub mod calls;
 pub mod dwarf;
 pub mod gopclntab;
+pub mod image;
 pub mod maps;
 pub mod memory;
 pub mod module;
@@ -16,7 +18,7 @@ pub mod unwind;
 
 pub use maps::Module;
 pub use module::SymbolStatus;
-pub use stack::{StackFrame, Stacker};
+pub use stack::{FileState, StackFrame, Stacker};
 pub use unwind::Registers;
 pub mod service;
 pub use service::{ModuleSummary, SymbolService};

@@ -18,7 +18,9 @@ use object::{Object, ObjectSection, ObjectSegment};
 
 use super::dwarf::Dwarf;
 use super::gopclntab::GoLineTable;
+use super::image::LoadedImage;
 use super::symtab::SymbolTable;
+use crate::procfs::Pid;
 
 pub type Reader = gimli::EndianSlice<'static, RunTimeEndian>;
 
@@ -617,13 +619,8 @@ fn find_debug_file(
     root: &Path,
     build_id: Option<&[u8]>,
 ) -> Option<(PathBuf, &'static [u8], object::File<'static>)> {
-    let mut candidates = Vec::new();
     let roots = [root, Path::new("/")];
-    if let Some(id) = build_id.filter(|id| id.len() > 1) {
-        let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-        let relative = format!("usr/lib/debug/.build-id/{}/{}.debug", &hex[..2], &hex[2..]);
-        candidates.extend(roots.iter().map(|r| r.join(&relative)));
-    }
+    let mut candidates = build_id.map(|id| by_build_id(id, root)).unwrap_or_default();
     if let Ok(Some((name, _crc))) = file.gnu_debuglink() {
         let name = Path::new(std::str::from_utf8(name).ok()?);
         if let Some(dir) = path.parent() {
@@ -637,23 +634,118 @@ fn find_debug_file(
             }
         }
     }
-    candidates.into_iter().find_map(|candidate| {
-        if candidate == path {
+    candidates
+        .into_iter()
+        .filter(|candidate| candidate != path)
+        .find_map(|candidate| open_debug_file(candidate, build_id))
+}
+
+/// Where a debug file with this build-id would be: `/usr/lib/debug/.build-id/xx/rest.debug`
+/// inside the target's root, then on the host.
+fn by_build_id(build_id: &[u8], root: &Path) -> Vec<PathBuf> {
+    if build_id.len() < 2 {
+        return Vec::new();
+    }
+    let hex: String = build_id.iter().map(|b| format!("{b:02x}")).collect();
+    let relative = format!("usr/lib/debug/.build-id/{}/{}.debug", &hex[..2], &hex[2..]);
+    [root, Path::new("/")]
+        .iter()
+        .map(|r| r.join(&relative))
+        .collect()
+}
+
+/// A debug file with DWARF whose build-id is `build_id` (when the file says one).
+fn open_debug_file(
+    candidate: PathBuf,
+    build_id: Option<&[u8]>,
+) -> Option<(PathBuf, &'static [u8], object::File<'static>)> {
+    let data = map_file(&candidate).ok()?;
+    let debug = object::File::parse(data).ok()?;
+    if !has_dwarf(&debug) {
+        return None;
+    }
+    let theirs = debug.build_id().ok().flatten();
+    if let (Some(ours), Some(theirs)) = (build_id, theirs) {
+        if ours != theirs {
             return None;
         }
-        let data = map_file(&candidate).ok()?;
-        let debug = object::File::parse(data).ok()?;
-        if !has_dwarf(&debug) {
+    }
+    Some((candidate, data, debug))
+}
+
+impl ModuleInfo {
+    /// A module whose own file cannot be read (replaced on disk, the loaded copy out of
+    /// reach), named from the debug file with its build-id, which must say so itself.
+    /// Addresses are numbered by the loaded image's segments; a debug file's own
+    /// program headers describe sections it leaves empty, and its `.eh_frame` is only a
+    /// placeholder: unwinding uses the loaded one (see `loaded_eh_frame`).
+    pub fn from_debug_file(pid: Pid, image: &LoadedImage, root: &Path) -> Option<ModuleInfo> {
+        let build_id = image.build_id.as_deref()?;
+        let (path, data, debug) = by_build_id(build_id, root)
+            .into_iter()
+            .find_map(|candidate| open_debug_file(candidate, Some(build_id)))?;
+        if debug.build_id().ok().flatten() != Some(build_id) {
             return None;
         }
-        let theirs = debug.build_id().ok().flatten();
-        if let (Some(ours), Some(theirs)) = (build_id, theirs) {
-            if ours != theirs {
-                return None;
-            }
-        }
-        Some((candidate, data, debug))
-    })
+        let mut info = ModuleInfo::parse(data, None, root);
+        info.segments = image.segments.clone();
+        info.status = SymbolStatus::SeparateDwarf(path);
+        info.eh_frame = loaded_eh_frame(pid, image);
+        Some(info)
+    }
+
+    /// A module whose file cannot be read and that nothing names: its code is shown as
+    /// addresses (`why` says why), but its stacks still unwind, by the unwind tables
+    /// loaded in memory.
+    pub fn unnamed_loaded_image(pid: Pid, image: &LoadedImage, why: String) -> ModuleInfo {
+        let mut info = ModuleInfo::unreadable(why);
+        info.build_id = image.build_id.clone();
+        info.segments = image.segments.clone();
+        info.eh_frame = loaded_eh_frame(pid, image);
+        info
+    }
+}
+
+/// The most of `.eh_frame` read from a target: libc's is 0.2 MiB.
+const MAX_LOADED_EH_FRAME: u64 = 16 << 20;
+
+/// `.eh_frame` and its search table as the loader mapped them, read from the target's
+/// memory: `PT_GNU_EH_FRAME` locates `.eh_frame_hdr`, which points at `.eh_frame`.
+/// Its length is not recorded anywhere loaded, so the rest of its segment is read; the
+/// section ends with a zero terminator.
+fn loaded_eh_frame(pid: Pid, image: &LoadedImage) -> Option<CfiSection<gimli::EhFrame<Reader>>> {
+    let (hdr_address, hdr_size) = image.eh_frame_hdr?;
+    let hdr_data = super::memory::read(
+        pid,
+        image.bias.checked_add(hdr_address)?,
+        usize::try_from(hdr_size.min(MAX_LOADED_EH_FRAME)).ok()?,
+    )?;
+    let hdr_data = keep(hdr_data);
+    let endian = RunTimeEndian::Little;
+    let hdr_bases = gimli::BaseAddresses::default().set_eh_frame_hdr(hdr_address);
+    let parsed = gimli::EhFrameHdr::new(hdr_data, endian)
+        .parse(&hdr_bases, 8)
+        .ok()?;
+    let gimli::Pointer::Direct(eh_frame_address) = parsed.eh_frame_ptr() else {
+        return None;
+    };
+    let segment_end = image
+        .segments
+        .iter()
+        .find(|(_, vaddr, size)| (*vaddr..vaddr + size).contains(&eh_frame_address))
+        .map(|(_, vaddr, size)| vaddr + size)?;
+    let length = (segment_end - eh_frame_address).min(MAX_LOADED_EH_FRAME);
+    let data = super::memory::read(
+        pid,
+        image.bias.checked_add(eh_frame_address)?,
+        usize::try_from(length).ok()?,
+    )?;
+    let mut eh_frame = gimli::EhFrame::new(keep(data), endian);
+    eh_frame.set_address_size(8);
+    let bases = hdr_bases.set_eh_frame(eh_frame_address);
+    let mut cfi = CfiSection::new(eh_frame, bases);
+    cfi.hdr_table = Some(parsed);
+    Some(cfi)
 }
 
 #[cfg(test)]

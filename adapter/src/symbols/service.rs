@@ -17,6 +17,8 @@ pub struct ModuleSummary {
     pub start: u64,
     pub end: u64,
     pub status: SymbolStatus,
+    /// Said when the file on disk is not the one loaded (replaced or deleted since).
+    pub file_note: Option<&'static str>,
     pub build_id: Option<String>,
 }
 
@@ -135,10 +137,11 @@ fn serve(queue: mpsc::Receiver<Job>) {
 }
 
 fn summaries(stacker: &mut Stacker) -> Vec<ModuleSummary> {
-    let root = PathBuf::from(format!("/proc/{}/root", stacker.pid()));
+    let root = PathBuf::from(format!("/proc/{}/root", stacker.view()));
     (0..stacker.modules().len())
         .map(|index| {
             let info = stacker.module_info(index);
+            let file_note = stacker.file_state(index).note();
             let module = &stacker.modules()[index];
             // Debug files are found through the target's root; show the path it sees.
             let status = match &info.status {
@@ -154,6 +157,7 @@ fn summaries(stacker: &mut Stacker) -> Vec<ModuleSummary> {
                 start: module.start,
                 end: module.end,
                 status,
+                file_note,
                 build_id: info
                     .build_id
                     .as_ref()

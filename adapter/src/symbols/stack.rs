@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use object::Object;
 
+use super::image::LoadedImage;
 use super::maps::{self, Module};
 use super::memory::{self, ProcessMemory};
 use super::module::{self, ModuleInfo};
@@ -76,6 +77,48 @@ impl StackFrame {
     }
 }
 
+/// Whether a module's symbols come from the very file the process mapped, as the
+/// `modules` list tells the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileState {
+    /// The file at the module's path is the one mapped.
+    OnDisk,
+    /// Unlinked since it was mapped; the mapped file was read through /proc.
+    Deleted,
+    /// Another file is at the path now (a package upgrade, a rebuild); the mapped file
+    /// was read through /proc.
+    Replaced,
+    /// Another file is at the path now and the mapped one cannot be opened; the symbols
+    /// come from its debug file, found by the build-id in its loaded image.
+    ReplacedDebugFileOnly,
+    /// Another file is at the path now (or none), the mapped one cannot be opened, and
+    /// nothing else carries its symbols: addresses only.
+    ReplacedUnreadable,
+}
+
+impl FileState {
+    /// What the modules list says about the file, if anything.
+    pub fn note(&self) -> Option<&'static str> {
+        match self {
+            FileState::OnDisk => None,
+            FileState::Deleted => Some(
+                "Deleted from disk after it was loaded; the loaded file was read through /proc.",
+            ),
+            FileState::Replaced => Some(
+                "Replaced on disk after it was loaded; symbols are the loaded file's, not the \
+                 new file's.",
+            ),
+            FileState::ReplacedDebugFileOnly => Some(
+                "Replaced on disk after it was loaded; named from the debug file with the \
+                 loaded file's build-id.",
+            ),
+            FileState::ReplacedUnreadable => {
+                Some("Replaced or deleted on disk after it was loaded.")
+            }
+        }
+    }
+}
+
 /// Modules read once and shared by every stack that passes through them, keyed by the
 /// path the process maps and the file's build-id.
 #[derive(Default)]
@@ -85,9 +128,12 @@ pub struct Cache {
 
 pub struct Stacker {
     pid: Pid,
+    /// The thread whose /proc files and memory show the process: the leader, or a live
+    /// thread once the leader has exited (see `procfs::memory_view`).
+    view: Pid,
     cache: Cache,
     modules: Vec<Module>,
-    infos: Vec<Option<Rc<ModuleInfo>>>,
+    infos: Vec<Option<(Rc<ModuleInfo>, FileState)>>,
     /// Each module's path, shared by the frames in it.
     paths: Vec<Arc<str>>,
     executable: Option<String>,
@@ -98,15 +144,17 @@ pub struct Stacker {
 
 impl Stacker {
     pub fn new(pid: Pid) -> Stacker {
+        let view = crate::procfs::memory_view(pid);
         let mut stacker = Stacker {
             pid,
+            view,
             cache: Cache::default(),
             modules: Vec::new(),
             infos: Vec::new(),
             paths: Vec::new(),
             executable: None,
             program: None,
-            memory: ProcessMemory::new(pid),
+            memory: ProcessMemory::new(view),
             context: Box::new(UnwindContext::new()),
         };
         stacker.refresh();
@@ -121,7 +169,13 @@ impl Stacker {
 
     /// The process ran: libraries may have come and gone, memory changed.
     pub fn refresh(&mut self) {
-        let text = std::fs::read_to_string(format!("/proc/{}/maps", self.pid)).unwrap_or_default();
+        // The thread that showed the process may have exited meanwhile.
+        let view = crate::procfs::memory_view(self.pid);
+        if view != self.view {
+            self.view = view;
+            self.memory = ProcessMemory::new(view);
+        }
+        let text = std::fs::read_to_string(format!("/proc/{}/maps", self.view)).unwrap_or_default();
         let modules = maps::modules(&maps::parse_maps(&text));
         // A module still mapped where it was is the same file: keep what was read.
         self.infos = modules
@@ -136,7 +190,7 @@ impl Stacker {
             .collect();
         self.paths = modules.iter().map(|m| Arc::from(m.path.as_str())).collect();
         self.modules = modules;
-        self.executable = std::fs::read_link(format!("/proc/{}/exe", self.pid))
+        self.executable = std::fs::read_link(format!("/proc/{}/exe", self.view))
             .ok()
             .map(|p| p.to_string_lossy().into_owned());
         self.memory.invalidate();
@@ -144,6 +198,11 @@ impl Stacker {
 
     pub fn pid(&self) -> Pid {
         self.pid
+    }
+
+    /// The thread through which the process's /proc files are read (see `view`).
+    pub fn view(&self) -> Pid {
+        self.view
     }
 
     /// Modules worth reading ahead, the executable first. Not the dynamic loader: its
@@ -163,68 +222,202 @@ impl Stacker {
 
     /// The module's symbols, read on first use.
     pub fn module_info(&mut self, index: usize) -> Rc<ModuleInfo> {
-        if let Some(info) = &self.infos[index] {
-            return info.clone();
-        }
-        let info = self.load(index);
-        self.infos[index] = Some(info.clone());
-        info
+        self.loaded(index).0
     }
 
-    fn load(&mut self, index: usize) -> Rc<ModuleInfo> {
+    /// Where the module's symbols came from (see `FileState`), reading them if needed.
+    pub fn file_state(&mut self, index: usize) -> FileState {
+        self.loaded(index).1
+    }
+
+    /// The modules read so far whose file on disk is not the one loaded (replaced or
+    /// deleted since): (path, what the modules list says of it).
+    pub fn replaced_files(&self) -> Vec<(String, String)> {
+        self.modules
+            .iter()
+            .zip(&self.infos)
+            .filter_map(|(module, loaded)| {
+                let (info, state) = loaded.as_ref()?;
+                Some((
+                    module.path.clone(),
+                    format!("{} {}", state.note()?, info.status),
+                ))
+            })
+            .collect()
+    }
+
+    fn loaded(&mut self, index: usize) -> (Rc<ModuleInfo>, FileState) {
+        if let Some(loaded) = &self.infos[index] {
+            return loaded.clone();
+        }
+        let loaded = self.load(index);
+        self.infos[index] = Some(loaded.clone());
+        loaded
+    }
+
+    fn load(&mut self, index: usize) -> (Rc<ModuleInfo>, FileState) {
         let module = &self.modules[index];
-        let root = PathBuf::from(format!("/proc/{}/root", self.pid));
+        let root = PathBuf::from(format!("/proc/{}/root", self.view));
         if module.is_vdso() {
-            let image = memory::read(self.pid, module.start, (module.end - module.start) as usize);
-            return Rc::new(match image {
+            let image = memory::read(
+                self.view,
+                module.start,
+                (module.end - module.start) as usize,
+            );
+            let info = match image {
                 Some(bytes) => ModuleInfo::parse(module::keep(bytes), None, &root),
                 None => ModuleInfo::unreadable("cannot read the vDSO".into()),
-            });
+            };
+            return (Rc::new(info), FileState::OnDisk);
         }
-        let (path, data) = match self.open(module, &root) {
+        // The loaded image's build-id is what any file read for this module must have.
+        let image = module
+            .header
+            .and_then(|header| LoadedImage::read(self.view, header));
+        let loaded_id = image.as_ref().and_then(|i| i.build_id.clone());
+        let opened = self.open(module, &root, loaded_id.as_deref());
+        let (path, data, state) = match opened {
             Ok(found) => found,
-            Err(why) => return Rc::new(ModuleInfo::unreadable(why)),
+            Err((why, state)) => return self.without_the_file(image, why, state),
         };
         let build_id = object::File::parse(data)
             .ok()
             .and_then(|f| f.build_id().ok().flatten().map(<[u8]>::to_vec));
         let key = (module.path.clone(), build_id);
-        self.cache
+        let info = self
+            .cache
             .modules
             .entry(key)
             .or_insert_with(|| Rc::new(ModuleInfo::parse(data, Some(&path), &root)))
-            .clone()
+            .clone();
+        (info, state)
     }
 
-    /// The module's file: through the process's root, so files inside containers are
-    /// found; for deleted files, through `/proc/PID/exe` or `/proc/PID/map_files`.
-    fn open(&self, module: &Module, root: &Path) -> Result<(PathBuf, &'static [u8]), String> {
+    /// A module whose mapped file cannot be opened: named from its debug file found by
+    /// the loaded image's build-id, or not at all, saying why and what would help.
+    fn without_the_file(
+        &self,
+        image: Option<LoadedImage>,
+        why: String,
+        state: FileState,
+    ) -> (Rc<ModuleInfo>, FileState) {
+        let root = PathBuf::from(format!("/proc/{}/root", self.view));
+        // The file may simply be unreadable (permissions) and not replaced at all.
+        let gone = state != FileState::OnDisk;
+        let unnamed = match gone {
+            true => FileState::ReplacedUnreadable,
+            false => FileState::OnDisk,
+        };
+        let Some(image) = image else {
+            return (Rc::new(ModuleInfo::unreadable(why)), unnamed);
+        };
+        let Some(build_id) = image.build_id.clone() else {
+            let why = format!("{why}; its loaded image has no build-id to find its debug file by");
+            let info = ModuleInfo::unnamed_loaded_image(self.view, &image, why);
+            return (Rc::new(info), unnamed);
+        };
+        if let Some(info) = ModuleInfo::from_debug_file(self.view, &image, &root) {
+            let named = match gone {
+                true => FileState::ReplacedDebugFileOnly,
+                false => FileState::OnDisk,
+            };
+            return (Rc::new(info), named);
+        }
+        let hex: String = build_id.iter().map(|b| format!("{b:02x}")).collect();
+        let why = format!(
+            "{why}. No debug file with its build-id {hex} was found either, so its code is \
+             shown as addresses. To name it, run latch as root (or with CAP_SYS_ADMIN, which \
+             /proc/{}/map_files needs), or install its debug file \
+             (/usr/lib/debug/.build-id/{}/{}.debug)",
+            self.pid,
+            &hex[..2],
+            &hex[2..],
+        );
+        let info = ModuleInfo::unnamed_loaded_image(self.view, &image, why);
+        (Rc::new(info), unnamed)
+    }
+
+    /// The module's file: the file the process actually mapped, never merely the file
+    /// now at its path. Tried in order: the mapped file itself through
+    /// `/proc/PID/map_files` (needs CAP_SYS_ADMIN) or, for the executable,
+    /// `/proc/PID/exe`; then the path inside the process's root (containers), accepted
+    /// only if it is the same file (its build-id matches the loaded image's, or without
+    /// build-ids, its device and inode match the mapping's). A file whose build-id
+    /// differs from the loaded image's is never used: it was rewritten in place.
+    fn open(
+        &self,
+        module: &Module,
+        root: &Path,
+        loaded_id: Option<&[u8]>,
+    ) -> Result<(PathBuf, &'static [u8], FileState), (String, FileState)> {
         let is_executable = self.executable.as_deref() == Some(module.path.as_str());
         if let (true, Some(program)) = (is_executable, &self.program) {
-            let data = module::map_file(program)
-                .map_err(|e| format!("cannot read program {}: {e}", program.display()))?;
-            return Ok((program.clone(), data));
+            let data = module::map_file(program).map_err(|e| {
+                let why = format!("cannot read program {}: {e}", program.display());
+                (why, FileState::OnDisk)
+            })?;
+            return Ok((program.clone(), data, FileState::OnDisk));
         }
         let inside = module.path.trim_end_matches(" (deleted)");
         let path = root.join(inside.trim_start_matches('/'));
-        let mut candidates = vec![path.clone()];
-        if is_executable {
-            candidates.push(PathBuf::from(format!("/proc/{}/exe", self.pid)));
-        }
+        let mapped_id = module.file_id();
+        let at_path = std::fs::metadata(&path).ok();
+        let path_is_mapped_file = at_path.as_ref().is_some_and(|meta| {
+            use std::os::unix::fs::MetadataExt;
+            let device = (libc::major(meta.dev()), libc::minor(meta.dev()));
+            !module.is_deleted() && mapped_id == Some((device, meta.ino()))
+        });
+        // What reading the mapped file through /proc is, for the modules list.
+        let through_proc = if path_is_mapped_file {
+            FileState::OnDisk
+        } else if module.is_deleted() && at_path.is_none() {
+            FileState::Deleted
+        } else {
+            FileState::Replaced
+        };
+        let mut errors = Vec::new();
+        let mut trusted = Vec::new();
         if let Some(first) = module.code.first() {
-            candidates.push(PathBuf::from(format!(
+            trusted.push(PathBuf::from(format!(
                 "/proc/{}/map_files/{:x}-{:x}",
-                self.pid, first.start, first.end
+                self.view, first.start, first.end
             )));
         }
-        let mut last_error = String::new();
-        for candidate in candidates {
+        if is_executable {
+            trusted.push(PathBuf::from(format!("/proc/{}/exe", self.view)));
+        }
+        for candidate in trusted {
             match module::map_file(&candidate) {
-                Ok(data) => return Ok((path, data)),
-                Err(e) => last_error = format!("{}: {e}", candidate.display()),
+                Ok(data) => match same_build(data, loaded_id) {
+                    Some(false) => errors.push(format!(
+                        "{}: its contents were rewritten since it was loaded (another build-id)",
+                        candidate.display()
+                    )),
+                    _ => return Ok((path, data, through_proc)),
+                },
+                Err(e) => errors.push(format!("{}: {e}", candidate.display())),
             }
         }
-        Err(last_error)
+        match module::map_file(&path) {
+            Ok(data) => match (same_build(data, loaded_id), path_is_mapped_file) {
+                // The same build at the path: the same file seen through an overlay
+                // (whose device and inode differ from the mapping's), or an identical
+                // copy put in place of a deleted one.
+                (Some(true), _) | (None, true) => {
+                    let state = match module.is_deleted() {
+                        false => FileState::OnDisk,
+                        true => FileState::Replaced,
+                    };
+                    return Ok((path, data, state));
+                }
+                _ => errors.push(format!(
+                    "{} is not the file the process loaded: it was replaced on disk since",
+                    path.display()
+                )),
+            },
+            Err(e) => errors.push(format!("{}: {e}", path.display())),
+        }
+        Err((errors.join("; "), through_proc))
     }
 
     fn module_index(&self, address: u64) -> Option<usize> {
@@ -264,7 +457,14 @@ impl Stacker {
                 ),
                 None => Step::Unknown,
             };
+            // Code without CFI: cgo's trampoline, known by its bytes, else frame pointers.
             let step = match step {
+                Step::Unknown if !frames[frames.len() - 1].exact_pc => {
+                    match unwind::cgo_crosscall_step(&current, &mut self.memory) {
+                        Step::Unknown => unwind::frame_pointer_step(&current, &mut self.memory),
+                        other => other,
+                    }
+                }
                 Step::Unknown => unwind::frame_pointer_step(&current, &mut self.memory),
                 other => other,
             };
@@ -357,6 +557,13 @@ impl Stacker {
         }
         frames
     }
+}
+
+/// Whether `data` has the build-id the loaded image has; None when either has none.
+fn same_build(data: &'static [u8], loaded_id: Option<&[u8]>) -> Option<bool> {
+    let file = object::File::parse(data).ok()?;
+    let on_disk = file.build_id().ok().flatten()?;
+    Some(on_disk == loaded_id?)
 }
 
 #[cfg(test)]

@@ -225,6 +225,63 @@ fn apply<S: UnwindSection<Reader>>(
 
 /// The classic frame-pointer chain, for code without CFI: the saved rbp at [rbp], the
 /// return address above it.
+/// cgo's `crosscall_amd64` (Go up to 1.20; `crosscall1` since), the assembly between a
+/// C thread's `threadentry` and Go's `mstart`, has no call frame information, and its
+/// frame has no frame pointer: without this step every stack of a cgo program's Go
+/// threads ends there, where gdb goes on through `threadentry`, `start_thread` and
+/// `clone3`. It pushes the six callee-saved registers, then calls `setg_gcc` and `fn`:
+///
+/// ```text
+/// 53 55 41 54 41 55 41 56 41 57   push rbx, rbp, r12, r13, r14, r15
+/// 48 89 fb 48 89 d7               mov rbx, rdi; mov rdi, rdx
+/// ff d6 | ff d3                   call rsi (setg_gcc) | call rbx (fn)
+/// ```
+///
+/// The trampoline is known by these exact bytes before the return address `pc` (a
+/// name could belong to anything), and its caller's registers are then where the
+/// pushes put them: 56 bytes of frame, the return address on top.
+pub fn cgo_crosscall_step(regs: &Registers, memory: &mut ProcessMemory) -> Step {
+    const PUSHES_AND_MOVES: [u8; 16] = [
+        0x53, 0x55, 0x41, 0x54, 0x41, 0x55, 0x41, 0x56, 0x41, 0x57, 0x48, 0x89, 0xfb, 0x48, 0x89,
+        0xd7,
+    ];
+    const CALL_SETG: [u8; 2] = [0xff, 0xd6];
+    const CALL_FN: [u8; 2] = [0xff, 0xd3];
+    let (Some(pc), Some(rsp)) = (regs.pc(), regs.sp()) else {
+        return Step::Unknown;
+    };
+    let Some(start) = pc.checked_sub(24) else {
+        return Step::Unknown;
+    };
+    let mut before = [0u8; 24];
+    for (i, word) in before.chunks_exact_mut(8).enumerate() {
+        match memory.read_u64(start + 8 * i as u64) {
+            Some(value) => word.copy_from_slice(&value.to_le_bytes()),
+            None => return Step::Unknown,
+        }
+    }
+    let after_fn =
+        before[4..20] == PUSHES_AND_MOVES && before[20..22] == CALL_SETG && before[22..] == CALL_FN;
+    let after_setg = before[6..22] == PUSHES_AND_MOVES && before[22..] == CALL_SETG;
+    if !after_fn && !after_setg {
+        return Step::Unknown;
+    }
+    // Pushed in the order rbx, rbp, r12, r13, r14, r15: r15 is at the top of the stack.
+    let mut caller = Registers::default();
+    for (slot, register) in [15u16, 14, 13, 12, RBP, 3].into_iter().enumerate() {
+        match memory.read_u64(rsp + 8 * slot as u64) {
+            Some(value) => caller.set(register, Some(value)),
+            None => return Step::Unknown,
+        }
+    }
+    let Some(return_address) = memory.read_u64(rsp + 48) else {
+        return Step::Unknown;
+    };
+    caller.set(RSP, Some(rsp + 56));
+    caller.set(RIP, Some(return_address));
+    Step::Caller(caller, false)
+}
+
 pub fn frame_pointer_step(regs: &Registers, memory: &mut ProcessMemory) -> Step {
     let (Some(rbp), Some(rsp)) = (regs.get(RBP), regs.sp()) else {
         return Step::Unknown;

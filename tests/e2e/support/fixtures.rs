@@ -185,3 +185,22 @@ pub fn renamed_fixture(f: Fixture, name: &str) -> PathBuf {
     std::fs::rename(&tmp, &dest).unwrap();
     dest
 }
+
+/// The cgo program (tests/fixtures/cgo), or None (said loudly) when Go is missing
+/// outside CI.
+pub fn cgo_fixture() -> Option<PathBuf> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let dest = out_dir().join("cgotarget");
+        go_build(&source_dir().join("cgo"), &dest)?;
+        Ok(dest)
+    });
+    match built {
+        Ok(p) => Some(p.clone()),
+        Err(e) if e.starts_with("no Go toolchain") => {
+            super::skip_or_fail(e);
+            None
+        }
+        Err(e) => panic!("{e}"),
+    }
+}

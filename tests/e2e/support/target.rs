@@ -102,8 +102,11 @@ impl Target {
 
     /// Spawns any command as a target with a heartbeat file; does not wait for
     /// "ready" (see `wait_ready`).
-    pub fn spawn(mut cmd: Command) -> Target {
-        let heartbeat = heartbeat_path();
+    pub fn spawn(cmd: Command) -> Target {
+        Target::spawn_with_heartbeat(cmd, heartbeat_path())
+    }
+
+    fn spawn_with_heartbeat(mut cmd: Command, heartbeat: PathBuf) -> Target {
         cmd.env("LATCH_HEARTBEAT", &heartbeat)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -254,6 +257,20 @@ impl Drop for Target {
 }
 
 impl Target {
+    /// As `start_cmd`, for a target that runs as another user (`uid`): its heartbeat
+    /// file is made first and given to that user, who may not create files here.
+    pub fn start_cmd_with_heartbeat_owned_by(mut cmd: Command, uid: Option<u32>) -> Target {
+        let heartbeat = heartbeat_path();
+        if let Some(uid) = uid {
+            std::fs::write(&heartbeat, [0u8; 4096]).unwrap();
+            std::os::unix::fs::chown(&heartbeat, Some(uid), None).unwrap();
+        }
+        cmd.env("LATCH_HEARTBEAT", &heartbeat);
+        let mut t = Target::spawn_with_heartbeat(cmd, heartbeat);
+        t.wait_ready(Duration::from_secs(15));
+        t
+    }
+
     /// Starts any command and waits for its "ready" line.
     pub fn start_cmd(cmd: Command) -> Target {
         let mut t = Target::spawn(cmd);
