@@ -2,7 +2,11 @@
 //! unstripped twins: every kind of linking (external for cgo, Go's own for pure Go; PIE
 //! or not), with Debian's Go and the current Go. The twin is the same build before
 //! `strip`, which moves no code; latch reads it through the `program` attach argument
-//! on the same process, so both answers describe the same stopped threads.
+//! on the same process, kept stopped by job control (SIGSTOP) from before the first
+//! attach to after the second, so both answers describe threads at the same places.
+//! Stripped, Go code has no call frame information either: its frames are unwound by
+//! Go's own table, and must pass through the same places as the twin's, whose
+//! `.debug_frame` unwinds them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,7 +16,7 @@ use serde_json::{json, Value};
 
 use crate::require_harness;
 use crate::support::fixtures::{go_build_with, go_tool, source_dir, tmp_dir};
-use crate::support::{secs, skip_or_fail, Dap, Target};
+use crate::support::{procfs, secs, skip_or_fail, Dap, Target};
 
 /// (kind, cgo on, build flags): the ways a Go program is linked.
 const LINKINGS: [(&str, bool, &[&str]); 4] = [
@@ -81,9 +85,8 @@ fn stacks(target: &Target, program: Option<&Path>) -> BTreeMap<i64, Frames> {
         out.insert(tid, frames);
     }
     dap.disconnect(json!({}));
-    // Go's scheduler may start a thread after a stop (a P taken back from a thread
-    // that was in a system call).
-    target.assert_runs_on_with_new_threads_allowed();
+    // Left stopped by job control, as it was, and untraced.
+    target.assert_runs_on(true);
     out
 }
 
@@ -109,13 +112,16 @@ fn by_place(frames: &Frames) -> Vec<(&str, Vec<&Frame>)> {
     groups
 }
 
-/// Go frames (Go names always hold a dot: `runtime.futex`, `main.main`) at the same
-/// places in both attaches must have the same names, lines and files. C frames are
-/// not compared: the stripped copy has no DWARF for cgo's C code. A thread is compared
-/// from the top down for as long as both attaches found it at the same places:
-/// scheduler threads may wake between the attaches, and the unstripped twin's CFI may
-/// unwind a frame further.
+/// Every thread must unwind through the same places in both attaches, and its Go
+/// frames (Go names always hold a dot: `runtime.futex`, `main.main`) must have the same
+/// names, lines and files. C frames are not compared by name: the stripped copy has no
+/// DWARF for cgo's C code, so it shows some of them as addresses.
 fn assert_named_like_twin(label: &str, bare: &BTreeMap<i64, Frames>, twin: &BTreeMap<i64, Frames>) {
+    assert_eq!(
+        bare.keys().collect::<Vec<_>>(),
+        twin.keys().collect::<Vec<_>>(),
+        "{label}: the threads of a stopped process changed between the attaches"
+    );
     let go = |group: &[&Frame]| -> Vec<Frame> {
         group
             .iter()
@@ -125,29 +131,47 @@ fn assert_named_like_twin(label: &str, bare: &BTreeMap<i64, Frames>, twin: &BTre
     };
     let mut go_frames = 0;
     for (tid, frames) in bare {
-        let Some(theirs) = twin.get(tid) else {
-            continue;
-        };
-        let (ours_by_place, theirs_by_place) = (by_place(frames), by_place(theirs));
-        let same_places = ours_by_place
-            .iter()
-            .zip(&theirs_by_place)
-            .take_while(|(a, b)| a.0 == b.0);
-        for ((_, ours), (_, twins)) in same_places {
-            let (ours, twins) = (go(ours), go(twins));
-            assert_eq!(
-                ours,
-                twins,
+        let theirs = &twin[tid];
+        let context = || {
+            format!(
                 "{label}: thread {tid}, stripped:\n{}twin:\n{}",
                 describe(frames),
                 describe(theirs)
-            );
+            )
+        };
+        let (ours_by_place, theirs_by_place) = (by_place(frames), by_place(theirs));
+        let places = |groups: &[(&str, Vec<&Frame>)]| {
+            groups.iter().map(|g| g.0.to_string()).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            places(&ours_by_place),
+            places(&theirs_by_place),
+            "{}",
+            context()
+        );
+        for ((_, ours), (_, twins)) in ours_by_place.iter().zip(&theirs_by_place) {
+            let (ours, twins) = (go(ours), go(twins));
+            assert_eq!(ours, twins, "{}", context());
             go_frames += ours.len();
         }
     }
+    // Go's scheduler threads park in runtime.futex, runtime.notesleep, ...
     assert!(
-        go_frames >= 3,
-        "{label}: only {go_frames} Go frames were at the same places in both attaches:\n{bare:#?}\n{twin:#?}"
+        go_frames >= 6,
+        "{label}: only {go_frames} Go frames:\n{bare:#?}"
+    );
+}
+
+/// Waits until every thread of `pid` is in a job-control stop.
+fn wait_all_stopped(pid: i32) {
+    let stopped = || {
+        let tasks = procfs::live_tasks(pid);
+        !tasks.is_empty() && tasks.iter().all(|t| t.state == 'T')
+    };
+    assert!(
+        procfs::wait_for(secs(10), stopped),
+        "{pid} did not stop for SIGSTOP: {:?}",
+        procfs::live_tasks(pid)
     );
 }
 
@@ -157,8 +181,13 @@ fn check_toolchain(go: &Path, toolchain: &str) {
         let (twin, bare) = build_pair(go, &label, cgo, flags);
         let mut target = Target::spawn(Command::new(&bare));
         target.wait_ready(secs(20));
+        target.signal(libc::SIGSTOP);
+        wait_all_stopped(target.pid);
+        target.record_threads();
         let stripped_view = stacks(&target, None);
         let twin_view = stacks(&target, Some(&twin));
+        target.signal(libc::SIGCONT);
+        target.assert_runs_on_with_new_threads_allowed();
         assert_named_like_twin(&label, &stripped_view, &twin_view);
         // The goroutine in C code: its thread shows the C function under cgo's frames.
         if cgo {

@@ -17,7 +17,7 @@ use gimli::{RunTimeEndian, UnwindSection};
 use object::{Object, ObjectSection, ObjectSegment};
 
 use super::dwarf::Dwarf;
-use super::gopclntab::GoLineTable;
+use super::gopclntab::{GoFrame, GoLineTable};
 use super::image::LoadedImage;
 use super::symtab::SymbolTable;
 use crate::procfs::Pid;
@@ -354,6 +354,12 @@ impl ModuleInfo {
                 (table.shows_inlining() || self.dwarf_file.is_none()).then_some(table)
             })
             .as_ref()
+    }
+
+    /// How Go's traceback would leave the frame at `address` (file numbering), for code
+    /// that has no call frame information; `None` outside Go code.
+    pub fn go_frame(&self, address: u64) -> Option<GoFrame> {
+        self.go_lines()?.frame_at(address)
     }
 
     fn dwarf(&self) -> Option<&Dwarf> {

@@ -448,13 +448,20 @@ impl Stacker {
             }
             let lookup = frames[frames.len() - 1].lookup_address();
             let step = match self.locate(lookup) {
-                Some((_, info, address)) => unwind::cfi_step(
+                Some((_, info, address)) => match unwind::cfi_step(
                     &info,
                     address,
                     &current,
                     &mut self.memory,
                     &mut self.context,
-                ),
+                ) {
+                    // Go code without CFI (a stripped Go binary): Go's own table.
+                    Step::Unknown => match info.go_frame(address) {
+                        Some(frame) => unwind::go_table_step(frame, &current, &mut self.memory),
+                        None => Step::Unknown,
+                    },
+                    step => step,
+                },
                 None => Step::Unknown,
             };
             // Code without CFI: cgo's trampoline, known by its bytes, else frame pointers.

@@ -5,6 +5,7 @@
 
 use gimli::{CfaRule, RegisterRule, UnwindSection};
 
+use super::gopclntab::GoFrame;
 use super::memory::ProcessMemory;
 use super::module::{CfiSection, ModuleInfo, Reader, UnwindRule};
 
@@ -223,8 +224,6 @@ fn apply<S: UnwindSection<Reader>>(
     }
 }
 
-/// The classic frame-pointer chain, for code without CFI: the saved rbp at [rbp], the
-/// return address above it.
 /// cgo's `crosscall_amd64` (Go up to 1.20; `crosscall1` since), the assembly between a
 /// C thread's `threadentry` and Go's `mstart`, has no call frame information, and its
 /// frame has no frame pointer: without this step every stack of a cgo program's Go
@@ -282,6 +281,39 @@ pub fn cgo_crosscall_step(regs: &Registers, memory: &mut ProcessMemory) -> Step 
     Step::Caller(caller, false)
 }
 
+/// A Go function's frame left as Go's own traceback leaves it (runtime.gentraceback):
+/// the return address at the stack pointer plus the frame size the function's table
+/// gives for this pc, the caller's stack pointer just above it. Go code saves the
+/// caller's rbp at the top of a frame that has one (the frame-pointer convention Go
+/// keeps since 1.7); a frameless function (size 0, assembly such as runtime.futex)
+/// leaves rbp as it was. Frame pointers alone would skip the caller of such a function.
+pub fn go_table_step(frame: GoFrame, regs: &Registers, memory: &mut ProcessMemory) -> Step {
+    let GoFrame::Size(size) = frame else {
+        return Step::Outermost;
+    };
+    let Some(rsp) = regs.sp() else {
+        return Step::Unknown;
+    };
+    let Some(return_address) = rsp.checked_add(size).and_then(|at| memory.read_u64(at)) else {
+        return Step::Unknown;
+    };
+    if return_address == 0 {
+        return Step::Outermost;
+    }
+    let mut caller = Registers::default();
+    for register in CALLEE_SAVED {
+        caller.set(register, regs.get(register));
+    }
+    if size >= 8 {
+        caller.set(RBP, memory.read_u64(rsp + size - 8));
+    }
+    caller.set(RSP, Some(rsp + size + 8));
+    caller.set(RIP, Some(return_address));
+    Step::Caller(caller, false)
+}
+
+/// The classic frame-pointer chain, for code without CFI: the saved rbp at [rbp], the
+/// return address above it.
 pub fn frame_pointer_step(regs: &Registers, memory: &mut ProcessMemory) -> Step {
     let (Some(rbp), Some(rsp)) = (regs.get(RBP), regs.sp()) else {
         return Step::Unknown;

@@ -164,6 +164,12 @@ impl Target {
         );
     }
 
+    /// Takes the threads the target has now as those later checks expect (Go's runtime
+    /// starts threads of its own after its ready line).
+    pub fn record_threads(&mut self) {
+        self.initial = procfs::live_tasks(self.pid);
+    }
+
     /// Number of long-lived threads when the target became ready.
     pub fn thread_count(&self) -> usize {
         self.initial.len()

@@ -34,6 +34,19 @@ const MAGIC_GO120: u32 = 0xffff_fff1;
 const PCDATA_INLINE_INDEX: u32 = 2;
 /// `_FUNCDATA_InlTree`: the function's table of inlined calls.
 const FUNCDATA_INLINE_TREE: u32 = 3;
+/// `funcFlag_TOPFRAME` in `_func.flag`.
+const FUNC_FLAG_TOP_FRAME: u8 = 1;
+
+/// How Go's own traceback leaves a frame, from the function's table alone: code
+/// without call frame information (a stripped Go binary has none) and without a
+/// frame pointer (assembly such as runtime.futex) is still unwound right.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GoFrame {
+    /// The return address lies this many bytes above the stack pointer.
+    Size(u64),
+    /// runtime.goexit, where a goroutine's stack starts: there is no caller.
+    Outermost,
+}
 
 /// The parts of `runtime._func` and `runtime.inlinedCall` whose place changed in 1.20.
 #[derive(Clone, Copy)]
@@ -97,10 +110,16 @@ pub struct GoLineTable {
 /// One function's fixed part, and where its variable-length arrays start.
 struct Func {
     entry: u64,
+    /// `funcFlag_TOPFRAME`: the outermost Go frame of its stack (runtime.goexit,
+    /// runtime.mstart, runtime.rt0_go); Go's traceback stops there.
+    top_frame: bool,
     /// Bytes up to the next function's entry.
     size: u32,
     record: &'static [u8],
     name_offset: u32,
+    /// The pc-value table of the frame size: how far the stack pointer is below the
+    /// return address at each pc.
+    pcsp: u32,
     pcfile: u32,
     pcln: u32,
     pcdata_count: u32,
@@ -300,6 +319,22 @@ impl GoLineTable {
         None
     }
 
+    /// How to leave the frame of the function at `address` (file numbering): its frame
+    /// size there, as Go's traceback reads it (runtime.funcspdelta); `None` outside
+    /// every Go function or where its table says nothing.
+    pub fn frame_at(&self, address: u64) -> Option<GoFrame> {
+        let func = self.func_at(address)?;
+        // A goroutine's stack starts at runtime.goexit: above it lies other memory.
+        // The other top frames (runtime.mstart, runtime.rt0_go) were called by the
+        // thread's C or assembly start-up code, which the walk goes on into.
+        let name = c_string(self.names, func.name_offset as usize);
+        if func.top_frame && name == Some("runtime.goexit") {
+            return Some(GoFrame::Outermost);
+        }
+        let size = self.pc_value(&func, func.pcsp, address)?;
+        u64::try_from(size).ok().map(GoFrame::Size)
+    }
+
     /// Offsets from the text start of the first function's entry and of the end of
     /// the last.
     fn entry_offsets(&self) -> Option<(u64, u64)> {
@@ -341,11 +376,14 @@ impl GoLineTable {
             size: next_entry.checked_sub(field(0)?)?,
             record,
             name_offset: field(1)?,
+            pcsp: field(4)?,
             pcfile: field(5)?,
             pcln: field(6)?,
             pcdata_count: field(7)?,
             cu_offset: field(8)?,
             funcdata_count: u32::from(*record.get(self.layout.nfuncdata_at)?),
+            // `flag` sits two bytes before `nfuncdata`, after `funcID`.
+            top_frame: record.get(self.layout.nfuncdata_at - 2)? & FUNC_FLAG_TOP_FRAME != 0,
         })
     }
 
