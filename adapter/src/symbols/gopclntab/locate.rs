@@ -178,6 +178,20 @@ impl<'a> Image<'a> {
     }
 }
 
+/// Whether the file was written by Go's linker, which always leaves its build id note
+/// and build information (both survive `strip` and external linking), or has a table
+/// section by its usual name.
+pub fn is_go_binary(elf: &object::File<'static>) -> bool {
+    [
+        ".gopclntab",
+        ".data.rel.ro.gopclntab",
+        ".go.buildinfo",
+        ".note.go.buildid",
+    ]
+    .iter()
+    .any(|name| elf.section_by_name(name).is_some())
+}
+
 /// Where the table may be: its address and bytes (to the end of its segment), and
 /// whether the places were found by scanning for its magic number, so that only a
 /// moduledata pointing at one can confirm it.

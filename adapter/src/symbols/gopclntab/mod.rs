@@ -144,6 +144,11 @@ impl GoLineTable {
     /// has one that this does not read, or whose addresses cannot be placed with
     /// confidence; its code is then shown as addresses, never named by a guess.
     pub fn parse(file: &object::File<'static>) -> Option<Result<GoLineTable, String>> {
+        // Most modules are not Go (libc, a stripped libstdc++): they must not pay for a
+        // pass over their symbols or a scan of their data.
+        if !locate::is_go_binary(file) {
+            return None;
+        }
         let image = locate::Image::of(file);
         let [pclntab, text, gofunc] = locate::symbol_addresses(
             file,
@@ -1170,6 +1175,16 @@ mod tests {
                 Ok(())
             })
             .unwrap();
+    }
+
+    /// A binary Go's linker did not write (this test, in Rust) is not searched.
+    #[test]
+    fn a_binary_that_is_not_go_has_no_table() {
+        let data = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let data: &'static [u8] = Box::leak(data.into_boxed_slice());
+        let file = object::File::parse(data).unwrap();
+        assert!(!locate::is_go_binary(&file));
+        assert!(GoLineTable::parse(&file).is_none());
     }
 
     #[test]
