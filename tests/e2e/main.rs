@@ -14,5 +14,6 @@ mod malformed;
 mod nvim;
 mod replaced;
 mod stacks;
+mod stops;
 mod symbol_files;
 mod waitfor;

@@ -13,7 +13,7 @@ mod tracer;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -205,7 +205,8 @@ pub struct BackendHandle {
 /// Owns the ptrace thread: dropping it detaches from the target and joins the thread.
 pub struct Backend {
     handle: Option<BackendHandle>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// The ptrace thread, and any that took over from it (see `Worker::hand_over`).
+    threads: Arc<Mutex<Vec<std::thread::JoinHandle<()>>>>,
 }
 
 impl Backend {
@@ -218,25 +219,27 @@ impl Backend {
         sigchld_read.set_nonblocking(true)?;
         signal_hook::low_level::pipe::register(libc::SIGCHLD, sigchld_write)?;
         let thread_wake = wake.clone();
+        let threads = Arc::new(Mutex::new(Vec::new()));
+        let worker = Worker {
+            commands: command_rx,
+            wake: thread_wake,
+            sigchld: sigchld_read,
+            events: event_tx,
+            tracer: None,
+            armed: None,
+            reading_ahead: false,
+            listed: None,
+            detached: None,
+        };
+        let worker_threads = threads.clone();
         let thread = std::thread::Builder::new()
             .name("latch-ptrace".into())
-            .spawn(move || {
-                let mut worker = Worker {
-                    commands: command_rx,
-                    wake: thread_wake,
-                    sigchld: sigchld_read,
-                    events: event_tx,
-                    tracer: None,
-                    armed: None,
-                    reading_ahead: false,
-                    listed: None,
-                };
-                worker.run();
-            })?;
+            .spawn(move || worker_main(worker, worker_threads))?;
+        lock(&threads).push(thread);
         Ok((
             Backend {
                 handle: Some(BackendHandle { commands, wake }),
-                thread: Some(thread),
+                threads,
             },
             event_rx,
         ))
@@ -254,10 +257,67 @@ impl Drop for Backend {
         if let Some(handle) = self.handle.take() {
             drop(handle.send(|_: oneshot::Sender<()>| Command::Shutdown));
         }
-        if let Some(thread) = self.thread.take() {
+        // A thread that handed over to another pushed its successor before it ended.
+        loop {
+            let Some(thread) = lock(&self.threads).pop() else {
+                break;
+            };
             let _ = thread.join();
         }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The life of a ptrace thread: serve commands until the session ends, or until a
+/// detach left threads that only this thread's end can release; then another thread
+/// takes over the same channels, so the session never notices.
+fn worker_main(mut worker: Worker, threads: Arc<Mutex<Vec<std::thread::JoinHandle<()>>>>) {
+    if worker.run() != RunEnd::HandOver {
+        return;
+    }
+    // A priority boost belongs to this thread; the next one raises its own.
+    worker.armed = None;
+    let ending = sys::gettid();
+    let successor_threads = threads.clone();
+    let spawned = std::thread::Builder::new()
+        .name("latch-ptrace".into())
+        .spawn(move || {
+            // The detach is answered only once the kernel has let go of what this
+            // thread still traced: the client is told "detached" when it is true.
+            wait_until_thread_ended(ending);
+            if let Some(reply) = worker.detached.take() {
+                let _ = reply.send(());
+            }
+            worker_main(worker, successor_threads)
+        });
+    match spawned {
+        Ok(thread) => lock(&threads).push(thread),
+        // The worker is gone with the closure: the session hears `Gone` from now on.
+        Err(err) => tracing::error!("could not start the next ptrace thread: {err}"),
+    }
+}
+
+/// Waits (at most a second) until the thread `tid` of this process has ended: the kernel
+/// detaches a thread's tracees as it exits, before its /proc entry goes.
+fn wait_until_thread_ended(tid: Pid) {
+    let path = format!("/proc/self/task/{tid}");
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while std::path::Path::new(&path).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunEnd {
+    /// The session is over.
+    Finished,
+    /// End this thread and go on in a new one (see `worker_main`).
+    HandOver,
 }
 
 impl BackendHandle {
@@ -382,6 +442,9 @@ struct Worker {
     reading_ahead: bool,
     /// Where the thread list goes when this reading ahead is done.
     listed: Option<oneshot::Sender<Vec<ThreadInfo>>>,
+    /// The answer to a detach that left threads only this thread's end releases: it
+    /// is sent by the thread that takes over.
+    detached: Option<oneshot::Sender<()>>,
 }
 
 /// Waits on the SIGCHLD pipe only: used inside stop/detach, where commands wait.
@@ -420,7 +483,7 @@ fn drain_fd(fd: RawFd) -> bool {
 }
 
 impl Worker {
-    fn run(&mut self) {
+    fn run(&mut self) -> RunEnd {
         loop {
             let timeout = match &self.tracer {
                 // Names and registers to read ahead: look for commands and events without
@@ -438,18 +501,22 @@ impl Worker {
             let mut handled_command = false;
             loop {
                 match self.commands.try_recv() {
+                    // This thread ends: whatever it could not detach is released too.
                     Ok(Command::Shutdown) => {
                         self.detach(DetachMode::Run);
-                        return;
+                        return RunEnd::Finished;
                     }
                     Ok(command) => {
                         handled_command = true;
                         self.handle(command);
+                        if self.detached.is_some() {
+                            return RunEnd::HandOver;
+                        }
                     }
                     Err(mpsc::TryRecvError::Empty) => break,
                     Err(mpsc::TryRecvError::Disconnected) => {
                         self.detach(DetachMode::Run);
-                        return;
+                        return RunEnd::Finished;
                     }
                 }
             }
@@ -484,9 +551,13 @@ impl Worker {
         }
     }
 
-    fn detach(&mut self, mode: DetachMode) {
-        if let Some(mut tracer) = self.tracer.take() {
-            tracer.detach(mode, &mut ChildWait(&self.sigchld));
+    /// Detaches; whether threads are left that only the end of this thread releases.
+    fn detach(&mut self, mode: DetachMode) -> bool {
+        match self.tracer.take() {
+            Some(mut tracer) => !tracer
+                .detach(mode, &mut ChildWait(&self.sigchld))
+                .is_empty(),
+            None => false,
         }
     }
 
@@ -537,8 +608,11 @@ impl Worker {
                 let _ = reply.send(result);
             }
             Command::Detach { mode, reply } => {
-                self.detach(mode);
-                let _ = reply.send(());
+                if self.detach(mode) {
+                    self.detached = Some(reply);
+                } else {
+                    let _ = reply.send(());
+                }
             }
             Command::Shutdown => unreachable!("handled by the run loop"),
             Command::ReadAhead { listed } => {
@@ -598,7 +672,9 @@ impl Drop for Tracer {
                 Ok(pair) => pair,
                 Err(_) => return,
             };
-            self.detach(DetachMode::Run, &mut ChildWait(&read));
+            // This thread is unwinding and ends: what could not be detached is
+            // released with it.
+            let _ = self.detach(DetachMode::Run, &mut ChildWait(&read));
         }
     }
 }

@@ -658,16 +658,37 @@ impl Tracer {
 
     /// Lets go of the process: everything stopped first, then each thread detached with
     /// the signal it is owed, non-leaders before the leader.
-    pub fn detach(&mut self, mode: DetachMode, waiter: &mut dyn EventWait) {
+    ///
+    /// Returns the threads that never stopped (blocked in the kernel: vfork, D state).
+    /// PTRACE_DETACH needs a stopped tracee, so these are still ours, with an interrupt
+    /// pending that stops them as soon as the kernel lets them go; only the end of the
+    /// ptrace thread releases them (the kernel then detaches every tracee of that thread
+    /// and clears its pending interrupt). The caller must end this thread.
+    #[must_use]
+    pub fn detach(&mut self, mode: DetachMode, waiter: &mut dyn EventWait) -> Vec<Pid> {
         if self.exited {
-            return;
+            return Vec::new();
         }
         self.stop_all(waiter);
         if mode == DetachMode::Kill {
             // SAFETY: kill with a pid we validated.
             unsafe { libc::kill(self.pid, libc::SIGKILL) };
             self.reap_until_exit(waiter);
-            return;
+            return Vec::new();
+        }
+        // A stop that came after the deadline is still waiting to be collected: its
+        // thread can be detached like the others.
+        let mut batch: Vec<WaitEvent> = self
+            .stragglers()
+            .into_iter()
+            .filter_map(sys::wait_thread)
+            .collect();
+        sys::drain_events(&mut batch);
+        for event in batch {
+            self.on_event(event, true);
+        }
+        if self.exited {
+            return Vec::new();
         }
         let _boost = Boost::raise();
         if mode == DetachMode::LeaveStopped {
@@ -685,8 +706,13 @@ impl Tracer {
         if self.threads.contains_key(&self.pid) {
             order.push(self.pid);
         }
+        let mut unreleased = Vec::new();
         for tid in order {
             let thread = &self.threads[&tid];
+            if thread.state != RunState::Stopped {
+                unreleased.push(tid);
+                continue;
+            }
             let signal = if thread.in_group_stop {
                 0
             } else {
@@ -706,6 +732,14 @@ impl Tracer {
                 "the target was stopped by job control before the attach; it stays stopped"
             );
         }
+        if !unreleased.is_empty() {
+            tracing::warn!(
+                ?unreleased,
+                "threads still blocked in the kernel cannot be detached; ending the ptrace \
+                 thread releases them"
+            );
+        }
+        unreleased
     }
 
     fn reap_until_exit(&mut self, waiter: &mut dyn EventWait) {

@@ -19,6 +19,9 @@ pub enum Fixture {
     Churn,
     /// `pthread_exit N`: the main thread has exited; N + 2 live threads.
     PthreadExit,
+    /// `vfork`: a "vforker" thread blocked in vfork (uninterruptible) until the test
+    /// writes "release"; it prints "vfork-done N" each time a vfork returns. 3 threads.
+    Vfork,
     /// The Go program: `gotarget BUSY SLEEPING`.
     Go,
 }
@@ -30,6 +33,7 @@ impl Fixture {
             Fixture::Spinning => "spinning",
             Fixture::Churn => "churn",
             Fixture::PthreadExit => "pthread_exit",
+            Fixture::Vfork => "vfork",
             Fixture::Go => "gotarget",
         }
     }
@@ -49,11 +53,12 @@ pub fn out_dir() -> PathBuf {
     dir
 }
 
-const C_FIXTURES: [Fixture; 4] = [
+const C_FIXTURES: [Fixture; 5] = [
     Fixture::Sleeping,
     Fixture::Spinning,
     Fixture::Churn,
     Fixture::PthreadExit,
+    Fixture::Vfork,
 ];
 
 fn build_c() -> Result<(), String> {
