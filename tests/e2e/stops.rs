@@ -39,3 +39,97 @@ fn a_thread_that_never_stopped_is_released_at_detach() {
     assert!(dap.wait_exit(secs(10)).success());
     target.assert_runs_on(false);
 }
+
+/// The vforker misses the stop at the attach; when its vfork returns while the editor
+/// shows the process paused, it must stay stopped with the rest, not run on alone.
+/// It is named while it runs, and a later `pause` does not wait the whole stop
+/// deadline again for a thread still blocked where the last stop found it.
+#[test]
+fn a_thread_that_stops_late_stays_stopped_while_paused() {
+    require_harness!();
+    let mut target = Target::start(Fixture::Vfork, &[]);
+    let vforker = target.tid_named("vforker");
+    let mut dap = Dap::attached(target.pid, true);
+    let stopped = dap.next_event("stopped", secs(10));
+    let description = stopped["body"]["description"].as_str().unwrap_or_default();
+    assert!(
+        description.contains(&vforker.to_string()),
+        "the stop does not name the thread that still runs ({vforker}): {stopped}"
+    );
+    let named = |dap: &mut Dap| {
+        dap.threads()
+            .into_iter()
+            .find(|(id, _)| *id == vforker as i64)
+            .map(|(_, name)| name)
+            .unwrap_or_else(|| panic!("no thread {vforker} in `threads`"))
+    };
+    let name = named(&mut dap);
+    assert!(name.contains("running"), "{name}");
+
+    // Its vfork returns (the target's own threads are stopped and cannot release the
+    // child: the test kills it): its pending interrupt stops it, and it stays stopped.
+    end_vfork_child(target.pid, vforker);
+    let pid = target.pid;
+    let state = |tid: i32| {
+        procfs::all_tasks(pid)
+            .into_iter()
+            .find(|t| t.tid == tid)
+            .map(|t| t.state)
+    };
+    let reached_stop = procfs::wait_for(secs(10), || state(vforker) == Some('t'));
+    // A request goes through the ptrace thread, which handles the stop's event before
+    // it answers: after it, latch has decided what to do with the late stop.
+    let name = named(&mut dap);
+    let mut target_out = target.printed("vfork-done");
+    assert!(
+        reached_stop && state(vforker) == Some('t') && target_out.is_none(),
+        "the late thread ran on while the process is shown paused: state {:?}, printed {target_out:?}",
+        state(vforker)
+    );
+    assert!(!name.contains("running"), "{name}");
+
+    // `continue` lets it go on, into its next vfork.
+    dap.ok("continue", json!({"threadId": target.pid}));
+    target_out = target.next_line("vfork-done", secs(10));
+    assert!(
+        target_out.is_some(),
+        "the vforker did not go on after continue"
+    );
+    assert!(
+        procfs::wait_for(secs(10), || state(vforker) == Some('D')),
+        "the vforker is not blocked in its next vfork: {:?}",
+        state(vforker)
+    );
+    // Blocked anew: the first pause waits the stop deadline for it, and names it.
+    dap.ok("pause", json!({"threadId": target.pid}));
+    let stopped = dap.next_event("stopped", secs(10));
+    let description = stopped["body"]["description"].as_str().unwrap_or_default();
+    assert!(description.contains(&vforker.to_string()), "{stopped}");
+    dap.ok("continue", json!({"threadId": target.pid}));
+    // Still blocked in the same vfork: a pause now does not wait the deadline again.
+    let started = std::time::Instant::now();
+    dap.ok("pause", json!({"threadId": target.pid}));
+    let stopped = dap.next_event("stopped", secs(10));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "pause took {:?}",
+        started.elapsed()
+    );
+    let description = stopped["body"]["description"].as_str().unwrap_or_default();
+    assert!(description.contains(&vforker.to_string()), "{stopped}");
+    dap.disconnect(json!({}));
+    target.assert_runs_on(false);
+}
+
+/// Kills the child a vfork fixture's vforker waits for, so that its vfork returns.
+fn end_vfork_child(pid: i32, vforker: i32) {
+    let path = format!("/proc/{pid}/task/{vforker}/children");
+    let children = std::fs::read_to_string(&path).unwrap_or_default();
+    let child: i32 = children
+        .split_whitespace()
+        .next()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no vfork child in {path}: {children:?}"));
+    // SAFETY: kill with a pid read from /proc.
+    assert_eq!(unsafe { libc::kill(child, libc::SIGKILL) }, 0);
+}

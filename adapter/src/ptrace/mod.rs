@@ -29,6 +29,9 @@ pub struct ThreadInfo {
     /// `comm` of the thread.
     pub name: String,
     pub is_main: bool,
+    /// Still running while the rest of the process is held stopped: blocked in the
+    /// kernel (vfork, D state); it stops as soon as the kernel lets it.
+    pub running_while_held: bool,
 }
 
 impl ThreadInfo {
@@ -37,6 +40,7 @@ impl ThreadInfo {
             tid,
             name: ThreadInfo::read_name(pid, tid),
             is_main: tid == pid,
+            running_while_held: false,
         }
     }
 
@@ -128,6 +132,16 @@ impl AttachReport {
     }
 }
 
+/// What a stop achieved.
+#[derive(Debug, Clone, Default)]
+pub struct Stopped {
+    /// Every thread, ascending.
+    pub tids: Vec<Pid>,
+    /// Threads that could not stop (blocked in the kernel); each stops and stays
+    /// stopped as soon as the kernel lets it.
+    pub running: Vec<Pid>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DetachMode {
     /// The DAP default for attach: the target runs on as before.
@@ -164,7 +178,7 @@ enum Command {
         reply: oneshot::Sender<Result<AttachReport, AttachError>>,
     },
     StopAll {
-        reply: oneshot::Sender<Result<Vec<Pid>, BackendError>>,
+        reply: oneshot::Sender<Result<Stopped, BackendError>>,
     },
     ResumeAll {
         reply: oneshot::Sender<Result<(), BackendError>>,
@@ -344,7 +358,7 @@ impl BackendHandle {
     }
 
     /// Stops every thread; answers their ids (names come with `threads`).
-    pub async fn stop_all(&self) -> Result<Vec<Pid>, BackendError> {
+    pub async fn stop_all(&self) -> Result<Stopped, BackendError> {
         self.send(|reply| Command::StopAll { reply })
             .await
             .unwrap_or(Err(BackendError::Gone))
@@ -584,7 +598,10 @@ impl Worker {
                     .ok_or(BackendError::NotAttached)
                     .map(|tracer| {
                         tracer.stop_all(&mut ChildWait(sigchld));
-                        tracer.tids()
+                        Stopped {
+                            tids: tracer.tids(),
+                            running: tracer.still_running(),
+                        }
                     });
                 let _ = reply.send(result);
             }

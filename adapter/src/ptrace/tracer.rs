@@ -71,6 +71,9 @@ struct Thread {
     pending_signal: i32,
     /// Stopped by job control (SIGSTOP and kin) rather than by us.
     in_group_stop: bool,
+    /// Missed a stop deadline and has not stopped since: blocked in the kernel (vfork,
+    /// D state). Its interrupt is still pending; the next stop does not wait for it.
+    late: bool,
 }
 
 impl Thread {
@@ -79,6 +82,7 @@ impl Thread {
             state: RunState::Running,
             pending_signal: 0,
             in_group_stop: false,
+            late: false,
         }
     }
 }
@@ -98,6 +102,9 @@ pub struct Tracer {
     events: tokio::sync::mpsc::UnboundedSender<BackendEvent>,
     /// Events are reported to the session only after the attach finished.
     announce: bool,
+    /// The process is held stopped (after the attach or a stop, until a resume): a
+    /// late thread's stop that arrives meanwhile is kept, not resumed.
+    holding: bool,
     recent_exits: RecentExits,
     /// Thread names read while every thread was stopped, when none can rename another;
     /// forgotten as soon as any thread runs. Read ahead while the ptrace thread is idle
@@ -141,6 +148,7 @@ impl Tracer {
             was_job_stopped,
             events,
             announce: false,
+            holding: false,
             recent_exits: RecentExits::default(),
         };
         let _boost = Boost::raise();
@@ -171,15 +179,13 @@ impl Tracer {
             let _ = tracer.seize_all();
             tracer.wait_until_all_stopped(waiter, deadline);
         }
-        let stragglers = tracer.stragglers();
-        if !stragglers.is_empty() {
-            tracing::warn!(?stragglers, "threads did not stop within {STOP_DEADLINE:?}");
-        }
+        let stragglers = tracer.mark_stragglers();
         if tracer.threads.is_empty() {
             tracer.exited = true;
             return Err(AttachError::NoSuchProcess(pid));
         }
         tracer.announce = true;
+        tracer.holding = true;
         let tids = tracer.threads.keys().copied().collect();
         Ok((
             tracer,
@@ -285,6 +291,30 @@ impl Tracer {
             .collect()
     }
 
+    /// The threads that did not stop in time, marked late so that later stops do not
+    /// wait for them again until they have stopped once.
+    fn mark_stragglers(&mut self) -> Vec<Pid> {
+        let stragglers = self.stragglers();
+        for tid in &stragglers {
+            if let Some(thread) = self.threads.get_mut(tid) {
+                thread.late = true;
+            }
+        }
+        if !stragglers.is_empty() {
+            tracing::warn!(?stragglers, "threads did not stop within {STOP_DEADLINE:?}");
+        }
+        stragglers
+    }
+
+    /// The threads that run while the process is held stopped (late ones).
+    pub fn still_running(&self) -> Vec<Pid> {
+        if self.holding {
+            self.stragglers()
+        } else {
+            Vec::new()
+        }
+    }
+
     fn wait_until_all_stopped(&mut self, waiter: &mut dyn EventWait, deadline: Instant) {
         let mut batch = Vec::new();
         let mut last_progress = Instant::now();
@@ -307,7 +337,15 @@ impl Tracer {
             for event in batch.drain(..) {
                 self.on_event(event, true);
             }
-            if self.exited || self.threads.values().all(|t| t.state == RunState::Stopped) {
+            // Threads that missed the last deadline are most likely still blocked (a hung
+            // NFS read does not end because we ask again): each stop waiting the whole
+            // deadline for them would make every pause take that long.
+            if self.exited
+                || self
+                    .threads
+                    .values()
+                    .all(|t| t.state == RunState::Stopped || t.late)
+            {
                 return;
             }
             let now = Instant::now();
@@ -354,10 +392,8 @@ impl Tracer {
             let _ = sys::interrupt(tid);
         }
         self.wait_until_all_stopped(waiter, Instant::now() + STOP_DEADLINE);
-        let stragglers = self.stragglers();
-        if !stragglers.is_empty() {
-            tracing::warn!(?stragglers, "threads did not stop within {STOP_DEADLINE:?}");
-        }
+        self.mark_stragglers();
+        self.holding = true;
     }
 
     /// Drops running threads that /proc shows dead or zombie: they will never stop.
@@ -382,6 +418,7 @@ impl Tracer {
             return;
         }
         let _boost = Boost::raise();
+        self.holding = false;
         let tids: Vec<Pid> = self.threads.keys().copied().collect();
         for tid in tids {
             self.resume(tid);
@@ -439,9 +476,12 @@ impl Tracer {
                 }
                 let thread = self.threads.get_mut(&tid).expect("just added");
                 thread.state = RunState::Stopped;
+                thread.late = false;
                 thread.in_group_stop =
                     event == PTRACE_EVENT_STOP && sys::is_group_stop_signal(signal);
-                if !stopping {
+                // While the process is held, a late thread's stop is kept: the editor
+                // shows every thread stopped.
+                if !stopping && !self.holding {
                     self.resume(tid);
                 }
             }
@@ -451,9 +491,10 @@ impl Tracer {
                 }
                 let thread = self.threads.get_mut(&tid).expect("just added");
                 thread.state = RunState::Stopped;
+                thread.late = false;
                 thread.pending_signal = signal;
                 thread.in_group_stop = false;
-                if !stopping {
+                if !stopping && !self.holding {
                     self.resume(tid);
                 }
             }
@@ -579,7 +620,7 @@ impl Tracer {
             .collect();
         let keep = self.all_stopped();
         let mut infos = Vec::with_capacity(self.threads.len());
-        for &tid in self.threads.keys() {
+        for (&tid, thread) in &self.threads {
             let name = match (self.names.get(&tid), read.remove(&tid)) {
                 (Some(name), _) => name.clone(),
                 (None, read) => {
@@ -594,6 +635,7 @@ impl Tracer {
                 tid,
                 name,
                 is_main: tid == self.pid,
+                running_while_held: self.holding && thread.state == RunState::Running,
             });
         }
         infos

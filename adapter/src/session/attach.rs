@@ -109,16 +109,23 @@ impl Session {
         }
         let stop_on_entry = args.stop_on_entry.unwrap_or(false);
         let started = std::time::Instant::now();
-        let threads = if held.stopped {
+        let stopped = if held.stopped {
             self.backend
                 .threads()
                 .await
-                .map(|threads| threads.into_iter().map(|t| t.tid).collect())
+                .map(|threads| crate::ptrace::Stopped {
+                    running: threads
+                        .iter()
+                        .filter(|t| t.running_while_held)
+                        .map(|t| t.tid)
+                        .collect(),
+                    tids: threads.into_iter().map(|t| t.tid).collect(),
+                })
         } else {
             self.backend.stop_all().await
         };
-        let threads = match threads {
-            Ok(threads) if !threads.is_empty() => threads,
+        let stopped = match stopped {
+            Ok(stopped) if !stopped.tids.is_empty() => stopped,
             Ok(_) => {
                 self.held = None;
                 let text = format!("pid {} has exited", held.pid);
@@ -139,8 +146,8 @@ impl Session {
         let report = AttachReport {
             pid: held.pid,
             name: held.name.clone(),
-            tids: threads,
-            stragglers: Vec::new(),
+            tids: stopped.tids,
+            stragglers: stopped.running,
             main_tid: held.main_tid,
             was_job_stopped: false,
             named_thread: None,
@@ -419,7 +426,12 @@ impl Session {
                 .report
                 .as_ref()
                 .map_or(target.main_tid, AttachReport::focus_tid);
-            self.report_stop(focus, "entry", "Paused on attach");
+            let running = pending
+                .report
+                .as_ref()
+                .map_or(&[][..], |report| &report.stragglers[..]);
+            let description = super::stop_description("Paused on attach", running);
+            self.report_stop(focus, "entry", &description);
         } else {
             self.running();
             if let Err(err) = self.backend.resume_all().await {
