@@ -89,7 +89,15 @@ pub fn run_stdio() -> anyhow::Result<ExitCode> {
     tracing::info!(reason = ?end.reason, "session ended");
     drop(runtime);
     drop(adapter);
-    Ok(ExitCode::SUCCESS)
+    Ok(exit_code(end.reason))
+}
+
+/// A session that ended because latch failed ends latch with a failure status.
+fn exit_code(reason: EndReason) -> ExitCode {
+    match reason {
+        EndReason::BackendGone => ExitCode::FAILURE,
+        EndReason::Disconnected | EndReason::ClientGone | EndReason::Signal => ExitCode::SUCCESS,
+    }
 }
 
 /// `latch dap --listen ADDRESS [--accept-multiclient] [--allow-other-users]
@@ -135,6 +143,9 @@ async fn serve_one(
     let (input, output) = stream.split()?;
     let end = adapter.serve_client(input, output, None, signals).await;
     tracing::info!(reason = ?end.reason, "session ended");
+    if end.reason == EndReason::BackendGone {
+        anyhow::bail!("the ptrace thread ended");
+    }
     Ok(())
 }
 
@@ -164,8 +175,10 @@ async fn serve_many(
                     .await;
                 tracing::info!(reason = ?end.reason, "client session ended");
                 held = end.held;
-                if end.reason == EndReason::Signal {
-                    return Ok(());
+                match end.reason {
+                    EndReason::Signal => return Ok(()),
+                    EndReason::BackendGone => anyhow::bail!("the ptrace thread ended"),
+                    EndReason::Disconnected | EndReason::ClientGone => {}
                 }
             }
             Some(event) = adapter.backend_events.recv() => {

@@ -133,3 +133,46 @@ fn end_vfork_child(pid: i32, vforker: i32) {
     // SAFETY: kill with a pid read from /proc.
     assert_eq!(unsafe { libc::kill(child, libc::SIGKILL) }, 0);
 }
+
+/// A panic on the ptrace thread itself (forced in debug builds by
+/// `LATCH_TEST_PANIC_ON=ptrace:<command>`): the tracer lets the target go as that
+/// thread unwinds, and the session, which can do nothing more for the process, says so
+/// and ends instead of answering every later request with an error.
+#[test]
+fn panic_on_the_ptrace_thread_detaches_and_ends_the_session() {
+    require_harness!();
+    let target = Target::start(Fixture::Spinning, &["2"]);
+    let prefix = vec![
+        "env".to_string(),
+        "LATCH_TEST_PANIC_ON=ptrace:stop_all".to_string(),
+    ];
+    let mut dap = Dap::start_with(prefix, &[], true);
+    dap.initialize();
+    dap.attach_pid(target.pid, false);
+    let pause = dap.send("pause", json!({"threadId": target.pid}));
+    let response = dap.response(pause, secs(10));
+    assert_eq!(response["success"], false, "{response}");
+    dap.next_event("terminated", secs(10));
+    let status = dap.wait_exit(secs(10));
+    assert!(
+        !status.success(),
+        "latch should report the failure: {status}"
+    );
+    assert!(
+        dap.log_text().contains("LATCH_TEST_PANIC_ON"),
+        "{}",
+        dap.log_text()
+    );
+    let said = dap.events("output").iter().any(|e| {
+        e["body"]["output"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ptrace thread")
+    });
+    assert!(
+        said,
+        "no output event says what happened: {:?}",
+        dap.events("output")
+    );
+    target.assert_runs_on(false);
+}

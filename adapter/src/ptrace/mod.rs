@@ -209,6 +209,24 @@ enum Command {
     },
 }
 
+impl Command {
+    #[cfg(debug_assertions)]
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Attach { .. } => "attach",
+            Command::StopAll { .. } => "stop_all",
+            Command::ResumeAll { .. } => "resume_all",
+            Command::Threads { .. } => "threads",
+            Command::Registers { .. } => "registers",
+            Command::Signal { .. } => "signal",
+            Command::Detach { .. } => "detach",
+            Command::Shutdown => "shutdown",
+            Command::Arm { .. } => "arm",
+            Command::ReadAhead { .. } => "read_ahead",
+        }
+    }
+}
+
 /// A cloneable way to command the ptrace thread from any thread.
 #[derive(Clone)]
 pub struct BackendHandle {
@@ -580,6 +598,14 @@ impl Worker {
     }
 
     fn handle(&mut self, command: Command) {
+        // Debug builds only: lets the end-to-end tests prove that a panic on this
+        // thread still detaches, and that the session hears of it.
+        #[cfg(debug_assertions)]
+        if std::env::var("LATCH_TEST_PANIC_ON")
+            .is_ok_and(|c| c.strip_prefix("ptrace:") == Some(command.name()))
+        {
+            panic!("LATCH_TEST_PANIC_ON=ptrace:{}", command.name());
+        }
         match command {
             Command::Attach { pid, reply } => {
                 self.reading_ahead = false;
@@ -689,6 +715,12 @@ impl Drop for Tracer {
                 Ok(pair) => pair,
                 Err(_) => return,
             };
+            // `ChildWait` empties what it polled with reads that must not block: a
+            // blocking socket here left the panicking thread asleep in `read` forever,
+            // holding every thread of the target stopped.
+            if read.set_nonblocking(true).is_err() {
+                return;
+            }
             // This thread is unwinding and ends: what could not be detached is
             // released with it.
             let _ = self.detach(DetachMode::Run, &mut ChildWait(&read));

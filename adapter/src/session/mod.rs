@@ -64,6 +64,8 @@ pub enum EndReason {
     Disconnected,
     ClientGone,
     Signal,
+    /// The ptrace thread ended (it panicked): nothing more can be done for the target.
+    BackendGone,
 }
 
 /// With `--accept-multiclient` the target outlives its client: still traced, and what
@@ -201,7 +203,10 @@ impl Session {
                         self.end(EndReason::ClientGone).await;
                     }
                 },
-                Some(event) = backend_events.recv() => self.on_backend_event(event),
+                event = backend_events.recv() => match event {
+                    Some(event) => self.on_backend_event(event),
+                    None => self.backend_gone(),
+                },
                 outcome = wait_result(&mut self.waiting) => self.on_wait_outcome(outcome).await,
                 _ = signals.recv() => self.end(EndReason::Signal).await,
             }
