@@ -15,6 +15,10 @@ use crate::session::{EndReason, HeldTarget, Session, SessionEnd, Signals};
 use crate::symbols::SymbolService;
 use crate::transport;
 
+/// How long the last messages of a session may take to reach a client that has
+/// stopped reading before latch goes on without them.
+const WRITER_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What outlives a single client: the ptrace thread, its events and the symbols thread.
 struct Adapter {
     backend: Backend,
@@ -53,8 +57,29 @@ impl Adapter {
             session = session.one_of_many(held);
         }
         let end = session.run(input, &mut self.backend_events, signals).await;
-        // Every message the session queued reaches the client before its stream closes.
-        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        // The target is detached (or held) by now. Every message the session queued
+        // reaches the client before its stream closes, unless the client stopped
+        // reading: then its writer is blocked in `write` for good, and latch must not
+        // wait on it to end (nor ignore a signal meanwhile). A plain thread waits for
+        // the writer, not `spawn_blocking`: dropping the runtime would wait for that.
+        let (flushed, flushed_rx) = tokio::sync::oneshot::channel();
+        let waiter = std::thread::Builder::new()
+            .name("latch-dap-flush".into())
+            .spawn(move || {
+                let _ = writer.join();
+                let _ = flushed.send(());
+            });
+        if waiter.is_ok() {
+            tokio::select! {
+                _ = flushed_rx => {}
+                _ = tokio::time::sleep(WRITER_GRACE) => {
+                    tracing::warn!("the client has not read latch's last messages for {WRITER_GRACE:?}; dropping them");
+                }
+                _ = signals.recv() => {
+                    tracing::warn!("signalled while the client's last messages were unread; dropping them");
+                }
+            }
+        }
         end
     }
 }

@@ -176,3 +176,66 @@ fn panic_on_the_ptrace_thread_detaches_and_ends_the_session() {
     );
     target.assert_runs_on(false);
 }
+
+/// A client that stopped reading (an editor hung, a terminal suspended) must not keep
+/// latch from ending: with its output pipe full, SIGTERM still detaches and latch
+/// exits, dropping what the client will never read.
+#[test]
+fn latch_exits_though_the_client_stopped_reading() {
+    require_harness!();
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    let target = Target::start(Fixture::Sleeping, &["2"]);
+    let mut latch = std::process::Command::new(crate::support::dap::latch_bin())
+        .arg("dap")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    // Never read: the pipe fills and latch's writer blocks in write.
+    let stdout = latch.stdout.take().unwrap();
+    let mut stdin = latch.stdin.take().unwrap();
+    let frame = |seq: i64, command: &str, arguments: serde_json::Value| {
+        let body =
+            json!({"seq": seq, "type": "request", "command": command, "arguments": arguments})
+                .to_string();
+        format!("Content-Length: {}\r\n\r\n{body}", body.len())
+    };
+    let mut requests = frame(1, "initialize", json!({"adapterID": "latch"}));
+    requests += &frame(2, "attach", json!({"pid": target.pid, "stopOnEntry": true}));
+    requests += &frame(3, "configurationDone", json!({}));
+    for seq in 4..3000 {
+        requests += &frame(seq, "threads", json!({}));
+    }
+    stdin.write_all(requests.as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    let unread = || {
+        let mut bytes: libc::c_int = 0;
+        // SAFETY: FIONREAD into a local int on a pipe we own.
+        unsafe { libc::ioctl(stdout.as_raw_fd(), libc::FIONREAD, &mut bytes) };
+        bytes
+    };
+    assert!(
+        procfs::wait_for(secs(10), || unread() >= 60 * 1024),
+        "latch's output pipe did not fill: {} bytes",
+        unread()
+    );
+    assert!(
+        procfs::wait_for(secs(10), || procfs::tracer_pid(target.pid) != Some(0)),
+        "latch did not attach"
+    );
+    // SAFETY: kill with the pid of our child.
+    unsafe { libc::kill(latch.id() as i32, libc::SIGTERM) };
+    let exited = procfs::wait_for(secs(10), || matches!(latch.try_wait(), Ok(Some(_))));
+    if !exited {
+        let _ = latch.kill();
+        let _ = latch.wait();
+    }
+    assert!(
+        exited,
+        "latch did not exit after SIGTERM while its client did not read"
+    );
+    target.assert_runs_on(false);
+    drop(stdout);
+}
