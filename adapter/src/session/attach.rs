@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::{Phase, Session, Target, Waiting};
 use crate::dap::{AttachArguments, CancelArguments, Request, Response, WaitForMatch};
-use crate::ptrace::{AttachError, AttachReport, BackendHandle};
+use crate::ptrace::{AttachError, AttachReport, BackendError, BackendHandle};
 use crate::waitfor::{Canceller, Found, MatchMode, WaitError, WaitSpec, Waiter};
 
 /// How a waitFor ended, sent from its thread to the session.
@@ -132,6 +132,11 @@ impl Session {
                 return self.fail(request, "process exited", &text);
             }
             Err(err) => {
+                // Not attached any more (it exited and the event is still on its way):
+                // nothing is held now.
+                if matches!(err, BackendError::NotAttached | BackendError::Exited) {
+                    self.held = None;
+                }
                 let text = format!("could not stop pid {}: {err}", held.pid);
                 return self.fail(request, "attach failed", &text);
             }

@@ -90,6 +90,15 @@ impl Session {
             }
             BackendEvent::ProcessExited { code } => {
                 let Some(target) = self.target.as_mut() else {
+                    // The process a previous client left held exited before this
+                    // client took it: let go of it, or every attach would be refused.
+                    if let Some(held) = self.held.take() {
+                        let line = format!(
+                            "latch: pid {} ({}), held for the next client, exited ({code})",
+                            held.pid, held.name
+                        );
+                        self.out.output("console", &line);
+                    }
                     return;
                 };
                 target.exited = true;
