@@ -102,7 +102,7 @@ impl Session {
         };
         if !same_process {
             let text = format!(
-                "this latch server (--accept-multiclient) holds pid {} ({}) for its clients;                  attach to pid {}, or stop latch (Ctrl-C or SIGTERM) to detach from it and                  start another for a different process",
+                "this latch server (--accept-multiclient) holds pid {} ({}) for its clients; attach to pid {}, or stop latch (Ctrl-C or SIGTERM) to detach from it and start another for a different process",
                 held.pid, held.name, held.pid
             );
             return self.fail(request, "already attached", &text);

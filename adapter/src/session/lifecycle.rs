@@ -222,7 +222,7 @@ impl Session {
         self.out.output(
             "console",
             &format!(
-                "latch: pid {} {state}, still attached: latch serves it to the next client                  (--accept-multiclient); stop latch to detach",
+                "latch: pid {} {state}, still attached: latch serves it to the next client (--accept-multiclient); stop latch to detach",
                 target.pid
             ),
         );
