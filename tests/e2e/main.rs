@@ -13,6 +13,7 @@ mod listen_access;
 mod malformed;
 mod nvim;
 mod replaced;
+mod signals;
 mod stacks;
 mod stops;
 mod symbol_files;

@@ -22,6 +22,9 @@ pub enum Fixture {
     /// `vfork`: a "vforker" thread blocked in vfork (uninterruptible) until the test
     /// writes "release"; it prints "vfork-done N" each time a vfork returns. 3 threads.
     Vfork,
+    /// `signals`: catches SIGUSR1 ("caught SIGUSR1"); "exec" on stdin makes a thread
+    /// exec the program again ("execd", then "ready" under the same pid). 3 threads.
+    Signals,
     /// The Go program: `gotarget BUSY SLEEPING`.
     Go,
 }
@@ -34,6 +37,7 @@ impl Fixture {
             Fixture::Churn => "churn",
             Fixture::PthreadExit => "pthread_exit",
             Fixture::Vfork => "vfork",
+            Fixture::Signals => "signals",
             Fixture::Go => "gotarget",
         }
     }
@@ -53,12 +57,13 @@ pub fn out_dir() -> PathBuf {
     dir
 }
 
-const C_FIXTURES: [Fixture; 5] = [
+const C_FIXTURES: [Fixture; 6] = [
     Fixture::Sleeping,
     Fixture::Spinning,
     Fixture::Churn,
     Fixture::PthreadExit,
     Fixture::Vfork,
+    Fixture::Signals,
 ];
 
 fn build_c() -> Result<(), String> {
