@@ -98,3 +98,43 @@ fn exec_from_a_thread_while_attached() {
     dap.disconnect(json!({}));
     target.assert_runs_on(false);
 }
+
+/// A child process made by `clone` without `CLONE_THREAD` (and without SIGCHLD as its
+/// exit signal) is traced through PTRACE_O_TRACECLONE, but it is another process, not
+/// a thread of the target: latch lets it go at once and never lists it.
+#[test]
+fn a_cloned_child_process_is_not_a_thread_and_is_let_go() {
+    require_harness!();
+    let mut target = Target::start(Fixture::Signals, &[]);
+    let mut dap = Dap::attached(target.pid, false);
+    target.send_line("clone");
+    let line = target
+        .next_line("cloned ", secs(10))
+        .expect("the target did not clone");
+    let child: i32 = line["cloned ".len()..].trim().parse().unwrap();
+    let untraced = procfs::wait_for(secs(5), || {
+        procfs::all_tasks(child)
+            .iter()
+            .all(|t| t.tracer_pid == 0 && !matches!(t.state, 't' | 'T'))
+    });
+    assert!(
+        untraced,
+        "the cloned process is held: {:?}",
+        procfs::all_tasks(child)
+    );
+    dap.ok("pause", json!({"threadId": target.pid}));
+    dap.next_event("stopped", secs(10));
+    assert_threads_match(&mut dap, target.pid);
+    let started: Vec<_> = dap
+        .events("thread")
+        .into_iter()
+        .filter(|e| e["body"]["threadId"] == child)
+        .collect();
+    assert!(
+        started.is_empty(),
+        "the cloned process was announced as a thread: {started:?}"
+    );
+    dap.disconnect(json!({}));
+    target.assert_runs_on(false);
+    assert!(procfs::all_tasks(child).iter().all(|t| t.tracer_pid == 0));
+}

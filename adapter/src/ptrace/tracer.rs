@@ -454,14 +454,18 @@ impl Tracer {
         match event {
             WaitEvent::Exited { tid, code } => self.on_exit(tid, code),
             WaitEvent::Killed { tid, signal } => self.on_exit(tid, 128 + signal),
+            WaitEvent::Event { tid, .. } | WaitEvent::Signal { tid, .. }
+                if !self.threads.contains_key(&tid) && self.let_go_if_other_process(tid) => {}
             WaitEvent::Event { tid, event, signal } => {
                 match event {
                     PTRACE_EVENT_CLONE => {
                         if let Ok(child) = sys::event_message(tid) {
+                            let child = child as Pid;
                             // Its first stop may already have come, and it may have run
-                            // and exited since: then it must not come back.
-                            if !self.recent_exits.take(child as Pid) {
-                                self.add_thread(child as Pid, RunState::Running);
+                            // and exited since: then it must not come back. A child
+                            // process is let go at its first stop.
+                            if !self.recent_exits.take(child) && !self.is_other_process(child) {
+                                self.add_thread(child, RunState::Running);
                             }
                         }
                     }
@@ -499,6 +503,28 @@ impl Tracer {
                 }
             }
         }
+    }
+
+    /// Whether `tid` belongs to another process: `clone` without CLONE_THREAD (and
+    /// without SIGCHLD as exit signal, which makes it neither a thread nor a fork to
+    /// ptrace) makes a child process that PTRACE_O_TRACECLONE traces too.
+    fn is_other_process(&self, tid: Pid) -> bool {
+        let tgid = procfs::process_of(tid);
+        tgid != self.pid && tgid == tid
+    }
+
+    /// A stop of a task we do not know: if it is a child process (see
+    /// `is_other_process`), it is not ours to debug; detach it at once, at its first
+    /// stop, with nothing owed (that stop is the one tracing gave it). True if so.
+    fn let_go_if_other_process(&mut self, tid: Pid) -> bool {
+        if !self.is_other_process(tid) {
+            return false;
+        }
+        tracing::debug!(tid, "a cloned child process, not a thread: detached");
+        if let Err(err) = sys::detach(tid, 0) {
+            tracing::debug!(tid, %err, "detaching a cloned child process failed");
+        }
+        true
     }
 
     fn add_thread(&mut self, tid: Pid, state: RunState) {
