@@ -138,3 +138,47 @@ fn a_cloned_child_process_is_not_a_thread_and_is_let_go() {
     target.assert_runs_on(false);
     assert!(procfs::all_tasks(child).iter().all(|t| t.tracer_pid == 0));
 }
+
+/// A thread that latch may not seize (here: another tracer holds it, which only the
+/// leader's TracerPid would have shown) is passed over, and the user is told which
+/// one and why: it is not stopped with the others.
+#[test]
+fn a_thread_that_cannot_be_seized_is_named() {
+    require_harness!();
+    let target = Target::start(Fixture::Signals, &[]);
+    let worker = target.tid_named("worker");
+    // Another tracer: a thread of this test seizes the worker (it keeps running) and
+    // holds it until told to end, which detaches it.
+    let (seized_tx, seized_rx) = std::sync::mpsc::channel();
+    let (end_tx, end_rx) = std::sync::mpsc::channel::<()>();
+    let tracer = std::thread::spawn(move || {
+        // SAFETY: PTRACE_SEIZE of a thread of our child, no pointers.
+        let rc = unsafe {
+            libc::ptrace(
+                libc::PTRACE_SEIZE,
+                worker,
+                std::ptr::null_mut::<libc::c_void>(),
+                std::ptr::null_mut::<libc::c_void>(),
+            )
+        };
+        let _ = seized_tx.send((rc, std::io::Error::last_os_error()));
+        let _ = end_rx.recv();
+    });
+    let (rc, err) = seized_rx.recv().unwrap();
+    assert_eq!(rc, 0, "the test could not seize {worker}: {err}");
+    let mut dap = Dap::attached(target.pid, true);
+    dap.next_event("stopped", secs(10));
+    let told = dap.events("output").iter().any(|e| {
+        let text = e["body"]["output"].as_str().unwrap_or_default();
+        text.contains(&worker.to_string()) && text.contains("traced by")
+    });
+    assert!(
+        told,
+        "nobody said {worker} was not attached: {:?}",
+        dap.events("output")
+    );
+    dap.disconnect(json!({}));
+    drop(end_tx);
+    tracer.join().unwrap();
+    target.assert_runs_on(false);
+}

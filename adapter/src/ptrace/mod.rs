@@ -100,6 +100,9 @@ pub struct AttachReport {
     /// Threads that would not stop (blocked in the kernel: vfork, D state); they are
     /// traced and will stop when the kernel lets them.
     pub stragglers: Vec<Pid>,
+    /// Threads that could not be attached (another tracer holds them, say), and why:
+    /// they run on, untouched.
+    pub refused: Vec<(Pid, String)>,
     /// The thread to show first: the leader, or the first thread if the leader exited.
     pub main_tid: Pid,
     /// The process was stopped by job control (e.g. `kill -STOP`) before we came.
@@ -112,6 +115,23 @@ pub struct AttachReport {
 }
 
 impl AttachReport {
+    /// "2 threads could not be attached and run on: 1234 (traced by pid 99 (gdb))".
+    pub fn refused_note(&self) -> Option<String> {
+        if self.refused.is_empty() {
+            return None;
+        }
+        let each: Vec<String> = self
+            .refused
+            .iter()
+            .map(|(tid, why)| format!("{tid} ({why})"))
+            .collect();
+        Some(format!(
+            "{} threads could not be attached and run on, not stopped: {}",
+            self.refused.len(),
+            each.join(", ")
+        ))
+    }
+
     /// The thread to report a stop of after the attach: the one the user named, or the
     /// main thread.
     pub fn focus_tid(&self) -> Pid {
@@ -699,6 +719,7 @@ impl Worker {
             name: procfs::comm(pid).unwrap_or_else(|_| "?".into()),
             tids: outcome.tids,
             stragglers: outcome.stragglers,
+            refused: outcome.refused,
             main_tid,
             was_job_stopped: outcome.was_job_stopped,
             named_thread,

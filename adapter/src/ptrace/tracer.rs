@@ -106,6 +106,9 @@ pub struct Tracer {
     /// late thread's stop that arrives meanwhile is kept, not resumed.
     holding: bool,
     recent_exits: RecentExits,
+    /// Threads the attach could not seize while others were (another tracer holds
+    /// them, say), with why: they run on, and the user must be told.
+    refused: BTreeMap<Pid, String>,
     /// Thread names read while every thread was stopped, when none can rename another;
     /// forgotten as soon as any thread runs. Read ahead while the ptrace thread is idle
     /// (`read_ahead`), so that `threads` after a stop rarely reads /proc.
@@ -127,6 +130,8 @@ pub struct AttachOutcome {
     pub tids: Vec<Pid>,
     /// Threads that could not be stopped before the deadline (see STOP_DEADLINE).
     pub stragglers: Vec<Pid>,
+    /// Threads that could not be seized, and why.
+    pub refused: Vec<(Pid, String)>,
     pub was_job_stopped: bool,
 }
 
@@ -150,6 +155,7 @@ impl Tracer {
             announce: false,
             holding: false,
             recent_exits: RecentExits::default(),
+            refused: BTreeMap::new(),
         };
         let _boost = Boost::raise();
         let started = Instant::now();
@@ -187,11 +193,17 @@ impl Tracer {
         tracer.announce = true;
         tracer.holding = true;
         let tids = tracer.threads.keys().copied().collect();
+        // A thread refused at first and seized by a later pass is ours after all.
+        let refused = std::mem::take(&mut tracer.refused)
+            .into_iter()
+            .filter(|(tid, _)| !tracer.threads.contains_key(tid) && !task_is_gone(pid, *tid))
+            .collect();
         Ok((
             tracer,
             AttachOutcome {
                 tids,
                 stragglers,
+                refused,
                 was_job_stopped,
             },
         ))
@@ -237,6 +249,7 @@ impl Tracer {
                             _ => {
                                 tracing::debug!(tid, %err, "seize failed");
                                 first_error.get_or_insert(errno);
+                                self.refused.insert(tid, why_refused(self.pid, tid, &err));
                             }
                         }
                     }
@@ -830,6 +843,18 @@ impl Tracer {
             }
         }
     }
+}
+
+/// Why seizing one thread failed, in words: most often another tracer holds it
+/// (ptrace is per thread, and `validate` looks only at the leader).
+fn why_refused(pid: Pid, tid: Pid, err: &std::io::Error) -> String {
+    let tracer = procfs::task_status(pid, tid).map_or(0, |s| s.tracer_pid);
+    if tracer != 0 {
+        let process = procfs::process_of(tracer);
+        let name = procfs::comm(process).unwrap_or_else(|_| "?".into());
+        return format!("traced by pid {process} ({name})");
+    }
+    err.to_string()
 }
 
 fn task_is_gone(pid: Pid, tid: Pid) -> bool {

@@ -153,6 +153,7 @@ impl Session {
             name: held.name.clone(),
             tids: stopped.tids,
             stragglers: stopped.running,
+            refused: Vec::new(),
             main_tid: held.main_tid,
             was_job_stopped: false,
             named_thread: None,
@@ -375,6 +376,9 @@ impl Session {
                 report.stragglers.len(),
                 report.stragglers
             ));
+        }
+        if let Some(note) = report.refused_note() {
+            line.push_str(&format!("; {note}"));
         }
         if report.was_job_stopped {
             line.push_str(
