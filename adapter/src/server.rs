@@ -56,7 +56,7 @@ impl Adapter {
         if let Some(held) = multiclient {
             session = session.one_of_many(held);
         }
-        let end = session.run(input, &mut self.backend_events, signals).await;
+        let mut end = session.run(input, &mut self.backend_events, signals).await;
         // The target is detached (or held) by now. Every message the session queued
         // reaches the client before its stream closes, unless the client stopped
         // reading: then its writer is blocked in `write` for good, and latch must not
@@ -77,6 +77,10 @@ impl Adapter {
                 }
                 _ = signals.recv() => {
                     tracing::warn!("signalled while the client's last messages were unread; dropping them");
+                    // The signal was taken here: it still ends latch.
+                    if end.reason != EndReason::BackendGone {
+                        end.reason = EndReason::Signal;
+                    }
                 }
             }
         }
