@@ -96,6 +96,9 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
                 ""
             }
         )?;
+        if let Some(note) = report.refused_note() {
+            writeln!(out, "{note}")?;
+        }
         if !report.stragglers.is_empty() {
             writeln!(
                 out,

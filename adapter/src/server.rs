@@ -15,6 +15,10 @@ use crate::session::{EndReason, HeldTarget, Session, SessionEnd, Signals};
 use crate::symbols::SymbolService;
 use crate::transport;
 
+/// How long the last messages of a session may take to reach a client that has
+/// stopped reading before latch goes on without them.
+const WRITER_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What outlives a single client: the ptrace thread, its events and the symbols thread.
 struct Adapter {
     backend: Backend,
@@ -52,9 +56,34 @@ impl Adapter {
         if let Some(held) = multiclient {
             session = session.one_of_many(held);
         }
-        let end = session.run(input, &mut self.backend_events, signals).await;
-        // Every message the session queued reaches the client before its stream closes.
-        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        let mut end = session.run(input, &mut self.backend_events, signals).await;
+        // The target is detached (or held) by now. Every message the session queued
+        // reaches the client before its stream closes, unless the client stopped
+        // reading: then its writer is blocked in `write` for good, and latch must not
+        // wait on it to end (nor ignore a signal meanwhile). A plain thread waits for
+        // the writer, not `spawn_blocking`: dropping the runtime would wait for that.
+        let (flushed, flushed_rx) = tokio::sync::oneshot::channel();
+        let waiter = std::thread::Builder::new()
+            .name("latch-dap-flush".into())
+            .spawn(move || {
+                let _ = writer.join();
+                let _ = flushed.send(());
+            });
+        if waiter.is_ok() {
+            tokio::select! {
+                _ = flushed_rx => {}
+                _ = tokio::time::sleep(WRITER_GRACE) => {
+                    tracing::warn!("the client has not read latch's last messages for {WRITER_GRACE:?}; dropping them");
+                }
+                _ = signals.recv() => {
+                    tracing::warn!("signalled while the client's last messages were unread; dropping them");
+                    // The signal was taken here: it still ends latch.
+                    if end.reason != EndReason::BackendGone {
+                        end.reason = EndReason::Signal;
+                    }
+                }
+            }
+        }
         end
     }
 }
@@ -89,7 +118,15 @@ pub fn run_stdio() -> anyhow::Result<ExitCode> {
     tracing::info!(reason = ?end.reason, "session ended");
     drop(runtime);
     drop(adapter);
-    Ok(ExitCode::SUCCESS)
+    Ok(exit_code(end.reason))
+}
+
+/// A session that ended because latch failed ends latch with a failure status.
+fn exit_code(reason: EndReason) -> ExitCode {
+    match reason {
+        EndReason::BackendGone => ExitCode::FAILURE,
+        EndReason::Disconnected | EndReason::ClientGone | EndReason::Signal => ExitCode::SUCCESS,
+    }
 }
 
 /// `latch dap --listen ADDRESS [--accept-multiclient] [--allow-other-users]
@@ -135,6 +172,9 @@ async fn serve_one(
     let (input, output) = stream.split()?;
     let end = adapter.serve_client(input, output, None, signals).await;
     tracing::info!(reason = ?end.reason, "session ended");
+    if end.reason == EndReason::BackendGone {
+        anyhow::bail!("the ptrace thread ended");
+    }
     Ok(())
 }
 
@@ -164,8 +204,10 @@ async fn serve_many(
                     .await;
                 tracing::info!(reason = ?end.reason, "client session ended");
                 held = end.held;
-                if end.reason == EndReason::Signal {
-                    return Ok(());
+                match end.reason {
+                    EndReason::Signal => return Ok(()),
+                    EndReason::BackendGone => anyhow::bail!("the ptrace thread ended"),
+                    EndReason::Disconnected | EndReason::ClientGone => {}
                 }
             }
             Some(event) = adapter.backend_events.recv() => {

@@ -199,3 +199,43 @@ fn bad_listen_addresses_are_explained() {
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("--listen"), "{text}");
 }
+
+/// The held process exits while the next client is connected but has not attached
+/// yet: the server lets go of it, so that client (and every later one) can attach to
+/// another process.
+#[test]
+fn multiclient_forgets_a_held_process_that_exits_during_the_next_session() {
+    require_harness!();
+    let mut target = Target::start(Fixture::Sleeping, &["2"]);
+    let other = Target::start(Fixture::Sleeping, &["2"]);
+    let mut server = Server::start("127.0.0.1:0", &["--accept-multiclient"]);
+    let mut first = server.connect();
+    attach_stopped(&mut first, &target, &server);
+    first.ok("disconnect", json!({}));
+    first.wait_closed(secs(10));
+
+    let mut second = server.connect();
+    second.initialize();
+    target.send_line("exit 7");
+    // Reaped by its parent only after latch's ptrace thread has seen the exit.
+    assert_eq!(target.wait_exit(secs(10)).code(), Some(7));
+    let said = second.wait_until(secs(10), |dap| {
+        dap.events("output").iter().any(|e| {
+            let text = e["body"]["output"].as_str().unwrap_or_default();
+            text.contains(&target.pid.to_string()) && text.contains("exited")
+        })
+    });
+    assert!(
+        said,
+        "the client was not told: {:?}",
+        second.events("output")
+    );
+    second.attach_pid(other.pid, true);
+    assert_entry_stop(&mut second, other.pid as i64);
+    assert_threads_match(&mut second, other.pid);
+    assert_all_traced_and_stopped(other.pid, server.pid());
+    second.ok("disconnect", json!({}));
+    second.wait_closed(secs(10));
+    server.stop();
+    other.assert_runs_on(false);
+}

@@ -13,6 +13,8 @@ mod listen_access;
 mod malformed;
 mod nvim;
 mod replaced;
+mod signals;
 mod stacks;
+mod stops;
 mod symbol_files;
 mod waitfor;

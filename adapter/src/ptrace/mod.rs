@@ -13,7 +13,7 @@ mod tracer;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -29,6 +29,9 @@ pub struct ThreadInfo {
     /// `comm` of the thread.
     pub name: String,
     pub is_main: bool,
+    /// Still running while the rest of the process is held stopped: blocked in the
+    /// kernel (vfork, D state); it stops as soon as the kernel lets it.
+    pub running_while_held: bool,
 }
 
 impl ThreadInfo {
@@ -37,6 +40,7 @@ impl ThreadInfo {
             tid,
             name: ThreadInfo::read_name(pid, tid),
             is_main: tid == pid,
+            running_while_held: false,
         }
     }
 
@@ -96,6 +100,9 @@ pub struct AttachReport {
     /// Threads that would not stop (blocked in the kernel: vfork, D state); they are
     /// traced and will stop when the kernel lets them.
     pub stragglers: Vec<Pid>,
+    /// Threads that could not be attached (another tracer holds them, say), and why:
+    /// they run on, untouched.
+    pub refused: Vec<(Pid, String)>,
     /// The thread to show first: the leader, or the first thread if the leader exited.
     pub main_tid: Pid,
     /// The process was stopped by job control (e.g. `kill -STOP`) before we came.
@@ -108,6 +115,23 @@ pub struct AttachReport {
 }
 
 impl AttachReport {
+    /// "2 threads could not be attached and run on: 1234 (traced by pid 99 (gdb))".
+    pub fn refused_note(&self) -> Option<String> {
+        if self.refused.is_empty() {
+            return None;
+        }
+        let each: Vec<String> = self
+            .refused
+            .iter()
+            .map(|(tid, why)| format!("{tid} ({why})"))
+            .collect();
+        Some(format!(
+            "{} threads could not be attached and run on, not stopped: {}",
+            self.refused.len(),
+            each.join(", ")
+        ))
+    }
+
     /// The thread to report a stop of after the attach: the one the user named, or the
     /// main thread.
     pub fn focus_tid(&self) -> Pid {
@@ -126,6 +150,16 @@ impl AttachReport {
             )
         })
     }
+}
+
+/// What a stop achieved.
+#[derive(Debug, Clone, Default)]
+pub struct Stopped {
+    /// Every thread, ascending.
+    pub tids: Vec<Pid>,
+    /// Threads that could not stop (blocked in the kernel); each stops and stays
+    /// stopped as soon as the kernel lets it.
+    pub running: Vec<Pid>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,7 +198,7 @@ enum Command {
         reply: oneshot::Sender<Result<AttachReport, AttachError>>,
     },
     StopAll {
-        reply: oneshot::Sender<Result<Vec<Pid>, BackendError>>,
+        reply: oneshot::Sender<Result<Stopped, BackendError>>,
     },
     ResumeAll {
         reply: oneshot::Sender<Result<(), BackendError>>,
@@ -195,6 +229,24 @@ enum Command {
     },
 }
 
+impl Command {
+    #[cfg(debug_assertions)]
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Attach { .. } => "attach",
+            Command::StopAll { .. } => "stop_all",
+            Command::ResumeAll { .. } => "resume_all",
+            Command::Threads { .. } => "threads",
+            Command::Registers { .. } => "registers",
+            Command::Signal { .. } => "signal",
+            Command::Detach { .. } => "detach",
+            Command::Shutdown => "shutdown",
+            Command::Arm { .. } => "arm",
+            Command::ReadAhead { .. } => "read_ahead",
+        }
+    }
+}
+
 /// A cloneable way to command the ptrace thread from any thread.
 #[derive(Clone)]
 pub struct BackendHandle {
@@ -205,7 +257,8 @@ pub struct BackendHandle {
 /// Owns the ptrace thread: dropping it detaches from the target and joins the thread.
 pub struct Backend {
     handle: Option<BackendHandle>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// The ptrace thread, and any that took over from it (see `Worker::hand_over`).
+    threads: Arc<Mutex<Vec<std::thread::JoinHandle<()>>>>,
 }
 
 impl Backend {
@@ -218,25 +271,27 @@ impl Backend {
         sigchld_read.set_nonblocking(true)?;
         signal_hook::low_level::pipe::register(libc::SIGCHLD, sigchld_write)?;
         let thread_wake = wake.clone();
+        let threads = Arc::new(Mutex::new(Vec::new()));
+        let worker = Worker {
+            commands: command_rx,
+            wake: thread_wake,
+            sigchld: sigchld_read,
+            events: event_tx,
+            tracer: None,
+            armed: None,
+            reading_ahead: false,
+            listed: None,
+            detached: None,
+        };
+        let worker_threads = threads.clone();
         let thread = std::thread::Builder::new()
             .name("latch-ptrace".into())
-            .spawn(move || {
-                let mut worker = Worker {
-                    commands: command_rx,
-                    wake: thread_wake,
-                    sigchld: sigchld_read,
-                    events: event_tx,
-                    tracer: None,
-                    armed: None,
-                    reading_ahead: false,
-                    listed: None,
-                };
-                worker.run();
-            })?;
+            .spawn(move || worker_main(worker, worker_threads))?;
+        lock(&threads).push(thread);
         Ok((
             Backend {
                 handle: Some(BackendHandle { commands, wake }),
-                thread: Some(thread),
+                threads,
             },
             event_rx,
         ))
@@ -254,10 +309,67 @@ impl Drop for Backend {
         if let Some(handle) = self.handle.take() {
             drop(handle.send(|_: oneshot::Sender<()>| Command::Shutdown));
         }
-        if let Some(thread) = self.thread.take() {
+        // A thread that handed over to another pushed its successor before it ended.
+        loop {
+            let Some(thread) = lock(&self.threads).pop() else {
+                break;
+            };
             let _ = thread.join();
         }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The life of a ptrace thread: serve commands until the session ends, or until a
+/// detach left threads that only this thread's end can release; then another thread
+/// takes over the same channels, so the session never notices.
+fn worker_main(mut worker: Worker, threads: Arc<Mutex<Vec<std::thread::JoinHandle<()>>>>) {
+    if worker.run() != RunEnd::HandOver {
+        return;
+    }
+    // A priority boost belongs to this thread; the next one raises its own.
+    worker.armed = None;
+    let ending = sys::gettid();
+    let successor_threads = threads.clone();
+    let spawned = std::thread::Builder::new()
+        .name("latch-ptrace".into())
+        .spawn(move || {
+            // The detach is answered only once the kernel has let go of what this
+            // thread still traced: the client is told "detached" when it is true.
+            wait_until_thread_ended(ending);
+            if let Some(reply) = worker.detached.take() {
+                let _ = reply.send(());
+            }
+            worker_main(worker, successor_threads)
+        });
+    match spawned {
+        Ok(thread) => lock(&threads).push(thread),
+        // The worker is gone with the closure: the session hears `Gone` from now on.
+        Err(err) => tracing::error!("could not start the next ptrace thread: {err}"),
+    }
+}
+
+/// Waits (at most a second) until the thread `tid` of this process has ended: the kernel
+/// detaches a thread's tracees as it exits, before its /proc entry goes.
+fn wait_until_thread_ended(tid: Pid) {
+    let path = format!("/proc/self/task/{tid}");
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while std::path::Path::new(&path).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunEnd {
+    /// The session is over.
+    Finished,
+    /// End this thread and go on in a new one (see `worker_main`).
+    HandOver,
 }
 
 impl BackendHandle {
@@ -284,7 +396,7 @@ impl BackendHandle {
     }
 
     /// Stops every thread; answers their ids (names come with `threads`).
-    pub async fn stop_all(&self) -> Result<Vec<Pid>, BackendError> {
+    pub async fn stop_all(&self) -> Result<Stopped, BackendError> {
         self.send(|reply| Command::StopAll { reply })
             .await
             .unwrap_or(Err(BackendError::Gone))
@@ -382,6 +494,9 @@ struct Worker {
     reading_ahead: bool,
     /// Where the thread list goes when this reading ahead is done.
     listed: Option<oneshot::Sender<Vec<ThreadInfo>>>,
+    /// The answer to a detach that left threads only this thread's end releases: it
+    /// is sent by the thread that takes over.
+    detached: Option<oneshot::Sender<()>>,
 }
 
 /// Waits on the SIGCHLD pipe only: used inside stop/detach, where commands wait.
@@ -420,7 +535,7 @@ fn drain_fd(fd: RawFd) -> bool {
 }
 
 impl Worker {
-    fn run(&mut self) {
+    fn run(&mut self) -> RunEnd {
         loop {
             let timeout = match &self.tracer {
                 // Names and registers to read ahead: look for commands and events without
@@ -438,18 +553,22 @@ impl Worker {
             let mut handled_command = false;
             loop {
                 match self.commands.try_recv() {
+                    // This thread ends: whatever it could not detach is released too.
                     Ok(Command::Shutdown) => {
                         self.detach(DetachMode::Run);
-                        return;
+                        return RunEnd::Finished;
                     }
                     Ok(command) => {
                         handled_command = true;
                         self.handle(command);
+                        if self.detached.is_some() {
+                            return RunEnd::HandOver;
+                        }
                     }
                     Err(mpsc::TryRecvError::Empty) => break,
                     Err(mpsc::TryRecvError::Disconnected) => {
                         self.detach(DetachMode::Run);
-                        return;
+                        return RunEnd::Finished;
                     }
                 }
             }
@@ -484,9 +603,13 @@ impl Worker {
         }
     }
 
-    fn detach(&mut self, mode: DetachMode) {
-        if let Some(mut tracer) = self.tracer.take() {
-            tracer.detach(mode, &mut ChildWait(&self.sigchld));
+    /// Detaches; whether threads are left that only the end of this thread releases.
+    fn detach(&mut self, mode: DetachMode) -> bool {
+        match self.tracer.take() {
+            Some(mut tracer) => !tracer
+                .detach(mode, &mut ChildWait(&self.sigchld))
+                .is_empty(),
+            None => false,
         }
     }
 
@@ -495,6 +618,14 @@ impl Worker {
     }
 
     fn handle(&mut self, command: Command) {
+        // Debug builds only: lets the end-to-end tests prove that a panic on this
+        // thread still detaches, and that the session hears of it.
+        #[cfg(debug_assertions)]
+        if std::env::var("LATCH_TEST_PANIC_ON")
+            .is_ok_and(|c| c.strip_prefix("ptrace:") == Some(command.name()))
+        {
+            panic!("LATCH_TEST_PANIC_ON=ptrace:{}", command.name());
+        }
         match command {
             Command::Attach { pid, reply } => {
                 self.reading_ahead = false;
@@ -513,7 +644,10 @@ impl Worker {
                     .ok_or(BackendError::NotAttached)
                     .map(|tracer| {
                         tracer.stop_all(&mut ChildWait(sigchld));
-                        tracer.tids()
+                        Stopped {
+                            tids: tracer.tids(),
+                            running: tracer.still_running(),
+                        }
                     });
                 let _ = reply.send(result);
             }
@@ -537,8 +671,11 @@ impl Worker {
                 let _ = reply.send(result);
             }
             Command::Detach { mode, reply } => {
-                self.detach(mode);
-                let _ = reply.send(());
+                if self.detach(mode) {
+                    self.detached = Some(reply);
+                } else {
+                    let _ = reply.send(());
+                }
             }
             Command::Shutdown => unreachable!("handled by the run loop"),
             Command::ReadAhead { listed } => {
@@ -582,6 +719,7 @@ impl Worker {
             name: procfs::comm(pid).unwrap_or_else(|_| "?".into()),
             tids: outcome.tids,
             stragglers: outcome.stragglers,
+            refused: outcome.refused,
             main_tid,
             was_job_stopped: outcome.was_job_stopped,
             named_thread,
@@ -598,7 +736,15 @@ impl Drop for Tracer {
                 Ok(pair) => pair,
                 Err(_) => return,
             };
-            self.detach(DetachMode::Run, &mut ChildWait(&read));
+            // `ChildWait` empties what it polled with reads that must not block: a
+            // blocking socket here left the panicking thread asleep in `read` forever,
+            // holding every thread of the target stopped.
+            if read.set_nonblocking(true).is_err() {
+                return;
+            }
+            // This thread is unwinding and ends: what could not be detached is
+            // released with it.
+            let _ = self.detach(DetachMode::Run, &mut ChildWait(&read));
         }
     }
 }

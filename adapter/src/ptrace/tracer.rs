@@ -71,6 +71,9 @@ struct Thread {
     pending_signal: i32,
     /// Stopped by job control (SIGSTOP and kin) rather than by us.
     in_group_stop: bool,
+    /// Missed a stop deadline and has not stopped since: blocked in the kernel (vfork,
+    /// D state). Its interrupt is still pending; the next stop does not wait for it.
+    late: bool,
 }
 
 impl Thread {
@@ -79,6 +82,7 @@ impl Thread {
             state: RunState::Running,
             pending_signal: 0,
             in_group_stop: false,
+            late: false,
         }
     }
 }
@@ -98,7 +102,13 @@ pub struct Tracer {
     events: tokio::sync::mpsc::UnboundedSender<BackendEvent>,
     /// Events are reported to the session only after the attach finished.
     announce: bool,
+    /// The process is held stopped (after the attach or a stop, until a resume): a
+    /// late thread's stop that arrives meanwhile is kept, not resumed.
+    holding: bool,
     recent_exits: RecentExits,
+    /// Threads the attach could not seize while others were (another tracer holds
+    /// them, say), with why: they run on, and the user must be told.
+    refused: BTreeMap<Pid, String>,
     /// Thread names read while every thread was stopped, when none can rename another;
     /// forgotten as soon as any thread runs. Read ahead while the ptrace thread is idle
     /// (`read_ahead`), so that `threads` after a stop rarely reads /proc.
@@ -120,6 +130,8 @@ pub struct AttachOutcome {
     pub tids: Vec<Pid>,
     /// Threads that could not be stopped before the deadline (see STOP_DEADLINE).
     pub stragglers: Vec<Pid>,
+    /// Threads that could not be seized, and why.
+    pub refused: Vec<(Pid, String)>,
     pub was_job_stopped: bool,
 }
 
@@ -141,7 +153,9 @@ impl Tracer {
             was_job_stopped,
             events,
             announce: false,
+            holding: false,
             recent_exits: RecentExits::default(),
+            refused: BTreeMap::new(),
         };
         let _boost = Boost::raise();
         let started = Instant::now();
@@ -171,21 +185,25 @@ impl Tracer {
             let _ = tracer.seize_all();
             tracer.wait_until_all_stopped(waiter, deadline);
         }
-        let stragglers = tracer.stragglers();
-        if !stragglers.is_empty() {
-            tracing::warn!(?stragglers, "threads did not stop within {STOP_DEADLINE:?}");
-        }
+        let stragglers = tracer.mark_stragglers();
         if tracer.threads.is_empty() {
             tracer.exited = true;
             return Err(AttachError::NoSuchProcess(pid));
         }
         tracer.announce = true;
+        tracer.holding = true;
         let tids = tracer.threads.keys().copied().collect();
+        // A thread refused at first and seized by a later pass is ours after all.
+        let refused = std::mem::take(&mut tracer.refused)
+            .into_iter()
+            .filter(|(tid, _)| !tracer.threads.contains_key(tid) && !task_is_gone(pid, *tid))
+            .collect();
         Ok((
             tracer,
             AttachOutcome {
                 tids,
                 stragglers,
+                refused,
                 was_job_stopped,
             },
         ))
@@ -231,6 +249,7 @@ impl Tracer {
                             _ => {
                                 tracing::debug!(tid, %err, "seize failed");
                                 first_error.get_or_insert(errno);
+                                self.refused.insert(tid, why_refused(self.pid, tid, &err));
                             }
                         }
                     }
@@ -285,6 +304,30 @@ impl Tracer {
             .collect()
     }
 
+    /// The threads that did not stop in time, marked late so that later stops do not
+    /// wait for them again until they have stopped once.
+    fn mark_stragglers(&mut self) -> Vec<Pid> {
+        let stragglers = self.stragglers();
+        for tid in &stragglers {
+            if let Some(thread) = self.threads.get_mut(tid) {
+                thread.late = true;
+            }
+        }
+        if !stragglers.is_empty() {
+            tracing::warn!(?stragglers, "threads did not stop within {STOP_DEADLINE:?}");
+        }
+        stragglers
+    }
+
+    /// The threads that run while the process is held stopped (late ones).
+    pub fn still_running(&self) -> Vec<Pid> {
+        if self.holding {
+            self.stragglers()
+        } else {
+            Vec::new()
+        }
+    }
+
     fn wait_until_all_stopped(&mut self, waiter: &mut dyn EventWait, deadline: Instant) {
         let mut batch = Vec::new();
         let mut last_progress = Instant::now();
@@ -307,7 +350,15 @@ impl Tracer {
             for event in batch.drain(..) {
                 self.on_event(event, true);
             }
-            if self.exited || self.threads.values().all(|t| t.state == RunState::Stopped) {
+            // Threads that missed the last deadline are most likely still blocked (a hung
+            // NFS read does not end because we ask again): each stop waiting the whole
+            // deadline for them would make every pause take that long.
+            if self.exited
+                || self
+                    .threads
+                    .values()
+                    .all(|t| t.state == RunState::Stopped || t.late)
+            {
                 return;
             }
             let now = Instant::now();
@@ -354,10 +405,8 @@ impl Tracer {
             let _ = sys::interrupt(tid);
         }
         self.wait_until_all_stopped(waiter, Instant::now() + STOP_DEADLINE);
-        let stragglers = self.stragglers();
-        if !stragglers.is_empty() {
-            tracing::warn!(?stragglers, "threads did not stop within {STOP_DEADLINE:?}");
-        }
+        self.mark_stragglers();
+        self.holding = true;
     }
 
     /// Drops running threads that /proc shows dead or zombie: they will never stop.
@@ -382,6 +431,7 @@ impl Tracer {
             return;
         }
         let _boost = Boost::raise();
+        self.holding = false;
         let tids: Vec<Pid> = self.threads.keys().copied().collect();
         for tid in tids {
             self.resume(tid);
@@ -417,14 +467,18 @@ impl Tracer {
         match event {
             WaitEvent::Exited { tid, code } => self.on_exit(tid, code),
             WaitEvent::Killed { tid, signal } => self.on_exit(tid, 128 + signal),
+            WaitEvent::Event { tid, .. } | WaitEvent::Signal { tid, .. }
+                if !self.threads.contains_key(&tid) && self.let_go_if_other_process(tid) => {}
             WaitEvent::Event { tid, event, signal } => {
                 match event {
                     PTRACE_EVENT_CLONE => {
                         if let Ok(child) = sys::event_message(tid) {
+                            let child = child as Pid;
                             // Its first stop may already have come, and it may have run
-                            // and exited since: then it must not come back.
-                            if !self.recent_exits.take(child as Pid) {
-                                self.add_thread(child as Pid, RunState::Running);
+                            // and exited since: then it must not come back. A child
+                            // process is let go at its first stop.
+                            if !self.recent_exits.take(child) && !self.is_other_process(child) {
+                                self.add_thread(child, RunState::Running);
                             }
                         }
                     }
@@ -439,9 +493,12 @@ impl Tracer {
                 }
                 let thread = self.threads.get_mut(&tid).expect("just added");
                 thread.state = RunState::Stopped;
+                thread.late = false;
                 thread.in_group_stop =
                     event == PTRACE_EVENT_STOP && sys::is_group_stop_signal(signal);
-                if !stopping {
+                // While the process is held, a late thread's stop is kept: the editor
+                // shows every thread stopped.
+                if !stopping && !self.holding {
                     self.resume(tid);
                 }
             }
@@ -451,13 +508,36 @@ impl Tracer {
                 }
                 let thread = self.threads.get_mut(&tid).expect("just added");
                 thread.state = RunState::Stopped;
+                thread.late = false;
                 thread.pending_signal = signal;
                 thread.in_group_stop = false;
-                if !stopping {
+                if !stopping && !self.holding {
                     self.resume(tid);
                 }
             }
         }
+    }
+
+    /// Whether `tid` belongs to another process: `clone` without CLONE_THREAD (and
+    /// without SIGCHLD as exit signal, which makes it neither a thread nor a fork to
+    /// ptrace) makes a child process that PTRACE_O_TRACECLONE traces too.
+    fn is_other_process(&self, tid: Pid) -> bool {
+        let tgid = procfs::process_of(tid);
+        tgid != self.pid && tgid == tid
+    }
+
+    /// A stop of a task we do not know: if it is a child process (see
+    /// `is_other_process`), it is not ours to debug; detach it at once, at its first
+    /// stop, with nothing owed (that stop is the one tracing gave it). True if so.
+    fn let_go_if_other_process(&mut self, tid: Pid) -> bool {
+        if !self.is_other_process(tid) {
+            return false;
+        }
+        tracing::debug!(tid, "a cloned child process, not a thread: detached");
+        if let Err(err) = sys::detach(tid, 0) {
+            tracing::debug!(tid, %err, "detaching a cloned child process failed");
+        }
+        true
     }
 
     fn add_thread(&mut self, tid: Pid, state: RunState) {
@@ -579,7 +659,7 @@ impl Tracer {
             .collect();
         let keep = self.all_stopped();
         let mut infos = Vec::with_capacity(self.threads.len());
-        for &tid in self.threads.keys() {
+        for (&tid, thread) in &self.threads {
             let name = match (self.names.get(&tid), read.remove(&tid)) {
                 (Some(name), _) => name.clone(),
                 (None, read) => {
@@ -594,6 +674,7 @@ impl Tracer {
                 tid,
                 name,
                 is_main: tid == self.pid,
+                running_while_held: self.holding && thread.state == RunState::Running,
             });
         }
         infos
@@ -658,16 +739,37 @@ impl Tracer {
 
     /// Lets go of the process: everything stopped first, then each thread detached with
     /// the signal it is owed, non-leaders before the leader.
-    pub fn detach(&mut self, mode: DetachMode, waiter: &mut dyn EventWait) {
+    ///
+    /// Returns the threads that never stopped (blocked in the kernel: vfork, D state).
+    /// PTRACE_DETACH needs a stopped tracee, so these are still ours, with an interrupt
+    /// pending that stops them as soon as the kernel lets them go; only the end of the
+    /// ptrace thread releases them (the kernel then detaches every tracee of that thread
+    /// and clears its pending interrupt). The caller must end this thread.
+    #[must_use]
+    pub fn detach(&mut self, mode: DetachMode, waiter: &mut dyn EventWait) -> Vec<Pid> {
         if self.exited {
-            return;
+            return Vec::new();
         }
         self.stop_all(waiter);
         if mode == DetachMode::Kill {
             // SAFETY: kill with a pid we validated.
             unsafe { libc::kill(self.pid, libc::SIGKILL) };
             self.reap_until_exit(waiter);
-            return;
+            return Vec::new();
+        }
+        // A stop that came after the deadline is still waiting to be collected: its
+        // thread can be detached like the others.
+        let mut batch: Vec<WaitEvent> = self
+            .stragglers()
+            .into_iter()
+            .filter_map(sys::wait_thread)
+            .collect();
+        sys::drain_events(&mut batch);
+        for event in batch {
+            self.on_event(event, true);
+        }
+        if self.exited {
+            return Vec::new();
         }
         let _boost = Boost::raise();
         if mode == DetachMode::LeaveStopped {
@@ -685,8 +787,13 @@ impl Tracer {
         if self.threads.contains_key(&self.pid) {
             order.push(self.pid);
         }
+        let mut unreleased = Vec::new();
         for tid in order {
             let thread = &self.threads[&tid];
+            if thread.state != RunState::Stopped {
+                unreleased.push(tid);
+                continue;
+            }
             let signal = if thread.in_group_stop {
                 0
             } else {
@@ -706,6 +813,14 @@ impl Tracer {
                 "the target was stopped by job control before the attach; it stays stopped"
             );
         }
+        if !unreleased.is_empty() {
+            tracing::warn!(
+                ?unreleased,
+                "threads still blocked in the kernel cannot be detached; ending the ptrace \
+                 thread releases them"
+            );
+        }
+        unreleased
     }
 
     fn reap_until_exit(&mut self, waiter: &mut dyn EventWait) {
@@ -728,6 +843,18 @@ impl Tracer {
             }
         }
     }
+}
+
+/// Why seizing one thread failed, in words: most often another tracer holds it
+/// (ptrace is per thread, and `validate` looks only at the leader).
+fn why_refused(pid: Pid, tid: Pid, err: &std::io::Error) -> String {
+    let tracer = procfs::task_status(pid, tid).map_or(0, |s| s.tracer_pid);
+    if tracer != 0 {
+        let process = procfs::process_of(tracer);
+        let name = procfs::comm(process).unwrap_or_else(|_| "?".into());
+        return format!("traced by pid {process} ({name})");
+    }
+    err.to_string()
 }
 
 fn task_is_gone(pid: Pid, tid: Pid) -> bool {

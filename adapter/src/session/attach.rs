@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::{Phase, Session, Target, Waiting};
 use crate::dap::{AttachArguments, CancelArguments, Request, Response, WaitForMatch};
-use crate::ptrace::{AttachError, AttachReport, BackendHandle};
+use crate::ptrace::{AttachError, AttachReport, BackendError, BackendHandle};
 use crate::waitfor::{Canceller, Found, MatchMode, WaitError, WaitSpec, Waiter};
 
 /// How a waitFor ended, sent from its thread to the session.
@@ -102,29 +102,41 @@ impl Session {
         };
         if !same_process {
             let text = format!(
-                "this latch server (--accept-multiclient) holds pid {} ({}) for its clients;                  attach to pid {}, or stop latch (Ctrl-C or SIGTERM) to detach from it and                  start another for a different process",
+                "this latch server (--accept-multiclient) holds pid {} ({}) for its clients; attach to pid {}, or stop latch (Ctrl-C or SIGTERM) to detach from it and start another for a different process",
                 held.pid, held.name, held.pid
             );
             return self.fail(request, "already attached", &text);
         }
         let stop_on_entry = args.stop_on_entry.unwrap_or(false);
         let started = std::time::Instant::now();
-        let threads = if held.stopped {
+        let stopped = if held.stopped {
             self.backend
                 .threads()
                 .await
-                .map(|threads| threads.into_iter().map(|t| t.tid).collect())
+                .map(|threads| crate::ptrace::Stopped {
+                    running: threads
+                        .iter()
+                        .filter(|t| t.running_while_held)
+                        .map(|t| t.tid)
+                        .collect(),
+                    tids: threads.into_iter().map(|t| t.tid).collect(),
+                })
         } else {
             self.backend.stop_all().await
         };
-        let threads = match threads {
-            Ok(threads) if !threads.is_empty() => threads,
+        let stopped = match stopped {
+            Ok(stopped) if !stopped.tids.is_empty() => stopped,
             Ok(_) => {
                 self.held = None;
                 let text = format!("pid {} has exited", held.pid);
                 return self.fail(request, "process exited", &text);
             }
             Err(err) => {
+                // Not attached any more (it exited and the event is still on its way):
+                // nothing is held now.
+                if matches!(err, BackendError::NotAttached | BackendError::Exited) {
+                    self.held = None;
+                }
                 let text = format!("could not stop pid {}: {err}", held.pid);
                 return self.fail(request, "attach failed", &text);
             }
@@ -139,8 +151,9 @@ impl Session {
         let report = AttachReport {
             pid: held.pid,
             name: held.name.clone(),
-            tids: threads,
-            stragglers: Vec::new(),
+            tids: stopped.tids,
+            stragglers: stopped.running,
+            refused: Vec::new(),
             main_tid: held.main_tid,
             was_job_stopped: false,
             named_thread: None,
@@ -364,6 +377,9 @@ impl Session {
                 report.stragglers
             ));
         }
+        if let Some(note) = report.refused_note() {
+            line.push_str(&format!("; {note}"));
+        }
         if report.was_job_stopped {
             line.push_str(
                 "; the process was stopped by job control (SIGSTOP) before the attach: it stays \
@@ -419,7 +435,12 @@ impl Session {
                 .report
                 .as_ref()
                 .map_or(target.main_tid, AttachReport::focus_tid);
-            self.report_stop(focus, "entry", "Paused on attach");
+            let running = pending
+                .report
+                .as_ref()
+                .map_or(&[][..], |report| &report.stragglers[..]);
+            let description = super::stop_description("Paused on attach", running);
+            self.report_stop(focus, "entry", &description);
         } else {
             self.running();
             if let Err(err) = self.backend.resume_all().await {

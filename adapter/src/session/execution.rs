@@ -64,8 +64,9 @@ impl Session {
         }
         match self.backend.stop_all().await {
             // The process exited while we stopped it: its exit events tell the rest.
-            Ok(threads) if threads.is_empty() => self.out.respond(Response::ok(request, None)),
-            Ok(threads) => {
+            Ok(stopped) if stopped.tids.is_empty() => self.out.respond(Response::ok(request, None)),
+            Ok(stopped) => {
+                let threads = &stopped.tids;
                 self.out.respond(Response::ok(request, None));
                 let asked = args
                     .thread_id
@@ -80,7 +81,8 @@ impl Session {
                 // Libraries may have come or gone while it ran.
                 self.symbols.refresh();
                 self.announce_modules();
-                self.report_stop(thread_id, "pause", "Paused");
+                let description = super::stop_description("Paused", &stopped.running);
+                self.report_stop(thread_id, "pause", &description);
             }
             Err(err) => self.fail(request, "pause failed", &format!("could not pause: {err}")),
         }

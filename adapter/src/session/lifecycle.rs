@@ -90,6 +90,15 @@ impl Session {
             }
             BackendEvent::ProcessExited { code } => {
                 let Some(target) = self.target.as_mut() else {
+                    // The process a previous client left held exited before this
+                    // client took it: let go of it, or every attach would be refused.
+                    if let Some(held) = self.held.take() {
+                        let line = format!(
+                            "latch: pid {} ({}), held for the next client, exited ({code})",
+                            held.pid, held.name
+                        );
+                        self.out.output("console", &line);
+                    }
                     return;
                 };
                 target.exited = true;
@@ -100,6 +109,43 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// The ptrace thread is gone (a panic there: a latch bug). Its unwinding detached
+    /// the target; every later request would fail, so the session says what happened
+    /// and ends, as a debugger whose engine failed does.
+    pub(super) fn backend_gone(&mut self) {
+        tracing::error!("the ptrace thread ended; ending the session");
+        let what = match &self.target {
+            Some(target) if !target.exited => {
+                format!("; pid {} was detached and runs on", target.pid)
+            }
+            _ => String::new(),
+        };
+        self.out.output(
+            "stderr",
+            &format!(
+                "latch: internal error: the ptrace thread ended (a latch bug; the log says \
+                 why){what}. The debug session ends"
+            ),
+        );
+        if let Some(pending) = self.pending_attach.take() {
+            let text = "latch's ptrace thread ended (a latch bug)";
+            self.out.respond(Response::error(
+                pending.request_seq,
+                "attach",
+                "internal error",
+                text,
+            ));
+        }
+        if let Some(waiting) = self.waiting.take() {
+            waiting.canceller.cancel();
+        }
+        self.out.event("terminated", json!({}));
+        self.target = None;
+        self.held = None;
+        self.end_reason = EndReason::BackendGone;
+        self.phase = Phase::Ended;
     }
 
     pub(super) fn announce_exit(&mut self, code: i32) {
@@ -176,7 +222,7 @@ impl Session {
         self.out.output(
             "console",
             &format!(
-                "latch: pid {} {state}, still attached: latch serves it to the next client                  (--accept-multiclient); stop latch to detach",
+                "latch: pid {} {state}, still attached: latch serves it to the next client (--accept-multiclient); stop latch to detach",
                 target.pid
             ),
         );

@@ -64,6 +64,8 @@ pub enum EndReason {
     Disconnected,
     ClientGone,
     Signal,
+    /// The ptrace thread ended (it panicked): nothing more can be done for the target.
+    BackendGone,
 }
 
 /// With `--accept-multiclient` the target outlives its client: still traced, and what
@@ -201,7 +203,10 @@ impl Session {
                         self.end(EndReason::ClientGone).await;
                     }
                 },
-                Some(event) = backend_events.recv() => self.on_backend_event(event),
+                event = backend_events.recv() => match event {
+                    Some(event) => self.on_backend_event(event),
+                    None => self.backend_gone(),
+                },
                 outcome = wait_result(&mut self.waiting) => self.on_wait_outcome(outcome).await,
                 _ = signals.recv() => self.end(EndReason::Signal).await,
             }
@@ -447,11 +452,28 @@ async fn wait_result(waiting: &mut Option<Waiting>) -> attach::WaitOutcome {
     }
 }
 
-/// The thread name shown in editors: the kernel's name and the tid, the main thread marked.
+/// The thread name shown in editors: the kernel's name and the tid, the main thread
+/// marked, and a thread that still runs while the rest is stopped said to.
 fn thread_name(info: &crate::ptrace::ThreadInfo) -> String {
-    if info.is_main {
-        format!("{} ({}) [main]", info.name, info.tid)
+    let main = if info.is_main { " [main]" } else { "" };
+    let running = if info.running_while_held {
+        " [running: blocked in the kernel]"
     } else {
-        format!("{} ({})", info.name, info.tid)
+        ""
+    };
+    format!("{} ({}){running}{main}", info.name, info.tid)
+}
+
+/// A stop's description, naming the threads that could not stop: the editor shows
+/// every thread paused, and the user must know which ones are not.
+fn stop_description(what: &str, running: &[Pid]) -> String {
+    if running.is_empty() {
+        return what.to_string();
     }
+    let tids: Vec<String> = running.iter().map(Pid::to_string).collect();
+    format!(
+        "{what}; still running, blocked in the kernel (vfork or uninterruptible sleep): \
+         thread {}. Each stops and stays stopped as soon as the kernel lets it",
+        tids.join(", ")
+    )
 }

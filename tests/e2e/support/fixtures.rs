@@ -19,6 +19,12 @@ pub enum Fixture {
     Churn,
     /// `pthread_exit N`: the main thread has exited; N + 2 live threads.
     PthreadExit,
+    /// `vfork`: a "vforker" thread blocked in vfork (uninterruptible) until the test
+    /// writes "release"; it prints "vfork-done N" each time a vfork returns. 3 threads.
+    Vfork,
+    /// `signals`: catches SIGUSR1 ("caught SIGUSR1"); "exec" on stdin makes a thread
+    /// exec the program again ("execd", then "ready" under the same pid). 3 threads.
+    Signals,
     /// The Go program: `gotarget BUSY SLEEPING`.
     Go,
 }
@@ -30,6 +36,8 @@ impl Fixture {
             Fixture::Spinning => "spinning",
             Fixture::Churn => "churn",
             Fixture::PthreadExit => "pthread_exit",
+            Fixture::Vfork => "vfork",
+            Fixture::Signals => "signals",
             Fixture::Go => "gotarget",
         }
     }
@@ -49,11 +57,13 @@ pub fn out_dir() -> PathBuf {
     dir
 }
 
-const C_FIXTURES: [Fixture; 4] = [
+const C_FIXTURES: [Fixture; 6] = [
     Fixture::Sleeping,
     Fixture::Spinning,
     Fixture::Churn,
     Fixture::PthreadExit,
+    Fixture::Vfork,
+    Fixture::Signals,
 ];
 
 fn build_c() -> Result<(), String> {

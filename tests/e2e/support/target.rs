@@ -164,6 +164,34 @@ impl Target {
         );
     }
 
+    /// Waits for the next line of the target's stdout that starts with `prefix`
+    /// (others are skipped); None if none came within `within`.
+    pub fn next_line(&mut self, prefix: &str, within: Duration) -> Option<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return Some(line),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// A line starting with `prefix` the target has already printed, without waiting.
+    pub fn printed(&mut self, prefix: &str) -> Option<String> {
+        self.lines.try_iter().find(|line| line.starts_with(prefix))
+    }
+
+    /// The tid of the live task named `comm`.
+    pub fn tid_named(&self, comm: &str) -> i32 {
+        procfs::live_tasks(self.pid)
+            .into_iter()
+            .find(|t| t.comm == comm)
+            .unwrap_or_else(|| panic!("target {} has no thread {comm}", self.pid))
+            .tid
+    }
+
     /// Takes the threads the target has now as those later checks expect (Go's runtime
     /// starts threads of its own after its ready line).
     pub fn record_threads(&mut self) {
