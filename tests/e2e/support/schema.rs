@@ -126,8 +126,8 @@ fn capitalise(s: &str) -> String {
     }
 }
 
-/// The schema, loaded once; `None` when it cannot be found (callers skip, or
-/// fail under `CI=true`).
+/// The schema, loaded once; the error when it does not load (callers fail, or skip with
+/// LATCH_ALLOW_SKIP outside CI).
 pub fn schema() -> Result<&'static Schema, String> {
     static SCHEMA: OnceLock<Result<Schema, String>> = OnceLock::new();
     SCHEMA
