@@ -892,6 +892,22 @@ fn registers(dap: &mut Dap, frame: &Frame) -> BTreeMap<String, u64> {
     out
 }
 
+/// The user stack pointer and program counter of a thread that is not running, from
+/// `/proc/PID/task/TID/syscall` ("NR ARGS... SP PC", or "-1 SP PC" outside a system call).
+fn kernel_sp_pc(pid: i32, tid: i64) -> (u64, u64) {
+    let path = format!("/proc/{pid}/task/{tid}/syscall");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    let hex = |f: &str| {
+        u64::from_str_radix(f.trim_start_matches("0x"), 16)
+            .unwrap_or_else(|_| panic!("{path}: {text:?} has no sp and pc"))
+    };
+    match fields[..] {
+        [.., sp, pc] if fields.len() >= 3 => (hex(sp), hex(pc)),
+        _ => panic!("{path}: {text:?} has no sp and pc (is the thread running?)"),
+    }
+}
+
 #[test]
 fn stacks_registers_scope() {
     require_harness!();
@@ -914,7 +930,14 @@ fn stacks_registers_scope() {
         regs["rip"], frames[0].ip,
         "frame 0: rip != instructionPointerReference"
     );
-    assert_ne!(regs["rsp"], 0, "frame 0: rsp is 0");
+    // The kernel's own view of the stopped thread, not latch's: /proc's `syscall` file
+    // ends with the user stack pointer and program counter.
+    let (sp, pc) = kernel_sp_pc(target.pid, tid);
+    assert_eq!(
+        (regs["rsp"], regs["rip"]),
+        (sp, pc),
+        "frame 0: (rsp, rip) are not the kernel's (sp, pc) of thread {tid}"
+    );
     // An outer frame (level_two, a real call at -O0): rip is its pc, rsp is
     // above frame 0's.
     let i = frames
