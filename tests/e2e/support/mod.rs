@@ -28,7 +28,7 @@ pub fn ready() -> bool {
         Ok(_) => true,
         Err(e) => {
             skip_or_fail(&format!(
-                "the DAP schema is not available ({e}); set LATCH_DAP_SCHEMA or put it at ../shared/dap/"
+                "the DAP schema every message is validated against does not load: {e}"
             ));
             false
         }
