@@ -13,6 +13,7 @@ mod listen_access;
 mod malformed;
 mod nvim;
 mod replaced;
+mod schema_oracle;
 mod stacks;
 mod symbol_files;
 mod waitfor;
