@@ -23,6 +23,11 @@ pub mod syscall_names;
 pub mod transport;
 pub mod waitfor;
 
+/// What a unit test does when it cannot run; the end-to-end tests share the file.
+#[cfg(test)]
+#[path = "../../tests/skip.rs"]
+pub(crate) mod test_skip;
+
 use std::process::ExitCode;
 
 /// `latch dap` over stdin/stdout.

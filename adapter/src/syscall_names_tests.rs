@@ -24,11 +24,10 @@ fn the_table_is_sorted_without_duplicates() {
 fn the_table_is_the_kernel_header() {
     let header = "/usr/include/x86_64-linux-gnu/asm/unistd_64.h";
     let Ok(text) = std::fs::read_to_string(header) else {
-        let why =
-            format!("{header} is not installed (linux-libc-dev): the syscall table is not checked");
-        let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-        assert!(!in_ci, "CI=true and {why}");
-        eprintln!("\n*** SKIPPED: {why} ***\n");
+        crate::test_skip::skip_or_fail(&format!(
+            "{header} is not installed (apt-get install linux-libc-dev): \
+             the syscall table is not checked"
+        ));
         return;
     };
     let mut from_header: Vec<(i64, String)> = text

@@ -1286,7 +1286,8 @@ mod tests {
     }
 
     /// Starts a waiter of the given kind; `None` when the connector is unavailable here
-    /// (not root, a container), so the connector half of a test is skipped, loudly.
+    /// (not root, a container) and LATCH_ALLOW_SKIP lets the connector half of a test
+    /// be skipped; otherwise that fails.
     fn start(spec: WaitSpec, via: Via) -> Option<Waiter> {
         match via {
             Via::Scan => {
@@ -1303,7 +1304,9 @@ mod tests {
                         !connector_expected(),
                         "the proc connector should work here: {why}"
                     );
-                    eprintln!("skipping the proc connector half: {why}");
+                    crate::test_skip::skip_or_fail(&format!(
+                        "the proc connector is unavailable here (run as root): {why}"
+                    ));
                     return None;
                 }
                 assert!(w.method().contains("proc connector"));
@@ -1497,21 +1500,27 @@ mod tests {
     }
 
     /// A subshell is a fork of a matching shell that never execs: not a new program.
+    /// The subshell says when it exists, and that must come while the waiter still
+    /// waits: a fork that came after the waiter gave up would pass untested.
     #[test]
     fn a_fork_without_exec_does_not_count() {
         for via in BOTH {
             let mut lab = Lab::new();
             let name = unique(&format!("f{}", via as u8));
             let shell = lab.program(&name, "/bin/dash");
+            // The subshell outlives the wait (its `sleep` is a child; `true` keeps dash
+            // from exec'ing it in place) and is killed below.
             let mut child = Command::new(&shell)
                 .arg("-c")
-                .arg("read go; (sleep 0.5; true) & wait")
+                .arg("read go; (echo forked; sleep 30; true) & wait")
                 .current_dir(&lab.dir)
                 .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
                 .spawn()
                 .unwrap();
             let parent = child.id() as Pid;
             let mut stdin = child.stdin.take().unwrap();
+            let stdout = child.stdout.take().unwrap();
             lab.children.push(child);
             let until = Instant::now() + Duration::from_secs(5);
             while crate::procfs::comm(parent).ok().as_deref() != Some(name.as_str()) {
@@ -1519,15 +1528,53 @@ mod tests {
                 std::thread::yield_now();
             }
             let mut s = spec(&name);
-            s.timeout = Some(Duration::from_millis(300));
+            s.timeout = Some(Duration::from_millis(1000));
             let Some(mut w) = start(s, via) else { continue };
+            let (done_tx, done) = std::sync::mpsc::channel();
+            let waiter = std::thread::spawn(move || {
+                let result = w.wait(&Canceller::new().unwrap());
+                let _ = done_tx.send(());
+                result
+            });
+            let (line_tx, line) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let mut first = String::new();
+                let _ =
+                    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut first);
+                let _ = line_tx.send(first);
+            });
             std::io::Write::write_all(&mut stdin, b"go\n").unwrap();
-            let err = w.wait(&Canceller::new().unwrap()).unwrap_err();
-            assert!(matches!(err, WaitError::Timeout { .. }), "{via:?}: {err:?}");
-            let subshells = children_of(parent)
+            let forked = line.recv_timeout(Duration::from_secs(5));
+            assert_eq!(
+                forked.as_deref().ok(),
+                Some("forked\n"),
+                "{via:?}: the subshell never said it exists"
+            );
+            let ended_before_the_fork = done.try_recv().is_ok();
+            match waiter.join().unwrap() {
+                Ok(found) => panic!(
+                    "{via:?}: the fork {} was taken for a new program",
+                    found.pid
+                ),
+                Err(WaitError::Timeout { .. }) => assert!(
+                    !ended_before_the_fork,
+                    "{via:?}: the waiter gave up before the subshell existed; nothing was tested"
+                ),
+                Err(err) => panic!("{via:?}: {err:?}"),
+            }
+            let subshells: Vec<Pid> = children_of(parent)
                 .into_iter()
-                .filter(|p| crate::procfs::comm(*p).ok().as_deref() == Some(name.as_str()));
-            assert!(subshells.count() > 0, "the test did not produce a subshell");
+                .filter(|p| crate::procfs::comm(*p).ok().as_deref() == Some(name.as_str()))
+                .collect();
+            assert!(!subshells.is_empty(), "the test did not produce a subshell");
+            for pid in subshells {
+                for sleeper in children_of(pid) {
+                    // SAFETY: kills the subshell's `sleep`, a grandchild of ours.
+                    unsafe { libc::kill(sleeper, libc::SIGKILL) };
+                }
+                // SAFETY: kills the subshell of our own child.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
         }
     }
 

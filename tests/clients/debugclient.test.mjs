@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, copyFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, copyFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,17 +18,26 @@ const root = resolve(here, '..', '..');
 const latch = process.env.LATCH_BIN ?? join(root, 'target', 'debug', 'latch');
 const work = mkdtempSync(join(tmpdir(), 'latch-dc-'));
 const sleeping = join(work, 'sleeping');
+const sleepingSource = join(root, 'tests', 'fixtures', 'sleeping.c');
+// The same program built from a copy of its sources that is deleted afterwards: its
+// frames name files that are not on this machine.
+const moved = join(work, 'moved');
+const movedSources = join(work, 'moved-src');
 
 before(() => {
-  execFileSync('cc', ['-O1', '-g', '-pthread', '-o', sleeping, join(root, 'tests', 'fixtures', 'sleeping.c')]);
+  execFileSync('cc', ['-O1', '-g', '-pthread', '-o', sleeping, sleepingSource]);
+  mkdirSync(movedSources);
+  for (const file of ['sleeping.c', 'common.h']) copyFileSync(join(root, 'tests', 'fixtures', file), join(movedSources, file));
+  execFileSync('cc', ['-O1', '-g', '-pthread', '-o', moved, join(movedSources, 'sleeping.c')]);
+  rmSync(movedSources, { recursive: true });
 });
 
 const started = [];
 after(() => { for (const child of started) child.kill('SIGKILL'); });
 
 /** Starts a fixture and resolves with it once it prints `ready <pid>`. */
-function startTarget(path, args) {
-  const child = spawn(path, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+function startTarget(path, args, env = {}) {
+  const child = spawn(path, args, { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } });
   started.push(child);
   return new Promise((resolveReady, reject) => {
     const timer = setTimeout(() => reject(new Error(`${path} never printed ready`)), 10000);
@@ -58,6 +67,35 @@ async function assertRunsOn(pid) {
       .filter((t) => t.tracer !== 0 || t.state === 't' || t.state === 'T');
     if (bad.length === 0) return;
     if (Date.now() > deadline) assert.fail(`threads still stopped or traced: ${JSON.stringify(bad)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** The user stack pointer and program counter of a thread that is not running, as the
+ * kernel reports them (the last two fields of /proc/PID/task/TID/syscall). */
+function kernelSpPc(pid, tid) {
+  const text = readFileSync(`/proc/${pid}/task/${tid}/syscall`, 'utf8').trim();
+  const fields = text.split(/\s+/);
+  assert.ok(fields.length >= 3 && fields.at(-1).startsWith('0x'), `no sp and pc in /proc/${pid}/task/${tid}/syscall: ${text}`);
+  return { sp: BigInt(fields.at(-2)), pc: BigInt(fields.at(-1)) };
+}
+
+/** The fixture's heartbeat counter, kept in the file LATCH_HEARTBEAT names. */
+function heartbeat(path) {
+  return readFileSync(path).readBigUInt64LE(0);
+}
+
+/** The target runs: no thread stopped, and its heartbeat goes on (polled, with a deadline). */
+async function assertRunning(pid, heartbeatPath) {
+  const deadline = Date.now() + 5000;
+  const start = heartbeat(heartbeatPath);
+  for (;;) {
+    const stopped = procTasks(pid).map((tid) => ({ tid, ...taskStatus(pid, tid) }))
+      .filter((t) => t.state === 't' || t.state === 'T');
+    if (stopped.length === 0 && heartbeat(heartbeatPath) >= start + 3n) return;
+    if (Date.now() > deadline) {
+      assert.fail(`not running: stopped threads ${JSON.stringify(stopped)}, heartbeat ${start} -> ${heartbeat(heartbeatPath)}`);
+    }
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -123,23 +161,49 @@ test('stack trace, registers, source and modules of a stopped thread', async () 
     const main = all.stackFrames.find((f) => f.name === 'main');
     assert.ok(main, `no main in ${JSON.stringify(all.stackFrames.map((f) => f.name))}`);
     assert.equal(main.source.name, 'sleeping.c');
+    // On this machine: shown by path, no reference to ask for.
+    assert.equal(main.source.path, sleepingSource);
+    assert.equal(main.source.sourceReference ?? 0, 0);
     assert.ok(main.line > 0);
 
     const scopes = (await dc.scopesRequest({ frameId: all.stackFrames[0].id })).body.scopes;
     assert.equal(scopes[0].name, 'Registers');
     const registers = (await dc.variablesRequest({ variablesReference: scopes[0].variablesReference })).body.variables;
-    const rip = registers.find((v) => v.name === 'rip');
-    assert.equal(BigInt(rip.value), BigInt(all.stackFrames[0].instructionPointerReference));
-
-    // A frame whose file is not on this machine carries a reference the client can open.
-    const elsewhere = all.stackFrames.find((f) => f.source && f.source.sourceReference > 0);
-    if (elsewhere) {
-      const content = (await dc.sourceRequest({ source: elsewhere.source, sourceReference: elsewhere.source.sourceReference })).body.content;
-      assert.match(content, /not on this machine/);
-    }
+    const register = (name) => {
+      const found = registers.find((v) => v.name === name);
+      assert.ok(found, `no ${name} in ${JSON.stringify(registers.map((v) => v.name))}`);
+      return BigInt(found.value);
+    };
+    assert.equal(register('rip'), BigInt(all.stackFrames[0].instructionPointerReference));
+    // The kernel's view of the stopped thread, not latch's own.
+    const kernel = kernelSpPc(pid, pid);
+    assert.deepEqual({ sp: register('rsp'), pc: register('rip') }, kernel);
 
     const modules = (await dc.customRequest('modules', {})).body.modules;
     assert.ok(modules.some((m) => m.path === sleeping), JSON.stringify(modules.map((m) => m.path)));
+    await dc.disconnectRequest({});
+    await assertRunsOn(pid);
+  } finally {
+    await dc.stop();
+  }
+});
+
+test('a frame whose source is not on this machine carries a reference the client can open', async () => {
+  const target = await startTarget(moved, ['1']);
+  const pid = target.pid;
+  const dc = await newClient();
+  try {
+    const entry = dc.waitForEvent('stopped');
+    await attach(dc, { pid, stopOnEntry: true });
+    await entry;
+    const frames = (await dc.stackTraceRequest({ threadId: pid, startFrame: 0, levels: 20 })).body.stackFrames;
+    const main = frames.find((f) => f.name === 'main');
+    assert.ok(main, `no main in ${JSON.stringify(frames.map((f) => f.name))}`);
+    assert.equal(main.source.name, 'sleeping.c');
+    assert.ok(main.source.sourceReference > 0, `no sourceReference: ${JSON.stringify(main.source)}`);
+    const content = (await dc.sourceRequest({ source: main.source, sourceReference: main.source.sourceReference })).body.content;
+    assert.match(content, /not on this machine/);
+    assert.ok(content.includes(join(movedSources, 'sleeping.c')), content);
     await dc.disconnectRequest({});
     await assertRunsOn(pid);
   } finally {
@@ -185,7 +249,8 @@ function startServer(extra) {
 }
 
 test('over a socket, clients one after another share the attached process', async () => {
-  const target = await startTarget(sleeping, ['2']);
+  const heartbeatPath = join(work, `heartbeat-${process.pid}`);
+  const target = await startTarget(sleeping, ['2'], { LATCH_HEARTBEAT: heartbeatPath });
   const pid = target.pid;
   const { server, port } = await startServer(['--accept-multiclient']);
   for (const round of [1, 2]) {
@@ -203,8 +268,10 @@ test('over a socket, clients one after another share the attached process', asyn
     } finally {
       await dc.stop();
     }
-    // Between clients the process runs, still traced by the server.
-    // (TracerPid names latch's ptrace thread; its Tgid is the server.)
+    // Between clients the process runs (no thread stopped, its heartbeat goes on),
+    // still traced by the server. (TracerPid names latch's ptrace thread; its Tgid is
+    // the server.)
+    await assertRunning(pid, heartbeatPath);
     for (const tid of procTasks(pid)) {
       const tracer = taskStatus(pid, tid).tracer;
       const tgid = Number(/^Tgid:\s+(\d+)/m.exec(readFileSync(`/proc/${tracer}/status`, 'utf8'))[1]);

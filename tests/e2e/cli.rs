@@ -419,13 +419,71 @@ fn cli_ps_json() {
     dap.disconnect(serde_json::json!({}));
     target.assert_runs_on(false);
 
-    // Without a pattern, everything attachable is listed, the target included.
+    // Without a pattern, everything attachable is listed, the target included: every
+    // process that /proc shows before and after as attachable (a user process, not a
+    // zombie, ours unless we are root), whatever its name.
+    let before = attachable_pids();
     let all = ps_json(&[]);
+    let after = attachable_pids();
     assert!(
         all.iter().any(|p| p["pid"] == target.pid),
         "unfiltered list lacks the target"
     );
-    assert!(all.len() > list.len());
+    let listed: std::collections::BTreeSet<i64> =
+        all.iter().filter_map(|p| p["pid"].as_i64()).collect();
+    let missing: Vec<&i32> = before
+        .intersection(&after)
+        .filter(|pid| !listed.contains(&i64::from(**pid)))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "latch ps without a pattern lacks attachable processes {missing:?}"
+    );
+    assert!(
+        listed.contains(&i64::from(std::process::id() as i32)),
+        "latch ps without a pattern lacks this test process, which does not match {name}"
+    );
+}
+
+/// The processes /proc shows that this test may attach to: not kernel threads, not
+/// zombies, and (unless root) running as this user.
+fn attachable_pids() -> std::collections::BTreeSet<i32> {
+    const PF_KTHREAD: u64 = 0x0020_0000;
+    let root = unsafe { libc::geteuid() } == 0;
+    let me = unsafe { libc::geteuid() };
+    let mut pids = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let (Ok(stat), Ok(status)) = (
+            std::fs::read_to_string(format!("/proc/{pid}/stat")),
+            std::fs::read_to_string(format!("/proc/{pid}/status")),
+        ) else {
+            continue;
+        };
+        // After the name: state, ppid, pgrp, session, tty, tpgid, flags.
+        let Some((_, fields)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = fields.split_whitespace().collect();
+        let flags: u64 = fields.get(6).and_then(|f| f.parse().ok()).unwrap_or(0);
+        let uid: Option<u32> = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|u| u.split_whitespace().next()?.parse().ok());
+        if flags & PF_KTHREAD == 0
+            && !matches!(fields.first(), Some(&"Z") | Some(&"X"))
+            && (root || uid == Some(me))
+        {
+            pids.insert(pid);
+        }
+    }
+    pids
 }
 
 #[test]

@@ -13,6 +13,7 @@ mod listen_access;
 mod malformed;
 mod nvim;
 mod replaced;
+mod schema_oracle;
 mod signals;
 mod stacks;
 mod stops;

@@ -389,11 +389,12 @@ fn build_id_debug_file(module: &Path) -> Option<PathBuf> {
 }
 
 /// True when libc's debug info (Debian's libc6-dbg) is installed: only then
-/// do libc's internal functions (start_thread, ...) have names. Says loudly
-/// when it is missing (a failure under CI=true, where .ci/run installs it).
+/// do libc's internal functions (start_thread, ...) have names. When it is missing,
+/// every call fails the test (or, with LATCH_ALLOW_SKIP, says which checks it skips):
+/// a check said once per run and then silently left out let later tests pass unchecked.
 pub(crate) fn libc_debug_info() -> bool {
-    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *HAS.get_or_init(|| {
+    static LIBC: std::sync::OnceLock<(Option<PathBuf>, bool)> = std::sync::OnceLock::new();
+    let (libc, found) = LIBC.get_or_init(|| {
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
         let libc = maps
             .lines()
@@ -404,14 +405,15 @@ pub(crate) fn libc_debug_info() -> bool {
             .as_deref()
             .and_then(build_id_debug_file)
             .is_some_and(|d| d.exists());
-        if !found {
-            skip_or_fail(&format!(
-                "libc's debug info (package libc6-dbg) is not installed for {libc:?}: the \
-                 checks of libc's frames (start_thread, clone3) and the gdb comparisons are skipped"
-            ));
-        }
-        found
-    })
+        (libc, found)
+    });
+    if !found {
+        skip_or_fail(&format!(
+            "libc's debug info (package libc6-dbg) is not installed for {libc:?}: the \
+             checks of libc's frames (start_thread, clone3) and the gdb comparisons cannot run"
+        ));
+    }
+    *found
 }
 
 fn assert_thread_bottom(frames: &[Plain], ctx: &str) {
@@ -890,6 +892,22 @@ fn registers(dap: &mut Dap, frame: &Frame) -> BTreeMap<String, u64> {
     out
 }
 
+/// The user stack pointer and program counter of a thread that is not running, from
+/// `/proc/PID/task/TID/syscall` ("NR ARGS... SP PC", or "-1 SP PC" outside a system call).
+fn kernel_sp_pc(pid: i32, tid: i64) -> (u64, u64) {
+    let path = format!("/proc/{pid}/task/{tid}/syscall");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    let hex = |f: &str| {
+        u64::from_str_radix(f.trim_start_matches("0x"), 16)
+            .unwrap_or_else(|_| panic!("{path}: {text:?} has no sp and pc"))
+    };
+    match fields[..] {
+        [.., sp, pc] if fields.len() >= 3 => (hex(sp), hex(pc)),
+        _ => panic!("{path}: {text:?} has no sp and pc (is the thread running?)"),
+    }
+}
+
 #[test]
 fn stacks_registers_scope() {
     require_harness!();
@@ -912,7 +930,14 @@ fn stacks_registers_scope() {
         regs["rip"], frames[0].ip,
         "frame 0: rip != instructionPointerReference"
     );
-    assert_ne!(regs["rsp"], 0, "frame 0: rsp is 0");
+    // The kernel's own view of the stopped thread, not latch's: /proc's `syscall` file
+    // ends with the user stack pointer and program counter.
+    let (sp, pc) = kernel_sp_pc(target.pid, tid);
+    assert_eq!(
+        (regs["rsp"], regs["rip"]),
+        (sp, pc),
+        "frame 0: (rsp, rip) are not the kernel's (sp, pc) of thread {tid}"
+    );
     // An outer frame (level_two, a real call at -O0): rip is its pc, rsp is
     // above frame 0's.
     let i = frames
@@ -1176,7 +1201,7 @@ fn parse_tailcalls(text: &str) -> BTreeMap<i32, Vec<usize>> {
 }
 
 /// gdb's backtrace of every thread of `pid` (gdb attaches, prints, detaches),
-/// without gdb's synthesized tail-call frames; None (said loudly) when gdb is
+/// without gdb's synthesized tail-call frames; None when gdb is
 /// missing.
 fn gdb_backtraces(pid: i32) -> Option<(BTreeMap<i32, Vec<Plain>>, String)> {
     let Some(gdb) = which("gdb") else {

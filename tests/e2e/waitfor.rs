@@ -189,8 +189,24 @@ fn waitfor_cancel_by_progress_id() {
 fn waitfor_disconnect_while_waiting() {
     require_harness!();
     let mut dap = Dap::start();
-    start_wait(&mut dap, "wf_disconnected", json!({}), true);
-    dap.disconnect(json!({}));
+    let (seq, _) = start_wait(&mut dap, "wf_disconnected", json!({}), true);
+    let done = dap.disconnect(json!({}));
+    // The waiting attach is answered, as cancelled, before the disconnect is.
+    let r = dap
+        .try_response(seq, std::time::Duration::ZERO)
+        .unwrap_or_else(|| {
+            panic!(
+                "the waiting attach was never answered; recent:\n{}",
+                dap.recent()
+            )
+        });
+    assert_eq!(r["success"], false, "{r}");
+    assert_eq!(r["message"], "cancelled", "{r}");
+    assert!(
+        dap.position_of_response(seq)
+            < dap.position_of_response(done["request_seq"].as_i64().unwrap()),
+        "the attach was answered after the disconnect"
+    );
 }
 
 #[test]

@@ -195,7 +195,7 @@ impl Dap {
         while self.pump(Duration::ZERO) {}
     }
 
-    fn recent(&self) -> String {
+    pub fn recent(&self) -> String {
         let start = self.log.len().saturating_sub(8);
         self.log[start..]
             .iter()

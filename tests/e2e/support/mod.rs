@@ -15,29 +15,27 @@ pub use dap::Dap;
 pub use fixtures::Fixture;
 pub use target::Target;
 
-/// Says loudly why a test is skipped; under CI=true it fails instead.
-pub fn skip_or_fail(why: &str) {
-    if fixtures::in_ci() {
-        panic!("CI=true and {why}");
-    }
-    eprintln!("\n*** SKIPPED: {why} ***\n");
-}
+/// What a test does when it cannot run (fail, unless LATCH_ALLOW_SKIP outside CI); the
+/// unit tests share the file.
+#[path = "../../skip.rs"]
+mod skip;
+pub use skip::skip_or_fail;
 
-/// True when the DAP schema is present; otherwise says why the test is skipped
-/// (or fails under CI=true).
+/// True when the DAP schema loads; otherwise fails (or, with LATCH_ALLOW_SKIP, says why
+/// the test is skipped).
 pub fn ready() -> bool {
     match schema::schema() {
         Ok(_) => true,
         Err(e) => {
             skip_or_fail(&format!(
-                "the DAP schema is not available ({e}); set LATCH_DAP_SCHEMA or put it at ../shared/dap/"
+                "the DAP schema every message is validated against does not load: {e}"
             ));
             false
         }
     }
 }
 
-/// Return from the test early (loudly) when the harness cannot run.
+/// Return from the test early when the harness cannot run and skipping is allowed.
 #[macro_export]
 macro_rules! require_harness {
     () => {

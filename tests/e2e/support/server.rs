@@ -287,7 +287,7 @@ impl Relay {
 }
 
 /// Whether clients (and latch) can be run as other users here: root, setpriv, and a
-/// Python that nobody may run. Says loudly why not (a failure under CI=true).
+/// Python that nobody may run. Fails saying why not (see `skip_or_fail`).
 pub fn other_users_available() -> bool {
     static AVAILABLE: OnceLock<Result<(), String>> = OnceLock::new();
     let available = AVAILABLE.get_or_init(|| {

@@ -53,8 +53,8 @@ const ALL: [Stack; 11] = [
     Stack::Go,
 ];
 
-/// Why a fixture could not be built: a missing tool (skip loudly, fail in
-/// CI) or a real failure.
+/// Why a fixture could not be built: a missing tool (fail, or skip with
+/// LATCH_ALLOW_SKIP outside CI) or a real failure.
 #[derive(Debug, Clone)]
 enum BuildError {
     Missing(String),
@@ -390,7 +390,7 @@ fn build(s: Stack) -> Result<PathBuf, BuildError> {
 }
 
 /// Builds a stack fixture (once per run) and returns its path; None when a
-/// tool it needs is missing (said loudly; a failure under CI=true).
+/// tool it needs is missing (a failure saying so; see `skip_or_fail`).
 pub fn stack_fixture(s: Stack) -> Option<PathBuf> {
     static BUILT: [OnceLock<Result<PathBuf, BuildError>>; ALL.len()] =
         [const { OnceLock::new() }; ALL.len()];
