@@ -18,7 +18,7 @@ pub use target::Target;
 /// What a test does when it cannot run (fail, unless LATCH_ALLOW_SKIP outside CI); the
 /// unit tests share the file.
 #[path = "../../skip.rs"]
-mod skip;
+pub mod skip;
 pub use skip::skip_or_fail;
 
 /// True when the DAP schema loads; otherwise fails (or, with LATCH_ALLOW_SKIP, says why

@@ -547,14 +547,25 @@ mod tests {
     /// ../shared/dap stays the reference: where it is beside the checkout (always in CI),
     /// the generated schema must give every case the reference's verdict. The TypeScript
     /// has no integers, so the generated schema accepts a fractional id the reference
-    /// rejects; the cases keep to what both can judge.
+    /// rejects; the cases keep to what both can judge. A clone with nothing beside it
+    /// (a newcomer's) has no reference: there the generated schema's verdicts are held
+    /// to the expected ones instead, so that the whole suite can pass on a fresh clone;
+    /// CI must have the reference.
     #[test]
     fn generated_schema_agrees_with_reference() {
         if !Path::new(REFERENCE).exists() {
-            super::super::skip_or_fail(&format!(
-                "the reference DAP schema {REFERENCE} is not beside the checkout, so the \
-                 generated one cannot be compared with it (CI has it)"
-            ));
+            if crate::support::skip::in_ci() {
+                panic!("the reference DAP schema {REFERENCE} must be beside the checkout in CI");
+            }
+            let Some(generated) = generated_or_skip() else {
+                return;
+            };
+            let wrong = wrong_verdicts(&generated);
+            assert!(
+                wrong.is_empty(),
+                "no reference beside the checkout; the generated schema: {wrong:?}"
+            );
+            eprintln!("note: no reference DAP schema at {REFERENCE}: the generated one was held to the expected verdicts");
             return;
         }
         let reference = reference().expect("the reference exists");
