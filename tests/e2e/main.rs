@@ -15,4 +15,5 @@ mod nvim;
 mod replaced;
 mod stacks;
 mod symbol_files;
+mod thread_events;
 mod waitfor;

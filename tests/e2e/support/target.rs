@@ -164,6 +164,26 @@ impl Target {
         );
     }
 
+    /// Waits for the next line of the target's stdout that starts with `prefix` and
+    /// returns the rest of it.
+    pub fn wait_line(&mut self, prefix: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(rest) = line.strip_prefix(prefix) {
+                        return rest.trim().to_string();
+                    }
+                }
+                Err(e) => panic!(
+                    "target {} printed no {prefix:?} line within {within:?}: {e}",
+                    self.pid
+                ),
+            }
+        }
+    }
+
     /// Takes the threads the target has now as those later checks expect (Go's runtime
     /// starts threads of its own after its ready line).
     pub fn record_threads(&mut self) {
