@@ -5,7 +5,8 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{ChildStdin, ChildStdout};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
 /// A message from the adapter, stamped when the reader thread had read its
@@ -89,8 +90,32 @@ pub struct Seen {
     pub output: String,
 }
 
+/// What the reader thread has done so far, for the running-target scenario.
+#[derive(Default)]
+pub struct ReaderStats {
+    /// Bytes read from the adapter: headers and bodies.
+    pub bytes: AtomicU64,
+    /// The reader thread's own CPU clock after its latest message, in ns.
+    pub cpu_ns: AtomicU64,
+    /// Parse every message in full as it arrives, as an editor does (otherwise only
+    /// the head, see [`Message`]).
+    pub parse_all: AtomicBool,
+}
+
+/// CPU time of the calling thread, in ns.
+pub fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid pointer to a local timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 pub struct Dap {
     stdin: ChildStdin,
+    pub stats: Arc<ReaderStats>,
     rx: mpsc::Receiver<Incoming>,
     seq: i64,
     pub seen: Seen,
@@ -100,9 +125,12 @@ pub struct Dap {
 impl Dap {
     pub fn new(stdin: ChildStdin, stdout: ChildStdout) -> Self {
         let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || read_loop(stdout, tx));
+        let stats = Arc::new(ReaderStats::default());
+        let reader_stats = stats.clone();
+        std::thread::spawn(move || read_loop(stdout, tx, &reader_stats));
         Dap {
             stdin,
+            stats,
             rx,
             seq: 0,
             seen: Seen::default(),
@@ -182,6 +210,17 @@ impl Dap {
         Ok(())
     }
 
+    /// Pump messages until `until`; not an error when it passes (a window of running).
+    pub fn drain_until(&mut self, until: Instant) -> Result<()> {
+        loop {
+            match self.pump(until, "the end of the window") {
+                Ok(()) => {}
+                Err(e) if e.downcast_ref::<Timeout>().is_some() => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Pump messages until `done(seen)` holds.
     pub fn wait_until(
         &mut self,
@@ -236,11 +275,22 @@ pub fn check_success(resp: &Value) -> Result<()> {
     Ok(())
 }
 
-fn read_loop(stdout: ChildStdout, tx: mpsc::Sender<Incoming>) {
+fn read_loop(stdout: ChildStdout, tx: mpsc::Sender<Incoming>, stats: &ReaderStats) {
     let mut r = BufReader::new(stdout);
     loop {
         let (at, msg) = match read_frame(&mut r) {
-            Ok(Some(body)) => (Instant::now(), Message::read(body)),
+            Ok(Some((body, header))) => {
+                let at = Instant::now();
+                stats
+                    .bytes
+                    .fetch_add((header + body.len()) as u64, Ordering::Relaxed);
+                let msg = Message::read(body);
+                if let (Ok(m), true) = (&msg, stats.parse_all.load(Ordering::Relaxed)) {
+                    m.value();
+                }
+                stats.cpu_ns.store(thread_cpu_ns(), Ordering::Relaxed);
+                (at, msg)
+            }
             Ok(None) => return, // EOF: dropping tx tells the client.
             Err(e) => (Instant::now(), Err(e.to_string())),
         };
@@ -256,15 +306,19 @@ fn read_loop(stdout: ChildStdout, tx: mpsc::Sender<Incoming>) {
     let _ = std::io::copy(&mut r, &mut std::io::sink());
 }
 
-/// Read one `Content-Length`-framed message's body; Ok(None) on clean EOF.
-fn read_frame(r: &mut impl BufRead) -> Result<Option<Vec<u8>>> {
+/// Read one `Content-Length`-framed message's body and the size of its header;
+/// Ok(None) on clean EOF.
+fn read_frame(r: &mut impl BufRead) -> Result<Option<(Vec<u8>, usize)>> {
     let mut len = None;
     let mut line = String::new();
+    let mut header = 0;
     loop {
         line.clear();
-        if r.read_line(&mut line)? == 0 {
+        let n = r.read_line(&mut line)?;
+        if n == 0 {
             return Ok(None);
         }
+        header += n;
         let l = line.trim_end_matches(['\r', '\n']);
         if l.is_empty() {
             break;
@@ -276,5 +330,5 @@ fn read_frame(r: &mut impl BufRead) -> Result<Option<Vec<u8>>> {
     let len = len.ok_or_else(|| anyhow!("header without Content-Length"))?;
     let mut body = vec![0; len];
     r.read_exact(&mut body)?;
-    Ok(Some(body))
+    Ok(Some((body, header)))
 }

@@ -37,7 +37,10 @@ struct Cli {
     /// Scenarios: sleep:N (N sleeping threads), spin:N (N spinning threads),
     /// short-lived (a stream of short-lived threads), go or go:N (a Go
     /// program with N blocked goroutines, default 10000, plus 2 busy),
-    /// waitfor (attach by name before a counter starts; see --waitfor-runs),
+    /// churn-run or churn-run:SECS (short-lived threads attached and left running,
+    /// default 10 s: the events the client is sent, and their cost; latch and
+    /// lldb-dap only), waitfor (attach by name before a counter starts; see
+    /// --waitfor-runs),
     /// big (first stack trace on a large binary with full debug info).
     #[arg(
         long,
@@ -280,10 +283,16 @@ fn run_one(
             };
         }
     };
-    let r = match peer {
-        Peer::Latch => peers::run_dap(peer, path, &["dap"], &mut target, sc, opts),
-        Peer::LldbDap => peers::run_dap(peer, path, &[], &mut target, sc, opts),
-        Peer::Gdb | Peer::GdbBt => peers::run_gdb(peer, path, &mut target, sc, opts),
+    let r = match (peer, sc) {
+        (Peer::Latch, Scenario::ChurnRun(secs)) => {
+            peers::run_running(peer, path, &["dap"], &mut target, secs, opts)
+        }
+        (Peer::LldbDap, Scenario::ChurnRun(secs)) => {
+            peers::run_running(peer, path, &[], &mut target, secs, opts)
+        }
+        (Peer::Latch, _) => peers::run_dap(peer, path, &["dap"], &mut target, sc, opts),
+        (Peer::LldbDap, _) => peers::run_dap(peer, path, &[], &mut target, sc, opts),
+        (Peer::Gdb | Peer::GdbBt, _) => peers::run_gdb(peer, path, &mut target, sc, opts),
     };
     drop(target);
     reap_strays();
@@ -328,6 +337,25 @@ fn summary(r: &report::RunResult) -> String {
             }
             if let Some(v) = m.0.get(&Row::LinesBeforeStop) {
                 let _ = write!(s, "lines before stop {v}  ");
+            }
+            for (row, label) in [
+                (Row::ThreadEventsPerSec, "thread events/s"),
+                (Row::TargetThreadsPerSec, "target threads/s"),
+            ] {
+                if let Some(v) = m.0.get(&row) {
+                    let _ = write!(s, "{label} {v:.0}  ");
+                }
+            }
+            for (row, label) in [
+                (Row::AdapterCpuRunning, "adapter cpu running"),
+                (Row::ClientCpu, "client cpu"),
+            ] {
+                if let Some(v) = m.0.get(&row) {
+                    let _ = write!(s, "{label} {v:.1} ms  ");
+                }
+            }
+            if let Some(v) = m.0.get(&Row::BytesToClient) {
+                let _ = write!(s, "bytes {v:.0}  ");
             }
             if let Some(v) = m.0.get(&Row::PeakRss) {
                 let _ = write!(s, "rss {v:.1} MiB");
@@ -500,6 +528,23 @@ fn header(
              every ~100 µs that sleeps ~0.5 ms and exits; threads are born and die throughout the \
              session. After the detach the main thread must remain and the spawner must go on \
              (it prints a line every 500 threads)."
+        );
+    }
+    if let Some(Scenario::ChurnRun(secs)) = scenarios
+        .iter()
+        .find(|s| matches!(s, Scenario::ChurnRun(_)))
+    {
+        let _ = writeln!(
+            h,
+            "- short-lived threads left running (`targets/churn.c`, as above): `attach {{pid, \
+             stopOnEntry: false}}`, `configurationDone`, then {secs} s of running during which \
+             the client reads every message and parses it in full, as an editor does. Counted \
+             over those {secs} s: `thread` and other events per second, the bytes the adapter \
+             wrote (headers and bodies), the adapter's CPU (user+sys of it and its \
+             descendants, lldb-server, from /proc/PID/stat, 10 ms ticks), the client's CPU \
+             (its reader thread, which frames and parses, plus the thread that consumes the \
+             messages, from their thread CPU clocks), and the threads the target made (its \
+             own count). Then `disconnect`. gdb sits it out."
         );
     }
     if let Some(Scenario::Go(n)) = scenarios.iter().find(|s| matches!(s, Scenario::Go(_))) {

@@ -57,8 +57,10 @@ pub enum Peer {
 
 impl Peer {
     /// gdb has no waitFor on Linux: it sits out that scenario.
+    /// gdb has no session to leave running either: it sits out churn-run.
     pub fn can_run(self, scenario: Scenario) -> bool {
-        !(scenario == Scenario::WaitFor && matches!(self, Peer::Gdb | Peer::GdbBt))
+        !(matches!(scenario, Scenario::WaitFor | Scenario::ChurnRun(_))
+            && matches!(self, Peer::Gdb | Peer::GdbBt))
     }
 
     pub fn name(self) -> &'static str {
@@ -433,6 +435,138 @@ pub fn run_dap(
         }
         if soe {
             check_all_stopped(target.pid(), &mut notes)?;
+        }
+
+        tree = measure_and_detach(&mut dap, pid, deadline, &mut m)?;
+        lines_at_detach = target.lines();
+        Ok(m)
+    })();
+
+    let (mut m, reaped) = match end_session(result, dap, pid, &tree, deadline, peer, &mut notes) {
+        Ok(ended) => ended,
+        Err(outcome) => {
+            return RunResult {
+                outcome,
+                notes,
+                version,
+            }
+        }
+    };
+    m.0.insert(Row::Session, ms(reaped.at - t0));
+    m.0.insert(Row::Cpu, ms(reaped.cpu));
+    check_target_after(target, lines_at_detach, &mut notes);
+    RunResult {
+        outcome: Outcome::Ok(m),
+        notes,
+        version,
+    }
+}
+
+/// churn-run: attach without stopping (`stopOnEntry: false`), let the short-lived
+/// threads target run for `secs`, and count what the adapter sends the client
+/// meanwhile, what that costs the adapter and the client (which parses every message in
+/// full, as an editor does), and how many threads the target still makes. Then detach.
+pub fn run_running(
+    peer: Peer,
+    program: &Path,
+    args: &[&str],
+    target: &mut Target,
+    secs: u64,
+    opts: &RunOpts,
+) -> RunResult {
+    let mut notes = Vec::new();
+    let mut version = None;
+    let t0 = Instant::now();
+    let deadline = t0 + opts.timeout + Duration::from_secs(secs);
+    let (pid, mut dap) = match start_adapter(peer, program, args, &target.pid().to_string(), opts) {
+        Ok(started) => started,
+        Err(outcome) => {
+            return RunResult {
+                outcome,
+                notes,
+                version,
+            }
+        }
+    };
+    dap.stats.parse_all.store(true, Ordering::Relaxed);
+    let mut tree = Vec::new();
+    let mut lines_at_detach = 0;
+
+    let result = (|| -> Result<Measure> {
+        let mut m = Measure::default();
+        let (t_init, v) = initialize(&mut dap, peer, deadline)?;
+        version = v;
+        m.0.insert(Row::Initialize, ms(t_init - t0));
+        let attach = dap.send(
+            "attach",
+            json!({ "pid": target.pid(), "stopOnEntry": false }),
+        )?;
+        dap.wait_until(deadline, "the `initialized` event", |s| {
+            s.events.contains_key("initialized")
+                || s.responses
+                    .get(&attach)
+                    .is_some_and(|r| r.1.success != Some(true))
+        })?;
+        if let Some((_, r)) = dap.seen.responses.get(&attach) {
+            check_success(r.value())?;
+        }
+        let conf = dap.send("configurationDone", json!({}))?;
+        dap.wait_until(
+            deadline,
+            "the attach and configurationDone responses",
+            |s| s.responses.contains_key(&attach) && s.responses.contains_key(&conf),
+        )?;
+        dap.answered_at(attach)?;
+        dap.answered_at(conf)?;
+
+        // The window: everything that arrives is read and parsed as it comes.
+        let events = |dap: &Dap| -> (usize, usize) {
+            let thread = dap.seen.events.get("thread").map_or(0, |e| e.1);
+            let all: usize = dap.seen.events.values().map(|e| e.1).sum();
+            (thread, all - thread)
+        };
+        let (thread_before, other_before) = events(&dap);
+        let bytes_before = dap.stats.bytes.load(Ordering::Relaxed);
+        let reader_before = dap.stats.cpu_ns.load(Ordering::Relaxed);
+        let main_before = crate::dap::thread_cpu_ns();
+        let adapter_before = procfs::tree_cpu_ms(pid);
+        let lines_before = target.lines();
+        let started = Instant::now();
+        dap.drain_until(started + Duration::from_secs(secs))?;
+        let window = started.elapsed().as_secs_f64();
+        let adapter_after = procfs::tree_cpu_ms(pid);
+        let main_after = crate::dap::thread_cpu_ns();
+        let (thread_after, other_after) = events(&dap);
+        let client_ns = dap
+            .stats
+            .cpu_ns
+            .load(Ordering::Relaxed)
+            .saturating_sub(reader_before)
+            + main_after.saturating_sub(main_before);
+        m.0.insert(
+            Row::ThreadEventsPerSec,
+            (thread_after - thread_before) as f64 / window,
+        );
+        m.0.insert(
+            Row::OtherEventsPerSec,
+            (other_after - other_before) as f64 / window,
+        );
+        m.0.insert(
+            Row::BytesToClient,
+            dap.stats
+                .bytes
+                .load(Ordering::Relaxed)
+                .saturating_sub(bytes_before) as f64,
+        );
+        m.0.insert(Row::AdapterCpuRunning, adapter_after - adapter_before);
+        m.0.insert(Row::ClientCpu, client_ns as f64 / 1e6);
+        // The target prints a line per 500 threads it made.
+        let made = target.lines().saturating_sub(lines_before) * 500;
+        m.0.insert(Row::TargetThreadsPerSec, made as f64 / window);
+        if made == 0 {
+            notes.push(
+                "**TARGET DID NOT RUN** while attached: it made no thread in the window".into(),
+            );
         }
 
         tree = measure_and_detach(&mut dap, pid, deadline, &mut m)?;

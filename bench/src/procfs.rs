@@ -46,6 +46,28 @@ pub fn vm_hwm_kb(pid: i32) -> Option<u64> {
     status_field(&format!("/proc/{pid}/status"), "VmHWM")
 }
 
+/// User + system CPU of a live process (all its threads) so far, in ms, from
+/// /proc/PID/stat (clock ticks: 10 ms resolution at the usual 100 Hz).
+pub fn cpu_ms(pid: i32) -> Option<f64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    // After the comm: state is field 3; utime and stime are fields 14 and 15.
+    let mut fields = after.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Some((utime + stime) as f64 * 1000.0 / hz)
+}
+
+/// CPU of `root` and its live descendants so far, in ms (see [`cpu_ms`]).
+pub fn tree_cpu_ms(root: i32) -> f64 {
+    std::iter::once(root)
+        .chain(descendants(root))
+        .filter_map(cpu_ms)
+        .sum()
+}
+
 /// Every live descendant of `root` (not `root` itself). lldb-dap does its
 /// ptrace work in a child `lldb-server`, so its cost is the whole tree.
 pub fn descendants(root: i32) -> Vec<i32> {

@@ -58,10 +58,25 @@ pub enum Row {
     Cpu,
     /// Peak resident memory of the debugger (and descendants).
     PeakRss,
+    /// Running target (churn-run): `thread` events the client received per second.
+    ThreadEventsPerSec,
+    /// Running target: every other event (`output`, `module`, ...) per second.
+    OtherEventsPerSec,
+    /// Running target: bytes the adapter wrote to the client (headers and bodies).
+    BytesToClient,
+    /// Running target: user + system CPU of the adapter and its descendants
+    /// (lldb-server) over the running window.
+    AdapterCpuRunning,
+    /// Running target: CPU the benchmark's own client spent reading and parsing
+    /// (every message in full, as an editor does) over the running window.
+    ClientCpu,
+    /// Running target: threads the target made per second while attached (its own
+    /// count): how much the debugger slowed it.
+    TargetThreadsPerSec,
 }
 
 impl Row {
-    pub const ALL: [Row; 18] = [
+    pub const ALL: [Row; 24] = [
         Row::Initialize,
         Row::AttachStopped,
         Row::CaughtBeforeMain,
@@ -78,6 +93,12 @@ impl Row {
         Row::Frames,
         Row::Detach,
         Row::Session,
+        Row::ThreadEventsPerSec,
+        Row::OtherEventsPerSec,
+        Row::BytesToClient,
+        Row::AdapterCpuRunning,
+        Row::ClientCpu,
+        Row::TargetThreadsPerSec,
         Row::Cpu,
         Row::PeakRss,
     ];
@@ -102,6 +123,12 @@ impl Row {
             Row::Session => "whole session (start → debugger exit)",
             Row::Cpu => "CPU time (user+sys)",
             Row::PeakRss => "peak memory (RSS)",
+            Row::ThreadEventsPerSec => "`thread` events to the client, per second",
+            Row::OtherEventsPerSec => "other events to the client, per second",
+            Row::BytesToClient => "bytes written to the client while running",
+            Row::AdapterCpuRunning => "adapter CPU while running (user+sys, with lldb-server)",
+            Row::ClientCpu => "client CPU reading and parsing it",
+            Row::TargetThreadsPerSec => "threads the target made per second (its count)",
         }
     }
 
@@ -118,6 +145,18 @@ impl Row {
 
     fn is_memory(self) -> bool {
         self == Row::PeakRss
+    }
+
+    fn is_rate(self) -> bool {
+        matches!(
+            self,
+            Row::ThreadEventsPerSec | Row::OtherEventsPerSec | Row::TargetThreadsPerSec
+        )
+    }
+
+    /// Rows whose 0 is a real value, not the noise of a derived difference.
+    fn zero_is_real(self) -> bool {
+        self.is_count() || self.is_rate() || self == Row::BytesToClient
     }
 
     fn is_count(self) -> bool {
@@ -219,6 +258,18 @@ pub struct Report {
 fn fmt_value(row: Row, v: f64) -> String {
     if row.is_count() {
         format!("{v:.0}")
+    } else if row.is_rate() && v < 10.0 {
+        format!("{v:.1} /s")
+    } else if row.is_rate() {
+        format!("{v:.0} /s")
+    } else if row == Row::BytesToClient {
+        if v >= 1048576.0 {
+            format!("{:.1} MiB", v / 1048576.0)
+        } else if v >= 1024.0 {
+            format!("{:.1} KiB", v / 1024.0)
+        } else {
+            format!("{v:.0} B")
+        }
     } else if row.is_memory() {
         format!("{v:.1} MiB")
     } else if v < 10.0 {
@@ -296,7 +347,7 @@ impl Report {
                 for (p, v) in self.peers.iter().zip(&values) {
                     // Only a derived difference can be negative: noise, not a time.
                     // (A count, such as lines printed before a stop, is 0 for real.)
-                    if !row.is_count() && v.is_some_and(|v| v <= 0.0) {
+                    if !row.zero_is_real() && v.is_some_and(|v| v <= 0.0) {
                         line.push_str(" ≈ 0 (noise) |");
                         if *p != Peer::Latch && self.peers.contains(&Peer::Latch) {
                             line.push_str(" — |");

@@ -28,6 +28,9 @@ pub const COUNTER_NAME: &str = "latchbench-ctr";
 // bench compiles, not by a test that could only pass.
 const _: () = assert!(COUNTER_NAME.len() <= 15);
 
+/// Seconds of `churn-run` without a count: what issue 20 asks for.
+pub const DEFAULT_CHURN_RUN_SECS: u64 = 10;
+
 /// Goroutines of `go` without a count: what issue 5 asks for.
 pub const DEFAULT_GOROUTINES: usize = 10000;
 
@@ -42,6 +45,9 @@ pub enum Scenario {
     Spinning(usize),
     /// Threads born and dying continuously (`targets/churn.c`).
     ShortLived,
+    /// The same stream of threads, attached without stopping and left running for
+    /// this many seconds: what the client is sent meanwhile, and what it costs.
+    ChurnRun(u64),
     /// A Go program with this many blocked goroutines plus [`GO_BUSY`]
     /// spinning ones (`targets/go`).
     Go(usize),
@@ -60,9 +66,11 @@ impl Scenario {
             "short-lived" | "shortlived" | "churn" => return Ok(Scenario::ShortLived),
             "go" => return Ok(Scenario::Go(DEFAULT_GOROUTINES)),
             "waitfor" | "waitFor" => return Ok(Scenario::WaitFor),
+            "churn-run" => return Ok(Scenario::ChurnRun(DEFAULT_CHURN_RUN_SECS)),
             _ => {}
         }
-        let expected = "expected sleep:N, spin:N, short-lived, go, go:N, waitfor or big";
+        let expected =
+            "expected sleep:N, spin:N, short-lived, churn-run, churn-run:SECS, go, go:N, waitfor or big";
         let (kind, n) = s
             .split_once(':')
             .ok_or_else(|| format!("`{s}`: {expected}"))?;
@@ -73,6 +81,7 @@ impl Scenario {
             "sleep" | "sleeping" => Ok(Scenario::Sleeping(n)),
             "spin" | "spinning" => Ok(Scenario::Spinning(n)),
             "go" => Ok(Scenario::Go(n)),
+            "churn-run" if n > 0 => Ok(Scenario::ChurnRun(n as u64)),
             _ => Err(format!("`{s}`: unknown kind `{kind}`; {expected}")),
         }
     }
@@ -85,6 +94,9 @@ impl Scenario {
                 "a stream of short-lived threads (one born every ~100 µs, each living ~0.5 ms)"
                     .into()
             }
+            Scenario::ChurnRun(secs) => format!(
+                "short-lived threads, attached and running for {secs} s (what the client is sent)"
+            ),
             Scenario::Go(n) => format!("Go: {n} blocked goroutine{} + {GO_BUSY} busy", plural(*n)),
             Scenario::WaitFor => "waitFor: a counter printing a line every ms from main()".into(),
             Scenario::BigBinary => {
@@ -97,7 +109,7 @@ impl Scenario {
     /// check after the detach.
     fn thread_rule(self) -> ThreadRule {
         match self {
-            Scenario::ShortLived => ThreadRule::ShortLived,
+            Scenario::ShortLived | Scenario::ChurnRun(_) => ThreadRule::ShortLived,
             // Go's runtime starts OS threads on its own, e.g. when a stop
             // kept its threads from running for a while.
             Scenario::Go(_) => ThreadRule::NewAllowed,
@@ -233,7 +245,7 @@ impl Targets {
         let (program, args) = match scenario {
             Scenario::Sleeping(n) => (&self.threads_bin, vec!["sleep".into(), n.to_string()]),
             Scenario::Spinning(n) => (&self.threads_bin, vec!["spin".into(), n.to_string()]),
-            Scenario::ShortLived => (&self.churn_bin, vec![]),
+            Scenario::ShortLived | Scenario::ChurnRun(_) => (&self.churn_bin, vec![]),
             Scenario::Go(n) => (
                 self.go_bin
                     .as_ref()
@@ -551,6 +563,9 @@ mod tests {
         assert_eq!(parse("go:500"), Ok(Scenario::Go(500)));
         assert_eq!(parse("waitfor"), Ok(Scenario::WaitFor));
         assert_eq!(parse("big"), Ok(Scenario::BigBinary));
+        assert_eq!(parse("churn-run"), Ok(Scenario::ChurnRun(10)));
+        assert_eq!(parse("churn-run:3"), Ok(Scenario::ChurnRun(3)));
+        assert!(parse("churn-run:0").is_err());
         assert!(parse("spin").is_err());
         assert!(parse("sleep:x").is_err());
         assert!(parse("nap:3").is_err());

@@ -119,35 +119,21 @@ fn attach_short_lived_threads() {
         .filter(|e| e["body"]["reason"] == "started")
         .map(thread_id)
         .collect();
+    // Every thread the attach stopped was announced at once, short-lived ones too.
+    let live: BTreeSet<i64> = procfs::live_tids(target.pid)
+        .into_iter()
+        .map(i64::from)
+        .collect();
+    assert_eq!(started_at_attach, live, "thread events of the attach");
 
-    // Running: threads come and go, and latch reports them.
+    // Running: threads come and go. Their `thread` events are coalesced by latch's
+    // reporting window (thread_events.rs tests them); `threads` answers at once.
     let r = dap.ok("continue", json!({"threadId": target.pid}));
     assert_eq!(r["body"]["allThreadsContinued"], true, "{r}");
-    let deadline = std::time::Instant::now() + secs(10);
-    let (mut new_started, mut exited) = (None, None);
-    while (new_started.is_none() || exited.is_none()) && std::time::Instant::now() < deadline {
-        let e = dap.next_event("thread", secs(10));
-        let tid = thread_id(&e);
-        match e["body"]["reason"].as_str() {
-            Some("started") if !started_at_attach.contains(&tid) => new_started = Some(tid),
-            Some("exited") => exited = Some(tid),
-            _ => {}
-        }
-    }
-    let new_started = new_started.expect("no thread started event while running");
-    let exited = exited.expect("no thread exited event while running");
-    assert!(
-        procfs::wait_for(secs(5), || procfs::tgid_of(exited as i32)
-            != Some(target.pid)),
-        "thread {exited} reported exited but is still alive"
-    );
-    assert!(
-        procfs::tgid_of(new_started as i32).is_none_or(|p| p == target.pid),
-        "thread {new_started} reported started is not a thread of the target"
-    );
 
-    // While running: every long-lived thread is reported, and every reported
-    // thread is a task of the target now or was announced by a started event.
+    // While running: every long-lived thread is reported, and every reported thread is
+    // a task of the target, or one that has gone since (a short-lived thread may die
+    // before the test reads /proc; it is then no other process's task either).
     let threads = dap.threads();
     let reported: BTreeSet<i64> = threads.iter().map(|t| t.0).collect();
     for t in &target.initial {
@@ -156,30 +142,12 @@ fn attach_short_lived_threads() {
             "long-lived thread {t:?} missing from {threads:?}"
         );
     }
-    // A thread reported by `threads` may have died before /proc is read, and
-    // its started event may follow the response: wait (with a deadline) for it.
-    let unexplained: Vec<i64> = reported
-        .iter()
-        .copied()
-        .filter(|tid| procfs::tgid_of(*tid as i32) != Some(target.pid))
-        .collect();
-    let announced = |dap: &Dap, tid: i64| {
-        dap.events("thread")
-            .iter()
-            .any(|e| e["body"]["reason"] == "started" && thread_id(e) == tid)
-    };
-    let explained = dap.wait_until(secs(5), |dap| {
-        unexplained.iter().all(|&tid| announced(dap, tid))
-    });
-    let never: Vec<i64> = unexplained
-        .iter()
-        .copied()
-        .filter(|&tid| !announced(&dap, tid))
-        .collect();
-    assert!(
-        explained,
-        "reported threads {never:?} never were tasks of the target (no started event)"
-    );
+    for tid in &reported {
+        assert!(
+            procfs::tgid_of(*tid as i32).is_none_or(|p| p == target.pid),
+            "reported thread {tid} is a task of another process"
+        );
+    }
     dap.disconnect(json!({}));
     target.assert_runs_on(false);
 }

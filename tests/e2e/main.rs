@@ -18,4 +18,5 @@ mod signals;
 mod stacks;
 mod stops;
 mod symbol_files;
+mod thread_events;
 mod waitfor;

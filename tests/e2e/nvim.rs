@@ -78,6 +78,8 @@ fn neovim_plugin_matches_attach_schema() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     // The real target test.lua attaches to with the plugin's pid configuration.
     let target = Target::start(Fixture::Sleeping, &["3"]);
+    // A target whose threads come and go, for the pause test (issue 20).
+    let churn = Target::start(Fixture::Churn, &["2"]);
     let out = run_with_deadline(
         Command::new(&nvim)
             .args([
@@ -92,7 +94,8 @@ fn neovim_plugin_matches_attach_schema() {
             .current_dir(&repo)
             .env("LATCH_REPO", &repo)
             .env("LATCH_BIN", env!("CARGO_BIN_EXE_latch"))
-            .env("LATCH_TARGET_PID", target.pid.to_string()),
+            .env("LATCH_TARGET_PID", target.pid.to_string())
+            .env("LATCH_CHURN_PID", churn.pid.to_string()),
         Duration::from_secs(60),
     );
     let report = format!(
@@ -115,8 +118,13 @@ fn neovim_plugin_matches_attach_schema() {
             "{report}"
         );
     }
-    // latch detached on the plain disconnect: the target runs on as before.
+    assert!(
+        report.contains("ok   nvim-dap can pause a churning target"),
+        "{report}"
+    );
+    // latch detached on the plain disconnect: the targets run on as before.
     target.assert_runs_on(false);
+    churn.assert_runs_on(false);
 }
 
 #[test]

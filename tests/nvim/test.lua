@@ -387,5 +387,131 @@ if target_pid then
   end
 end
 
+-- A target that makes short-lived threads (the churn fixture, LATCH_CHURN_PID), attached
+-- running, then paused as nvim-dap pauses: it knows threads only from `thread` events
+-- (started: add, exited: remove) and needs one to send `pause`. Its table must then
+-- agree with the `threads` answer.
+local churn_pid = tonumber(os.getenv('LATCH_CHURN_PID') or '')
+
+if churn_pid then
+  check('nvim-dap can pause a churning target right after the attach, and its thread events match `threads`', function()
+    require('latch').setup({ path = latch_bin })
+    local seq, buffer, messages = 0, '', {}
+    local conn = open_adapter(dap.adapters.latch, function(data)
+      buffer = buffer .. data
+      while true do
+        local header_end = buffer:find('\r\n\r\n', 1, true)
+        local len = header_end and tonumber(buffer:sub(1, header_end):match('Content%-Length: (%d+)'))
+        if not len or #buffer < header_end + 3 + len then
+          break
+        end
+        table.insert(messages, vim.json.decode(buffer:sub(header_end + 4, header_end + 3 + len)))
+        buffer = buffer:sub(header_end + 4 + len)
+      end
+    end)
+    local function send(command, arguments)
+      seq = seq + 1
+      local body = vim.json.encode({ seq = seq, type = 'request', command = command, arguments = arguments })
+      conn.write(('Content-Length: %d\r\n\r\n%s'):format(#body, body))
+      return seq
+    end
+    -- The index of the first message after the first `from` that matches, waiting
+    -- (with a deadline) for it.
+    local function await(what, pred, from)
+      local found
+      vim.wait(10000, function()
+        for i = (from or 0) + 1, #messages do
+          if pred(messages[i]) then
+            found = i
+            return true
+          end
+        end
+        return false
+      end, 5)
+      assert(found, 'no ' .. what .. ' within 10 s; got ' .. vim.inspect(messages))
+      return found
+    end
+    local function response(id, what)
+      local r = messages[await(what .. ' response', function(m)
+        return m.type == 'response' and m.request_seq == id
+      end)]
+      assert(r.success, what .. ' failed: ' .. vim.inspect(r))
+      return r
+    end
+    -- nvim-dap's thread table, from the events among the first `upto` messages.
+    local function threads_from_events(upto)
+      local threads = {}
+      for i = 1, upto do
+        local m = messages[i]
+        if m.type == 'event' and m.event == 'thread' then
+          if m.body.reason == 'started' then
+            threads[m.body.threadId] = { id = m.body.threadId }
+          elseif m.body.reason == 'exited' then
+            threads[m.body.threadId] = nil
+          end
+        end
+      end
+      return threads
+    end
+
+    local ok, err = pcall(function()
+      response(send('initialize', { clientID = 'neovim', adapterID = 'latch', pathFormat = 'path',
+        linesStartAt1 = true, columnsStartAt1 = true }), 'initialize')
+      local config = vim.deepcopy(config_with('c', 'pid'))
+      utils.next_pid = churn_pid
+      for key, value in pairs(config) do
+        if type(value) == 'function' then
+          config[key] = value()
+        end
+      end
+      config.stopOnEntry = false
+      local attach = send('attach', config)
+      await('initialized event', function(m)
+        return (m.type == 'event' and m.event == 'initialized')
+          or (m.type == 'response' and m.request_seq == attach and not m.success)
+      end)
+      response(send('configurationDone', vim.empty_dict()), 'configurationDone')
+      response(attach, 'attach')
+      -- Right away, as a user pressing pause would: nvim-dap's `pause` with no thread
+      -- given needs a thread from its table ("No threads to pause" otherwise). Then
+      -- again after running a while (a few of latch's 50 ms windows; not a wait for
+      -- anything), threads having come and gone meanwhile.
+      for round = 1, 5 do
+        local from = #messages
+        if round > 1 then
+          response(send('continue', { threadId = churn_pid }), 'continue')
+          vim.wait(300, function()
+            return false
+          end, 10)
+        end
+        local known = vim.tbl_keys(threads_from_events(#messages))
+        assert(#known > 0, 'no thread announced to pause: ' .. vim.inspect(messages))
+        table.sort(known)
+        response(send('pause', { threadId = known[1] }), 'pause')
+        local stopped_at = await('stopped event', function(m)
+          return m.type == 'event' and m.event == 'stopped'
+        end, from)
+        local table_ids = vim.tbl_keys(threads_from_events(stopped_at))
+        table.sort(table_ids)
+        local answer = response(send('threads', vim.empty_dict()), 'threads').body.threads
+        local answer_ids = vim.tbl_map(function(t)
+          return t.id
+        end, answer)
+        table.sort(answer_ids)
+        eq(table_ids, answer_ids, ('round %d: thread table from events against the threads answer'):format(round))
+        assert(vim.tbl_contains(answer_ids, churn_pid), 'the main thread is not listed: ' .. vim.inspect(answer))
+      end
+      response(send('disconnect', vim.empty_dict()), 'disconnect')
+    end)
+    if not ok then
+      conn.kill()
+    end
+    conn.close()
+    local code = conn.wait()
+    assert(ok, err)
+    eq(code, 0, 'latch exit code')
+  end)
+end
+
 print(('nvim: %d passed, %d failed'):format(passed, failed))
 os.exit(failed == 0 and passed > 0 and 0 or 1)

@@ -355,7 +355,9 @@ impl Session {
                 "pointerSize": 64,
             }),
         );
-        for tid in &report.tids {
+        // At once, not at a tick: a client that learns threads from events needs one
+        // to pause, and these are the threads the attach stopped.
+        for tid in self.thread_events.announce_all(&report.tids) {
             self.out
                 .event("thread", json!({ "reason": "started", "threadId": tid }));
         }

@@ -51,7 +51,11 @@ impl Session {
         self.walk_ahead().await;
     }
 
-    pub(super) async fn pause(&mut self, request: &Request) {
+    pub(super) async fn pause(
+        &mut self,
+        request: &Request,
+        backend_events: &mut tokio::sync::mpsc::UnboundedReceiver<crate::ptrace::BackendEvent>,
+    ) {
         let Some(args) = self.arguments::<ThreadArguments>(request) else {
             return;
         };
@@ -68,6 +72,18 @@ impl Session {
             Ok(stopped) => {
                 let threads = &stopped.tids;
                 self.out.respond(Response::ok(request, None));
+                // The ptrace thread sent every event of the run before its answer: take
+                // them now, so none is handled after the stop as if it were news.
+                while let Ok(event) = backend_events.try_recv() {
+                    self.on_backend_event(event);
+                }
+                let batch = self.thread_events.sync(&threads);
+                tracing::debug!(
+                    started = batch.started.len(),
+                    exited = batch.exited.len(),
+                    "thread events synced at a stop"
+                );
+                self.write_thread_events(&batch);
                 let asked = args
                     .thread_id
                     .and_then(|id| threads.iter().find(|tid| i64::from(**tid) == id));

@@ -78,16 +78,9 @@ impl Session {
 
     pub(super) fn on_backend_event(&mut self, event: BackendEvent) {
         match event {
-            BackendEvent::ThreadStarted(info) => {
-                self.out.event(
-                    "thread",
-                    json!({ "reason": "started", "threadId": info.tid }),
-                );
-            }
-            BackendEvent::ThreadExited(tid) => {
-                self.out
-                    .event("thread", json!({ "reason": "exited", "threadId": tid }));
-            }
+            // Written at the next tick, if at all (see `threads.rs`).
+            BackendEvent::ThreadStarted(info) => self.thread_events.started(info.tid),
+            BackendEvent::ThreadExited(tid) => self.thread_events.exited(tid),
             BackendEvent::ProcessExited { code } => {
                 let Some(target) = self.target.as_mut() else {
                     // The process a previous client left held exited before this
@@ -102,6 +95,13 @@ impl Session {
                     return;
                 };
                 target.exited = true;
+                // Every announced thread that was seen to exit hears of it before the
+                // process's end, without waiting for a tick.
+                let exited = self.thread_events.retire_now();
+                self.write_thread_events(&super::threads::Batch {
+                    exited,
+                    started: Vec::new(),
+                });
                 if self.pending_attach.is_some() {
                     self.deferred_exit = Some(code);
                 } else {
@@ -146,6 +146,31 @@ impl Session {
         self.held = None;
         self.end_reason = EndReason::BackendGone;
         self.phase = Phase::Ended;
+    }
+
+    /// A tick of the reporting window: what it holds goes out as one batch.
+    pub(super) fn send_thread_events(&mut self) {
+        let batch = self.thread_events.tick();
+        if !batch.is_empty() {
+            // Counted by the end-to-end tests: one line per batch, at most one a window.
+            tracing::debug!(
+                started = batch.started.len(),
+                exited = batch.exited.len(),
+                "thread events flushed"
+            );
+            self.write_thread_events(&batch);
+        }
+    }
+
+    pub(super) fn write_thread_events(&self, batch: &super::threads::Batch) {
+        for tid in &batch.exited {
+            self.out
+                .event("thread", json!({ "reason": "exited", "threadId": tid }));
+        }
+        for tid in &batch.started {
+            self.out
+                .event("thread", json!({ "reason": "started", "threadId": tid }));
+        }
     }
 
     pub(super) fn announce_exit(&mut self, code: i32) {

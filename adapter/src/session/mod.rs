@@ -6,6 +6,10 @@ mod attach;
 mod execution;
 mod lifecycle;
 mod stacks;
+mod threads;
+
+/// How long `thread` events are held back and coalesced while the target runs.
+pub use threads::WINDOW as THREAD_EVENT_WINDOW;
 
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -146,6 +150,11 @@ pub struct Session {
     keep_target_between_clients: bool,
     /// The target a previous client left attached, until this client's `attach` takes it.
     held: Option<HeldTarget>,
+    /// `thread` events, coalesced while the target runs (see `threads.rs`).
+    thread_events: threads::ThreadEvents,
+    /// Ticks once a window while `thread_events` has something pending; created in
+    /// `run`, inside the runtime.
+    thread_ticker: Option<tokio::time::Interval>,
 }
 
 impl Session {
@@ -170,6 +179,8 @@ impl Session {
             announced_modules: Default::default(),
             keep_target_between_clients: false,
             held: None,
+            thread_events: threads::ThreadEvents::default(),
+            thread_ticker: None,
         }
     }
 
@@ -190,10 +201,16 @@ impl Session {
         backend_events: &mut mpsc::UnboundedReceiver<BackendEvent>,
         signals: &mut Signals,
     ) -> SessionEnd {
+        // Ticks never come closer than a window apart, even after a wait (Delay): at
+        // most one batch of `thread` events per window.
+        let mut ticker = tokio::time::interval(threads::WINDOW);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.thread_ticker = Some(ticker);
         while self.phase != Phase::Ended {
+            let tick_due = self.thread_events.pending();
             tokio::select! {
                 message = input.recv() => match message {
-                    Some(Incoming::Frame(body)) => self.on_frame(&body).await,
+                    Some(Incoming::Frame(body)) => self.on_frame(&body, backend_events).await,
                     Some(Incoming::Malformed(err)) => {
                         tracing::warn!("dropped malformed input: {err}");
                         self.out.output("console", &format!("latch: dropped malformed DAP input: {err}"));
@@ -207,6 +224,7 @@ impl Session {
                     Some(event) => self.on_backend_event(event),
                     None => self.backend_gone(),
                 },
+                _ = tick(&mut self.thread_ticker), if tick_due => self.send_thread_events(),
                 outcome = wait_result(&mut self.waiting) => self.on_wait_outcome(outcome).await,
                 _ = signals.recv() => self.end(EndReason::Signal).await,
             }
@@ -245,7 +263,11 @@ impl Session {
         }
     }
 
-    async fn on_frame(&mut self, body: &[u8]) {
+    async fn on_frame(
+        &mut self,
+        body: &[u8],
+        backend_events: &mut mpsc::UnboundedReceiver<BackendEvent>,
+    ) {
         tracing::trace!(target: "latch::dap", "<- {}", String::from_utf8_lossy(body));
         // Straight into a request: a thousand pipelined stackTrace requests should not
         // each be parsed twice. Only a message that is not a well-formed request is
@@ -258,7 +280,7 @@ impl Session {
             }
             Err(err) => return self.on_malformed(body, err),
         };
-        self.dispatch(request).await;
+        self.dispatch(request, backend_events).await;
     }
 
     /// A message that is not a request latch can read: answered when it names a
@@ -299,7 +321,11 @@ impl Session {
         }
     }
 
-    async fn dispatch(&mut self, request: Request) {
+    async fn dispatch(
+        &mut self,
+        request: Request,
+        backend_events: &mut mpsc::UnboundedReceiver<BackendEvent>,
+    ) {
         // Debug builds only: lets the end-to-end tests prove that a panic still detaches.
         #[cfg(debug_assertions)]
         if std::env::var("LATCH_TEST_PANIC_ON").is_ok_and(|c| c == request.command) {
@@ -327,7 +353,7 @@ impl Session {
             "configurationDone" => self.configuration_done(&request).await,
             "cancel" => self.cancel(&request),
             "threads" => self.threads(&request).await,
-            "pause" => self.pause(&request).await,
+            "pause" => self.pause(&request, backend_events).await,
             "continue" => self.continue_(&request).await,
             "stackTrace" => self.stack_trace(&request).await,
             "scopes" => self.scopes(&request),
@@ -438,6 +464,15 @@ async fn recv_signal(signal: &mut Option<tokio::signal::unix::Signal>) {
     match signal {
         Some(signal) => {
             signal.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn tick(ticker: &mut Option<tokio::time::Interval>) {
+    match ticker {
+        Some(ticker) => {
+            ticker.tick().await;
         }
         None => std::future::pending().await,
     }

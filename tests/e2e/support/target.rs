@@ -178,6 +178,18 @@ impl Target {
         }
     }
 
+    /// Waits for the next line of the target's stdout that starts with `prefix` and
+    /// returns the rest of it.
+    pub fn wait_line(&mut self, prefix: &str, within: Duration) -> String {
+        match self.next_line(prefix, within) {
+            Some(line) => line[prefix.len()..].trim().to_string(),
+            None => panic!(
+                "target {} printed no {prefix:?} line within {within:?}",
+                self.pid
+            ),
+        }
+    }
+
     /// A line starting with `prefix` the target has already printed, without waiting.
     pub fn printed(&mut self, prefix: &str) -> Option<String> {
         self.lines.try_iter().find(|line| line.starts_with(prefix))
