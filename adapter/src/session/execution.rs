@@ -77,7 +77,7 @@ impl Session {
                 while let Ok(event) = backend_events.try_recv() {
                     self.on_backend_event(event);
                 }
-                let batch = self.thread_events.sync(&threads);
+                let batch = self.thread_events.sync(threads);
                 tracing::debug!(
                     started = batch.started.len(),
                     exited = batch.exited.len(),
