@@ -487,7 +487,10 @@ impl Tracer {
                             }
                         }
                     }
-                    PTRACE_EVENT_EXEC => self.forget_threads_gone_by_exec(),
+                    PTRACE_EVENT_EXEC => {
+                        self.forget_threads_gone_by_exec();
+                        self.forget_old_leader(tid);
+                    }
                     _ => {}
                 }
                 if !self.threads.contains_key(&tid) {
@@ -614,6 +617,20 @@ impl Tracer {
                 let _ = self.events.send(BackendEvent::ThreadExited(tid));
             }
         }
+    }
+
+    /// At an exec the thread that exec'd takes the leader's tid (`tid`), and the old
+    /// leader is gone. What we recorded under that tid was the old leader's: a signal
+    /// it was owed (intercepted at its signal-delivery-stop while the process was held
+    /// or being stopped) died with it, as without a debugger, and passing it on would
+    /// hit the new program, whose handlers exec reset (SIGUSR1's default kills it).
+    fn forget_old_leader(&mut self, tid: Pid) {
+        if let Some(thread) = self.threads.get_mut(&tid) {
+            thread.pending_signal = 0;
+            thread.in_group_stop = false;
+        }
+        self.names.remove(&tid);
+        self.registers.remove(&tid);
     }
 
     /// Handles events that arrived while the target runs.
@@ -939,6 +956,54 @@ mod tests {
         let me = sys::gettid();
         assert!(tracer.clone_child_is_new(me));
         // Dropping a tracer not marked exited would detach (and wait) on this process.
+        tracer.exited = true;
+    }
+
+    /// The exec event comes under the leader's tid, now the thread that exec'd: a
+    /// signal latch held for the old leader must not be passed to the new program.
+    /// This process stands for the target (its main thread is alive under its pid);
+    /// the exec'ing thread's old tid is one no task has. Nothing here calls ptrace:
+    /// the event is handled as while stopping, so nothing is resumed.
+    #[test]
+    fn an_exec_forgets_the_signal_owed_to_the_old_leader() {
+        let pid = std::process::id() as Pid;
+        let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
+        let mut tracer = Tracer::new(pid, false, events);
+        tracer.announce = true;
+        let execer: Pid = i32::MAX - 1;
+        tracer.threads.insert(
+            pid,
+            Thread {
+                state: RunState::Stopped,
+                pending_signal: libc::SIGUSR1,
+                ..Thread::running()
+            },
+        );
+        tracer.threads.insert(execer, Thread::running());
+        tracer.names.insert(pid, "old program".into());
+        tracer.on_event(
+            WaitEvent::Event {
+                tid: pid,
+                event: PTRACE_EVENT_EXEC,
+                signal: libc::SIGTRAP,
+            },
+            true,
+        );
+        let leader = &tracer.threads[&pid];
+        assert_eq!(
+            leader.pending_signal, 0,
+            "the old leader's signal survived exec"
+        );
+        assert_eq!(leader.state, RunState::Stopped);
+        assert!(
+            !tracer.names.contains_key(&pid),
+            "the old program's name is kept"
+        );
+        assert_eq!(tracer.tids(), vec![pid]);
+        assert!(matches!(
+            received.try_recv(),
+            Ok(BackendEvent::ThreadExited(tid)) if tid == execer
+        ));
         tracer.exited = true;
     }
 }
