@@ -239,3 +239,60 @@ fn multiclient_forgets_a_held_process_that_exits_during_the_next_session() {
     server.stop();
     other.assert_runs_on(false);
 }
+
+/// A waitFor whose attach outlives its session (the session waits for it only so long
+/// at its end; a busy process can take longer to stop): with --accept-multiclient the
+/// process it catches must not stay traced and stopped with nobody to resume it. The
+/// test hook LATCH_TEST_DELAY_ATTACH_MS holds the attach back past the session's end.
+#[test]
+fn multiclient_a_waitfor_attach_after_its_session_ended_lets_the_process_go() {
+    require_harness!();
+    let name = "wf_outlived";
+    let exe = crate::support::fixtures::renamed_fixture(Fixture::Sleeping, name);
+    let mut server = Server::start_with_env(
+        "127.0.0.1:0",
+        &["--accept-multiclient"],
+        &[("LATCH_TEST_DELAY_ATTACH_MS", "12000")],
+    );
+    let mut first = server.connect();
+    first.initialize();
+    let attach = first.send("attach", json!({"waitFor": name}));
+    first.next_event("initialized", secs(10));
+    let mut target = Target::spawn(Command::new(exe));
+    let log_has = |server: &Server, words: &str, within| {
+        crate::support::procfs::wait_for(within, || server.log_text().contains(words))
+    };
+    assert!(
+        log_has(&server, "waitFor matched", secs(10)),
+        "the waitFor did not find {name}"
+    );
+    // The attach is held back: the process runs, untraced, meanwhile.
+    target.wait_ready(secs(10));
+    let disconnect = first.send("disconnect", json!({}));
+    let answer = first.response(attach, secs(30));
+    assert_eq!(answer["success"], false, "{answer}");
+    let answer = first.response(disconnect, secs(30));
+    assert_eq!(answer["success"], true, "{answer}");
+    first.wait_closed(secs(10));
+    drop(first);
+
+    // Then the attach happens, for a session that is gone: it must let go.
+    assert!(
+        log_has(&server, "seized every thread", secs(30)),
+        "the held-back attach did not happen: {}",
+        server.log_text()
+    );
+    target.assert_runs_on(false);
+    assert!(
+        server.log_text().contains("after its session had ended"),
+        "the log does not say why the process was let go"
+    );
+
+    // The next client can attach to it.
+    let mut second = server.connect();
+    attach_stopped(&mut second, &target, &server);
+    second.ok("disconnect", json!({}));
+    second.wait_closed(secs(10));
+    server.stop();
+    target.assert_runs_on(false);
+}

@@ -241,3 +241,83 @@ fn latch_exits_though_the_client_stopped_reading() {
     target.assert_runs_on(false);
     drop(stdout);
 }
+
+/// A thread whose tid was an exited thread's: latch must take it for the new thread
+/// it is (announce it, list it, stop it, detach it), though the clone event names a
+/// tid it just saw exit. The reuse is forced with ns_last_pid (as CRIU does: writing
+/// N makes the next pid N + 1), which needs root; another process on the machine may
+/// take the pid first, so it is tried a few times. (The clone event is what must add
+/// it; the thread's own first stop, moments later, adds it too, so this passes
+/// whenever that stop comes before the checks: the tracer's unit test
+/// `a_clone_child_with_an_exited_threads_tid_is_new_when_alive` pins the clone event.)
+#[test]
+fn a_new_thread_with_an_exited_threads_tid_is_a_thread() {
+    require_harness!();
+    const NS_LAST_PID: &str = "/proc/sys/kernel/ns_last_pid";
+    const TRIES: usize = 20;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        crate::support::skip_or_fail("reusing a tid on purpose needs root (ns_last_pid)");
+        return;
+    }
+    let mut target = Target::start(Fixture::Signals, &[]);
+    let mut dap = Dap::attached(target.pid, false);
+    let tid_of = |line: Option<String>, what: &str| -> i32 {
+        line.and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or_else(|| panic!("the fixture did not print {what}"))
+    };
+    let thread_events = |dap: &Dap, tid: i32, reason: &str| -> Vec<usize> {
+        dap.events("thread")
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e["body"]["threadId"] == tid && e["body"]["reason"] == reason)
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let mut reused = None;
+    let mut missed = Vec::new();
+    for _ in 0..TRIES {
+        target.send_line("thread-exit");
+        let old = tid_of(target.next_line("exited ", secs(10)), "exited TID");
+        // Once latch says it exited, latch has reaped it and the tid is free.
+        assert!(
+            dap.wait_until(secs(10), |d| !thread_events(d, old, "exited").is_empty()),
+            "latch did not announce that thread {old} exited"
+        );
+        std::fs::write(NS_LAST_PID, (old - 1).to_string())
+            .unwrap_or_else(|e| panic!("cannot write {NS_LAST_PID}: {e}"));
+        target.send_line("thread-stay");
+        let born = tid_of(target.next_line("born ", secs(10)), "born TID");
+        if born == old {
+            reused = Some(old);
+            break;
+        }
+        missed.push((old, born));
+    }
+    let Some(tid) = reused else {
+        panic!(
+            "no new thread got an exited thread's tid in {TRIES} tries (another process \
+             took the pid each time?): (exited, new) {missed:?}"
+        );
+    };
+    let announced = dap.wait_until(secs(10), |d| {
+        let exited = thread_events(d, tid, "exited");
+        let started = thread_events(d, tid, "started");
+        started.last() > exited.last()
+    });
+    assert!(
+        announced,
+        "latch did not announce the new thread {tid} that took an exited thread's tid: {:?}",
+        dap.events("thread")
+    );
+    let listed = dap.threads();
+    assert!(
+        listed.iter().any(|(id, _)| *id == tid as i64),
+        "`threads` does not list the new thread {tid}: {listed:?}"
+    );
+    dap.ok("pause", json!({"threadId": target.pid}));
+    dap.next_event("stopped", secs(10));
+    crate::support::checks::assert_all_traced_and_stopped(target.pid, dap.pid());
+    dap.disconnect(json!({}));
+    target.assert_runs_on_with_new_threads_allowed();
+}

@@ -215,6 +215,9 @@ enum Command {
     },
     Detach {
         mode: DetachMode,
+        /// Only if the process attached is this one (a waitFor letting go of what it
+        /// caught must not detach another session's process).
+        only: Option<Pid>,
         reply: oneshot::Sender<()>,
     },
     /// Detach and end the ptrace thread now, whoever else still holds a handle.
@@ -455,12 +458,33 @@ impl BackendHandle {
     }
 
     pub async fn detach(&self, mode: DetachMode) {
-        let _ = self.send(|reply| Command::Detach { mode, reply }).await;
+        let _ = self
+            .send(|reply| Command::Detach {
+                mode,
+                only: None,
+                reply,
+            })
+            .await;
     }
 
     pub fn detach_blocking(&self, mode: DetachMode) {
         let _ = self
-            .send(|reply| Command::Detach { mode, reply })
+            .send(|reply| Command::Detach {
+                mode,
+                only: None,
+                reply,
+            })
+            .blocking_recv();
+    }
+
+    /// Detaches (the target runs on) if the process attached is `pid`.
+    pub fn detach_pid_blocking(&self, pid: Pid) {
+        let _ = self
+            .send(|reply| Command::Detach {
+                mode: DetachMode::Run,
+                only: Some(pid),
+                reply,
+            })
             .blocking_recv();
     }
 }
@@ -670,7 +694,12 @@ impl Worker {
                 });
                 let _ = reply.send(result);
             }
-            Command::Detach { mode, reply } => {
+            Command::Detach { only, reply, .. }
+                if only.is_some_and(|pid| self.tracer.as_ref().map(|t| t.pid) != Some(pid)) =>
+            {
+                let _ = reply.send(());
+            }
+            Command::Detach { mode, reply, .. } => {
                 if self.detach(mode) {
                     self.detached = Some(reply);
                 } else {

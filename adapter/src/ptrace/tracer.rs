@@ -143,20 +143,7 @@ impl Tracer {
     ) -> Result<(Tracer, AttachOutcome), AttachError> {
         let pid = errors::validate(pid)?;
         let was_job_stopped = procfs::stat(pid).is_ok_and(|s| s.state == 'T');
-        let mut tracer = Tracer {
-            pid,
-            threads: BTreeMap::new(),
-            names: FxHashMap::default(),
-            registers: FxHashMap::default(),
-            unread: Vec::new(),
-            exited: false,
-            was_job_stopped,
-            events,
-            announce: false,
-            holding: false,
-            recent_exits: RecentExits::default(),
-            refused: BTreeMap::new(),
-        };
+        let mut tracer = Tracer::new(pid, was_job_stopped, events);
         let _boost = Boost::raise();
         let started = Instant::now();
         if let Err(err) = tracer.seize_all() {
@@ -207,6 +194,27 @@ impl Tracer {
                 was_job_stopped,
             },
         ))
+    }
+
+    fn new(
+        pid: Pid,
+        was_job_stopped: bool,
+        events: tokio::sync::mpsc::UnboundedSender<BackendEvent>,
+    ) -> Tracer {
+        Tracer {
+            pid,
+            threads: BTreeMap::new(),
+            names: FxHashMap::default(),
+            registers: FxHashMap::default(),
+            unread: Vec::new(),
+            exited: false,
+            was_job_stopped,
+            events,
+            announce: false,
+            holding: false,
+            recent_exits: RecentExits::default(),
+            refused: BTreeMap::new(),
+        }
     }
 
     /// Seizes and interrupts every task in /proc without waiting in between, rescanning
@@ -474,15 +482,15 @@ impl Tracer {
                     PTRACE_EVENT_CLONE => {
                         if let Ok(child) = sys::event_message(tid) {
                             let child = child as Pid;
-                            // Its first stop may already have come, and it may have run
-                            // and exited since: then it must not come back. A child
-                            // process is let go at its first stop.
-                            if !self.recent_exits.take(child) && !self.is_other_process(child) {
+                            if self.clone_child_is_new(child) {
                                 self.add_thread(child, RunState::Running);
                             }
                         }
                     }
-                    PTRACE_EVENT_EXEC => self.forget_threads_gone_by_exec(),
+                    PTRACE_EVENT_EXEC => {
+                        self.forget_threads_gone_by_exec();
+                        self.forget_old_leader(tid);
+                    }
                     _ => {}
                 }
                 if !self.threads.contains_key(&tid) {
@@ -516,6 +524,21 @@ impl Tracer {
                 }
             }
         }
+    }
+
+    /// Whether the child a clone event names is a thread to add now, before its first
+    /// stop. That stop may already have come, and the child may have run and exited
+    /// since: then it must not come back. But the kernel hands a tid out again as soon
+    /// as its thread is reaped, and every thread in `recent_exits` was reaped by us: a
+    /// live task under that tid is a newer thread (DESIGN.md section 4: a thread is its
+    /// tid and start time), whichever of the two this event is about. Left out until its
+    /// own first stop, it would be missing from a stop or a detach meanwhile, and stay
+    /// traced and stopped after the detach. A child process is let go at its first stop.
+    fn clone_child_is_new(&mut self, child: Pid) -> bool {
+        if self.recent_exits.take(child) && task_is_gone(self.pid, child) {
+            return false;
+        }
+        !self.is_other_process(child)
     }
 
     /// Whether `tid` belongs to another process: `clone` without CLONE_THREAD (and
@@ -594,6 +617,20 @@ impl Tracer {
                 let _ = self.events.send(BackendEvent::ThreadExited(tid));
             }
         }
+    }
+
+    /// At an exec the thread that exec'd takes the leader's tid (`tid`), and the old
+    /// leader is gone. What we recorded under that tid was the old leader's: a signal
+    /// it was owed (intercepted at its signal-delivery-stop while the process was held
+    /// or being stopped) died with it, as without a debugger, and passing it on would
+    /// hit the new program, whose handlers exec reset (SIGUSR1's default kills it).
+    fn forget_old_leader(&mut self, tid: Pid) {
+        if let Some(thread) = self.threads.get_mut(&tid) {
+            thread.pending_signal = 0;
+            thread.in_group_stop = false;
+        }
+        self.names.remove(&tid);
+        self.registers.remove(&tid);
     }
 
     /// Handles events that arrived while the target runs.
@@ -870,4 +907,103 @@ fn has_live_tasks(pid: Pid) -> bool {
 
 fn traced_by_us(pid: Pid, tid: Pid, me: Pid, my_tid: Pid) -> bool {
     procfs::task_status(pid, tid).is_ok_and(|s| s.tracer_pid == my_tid || s.tracer_pid == me)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A clone event whose child has the tid of a thread that exited (and was reaped)
+    /// adds the child when a live task has that tid now: the tid was reused. A thread
+    /// of this test process stands for the child: no tracing is needed to decide.
+    #[test]
+    fn a_clone_child_with_an_exited_threads_tid_is_new_when_alive() {
+        let pid = std::process::id() as Pid;
+        let (events, _received) = tokio::sync::mpsc::unbounded_channel();
+        let mut tracer = Tracer::new(pid, false, events);
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let (end_tx, end_rx) = std::sync::mpsc::channel::<()>();
+        let child = std::thread::spawn(move || {
+            tid_tx.send(sys::gettid()).unwrap();
+            let _ = end_rx.recv();
+        });
+        let tid = tid_rx.recv().unwrap();
+        tracer.recent_exits.record(tid);
+        assert!(
+            tracer.clone_child_is_new(tid),
+            "a live reused tid was ignored"
+        );
+        assert!(
+            !tracer.recent_exits.take(tid),
+            "the exit is forgotten once used"
+        );
+
+        // Gone for good: a late clone event must not bring it back.
+        end_tx.send(()).unwrap();
+        child.join().unwrap();
+        // The join returns when the thread left user space; its task goes a moment later.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !task_is_gone(pid, tid) && Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        assert!(task_is_gone(pid, tid), "thread {tid} did not go");
+        tracer.recent_exits.record(tid);
+        assert!(
+            !tracer.clone_child_is_new(tid),
+            "an exited thread came back"
+        );
+        // Not in recent exits and alive: a thread like any other.
+        let me = sys::gettid();
+        assert!(tracer.clone_child_is_new(me));
+        // Dropping a tracer not marked exited would detach (and wait) on this process.
+        tracer.exited = true;
+    }
+
+    /// The exec event comes under the leader's tid, now the thread that exec'd: a
+    /// signal latch held for the old leader must not be passed to the new program.
+    /// This process stands for the target (its main thread is alive under its pid);
+    /// the exec'ing thread's old tid is one no task has. Nothing here calls ptrace:
+    /// the event is handled as while stopping, so nothing is resumed.
+    #[test]
+    fn an_exec_forgets_the_signal_owed_to_the_old_leader() {
+        let pid = std::process::id() as Pid;
+        let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
+        let mut tracer = Tracer::new(pid, false, events);
+        tracer.announce = true;
+        let execer: Pid = i32::MAX - 1;
+        tracer.threads.insert(
+            pid,
+            Thread {
+                state: RunState::Stopped,
+                pending_signal: libc::SIGUSR1,
+                ..Thread::running()
+            },
+        );
+        tracer.threads.insert(execer, Thread::running());
+        tracer.names.insert(pid, "old program".into());
+        tracer.on_event(
+            WaitEvent::Event {
+                tid: pid,
+                event: PTRACE_EVENT_EXEC,
+                signal: libc::SIGTRAP,
+            },
+            true,
+        );
+        let leader = &tracer.threads[&pid];
+        assert_eq!(
+            leader.pending_signal, 0,
+            "the old leader's signal survived exec"
+        );
+        assert_eq!(leader.state, RunState::Stopped);
+        assert!(
+            !tracer.names.contains_key(&pid),
+            "the old program's name is kept"
+        );
+        assert_eq!(tracer.tids(), vec![pid]);
+        assert!(matches!(
+            received.try_recv(),
+            Ok(BackendEvent::ThreadExited(tid)) if tid == execer
+        ));
+        tracer.exited = true;
+    }
 }

@@ -255,7 +255,10 @@ impl Session {
         let spawned = std::thread::Builder::new()
             .name("latch-waitfor".into())
             .spawn(move || {
-                let _ = tx.send(wait_and_attach(waiter, &thread_canceller, &backend));
+                let outcome = wait_and_attach(waiter, &thread_canceller, &backend);
+                if let Err(outcome) = tx.send(outcome) {
+                    let_go_unclaimed(outcome, &backend);
+                }
             });
         if let Err(err) = spawned {
             return self.fail(
@@ -468,6 +471,36 @@ impl Session {
     }
 }
 
+/// Runs on the waitFor thread when the session stopped waiting for it (it gives up
+/// after a while at its end: see `stop_waiting`): a process attached now belongs to
+/// nobody, and a multiclient server would keep it traced, stopped, with no client to
+/// resume it. Let it go at once.
+fn let_go_unclaimed(outcome: WaitOutcome, backend: &BackendHandle) {
+    if let WaitOutcome::Attached { report, .. } = outcome {
+        tracing::warn!(
+            pid = report.pid,
+            "the waitFor attach to pid {} finished after its session had ended: detached, it runs on",
+            report.pid
+        );
+        backend.detach_pid_blocking(report.pid);
+    }
+}
+
+/// A test hook (debug builds only): `LATCH_TEST_DELAY_ATTACH_MS=N` makes a waitFor
+/// wait N ms between finding its process and attaching, so that the end-to-end tests
+/// can end the session while an attach is still to finish (a slow attach of a busy
+/// process does the same).
+#[cfg(debug_assertions)]
+fn test_delay_attach() {
+    if let Some(ms) = std::env::var("LATCH_TEST_DELAY_ATTACH_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+    {
+        tracing::warn!("LATCH_TEST_DELAY_ATTACH_MS: waiting {ms} ms before the attach");
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+}
+
 /// Runs on the waitFor thread: wait, then attach straight away from this thread, so no
 /// hop through the session delays the stop. Raised priority makes us win the race
 /// against the new process's start-up on a busy machine.
@@ -481,6 +514,8 @@ fn wait_and_attach(
     match waiter.wait(canceller) {
         Ok(found) => {
             tracing::debug!(pid = found.pid, "waitFor matched");
+            #[cfg(debug_assertions)]
+            test_delay_attach();
             match backend.attach_blocking(found.pid as i64) {
                 Ok(report) => WaitOutcome::Attached { found, report },
                 Err(err) => WaitOutcome::AttachFailed(err),

@@ -9,6 +9,10 @@ use super::{EndReason, Phase, Session};
 use crate::dap::{DisconnectArguments, Request, Response};
 use crate::ptrace::{BackendEvent, DetachMode};
 
+/// How long the end of a session waits for a waitFor that is attaching: the attach's
+/// own stop deadline, and more.
+const STOP_WAITING: Duration = Duration::from_secs(10);
+
 impl Session {
     pub(super) async fn disconnect(&mut self, request: &Request) {
         let Some(args) = self.arguments::<DisconnectArguments>(request) else {
@@ -191,8 +195,20 @@ impl Session {
             return;
         };
         waiting.canceller.cancel();
-        let outcome = tokio::time::timeout(Duration::from_secs(10), &mut waiting.result).await;
-        if let Ok(Ok(super::attach::WaitOutcome::Attached { report, .. })) = outcome {
+        let outcome = match tokio::time::timeout(STOP_WAITING, &mut waiting.result).await {
+            Ok(outcome) => outcome.ok(),
+            Err(_) => {
+                tracing::warn!(
+                    "the waitFor's attach did not finish within {STOP_WAITING:?}; going on \
+                     without it (it lets its process go when it finishes)"
+                );
+                // Closed first: a result sent from now on goes back to the waitFor
+                // thread, which detaches; one sent just before is taken here.
+                waiting.result.close();
+                waiting.result.try_recv().ok()
+            }
+        };
+        if let Some(super::attach::WaitOutcome::Attached { report, .. }) = outcome {
             self.target = Some(super::Target {
                 pid: report.pid,
                 main_tid: report.main_tid,

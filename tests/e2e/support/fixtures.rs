@@ -23,7 +23,9 @@ pub enum Fixture {
     /// writes "release"; it prints "vfork-done N" each time a vfork returns. 3 threads.
     Vfork,
     /// `signals`: catches SIGUSR1 ("caught SIGUSR1"); "exec" on stdin makes a thread
-    /// exec the program again ("execd", then "ready" under the same pid). 3 threads.
+    /// exec the program again ("execd", then "ready" under the same pid);
+    /// "thread-exit" runs a thread that ends ("exited TID"), "thread-stay" starts one
+    /// that stays ("born TID"). 3 threads.
     Signals,
     /// The Go program: `gotarget BUSY SLEEPING`.
     Go,

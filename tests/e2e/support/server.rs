@@ -36,6 +36,20 @@ impl Server {
     /// `latch dap --listen LISTEN EXTRA...`, run as `user` (through setpriv) when given;
     /// callers check [`other_users_available`] first.
     pub fn start_as(user: Option<User>, listen: &str, extra: &[&str]) -> Server {
+        Server::start_full(user, listen, extra, &[])
+    }
+
+    /// As `start`, with environment variables for latch (its test hooks).
+    pub fn start_with_env(listen: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::start_full(None, listen, extra, env)
+    }
+
+    fn start_full(
+        user: Option<User>,
+        listen: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let dir = tmp_dir().join("logs");
         std::fs::create_dir_all(&dir).unwrap();
         let log_file = dir.join(format!(
@@ -56,7 +70,8 @@ impl Server {
             }
             None => Command::new(latch_bin()),
         };
-        cmd.args(["dap", "--listen", listen])
+        cmd.envs(env.iter().copied())
+            .args(["dap", "--listen", listen])
             .args(extra)
             .arg("--log-file")
             .arg(&log_file)
