@@ -11,7 +11,8 @@ use serde::Serialize;
 use crate::procfs::{self, Pid};
 use crate::ptrace::{Backend, DetachMode};
 use crate::symbols::{Registers, StackFrame, Stacker};
-use crate::waitfor::{Canceller, MatchMode, WaitSpec, Waiter};
+use crate::waitfor::{timeout_message, Canceller, MatchMode, WaitError, WaitSpec, Waiter, Wording};
+use crate::words::counted;
 
 #[derive(Args, Debug)]
 pub struct AttachOptions {
@@ -46,6 +47,13 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
     // Kept until the attach is done: see `Caught`.
     let mut _caught = None;
     let pid: i64 = match (&options.pid, &options.waitfor) {
+        // What `latch attach "$(pgrep -n myprogram)"` passes when nothing matches.
+        (Some(text), _) if text.trim().is_empty() => bail!(
+            "no pid given (an empty argument, as `\"$(pgrep -n NAME)\"` gives when no such \
+             program is running): the program is not running. `latch ps NAME` lists the \
+             processes latch may attach to; `latch attach --waitfor NAME` waits for the \
+             program to start and attaches as it does"
+        ),
         (Some(text), _) => text.trim().parse().map_err(|_| {
             anyhow::anyhow!(
                 "{text:?} is not a pid: a pid is a whole number (`latch ps` lists processes)"
@@ -84,11 +92,11 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
         }
         writeln!(
             out,
-            "process {} ({}) {}: {} threads, all stopped in {:.1} ms{}",
+            "process {} ({}) {}: {}, all stopped in {:.1} ms{}",
             report.pid,
             report.name,
             exe,
-            report.tids.len(),
+            counted(report.tids.len(), "thread", "threads"),
             report.elapsed.as_secs_f64() * 1000.0,
             if report.was_job_stopped {
                 " (it was already stopped by job control)"
@@ -102,9 +110,9 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
         if !report.stragglers.is_empty() {
             writeln!(
                 out,
-                "{} threads could not be stopped, blocked in the kernel (vfork or uninterruptible \
+                "{} not be stopped, blocked in the kernel (vfork or uninterruptible \
              sleep): {:?}",
-                report.stragglers.len(),
+                counted(report.stragglers.len(), "thread could", "threads could"),
                 report.stragglers
             )?;
         }
@@ -243,7 +251,12 @@ fn wait_for(
     };
     let mut waiter = Waiter::start(spec)?;
     eprintln!(
-        "waiting for a process named '{pattern}' to start, {}",
+        "waiting for a process {} '{pattern}' to start, {}",
+        if options.waitfor_cmdline {
+            "whose command line starts with"
+        } else {
+            "named"
+        },
         waiter.method()
     );
     let canceller = Canceller::new()?;
@@ -257,7 +270,13 @@ fn wait_for(
         watcher.cancel();
     });
     let boost = crate::priority::Boost::raise();
-    let found = waiter.wait(&canceller)?;
+    let found = waiter.wait(&canceller).map_err(|err| match err {
+        // Worded with the flags the user typed, not the DAP keys.
+        WaitError::Timeout { pattern, ms } => {
+            anyhow::anyhow!(timeout_message(&pattern, ms, Wording::Cli))
+        }
+        other => other.into(),
+    })?;
     tracing::debug!(pid = found.pid, "waitFor matched");
     Ok(Caught {
         pid: found.pid as i64,
@@ -308,6 +327,10 @@ pub struct PsOptions {
     /// Print JSON (for editors' process pickers) instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Print whole command lines. Without it, rows are cut to the terminal's width when
+    /// the output is a terminal (and printed whole when it is a pipe or a file).
+    #[arg(long, short = 'w')]
+    pub wide: bool,
 }
 
 /// One attachable process, as `latch ps --json` prints it.
@@ -382,10 +405,19 @@ pub fn ps(options: PsOptions) -> anyhow::Result<ExitCode> {
         writeln!(out)?;
         return Ok(ExitCode::SUCCESS);
     }
+    // A command line can be thousands of characters: on a terminal, one row per process
+    // stays readable only when cut to its width. A pipe gets it whole, for grep.
+    let width = if options.wide { None } else { terminal_width() };
     writeln!(
         out,
-        "{:>8}  {:<12} {:<16} {:>7}  {:<14} COMMAND",
-        "PID", "USER", "NAME", "THREADS", "TRACED BY"
+        "{}",
+        fit(
+            &format!(
+                "{:>8}  {:<12} {:<16} {:>7}  {:<14} COMMAND",
+                "PID", "USER", "NAME", "THREADS", "TRACED BY"
+            ),
+            width
+        )
     )?;
     for e in &entries {
         let traced = match (&e.tracer_pid, &e.tracer_name) {
@@ -393,11 +425,57 @@ pub fn ps(options: PsOptions) -> anyhow::Result<ExitCode> {
             (Some(pid), None) => pid.to_string(),
             _ => "-".into(),
         };
-        writeln!(
-            out,
+        let row = format!(
             "{:>8}  {:<12} {:<16} {:>7}  {:<14} {}",
             e.pid, e.user, e.name, e.threads, traced, e.cmdline
-        )?;
+        );
+        writeln!(out, "{}", fit(&row, width))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The width of the terminal stdout is, or `None` when stdout is not a terminal.
+fn terminal_width() -> Option<usize> {
+    // SAFETY: isatty and TIOCGWINSZ only read the descriptor's state into `size`.
+    if unsafe { libc::isatty(libc::STDOUT_FILENO) } != 1 {
+        return None;
+    }
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let from_ioctl = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0
+        && size.ws_col > 0;
+    if from_ioctl {
+        return Some(size.ws_col as usize);
+    }
+    // A terminal that does not know its size (e.g. a serial console): the shell's idea.
+    Some(
+        std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .filter(|c| *c > 0)
+            .unwrap_or(80),
+    )
+}
+
+/// `line` cut to `width` characters, the cut marked with `…`.
+fn fit(line: &str, width: Option<usize>) -> std::borrow::Cow<'_, str> {
+    match width {
+        Some(width) if line.chars().count() > width => {
+            let kept: String = line.chars().take(width.saturating_sub(1)).collect();
+            format!("{kept}…").into()
+        }
+        _ => line.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit;
+
+    #[test]
+    fn fit_cuts_long_lines_to_the_width_and_marks_the_cut() {
+        assert_eq!(fit("abcdef", Some(4)), "abc…");
+        assert_eq!(fit("abcd", Some(4)), "abcd");
+        assert_eq!(fit("abcdef", None), "abcdef");
+        assert_eq!(fit("ééééé", Some(3)).chars().count(), 3);
+    }
 }

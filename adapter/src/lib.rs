@@ -6,7 +6,8 @@
 //! [`symbols`] turning addresses into names, [`transport`] moving frames, [`server`]
 //! serving clients on stdio or a socket, [`listener`] where a socket listens and whom
 //! it lets in, [`peer`] who is on the other end of a socket, [`syscall_names`] the
-//! x86-64 system calls by number, and [`cli`] the terminal commands.
+//! x86-64 system calls by number, [`cli`] the terminal commands, and [`words`] English
+//! for counts.
 
 pub mod cli;
 pub mod dap;
@@ -22,6 +23,7 @@ pub mod symbols;
 pub mod syscall_names;
 pub mod transport;
 pub mod waitfor;
+pub mod words;
 
 /// What a unit test does when it cannot run; the end-to-end tests share the file.
 #[cfg(test)]

@@ -19,6 +19,22 @@ pub fn tell_user(line: &str) {
     eprintln!("latch: {line}");
 }
 
+/// A command's failure, for the person who typed it: one line, `latch: error: ...`,
+/// not a log record (no timestamp, no level, no module), so it reads the same in a
+/// terminal, a pipe and a script's log. "error:" is red only on a terminal, and never
+/// when `NO_COLOR` is set (<https://no-color.org>).
+pub fn print_error(message: &str) {
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let label = if colour {
+        "\x1b[1;31merror:\x1b[0m"
+    } else {
+        "error:"
+    };
+    eprintln!("latch: {label} {message}");
+}
+
 pub fn init(log_file: Option<&Path>, filter: Option<&str>) -> anyhow::Result<()> {
     let default = if log_file.is_some() {
         "latch=debug"

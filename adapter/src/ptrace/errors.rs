@@ -128,24 +128,11 @@ pub fn explain_permission(pid: Pid) -> String {
     let has_cap = me.cap_eff & CAP_SYS_PTRACE != 0;
     let mut causes: Vec<String> = Vec::new();
 
-    match procfs::yama_ptrace_scope() {
-        Some(3) => causes.push(
-            "kernel.yama.ptrace_scope is 3: no process may attach to another until reboot. \
-             Fix: boot with a lower ptrace_scope"
-                .into(),
-        ),
-        Some(2) if !has_cap => causes.push(
-            "kernel.yama.ptrace_scope is 2: only processes with CAP_SYS_PTRACE may attach. \
-             Fix: run latch with sudo, or `sudo setcap cap_sys_ptrace+ep $(which latch)`"
-                .into(),
-        ),
-        Some(1) if !has_cap => causes.push(
-            "kernel.yama.ptrace_scope is 1: only a parent process may attach, unless the target \
-             allows it. Fix: `sudo sysctl kernel.yama.ptrace_scope=0`, or run latch with sudo, or \
-             have the target call prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY)"
-                .into(),
-        ),
-        _ => {}
+    let (exe, as_root) = latch_as_root();
+    if let Some(cause) =
+        procfs::yama_ptrace_scope().and_then(|scope| yama_cause(scope, has_cap, &exe, &as_root))
+    {
+        causes.push(cause);
     }
     if let Some((tracer, tracer_name)) = foreign_tracer(pid) {
         causes.insert(
@@ -157,17 +144,22 @@ pub fn explain_permission(pid: Pid) -> String {
         let owner = target.uids[0];
         let different_user = owner != euid;
         causes.push(if different_user {
+            let as_owner = if owner == 0 {
+                String::new()
+            } else {
+                format!("as {} or ", procfs::user_name(owner))
+            };
             format!(
                 "it belongs to a different user: {} (uid {owner}), and latch runs as {} (uid {euid}) \
-                 without CAP_SYS_PTRACE. Fix: run latch as {} or with sudo",
+                 without CAP_SYS_PTRACE. Fix: run latch {as_owner}as root: `{as_root}`",
                 procfs::user_name(owner),
                 procfs::user_name(euid),
-                procfs::user_name(owner)
             )
         } else {
-            "it runs with other credentials than latch (a set-user-ID or set-group-ID program). \
-             Fix: run latch with sudo"
-                .into()
+            format!(
+                "it runs with other credentials than latch (a set-user-ID or set-group-ID \
+                 program). Fix: run latch as root: `{as_root}`"
+            )
         });
     }
     if euid == 0 && !has_cap {
@@ -185,11 +177,11 @@ pub fn explain_permission(pid: Pid) -> String {
                 .into(),
         );
     }
-    causes.push(
+    causes.push(format!(
         "the target may have made itself non-dumpable (prctl(PR_SET_DUMPABLE, 0), as some \
-         hardened programs do), which only CAP_SYS_PTRACE overrides. Fix: run latch with sudo"
-            .into(),
-    );
+         hardened programs do), which only CAP_SYS_PTRACE overrides. Fix: run latch as root: \
+         `{as_root}`"
+    ));
 
     let mut text = format!(
         "Permission denied: the kernel refused to let latch attach to pid {pid} ({name}). \
@@ -202,6 +194,61 @@ pub fn explain_permission(pid: Pid) -> String {
         text.push('.');
     }
     text
+}
+
+/// Yama's rule (`kernel.yama.ptrace_scope`) as a cause with its fixes, when it is what
+/// forbids the attach. `exe` is this latch's full path and `as_root` this very command
+/// run as root: `sudo` searches only its own `secure_path`, not `~/.cargo/bin` where
+/// `cargo install` puts latch, so a bare `sudo latch` says "command not found".
+fn yama_cause(scope: u32, has_cap: bool, exe: &str, as_root: &str) -> Option<String> {
+    match scope {
+        3 => Some(
+            "kernel.yama.ptrace_scope is 3: no process may attach to another until reboot. \
+             Fix: boot with a lower ptrace_scope"
+                .into(),
+        ),
+        2 if !has_cap => Some(format!(
+            "kernel.yama.ptrace_scope is 2: only processes with CAP_SYS_PTRACE may attach. \
+             Fix, one of: run latch as root, by its full path (sudo does not search \
+             ~/.cargo/bin): `{as_root}`; or give this latch binary the capability: \
+             `sudo setcap cap_sys_ptrace+ep {exe}` (again after each reinstall)"
+        )),
+        1 if !has_cap => Some(format!(
+            "kernel.yama.ptrace_scope is 1 (the default on Ubuntu and most desktops): only a \
+             process's parent (or ancestor) may attach to it. Fix, one of: run latch as root, by \
+             its full path (sudo does not search ~/.cargo/bin): `{as_root}`; or let this latch \
+             binary attach without root: `sudo setcap cap_sys_ptrace+ep {exe}` (again after \
+             each reinstall); or allow attaching to any process of your own until reboot: \
+             `sudo sysctl kernel.yama.ptrace_scope=0`"
+        )),
+        _ => None,
+    }
+}
+
+/// This latch's full path, and the command that runs it again, as it was run, as root.
+fn latch_as_root() -> (String, String) {
+    let exe = std::env::current_exe()
+        .map(|p| shell_quote(&p.display().to_string()))
+        .unwrap_or_else(|_| "\"$(command -v latch)\"".into());
+    let mut command = format!("sudo {exe}");
+    for arg in std::env::args().skip(1) {
+        command.push(' ');
+        command.push_str(&shell_quote(&arg));
+    }
+    (exe, command)
+}
+
+/// `word` as a POSIX shell reads it back: as is when that is safe, else single-quoted.
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./=:@%+,".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 #[cfg(test)]
@@ -232,5 +279,35 @@ mod tests {
         let text = explain_permission(1);
         assert!(text.starts_with("Permission denied"), "{text}");
         assert!(text.contains("Fix:"), "{text}");
+    }
+
+    /// Yama's scope 1 (Ubuntu's default) names the three ways out, each a command to copy.
+    #[test]
+    fn ptrace_scope_1_names_sudo_by_full_path_setcap_and_the_sysctl() {
+        let exe = "/home/ann/.cargo/bin/latch";
+        let text = yama_cause(1, false, exe, &format!("sudo {exe} attach 4242")).unwrap();
+        for fix in [
+            "`sudo /home/ann/.cargo/bin/latch attach 4242`",
+            "`sudo setcap cap_sys_ptrace+ep /home/ann/.cargo/bin/latch`",
+            "`sudo sysctl kernel.yama.ptrace_scope=0`",
+            "~/.cargo/bin",
+        ] {
+            assert!(text.contains(fix), "{fix} missing: {text}");
+        }
+        assert!(yama_cause(1, true, exe, "sudo x").is_none());
+        assert!(yama_cause(0, false, exe, "sudo x").is_none());
+        let text = yama_cause(2, false, exe, "sudo x").unwrap();
+        assert!(
+            text.contains("setcap cap_sys_ptrace+ep /home/ann/.cargo/bin/latch"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn shell_quote_leaves_plain_words_and_quotes_the_rest() {
+        assert_eq!(shell_quote("/usr/bin/latch"), "/usr/bin/latch");
+        assert_eq!(shell_quote("my dir/latch"), "'my dir/latch'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
     }
 }

@@ -13,6 +13,7 @@ use super::{Phase, Session, Target, Waiting};
 use crate::dap::{AttachArguments, CancelArguments, Request, Response, WaitForMatch};
 use crate::ptrace::{AttachError, AttachReport, BackendError, BackendHandle};
 use crate::waitfor::{Canceller, Found, MatchMode, WaitError, WaitSpec, Waiter};
+use crate::words::counted;
 
 /// How a waitFor ended, sent from its thread to the session.
 pub(super) enum WaitOutcome {
@@ -304,9 +305,18 @@ impl Session {
                     self.out.output(
                         "console",
                         &format!(
-                            "latch: {} other processes matched at the same time ({}); attached to the first, pid {}",
-                            found.others.len(),
-                            found.others.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
+                            "latch: {} at the same time ({}); attached to the first, pid {}",
+                            counted(
+                                found.others.len(),
+                                "other process matched",
+                                "other processes matched"
+                            ),
+                            found
+                                .others
+                                .iter()
+                                .map(|p| p.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", "),
                             found.pid
                         ),
                     );
@@ -368,17 +378,17 @@ impl Session {
             self.out.output("console", &format!("latch: {note}"));
         }
         let mut line = format!(
-            "latch: attached to pid {} ({}): {} threads stopped in {:.1} ms",
+            "latch: attached to pid {} ({}): {} stopped in {:.1} ms",
             report.pid,
             report.name,
-            report.tids.len(),
+            counted(report.tids.len(), "thread", "threads"),
             report.elapsed.as_secs_f64() * 1000.0
         );
         if !report.stragglers.is_empty() {
             line.push_str(&format!(
-                "; {} threads could not be stopped yet, blocked in the kernel (vfork or \
+                "; {} not be stopped yet, blocked in the kernel (vfork or \
                  uninterruptible sleep): {:?}",
-                report.stragglers.len(),
+                counted(report.stragglers.len(), "thread could", "threads could"),
                 report.stragglers
             ));
         }

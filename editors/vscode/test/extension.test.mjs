@@ -126,6 +126,19 @@ test('packages to a .vsix with vsce', () => {
     assert.ok(listing.split('\n').includes(file), `${file} missing from the package:\n${listing}`);
   }
   assert.ok(!/node_modules|test\//.test(listing), `the package holds test files or node_modules:\n${listing}`);
+
+  // The README is the extension's page in the Marketplace, where vsce has turned every
+  // relative link into one under the repository's root URL, without this folder's path:
+  // `../../README.md` became a broken address, and so would `images/x.png`. So links and
+  // images are absolute, and an image of this folder is a file committed here.
+  const readme = readFileSync(join(extensionDir, 'README.md'), 'utf8');
+  const links = [...readme.matchAll(/(!?)\[[^\]]*\]\(([^)\s]+)\)/g)];
+  for (const [, image, target] of links) {
+    assert.ok(/^(https?:|mailto:|#)/.test(target), `README link ${target} is relative: it breaks in the Marketplace`);
+    const here = image && target.match(/\/editors\/vscode\/(.+)$/);
+    if (here) assert.ok(existsSync(join(extensionDir, here[1])), `README image ${target}: no ${here[1]} in editors/vscode`);
+  }
+  assert.ok(links.some(([, image, target]) => image && /callstack\.png$/.test(target)), 'the README shows no picture of the CALL STACK');
 });
 
 /** Resolves with the first line of `stream` matching `re` (rejects after 20 s). */
