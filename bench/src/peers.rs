@@ -323,6 +323,36 @@ fn end_session(
     Ok((m, reaped))
 }
 
+/// The result of a run whose session ended: the whole session's time and CPU, and the
+/// target checked to run on after the detach.
+fn timed_run(
+    ended: std::result::Result<(Measure, Reaped), Outcome>,
+    t0: Instant,
+    target: &mut Target,
+    lines_at_detach: u64,
+    mut notes: Vec<String>,
+    version: Option<String>,
+) -> RunResult {
+    let (mut m, reaped) = match ended {
+        Ok(ended) => ended,
+        Err(outcome) => {
+            return RunResult {
+                outcome,
+                notes,
+                version,
+            }
+        }
+    };
+    m.0.insert(Row::Session, ms(reaped.at - t0));
+    m.0.insert(Row::Cpu, ms(reaped.cpu));
+    check_target_after(target, lines_at_detach, &mut notes);
+    RunResult {
+        outcome: Outcome::Ok(m),
+        notes,
+        version,
+    }
+}
+
 /// One DAP session against `target`. `program`/`args` start the adapter.
 pub fn run_dap(
     peer: Peer,
@@ -442,24 +472,8 @@ pub fn run_dap(
         Ok(m)
     })();
 
-    let (mut m, reaped) = match end_session(result, dap, pid, &tree, deadline, peer, &mut notes) {
-        Ok(ended) => ended,
-        Err(outcome) => {
-            return RunResult {
-                outcome,
-                notes,
-                version,
-            }
-        }
-    };
-    m.0.insert(Row::Session, ms(reaped.at - t0));
-    m.0.insert(Row::Cpu, ms(reaped.cpu));
-    check_target_after(target, lines_at_detach, &mut notes);
-    RunResult {
-        outcome: Outcome::Ok(m),
-        notes,
-        version,
-    }
+    let ended = end_session(result, dap, pid, &tree, deadline, peer, &mut notes);
+    timed_run(ended, t0, target, lines_at_detach, notes, version)
 }
 
 /// churn-run: attach without stopping (`stopOnEntry: false`), let the short-lived
@@ -574,24 +588,8 @@ pub fn run_running(
         Ok(m)
     })();
 
-    let (mut m, reaped) = match end_session(result, dap, pid, &tree, deadline, peer, &mut notes) {
-        Ok(ended) => ended,
-        Err(outcome) => {
-            return RunResult {
-                outcome,
-                notes,
-                version,
-            }
-        }
-    };
-    m.0.insert(Row::Session, ms(reaped.at - t0));
-    m.0.insert(Row::Cpu, ms(reaped.cpu));
-    check_target_after(target, lines_at_detach, &mut notes);
-    RunResult {
-        outcome: Outcome::Ok(m),
-        notes,
-        version,
-    }
+    let ended = end_session(result, dap, pid, &tree, deadline, peer, &mut notes);
+    timed_run(ended, t0, target, lines_at_detach, notes, version)
 }
 
 /// After the adapter said it waits, and before the target is started: a

@@ -180,10 +180,7 @@ fn apply<S: UnwindSection<Reader>>(
     let Some(cfa) = cfa else {
         return Step::Unknown;
     };
-    let mut caller = Registers::default();
-    for register in CALLEE_SAVED {
-        caller.set(register, regs.get(register));
-    }
+    let mut caller = callee_saved(regs);
     let mut return_address_rule = false;
     for (register, rule) in row.registers() {
         let value = match rule {
@@ -300,10 +297,7 @@ pub fn go_table_step(frame: GoFrame, regs: &Registers, memory: &mut ProcessMemor
     if return_address == 0 {
         return Step::Outermost;
     }
-    let mut caller = Registers::default();
-    for register in CALLEE_SAVED {
-        caller.set(register, regs.get(register));
-    }
+    let mut caller = callee_saved(regs);
     if size >= 8 {
         caller.set(RBP, memory.read_u64(rsp + size - 8));
     }
@@ -328,14 +322,21 @@ pub fn frame_pointer_step(regs: &Registers, memory: &mut ProcessMemory) -> Step 
     if return_address == 0 {
         return Step::Outermost;
     }
-    let mut caller = Registers::default();
-    for register in CALLEE_SAVED {
-        caller.set(register, regs.get(register));
-    }
+    let mut caller = callee_saved(regs);
     caller.set(RBP, Some(saved_rbp));
     caller.set(RSP, Some(rbp + 16));
     caller.set(RIP, Some(return_address));
     Step::Caller(caller, false)
+}
+
+/// A caller's registers before a step fills in the rest: the callee-saved ones equal
+/// the callee's unless the step learns where the callee saved them.
+fn callee_saved(regs: &Registers) -> Registers {
+    let mut caller = Registers::default();
+    for register in CALLEE_SAVED {
+        caller.set(register, regs.get(register));
+    }
+    caller
 }
 
 /// Evaluates a CFI expression to an address (or value); `cfa` is pushed first for
