@@ -323,6 +323,43 @@ fn end_session(
     Ok((m, reaped))
 }
 
+/// `attach {pid, stopOnEntry}` and `configurationDone` as an editor sends them, until
+/// both are answered (and, with `stop_on_entry`, every thread is reported stopped);
+/// their sequence numbers, for the caller's timings.
+fn attach_and_configure(
+    dap: &mut Dap,
+    pid: i32,
+    stop_on_entry: bool,
+    deadline: Instant,
+) -> Result<(i64, i64)> {
+    let attach = dap.send(
+        "attach",
+        json!({ "pid": pid, "stopOnEntry": stop_on_entry }),
+    )?;
+    // `initialized` may come before the attach response (latch) or
+    // after it (lldb-dap). A failed attach may never send it at all.
+    dap.wait_until(deadline, "the `initialized` event", |s| {
+        s.events.contains_key("initialized")
+            || s.responses
+                .get(&attach)
+                .is_some_and(|r| r.1.success != Some(true))
+    })?;
+    if let Some((_, r)) = dap.seen.responses.get(&attach) {
+        check_success(r.value())?;
+    }
+    let conf = dap.send("configurationDone", json!({}))?;
+    let what = match stop_on_entry {
+        true => "all threads stopped",
+        false => "the attach and configurationDone responses",
+    };
+    dap.wait_until(deadline, what, |s| {
+        s.responses.contains_key(&attach)
+            && s.responses.contains_key(&conf)
+            && (!stop_on_entry || s.all_stopped.is_some())
+    })?;
+    Ok((attach, conf))
+}
+
 /// The result of a run whose session ended: the whole session's time and CPU, and the
 /// target checked to run on after the detach.
 fn timed_run(
@@ -385,28 +422,8 @@ pub fn run_dap(
         version = v;
         m.0.insert(Row::Initialize, ms(t_init - t0));
 
-        let attach = dap.send(
-            "attach",
-            json!({ "pid": target.pid(), "stopOnEntry": opts.stop_on_entry }),
-        )?;
-        // `initialized` may come before the attach response (latch) or
-        // after it (lldb-dap). A failed attach may never send it at all.
-        dap.wait_until(deadline, "the `initialized` event", |s| {
-            s.events.contains_key("initialized")
-                || s.responses
-                    .get(&attach)
-                    .is_some_and(|r| r.1.success != Some(true))
-        })?;
-        if let Some((_, r)) = dap.seen.responses.get(&attach) {
-            check_success(r.value())?;
-        }
-        let conf = dap.send("configurationDone", json!({}))?;
         let soe = opts.stop_on_entry;
-        dap.wait_until(deadline, "all threads stopped", |s| {
-            s.responses.contains_key(&attach)
-                && s.responses.contains_key(&conf)
-                && (!soe || s.all_stopped.is_some())
-        })?;
+        let (attach, conf) = attach_and_configure(&mut dap, target.pid(), soe, deadline)?;
         let t_attach = dap.answered_at(attach)?;
         let t_conf = dap.answered_at(conf)?;
         let t_stopped = [Some(t_attach), Some(t_conf), dap.seen.all_stopped]
@@ -511,25 +528,7 @@ pub fn run_running(
         let (t_init, v) = initialize(&mut dap, peer, deadline)?;
         version = v;
         m.0.insert(Row::Initialize, ms(t_init - t0));
-        let attach = dap.send(
-            "attach",
-            json!({ "pid": target.pid(), "stopOnEntry": false }),
-        )?;
-        dap.wait_until(deadline, "the `initialized` event", |s| {
-            s.events.contains_key("initialized")
-                || s.responses
-                    .get(&attach)
-                    .is_some_and(|r| r.1.success != Some(true))
-        })?;
-        if let Some((_, r)) = dap.seen.responses.get(&attach) {
-            check_success(r.value())?;
-        }
-        let conf = dap.send("configurationDone", json!({}))?;
-        dap.wait_until(
-            deadline,
-            "the attach and configurationDone responses",
-            |s| s.responses.contains_key(&attach) && s.responses.contains_key(&conf),
-        )?;
+        let (attach, conf) = attach_and_configure(&mut dap, target.pid(), false, deadline)?;
         dap.answered_at(attach)?;
         dap.answered_at(conf)?;
 
