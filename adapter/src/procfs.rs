@@ -144,6 +144,15 @@ pub struct Status {
     pub cap_eff: u64,
     /// 0 none, 1 strict, 2 filter.
     pub seccomp: u32,
+    /// Signals the process has a handler for (`SigCgt`), bit N-1 for signal N.
+    pub sig_cgt: u64,
+}
+
+impl Status {
+    /// Whether the process catches `signal` with a handler of its own.
+    pub fn caught_signal(&self, signal: i32) -> bool {
+        (1..=64).contains(&signal) && self.sig_cgt & (1u64 << (signal - 1)) != 0
+    }
 }
 
 pub fn parse_status(text: &str) -> Status {
@@ -166,6 +175,7 @@ pub fn parse_status(text: &str) -> Status {
             "Threads" => status.threads = value.parse().unwrap_or(0),
             "CapEff" => status.cap_eff = u64::from_str_radix(value, 16).unwrap_or(0),
             "Seccomp" => status.seccomp = value.parse().unwrap_or(0),
+            "SigCgt" => status.sig_cgt = u64::from_str_radix(value, 16).unwrap_or(0),
             _ => {}
         }
     }

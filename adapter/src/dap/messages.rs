@@ -291,8 +291,9 @@ pub struct CancelArguments {
     pub progress_id: Option<String>,
 }
 
-/// Capabilities: only what works.
-pub fn capabilities() -> Value {
+/// Capabilities: only what works. `exception_filters` comes from the session, which
+/// owns what each filter means.
+pub fn capabilities(exception_filters: Value) -> Value {
     json!({
         "supportsConfigurationDoneRequest": true,
         "supportTerminateDebuggee": true,
@@ -301,6 +302,16 @@ pub fn capabilities() -> Value {
         "supportsCancelRequest": true,
         "supportsModulesRequest": true,
         "supportsDelayedStackTraceLoading": true,
+        "supportsFunctionBreakpoints": true,
+        "supportsInstructionBreakpoints": true,
+        "supportsBreakpointLocationsRequest": true,
+        "supportsHitConditionalBreakpoints": true,
+        "supportsLogPoints": true,
+        "supportsExceptionInfoRequest": true,
+        "supportsExceptionFilterOptions": true,
+        "supportsSteppingGranularity": true,
+        "supportsSingleThreadExecutionRequests": true,
+        "exceptionBreakpointFilters": exception_filters,
     })
 }
 

@@ -6,7 +6,10 @@
 //! talk to it through [`BackendHandle`] (a command channel plus an eventfd to wake it)
 //! and hear from it through [`BackendEvent`]s.
 
+pub mod breakpoints;
+mod control;
 mod errors;
+mod memory;
 mod sys;
 mod tracer;
 
@@ -18,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+pub use breakpoints::{HitCondition, UserBreakpoint};
+pub use control::{SignalFilters, StepResult};
 pub use errors::{explain_permission, validate, AttachError};
 use tracer::{EventWait, Tracer};
 
@@ -180,6 +185,33 @@ pub enum BackendEvent {
     ProcessExited {
         code: i32,
     },
+    /// Thread `tid` stopped for `reason`, and every other thread with it.
+    Stopped {
+        tid: Pid,
+        reason: StopReason,
+    },
+    /// A line for the debug console (a logpoint's message).
+    Output(String),
+}
+
+/// Why the target stopped on its own (not by `pause`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// User breakpoints that hit, by DAP id.
+    Breakpoint(Vec<i64>),
+    /// A step reached its target, or a single step blocked in the kernel ended.
+    Step,
+    /// A signal the user stops on; continuing delivers it. `code` is `si_code`,
+    /// `address` the fault address of a fault, `caught` whether the program has a
+    /// handler for it.
+    Signal {
+        signal: i32,
+        code: i32,
+        address: Option<u64>,
+        caught: bool,
+    },
+    /// The dynamic loader changed the list of libraries.
+    Libraries,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -202,6 +234,47 @@ enum Command {
     },
     ResumeAll {
         reply: oneshot::Sender<Result<(), BackendError>>,
+    },
+    /// `continue` with `singleThread`: only this thread runs.
+    ResumeThread {
+        tid: Pid,
+        reply: oneshot::Sender<Result<(), BackendError>>,
+    },
+    SetBreakpoints {
+        breakpoints: Vec<UserBreakpoint>,
+        reply: oneshot::Sender<Result<BreakpointFailures, BackendError>>,
+    },
+    WatchLibraries {
+        hook: Option<u64>,
+        reply: oneshot::Sender<()>,
+    },
+    SetSignalFilters {
+        filters: SignalFilters,
+        reply: oneshot::Sender<()>,
+    },
+    StepInstruction {
+        tid: Pid,
+        reply: oneshot::Sender<Result<StepResult, String>>,
+    },
+    RunTo {
+        tid: Pid,
+        address: u64,
+        min_sp: u64,
+        single_thread: bool,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    ReadCode {
+        address: u64,
+        len: usize,
+        reply: oneshot::Sender<Option<Vec<u8>>>,
+    },
+    Release {
+        tid: Pid,
+        reply: oneshot::Sender<()>,
+    },
+    ThreadRegisters {
+        tid: Pid,
+        reply: oneshot::Sender<Option<libc::user_regs_struct>>,
     },
     Threads {
         reply: oneshot::Sender<Result<Vec<ThreadInfo>, BackendError>>,
@@ -239,6 +312,15 @@ impl Command {
             Command::Attach { .. } => "attach",
             Command::StopAll { .. } => "stop_all",
             Command::ResumeAll { .. } => "resume_all",
+            Command::ResumeThread { .. } => "resume_thread",
+            Command::SetBreakpoints { .. } => "set_breakpoints",
+            Command::WatchLibraries { .. } => "watch_libraries",
+            Command::SetSignalFilters { .. } => "set_signal_filters",
+            Command::StepInstruction { .. } => "step_instruction",
+            Command::RunTo { .. } => "run_to",
+            Command::ReadCode { .. } => "read_code",
+            Command::ThreadRegisters { .. } => "thread_registers",
+            Command::Release { .. } => "release",
             Command::Threads { .. } => "threads",
             Command::Registers { .. } => "registers",
             Command::Signal { .. } => "signal",
@@ -249,6 +331,9 @@ impl Command {
         }
     }
 }
+
+/// Per breakpoint id, the addresses that could not be written and why.
+pub type BreakpointFailures = Vec<(i64, Vec<(u64, String)>)>;
 
 /// A cloneable way to command the ptrace thread from any thread.
 #[derive(Clone)]
@@ -409,6 +494,89 @@ impl BackendHandle {
         self.send(|reply| Command::ResumeAll { reply })
             .await
             .unwrap_or(Err(BackendError::Gone))
+    }
+
+    /// `continue` with `singleThread`: `tid` runs, every other thread stays stopped.
+    pub async fn resume_thread(&self, tid: Pid) -> Result<(), BackendError> {
+        self.send(|reply| Command::ResumeThread { tid, reply })
+            .await
+            .unwrap_or(Err(BackendError::Gone))
+    }
+
+    /// Replaces every user breakpoint; written at once, even while the target runs.
+    pub async fn set_breakpoints(
+        &self,
+        breakpoints: Vec<UserBreakpoint>,
+    ) -> Result<BreakpointFailures, BackendError> {
+        self.send(|reply| Command::SetBreakpoints { breakpoints, reply })
+            .await
+            .unwrap_or(Err(BackendError::Gone))
+    }
+
+    /// Stop (with reason `Libraries`) whenever the dynamic loader changes the list of
+    /// libraries, at its hook `hook`; `None` stops watching.
+    pub async fn watch_libraries(&self, hook: Option<u64>) {
+        let _ = self
+            .send(|reply| Command::WatchLibraries { hook, reply })
+            .await;
+    }
+
+    pub async fn set_signal_filters(&self, filters: SignalFilters) {
+        let _ = self
+            .send(|reply| Command::SetSignalFilters { filters, reply })
+            .await;
+    }
+
+    /// Runs one instruction of `tid`; the other threads stay stopped.
+    pub async fn step_instruction(&self, tid: Pid) -> Result<StepResult, String> {
+        self.send(|reply| Command::StepInstruction { tid, reply })
+            .await
+            .unwrap_or_else(|_| Err(BackendError::Gone.to_string()))
+    }
+
+    /// Runs until `tid` reaches `address` in a frame at or above `min_sp`: a `Stopped`
+    /// event with reason `Step` says so.
+    pub async fn run_to(
+        &self,
+        tid: Pid,
+        address: u64,
+        min_sp: u64,
+        single_thread: bool,
+    ) -> Result<(), String> {
+        self.send(|reply| Command::RunTo {
+            tid,
+            address,
+            min_sp,
+            single_thread,
+            reply,
+        })
+        .await
+        .unwrap_or_else(|_| Err(BackendError::Gone.to_string()))
+    }
+
+    /// The program's own code at `address`: memory with latch's breakpoints taken out.
+    pub async fn read_code(&self, address: u64, len: usize) -> Option<Vec<u8>> {
+        self.send(|reply| Command::ReadCode {
+            address,
+            len,
+            reply,
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// Lets a thread that stopped with reason `Libraries` go on.
+    pub async fn release(&self, tid: Pid) {
+        let _ = self.send(|reply| Command::Release { tid, reply }).await;
+    }
+
+    /// The registers of one stopped thread.
+    pub async fn thread_registers(&self, tid: Pid) -> Option<libc::user_regs_struct> {
+        self.send(|reply| Command::ThreadRegisters { tid, reply })
+            .await
+            .ok()
+            .flatten()
     }
 
     pub async fn threads(&self) -> Result<Vec<ThreadInfo>, BackendError> {
@@ -602,7 +770,7 @@ impl Worker {
                 // thousand threads that was most of a millisecond over one read-ahead.
                 // (A command may have drained SIGCHLD while waiting for its own events.)
                 if child_signalled || handled_command || timeout != 0 {
-                    tracer.poll_events();
+                    tracer.poll_events(&mut ChildWait(&self.sigchld));
                 }
                 if tracer.exited {
                     self.tracer = None;
@@ -677,7 +845,81 @@ impl Worker {
             }
             Command::ResumeAll { reply } => {
                 self.listed = None;
-                let _ = reply.send(self.attached().map(|t| t.resume_all()));
+                let sigchld = &self.sigchld;
+                let result = self
+                    .tracer
+                    .as_mut()
+                    .ok_or(BackendError::NotAttached)
+                    .map(|t| t.resume_some(None, &mut ChildWait(sigchld)));
+                let _ = reply.send(result);
+            }
+            Command::ResumeThread { tid, reply } => {
+                self.listed = None;
+                let sigchld = &self.sigchld;
+                let result = self
+                    .tracer
+                    .as_mut()
+                    .ok_or(BackendError::NotAttached)
+                    .map(|t| t.resume_some(Some(tid), &mut ChildWait(sigchld)));
+                let _ = reply.send(result);
+            }
+            Command::SetBreakpoints { breakpoints, reply } => {
+                let _ = reply.send(self.attached().map(|t| t.set_breakpoints(breakpoints)));
+            }
+            Command::WatchLibraries { hook, reply } => {
+                if let Some(tracer) = self.tracer.as_mut() {
+                    tracer.watch_libraries(hook);
+                }
+                let _ = reply.send(());
+            }
+            Command::SetSignalFilters { filters, reply } => {
+                if let Some(tracer) = self.tracer.as_mut() {
+                    tracer.set_signal_filters(filters);
+                }
+                let _ = reply.send(());
+            }
+            Command::StepInstruction { tid, reply } => {
+                self.listed = None;
+                let sigchld = &self.sigchld;
+                let result = match self.tracer.as_mut() {
+                    Some(tracer) => tracer.step_instruction(tid, &mut ChildWait(sigchld)),
+                    None => Err(BackendError::NotAttached.to_string()),
+                };
+                let _ = reply.send(result);
+            }
+            Command::RunTo {
+                tid,
+                address,
+                min_sp,
+                single_thread,
+                reply,
+            } => {
+                self.listed = None;
+                let sigchld = &self.sigchld;
+                let result = match self.tracer.as_mut() {
+                    Some(tracer) => {
+                        tracer.run_to(tid, address, min_sp, single_thread, &mut ChildWait(sigchld))
+                    }
+                    None => Err(BackendError::NotAttached.to_string()),
+                };
+                let _ = reply.send(result);
+            }
+            Command::Release { tid, reply } => {
+                let sigchld = &self.sigchld;
+                if let Some(tracer) = self.tracer.as_mut() {
+                    tracer.release(tid, &mut ChildWait(sigchld));
+                }
+                let _ = reply.send(());
+            }
+            Command::ThreadRegisters { tid, reply } => {
+                let _ = reply.send(self.tracer.as_mut().and_then(|t| t.thread_registers(tid)));
+            }
+            Command::ReadCode {
+                address,
+                len,
+                reply,
+            } => {
+                let _ = reply.send(self.tracer.as_mut().and_then(|t| t.read_code(address, len)));
             }
             Command::Threads { reply } => {
                 let _ = reply.send(self.attached().map(|t| t.current_threads()));

@@ -12,6 +12,9 @@ pub const PTRACE_EVENT_STOP: i32 = 128;
 pub const PTRACE_EVENT_CLONE: i32 = libc::PTRACE_EVENT_CLONE;
 pub const PTRACE_EVENT_EXEC: i32 = libc::PTRACE_EVENT_EXEC;
 
+/// `si_code` of the SIGTRAP an `int3` raises.
+pub const SI_KERNEL: i32 = 0x80;
+
 fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
     if ret == -1 {
         Err(io::Error::last_os_error())
@@ -34,10 +37,12 @@ fn request(req: libc::c_uint, tid: Pid, addr: usize, data: usize) -> io::Result<
 }
 
 /// Seizes without stopping; the options apply atomically. TRACECLONE makes every new
-/// thread ours before it runs a single instruction. Never EXITKILL: the target must
-/// outlive latch.
+/// thread ours before it runs a single instruction. TRACEFORK makes a forked child ours
+/// at its first stop, so that the breakpoints its copy of memory inherited are taken out
+/// before it is let go (it would die of SIGTRAP on the first one). Never EXITKILL: the
+/// target must outlive latch.
 pub fn seize(tid: Pid) -> io::Result<()> {
-    let options = libc::PTRACE_O_TRACECLONE | libc::PTRACE_O_TRACEEXEC;
+    let options = libc::PTRACE_O_TRACECLONE | libc::PTRACE_O_TRACEEXEC | libc::PTRACE_O_TRACEFORK;
     request(libc::PTRACE_SEIZE, tid, 0, options as usize).map(drop)
 }
 
@@ -68,6 +73,38 @@ pub fn event_message(tid: Pid) -> io::Result<u64> {
         &mut message as *mut _ as usize,
     )?;
     Ok(message as u64)
+}
+
+/// Runs one instruction, delivering `signal` first when it is not 0.
+pub fn single_step(tid: Pid, signal: i32) -> io::Result<()> {
+    request(libc::PTRACE_SINGLESTEP, tid, 0, signal as usize).map(drop)
+}
+
+pub fn set_regs(tid: Pid, regs: &libc::user_regs_struct) -> io::Result<()> {
+    request(libc::PTRACE_SETREGS, tid, 0, regs as *const _ as usize).map(drop)
+}
+
+/// What the kernel says about the signal a thread is stopped for: who sent it, and for
+/// a fault, what and where.
+pub fn sig_info(tid: Pid) -> io::Result<libc::siginfo_t> {
+    // SAFETY: siginfo_t is plain old data; GETSIGINFO fills it.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    request(
+        libc::PTRACE_GETSIGINFO,
+        tid,
+        0,
+        &mut info as *mut _ as usize,
+    )?;
+    Ok(info)
+}
+
+/// Whether two processes share one address space (a `clone` with CLONE_VM, or vfork):
+/// writing one's memory writes the other's.
+pub fn same_memory(a: Pid, b: Pid) -> bool {
+    const KCMP_VM: libc::c_long = 1;
+    // SAFETY: kcmp takes integers only.
+    let ret = unsafe { libc::syscall(libc::SYS_kcmp, a, b, KCMP_VM, 0, 0) };
+    ret == 0
 }
 
 pub fn get_regs(tid: Pid) -> io::Result<libc::user_regs_struct> {

@@ -59,21 +59,25 @@ impl RecentExits {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RunState {
+pub(super) enum RunState {
     Running,
     Stopped,
 }
 
 #[derive(Debug)]
-struct Thread {
-    state: RunState,
+pub(super) struct Thread {
+    pub(super) state: RunState,
     /// A signal intercepted at signal-delivery-stop, owed to the thread when it resumes.
-    pending_signal: i32,
+    pub(super) pending_signal: i32,
     /// Stopped by job control (SIGSTOP and kin) rather than by us.
-    in_group_stop: bool,
+    pub(super) in_group_stop: bool,
     /// Missed a stop deadline and has not stopped since: blocked in the kernel (vfork,
     /// D state). Its interrupt is still pending; the next stop does not wait for it.
-    late: bool,
+    pub(super) late: bool,
+    /// Stopped with its pc on a breakpoint of ours that it has not executed yet (its
+    /// trap was taken and the pc rewound, or a step ended there): resuming it must step
+    /// it over the `int3` first.
+    pub(super) at_breakpoint: Option<u64>,
 }
 
 impl Thread {
@@ -83,6 +87,7 @@ impl Thread {
             pending_signal: 0,
             in_group_stop: false,
             late: false,
+            at_breakpoint: None,
         }
     }
 }
@@ -95,16 +100,18 @@ pub trait EventWait {
 
 pub struct Tracer {
     pub pid: Pid,
-    threads: BTreeMap<Pid, Thread>,
+    pub(super) threads: BTreeMap<Pid, Thread>,
     /// True once the process is gone; nothing more to do with it.
     pub exited: bool,
     was_job_stopped: bool,
-    events: tokio::sync::mpsc::UnboundedSender<BackendEvent>,
+    pub(super) events: tokio::sync::mpsc::UnboundedSender<BackendEvent>,
     /// Events are reported to the session only after the attach finished.
     announce: bool,
     /// The process is held stopped (after the attach or a stop, until a resume): a
     /// late thread's stop that arrives meanwhile is kept, not resumed.
-    holding: bool,
+    pub(super) holding: bool,
+    /// Breakpoints, stepping and signal stops (see `control.rs`).
+    pub(super) control: super::control::Control,
     recent_exits: RecentExits,
     /// Threads the attach could not seize while others were (another tracer holds
     /// them, say), with why: they run on, and the user must be told.
@@ -214,6 +221,7 @@ impl Tracer {
             holding: false,
             recent_exits: RecentExits::default(),
             refused: BTreeMap::new(),
+            control: super::control::Control::new(pid),
         }
     }
 
@@ -399,6 +407,7 @@ impl Tracer {
 
     /// Stops every running thread and waits for all of them.
     pub fn stop_all(&mut self, waiter: &mut dyn EventWait) {
+        self.control.only = None;
         if self.exited {
             return;
         }
@@ -415,6 +424,7 @@ impl Tracer {
         self.wait_until_all_stopped(waiter, Instant::now() + STOP_DEADLINE);
         self.mark_stragglers();
         self.holding = true;
+        self.control.all_stopped();
     }
 
     /// Drops running threads that /proc shows dead or zombie: they will never stop.
@@ -434,19 +444,22 @@ impl Tracer {
         }
     }
 
-    pub fn resume_all(&mut self) {
+    /// Lets every thread run, after stepping those parked on a breakpoint over it.
+    pub fn resume_all(&mut self, waiter: &mut dyn EventWait) {
         if self.exited {
             return;
         }
         let _boost = Boost::raise();
-        self.holding = false;
         let tids: Vec<Pid> = self.threads.keys().copied().collect();
+        self.step_over_breakpoints(&tids, waiter);
+        self.holding = false;
+        self.control.only = None;
         for tid in tids {
             self.resume(tid);
         }
     }
 
-    fn resume(&mut self, tid: Pid) {
+    pub(super) fn resume(&mut self, tid: Pid) {
         let Some(thread) = self.threads.get_mut(&tid) else {
             return;
         };
@@ -456,6 +469,7 @@ impl Tracer {
         self.names.clear();
         self.registers.clear();
         self.unread.clear();
+        thread.at_breakpoint = None;
         let result = if thread.in_group_stop {
             // Job control stopped it: stay stopped until SIGCONT, as without a debugger.
             sys::listen(tid)
@@ -471,7 +485,7 @@ impl Tracer {
 
     /// Reacts to one wait event. While stopping (`stopping`), stops are kept; otherwise a
     /// stop that the user did not ask for is passed through so the target runs on.
-    fn on_event(&mut self, event: WaitEvent, stopping: bool) {
+    pub(super) fn on_event(&mut self, event: WaitEvent, stopping: bool) {
         match event {
             WaitEvent::Exited { tid, code } => self.on_exit(tid, code),
             WaitEvent::Killed { tid, signal } => self.on_exit(tid, 128 + signal),
@@ -490,6 +504,7 @@ impl Tracer {
                     PTRACE_EVENT_EXEC => {
                         self.forget_threads_gone_by_exec();
                         self.forget_old_leader(tid);
+                        self.control.after_exec();
                     }
                     _ => {}
                 }
@@ -506,10 +521,13 @@ impl Tracer {
                     event == PTRACE_EVENT_STOP && sys::is_group_stop_signal(signal);
                 // While the process is held, a late thread's stop is kept: the editor
                 // shows every thread stopped.
-                if !stopping && !self.holding {
+                if !stopping && !self.holds(tid) {
                     self.resume(tid);
                 }
             }
+            WaitEvent::Signal { tid, signal }
+                if self.threads.contains_key(&tid)
+                    && self.on_trap_or_fault(tid, signal, stopping) => {}
             WaitEvent::Signal { tid, signal } => {
                 if !self.threads.contains_key(&tid) {
                     self.add_thread(tid, RunState::Running);
@@ -519,7 +537,7 @@ impl Tracer {
                 thread.late = false;
                 thread.pending_signal = signal;
                 thread.in_group_stop = false;
-                if !stopping && !self.holding {
+                if !stopping && !self.holds(tid) {
                     self.resume(tid);
                 }
             }
@@ -557,13 +575,14 @@ impl Tracer {
             return false;
         }
         tracing::debug!(tid, "a cloned child process, not a thread: detached");
+        self.control.clean_child(tid);
         if let Err(err) = sys::detach(tid, 0) {
             tracing::debug!(tid, %err, "detaching a cloned child process failed");
         }
         true
     }
 
-    fn add_thread(&mut self, tid: Pid, state: RunState) {
+    pub(super) fn add_thread(&mut self, tid: Pid, state: RunState) {
         if self.threads.contains_key(&tid) {
             return;
         }
@@ -581,7 +600,7 @@ impl Tracer {
         }
     }
 
-    fn on_exit(&mut self, tid: Pid, code: i32) {
+    pub(super) fn on_exit(&mut self, tid: Pid, code: i32) {
         self.names.remove(&tid);
         self.registers.remove(&tid);
         self.recent_exits.record(tid);
@@ -633,13 +652,21 @@ impl Tracer {
         self.registers.remove(&tid);
     }
 
-    /// Handles events that arrived while the target runs.
-    pub fn poll_events(&mut self) {
+    /// The registers read ahead for `tid` are stale: latch changed them, or it ran.
+    pub(super) fn forget_registers(&mut self, tid: Pid) {
+        self.registers.remove(&tid);
+    }
+
+    /// Handles events that arrived while the target runs, then what they call for: a
+    /// breakpoint that stops (every thread is stopped, and the session told), or one
+    /// that does not (its thread is stepped over it and runs on).
+    pub fn poll_events(&mut self, waiter: &mut dyn EventWait) {
         let mut batch = Vec::new();
         sys::drain_events(&mut batch);
         for event in batch {
             self.on_event(event, false);
         }
+        self.after_events(waiter);
     }
 
     /// The threads as they are now. A leader that called pthread_exit is a zombie that
@@ -654,6 +681,17 @@ impl Tracer {
             self.forget_dead_threads();
         }
         self.thread_infos()
+    }
+
+    /// The registers of one stopped thread.
+    pub fn thread_registers(&mut self, tid: Pid) -> Option<libc::user_regs_struct> {
+        if self.threads.get(&tid)?.state != RunState::Stopped {
+            return None;
+        }
+        if let Some(known) = self.registers.get(&tid) {
+            return *known;
+        }
+        sys::get_regs(tid).ok()
     }
 
     /// The registers of every stopped thread: what a stack walk of all threads needs.
@@ -809,6 +847,9 @@ impl Tracer {
             return Vec::new();
         }
         let _boost = Boost::raise();
+        // Every thread is stopped and every trap collected (each pc rewound onto its
+        // breakpoint): the program's own bytes go back before any thread runs again.
+        self.control.restore_code();
         if mode == DetachMode::LeaveStopped {
             // Queued while every thread is held: each dequeues it on release and enters
             // group-stop before running a single instruction.

@@ -429,6 +429,9 @@ impl Session {
             return;
         }
         let pending = self.pending_attach.take().expect("checked above");
+        // Breakpoints the client set before the process was there (a waitFor) are
+        // resolved now, before it runs a single instruction more.
+        self.breakpoints_for_attach().await;
         self.out.respond(Response {
             request_seq: pending.request_seq,
             success: true,

@@ -1,17 +1,93 @@
-//! `threads`, `pause`, `continue`, and the placeholder for breakpoints (`setBreakpoints`).
+//! `threads`, `pause`, `continue`, the stops the target makes on its own (breakpoints,
+//! signals) and `exceptionInfo`.
 
 use serde_json::json;
 
 use super::{thread_name, Session};
 use crate::dap::Request;
 use crate::dap::Response;
-use crate::ptrace::ThreadInfo;
+use crate::ptrace::{StopReason, ThreadInfo};
 
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ThreadArguments {
     #[serde(default)]
     thread_id: Option<i64>,
+    #[serde(default)]
+    single_thread: Option<bool>,
+}
+
+/// A signal a thread stopped for, as `exceptionInfo` describes it.
+#[derive(Debug, Clone)]
+pub(super) struct Exception {
+    pub signal: i32,
+    pub code: i32,
+    pub address: Option<u64>,
+    pub caught: bool,
+}
+
+impl Exception {
+    fn name(&self) -> String {
+        super::lifecycle::signal_name(self.signal)
+    }
+
+    /// "SIGSEGV (invalid memory access) at 0x0: address not mapped (SEGV_MAPERR)".
+    pub(super) fn description(&self) -> String {
+        let mut text = format!("{} ({})", self.name(), signal_meaning(self.signal));
+        if let Some(address) = self.address {
+            text.push_str(&format!(" at {address:#x}"));
+        }
+        if let Some(code) = code_words(self.signal, self.code) {
+            text.push_str(&format!(": {code}"));
+        }
+        text
+    }
+}
+
+fn signal_meaning(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGSEGV => "invalid memory access",
+        libc::SIGBUS => "bus error",
+        libc::SIGFPE => "arithmetic error",
+        libc::SIGILL => "illegal instruction",
+        libc::SIGABRT => "aborted",
+        libc::SIGTRAP => "trace trap",
+        libc::SIGPIPE => "broken pipe",
+        libc::SIGTERM => "termination request",
+        libc::SIGINT => "interrupt",
+        libc::SIGUSR1 | libc::SIGUSR2 => "user-defined signal",
+        _ => "signal",
+    }
+}
+
+/// `si_code` in words, as siginfo(2) and the kernel's headers name them.
+fn code_words(signal: i32, code: i32) -> Option<String> {
+    let words = match (signal, code) {
+        (_, 0) => "sent by kill() (SI_USER)",
+        (_, -6) => "sent by tkill()/raise() (SI_TKILL)",
+        (_, -1) => "sent by sigqueue() (SI_QUEUE)",
+        (_, 0x80) => "sent by the kernel (SI_KERNEL)",
+        (libc::SIGSEGV, 1) => "address not mapped to an object (SEGV_MAPERR)",
+        (libc::SIGSEGV, 2) => "no permission for the mapped object (SEGV_ACCERR)",
+        (libc::SIGSEGV, 3) => "failed address bound checks (SEGV_BNDERR)",
+        (libc::SIGSEGV, 4) => "failed protection key checks (SEGV_PKUERR)",
+        (libc::SIGBUS, 1) => "invalid address alignment (BUS_ADRALN)",
+        (libc::SIGBUS, 2) => "nonexistent physical address (BUS_ADRERR)",
+        (libc::SIGBUS, 3) => "object-specific hardware error (BUS_OBJERR)",
+        (libc::SIGFPE, 1) => "integer divide by zero (FPE_INTDIV)",
+        (libc::SIGFPE, 2) => "integer overflow (FPE_INTOVF)",
+        (libc::SIGFPE, 3) => "floating-point divide by zero (FPE_FLTDIV)",
+        (libc::SIGFPE, 4) => "floating-point overflow (FPE_FLTOVF)",
+        (libc::SIGFPE, 5) => "floating-point underflow (FPE_FLTUND)",
+        (libc::SIGFPE, 6) => "floating-point inexact result (FPE_FLTRES)",
+        (libc::SIGFPE, 7) => "invalid floating-point operation (FPE_FLTINV)",
+        (libc::SIGILL, 1) => "illegal opcode (ILL_ILLOPC)",
+        (libc::SIGILL, 2) => "illegal operand (ILL_ILLOPN)",
+        (libc::SIGILL, 4) => "illegal trap (ILL_ILLTRP)",
+        (libc::SIGILL, 5) => "privileged opcode (ILL_PRVOPC)",
+        _ => return Some(format!("si_code {code}")),
+    };
+    Some(words.to_string())
 }
 
 impl Session {
@@ -75,7 +151,7 @@ impl Session {
                 // The ptrace thread sent every event of the run before its answer: take
                 // them now, so none is handled after the stop as if it were news.
                 while let Ok(event) = backend_events.try_recv() {
-                    self.on_backend_event(event);
+                    Box::pin(self.on_backend_event(event)).await;
                 }
                 let batch = self.thread_events.sync(threads);
                 tracing::debug!(
@@ -105,9 +181,9 @@ impl Session {
     }
 
     pub(super) async fn continue_(&mut self, request: &Request) {
-        if self.arguments::<ThreadArguments>(request).is_none() {
+        let Some(args) = self.arguments::<ThreadArguments>(request) else {
             return;
-        }
+        };
         if self.require_target(request).is_none() {
             return;
         }
@@ -118,12 +194,31 @@ impl Session {
                 "the attach is not finished: send `configurationDone` first",
             );
         }
-        match self.backend.resume_all().await {
+        let Some(target) = self.target.as_ref() else {
+            return;
+        };
+        if !target.stopped {
+            // Already running: nothing to resume (and a stop the ptrace thread is
+            // reporting right now must not be resumed unseen).
+            return self.out.respond(Response::ok(
+                request,
+                Some(json!({ "allThreadsContinued": true })),
+            ));
+        }
+        let only = match (args.single_thread, args.thread_id) {
+            (Some(true), Some(id)) => Some(id as crate::procfs::Pid),
+            _ => None,
+        };
+        let resumed = match only {
+            Some(tid) => self.backend.resume_thread(tid).await,
+            None => self.backend.resume_all().await,
+        };
+        match resumed {
             Ok(()) => {
                 self.running();
                 self.out.respond(Response::ok(
                     request,
-                    Some(json!({ "allThreadsContinued": true })),
+                    Some(json!({ "allThreadsContinued": only.is_none() })),
                 ));
             }
             Err(err) => self.fail(
@@ -134,20 +229,102 @@ impl Session {
         }
     }
 
-    /// Breakpoints are not implemented yet: each one is reported unverified, with why.
-    pub(super) fn set_breakpoints(&mut self, request: &Request) {
-        let count = request
-            .arguments
-            .as_ref()
-            .and_then(|a| a.get("breakpoints"))
-            .and_then(|b| b.as_array())
-            .map_or(0, Vec::len);
-        let breakpoints: Vec<_> = (0..count)
-            .map(|_| json!({ "verified": false, "message": "latch does not support breakpoints yet" }))
-            .collect();
-        self.out.respond(Response::ok(
-            request,
-            Some(json!({ "breakpoints": breakpoints })),
-        ));
+    /// The target stopped on its own: a breakpoint, a step's end, a signal, or the
+    /// dynamic loader's hook (not the user's business: breakpoints are resolved again
+    /// and the thread goes on).
+    pub(super) async fn on_stopped(&mut self, tid: crate::procfs::Pid, reason: StopReason) {
+        if let StopReason::Libraries = reason {
+            self.symbols.refresh();
+            self.announce_modules();
+            self.resolve_all_breakpoints(true).await;
+            self.backend.release(tid).await;
+            return;
+        }
+        if self.target.as_ref().is_none_or(|t| t.exited) {
+            return;
+        }
+        if let StopReason::Step = reason {
+            return self.on_step_stop(tid).await;
+        }
+        // Any other stop ends a step in progress.
+        self.step_plan = None;
+        if let Some(target) = self.target.as_mut() {
+            target.stopped = true;
+        }
+        // Libraries may have come or gone while it ran.
+        self.symbols.refresh();
+        self.announce_modules();
+        match reason {
+            StopReason::Breakpoint(ids) => {
+                let (kind, description) = self.breakpoints.stop_reason(&ids);
+                let shown: Vec<i64> = ids.iter().copied().filter(|id| *id > 0).collect();
+                let mut body = json!({ "reason": kind, "description": description });
+                if self.breakpoints.is_panic(&ids) {
+                    body["text"] = json!("panic");
+                } else {
+                    body["hitBreakpointIds"] = json!(shown);
+                }
+                self.report_stop_with(tid, body);
+            }
+            StopReason::Signal {
+                signal,
+                code,
+                address,
+                caught,
+            } => {
+                let exception = Exception {
+                    signal,
+                    code,
+                    address,
+                    caught,
+                };
+                let description = exception.description();
+                let name = exception.name();
+                self.exception = Some((tid, exception));
+                self.report_stop_with(
+                    tid,
+                    json!({ "reason": "exception", "description": description, "text": name }),
+                );
+            }
+            StopReason::Step | StopReason::Libraries => unreachable!("handled above"),
+        }
+    }
+
+    pub(super) fn exception_info(&mut self, request: &Request) {
+        let Some(args) = self.arguments::<ThreadArguments>(request) else {
+            return;
+        };
+        let asked = args.thread_id.unwrap_or(0);
+        match &self.exception {
+            Some((tid, exception)) if i64::from(*tid) == asked => {
+                let break_mode = if exception.caught {
+                    "always"
+                } else {
+                    "unhandled"
+                };
+                let mut details = json!({
+                    "message": exception.description(),
+                    "typeName": exception.name(),
+                });
+                if let Some(address) = exception.address {
+                    details["faultAddress"] = json!(format!("{address:#x}"));
+                }
+                details["siCode"] = json!(exception.code);
+                self.out.respond(Response::ok(
+                    request,
+                    Some(json!({
+                        "exceptionId": exception.name(),
+                        "description": exception.description(),
+                        "breakMode": break_mode,
+                        "details": details,
+                    })),
+                ));
+            }
+            _ => self.fail(
+                request,
+                "no exception",
+                &format!("thread {asked} did not stop for a signal in this stop"),
+            ),
+        }
     }
 }

@@ -80,8 +80,10 @@ impl Session {
         }
     }
 
-    pub(super) fn on_backend_event(&mut self, event: BackendEvent) {
+    pub(super) async fn on_backend_event(&mut self, event: BackendEvent) {
         match event {
+            BackendEvent::Stopped { tid, reason } => self.on_stopped(tid, reason).await,
+            BackendEvent::Output(line) => self.out.output("console", &line),
             // Written at the next tick, if at all (see `threads.rs`).
             BackendEvent::ThreadStarted(info) => self.thread_events.started(info.tid),
             BackendEvent::ThreadExited(tid) => self.thread_events.exited(tid),
@@ -277,7 +279,7 @@ impl Session {
     }
 }
 
-fn signal_name(signal: i32) -> String {
+pub(super) fn signal_name(signal: i32) -> String {
     match nix::sys::signal::Signal::try_from(signal) {
         Ok(sig) => sig.as_str().to_string(),
         Err(_) => format!("{signal}"),

@@ -3,16 +3,18 @@
 //! own termination signals. Request families live in their own files.
 
 mod attach;
+mod breakpoints;
 mod execution;
 mod lifecycle;
 mod stacks;
+mod stepping;
 mod threads;
 
 /// How long `thread` events are held back and coalesced while the target runs.
 pub use threads::WINDOW as THREAD_EVENT_WINDOW;
 
 use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::dap::{InitializeArguments, Request, Response};
@@ -155,6 +157,12 @@ pub struct Session {
     /// Ticks once a window while `thread_events` has something pending; created in
     /// `run`, inside the runtime.
     thread_ticker: Option<tokio::time::Interval>,
+    /// Every breakpoint and exception filter of the session.
+    breakpoints: breakpoints::Breakpoints,
+    /// A step waiting for the ptrace thread.
+    step_plan: Option<stepping::StepPlan>,
+    /// The signal a thread stopped for, for `exceptionInfo`, until the target runs.
+    exception: Option<(Pid, execution::Exception)>,
 }
 
 impl Session {
@@ -181,6 +189,9 @@ impl Session {
             held: None,
             thread_events: threads::ThreadEvents::default(),
             thread_ticker: None,
+            breakpoints: breakpoints::Breakpoints::default(),
+            step_plan: None,
+            exception: None,
         }
     }
 
@@ -221,7 +232,7 @@ impl Session {
                     }
                 },
                 event = backend_events.recv() => match event {
-                    Some(event) => self.on_backend_event(event),
+                    Some(event) => self.on_backend_event(event).await,
                     None => self.backend_gone(),
                 },
                 _ = tick(&mut self.thread_ticker), if tick_due => self.send_thread_events(),
@@ -360,10 +371,15 @@ impl Session {
             "variables" => self.variables(&request),
             "source" => self.source(&request),
             "modules" => self.modules(&request).await,
-            "setBreakpoints" => self.set_breakpoints(&request),
-            "setExceptionBreakpoints" | "setFunctionBreakpoints" => self
-                .out
-                .respond(Response::ok(&request, Some(json!({ "breakpoints": [] })))),
+            "setBreakpoints" => self.set_breakpoints(&request).await,
+            "setFunctionBreakpoints" => self.set_function_breakpoints(&request).await,
+            "setInstructionBreakpoints" => self.set_instruction_breakpoints(&request).await,
+            "setExceptionBreakpoints" => self.set_exception_breakpoints(&request).await,
+            "breakpointLocations" => self.breakpoint_locations(&request).await,
+            "exceptionInfo" => self.exception_info(&request),
+            "next" => self.step(&request, stepping::StepKind::Over).await,
+            "stepIn" => self.step(&request, stepping::StepKind::Into).await,
+            "stepOut" => self.step(&request, stepping::StepKind::Out).await,
             "disconnect" => self.disconnect(&request).await,
             "terminate" => self.terminate(&request).await,
             other => self.fail(
@@ -390,8 +406,10 @@ impl Session {
         self.supports_progress = args.supports_progress_reporting.unwrap_or(false);
         tracing::info!(client = ?args.client_id, "initialize");
         self.phase = Phase::Initialized;
-        self.out
-            .respond(Response::ok(request, Some(crate::dap::capabilities())));
+        self.out.respond(Response::ok(
+            request,
+            Some(crate::dap::capabilities(breakpoints::exception_filters())),
+        ));
     }
 
     /// Parses a request's arguments, answering with an error that names the offending
@@ -430,6 +448,7 @@ impl Session {
             target.stopped = false;
         }
         self.stop = stacks::StopState::default();
+        self.exception = None;
     }
 
     fn fail(&self, request: &Request, short: &str, text: &str) {

@@ -239,17 +239,19 @@ impl Session {
     /// and registers every editor asks for next are read ahead, starting before the
     /// event goes out: an editor's `threads` request can follow it within 0.1 ms.
     pub(super) fn report_stop(&mut self, thread: Pid, reason: &str, description: &str) {
+        self.report_stop_with(
+            thread,
+            json!({ "reason": reason, "description": description }),
+        );
+    }
+
+    /// `report_stop` with more of the event's fields (`hitBreakpointIds`, `text`).
+    pub(super) fn report_stop_with(&mut self, thread: Pid, mut body: Value) {
         self.stop.thread_list = ThreadList::Reading(self.backend.read_ahead());
         self.stop.reported = Some(thread);
-        self.out.event(
-            "stopped",
-            json!({
-                "reason": reason,
-                "description": description,
-                "threadId": thread,
-                "allThreadsStopped": true,
-            }),
-        );
+        body["threadId"] = json!(thread);
+        body["allThreadsStopped"] = json!(true);
+        self.out.event("stopped", body);
     }
 
     /// This stop's threads, if the ptrace thread has listed them already.

@@ -22,3 +22,5 @@ pub use stack::{FileState, StackFrame, Stacker};
 pub use unwind::Registers;
 pub mod service;
 pub use service::{ModuleSummary, SymbolService};
+mod resolve_stub;
+pub use resolve_stub::*;

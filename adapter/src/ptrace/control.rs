@@ -1,0 +1,676 @@
+//! Execution control on the ptrace thread: breakpoint traps and what they decide,
+//! stepping threads over breakpoints, single steps and run-to-address for the session's
+//! step plans, and the signals that stop the target (DESIGN.md section 9).
+//!
+//! Stepping over a breakpoint is done the proven way: with every other thread stopped,
+//! the `int3` is lifted, the threads parked on it run one instruction, and it is put
+//! back; so no thread can run past a breakpoint while it is out.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::breakpoints::{Internal, Table, UserBreakpoint};
+use super::memory::TargetMemory;
+use super::sys::{self, WaitEvent, SI_KERNEL};
+use super::tracer::{EventWait, RunState, Tracer};
+use super::{BackendEvent, StopReason};
+use crate::procfs::{self, Pid};
+
+/// How long one instruction may take to execute. Only an instruction that blocks in
+/// the kernel (a `syscall` waiting for another thread) takes longer; its thread is then
+/// left running and its step reported when it ends.
+const STEP_DEADLINE: Duration = Duration::from_secs(1);
+
+/// The signals that stop the target, from the exception filters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalFilters {
+    /// Stop on these when the program does not catch them (it would die of them): a
+    /// program's own SIGSEGV handler (a JVM's null checks, Go's nil-pointer panics) is
+    /// its business, and stopping the world on it would freeze a production process.
+    pub fatal: Vec<i32>,
+    /// Stop on these even when the program catches them.
+    pub always: Vec<i32>,
+    /// Stop on every other signal too.
+    pub all_others: bool,
+}
+
+impl SignalFilters {
+    /// The crash signals, on by default.
+    pub const CRASHES: [i32; 5] = [
+        libc::SIGSEGV,
+        libc::SIGBUS,
+        libc::SIGFPE,
+        libc::SIGILL,
+        libc::SIGABRT,
+    ];
+}
+
+impl Default for SignalFilters {
+    fn default() -> SignalFilters {
+        SignalFilters {
+            fatal: SignalFilters::CRASHES.to_vec(),
+            always: Vec::new(),
+            all_others: false,
+        }
+    }
+}
+
+/// Signals that are never an exception: job control, and what a debugger's own work
+/// raises.
+fn never_an_exception(signal: i32) -> bool {
+    matches!(
+        signal,
+        libc::SIGSTOP
+            | libc::SIGTSTP
+            | libc::SIGTTIN
+            | libc::SIGTTOU
+            | libc::SIGCONT
+            | libc::SIGTRAP
+    )
+}
+
+/// What a thread's single step came to.
+#[derive(Debug, Clone)]
+pub enum StepResult {
+    /// One instruction ran; the thread's registers now.
+    Stepped(Box<libc::user_regs_struct>),
+    /// Something else happened first (a breakpoint of another kind, a signal the user
+    /// stops on, the thread's exit): a `Stopped` event says what, or the exit events.
+    Interrupted,
+    /// The instruction blocks in the kernel: the thread runs on, and a `Stopped` event
+    /// with reason `Step` comes when it returns.
+    Running,
+}
+
+/// Why a thread is being single-stepped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stepping {
+    /// Over a breakpoint, on the way to letting it run.
+    Over,
+    /// For the user (an instruction step, or a line step's next instruction).
+    User,
+}
+
+pub struct Control {
+    pid: Pid,
+    /// `/proc/PID/mem`, opened on first use and again after an exec (the old file shows
+    /// the old program's memory).
+    memory: Option<TargetMemory>,
+    pub(super) table: Table,
+    pub(super) filters: SignalFilters,
+    /// Stops to report, oldest first: several threads can hit breakpoints at once, and
+    /// one stop event reports one thread; the others are reported at the next resume,
+    /// without running anything, as gdb and lldb do.
+    pub(super) pending: VecDeque<(Pid, StopReason)>,
+    /// Only this thread runs (`singleThread`, or a step); the others are held.
+    pub(super) only: Option<Pid>,
+    /// A breakpoint that does not stop (a hit count not reached, a logpoint) was hit:
+    /// its thread waits, parked on it, to be stepped over and run on.
+    pub(super) step_over_wanted: bool,
+    /// Threads being single-stepped, and why.
+    pub(super) stepping: rustc_hash::FxHashMap<Pid, Stepping>,
+}
+
+impl Control {
+    pub fn new(pid: Pid) -> Control {
+        Control {
+            pid,
+            memory: None,
+            table: Table::default(),
+            filters: SignalFilters::default(),
+            pending: VecDeque::new(),
+            only: None,
+            step_over_wanted: false,
+            stepping: Default::default(),
+        }
+    }
+
+    /// Runs `work` on the table with the target's memory to write to; `None` if the
+    /// memory cannot be opened.
+    fn with_memory<R>(&mut self, work: impl FnOnce(&mut Table, &TargetMemory) -> R) -> Option<R> {
+        self.memory()?;
+        let memory = self.memory.as_ref()?;
+        Some(work(&mut self.table, memory))
+    }
+
+    fn memory(&mut self) -> Option<&TargetMemory> {
+        if self.memory.is_none() {
+            match TargetMemory::open(self.pid) {
+                Ok(memory) => self.memory = Some(memory),
+                Err(err) => {
+                    tracing::warn!("cannot open /proc/{}/mem: {err}", self.pid);
+                    return None;
+                }
+            }
+        }
+        self.memory.as_ref()
+    }
+
+    /// Every thread is stopped: any trap of an `int3` taken out while they ran has been
+    /// collected.
+    pub(super) fn all_stopped(&mut self) {
+        self.table.forget_removed();
+    }
+
+    /// An exec replaced the program: its breakpoints went with the old code.
+    pub(super) fn after_exec(&mut self) {
+        self.table.forget_all_sites();
+        self.memory = None;
+        self.pending.clear();
+    }
+
+    /// Puts the program's own bytes back everywhere, for a detach.
+    pub(super) fn restore_code(&mut self) {
+        if !self.table.is_empty() {
+            self.with_memory(|table, memory| table.restore_all(memory));
+        }
+    }
+
+    /// A forked child is let go: its copy of memory has our breakpoints in it, and the
+    /// first one it ran would kill it with SIGTRAP. A child that shares our memory
+    /// (`CLONE_VM`) is left alone: writing its memory would write the target's.
+    pub(super) fn clean_child(&mut self, child: Pid) {
+        let originals = self.table.originals();
+        if originals.is_empty() || sys::same_memory(child, self.pid) {
+            return;
+        }
+        let memory = match TargetMemory::open(child) {
+            Ok(memory) => memory,
+            Err(err) => {
+                tracing::warn!("cannot clean the breakpoints out of child {child}: {err}");
+                return;
+            }
+        };
+        for (address, original) in originals {
+            if memory.read_byte(address).ok() == Some(super::breakpoints::INT3) {
+                let _ = memory.write_byte(address, original);
+            }
+        }
+    }
+
+    /// Whether the program catches `signal` (its `SigCgt` mask in /proc).
+    fn caught(&self, signal: i32) -> bool {
+        procfs::status(self.pid).is_ok_and(|status| status.caught_signal(signal))
+    }
+
+    fn stops_on(&self, signal: i32) -> Option<bool> {
+        if never_an_exception(signal) {
+            return None;
+        }
+        if self.filters.always.contains(&signal) {
+            return Some(self.caught(signal));
+        }
+        if self.filters.fatal.contains(&signal) {
+            let caught = self.caught(signal);
+            return (!caught).then_some(false);
+        }
+        let crash = SignalFilters::CRASHES.contains(&signal);
+        (self.filters.all_others && !crash).then(|| self.caught(signal))
+    }
+
+    pub(super) fn remove_step_targets(&mut self) {
+        self.with_memory(|table, memory| {
+            table.remove_internal(|i| matches!(i, Internal::Step { .. }), memory, false)
+        });
+    }
+}
+
+impl Tracer {
+    /// Whether a stop of `tid` that latch did not ask for is kept rather than resumed:
+    /// the process is held, and `tid` is not the one thread let run.
+    pub(super) fn holds(&self, tid: Pid) -> bool {
+        self.holding && self.control.only != Some(tid)
+    }
+
+    fn mark_stopped(&mut self, tid: Pid) -> Option<&mut super::tracer::Thread> {
+        let thread = self.threads.get_mut(&tid)?;
+        thread.state = RunState::Stopped;
+        thread.late = false;
+        thread.in_group_stop = false;
+        Some(thread)
+    }
+
+    /// A signal-delivery-stop of a known thread that is latch's business: the trap of
+    /// one of our breakpoints, the end of a single step, or a signal the user stops on.
+    /// True if handled here.
+    pub(super) fn on_trap_or_fault(&mut self, tid: Pid, signal: i32, stopping: bool) -> bool {
+        if signal == libc::SIGTRAP {
+            if let Some(kind) = self.control.stepping.remove(&tid) {
+                // A step that outlived its deadline (a blocking syscall) has ended.
+                self.mark_stopped(tid);
+                match kind {
+                    Stepping::User => self.control.pending.push_back((tid, StopReason::Step)),
+                    Stepping::Over if !stopping && !self.holds(tid) => self.resume(tid),
+                    Stepping::Over => {}
+                }
+                return true;
+            }
+            if self.on_breakpoint_trap(tid, stopping) {
+                return true;
+            }
+        }
+        let Some(caught) = self.control.stops_on(signal) else {
+            return false;
+        };
+        let info = sys::sig_info(tid).ok();
+        let Some(thread) = self.mark_stopped(tid) else {
+            return false;
+        };
+        // Owed to the thread: continuing delivers it, as without latch.
+        thread.pending_signal = signal;
+        let (code, address) = match info {
+            // SAFETY: si_addr is valid to read for the fault signals asked about here.
+            Some(info) if has_fault_address(signal) => {
+                (info.si_code, Some(unsafe { info.si_addr() } as u64))
+            }
+            Some(info) => (info.si_code, None),
+            None => (0, None),
+        };
+        self.control.pending.push_back((
+            tid,
+            StopReason::Signal {
+                signal,
+                code,
+                address,
+                caught,
+            },
+        ));
+        true
+    }
+
+    /// The trap of an `int3` of ours: the pc is rewound onto the breakpoint and the hit
+    /// decided. True if the trap was ours.
+    fn on_breakpoint_trap(&mut self, tid: Pid, stopping: bool) -> bool {
+        if self.control.table.is_empty() && !self.control.table.any_removed() {
+            return false;
+        }
+        // An int3 raises SIGTRAP with SI_KERNEL; a SIGTRAP sent by kill() does not.
+        match sys::sig_info(tid) {
+            Ok(info) if info.si_code == SI_KERNEL => {}
+            _ => return false,
+        }
+        let Ok(mut regs) = sys::get_regs(tid) else {
+            return false;
+        };
+        let address = regs.rip.wrapping_sub(1);
+        let ours = self.control.table.contains(address);
+        if !ours && !self.control.table.was_removed(address) {
+            // The program's own int3: a signal like any other.
+            return false;
+        }
+        regs.rip = address;
+        if let Err(err) = sys::set_regs(tid, &regs) {
+            tracing::warn!(tid, "could not rewind the pc onto the breakpoint: {err}");
+        }
+        self.forget_registers(tid);
+        let Some(thread) = self.mark_stopped(tid) else {
+            return true;
+        };
+        thread.at_breakpoint = ours.then_some(address);
+        if ours {
+            let verdict = self.control.table.on_hit(address, tid, &regs);
+            for line in verdict.logs.iter() {
+                let _ = self.events.send(BackendEvent::Output(line.clone()));
+            }
+            if verdict.loader && verdict.stop.is_empty() && !verdict.step_done {
+                // Only this thread waits while the session resolves breakpoints in the
+                // new library (the loader holds its lock: no other thread can be in the
+                // library's code yet); the others run on. `release` lets it go.
+                let _ = self.events.send(BackendEvent::Stopped {
+                    tid,
+                    reason: StopReason::Libraries,
+                });
+                return true;
+            }
+            if verdict.stops() {
+                let reason = if !verdict.stop.is_empty() {
+                    StopReason::Breakpoint(verdict.stop)
+                } else if verdict.step_done {
+                    StopReason::Step
+                } else {
+                    StopReason::Libraries
+                };
+                self.control.pending.push_back((tid, reason));
+                return true;
+            }
+        }
+        if !stopping && !self.holds(tid) {
+            if ours {
+                self.control.step_over_wanted = true;
+            } else {
+                self.resume(tid);
+            }
+        }
+        true
+    }
+
+    /// After a batch of events while the target runs: report a stop, or step the
+    /// threads parked on breakpoints that did not stop over them and let them run.
+    pub(super) fn after_events(&mut self, waiter: &mut dyn EventWait) {
+        if self.exited {
+            return;
+        }
+        if !self.control.pending.is_empty() {
+            self.report_next_stop(waiter);
+            return;
+        }
+        if !std::mem::take(&mut self.control.step_over_wanted) {
+            return;
+        }
+        match self.control.only {
+            Some(tid) => {
+                self.step_over_breakpoints(&[tid], waiter);
+                if self.control.pending.is_empty() {
+                    self.resume(tid);
+                } else {
+                    self.report_next_stop(waiter);
+                }
+            }
+            None => {
+                self.stop_all(waiter);
+                if self.control.pending.is_empty() {
+                    self.resume_all(waiter);
+                } else {
+                    self.report_next_stop(waiter);
+                }
+            }
+        }
+    }
+
+    pub fn has_pending_stop(&self) -> bool {
+        !self.control.pending.is_empty()
+    }
+
+    /// Stops every thread (if not already) and tells the session about the oldest stop
+    /// still to report. A step's temporary breakpoints go: any stop ends the step.
+    pub fn report_next_stop(&mut self, waiter: &mut dyn EventWait) {
+        if !self.holding || self.control.only.is_some() {
+            self.stop_all(waiter);
+        }
+        self.control.only = None;
+        self.control.remove_step_targets();
+        while let Some((tid, reason)) = self.control.pending.pop_front() {
+            if !self.threads.contains_key(&tid) {
+                continue;
+            }
+            let _ = self.events.send(BackendEvent::Stopped { tid, reason });
+            return;
+        }
+        // Every thread that had something to report is gone: nothing to show.
+        self.resume_all(waiter);
+    }
+
+    /// Steps the threads of `tids` that are parked on a breakpoint over it, while every
+    /// other thread stays stopped.
+    pub(super) fn step_over_breakpoints(&mut self, tids: &[Pid], waiter: &mut dyn EventWait) {
+        let parked: Vec<(Pid, u64)> = tids
+            .iter()
+            .filter_map(|tid| {
+                let thread = self.threads.get(tid)?;
+                let address = thread.at_breakpoint?;
+                (thread.state == RunState::Stopped
+                    && !thread.in_group_stop
+                    && self.control.table.contains(address))
+                .then_some((*tid, address))
+            })
+            .collect();
+        if parked.is_empty() {
+            return;
+        }
+        let mut addresses: Vec<u64> = parked.iter().map(|(_, address)| *address).collect();
+        addresses.sort_unstable();
+        addresses.dedup();
+        let lifted = self.control.with_memory(|table, memory| {
+            for &address in &addresses {
+                table.lift(address, memory);
+            }
+        });
+        if lifted.is_none() {
+            return;
+        }
+        // Side by side: every thread parked on one breakpoint is stepped together.
+        let mut started = Vec::new();
+        for &(tid, _) in &parked {
+            if sys::single_step(tid, 0).is_ok() {
+                self.threads.get_mut(&tid).expect("parked").state = RunState::Running;
+                self.control.stepping.insert(tid, Stepping::Over);
+                started.push(tid);
+            }
+        }
+        for tid in started {
+            self.finish_step(tid, waiter);
+        }
+        self.control.with_memory(|table, memory| {
+            for &address in &addresses {
+                table.lower(address, memory);
+            }
+        });
+        for (tid, _) in parked {
+            if let Some(thread) = self.threads.get_mut(&tid) {
+                if thread.state == RunState::Stopped {
+                    thread.at_breakpoint = None;
+                }
+            }
+        }
+    }
+
+    /// Waits for the single step of `tid` to end. True when it ran its instruction and
+    /// stopped; false when something else came first (handled as any event is), or it
+    /// is still running after the deadline (blocked in the kernel).
+    fn finish_step(&mut self, tid: Pid, waiter: &mut dyn EventWait) -> bool {
+        let deadline = Instant::now() + STEP_DEADLINE;
+        loop {
+            if let Some(event) = sys::wait_thread(tid) {
+                match event {
+                    WaitEvent::Signal { signal, .. }
+                        if signal == libc::SIGTRAP && self.control.stepping.contains_key(&tid) =>
+                    {
+                        self.control.stepping.remove(&tid);
+                        self.mark_stopped(tid);
+                        self.forget_registers(tid);
+                        return true;
+                    }
+                    other => {
+                        // A signal that came before the instruction ran, an exit, an
+                        // event (clone, exec): the thread did not step.
+                        self.control.stepping.remove(&tid);
+                        self.on_event(other, true);
+                        return false;
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                tracing::debug!(tid, "a single step is blocked in the kernel; it runs on");
+                return false;
+            }
+            waiter.wait_for_events(Duration::from_millis(1));
+        }
+    }
+
+    pub fn set_breakpoints(
+        &mut self,
+        breakpoints: Vec<UserBreakpoint>,
+    ) -> Vec<(i64, Vec<(u64, String)>)> {
+        let running = !self.holding || self.control.only.is_some();
+        let why = format!("cannot write the memory of process {}", self.pid);
+        let unwritable: Vec<(i64, Vec<(u64, String)>)> = breakpoints
+            .iter()
+            .map(|b| {
+                (
+                    b.id,
+                    b.addresses.iter().map(|&a| (a, why.clone())).collect(),
+                )
+            })
+            .collect();
+        self.control
+            .with_memory(|table, memory| table.set_user(breakpoints, memory, running))
+            .unwrap_or(unwritable)
+    }
+
+    /// Puts latch's own breakpoint on the dynamic loader's hook (or takes it out), to
+    /// hear of libraries loaded while the target runs.
+    pub fn watch_libraries(&mut self, hook: Option<u64>) {
+        let running = !self.holding || self.control.only.is_some();
+        self.control.with_memory(|table, memory| {
+            table.remove_internal(|i| *i == Internal::Loader, memory, running);
+            if let Some(address) = hook {
+                if let Err(err) = table.add_internal(address, Internal::Loader, memory) {
+                    tracing::warn!("cannot watch the dynamic loader at {address:#x}: {err}");
+                }
+            }
+        });
+    }
+
+    pub fn set_signal_filters(&mut self, filters: SignalFilters) {
+        self.control.filters = filters;
+    }
+
+    /// Runs one instruction of `tid`, the other threads held.
+    pub fn step_instruction(
+        &mut self,
+        tid: Pid,
+        waiter: &mut dyn EventWait,
+    ) -> Result<StepResult, String> {
+        let Some(thread) = self.threads.get(&tid) else {
+            return Err(format!("thread {tid} is gone"));
+        };
+        if thread.state != RunState::Stopped {
+            return Err(format!("thread {tid} is not stopped"));
+        }
+        if thread.in_group_stop {
+            return Err(format!(
+                "thread {tid} is stopped by job control (SIGSTOP): send SIGCONT to the process first"
+            ));
+        }
+        let lifted = thread
+            .at_breakpoint
+            .filter(|address| self.control.table.contains(*address));
+        let signal = thread.pending_signal;
+        if let Some(address) = lifted {
+            self.control
+                .with_memory(|table, memory| table.lift(address, memory));
+        }
+        self.forget_registers(tid);
+        let stepped = match sys::single_step(tid, signal) {
+            Ok(()) => {
+                let thread = self.threads.get_mut(&tid).expect("checked above");
+                thread.pending_signal = 0;
+                thread.state = RunState::Running;
+                thread.at_breakpoint = None;
+                self.control.stepping.insert(tid, Stepping::User);
+                self.finish_step(tid, waiter)
+            }
+            Err(err) => {
+                tracing::debug!(tid, "single step failed: {err}");
+                false
+            }
+        };
+        if let Some(address) = lifted {
+            self.control
+                .with_memory(|table, memory| table.lower(address, memory));
+        }
+        if !stepped {
+            if self.control.stepping.contains_key(&tid) {
+                return Ok(StepResult::Running);
+            }
+            if self.control.pending.is_empty() && self.threads.contains_key(&tid) {
+                // A signal the user does not stop on came first: it is owed to the
+                // thread, which did not move; the next step delivers it.
+                if let Ok(regs) = sys::get_regs(tid) {
+                    return Ok(StepResult::Stepped(Box::new(regs)));
+                }
+            }
+            if !self.control.pending.is_empty() {
+                self.report_next_stop(waiter);
+            }
+            return Ok(StepResult::Interrupted);
+        }
+        let regs = sys::get_regs(tid)
+            .map_err(|err| format!("cannot read thread {tid}'s registers: {err}"))?;
+        if self.control.table.contains(regs.rip) {
+            if let Some(thread) = self.threads.get_mut(&tid) {
+                thread.at_breakpoint = Some(regs.rip);
+            }
+        }
+        Ok(StepResult::Stepped(Box::new(regs)))
+    }
+
+    /// Lets `tid` (or every thread) run until `tid` reaches `address` with its stack
+    /// pointer at or above `min_sp`; a `Stopped` event with reason `Step` says so, or
+    /// another stop comes first and ends the step.
+    pub fn run_to(
+        &mut self,
+        tid: Pid,
+        address: u64,
+        min_sp: u64,
+        single_thread: bool,
+        waiter: &mut dyn EventWait,
+    ) -> Result<(), String> {
+        if !self.threads.contains_key(&tid) {
+            return Err(format!("thread {tid} is gone"));
+        }
+        let pid = self.pid;
+        self.control
+            .with_memory(|table, memory| {
+                table.add_internal(address, Internal::Step { tid, min_sp }, memory)
+            })
+            .ok_or_else(|| format!("cannot write the memory of process {pid}"))?
+            .map_err(|err| format!("cannot put a breakpoint at {address:#x}: {err}"))?;
+        self.resume_some(single_thread.then_some(tid), waiter);
+        Ok(())
+    }
+
+    /// Lets a thread held at the dynamic loader's hook go on (see `on_breakpoint_trap`).
+    pub fn release(&mut self, tid: Pid, waiter: &mut dyn EventWait) {
+        let parked = self
+            .threads
+            .get(&tid)
+            .is_some_and(|t| t.state == RunState::Stopped);
+        if !parked || self.holds(tid) {
+            return;
+        }
+        self.step_over_breakpoints(&[tid], waiter);
+        if self.has_pending_stop() {
+            self.report_next_stop(waiter);
+        } else if !self.holds(tid) {
+            self.resume(tid);
+        }
+    }
+
+    /// `continue`: every thread, or only `only` (the others stay held).
+    pub fn resume_some(&mut self, only: Option<Pid>, waiter: &mut dyn EventWait) {
+        if self.has_pending_stop() {
+            self.report_next_stop(waiter);
+            return;
+        }
+        match only {
+            None => self.resume_all(waiter),
+            Some(tid) => {
+                self.step_over_breakpoints(&[tid], waiter);
+                if self.has_pending_stop() {
+                    self.report_next_stop(waiter);
+                    return;
+                }
+                self.holding = true;
+                self.control.only = Some(tid);
+                self.resume(tid);
+            }
+        }
+    }
+
+    /// The program's own bytes of `len` bytes at `address`: what is in memory, with the
+    /// bytes our breakpoints replaced put back.
+    pub fn read_code(&mut self, address: u64, len: usize) -> Option<Vec<u8>> {
+        let mut bytes = vec![0u8; len];
+        self.control.memory()?.read(address, &mut bytes).ok()?;
+        self.control.table.show_original(address, &mut bytes);
+        Some(bytes)
+    }
+}
+
+fn has_fault_address(signal: i32) -> bool {
+    matches!(
+        signal,
+        libc::SIGSEGV | libc::SIGBUS | libc::SIGFPE | libc::SIGILL | libc::SIGTRAP
+    )
+}
