@@ -35,14 +35,54 @@ pub struct AttachOptions {
     #[arg(long, requires = "waitfor")]
     pub waitfor_existing: bool,
     /// Stay attached with every thread stopped for this many seconds before detaching.
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", conflicts_with = "break_at")]
     pub hold: Option<f64>,
+    /// Let the process run until a thread reaches FILE:LINE or FUNCTION, then print
+    /// that thread's stack and the others', and detach (gdb's most common one-shot use).
+    #[arg(long = "break", value_name = "FILE:LINE|FUNCTION")]
+    pub break_at: Option<String>,
+    /// With --break: give up after this many seconds (default: wait until Ctrl-C).
+    #[arg(long, value_name = "SECS", requires = "break_at")]
+    pub break_timeout: Option<f64>,
+}
+
+/// Where `--break` stops: `file.c:42` or a function name (`main`, `ns::f`, `main.run`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum BreakAt {
+    Line(String, u32),
+    Function(String),
+}
+
+impl BreakAt {
+    fn parse(text: &str) -> anyhow::Result<BreakAt> {
+        let text = text.trim();
+        if text.is_empty() {
+            bail!("--break needs FILE:LINE or a function name");
+        }
+        // `a.c:12` is a line; `ns::f` (and `C:\` style paths) are not, so the line is the
+        // part after the last colon, and must be a number.
+        match text.rsplit_once(':') {
+            Some((file, line)) if !file.is_empty() && !file.ends_with(':') => {
+                let line = line.trim().parse().map_err(|_| {
+                    anyhow::anyhow!(
+                        "--break {text}: `{line}` is not a line number (write FILE:LINE, e.g.                          main.c:42, or a function name)"
+                    )
+                })?;
+                Ok(BreakAt::Line(file.to_string(), line))
+            }
+            _ => Ok(BreakAt::Function(text.to_string())),
+        }
+    }
 }
 
 /// Attach, print the process and its threads, optionally hold, detach.
 pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
     let stop = signal_flag()?;
     let (backend, _events) = Backend::spawn().context("starting the ptrace thread")?;
+    if let Some(spec) = &options.break_at {
+        // Bad input fails before anything is attached.
+        BreakAt::parse(spec)?;
+    }
     let handle = backend.handle();
     // Kept until the attach is done: see `Caught`.
     let mut _caught = None;
@@ -71,6 +111,31 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
     let report = handle
         .attach_blocking(pid)
         .map_err(|err| anyhow::anyhow!("{err}"))?;
+    let mut focus = report.named_thread;
+    let mut headline = None;
+    if let Some(spec) = &options.break_at {
+        match wait_for_hit(
+            &handle,
+            &report,
+            spec,
+            options.break_timeout,
+            &stop,
+            _events,
+        ) {
+            Ok(Some((tid, what))) => {
+                focus = Some(tid);
+                headline = Some(what);
+            }
+            Ok(None) => {
+                handle.detach_blocking(DetachMode::Run);
+                return Ok(ExitCode::FAILURE);
+            }
+            Err(err) => {
+                handle.detach_blocking(DetachMode::Run);
+                return Err(err);
+            }
+        }
+    }
     let registers = handle.registers_blocking().unwrap_or_default();
     // Everything from here on is what the user waits for: nothing reads in the background.
     let _waited_for = crate::priority::wait_for_background();
@@ -87,7 +152,9 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "?".into());
     let mut print = || -> std::io::Result<()> {
-        if let Some(note) = report.named_thread_note() {
+        if let Some(what) = &headline {
+            writeln!(out, "{what}")?;
+        } else if let Some(note) = report.named_thread_note() {
             writeln!(out, "{note}")?;
         }
         writeln!(
@@ -122,8 +189,8 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
             "TID", "NAME", "STATE", "PC"
         )?;
         let mut threads = handle.threads_blocking().unwrap_or_default();
-        // The thread the user named comes first, then the main thread.
-        let focus = report.named_thread;
+        // The thread that hit the breakpoint or that the user named comes first, then
+        // the main thread.
         threads.sort_by_key(|t| (Some(t.tid) != focus, !t.is_main, t.tid));
         for thread in &threads {
             let top = stack_of(&stacks, thread.tid).and_then(|s| s.first());
@@ -131,6 +198,7 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
             let state = thread_state(report.pid, thread.tid);
             let location = top.map(short_location).unwrap_or_default();
             let marker = match (thread.is_main, Some(thread.tid) == focus) {
+                (_, true) if headline.is_some() => " [hit the breakpoint]",
                 (true, _) => " [main]",
                 (false, true) => " [the thread named]",
                 (false, false) => "",
@@ -202,6 +270,129 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
     };
     drop(backend);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--break`: resolves the place, lets the process run until a thread hits it, and
+/// answers that thread with a line saying what it hit; `None` when the wait ended
+/// otherwise (Ctrl-C, the timeout, the process's exit), said on stderr.
+fn wait_for_hit(
+    handle: &crate::ptrace::BackendHandle,
+    report: &crate::ptrace::AttachReport,
+    spec: &str,
+    timeout: Option<f64>,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<crate::ptrace::BackendEvent>,
+) -> anyhow::Result<Option<(Pid, String)>> {
+    use crate::ptrace::{BackendEvent, StopReason, UserBreakpoint};
+    let at = BreakAt::parse(spec)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let symbols = crate::symbols::SymbolService::spawn()?;
+    symbols.attach(report.pid, None);
+    let (addresses, place) = runtime.block_on(async {
+        match &at {
+            BreakAt::Line(file, line) => {
+                let mut found = symbols.resolve_lines(file.clone(), vec![*line]).await;
+                let found = found
+                    .pop()
+                    .map(|r| r.found)
+                    .unwrap_or_else(|| Err(format!("no code for {file}:{line}")))
+                    .map_err(|why| anyhow::anyhow!("--break {spec}: {why}"))?;
+                let place = format!("{}:{}", found.file, found.line);
+                Ok::<_, anyhow::Error>((found.addresses, place))
+            }
+            BreakAt::Function(name) => {
+                let found = symbols
+                    .resolve_function(name.clone())
+                    .await
+                    .map_err(|why| anyhow::anyhow!("--break {spec}: {why}"))?;
+                let place = match found.first() {
+                    Some(first) => first.name.clone(),
+                    None => name.clone(),
+                };
+                Ok((found.iter().map(|f| f.address).collect(), place))
+            }
+        }
+    })?;
+    if addresses.is_empty() {
+        bail!(
+            "--break {spec}: no code found for it in process {}",
+            report.pid
+        );
+    }
+    let failures = runtime
+        .block_on(handle.set_breakpoints(vec![UserBreakpoint {
+            id: 1,
+            addresses: addresses.clone(),
+            hit_condition: None,
+            condition: None,
+            log_message: None,
+        }]))
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
+    if failures
+        .first()
+        .is_some_and(|(_, failed)| failed.len() == addresses.len())
+    {
+        bail!(
+            "--break {spec}: cannot write a breakpoint into process {}: {}",
+            report.pid,
+            failures[0].1[0].1
+        );
+    }
+    runtime
+        .block_on(handle.resume_all())
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
+    eprintln!(
+        "waiting for a thread of process {} to reach {place} ({}){}; Ctrl-C detaches",
+        report.pid,
+        counted(addresses.len(), "place", "places"),
+        timeout.map_or(String::new(), |secs| format!(", at most {secs} s"))
+    );
+    let deadline = timeout.map(|secs| Instant::now() + Duration::from_secs_f64(secs.max(0.0)));
+    runtime.block_on(async {
+        loop {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                eprintln!("interrupted before any thread reached {place}; detaching");
+                return Ok(None);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                eprintln!("no thread reached {place} in time; detaching");
+                let _ = handle.stop_all().await;
+                return Ok(None);
+            }
+            let event = tokio::time::timeout(Duration::from_millis(20), events.recv()).await;
+            match event {
+                Err(_) => continue,
+                Ok(None) => bail!("latch's ptrace thread ended"),
+                Ok(Some(BackendEvent::Stopped { tid, reason })) => {
+                    let what = match reason {
+                        StopReason::Breakpoint(_) => format!("thread {tid} reached {place}"),
+                        StopReason::Signal { signal, .. } => format!(
+                            "thread {tid} got {} before any thread reached {place}",
+                            crate::session::signal_name(signal)
+                        ),
+                        StopReason::Libraries => {
+                            handle.release(tid).await;
+                            continue;
+                        }
+                        StopReason::Step => continue,
+                    };
+                    // The breakpoint goes before anything is printed: the process must
+                    // not keep stopping on it, whatever happens next.
+                    let _ = handle.set_breakpoints(Vec::new()).await;
+                    return Ok(Some((tid, what)));
+                }
+                Ok(Some(BackendEvent::ProcessExited { code })) => {
+                    bail!(
+                        "process {} exited ({code}) before any thread reached {place}",
+                        report.pid
+                    )
+                }
+                Ok(Some(_)) => continue,
+            }
+        }
+    })
 }
 
 fn stack_of(stacks: &[(Pid, Vec<StackFrame>)], tid: Pid) -> Option<&[StackFrame]> {
@@ -469,7 +660,29 @@ fn fit(line: &str, width: Option<usize>) -> std::borrow::Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
-    use super::fit;
+    use super::{fit, BreakAt};
+
+    #[test]
+    fn break_places_are_lines_or_functions() {
+        assert_eq!(
+            BreakAt::parse("main.c:42").unwrap(),
+            BreakAt::Line("main.c".into(), 42)
+        );
+        assert_eq!(
+            BreakAt::parse("/src/a b/x.rs:7").unwrap(),
+            BreakAt::Line("/src/a b/x.rs".into(), 7)
+        );
+        assert_eq!(
+            BreakAt::parse("shapes::run").unwrap(),
+            BreakAt::Function("shapes::run".into())
+        );
+        assert_eq!(
+            BreakAt::parse("main.(*Server).Serve").unwrap(),
+            BreakAt::Function("main.(*Server).Serve".into())
+        );
+        assert!(BreakAt::parse("main.c:x").is_err());
+        assert!(BreakAt::parse(" ").is_err());
+    }
 
     #[test]
     fn fit_cuts_long_lines_to_the_width_and_marks_the_cut() {

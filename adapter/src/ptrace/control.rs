@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::breakpoints::{Internal, Table, UserBreakpoint};
+use super::displaced::{self, Relocated};
 use super::memory::TargetMemory;
 use super::sys::{self, WaitEvent, SI_KERNEL};
 use super::tracer::{EventWait, RunState, Tracer};
@@ -89,6 +90,18 @@ pub(super) enum Stepping {
     Over,
     /// For the user (an instruction step, or a line step's next instruction).
     User,
+    /// The instruction of the breakpoint at this address, run in the scratch slot.
+    Displaced(u64),
+}
+
+/// The displaced-stepping slot: code that never runs again (see `displaced.rs`).
+struct Scratch {
+    address: u64,
+    len: usize,
+    /// Its own bytes, saved before the first use, put back at detach.
+    saved: Option<Vec<u8>>,
+    /// The breakpoint whose instruction is in it now.
+    loaded: Option<u64>,
 }
 
 pub struct Control {
@@ -109,6 +122,11 @@ pub struct Control {
     pub(super) step_over_wanted: bool,
     /// Threads being single-stepped, and why.
     pub(super) stepping: rustc_hash::FxHashMap<Pid, Stepping>,
+    scratch: Option<Scratch>,
+    /// Each breakpoint's instruction re-encoded for the slot, or why it cannot be.
+    relocations: rustc_hash::FxHashMap<u64, Result<Relocated, String>>,
+    /// Threads parked on a breakpoint that does not stop, to step displaced.
+    displace: Vec<Pid>,
 }
 
 impl Control {
@@ -122,6 +140,9 @@ impl Control {
             only: None,
             step_over_wanted: false,
             stepping: Default::default(),
+            scratch: None,
+            relocations: Default::default(),
+            displace: Vec::new(),
         }
     }
 
@@ -157,6 +178,9 @@ impl Control {
         self.table.forget_all_sites();
         self.memory = None;
         self.pending.clear();
+        self.scratch = None;
+        self.relocations.clear();
+        self.displace.clear();
     }
 
     /// Puts the program's own bytes back everywhere, for a detach.
@@ -164,6 +188,68 @@ impl Control {
         if !self.table.is_empty() {
             self.with_memory(|table, memory| table.restore_all(memory));
         }
+        if let Some(Scratch {
+            address,
+            saved: Some(saved),
+            ..
+        }) = self.scratch.take()
+        {
+            if let Some(memory) = self.memory() {
+                if let Err(err) = memory.write(address, &saved) {
+                    tracing::warn!("could not restore the code at {address:#x}: {err}");
+                }
+            }
+        }
+    }
+
+    /// The instruction of the breakpoint at `address`, re-encoded for the slot.
+    fn relocated(&mut self, address: u64) -> Result<Relocated, String> {
+        if let Some(known) = self.relocations.get(&address) {
+            return known.clone();
+        }
+        let slot = self.scratch.as_ref().ok_or("no slot")?;
+        let (to, room) = (slot.address, slot.len);
+        let mut code = vec![0u8; displaced::MAX_INSTRUCTION];
+        let read = self
+            .memory()
+            .ok_or_else(|| "memory unreadable".to_string())
+            .and_then(|m| m.read(address, &mut code).map_err(|e| e.to_string()));
+        let result = read.and_then(|()| {
+            self.table.show_original(address, &mut code);
+            let moved = displaced::relocate(&code, address, to)?;
+            if moved.bytes.len() > room {
+                return Err("too long for the slot".to_string());
+            }
+            Ok(moved)
+        });
+        if let Err(why) = &result {
+            tracing::debug!("the instruction at {address:#x} is stepped in place: {why}");
+        }
+        self.relocations.insert(address, result.clone());
+        result
+    }
+
+    /// Puts the relocated instruction of the breakpoint at `address` in the slot.
+    fn load_slot(&mut self, address: u64, moved: &Relocated) -> Result<u64, String> {
+        let slot = self.scratch.as_ref().ok_or("no slot")?;
+        if slot.loaded == Some(address) {
+            return Ok(slot.address);
+        }
+        let (to, len, saved) = (slot.address, slot.len, slot.saved.is_some());
+        let memory = self.memory().ok_or("memory unwritable")?;
+        let mut own = None;
+        if !saved {
+            let mut bytes = vec![0u8; len];
+            memory.read(to, &mut bytes).map_err(|e| e.to_string())?;
+            own = Some(bytes);
+        }
+        memory.write(to, &moved.bytes).map_err(|e| e.to_string())?;
+        let slot = self.scratch.as_mut().expect("checked above");
+        if own.is_some() {
+            slot.saved = own;
+        }
+        slot.loaded = Some(address);
+        Ok(to)
     }
 
     /// A forked child is let go: its copy of memory has our breakpoints in it, and the
@@ -240,6 +326,17 @@ impl Tracer {
                 self.mark_stopped(tid);
                 match kind {
                     Stepping::User => self.control.pending.push_back((tid, StopReason::Step)),
+                    Stepping::Displaced(address) => {
+                        if stopping || self.holds(tid) {
+                            // Fixed up now; it runs on when the process does.
+                            let held = self.holding;
+                            self.holding = true;
+                            self.after_displaced_step(tid, address);
+                            self.holding = held;
+                        } else {
+                            self.after_displaced_step(tid, address);
+                        }
+                    }
                     Stepping::Over if !stopping && !self.holds(tid) => self.resume(tid),
                     Stepping::Over => {}
                 }
@@ -335,13 +432,135 @@ impl Tracer {
             }
         }
         if !stopping && !self.holds(tid) {
-            if ours {
-                self.control.step_over_wanted = true;
-            } else {
+            if !ours {
                 self.resume(tid);
+            } else if self.control.scratch.is_some() {
+                self.control.displace.push(tid);
+            } else {
+                self.control.step_over_wanted = true;
             }
         }
         true
+    }
+
+    /// Runs the instruction under the breakpoint `tid` is parked on from the slot, and
+    /// lets the thread go on; every other thread runs on meanwhile. False when it
+    /// cannot be done that way: the thread is then stepped over the proven way.
+    fn displaced_step(&mut self, tid: Pid, waiter: &mut dyn EventWait) -> bool {
+        let Some(address) = self
+            .threads
+            .get(&tid)
+            .filter(|t| t.state == RunState::Stopped && !t.in_group_stop)
+            .and_then(|t| t.at_breakpoint)
+        else {
+            return true;
+        };
+        if self.holds(tid) {
+            return true;
+        }
+        let Ok(moved) = self.control.relocated(address) else {
+            return false;
+        };
+        let Ok(slot) = self.control.load_slot(address, &moved) else {
+            return false;
+        };
+        let Ok(mut regs) = sys::get_regs(tid) else {
+            return false;
+        };
+        if regs.rip != address {
+            return false;
+        }
+        regs.rip = slot;
+        if sys::set_regs(tid, &regs).is_err() || sys::single_step(tid, 0).is_err() {
+            return false;
+        }
+        self.forget_registers(tid);
+        if let Some(thread) = self.threads.get_mut(&tid) {
+            thread.state = RunState::Running;
+        }
+        self.control
+            .stepping
+            .insert(tid, Stepping::Displaced(address));
+        if self.finish_step(tid, waiter) {
+            self.after_displaced_step(tid, address);
+            return true;
+        }
+        if self.control.stepping.contains_key(&tid) {
+            // Blocked in the kernel (a displaced syscall): its trap comes later.
+            return true;
+        }
+        // A signal came before the instruction ran: back onto the breakpoint, with the
+        // signal owed; the proven way steps it over on the way out.
+        self.back_onto_breakpoint(tid, address);
+        self.threads
+            .get(&tid)
+            .is_none_or(|t| t.state != RunState::Stopped)
+    }
+
+    /// The displaced instruction ran: the pc (and a call's return address) are made
+    /// the original's, and the thread runs on.
+    fn after_displaced_step(&mut self, tid: Pid, address: u64) {
+        let (Ok(moved), Some(slot)) = (
+            self.control.relocated(address),
+            self.control.scratch.as_ref().map(|s| s.address),
+        ) else {
+            return;
+        };
+        let Ok(mut regs) = sys::get_regs(tid) else {
+            return;
+        };
+        let return_address = displaced::fix_after_step(&mut regs, address, slot, &moved);
+        if let Err(err) = sys::set_regs(tid, &regs) {
+            tracing::warn!(tid, "could not move the pc back from the slot: {err}");
+        }
+        if let (Some(value), Some(memory)) = (return_address, self.control.memory()) {
+            if let Err(err) = memory.write(regs.rsp, &value.to_le_bytes()) {
+                tracing::warn!(tid, "could not correct a call's return address: {err}");
+            }
+        }
+        if let Some(thread) = self.threads.get_mut(&tid) {
+            thread.at_breakpoint = (regs.rip == address).then_some(address);
+        }
+        if !self.holds(tid) {
+            self.resume(tid);
+        }
+    }
+
+    fn back_onto_breakpoint(&mut self, tid: Pid, address: u64) {
+        let Some(slot) = self.control.scratch.as_ref().map(|s| s.address) else {
+            return;
+        };
+        if let Ok(mut regs) = sys::get_regs(tid) {
+            if regs.rip == slot {
+                regs.rip = address;
+                let _ = sys::set_regs(tid, &regs);
+                if let Some(thread) = self.threads.get_mut(&tid) {
+                    thread.at_breakpoint = Some(address);
+                }
+            }
+        }
+    }
+
+    /// Where displaced steps run: `len` bytes at `address` that never run again.
+    pub fn set_scratch(&mut self, address: u64, len: usize) {
+        if self
+            .control
+            .scratch
+            .as_ref()
+            .is_some_and(|s| s.address == address)
+        {
+            return;
+        }
+        if len < displaced::MAX_INSTRUCTION {
+            return;
+        }
+        self.control.scratch = Some(Scratch {
+            address,
+            len,
+            saved: None,
+            loaded: None,
+        });
+        self.control.relocations.clear();
     }
 
     /// After a batch of events while the target runs: report a stop, or step the
@@ -349,6 +568,15 @@ impl Tracer {
     pub(super) fn after_events(&mut self, waiter: &mut dyn EventWait) {
         if self.exited {
             return;
+        }
+        if !self.control.pending.is_empty() {
+            self.report_next_stop(waiter);
+            return;
+        }
+        for tid in std::mem::take(&mut self.control.displace) {
+            if !self.displaced_step(tid, waiter) {
+                self.control.step_over_wanted = true;
+            }
         }
         if !self.control.pending.is_empty() {
             self.report_next_stop(waiter);

@@ -37,6 +37,12 @@ impl TargetMemory {
         self.file.read_exact_at(out, address)
     }
 
+    /// Several bytes at once: for data (a return address on a stack) and for the
+    /// displaced-stepping slot, which no thread runs.
+    pub fn write(&self, address: u64, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all_at(bytes, address)
+    }
+
     pub fn write_byte(&self, address: u64, byte: u8) -> io::Result<()> {
         match self.file.write_at(&[byte], address)? {
             1 => Ok(()),

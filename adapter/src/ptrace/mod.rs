@@ -8,6 +8,7 @@
 
 pub mod breakpoints;
 mod control;
+mod displaced;
 mod errors;
 mod memory;
 mod sys;
@@ -272,6 +273,11 @@ enum Command {
         tid: Pid,
         reply: oneshot::Sender<()>,
     },
+    SetScratch {
+        address: u64,
+        len: usize,
+        reply: oneshot::Sender<()>,
+    },
     ThreadRegisters {
         tid: Pid,
         reply: oneshot::Sender<Option<libc::user_regs_struct>>,
@@ -321,6 +327,7 @@ impl Command {
             Command::ReadCode { .. } => "read_code",
             Command::ThreadRegisters { .. } => "thread_registers",
             Command::Release { .. } => "release",
+            Command::SetScratch { .. } => "set_scratch",
             Command::Threads { .. } => "threads",
             Command::Registers { .. } => "registers",
             Command::Signal { .. } => "signal",
@@ -564,6 +571,18 @@ impl BackendHandle {
         .await
         .ok()
         .flatten()
+    }
+
+    /// Code of `len` bytes at `address` that never runs again (the entry point): the
+    /// slot where displaced steps run.
+    pub async fn set_scratch(&self, address: u64, len: usize) {
+        let _ = self
+            .send(|reply| Command::SetScratch {
+                address,
+                len,
+                reply,
+            })
+            .await;
     }
 
     /// Lets a thread that stopped with reason `Libraries` go on.
@@ -903,6 +922,16 @@ impl Worker {
                     None => Err(BackendError::NotAttached.to_string()),
                 };
                 let _ = reply.send(result);
+            }
+            Command::SetScratch {
+                address,
+                len,
+                reply,
+            } => {
+                if let Some(tracer) = self.tracer.as_mut() {
+                    tracer.set_scratch(address, len);
+                }
+                let _ = reply.send(());
             }
             Command::Release { tid, reply } => {
                 let sigchld = &self.sigchld;

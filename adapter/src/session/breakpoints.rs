@@ -174,6 +174,8 @@ pub(super) struct Breakpoints {
     instructions: Vec<Entry>,
     panics: Vec<Entry>,
     pub(super) signals: SignalFilters,
+    /// The process whose displaced-stepping slot the ptrace thread knows.
+    slot_sent_for: Option<crate::procfs::Pid>,
 }
 
 impl Default for Breakpoints {
@@ -190,6 +192,7 @@ impl Default for Breakpoints {
                 },
             )],
             signals: SignalFilters::default(),
+            slot_sent_for: None,
         }
     }
 }
@@ -711,6 +714,14 @@ impl Session {
         }
         let wanted: Vec<UserBreakpoint> =
             self.breakpoints.all().filter_map(Entry::to_user).collect();
+        let pid = self.target.as_ref().map(|t| t.pid);
+        if !wanted.is_empty() && self.breakpoints.slot_sent_for != pid {
+            // Found once per process, when the first breakpoint goes in.
+            self.breakpoints.slot_sent_for = pid;
+            if let Some((address, len)) = pid.and_then(crate::symbols::scratch::displaced_slot) {
+                self.backend.set_scratch(address, len).await;
+            }
+        }
         match self.backend.set_breakpoints(wanted).await {
             Ok(failures) => {
                 for (id, failed) in failures {

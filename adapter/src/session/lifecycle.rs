@@ -279,7 +279,7 @@ impl Session {
     }
 }
 
-pub(super) fn signal_name(signal: i32) -> String {
+pub fn signal_name(signal: i32) -> String {
     match nix::sys::signal::Signal::try_from(signal) {
         Ok(sig) => sig.as_str().to_string(),
         Err(_) => format!("{signal}"),

@@ -11,6 +11,7 @@ mod stepping;
 mod threads;
 
 /// How long `thread` events are held back and coalesced while the target runs.
+pub use lifecycle::signal_name;
 pub use threads::WINDOW as THREAD_EVENT_WINDOW;
 
 use serde::de::DeserializeOwned;

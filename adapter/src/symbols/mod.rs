@@ -12,6 +12,7 @@ pub mod image;
 pub mod maps;
 pub mod memory;
 pub mod module;
+pub mod scratch;
 pub mod stack;
 pub mod symtab;
 pub mod unwind;
