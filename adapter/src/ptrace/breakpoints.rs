@@ -386,6 +386,13 @@ impl Table {
         verdict
     }
 
+    /// Whether a step of thread `tid` (any thread with `None`) waits at a target.
+    pub fn has_step_target(&self, tid: Option<Pid>) -> bool {
+        self.sites.values().flat_map(|site| &site.internal).any(|i| {
+            matches!(i, Internal::Step { tid: stepping, .. } if tid.is_none_or(|t| t == *stepping))
+        })
+    }
+
     /// Puts the original byte back at `address` for a moment, to let threads run the
     /// instruction (see `lower`).
     pub fn lift(&mut self, address: u64, code: &dyn Code) {

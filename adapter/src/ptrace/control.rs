@@ -81,6 +81,8 @@ pub enum StepResult {
     /// The instruction blocks in the kernel: the thread runs on, and a `Stopped` event
     /// with reason `Step` comes when it returns.
     Running,
+    /// The thread exited instead; every other thread is still stopped.
+    Exited,
 }
 
 /// Why a thread is being single-stepped.
@@ -605,6 +607,11 @@ impl Tracer {
         }
     }
 
+    /// Takes out every step's temporary breakpoint: the step is over.
+    pub fn cancel_steps(&mut self) {
+        self.control.remove_step_targets();
+    }
+
     pub fn has_pending_stop(&self) -> bool {
         !self.control.pending.is_empty()
     }
@@ -800,6 +807,9 @@ impl Tracer {
         if !stepped {
             if self.control.stepping.contains_key(&tid) {
                 return Ok(StepResult::Running);
+            }
+            if !self.threads.contains_key(&tid) && self.control.pending.is_empty() {
+                return Ok(StepResult::Exited);
             }
             if self.control.pending.is_empty() && self.threads.contains_key(&tid) {
                 // A signal the user does not stop on came first: it is owed to the

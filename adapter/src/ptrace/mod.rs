@@ -193,6 +193,8 @@ pub enum BackendEvent {
     },
     /// A line for the debug console (a logpoint's message).
     Output(String),
+    /// A step cannot end as planned (its thread exited, the process exec'd): why.
+    StepAbandoned(String),
 }
 
 /// Why the target stopped on its own (not by `pause`).
@@ -855,6 +857,8 @@ impl Worker {
                     .ok_or(BackendError::NotAttached)
                     .map(|tracer| {
                         tracer.stop_all(&mut ChildWait(sigchld));
+                        // A pause ends a step in progress.
+                        tracer.cancel_steps();
                         Stopped {
                             tids: tracer.tids(),
                             running: tracer.still_running(),

@@ -504,6 +504,12 @@ impl Tracer {
                     PTRACE_EVENT_EXEC => {
                         self.forget_threads_gone_by_exec();
                         self.forget_old_leader(tid);
+                        if self.control.table.has_step_target(None) {
+                            let _ = self.events.send(BackendEvent::StepAbandoned(
+                                "the process started another program (exec) during the step;                                  it runs on"
+                                    .into(),
+                            ));
+                        }
                         self.control.after_exec();
                     }
                     _ => {}
@@ -601,6 +607,13 @@ impl Tracer {
     }
 
     pub(super) fn on_exit(&mut self, tid: Pid, code: i32) {
+        if self.control.table.has_step_target(Some(tid)) {
+            // The step's thread is gone: the step ends, the others run on.
+            self.control.remove_step_targets();
+            let _ = self.events.send(BackendEvent::StepAbandoned(format!(
+                "thread {tid} exited during the step; the process runs on"
+            )));
+        }
         self.names.remove(&tid);
         self.registers.remove(&tid);
         self.recent_exits.record(tid);

@@ -142,6 +142,7 @@ impl Session {
         if already_stopped {
             return self.out.respond(Response::ok(request, None));
         }
+        self.step_plan = None;
         match self.backend.stop_all().await {
             // The process exited while we stopped it: its exit events tell the rest.
             Ok(stopped) if stopped.tids.is_empty() => self.out.respond(Response::ok(request, None)),

@@ -84,6 +84,11 @@ impl Session {
         match event {
             BackendEvent::Stopped { tid, reason } => self.on_stopped(tid, reason).await,
             BackendEvent::Output(line) => self.out.output("console", &line),
+            BackendEvent::StepAbandoned(why) => {
+                if self.step_plan.take().is_some() {
+                    self.out.output("console", &format!("latch: {why}"));
+                }
+            }
             // Written at the next tick, if at all (see `threads.rs`).
             BackendEvent::ThreadStarted(info) => self.thread_events.started(info.tid),
             BackendEvent::ThreadExited(tid) => self.thread_events.exited(tid),

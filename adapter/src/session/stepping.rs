@@ -242,6 +242,19 @@ impl Session {
                 }
                 // The stop that came first is reported by its own event.
                 Ok(StepResult::Interrupted) => return,
+                Ok(StepResult::Exited) => {
+                    // Every other thread is stopped: show the process stopped, on a
+                    // thread that is still there.
+                    let text = format!("Thread {} exited during the step", plan.tid);
+                    self.out.output("console", &format!("latch: {text}"));
+                    self.step_plan = None;
+                    let live = self.backend.threads().await.unwrap_or_default();
+                    let Some(first) = live.iter().find(|t| t.is_main).or(live.first()) else {
+                        return;
+                    };
+                    let tid = first.tid;
+                    return self.report_step_stop(tid, &text).await;
+                }
                 Err(err) => {
                     self.out
                         .output("console", &format!("latch: the step failed: {err}"));
