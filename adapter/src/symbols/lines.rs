@@ -74,6 +74,8 @@ const END_SEQUENCE: u8 = 4;
 /// An is_stmt row whose line or file differs from the previous row's (or that opens a
 /// sequence): a line starts here.
 const LINE_START: u8 = 8;
+/// A row gdb keeps in its line table (see `mark_gdb_entries`).
+const GDB_ENTRY: u8 = 16;
 
 /// One row of a line program, 24 bytes.
 #[derive(Debug, Clone, Copy)]
@@ -236,6 +238,7 @@ fn read_rows(unit: gimli::UnitRef<Reader>) -> (Vec<Row>, Vec<(u64, u64, usize, u
     };
     let mut state = program.rows();
     let mut first = 0;
+    let mut discriminators = Vec::new();
     while let Ok(Some((_, row))) = state.next_row() {
         let mut flags = 0;
         if row.is_stmt() {
@@ -268,13 +271,16 @@ fn read_rows(unit: gimli::UnitRef<Reader>) -> (Vec<Row>, Vec<(u64, u64, usize, u
             file,
             flags,
         });
+        discriminators.push(row.discriminator() != 0);
         if flags & END_SEQUENCE != 0 {
             let start = rows[first].address;
             // The linker drops unused functions and leaves their sequences at 0.
             if start != 0 && row.address() > start {
+                mark_gdb_entries(&mut rows[first..], &discriminators[first..]);
                 sequences.push((start, row.address(), first, rows.len()));
             } else {
                 rows.truncate(first);
+                discriminators.truncate(first);
             }
             first = rows.len();
         }
@@ -282,6 +288,58 @@ fn read_rows(unit: gimli::UnitRef<Reader>) -> (Vec<Row>, Vec<(u64, u64, usize, u
     rows.truncate(first);
     sequences.sort_unstable();
     (rows, sequences)
+}
+
+/// Marks the rows of one sequence that gdb 13 keeps in its line tables, as its
+/// `lnp_state_machine::record_line` and `buildsym_compunit::record_line` do: a row of
+/// line 0 is dropped; a non-stmt row that switches file at the address of the row
+/// before is dropped; a row repeating the line before, in the same file, is dropped
+/// once that line has had a non-zero discriminator; and when the file switches (or the
+/// sequence ends) at an address, the previous file's rows at that very address are
+/// deleted (its end marker there replaces them). gdb sets breakpoints only on what
+/// stays: a function's first line at the address where an inlined call's file starts
+/// has no breakpoint location of its own.
+fn mark_gdb_entries(rows: &mut [Row], discriminators: &[bool]) {
+    let mut last_file: Option<u32> = None;
+    let mut last_line = 0;
+    let mut last_address: Option<u64> = None;
+    let mut line_had_discriminator = false;
+    // Per file, the rows kept so far, whose tail an end marker may delete.
+    let mut kept: FxHashMap<u32, Vec<usize>> = FxHashMap::default();
+    let mut previous_line = None;
+    for i in 0..rows.len() {
+        let row = rows[i];
+        let end = row.flags & END_SEQUENCE != 0;
+        if previous_line != Some(row.line) {
+            line_had_discriminator = discriminators[i];
+        } else {
+            line_had_discriminator |= discriminators[i];
+        }
+        previous_line = Some(row.line);
+        let file_changed = last_file != Some(row.file);
+        let ignore = (file_changed
+            && !end
+            && last_address == Some(row.address)
+            && row.flags & STMT == 0)
+            || (!end && row.line == 0);
+        if (file_changed && !ignore) || end {
+            if let Some(entries) = last_file.and_then(|f| kept.get_mut(&f)) {
+                while entries.last().is_some_and(|&k| rows[k].address == row.address) {
+                    let k = entries.pop().expect("just seen");
+                    rows[k].flags &= !GDB_ENTRY;
+                }
+            }
+        }
+        if !end && !ignore {
+            if file_changed || row.line != last_line || !line_had_discriminator {
+                rows[i].flags |= GDB_ENTRY;
+                kept.entry(row.file).or_default().push(i);
+            }
+            last_file = Some(row.file);
+            last_line = row.line;
+        }
+        last_address = Some(row.address);
+    }
 }
 
 /// Every function, inlined call and lexical block with code, with its ranges.
@@ -554,7 +612,8 @@ fn resolve_one(
         data[i].as_ref().into_iter().flat_map(move |d| {
             d.rows
                 .iter()
-                .filter(move |r| r.flags & STMT != 0 && r.line != 0 && m.files.contains(&r.file))
+                .filter(move |r| r.flags & (STMT | GDB_ENTRY) == STMT | GDB_ENTRY)
+                .filter(move |r| m.files.contains(&r.file))
         })
     };
     // The line: the requested one if any unit has it, else the least line after it.

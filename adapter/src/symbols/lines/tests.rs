@@ -110,7 +110,9 @@ for index, query in enumerate(open(os.environ["LATCH_GDB_QUERIES"]).read().split
 /// gdb's answers to `break QUERY` for each query, on `binary` without running it.
 fn gdb_breaks(binary: &Path, queries: &[String]) -> Option<Vec<GdbAnswer>> {
     let dir = work_dir();
-    let name = binary.file_name().unwrap().to_string_lossy();
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("{}-{call}", binary.file_name().unwrap().to_string_lossy());
     let script = dir.join(format!("{name}.py"));
     let list = dir.join(format!("{name}.queries"));
     std::fs::write(&script, GDB_SCRIPT).unwrap();
@@ -130,13 +132,14 @@ fn gdb_breaks(binary: &Path, queries: &[String]) -> Option<Vec<GdbAnswer>> {
         if fields.first() != Some(&"R") {
             continue;
         }
-        let index: usize = fields[1].parse().unwrap();
+        let index: usize = fields[1].parse().unwrap_or_else(|_| panic!("{line}"));
         seen += 1;
         if fields[2] == "ERR" {
             continue;
         }
-        let addresses = fields[2].split(',').map(|a| a.parse().unwrap()).collect();
-        let lines = fields[3].split(',').map(|l| l.parse().unwrap()).collect();
+        let number = |text: &str| text.parse().unwrap_or_else(|_| panic!("{line}"));
+        let addresses = fields[2].split(',').map(number).collect();
+        let lines = fields[3].split(',').map(|l| number(l) as u32).collect();
         answers[index] = Some((addresses, lines));
     }
     assert_eq!(seen, queries.len(), "gdb answered only part: {text}");
