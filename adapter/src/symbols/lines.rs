@@ -106,6 +106,8 @@ struct Scope {
     /// Where a breakpoint on it goes before any prologue skip: the low pc of a
     /// function, the entry pc of an inlined call (its first range).
     entry: u64,
+    /// The line an inlined call was made from.
+    call_line: u32,
 }
 
 /// What a unit's line program and DIEs say, read when first needed and kept.
@@ -113,24 +115,50 @@ struct UnitData {
     rows: Vec<Row>,
     /// (start, end, first row, end row) of each sequence, sorted by start.
     sequences: Vec<(u64, u64, usize, usize)>,
-    scopes: Vec<Scope>,
+    scopes: Scopes,
 }
 
-/// One unit: its parsed header and the full path of each file its line program names.
-struct UnitFiles {
-    unit: gimli::Unit<Reader>,
-    files: Vec<Option<Rc<str>>>,
+/// A unit's scopes sorted by low address, with the greatest high address up to each,
+/// to find the scopes holding an address without looking at all of them.
+struct Scopes {
+    scopes: Vec<Scope>,
+    max_high: Vec<u64>,
+}
+
+impl Scopes {
+    fn new(mut scopes: Vec<Scope>) -> Scopes {
+        scopes.sort_by_key(|s| (s.low, s.depth));
+        let max_high = scopes
+            .iter()
+            .scan(0, |max, s| {
+                *max = s.high.max(*max);
+                Some(*max)
+            })
+            .collect();
+        Scopes { scopes, max_high }
+    }
+
+    fn holding(&self, address: u64) -> impl Iterator<Item = &Scope> {
+        let end = self.scopes.partition_point(|s| s.low <= address);
+        let start = self.max_high[..end].partition_point(|&high| high <= address);
+        self.scopes[start..end]
+            .iter()
+            .filter(move |s| address < s.high)
+    }
 }
 
 /// The line tables of one file's DWARF.
 pub struct LineTables {
     sections: gimli::Dwarf<Reader>,
     /// Parallel to `starts`; `None` for a unit that could not be read.
-    units: Vec<Option<UnitFiles>>,
+    units: Vec<Option<gimli::Unit<Reader>>>,
     /// `.debug_info` offset of each unit, ascending.
     starts: Vec<usize>,
-    /// File base name -> (unit, file index) of every file entry by that name.
-    by_name: FxHashMap<Box<str>, Vec<(u32, u32)>>,
+    /// File base name -> (unit, file index) of every file entry by that name. The
+    /// names are slices of the (mapped, kept) string sections: a large Rust binary's
+    /// units name some 100,000 files, and only the few that match are ever joined
+    /// into full paths.
+    by_name: FxHashMap<&'static [u8], Vec<(u32, u32)>>,
     data: RefCell<FxHashMap<u32, Rc<UnitData>>>,
 }
 
@@ -140,7 +168,7 @@ impl LineTables {
         let mut sections = dwarf.fresh_sections();
         sections.populate_abbreviations_cache(gimli::AbbreviationsCacheStrategy::Duplicates);
         let starts: Vec<usize> = dwarf.unit_spans().iter().map(|s| s.0).collect();
-        let mut by_name: FxHashMap<Box<str>, Vec<(u32, u32)>> = FxHashMap::default();
+        let mut by_name: FxHashMap<&'static [u8], Vec<(u32, u32)>> = FxHashMap::default();
         let mut units = Vec::with_capacity(starts.len());
         for (index, &start) in starts.iter().enumerate() {
             let unit = sections
@@ -151,24 +179,29 @@ impl LineTables {
                 units.push(None);
                 continue;
             };
-            let mut files = Vec::new();
             if let Some(program) = &unit.line_program {
-                let count = program.header().file_names().len() as u64;
+                let header = program.header();
                 let unit_ref = gimli::UnitRef::new(&sections, &unit);
                 // DWARF 5 numbers files from 0, earlier versions from 1.
-                for file in 0..=count {
-                    let path = calls::file_path(unit_ref, file).map(Rc::<str>::from);
-                    if let Some(path) = &path {
-                        let name = path.rsplit('/').next().unwrap_or(path);
-                        by_name
-                            .entry(name.into())
-                            .or_default()
-                            .push((index as u32, file as u32));
-                    }
-                    files.push(path);
+                for file in 0..=header.file_names().len() as u64 {
+                    let Some(entry) = header.file(file) else {
+                        continue;
+                    };
+                    let Ok(name) = unit_ref.attr_string(entry.path_name()) else {
+                        continue;
+                    };
+                    let name = name.slice();
+                    let base = match name.iter().rposition(|&b| b == b'/') {
+                        Some(slash) => &name[slash + 1..],
+                        None => name,
+                    };
+                    by_name
+                        .entry(base)
+                        .or_default()
+                        .push((index as u32, file as u32));
                 }
             }
-            units.push(Some(UnitFiles { unit, files }));
+            units.push(Some(unit));
         }
         LineTables {
             sections,
@@ -180,8 +213,8 @@ impl LineTables {
     }
 
     fn unit_ref(&self, unit: u32) -> Option<gimli::UnitRef<'_, Reader>> {
-        let files = self.units.get(unit as usize)?.as_ref()?;
-        Some(gimli::UnitRef::new(&self.sections, &files.unit))
+        let parsed = self.units.get(unit as usize)?.as_ref()?;
+        Some(gimli::UnitRef::new(&self.sections, parsed))
     }
 
     /// The unit's rows and scopes, read once.
@@ -191,7 +224,7 @@ impl LineTables {
         }
         let unit_ref = self.unit_ref(unit)?;
         let (rows, sequences) = read_rows(unit_ref);
-        let scopes = read_scopes(unit_ref).unwrap_or_default();
+        let scopes = Scopes::new(read_scopes(unit_ref).unwrap_or_default());
         let data = Rc::new(UnitData {
             rows,
             sequences,
@@ -214,15 +247,15 @@ impl LineTables {
         }
     }
 
-    /// (unit, file index, path) of every file entry whose base name is `name`.
-    fn files_named(&self, name: &str) -> Vec<(u32, u32, Rc<str>)> {
-        let Some(found) = self.by_name.get(name) else {
+    /// (unit, file index, full path) of every file entry whose base name is `name`.
+    fn files_named(&self, name: &str) -> Vec<(u32, u32, String)> {
+        let Some(found) = self.by_name.get(name.as_bytes()) else {
             return Vec::new();
         };
         found
             .iter()
             .filter_map(|&(unit, file)| {
-                let path = self.units[unit as usize].as_ref()?.files[file as usize].clone()?;
+                let path = calls::file_path(self.unit_ref(unit)?, u64::from(file))?;
                 Some((unit, file, path))
             })
             .collect()
@@ -317,14 +350,15 @@ fn mark_gdb_entries(rows: &mut [Row], discriminators: &[bool]) {
         }
         previous_line = Some(row.line);
         let file_changed = last_file != Some(row.file);
-        let ignore = (file_changed
-            && !end
-            && last_address == Some(row.address)
-            && row.flags & STMT == 0)
-            || (!end && row.line == 0);
+        let ignore =
+            (file_changed && !end && last_address == Some(row.address) && row.flags & STMT == 0)
+                || (!end && row.line == 0);
         if (file_changed && !ignore) || end {
             if let Some(entries) = last_file.and_then(|f| kept.get_mut(&f)) {
-                while entries.last().is_some_and(|&k| rows[k].address == row.address) {
+                while entries
+                    .last()
+                    .is_some_and(|&k| rows[k].address == row.address)
+                {
                     let k = entries.pop().expect("just seen");
                     rows[k].flags &= !GDB_ENTRY;
                 }
@@ -369,8 +403,13 @@ fn read_scopes(unit: gimli::UnitRef<Reader>) -> gimli::Result<Vec<Scope>> {
             Some(AttributeValue::Addr(low)) if low != 0 => low,
             _ => entry_pc,
         };
+        let call_line = entry
+            .attr_value(gimli::DW_AT_call_line)
+            .and_then(|v| v.udata_value())
+            .map_or(0, |l| l as u32);
         for (low, high) in ranges {
             scopes.push(Scope {
+                call_line,
                 low,
                 high,
                 kind,
@@ -405,10 +444,7 @@ impl UnitData {
 
     /// The innermost scope holding `address`, and the physical function holding it.
     fn scopes_at(&self, address: u64) -> (Option<&Scope>, Option<&Scope>) {
-        let holding = self
-            .scopes
-            .iter()
-            .filter(|s| s.low <= address && address < s.high);
+        let holding = self.scopes.holding(address);
         let mut innermost: Option<&Scope> = None;
         let mut function: Option<&Scope> = None;
         for scope in holding {
@@ -425,8 +461,29 @@ impl UnitData {
     /// The function whose low pc is `address`.
     fn function_starting_at(&self, address: u64) -> Option<&Scope> {
         self.scopes
-            .iter()
+            .holding(address)
             .find(|s| s.kind == Kind::Function && s.entry == address && s.low == address)
+    }
+
+    /// The line gdb reports for a breakpoint moved past a prologue to `address`: the
+    /// line the outermost inlined call there was made from (gdb's `skip_prologue_sal`),
+    /// else that of the first is_stmt row there in one of `files`.
+    fn line_in_files(&self, address: u64, files: &BTreeSet<u32>) -> Option<u32> {
+        let outermost_inlined = self
+            .scopes
+            .holding(address)
+            .filter(|s| s.kind == Kind::Inlined && s.call_line != 0)
+            .min_by_key(|s| s.depth);
+        if let Some(inlined) = outermost_inlined {
+            return Some(inlined.call_line);
+        }
+        let rows = self.sequence_at(address)?;
+        let from = rows.partition_point(|r| r.address < address);
+        rows[from..]
+            .iter()
+            .take_while(|r| r.address == address)
+            .find(|r| r.flags & (STMT | GDB_ENTRY) == STMT | GDB_ENTRY && files.contains(&r.file))
+            .map(|r| r.line)
     }
 
     /// Where gdb 13's `break FUNC` puts a function's breakpoint: at the row flagged
@@ -530,7 +587,7 @@ fn match_file(infos: &[Rc<ModuleInfo>], path: &str) -> Result<(Vec<Match>, Vec<R
                 best = score;
                 found.clear();
             }
-            found.push((module, unit, file, full));
+            found.push((module, unit, file, Rc::from(full)));
         }
     }
     if found.is_empty() {
@@ -577,15 +634,28 @@ pub fn resolve_in_files(
         Ok(found) => found,
         Err(why) => return lines.iter().map(|_| Err(why.clone())).collect(),
     };
-    let data: Vec<Option<Rc<UnitData>>> = matches
+    // Per matching unit, its breakpoint rows (gdb's is_stmt entries) in the file,
+    // sorted by line then address: each line is then a binary search.
+    let units: Vec<(Rc<UnitData>, Vec<Row>)> = matches
         .iter()
-        .map(|m| infos[m.module].line_tables()?.unit_data(m.unit))
+        .filter_map(|m| {
+            let data = infos[m.module].line_tables()?.unit_data(m.unit)?;
+            let mut rows: Vec<Row> = data
+                .rows
+                .iter()
+                .filter(|r| r.flags & (STMT | GDB_ENTRY) == STMT | GDB_ENTRY)
+                .filter(|r| m.files.contains(&r.file))
+                .copied()
+                .collect();
+            rows.sort_unstable_by_key(|r| (r.line, r.address));
+            Some((data, rows))
+        })
         .collect();
     let shown = paths.first().map(|p| p.to_string()).unwrap_or_default();
     lines
         .iter()
         .map(|&requested| {
-            resolve_one(infos, &matches, &data, requested)
+            resolve_one(infos, &matches, &units, requested)
                 .ok_or_else(|| format!("no code at or after line {requested} of {shown}"))
         })
         .map(|found| {
@@ -604,35 +674,27 @@ type Found = (u32, Option<u32>, Vec<(usize, u64)>);
 fn resolve_one(
     infos: &[Rc<ModuleInfo>],
     matches: &[Match],
-    data: &[Option<Rc<UnitData>>],
+    units: &[(Rc<UnitData>, Vec<Row>)],
     requested: u32,
 ) -> Option<Found> {
-    let rows_of = |i: usize| {
-        let m = &matches[i];
-        data[i].as_ref().into_iter().flat_map(move |d| {
-            d.rows
-                .iter()
-                .filter(move |r| r.flags & (STMT | GDB_ENTRY) == STMT | GDB_ENTRY)
-                .filter(move |r| m.files.contains(&r.file))
-        })
-    };
     // The line: the requested one if any unit has it, else the least line after it.
-    let line = (0..matches.len())
-        .flat_map(rows_of)
-        .map(|r| r.line)
-        .filter(|&l| l >= requested)
+    let line = units
+        .iter()
+        .filter_map(|(_, rows)| {
+            let at = rows.partition_point(|r| r.line < requested);
+            rows.get(at).map(|r| r.line)
+        })
         .min()?;
     let mut column = None;
-    let mut shown_line = line;
+    let mut shown_line = None;
     let mut addresses = Vec::new();
     let mut skipped_all = true;
-    for (i, m) in matches.iter().enumerate() {
-        let Some(unit) = &data[i] else { continue };
-        let mut rows: Vec<&Row> = rows_of(i).filter(|r| r.line == line).collect();
-        rows.sort_by_key(|r| r.address);
+    for (m, (unit, rows)) in matches.iter().zip(units) {
+        let from = rows.partition_point(|r| r.line < line);
+        let to = rows.partition_point(|r| r.line <= line);
         // One location per innermost block: its lowest address.
         let mut blocks = BTreeSet::new();
-        for row in rows {
+        for row in &rows[from..to] {
             let (innermost, _) = unit.scopes_at(row.address);
             if let Some(scope) = innermost {
                 if !blocks.insert(scope.die) {
@@ -648,8 +710,8 @@ fn resolve_one(
                     let after = unit.after_prologue(&infos[m.module], function.low, function.high);
                     if after != address {
                         address = after;
-                        if let Some((row, _)) = unit.row_at(after) {
-                            shown_line = row.line;
+                        if shown_line.is_none() {
+                            shown_line = unit.line_in_files(after, &m.files);
                         }
                     } else {
                         skipped_all = false;
@@ -663,7 +725,10 @@ fn resolve_one(
     addresses.sort_unstable();
     addresses.dedup();
     // gdb reports the line the breakpoint lands on when the prologue moved it.
-    let line = if skipped_all { shown_line } else { line };
+    let line = match (skipped_all, shown_line) {
+        (true, Some(shown)) => shown,
+        _ => line,
+    };
     Some((line, column, addresses))
 }
 
@@ -705,34 +770,51 @@ pub struct FileFunction {
     pub line: u32,
 }
 
-/// A name's `::`-separated components without template arguments or parameters:
-/// `shapes::run<int>(int)` is `["shapes", "run"]`.
+/// A name's `::`-separated components, without the parameter list and with no spaces
+/// in template arguments: `shapes::run<int>(int)` is `["shapes", "run<int>"]`.
 fn name_components(name: &str) -> Vec<String> {
     let mut parts = vec![String::new()];
     let mut angle = 0usize;
     let mut chars = name.chars().peekable();
     while let Some(c) = chars.next() {
+        let part = parts.last_mut().expect("never empty");
         match c {
-            '<' => angle += 1,
-            '>' => angle = angle.saturating_sub(1),
-            // A parameter list ends the name (a Go receiver `(*T)` does not start it).
-            '(' if angle == 0 && !parts.last().is_some_and(|p| p.ends_with('.')) => break,
+            '<' => {
+                angle += 1;
+                part.push(c);
+            }
+            '>' => {
+                angle = angle.saturating_sub(1);
+                part.push(c);
+            }
+            // A parameter list ends the name (a Go receiver `main.(*T)` does not).
+            '(' if angle == 0 && !part.ends_with('.') => break,
             ':' if angle == 0 && chars.peek() == Some(&':') => {
                 chars.next();
                 parts.push(String::new());
             }
-            _ if angle == 0 => parts.last_mut().expect("never empty").push(c),
-            _ => {}
+            ' ' if angle > 0 => {}
+            _ => part.push(c),
         }
     }
     parts.into_iter().map(|p| p.trim().to_string()).collect()
 }
 
+/// A component without its template arguments.
+fn base(component: &str) -> &str {
+    component.split('<').next().unwrap_or("")
+}
+
 /// Whether `name` (demangled) is what `query` asks for: the query's components are the
-/// name's last ones.
+/// name's last ones, template arguments compared only where the query gives them (as
+/// gdb: `run` and `run<int>` both find `shapes::run<int>(int)`).
 fn name_matches(query: &[String], name: &str) -> bool {
     let parts = name_components(name);
-    parts.len() >= query.len() && parts[parts.len() - query.len()..] == *query
+    parts.len() >= query.len()
+        && parts[parts.len() - query.len()..]
+            .iter()
+            .zip(query)
+            .all(|(part, wanted)| part == wanted || (!wanted.contains('<') && base(part) == wanted))
 }
 
 /// Every function called `name` in a module: each concrete instance past its prologue
@@ -740,7 +822,7 @@ fn name_matches(query: &[String], name: &str) -> bool {
 /// table or the ELF symbol tables, at the function's first instruction.
 pub fn functions_named(info: &ModuleInfo, name: &str) -> Vec<FileFunction> {
     let query = name_components(name);
-    let Some(last) = query.last().cloned() else {
+    let Some(last) = query.last().map(|l| base(l).to_string()) else {
         return Vec::new();
     };
     let mut found = Vec::new();
@@ -797,7 +879,7 @@ fn functions_in_unit(
         let Some((short, linkage, decl)) = names(unit_ref, entry.offset()) else {
             continue;
         };
-        if name_components(&short).last().map(String::as_str) != Some(last) {
+        if name_components(&short).last().map(|l| base(l)) != Some(last) {
             continue;
         }
         let full = match &linkage {
@@ -811,7 +893,7 @@ fn functions_in_unit(
             Some(data) => data,
             None => data.insert(tables.unit_data(unit).ok_or(gimli::Error::Io)?),
         };
-        let Some(scope) = data.scopes.iter().find(|s| s.die == entry.offset()) else {
+        let Some(scope) = data.scopes.scopes.iter().find(|s| s.die == entry.offset()) else {
             continue;
         };
         let address = match scope.kind {
