@@ -42,6 +42,9 @@ pub struct Dwarf {
     by_unit: Option<UnitIndex>,
     /// The whole-file context, built only when a lookup needs it.
     whole: OnceCell<Option<Context>>,
+    /// Where each unit that can hold code lies in `.debug_info` (start, end), in order:
+    /// line tables (`lines`) index units by these.
+    spans: Vec<(usize, usize)>,
 }
 
 /// Compile units by address, from `.debug_aranges`.
@@ -77,7 +80,7 @@ impl Dwarf {
         let spans = cache::unit_spans(file, build_id.as_deref(), info.len(), || {
             code_unit_spans(info.slice(), info.endian())
         });
-        let by_unit = UnitIndex::build(&sections, spans);
+        let by_unit = UnitIndex::build(&sections, spans.clone());
         let whole = OnceCell::new();
         if by_unit.is_none() {
             // Every lookup will need it: build it now, on the loading thread, rather
@@ -89,7 +92,25 @@ impl Dwarf {
             sections,
             by_unit,
             whole,
+            spans,
         }
+    }
+
+    /// A fresh set of the sections, to read units with (see `lines`).
+    pub(super) fn fresh_sections(&self) -> gimli::Dwarf<Reader> {
+        self.raw.dwarf()
+    }
+
+    /// Where each unit that can hold code lies in `.debug_info`, in the file's order.
+    pub(super) fn unit_spans(&self) -> &[(usize, usize)] {
+        &self.spans
+    }
+
+    /// The `.debug_info` offsets of the units whose code holds `address`; `None` when
+    /// the file's units are not indexed by address (then every unit may hold it).
+    pub(super) fn unit_starts_at(&self, address: u64) -> Option<Vec<usize>> {
+        let index = self.by_unit.as_ref()?;
+        Some(index.units_at(address).map(|unit| unit.start).collect())
     }
 
     /// The functions at `address`, innermost inlined call first; empty when the DWARF

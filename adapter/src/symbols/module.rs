@@ -19,6 +19,7 @@ use object::{Object, ObjectSection, ObjectSegment};
 use super::dwarf::Dwarf;
 use super::gopclntab::{GoFrame, GoLineTable};
 use super::image::LoadedImage;
+use super::lines::LineTables;
 use super::symtab::SymbolTable;
 use crate::procfs::Pid;
 
@@ -195,6 +196,8 @@ pub struct ModuleInfo {
     /// A Go program's own function and line table, read on the first lookup: Go code
     /// is named from it, without waiting for (or parsing) the DWARF.
     go_lines: OnceCell<Option<GoLineTable>>,
+    /// Line tables by source file, for breakpoints and stepping: built on first use.
+    lines: OnceCell<Option<LineTables>>,
     pub eh_frame: Option<CfiSection<gimli::EhFrame<Reader>>>,
     pub debug_frame: Option<CfiSection<gimli::DebugFrame<Reader>>>,
 }
@@ -214,6 +217,7 @@ impl ModuleInfo {
             symbols: OnceCell::new(),
             named: RefCell::default(),
             go_lines: OnceCell::new(),
+            lines: OnceCell::new(),
             eh_frame: None,
             debug_frame: None,
         }
@@ -305,6 +309,7 @@ impl ModuleInfo {
             symbols,
             named: RefCell::default(),
             go_lines,
+            lines: OnceCell::new(),
             eh_frame,
             debug_frame,
         }
@@ -344,7 +349,7 @@ impl ModuleInfo {
                 .is_some_and(|thread| thread.is_finished())
     }
 
-    fn go_lines(&self) -> Option<&GoLineTable> {
+    pub(super) fn go_lines(&self) -> Option<&GoLineTable> {
         self.go_lines
             .get_or_init(|| {
                 let file = object::File::parse(*self.symbol_files.first()?).ok()?;
@@ -362,7 +367,51 @@ impl ModuleInfo {
         self.go_lines()?.frame_at(address)
     }
 
-    fn dwarf(&self) -> Option<&Dwarf> {
+    /// The line tables of the module's DWARF, indexed by file on first use.
+    pub fn line_tables(&self) -> Option<&LineTables> {
+        self.lines
+            .get_or_init(|| self.dwarf().map(LineTables::new))
+            .as_ref()
+    }
+
+    /// The ELF symbol tables (the larger of the file's and its debug file's).
+    pub(super) fn symbol_table(&self) -> &SymbolTable {
+        self.symbols
+            .get_or_init(|| SymbolTable::largest_of(&self.symbol_files))
+    }
+
+    /// The module's file and its debug file.
+    pub(super) fn symbol_files(&self) -> &[&'static [u8]] {
+        &self.symbol_files
+    }
+
+    /// The offset in the file of the byte at `address` (file numbering).
+    pub fn file_offset_of(&self, address: u64) -> Option<u64> {
+        self.segments
+            .iter()
+            .find(|(_, vaddr, size)| address >= *vaddr && address < vaddr + size)
+            .map(|(offset, vaddr, _)| offset + (address - vaddr))
+    }
+
+    /// Up to `len` bytes of the module's own file at `address` (file numbering): its
+    /// code as built, to recognise a prologue by. `None` when the file is not at hand
+    /// (a module named from its debug file alone).
+    pub fn code_bytes(&self, address: u64, len: usize) -> Option<&'static [u8]> {
+        if matches!(self.status, SymbolStatus::Unreadable(_)) || self.segments.is_empty() {
+            return None;
+        }
+        let data = *self.symbol_files.first()?;
+        // Named from its debug file alone: that file's code sections are empty.
+        let debug_only = matches!(self.status, SymbolStatus::SeparateDwarf(_))
+            && self.dwarf_file.map(<[u8]>::as_ptr) == Some(data.as_ptr());
+        if debug_only {
+            return None;
+        }
+        let offset = usize::try_from(self.file_offset_of(address)?).ok()?;
+        data.get(offset..offset.checked_add(len)?.min(data.len()))
+    }
+
+    pub(super) fn dwarf(&self) -> Option<&Dwarf> {
         self.dwarf
             .get_or_init(|| match self.building.borrow_mut().take() {
                 Some(thread) => thread.join().ok().flatten(),
@@ -424,10 +473,7 @@ impl ModuleInfo {
     }
 
     fn symbol_name(&self, address: u64) -> Option<String> {
-        let symbols = self
-            .symbols
-            .get_or_init(|| SymbolTable::largest_of(&self.symbol_files));
-        let name = symbols.containing(address)?;
+        let name = self.symbol_table().containing(address)?;
         // Versioned dynamic symbols read `memcpy@GLIBC_2.14`: the version is noise here.
         let name = name.split_once('@').map_or(name.as_str(), |(bare, _)| bare);
         Some(demangle(name, None))

@@ -6,7 +6,10 @@ use std::sync::mpsc;
 
 use tokio::sync::oneshot;
 
-use super::{Registers, StackFrame, Stacker, SymbolStatus};
+use super::locations;
+use super::{
+    FunctionLocation, LineResolution, Registers, StackFrame, Stacker, StepInfo, SymbolStatus,
+};
 use crate::procfs::Pid;
 
 /// A module as the `modules` request and `module` events show it.
@@ -36,6 +39,30 @@ enum Job {
     },
     Modules {
         reply: oneshot::Sender<Vec<ModuleSummary>>,
+    },
+    /// The rest answer over the current module list: the session refreshes it after
+    /// stops.
+    ResolveLines {
+        path: String,
+        lines: Vec<u32>,
+        reply: oneshot::Sender<Vec<LineResolution>>,
+    },
+    ResolveFunction {
+        name: String,
+        reply: oneshot::Sender<Result<Vec<FunctionLocation>, String>>,
+    },
+    BreakpointLocations {
+        path: String,
+        line: u32,
+        end_line: Option<u32>,
+        reply: oneshot::Sender<Vec<(u32, Option<u32>)>>,
+    },
+    StepInfo {
+        pc: u64,
+        reply: oneshot::Sender<Option<StepInfo>>,
+    },
+    LoaderBreakpoint {
+        reply: oneshot::Sender<Option<u64>>,
     },
 }
 
@@ -77,6 +104,68 @@ impl SymbolService {
         let (reply, answer) = oneshot::channel();
         let _ = self.jobs.send(Job::Modules { reply });
         answer.await.unwrap_or_default()
+    }
+
+    /// Each of `lines` of the source file `path`: the line that has code (it or the next
+    /// one) and every address that starts it; one entry per line, in order.
+    pub async fn resolve_lines(&self, path: String, lines: Vec<u32>) -> Vec<LineResolution> {
+        let (reply, answer) = oneshot::channel();
+        let _ = self.jobs.send(Job::ResolveLines {
+            path,
+            lines: lines.clone(),
+            reply,
+        });
+        answer.await.unwrap_or_else(|_| {
+            let why = "the symbols thread is gone".to_string();
+            lines
+                .into_iter()
+                .map(|requested| LineResolution {
+                    requested,
+                    found: Err(why.clone()),
+                })
+                .collect()
+        })
+    }
+
+    /// Every instance of the function `name` (`run`, `shapes::run`, `main.(*T).M`):
+    /// where `break FUNC` would stop.
+    pub async fn resolve_function(&self, name: String) -> Result<Vec<FunctionLocation>, String> {
+        let (reply, answer) = oneshot::channel();
+        let _ = self.jobs.send(Job::ResolveFunction { name, reply });
+        answer
+            .await
+            .unwrap_or_else(|_| Err("the symbols thread is gone".into()))
+    }
+
+    /// The (line, column) pairs in [line, end_line] of `path` that start code.
+    pub async fn breakpoint_locations(
+        &self,
+        path: String,
+        line: u32,
+        end_line: Option<u32>,
+    ) -> Vec<(u32, Option<u32>)> {
+        let (reply, answer) = oneshot::channel();
+        let _ = self.jobs.send(Job::BreakpointLocations {
+            path,
+            line,
+            end_line,
+            reply,
+        });
+        answer.await.unwrap_or_default()
+    }
+
+    /// What stepping needs to know about `pc`; `None` outside every module.
+    pub async fn step_info(&self, pc: u64) -> Option<StepInfo> {
+        let (reply, answer) = oneshot::channel();
+        let _ = self.jobs.send(Job::StepInfo { pc, reply });
+        answer.await.ok().flatten()
+    }
+
+    /// The address of the dynamic loader's hook; `None` for a static program.
+    pub async fn loader_breakpoint(&self) -> Option<u64> {
+        let (reply, answer) = oneshot::channel();
+        let _ = self.jobs.send(Job::LoaderBreakpoint { reply });
+        answer.await.ok().flatten()
     }
 }
 
@@ -132,8 +221,51 @@ fn serve(queue: mpsc::Receiver<Job>) {
                 let modules = stacker.as_mut().map(summaries).unwrap_or_default();
                 let _ = reply.send(modules);
             }
+            Job::ResolveLines { path, lines, reply } => {
+                let found = match stacker.as_mut() {
+                    Some(stacker) => locations::resolve_lines(stacker, &path, &lines),
+                    None => not_attached(&lines),
+                };
+                let _ = reply.send(found);
+            }
+            Job::ResolveFunction { name, reply } => {
+                let found = match stacker.as_mut() {
+                    Some(stacker) => locations::resolve_function(stacker, &name),
+                    None => Err(NOT_ATTACHED.into()),
+                };
+                let _ = reply.send(found);
+            }
+            Job::BreakpointLocations {
+                path,
+                line,
+                end_line,
+                reply,
+            } => {
+                let found = stacker.as_mut().map_or_else(Vec::new, |stacker| {
+                    locations::breakpoint_locations(stacker, &path, line, end_line)
+                });
+                let _ = reply.send(found);
+            }
+            Job::StepInfo { pc, reply } => {
+                let _ = reply.send(stacker.as_mut().and_then(|s| locations::step_info(s, pc)));
+            }
+            Job::LoaderBreakpoint { reply } => {
+                let _ = reply.send(stacker.as_mut().and_then(locations::loader_breakpoint));
+            }
         }
     }
+}
+
+const NOT_ATTACHED: &str = "not attached to a process";
+
+fn not_attached(lines: &[u32]) -> Vec<LineResolution> {
+    lines
+        .iter()
+        .map(|&requested| LineResolution {
+            requested,
+            found: Err(NOT_ATTACHED.into()),
+        })
+        .collect()
 }
 
 fn summaries(stacker: &mut Stacker) -> Vec<ModuleSummary> {

@@ -425,7 +425,7 @@ impl Stacker {
     }
 
     /// (module index, the address in the module's own numbering).
-    fn locate(&mut self, address: u64) -> Option<(usize, Rc<ModuleInfo>, u64)> {
+    pub(super) fn locate(&mut self, address: u64) -> Option<(usize, Rc<ModuleInfo>, u64)> {
         let index = self.module_index(address)?;
         let offset = self.modules[index].file_offset(address)?;
         let info = self.module_info(index);

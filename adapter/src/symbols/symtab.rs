@@ -97,6 +97,14 @@ impl SymbolTable {
         };
         located.name_if_holding(entry, address)
     }
+
+    /// [start, end) of the symbol whose range holds `address`, when it has a size.
+    pub fn range_containing(&self, address: u64) -> Option<(u64, u64)> {
+        let located = self.located.as_ref()?;
+        let entry = located.indexed(self.index.get_or_init(|| located.index()), address)?;
+        located.name_if_holding(entry, address)?;
+        (entry.size != 0).then(|| (entry.address, entry.address + entry.size))
+    }
 }
 
 /// Where a file's symbol table and its strings are, from the section headers alone.

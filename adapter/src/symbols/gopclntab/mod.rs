@@ -340,6 +340,23 @@ impl GoLineTable {
         u64::try_from(size).ok().map(GoFrame::Size)
     }
 
+    /// [entry, end) of the function holding `address` (file numbering).
+    pub fn function_range(&self, address: u64) -> Option<(u64, u64)> {
+        let func = self.func_at(address)?;
+        Some((func.entry, func.entry + u64::from(func.size)))
+    }
+
+    /// The entries of the functions whose names `wanted` accepts, with their names.
+    pub fn functions_named(&self, wanted: impl Fn(&str) -> bool) -> Vec<(u64, String)> {
+        (0..self.function_count)
+            .filter_map(|i| {
+                let func = self.func(i)?;
+                let name = c_string(self.names, func.name_offset as usize)?;
+                wanted(name).then(|| (func.entry, name.to_string()))
+            })
+            .collect()
+    }
+
     /// Offsets from the text start of the first function's entry and of the end of
     /// the last.
     fn entry_offsets(&self) -> Option<(u64, u64)> {

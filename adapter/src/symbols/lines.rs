@@ -1,0 +1,1055 @@
+//! Source lines and function names to addresses, and what stepping needs to know about
+//! an address: the symbols side of breakpoints and stepping.
+//!
+//! A breakpoint request names a file and lines. Building addr2line's context over a
+//! whole file would parse every unit's DIEs and line program; instead each unit's line
+//! program *header* is read once (`LineTables::new`) and its files indexed by base name,
+//! and only the units that name the requested file have their line programs run and
+//! their scopes read (`UnitData`, kept per unit: stepping asks about nearby addresses
+//! over and over). The choices follow gdb 13's `break FILE:LINE` and `break FUNC`, which
+//! the tests use as the oracle.
+//!
+//! Everything here works in the module's file numbering; `resolve` translates to the
+//! process's addresses through the module's mappings.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+
+use gimli::AttributeValue;
+use rustc_hash::FxHashMap;
+
+use super::calls;
+use super::module::{demangle, ModuleInfo, Reader, SourceFrame};
+
+/// A source line that has code, and every address that starts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedLine {
+    /// The line that has code: the requested one or the next line with code (a line
+    /// with no code moves forward, as gdb does).
+    pub line: u32,
+    pub column: Option<u32>,
+    /// The file as the debug info names it (full path), the one that matched.
+    pub file: String,
+    /// Runtime addresses, every place that starts that line: every module, every
+    /// inlined copy, every function instance; deduplicated, sorted.
+    pub addresses: Vec<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineResolution {
+    pub requested: u32,
+    /// Err: a message for the user.
+    pub found: Result<ResolvedLine, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionLocation {
+    /// Runtime address: past the prologue for a function, the entry of an inlined copy.
+    pub address: u64,
+    pub name: String,
+    pub file: Option<String>,
+    pub line: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepInfo {
+    /// The inline chain at pc, innermost first (as stack frames show it).
+    pub frames: Vec<SourceFrame>,
+    /// Runtime [start, end) of the line-table row range containing pc.
+    pub row: Option<(u64, u64)>,
+    /// pc is where an is_stmt row starts a line (where gdb stops a `next`).
+    pub statement_start: bool,
+    /// Runtime [low, high) of the physical function containing pc.
+    pub function: Option<(u64, u64)>,
+    /// DWARF or Go's table gives pc a source line.
+    pub has_lines: bool,
+    /// Runtime address where a breakpoint on this function would go (gdb's `break FUNC`).
+    pub after_prologue: Option<u64>,
+}
+
+const STMT: u8 = 1;
+const PROLOGUE_END: u8 = 2;
+const END_SEQUENCE: u8 = 4;
+/// An is_stmt row whose line or file differs from the previous row's (or that opens a
+/// sequence): a line starts here.
+const LINE_START: u8 = 8;
+/// A row gdb keeps in its line table (see `mark_gdb_entries`).
+const GDB_ENTRY: u8 = 16;
+
+/// One row of a line program, 24 bytes.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    address: u64,
+    line: u32,
+    column: u32,
+    file: u32,
+    flags: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Function,
+    Inlined,
+    Block,
+}
+
+/// One address range of a function, an inlined call or a lexical block.
+#[derive(Debug, Clone, Copy)]
+struct Scope {
+    low: u64,
+    high: u64,
+    kind: Kind,
+    /// The entry's offset in the unit: ranges of one entry share it.
+    die: gimli::UnitOffset<usize>,
+    depth: u32,
+    /// Where a breakpoint on it goes before any prologue skip: the low pc of a
+    /// function, the entry pc of an inlined call (its first range).
+    entry: u64,
+    /// The line an inlined call was made from.
+    call_line: u32,
+}
+
+/// What a unit's line program and DIEs say, read when first needed and kept.
+struct UnitData {
+    rows: Vec<Row>,
+    /// (start, end, first row, end row) of each sequence, sorted by start.
+    sequences: Vec<(u64, u64, usize, usize)>,
+    scopes: Scopes,
+}
+
+/// A unit's scopes sorted by low address, with the greatest high address up to each,
+/// to find the scopes holding an address without looking at all of them.
+struct Scopes {
+    scopes: Vec<Scope>,
+    max_high: Vec<u64>,
+}
+
+impl Scopes {
+    fn new(mut scopes: Vec<Scope>) -> Scopes {
+        scopes.sort_by_key(|s| (s.low, s.depth));
+        let max_high = scopes
+            .iter()
+            .scan(0, |max, s| {
+                *max = s.high.max(*max);
+                Some(*max)
+            })
+            .collect();
+        Scopes { scopes, max_high }
+    }
+
+    fn holding(&self, address: u64) -> impl Iterator<Item = &Scope> {
+        let end = self.scopes.partition_point(|s| s.low <= address);
+        let start = self.max_high[..end].partition_point(|&high| high <= address);
+        self.scopes[start..end]
+            .iter()
+            .filter(move |s| address < s.high)
+    }
+}
+
+/// The line tables of one file's DWARF.
+pub struct LineTables {
+    sections: gimli::Dwarf<Reader>,
+    /// Parallel to `starts`; `None` for a unit that could not be read.
+    units: Vec<Option<gimli::Unit<Reader>>>,
+    /// `.debug_info` offset of each unit, ascending.
+    starts: Vec<usize>,
+    /// File base name -> (unit, file index) of every file entry by that name. The
+    /// names are slices of the (mapped, kept) string sections: a large Rust binary's
+    /// units name some 100,000 files, and only the few that match are ever joined
+    /// into full paths.
+    by_name: FxHashMap<&'static [u8], Vec<(u32, u32)>>,
+    data: RefCell<FxHashMap<u32, Rc<UnitData>>>,
+}
+
+impl LineTables {
+    /// Reads every unit's header and line program header; runs no line program.
+    pub fn new(dwarf: &super::dwarf::Dwarf) -> LineTables {
+        let mut sections = dwarf.fresh_sections();
+        sections.populate_abbreviations_cache(gimli::AbbreviationsCacheStrategy::Duplicates);
+        let starts: Vec<usize> = dwarf.unit_spans().iter().map(|s| s.0).collect();
+        let mut by_name: FxHashMap<&'static [u8], Vec<(u32, u32)>> = FxHashMap::default();
+        let mut units = Vec::with_capacity(starts.len());
+        for (index, &start) in starts.iter().enumerate() {
+            let unit = sections
+                .debug_info
+                .header_from_offset(gimli::DebugInfoOffset(start))
+                .and_then(|header| sections.unit(header));
+            let Ok(unit) = unit else {
+                units.push(None);
+                continue;
+            };
+            if let Some(program) = &unit.line_program {
+                let header = program.header();
+                let unit_ref = gimli::UnitRef::new(&sections, &unit);
+                // DWARF 5 numbers files from 0, earlier versions from 1.
+                for file in 0..=header.file_names().len() as u64 {
+                    let Some(entry) = header.file(file) else {
+                        continue;
+                    };
+                    let Ok(name) = unit_ref.attr_string(entry.path_name()) else {
+                        continue;
+                    };
+                    let name = name.slice();
+                    let base = match name.iter().rposition(|&b| b == b'/') {
+                        Some(slash) => &name[slash + 1..],
+                        None => name,
+                    };
+                    by_name
+                        .entry(base)
+                        .or_default()
+                        .push((index as u32, file as u32));
+                }
+            }
+            units.push(Some(unit));
+        }
+        LineTables {
+            sections,
+            units,
+            starts,
+            by_name,
+            data: RefCell::default(),
+        }
+    }
+
+    fn unit_ref(&self, unit: u32) -> Option<gimli::UnitRef<'_, Reader>> {
+        let parsed = self.units.get(unit as usize)?.as_ref()?;
+        Some(gimli::UnitRef::new(&self.sections, parsed))
+    }
+
+    /// The unit's rows and scopes, read once.
+    fn unit_data(&self, unit: u32) -> Option<Rc<UnitData>> {
+        if let Some(known) = self.data.borrow().get(&unit) {
+            return Some(known.clone());
+        }
+        let unit_ref = self.unit_ref(unit)?;
+        let (rows, sequences) = read_rows(unit_ref);
+        let scopes = Scopes::new(read_scopes(unit_ref).unwrap_or_default());
+        let data = Rc::new(UnitData {
+            rows,
+            sequences,
+            scopes,
+        });
+        self.data.borrow_mut().insert(unit, data.clone());
+        Some(data)
+    }
+
+    /// The units whose code may hold `address`, by the index of `dwarf`, the DWARF
+    /// these tables were made from.
+    fn units_at(&self, dwarf: &super::dwarf::Dwarf, address: u64) -> Vec<u32> {
+        match dwarf.unit_starts_at(address) {
+            Some(starts) => starts
+                .iter()
+                .filter_map(|s| self.starts.binary_search(s).ok())
+                .map(|i| i as u32)
+                .collect(),
+            None => (0..self.units.len() as u32).collect(),
+        }
+    }
+
+    /// (unit, file index, full path) of every file entry whose base name is `name`.
+    fn files_named(&self, name: &str) -> Vec<(u32, u32, String)> {
+        let Some(found) = self.by_name.get(name.as_bytes()) else {
+            return Vec::new();
+        };
+        found
+            .iter()
+            .filter_map(|&(unit, file)| {
+                let path = calls::file_path(self.unit_ref(unit)?, u64::from(file))?;
+                Some((unit, file, path))
+            })
+            .collect()
+    }
+}
+
+/// Runs a unit's line program; rows in sequences, each sequence sorted by address.
+fn read_rows(unit: gimli::UnitRef<Reader>) -> (Vec<Row>, Vec<(u64, u64, usize, usize)>) {
+    let mut rows = Vec::new();
+    let mut sequences = Vec::new();
+    let Some(program) = unit.line_program.clone() else {
+        return (rows, sequences);
+    };
+    let mut state = program.rows();
+    let mut first = 0;
+    let mut discriminators = Vec::new();
+    while let Ok(Some((_, row))) = state.next_row() {
+        let mut flags = 0;
+        if row.is_stmt() {
+            flags |= STMT;
+        }
+        if row.prologue_end() {
+            flags |= PROLOGUE_END;
+        }
+        if row.end_sequence() {
+            flags |= END_SEQUENCE;
+        }
+        let line = row
+            .line()
+            .map_or(0, |l| l.get().min(u64::from(u32::MAX)) as u32);
+        let column = match row.column() {
+            gimli::ColumnType::LeftEdge => 0,
+            gimli::ColumnType::Column(c) => c.get().min(u64::from(u32::MAX)) as u32,
+        };
+        let file = row.file_index().min(u64::from(u32::MAX)) as u32;
+        let opens = rows.len() == first;
+        let previous = rows.last().filter(|_| !opens);
+        let differs = previous.is_none_or(|p: &Row| p.line != line || p.file != file);
+        if flags & STMT != 0 && flags & END_SEQUENCE == 0 && line != 0 && differs {
+            flags |= LINE_START;
+        }
+        rows.push(Row {
+            address: row.address(),
+            line,
+            column,
+            file,
+            flags,
+        });
+        discriminators.push(row.discriminator() != 0);
+        if flags & END_SEQUENCE != 0 {
+            let start = rows[first].address;
+            // The linker drops unused functions and leaves their sequences at 0.
+            if start != 0 && row.address() > start {
+                mark_gdb_entries(&mut rows[first..], &discriminators[first..]);
+                sequences.push((start, row.address(), first, rows.len()));
+            } else {
+                rows.truncate(first);
+                discriminators.truncate(first);
+            }
+            first = rows.len();
+        }
+    }
+    rows.truncate(first);
+    sequences.sort_unstable();
+    (rows, sequences)
+}
+
+/// Marks the rows of one sequence that gdb 13 keeps in its line tables, as its
+/// `lnp_state_machine::record_line` and `buildsym_compunit::record_line` do: a row of
+/// line 0 is dropped; a non-stmt row that switches file at the address of the row
+/// before is dropped; a row repeating the line before, in the same file, is dropped
+/// once that line has had a non-zero discriminator; and when the file switches (or the
+/// sequence ends) at an address, the previous file's rows at that very address are
+/// deleted (its end marker there replaces them). gdb sets breakpoints only on what
+/// stays: a function's first line at the address where an inlined call's file starts
+/// has no breakpoint location of its own.
+fn mark_gdb_entries(rows: &mut [Row], discriminators: &[bool]) {
+    let mut last_file: Option<u32> = None;
+    let mut last_line = 0;
+    let mut last_address: Option<u64> = None;
+    let mut line_had_discriminator = false;
+    // Per file, the rows kept so far, whose tail an end marker may delete.
+    let mut kept: FxHashMap<u32, Vec<usize>> = FxHashMap::default();
+    let mut previous_line = None;
+    for i in 0..rows.len() {
+        let row = rows[i];
+        let end = row.flags & END_SEQUENCE != 0;
+        if previous_line != Some(row.line) {
+            line_had_discriminator = discriminators[i];
+        } else {
+            line_had_discriminator |= discriminators[i];
+        }
+        previous_line = Some(row.line);
+        let file_changed = last_file != Some(row.file);
+        let ignore =
+            (file_changed && !end && last_address == Some(row.address) && row.flags & STMT == 0)
+                || (!end && row.line == 0);
+        if (file_changed && !ignore) || end {
+            if let Some(entries) = last_file.and_then(|f| kept.get_mut(&f)) {
+                while entries
+                    .last()
+                    .is_some_and(|&k| rows[k].address == row.address)
+                {
+                    let k = entries.pop().expect("just seen");
+                    rows[k].flags &= !GDB_ENTRY;
+                }
+            }
+        }
+        if !end && !ignore {
+            if file_changed || row.line != last_line || !line_had_discriminator {
+                rows[i].flags |= GDB_ENTRY;
+                kept.entry(row.file).or_default().push(i);
+            }
+            last_file = Some(row.file);
+            last_line = row.line;
+        }
+        last_address = Some(row.address);
+    }
+}
+
+/// Every function, inlined call and lexical block with code, with its ranges.
+fn read_scopes(unit: gimli::UnitRef<Reader>) -> gimli::Result<Vec<Scope>> {
+    let mut scopes = Vec::new();
+    let mut entries = unit.entries();
+    while let Some(entry) = entries.next_dfs()? {
+        let depth = entry.depth();
+        let kind = match entry.tag() {
+            gimli::DW_TAG_subprogram => Kind::Function,
+            gimli::DW_TAG_inlined_subroutine => Kind::Inlined,
+            gimli::DW_TAG_lexical_block => Kind::Block,
+            _ => continue,
+        };
+        let mut ranges = Vec::new();
+        let mut iter = unit.die_ranges(entry)?;
+        while let Some(range) = iter.next()? {
+            if range.begin != 0 && range.end > range.begin {
+                ranges.push((range.begin, range.end));
+            }
+        }
+        // gdb's entry pc of a block: its low pc, or the start of its first range.
+        let Some(&(entry_pc, _)) = ranges.first() else {
+            continue;
+        };
+        let entry_pc = match entry.attr_value(gimli::DW_AT_low_pc) {
+            Some(AttributeValue::Addr(low)) if low != 0 => low,
+            _ => entry_pc,
+        };
+        let call_line = entry
+            .attr_value(gimli::DW_AT_call_line)
+            .and_then(|v| v.udata_value())
+            .map_or(0, |l| l as u32);
+        for (low, high) in ranges {
+            scopes.push(Scope {
+                call_line,
+                low,
+                high,
+                kind,
+                die: entry.offset(),
+                depth: depth.max(0) as u32,
+                entry: entry_pc,
+            });
+        }
+    }
+    Ok(scopes)
+}
+
+impl UnitData {
+    /// The sequence holding `address`: its rows.
+    fn sequence_at(&self, address: u64) -> Option<&[Row]> {
+        let at = self.sequences.partition_point(|s| s.0 <= address);
+        self.sequences[..at]
+            .iter()
+            .rev()
+            .find(|s| address < s.1)
+            .map(|s| &self.rows[s.2..s.3])
+    }
+
+    /// The last row at or below `address` and the address of the next row past it.
+    fn row_at(&self, address: u64) -> Option<(Row, u64)> {
+        let rows = self.sequence_at(address)?;
+        let next = rows.partition_point(|r| r.address <= address);
+        let row = *rows.get(next.checked_sub(1)?)?;
+        let end = rows.get(next).map_or(row.address, |r| r.address);
+        Some((row, end))
+    }
+
+    /// The innermost scope holding `address`, and the physical function holding it.
+    fn scopes_at(&self, address: u64) -> (Option<&Scope>, Option<&Scope>) {
+        let holding = self.scopes.holding(address);
+        let mut innermost: Option<&Scope> = None;
+        let mut function: Option<&Scope> = None;
+        for scope in holding {
+            if innermost.is_none_or(|i| scope.depth > i.depth) {
+                innermost = Some(scope);
+            }
+            if scope.kind == Kind::Function && function.is_none_or(|f| scope.depth > f.depth) {
+                function = Some(scope);
+            }
+        }
+        (innermost, function)
+    }
+
+    /// The function whose low pc is `address`.
+    fn function_starting_at(&self, address: u64) -> Option<&Scope> {
+        self.scopes
+            .holding(address)
+            .find(|s| s.kind == Kind::Function && s.entry == address && s.low == address)
+    }
+
+    /// The line gdb reports for a breakpoint moved past a prologue to `address`: the
+    /// line the outermost inlined call there was made from (gdb's `skip_prologue_sal`),
+    /// else that of the first is_stmt row there in one of `files`.
+    fn line_in_files(&self, address: u64, files: &BTreeSet<u32>) -> Option<u32> {
+        let outermost_inlined = self
+            .scopes
+            .holding(address)
+            .filter(|s| s.kind == Kind::Inlined && s.call_line != 0)
+            .min_by_key(|s| s.depth);
+        if let Some(inlined) = outermost_inlined {
+            return Some(inlined.call_line);
+        }
+        let rows = self.sequence_at(address)?;
+        let from = rows.partition_point(|r| r.address < address);
+        rows[from..]
+            .iter()
+            .take_while(|r| r.address == address)
+            .find(|r| r.flags & (STMT | GDB_ENTRY) == STMT | GDB_ENTRY && files.contains(&r.file))
+            .map(|r| r.line)
+    }
+
+    /// Where gdb 13's `break FUNC` puts a function's breakpoint: at the row flagged
+    /// prologue_end (LLVM emits it); else past `push %rbp; mov %rsp,%rbp` (and an
+    /// `endbr64` before it), moved to the start of the next row when that lands
+    /// mid-row, as amd64_skip_prologue and skip_prologue_sal do; else (no frame
+    /// pointer: optimized code) the function's first instruction.
+    fn after_prologue(&self, info: &ModuleInfo, low: u64, high: u64) -> u64 {
+        if let Some(rows) = self.sequence_at(low) {
+            let from = rows.partition_point(|r| r.address < low);
+            let marked = rows[from..]
+                .iter()
+                .take_while(|r| r.address < high)
+                .find(|r| r.flags & PROLOGUE_END != 0);
+            if let Some(row) = marked {
+                return row.address;
+            }
+        }
+        let Some(code) = info.code_bytes(low, 8) else {
+            return low;
+        };
+        let mut at = 0;
+        if code.starts_with(&[0xf3, 0x0f, 0x1e, 0xfa]) {
+            at = 4;
+        }
+        let framed = code.get(at) == Some(&0x55)
+            && matches!(
+                code.get(at + 1..at + 4),
+                Some([0x48, 0x89, 0xe5]) | Some([0x48, 0x8b, 0xec])
+            );
+        if !framed {
+            return low;
+        }
+        let pc = low + at as u64 + 4;
+        match self.row_at(pc) {
+            Some((row, next)) if row.address != pc && next > pc && next < high => next,
+            _ => pc,
+        }
+    }
+}
+
+/// A requested file's path components, after resolving symlinks when it exists.
+fn requested_components(path: &str) -> Vec<String> {
+    let canonical = std::fs::canonicalize(path)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| path.to_string());
+    components(&canonical)
+}
+
+/// A path's components, `.` dropped and `..` applied where it can be.
+fn components(path: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." if out.last().is_some_and(|l| l != "..") => {
+                out.pop();
+            }
+            _ => out.push(part.to_string()),
+        }
+    }
+    out
+}
+
+/// How many trailing components two paths share.
+fn common_suffix(a: &[String], b: &[String]) -> usize {
+    a.iter()
+        .rev()
+        .zip(b.iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count()
+}
+
+/// One module's unit whose line program names the requested file.
+struct Match {
+    module: usize,
+    unit: u32,
+    /// File indices in that unit that name it.
+    files: BTreeSet<u32>,
+}
+
+/// The files of every module that best match `path`: by the longest common suffix of
+/// whole components, the base name at least (ties: all). `Err` when none does.
+fn match_file(infos: &[Rc<ModuleInfo>], path: &str) -> Result<(Vec<Match>, Vec<Rc<str>>), String> {
+    let wanted = requested_components(path);
+    let Some(name) = wanted.last() else {
+        return Err(format!("{path} names no file"));
+    };
+    let mut best = 0;
+    let mut found: Vec<(usize, u32, u32, Rc<str>)> = Vec::new();
+    for (module, info) in infos.iter().enumerate() {
+        let Some(tables) = info.line_tables() else {
+            continue;
+        };
+        for (unit, file, full) in tables.files_named(name) {
+            let score = common_suffix(&wanted, &components(&full));
+            if score == 0 || score < best {
+                continue;
+            }
+            if score > best {
+                best = score;
+                found.clear();
+            }
+            found.push((module, unit, file, Rc::from(full)));
+        }
+    }
+    if found.is_empty() {
+        return Err(format!("no loaded module has code for {path}"));
+    }
+    let mut grouped: BTreeMap<(usize, u32), BTreeSet<u32>> = BTreeMap::new();
+    let mut paths: Vec<Rc<str>> = Vec::new();
+    for (module, unit, file, full) in found {
+        grouped.entry((module, unit)).or_default().insert(file);
+        if !paths.contains(&full) {
+            paths.push(full);
+        }
+    }
+    let matches = grouped
+        .into_iter()
+        .map(|((module, unit), files)| Match {
+            module,
+            unit,
+            files,
+        })
+        .collect();
+    Ok((matches, paths))
+}
+
+/// Lines resolved in file numbering: (module index, address) per location.
+pub struct FileLine {
+    pub line: u32,
+    pub column: Option<u32>,
+    pub file: String,
+    pub addresses: Vec<(usize, u64)>,
+}
+
+/// `file:line` for each of `lines`, in the modules' own numbering, as gdb 13's `break
+/// FILE:LINE`: the requested line, else the smallest line after it that has code in
+/// that file; its is_stmt rows in every matching unit, the lowest address of each
+/// innermost block (function, inlined call, lexical block) kept; a location at a
+/// function's first instruction moved past its prologue.
+pub fn resolve_in_files(
+    infos: &[Rc<ModuleInfo>],
+    path: &str,
+    lines: &[u32],
+) -> Vec<Result<FileLine, String>> {
+    let (matches, paths) = match match_file(infos, path) {
+        Ok(found) => found,
+        Err(why) => return lines.iter().map(|_| Err(why.clone())).collect(),
+    };
+    // Per matching unit, its breakpoint rows (gdb's is_stmt entries) in the file,
+    // sorted by line then address: each line is then a binary search.
+    let units: Vec<(Rc<UnitData>, Vec<Row>)> = matches
+        .iter()
+        .filter_map(|m| {
+            let data = infos[m.module].line_tables()?.unit_data(m.unit)?;
+            let mut rows: Vec<Row> = data
+                .rows
+                .iter()
+                .filter(|r| r.flags & (STMT | GDB_ENTRY) == STMT | GDB_ENTRY)
+                .filter(|r| m.files.contains(&r.file))
+                .copied()
+                .collect();
+            rows.sort_unstable_by_key(|r| (r.line, r.address));
+            Some((data, rows))
+        })
+        .collect();
+    let shown = paths.first().map(|p| p.to_string()).unwrap_or_default();
+    lines
+        .iter()
+        .map(|&requested| {
+            resolve_one(infos, &matches, &units, requested)
+                .ok_or_else(|| format!("no code at or after line {requested} of {shown}"))
+        })
+        .map(|found| {
+            found.map(|(line, column, addresses)| FileLine {
+                line,
+                column,
+                file: shown.clone(),
+                addresses,
+            })
+        })
+        .collect()
+}
+
+type Found = (u32, Option<u32>, Vec<(usize, u64)>);
+
+fn resolve_one(
+    infos: &[Rc<ModuleInfo>],
+    matches: &[Match],
+    units: &[(Rc<UnitData>, Vec<Row>)],
+    requested: u32,
+) -> Option<Found> {
+    // The line: the requested one if any unit has it, else the least line after it.
+    let line = units
+        .iter()
+        .filter_map(|(_, rows)| {
+            let at = rows.partition_point(|r| r.line < requested);
+            rows.get(at).map(|r| r.line)
+        })
+        .min()?;
+    let mut column = None;
+    let mut shown_line = None;
+    let mut addresses = Vec::new();
+    let mut skipped_all = true;
+    for (m, (unit, rows)) in matches.iter().zip(units) {
+        let from = rows.partition_point(|r| r.line < line);
+        let to = rows.partition_point(|r| r.line <= line);
+        // One location per innermost block: its lowest address.
+        let mut blocks = BTreeSet::new();
+        for row in &rows[from..to] {
+            let (innermost, _) = unit.scopes_at(row.address);
+            if let Some(scope) = innermost {
+                if !blocks.insert(scope.die) {
+                    continue;
+                }
+            }
+            if column.is_none() && row.column != 0 {
+                column = Some(row.column);
+            }
+            let mut address = row.address;
+            match unit.function_starting_at(address) {
+                Some(function) => {
+                    let after = unit.after_prologue(&infos[m.module], function.low, function.high);
+                    if after != address {
+                        address = after;
+                        if shown_line.is_none() {
+                            shown_line = unit.line_in_files(after, &m.files);
+                        }
+                    } else {
+                        skipped_all = false;
+                    }
+                }
+                None => skipped_all = false,
+            }
+            addresses.push((m.module, address));
+        }
+    }
+    addresses.sort_unstable();
+    addresses.dedup();
+    // gdb reports the line the breakpoint lands on when the prologue moved it.
+    let line = match (skipped_all, shown_line) {
+        (true, Some(shown)) => shown,
+        _ => line,
+    };
+    Some((line, column, addresses))
+}
+
+/// The (line, column) pairs that start code in `path` within [line, end_line].
+pub fn locations_in_file(
+    infos: &[Rc<ModuleInfo>],
+    path: &str,
+    line: u32,
+    end_line: u32,
+) -> Vec<(u32, Option<u32>)> {
+    let Ok((matches, _)) = match_file(infos, path) else {
+        return Vec::new();
+    };
+    let mut found = BTreeSet::new();
+    for m in &matches {
+        let Some(unit) = infos[m.module]
+            .line_tables()
+            .and_then(|t| t.unit_data(m.unit))
+        else {
+            continue;
+        };
+        for row in &unit.rows {
+            if row.flags & LINE_START != 0
+                && (line..=end_line).contains(&row.line)
+                && m.files.contains(&row.file)
+            {
+                found.insert((row.line, (row.column != 0).then_some(row.column)));
+            }
+        }
+    }
+    found.into_iter().collect()
+}
+
+/// A function found by name, in its module's numbering.
+pub struct FileFunction {
+    pub address: u64,
+    pub name: String,
+    pub file: Option<String>,
+    pub line: u32,
+}
+
+/// A name's `::`-separated components, without the parameter list and with no spaces
+/// in template arguments: `shapes::run<int>(int)` is `["shapes", "run<int>"]`.
+fn name_components(name: &str) -> Vec<String> {
+    let mut parts = vec![String::new()];
+    let mut angle = 0usize;
+    let mut chars = name.chars().peekable();
+    while let Some(c) = chars.next() {
+        let part = parts.last_mut().expect("never empty");
+        match c {
+            '<' => {
+                angle += 1;
+                part.push(c);
+            }
+            '>' => {
+                angle = angle.saturating_sub(1);
+                part.push(c);
+            }
+            // A parameter list ends the name (a Go receiver `main.(*T)` does not).
+            '(' if angle == 0 && !part.ends_with('.') => break,
+            ':' if angle == 0 && chars.peek() == Some(&':') => {
+                chars.next();
+                parts.push(String::new());
+            }
+            ' ' if angle > 0 => {}
+            _ => part.push(c),
+        }
+    }
+    parts.into_iter().map(|p| p.trim().to_string()).collect()
+}
+
+/// A component without its template arguments.
+fn base(component: &str) -> &str {
+    component.split('<').next().unwrap_or("")
+}
+
+/// Whether `name` (demangled) is what `query` asks for: the query's components are the
+/// name's last ones, template arguments compared only where the query gives them (as
+/// gdb: `run` and `run<int>` both find `shapes::run<int>(int)`).
+fn name_matches(query: &[String], name: &str) -> bool {
+    let parts = name_components(name);
+    parts.len() >= query.len()
+        && parts[parts.len() - query.len()..]
+            .iter()
+            .zip(query)
+            .all(|(part, wanted)| part == wanted || (!wanted.contains('<') && base(part) == wanted))
+}
+
+/// Every function called `name` in a module: each concrete instance past its prologue
+/// and each inlined copy at its entry (from DWARF); without DWARF for it, from Go's
+/// table or the ELF symbol tables, at the function's first instruction.
+pub fn functions_named(info: &ModuleInfo, name: &str) -> Vec<FileFunction> {
+    let query = name_components(name);
+    let Some(last) = query.last().map(|l| base(l).to_string()) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    if let Some(tables) = info.line_tables() {
+        for unit in 0..tables.units.len() as u32 {
+            if let Some(unit_ref) = tables.unit_ref(unit) {
+                let _ = functions_in_unit(tables, info, unit, unit_ref, &query, &last, &mut found);
+            }
+        }
+    }
+    if !found.is_empty() {
+        return found;
+    }
+    if let Some(go) = info.go_lines() {
+        for (address, full) in go.functions_named(|n| name_matches(&query, n)) {
+            found.push(FileFunction {
+                address,
+                name: full,
+                file: None,
+                line: 0,
+            });
+        }
+        if !found.is_empty() {
+            return found;
+        }
+    }
+    symbols_named(info, &query)
+}
+
+fn functions_in_unit(
+    tables: &LineTables,
+    info: &ModuleInfo,
+    unit: u32,
+    unit_ref: gimli::UnitRef<Reader>,
+    query: &[String],
+    last: &str,
+    found: &mut Vec<FileFunction>,
+) -> gimli::Result<()> {
+    let mut data = None;
+    let language = root_language(unit_ref);
+    let mut entries = unit_ref.entries();
+    while let Some(entry) = entries.next_dfs()? {
+        let tag = entry.tag();
+        if tag != gimli::DW_TAG_subprogram && tag != gimli::DW_TAG_inlined_subroutine {
+            continue;
+        }
+        // Only entries with code, and whose own short name is the query's last part,
+        // have their full names read.
+        let has_code = entry.attr_value(gimli::DW_AT_low_pc).is_some()
+            || entry.attr_value(gimli::DW_AT_ranges).is_some();
+        if !has_code {
+            continue;
+        }
+        let Some((short, linkage, decl)) = names(unit_ref, entry.offset()) else {
+            continue;
+        };
+        if name_components(&short).last().map(|l| base(l)) != Some(last) {
+            continue;
+        }
+        let full = match &linkage {
+            Some(linkage) => demangle(linkage, language),
+            None => short.clone(),
+        };
+        if !name_matches(query, &full) {
+            continue;
+        }
+        let data = match &data {
+            Some(data) => data,
+            None => data.insert(tables.unit_data(unit).ok_or(gimli::Error::Io)?),
+        };
+        let Some(scope) = data.scopes.scopes.iter().find(|s| s.die == entry.offset()) else {
+            continue;
+        };
+        let address = match scope.kind {
+            Kind::Function => data.after_prologue(info, scope.low, scope.high),
+            _ => scope.entry,
+        };
+        let (file, line) = match decl {
+            Some((file, line)) => (calls::file_path(unit_ref, file), line),
+            None => (None, 0),
+        };
+        found.push(FileFunction {
+            address,
+            name: full,
+            file,
+            line,
+        });
+    }
+    Ok(())
+}
+
+fn root_language(unit: gimli::UnitRef<Reader>) -> Option<gimli::DwLang> {
+    let mut entries = unit.entries();
+    let root = entries.next_dfs().ok()??;
+    match root.attr_value(gimli::DW_AT_language) {
+        Some(AttributeValue::Language(language)) => Some(language),
+        _ => None,
+    }
+}
+
+/// The short name, linkage name and declaration (file index, line) of a function or
+/// inlined call, following its abstract origin and specification.
+fn names(
+    unit: gimli::UnitRef<Reader>,
+    entry: gimli::UnitOffset<usize>,
+) -> Option<(String, Option<String>, Option<(u64, u32)>)> {
+    let mut entry = entry;
+    let (mut short, mut linkage, mut decl_file, mut decl_line) = (None, None, None, None);
+    for _ in 0..16 {
+        let die = unit.entry(entry).ok()?;
+        let text = |name| {
+            let value = die.attr_value(name)?;
+            Some(unit.attr_string(value).ok()?.to_string_lossy().into_owned())
+        };
+        if short.is_none() {
+            short = text(gimli::DW_AT_name);
+        }
+        if linkage.is_none() {
+            linkage =
+                text(gimli::DW_AT_linkage_name).or_else(|| text(gimli::DW_AT_MIPS_linkage_name));
+        }
+        if decl_file.is_none() {
+            if let Some(AttributeValue::FileIndex(index)) = die.attr_value(gimli::DW_AT_decl_file) {
+                decl_file = Some(index);
+            }
+        }
+        if decl_line.is_none() {
+            decl_line = die
+                .attr_value(gimli::DW_AT_decl_line)
+                .and_then(|v| v.udata_value())
+                .map(|l| l as u32);
+        }
+        let next = die
+            .attr_value(gimli::DW_AT_abstract_origin)
+            .or_else(|| die.attr_value(gimli::DW_AT_specification));
+        match next {
+            Some(AttributeValue::UnitRef(offset)) => entry = offset,
+            _ => break,
+        }
+    }
+    let decl = decl_file.map(|file| (file, decl_line.unwrap_or(0)));
+    Some((short?, linkage, decl))
+}
+
+/// Functions named `query` in the ELF symbol tables, at their first instruction.
+fn symbols_named(info: &ModuleInfo, query: &[String]) -> Vec<FileFunction> {
+    use object::{Object, ObjectSymbol};
+    let mut found: BTreeMap<u64, String> = BTreeMap::new();
+    for data in info.symbol_files() {
+        let Ok(file) = object::File::parse(*data) else {
+            continue;
+        };
+        for symbol in file.symbols().chain(file.dynamic_symbols()) {
+            if symbol.kind() != object::SymbolKind::Text || symbol.address() == 0 {
+                continue;
+            }
+            let Ok(raw) = symbol.name() else { continue };
+            let raw = raw.split_once('@').map_or(raw, |(bare, _)| bare);
+            let name = demangle(raw, None);
+            if name_matches(query, &name) {
+                found.entry(symbol.address()).or_insert(name);
+            }
+        }
+    }
+    found
+        .into_iter()
+        .map(|(address, name)| FileFunction {
+            address,
+            name,
+            file: None,
+            line: 0,
+        })
+        .collect()
+}
+
+/// What stepping needs about `address` (file numbering), all in file numbering.
+pub struct FileStep {
+    pub frames: Vec<SourceFrame>,
+    pub row: Option<(u64, u64)>,
+    pub statement_start: bool,
+    pub function: Option<(u64, u64)>,
+    pub has_lines: bool,
+    pub after_prologue: Option<u64>,
+}
+
+pub fn step_in_file(info: &ModuleInfo, address: u64) -> FileStep {
+    let frames = info.source_frames(address).to_vec();
+    let mut step = FileStep {
+        has_lines: frames.iter().any(|f| f.line != 0),
+        frames,
+        row: None,
+        statement_start: false,
+        function: None,
+        after_prologue: None,
+    };
+    if let (Some(tables), Some(dwarf)) = (info.line_tables(), info.dwarf()) {
+        for unit in tables.units_at(dwarf, address) {
+            let Some(data) = tables.unit_data(unit) else {
+                continue;
+            };
+            let Some((row, end)) = data.row_at(address) else {
+                continue;
+            };
+            let starts = data.sequence_at(address).is_some_and(|rows| {
+                rows.iter()
+                    .any(|r| r.address == address && r.flags & LINE_START != 0)
+            });
+            step.row = Some((row.address, end));
+            step.statement_start = starts;
+            step.has_lines |= row.line != 0;
+            if let (_, Some(function)) = data.scopes_at(address) {
+                step.function = Some((function.low, function.high));
+                step.after_prologue = Some(data.after_prologue(info, function.low, function.high));
+            }
+            break;
+        }
+    }
+    if step.function.is_none() {
+        let range = info
+            .go_lines()
+            .and_then(|go| go.function_range(address))
+            .or_else(|| info.symbol_table().range_containing(address));
+        step.function = range;
+        step.after_prologue = range.map(|r| r.0);
+    }
+    step
+}
+
+#[cfg(test)]
+mod tests;
