@@ -26,5 +26,3 @@ pub use unwind::Registers;
 pub mod service;
 pub use lines::{FunctionLocation, LineResolution, ResolvedLine, StepInfo};
 pub use service::{ModuleSummary, SymbolService};
-mod resolve_stub;
-pub use resolve_stub::*;
