@@ -16,6 +16,7 @@ mod replaced;
 mod schema_oracle;
 mod signals;
 mod stacks;
+mod stepping;
 mod stops;
 mod symbol_files;
 mod thread_events;

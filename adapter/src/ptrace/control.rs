@@ -766,6 +766,108 @@ impl Tracer {
         tid: Pid,
         waiter: &mut dyn EventWait,
     ) -> Result<StepResult, String> {
+        // A signal owed to the thread (or one that arrives as it steps) runs its handler
+        // to the end first: a step is about the program's lines, not its handlers (as
+        // in gdb, for the signals the user does not stop on).
+        for _ in 0..16 {
+            let owed = self.threads.get(&tid).map_or(0, |t| t.pending_signal);
+            if owed != 0 {
+                if let Some(other) = self.run_signal_handler(tid, owed, waiter) {
+                    return Ok(other);
+                }
+            }
+            match self.step_once(tid, waiter)? {
+                Some(result) => return Ok(result),
+                None => continue,
+            }
+        }
+        Err(format!(
+            "thread {tid} keeps receiving signals: the step cannot make progress"
+        ))
+    }
+
+    /// Delivers `signal` to `tid` and lets only that thread run until its handler
+    /// returns to where it was. `None` when it did; otherwise what happened instead.
+    fn run_signal_handler(
+        &mut self,
+        tid: Pid,
+        signal: i32,
+        waiter: &mut dyn EventWait,
+    ) -> Option<StepResult> {
+        let regs = sys::get_regs(tid).ok()?;
+        let return_to = Internal::Step {
+            tid,
+            min_sp: regs.rsp,
+        };
+        let added = self
+            .control
+            .with_memory(|table, memory| table.add_internal(regs.rip, return_to, memory));
+        if !matches!(added, Some(Ok(()))) {
+            // Without a breakpoint to come back to, the signal is delivered with the
+            // step, as the kernel does it.
+            return None;
+        }
+        let held = self.holding;
+        self.holding = true;
+        self.control.only = Some(tid);
+        let mut owed = signal;
+        let deadline = Instant::now() + STEP_DEADLINE;
+        let outcome = loop {
+            if let Some(thread) = self.threads.get_mut(&tid) {
+                thread.pending_signal = 0;
+                thread.at_breakpoint = None;
+                thread.state = RunState::Running;
+            }
+            self.forget_registers(tid);
+            if sys::cont(tid, owed).is_err() {
+                break Some(StepResult::Interrupted);
+            }
+            let event = loop {
+                if let Some(event) = sys::wait_thread(tid) {
+                    break Some(event);
+                }
+                if Instant::now() >= deadline {
+                    break None;
+                }
+                waiter.wait_for_events(Duration::from_millis(1));
+            };
+            let Some(event) = event else {
+                // The handler takes its time (it sleeps, or waits for another thread):
+                // its return is reported as the step's end.
+                return Some(StepResult::Running);
+            };
+            self.on_event(event, true);
+            if let Some(at) = self
+                .control
+                .pending
+                .iter()
+                .position(|(t, r)| *t == tid && *r == StopReason::Step)
+            {
+                self.control.pending.remove(at);
+                break None;
+            }
+            if !self.threads.contains_key(&tid) {
+                break Some(StepResult::Exited);
+            }
+            if !self.control.pending.is_empty() {
+                self.report_next_stop(waiter);
+                break Some(StepResult::Interrupted);
+            }
+            // Another signal came while the handler ran: it is delivered too.
+            owed = self.threads.get(&tid).map_or(0, |t| t.pending_signal);
+        };
+        self.control.only = None;
+        self.holding = held;
+        self.control.remove_step_targets();
+        outcome
+    }
+
+    /// One instruction; `None` when a signal came first (it is owed to the thread now).
+    fn step_once(
+        &mut self,
+        tid: Pid,
+        waiter: &mut dyn EventWait,
+    ) -> Result<Option<StepResult>, String> {
         let Some(thread) = self.threads.get(&tid) else {
             return Err(format!("thread {tid} is gone"));
         };
@@ -780,16 +882,14 @@ impl Tracer {
         let lifted = thread
             .at_breakpoint
             .filter(|address| self.control.table.contains(*address));
-        let signal = thread.pending_signal;
         if let Some(address) = lifted {
             self.control
                 .with_memory(|table, memory| table.lift(address, memory));
         }
         self.forget_registers(tid);
-        let stepped = match sys::single_step(tid, signal) {
+        let stepped = match sys::single_step(tid, 0) {
             Ok(()) => {
                 let thread = self.threads.get_mut(&tid).expect("checked above");
-                thread.pending_signal = 0;
                 thread.state = RunState::Running;
                 thread.at_breakpoint = None;
                 self.control.stepping.insert(tid, Stepping::User);
@@ -806,22 +906,28 @@ impl Tracer {
         }
         if !stepped {
             if self.control.stepping.contains_key(&tid) {
-                return Ok(StepResult::Running);
+                return Ok(Some(StepResult::Running));
             }
             if !self.threads.contains_key(&tid) && self.control.pending.is_empty() {
-                return Ok(StepResult::Exited);
+                return Ok(Some(StepResult::Exited));
             }
-            if self.control.pending.is_empty() && self.threads.contains_key(&tid) {
-                // A signal the user does not stop on came first: it is owed to the
-                // thread, which did not move; the next step delivers it.
-                if let Ok(regs) = sys::get_regs(tid) {
-                    return Ok(StepResult::Stepped(Box::new(regs)));
+            if self.control.pending.is_empty()
+                && self
+                    .threads
+                    .get(&tid)
+                    .is_some_and(|t| t.pending_signal != 0)
+            {
+                // A signal the user does not stop on came first: its handler runs,
+                // then the step is tried again.
+                if let Some(thread) = self.threads.get_mut(&tid) {
+                    thread.at_breakpoint = lifted;
                 }
+                return Ok(None);
             }
             if !self.control.pending.is_empty() {
                 self.report_next_stop(waiter);
             }
-            return Ok(StepResult::Interrupted);
+            return Ok(Some(StepResult::Interrupted));
         }
         let regs = sys::get_regs(tid)
             .map_err(|err| format!("cannot read thread {tid}'s registers: {err}"))?;
@@ -830,7 +936,7 @@ impl Tracer {
                 thread.at_breakpoint = Some(regs.rip);
             }
         }
-        Ok(StepResult::Stepped(Box::new(regs)))
+        Ok(Some(StepResult::Stepped(Box::new(regs))))
     }
 
     /// Lets `tid` (or every thread) run until `tid` reaches `address` with its stack

@@ -62,6 +62,14 @@ pub(super) struct StepPlan {
     line: Vec<SourceFrame>,
     instructions: u32,
     waiting: Option<Waiting>,
+    /// `stepIn` entered a call and looks for the first code with lines: the stack
+    /// pointer at the call's entry. A PLT stub (and the dynamic loader's lazy binding
+    /// behind it) jumps on to its function without leaving a frame of its own, so that
+    /// function starts with the same stack pointer.
+    entering: Option<u64>,
+    /// `stepOut` of an inlined call: done as soon as the pc is back on the caller's
+    /// line, outside the call.
+    leaving_inline: bool,
 }
 
 /// Where an instruction left the thread, as seen from the line being stepped.
@@ -77,6 +85,10 @@ enum Position {
 
 fn same_place(a: &SourceFrame, b: &SourceFrame) -> bool {
     a.function == b.function && a.file == b.file && a.line == b.line
+}
+
+fn same_function(a: Option<&SourceFrame>, b: Option<&SourceFrame>) -> bool {
+    matches!((a, b), (Some(a), Some(b)) if a.function == b.function)
 }
 
 /// Compares the inline chains from the outermost frame in: deeper frames at the same
@@ -166,6 +178,8 @@ impl Session {
             line,
             instructions: 0,
             waiting: None,
+            entering: None,
+            leaving_inline: false,
         };
         self.start_step(plan, regs).await;
     }
@@ -186,6 +200,7 @@ impl Session {
             // on it and no longer in the inlined call.
             plan.line.remove(0);
             plan.kind = StepKind::Over;
+            plan.leaving_inline = true;
             return self.step_on(plan, regs).await;
         }
         let registers = crate::symbols::Registers::from_user_regs(&regs);
@@ -225,7 +240,8 @@ impl Session {
                 Some(bytes) => flow_of(&bytes, pc),
                 None => Flow::Other,
             };
-            if let (Flow::Call(after), StepKind::Over) = (flow, plan.kind) {
+            let stepping_over = plan.kind == StepKind::Over || plan.entering.is_some();
+            if let (Flow::Call(after), true) = (flow, stepping_over) {
                 // Over the call: run to its return, in this frame.
                 return self
                     .run_step_to(plan, after, regs.rsp, Waiting::CallReturn)
@@ -286,37 +302,33 @@ impl Session {
         info: Option<&StepInfo>,
     ) -> Next {
         let has_lines = info.is_some_and(|i| i.has_lines);
-        if let (Flow::Call(_), StepKind::Into) = (flow, plan.kind) {
-            // Into a function: to its first line when it has lines; over it when it
-            // has none (a PLT stub, libc without debug info). A PLT stub jumps on to
-            // its function without a frame of its own, so the return address is at
-            // the stack pointer until that function starts.
-            return match info {
-                Some(info) if info.has_lines => match info.after_prologue {
-                    Some(start) if start != regs.rip && start > regs.rip => Next::RunTo {
-                        address: start,
-                        min_sp: 0,
-                        then: Waiting::Done,
-                    },
-                    _ => Next::Finish,
-                },
-                _ => match self.return_address(regs) {
-                    Some(address) => Next::RunTo {
-                        address,
-                        min_sp: regs.rsp + 8,
-                        then: Waiting::CallReturn,
-                    },
-                    None => Next::Finish,
-                },
-            };
+        if let (Flow::Call(_), StepKind::Into, None) = (flow, plan.kind, plan.entering) {
+            plan.entering = Some(regs.rsp);
+        }
+        if let Some(entry_sp) = plan.entering {
+            match self.entering(entry_sp, regs, info) {
+                Some(next) => return next,
+                // Returned without finding code with lines: the line goes on.
+                None => plan.entering = None,
+            }
         }
         let Some(info) = info.filter(|_| has_lines) else {
             // No line here (returned into code without debug info): nothing to step by.
             return Next::Finish;
         };
         match position(&plan.line, &info.frames) {
+            Position::Same if plan.leaving_inline => Next::Finish,
             Position::Same => Next::Continue,
             Position::Inlined if plan.kind == StepKind::Over => Next::Continue,
+            // Into an inlined call on another line of the same function: `next` runs
+            // through it to the call's line, as a real call is run over.
+            Position::Elsewhere
+                if plan.kind == StepKind::Over
+                    && info.frames.len() > plan.line.len()
+                    && same_function(plan.line.last(), info.frames.last()) =>
+            {
+                Next::Continue
+            }
             Position::Inlined | Position::Elsewhere => {
                 if info.statement_start {
                     Next::Finish
@@ -328,6 +340,52 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// `stepIn`, after an instruction of the call being entered: lands in the first
+    /// code with lines that starts with the call's stack pointer (the function, past a
+    /// PLT stub and the loader's lazy binding); runs over a function without lines to
+    /// its return. `None` once the call has returned.
+    fn entering(
+        &self,
+        entry_sp: u64,
+        regs: &libc::user_regs_struct,
+        info: Option<&StepInfo>,
+    ) -> Option<Next> {
+        if regs.rsp > entry_sp {
+            return None;
+        }
+        if regs.rsp < entry_sp {
+            // Inside a stub or the lazy binder, which push before they jump on.
+            return Some(Next::Continue);
+        }
+        let over = |this: &Session| match this.return_address(regs) {
+            Some(address) => Next::RunTo {
+                address,
+                min_sp: entry_sp + 8,
+                then: Waiting::CallReturn,
+            },
+            None => Next::Finish,
+        };
+        // A function is entered at its first instruction; code with lines met at the
+        // call's stack pointer anywhere else is the lazy binder on its way out.
+        let at_start = info.is_some_and(|i| i.function.is_some_and(|(low, _)| low == regs.rip));
+        Some(match info {
+            Some(info) if info.has_lines && !at_start => Next::Continue,
+            Some(info) if info.has_lines => match info.after_prologue {
+                Some(start) if start > regs.rip => Next::RunTo {
+                    address: start,
+                    min_sp: 0,
+                    then: Waiting::Done,
+                },
+                _ => Next::Finish,
+            },
+            // No function: a PLT stub, on its way to one.
+            Some(info) if info.function.is_none() => Next::Continue,
+            None => Next::Continue,
+            // A function without lines (libc without its debug file): over it.
+            Some(_) => over(self),
+        })
     }
 
     /// The return address a call just pushed, at the stack pointer; read through the
