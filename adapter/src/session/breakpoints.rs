@@ -17,7 +17,7 @@ use crate::ptrace::{HitCondition, SignalFilters, UserBreakpoint};
 
 /// The id of the breakpoint behind Go's "unrecovered panic" filter: not a user's, so
 /// never among DAP's ids (which count up from 1).
-const GO_PANIC_ID: i64 = -1;
+pub(super) const GO_PANIC_ID: i64 = -1;
 const GO_PANIC_ALL_ID: i64 = -2;
 
 /// The exception filters latch offers, as `initialize` lists them.
@@ -120,7 +120,7 @@ impl Entry {
                 body["source"] = json!({ "name": name, "path": path });
             }
             Kind::Function { .. } | Kind::Panic { .. } => {
-                if let (Some(line), Some(file)) = (self.line, &self.file) {
+                if let (Some(line @ 1..), Some(file)) = (self.line, &self.file) {
                     let name = std::path::Path::new(file)
                         .file_name()
                         .map_or(file.clone(), |n| n.to_string_lossy().into_owned());

@@ -31,6 +31,24 @@ impl Exception {
         super::lifecycle::signal_name(self.signal)
     }
 
+    /// The `exceptionInfo` answer.
+    pub(super) fn info(&self) -> serde_json::Value {
+        let break_mode = if self.caught { "always" } else { "unhandled" };
+        let mut details = json!({
+            "message": self.description(),
+            "typeName": self.name(),
+        });
+        if let Some(address) = self.address {
+            details["faultAddress"] = json!(format!("{address:#x}"));
+        }
+        json!({
+            "exceptionId": self.name(),
+            "description": self.description(),
+            "breakMode": break_mode,
+            "details": details,
+        })
+    }
+
     /// "SIGSEGV (invalid memory access) at 0x0: address not mapped (SEGV_MAPERR)".
     pub(super) fn description(&self) -> String {
         let mut text = format!("{} ({})", self.name(), signal_meaning(self.signal));
@@ -262,6 +280,21 @@ impl Session {
                 let mut body = json!({ "reason": kind, "description": description });
                 if self.breakpoints.is_panic(&ids) {
                     body["text"] = json!("panic");
+                    let unrecovered = ids.contains(&super::breakpoints::GO_PANIC_ID);
+                    let description = if unrecovered {
+                        "an unrecovered Go panic: the program ends when it continues, and \
+                         prints the panic's value and goroutines first"
+                    } else {
+                        "a Go panic (it may still be recovered by a deferred function)"
+                    };
+                    self.exception = Some((
+                        tid,
+                        json!({
+                            "exceptionId": "panic",
+                            "description": description,
+                            "breakMode": if unrecovered { "unhandled" } else { "always" },
+                        }),
+                    ));
                 } else {
                     body["hitBreakpointIds"] = json!(shown);
                 }
@@ -281,7 +314,7 @@ impl Session {
                 };
                 let description = exception.description();
                 let name = exception.name();
-                self.exception = Some((tid, exception));
+                self.exception = Some((tid, exception.info()));
                 self.report_stop_with(
                     tid,
                     json!({ "reason": "exception", "description": description, "text": name }),
@@ -297,29 +330,8 @@ impl Session {
         };
         let asked = args.thread_id.unwrap_or(0);
         match &self.exception {
-            Some((tid, exception)) if i64::from(*tid) == asked => {
-                let break_mode = if exception.caught {
-                    "always"
-                } else {
-                    "unhandled"
-                };
-                let mut details = json!({
-                    "message": exception.description(),
-                    "typeName": exception.name(),
-                });
-                if let Some(address) = exception.address {
-                    details["faultAddress"] = json!(format!("{address:#x}"));
-                }
-                details["siCode"] = json!(exception.code);
-                self.out.respond(Response::ok(
-                    request,
-                    Some(json!({
-                        "exceptionId": exception.name(),
-                        "description": exception.description(),
-                        "breakMode": break_mode,
-                        "details": details,
-                    })),
-                ));
+            Some((tid, info)) if i64::from(*tid) == asked => {
+                self.out.respond(Response::ok(request, Some(info.clone())));
             }
             _ => self.fail(
                 request,

@@ -163,7 +163,7 @@ pub struct Session {
     /// A step waiting for the ptrace thread.
     step_plan: Option<stepping::StepPlan>,
     /// The signal a thread stopped for, for `exceptionInfo`, until the target runs.
-    exception: Option<(Pid, execution::Exception)>,
+    exception: Option<(Pid, Value)>,
 }
 
 impl Session {
