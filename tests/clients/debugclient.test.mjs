@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, readdirSync, copyFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, copyFileSync, rmSync, openSync, readSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,7 +24,47 @@ const sleepingSource = join(root, 'tests', 'fixtures', 'sleeping.c');
 const moved = join(work, 'moved');
 const movedSources = join(work, 'moved-src');
 
+// The stepping fixture (work() every 20 ms with `loop`) and its library without lines.
+const stepping = join(work, 'stepping');
+const steppingSource = join(root, 'tests', 'fixtures', 'breakpoints', 'stepping.c');
+
+/** The line of the unique `line:NAME` marker in a fixture's source. */
+function markerLine(path, name) {
+  const lines = readFileSync(path, 'utf8').split('\n');
+  const found = lines.flatMap((text, i) => (new RegExp(`line:${name}(\\s|\\*|$)`).test(text) ? [i + 1] : []));
+  assert.equal(found.length, 1, `marker line:${name} in ${path}`);
+  return found[0];
+}
+
+/** The bytes of the file mapped at `address` in process `pid`, as the file has them. */
+function fileBytesAt(pid, address, length) {
+  for (const line of readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) \S+ ([0-9a-f]+) \S+ \d+\s+(\/.*)$/.exec(line);
+    if (!m) continue;
+    const [start, end, offset] = [BigInt('0x' + m[1]), BigInt('0x' + m[2]), BigInt('0x' + m[3])];
+    if (address >= start && address < end) {
+      const at = Number(address - start + offset);
+      return readFileSync(m[4]).subarray(at, at + length);
+    }
+  }
+  assert.fail(`no file mapped at ${address.toString(16)} in ${pid}`);
+}
+
+function memoryAt(pid, address, length) {
+  const fd = openSync(`/proc/${pid}/mem`, 'r');
+  try {
+    const buffer = Buffer.alloc(length);
+    readSync(fd, buffer, 0, length, address);
+    return buffer;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 before(() => {
+  execFileSync('cc', ['-O0', '-g0', '-shared', '-fPIC', '-o', join(work, 'libstepnolines.so'),
+    join(root, 'tests', 'fixtures', 'breakpoints', 'nolines.c')]);
+  execFileSync('cc', ['-O0', '-g', '-pthread', '-o', stepping, steppingSource, `-L${work}`, '-lstepnolines', `-Wl,-rpath,${work}`]);
   execFileSync('cc', ['-O1', '-g', '-pthread', '-o', sleeping, sleepingSource]);
   mkdirSync(movedSources);
   for (const file of ['sleeping.c', 'common.h']) copyFileSync(join(root, 'tests', 'fixtures', file), join(movedSources, file));
@@ -137,6 +177,49 @@ test('attach by pid, threads, pause, continue, disconnect', async () => {
     assert.equal((await paused).body.reason, 'pause');
     await dc.disconnectRequest({});
     await assertRunsOn(pid);
+  } finally {
+    await dc.stop();
+  }
+});
+
+test('a line breakpoint set while configuring hits, next steps one line, the code is whole after disconnect', async () => {
+  const target = await startTarget(stepping, ['loop']);
+  const pid = target.pid;
+  const dc = await newClient();
+  try {
+    const startLine = markerLine(steppingSource, 'work_start');
+    const attached = dc.attachRequest({ pid });
+    await dc.waitForEvent('initialized');
+    const set = await dc.setBreakpointsRequest({ source: { path: steppingSource }, breakpoints: [{ line: startLine }] });
+    const [bp] = set.body.breakpoints;
+    assert.equal(bp.verified, true, JSON.stringify(bp));
+    assert.equal(bp.line, startLine);
+    const hit = dc.waitForEvent('stopped');
+    await dc.configurationDoneRequest();
+    await attached;
+    const stopped = (await hit).body;
+    assert.equal(stopped.reason, 'breakpoint');
+    assert.deepEqual(stopped.hitBreakpointIds, [bp.id]);
+    assert.equal(stopped.threadId, pid, 'the main thread calls work()');
+    const top = async () => (await dc.stackTraceRequest({ threadId: pid, startFrame: 0, levels: 1 })).body.stackFrames[0];
+    const first = await top();
+    assert.deepEqual([first.name, first.line, first.source.path], ['work', startLine, steppingSource]);
+    // The breakpoint's int3 is in memory now; what the editor reads must not matter.
+    const address = BigInt(bp.instructionReference);
+    assert.equal(memoryAt(pid, address, 1)[0], 0xcc, 'no int3 at the breakpoint');
+
+    const stepped = dc.waitForEvent('stopped');
+    await dc.nextRequest({ threadId: pid });
+    assert.equal((await stepped).body.reason, 'step');
+    const second = await top();
+    assert.deepEqual([second.name, second.line], ['work', markerLine(steppingSource, 'work_inline')]);
+
+    await dc.continueRequest({ threadId: pid });
+    const again = dc.waitForEvent('stopped');
+    assert.equal((await again).body.reason, 'breakpoint', 'the breakpoint hits again on the next call');
+    await dc.disconnectRequest({});
+    await assertRunsOn(pid);
+    assert.deepEqual(memoryAt(pid, address, 16), fileBytesAt(pid, address, 16), 'the code differs from the file after disconnect');
   } finally {
     await dc.stop();
   }

@@ -103,6 +103,14 @@ fn neovim_plugin_matches_attach_schema() {
     let target = Target::start(Fixture::Sleeping, &["3"]);
     // A target whose threads come and go, for the pause test (issue 20).
     let churn = Target::start(Fixture::Churn, &["2"]);
+    // The stepping fixture calling work() in a loop, for the breakpoint test.
+    let mut stepping = Target::spawn({
+        let mut cmd = Command::new(crate::stepping::program());
+        cmd.arg("loop");
+        cmd
+    });
+    stepping.wait_ready(Duration::from_secs(10));
+    let source = crate::stepping::source().canonicalize().unwrap();
     let out = run_with_deadline(
         Command::new(&nvim)
             .args([
@@ -118,7 +126,13 @@ fn neovim_plugin_matches_attach_schema() {
             .env("LATCH_REPO", &repo)
             .env("LATCH_BIN", env!("CARGO_BIN_EXE_latch"))
             .env("LATCH_TARGET_PID", target.pid.to_string())
-            .env("LATCH_CHURN_PID", churn.pid.to_string()),
+            .env("LATCH_CHURN_PID", churn.pid.to_string())
+            .env("LATCH_STEP_PID", stepping.pid.to_string())
+            .env("LATCH_STEP_SOURCE", &source)
+            .env(
+                "LATCH_STEP_BREAK_LINE",
+                crate::stepping::line("work_start").to_string(),
+            ),
         Duration::from_secs(60),
     );
     let report = format!(
@@ -145,9 +159,18 @@ fn neovim_plugin_matches_attach_schema() {
         report.contains("ok   nvim-dap can pause a churning target"),
         "{report}"
     );
+    assert!(
+        report.contains("ok   nvim-dap stops at a line breakpoint"),
+        "{report}"
+    );
+    for (what, marker) in [("stopped at", "work_start"), ("stepped to", "work_inline")] {
+        let expected = format!("{what} work:{}", crate::stepping::line(marker));
+        assert!(report.contains(&expected), "no {expected:?} in:\n{report}");
+    }
     // latch detached on the plain disconnect: the targets run on as before.
     target.assert_runs_on(false);
     churn.assert_runs_on(false);
+    stepping.assert_runs_on(false);
 }
 
 #[test]

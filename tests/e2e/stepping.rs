@@ -18,16 +18,16 @@ use crate::support::fixtures::{out_dir, source_dir};
 use crate::support::stackfix::marker_line;
 use crate::support::{secs, Dap, Target};
 
-fn source() -> PathBuf {
+pub fn source() -> PathBuf {
     source_dir().join("breakpoints/stepping.c")
 }
 
-fn line(name: &str) -> u32 {
+pub fn line(name: &str) -> u32 {
     marker_line(&source(), name)
 }
 
 /// Builds the library without line information and the program against it (once).
-fn program() -> PathBuf {
+pub fn program() -> PathBuf {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
         let out = out_dir().join("stepping");

@@ -513,5 +513,110 @@ if churn_pid then
   end)
 end
 
+-- A line breakpoint and a step, as nvim-dap sends them (`setBreakpoints` with the
+-- buffer's path during configuration, `next` on the stopped thread), against the
+-- stepping fixture running work() in a loop (LATCH_STEP_PID); the Rust test checks
+-- the lines, then from /proc that the target runs on with its code intact.
+local step_pid = tonumber(os.getenv('LATCH_STEP_PID') or '')
+
+if step_pid then
+  check('nvim-dap stops at a line breakpoint and steps over the next line', function()
+    require('latch').setup({ path = latch_bin })
+    local seq, buffer, messages = 0, '', {}
+    local conn = open_adapter(dap.adapters.latch, function(data)
+      buffer = buffer .. data
+      while true do
+        local header_end = buffer:find('\r\n\r\n', 1, true)
+        local len = header_end and tonumber(buffer:sub(1, header_end):match('Content%-Length: (%d+)'))
+        if not len or #buffer < header_end + 3 + len then
+          break
+        end
+        table.insert(messages, vim.json.decode(buffer:sub(header_end + 4, header_end + 3 + len)))
+        buffer = buffer:sub(header_end + 4 + len)
+      end
+    end)
+    local function send(command, arguments)
+      seq = seq + 1
+      local body = vim.json.encode({ seq = seq, type = 'request', command = command, arguments = arguments })
+      conn.write(('Content-Length: %d\r\n\r\n%s'):format(#body, body))
+      return seq
+    end
+    local function await(what, pred)
+      local found
+      vim.wait(10000, function()
+        for i, m in ipairs(messages) do
+          if pred(m) then
+            found = table.remove(messages, i)
+            return true
+          end
+        end
+        return false
+      end, 5)
+      assert(found, 'no ' .. what .. ' within 10 s; got ' .. vim.inspect(messages))
+      return found
+    end
+    local function response(id, what)
+      local r = await(what .. ' response', function(m)
+        return m.type == 'response' and m.request_seq == id
+      end)
+      assert(r.success, what .. ' failed: ' .. vim.inspect(r))
+      return r
+    end
+    local function event(name)
+      return await(name .. ' event', function(m)
+        return m.type == 'event' and m.event == name
+      end)
+    end
+    local source = { path = assert(os.getenv('LATCH_STEP_SOURCE')) }
+    local break_line = tonumber(os.getenv('LATCH_STEP_BREAK_LINE'))
+    local ok, err = pcall(function()
+      response(send('initialize', { clientID = 'neovim', adapterID = 'latch', pathFormat = 'path',
+        linesStartAt1 = true, columnsStartAt1 = true }), 'initialize')
+      local config = vim.deepcopy(config_with('c', 'pid'))
+      utils.next_pid = step_pid
+      for key, value in pairs(config) do
+        if type(value) == 'function' then
+          config[key] = value()
+        end
+      end
+      config.stopOnEntry = false
+      local attach = send('attach', config)
+      event('initialized')
+      -- nvim-dap sends every buffer's breakpoints, then the exception filters.
+      local set = response(send('setBreakpoints', { source = source,
+        breakpoints = { { line = break_line } }, sourceModified = false }), 'setBreakpoints')
+      local bp = set.body.breakpoints[1]
+      assert(bp.verified, 'breakpoint not verified: ' .. vim.inspect(bp))
+      response(send('setExceptionBreakpoints', { filters = {} }), 'setExceptionBreakpoints')
+      response(send('configurationDone', vim.empty_dict()), 'configurationDone')
+      response(attach, 'attach')
+      local hit = event('stopped')
+      eq(hit.body.reason, 'breakpoint', 'stop reason')
+      eq(hit.body.hitBreakpointIds, { bp.id }, 'hit breakpoint ids')
+      local tid = hit.body.threadId
+      local function top()
+        local frames = response(send('stackTrace', { threadId = tid, startFrame = 0, levels = 1 }), 'stackTrace')
+        return frames.body.stackFrames[1]
+      end
+      local first = top()
+      print(("stopped at %s:%d"):format(first.name, first.line))
+      response(send('next', { threadId = tid }), 'next')
+      eq(event('stopped').body.reason, 'step', 'next stop reason')
+      local second = top()
+      print(("stepped to %s:%d"):format(second.name, second.line))
+      response(send('setBreakpoints', { source = source, breakpoints = {}, sourceModified = false }), 'clear')
+      response(send('continue', { threadId = tid }), 'continue')
+      response(send('disconnect', vim.empty_dict()), 'disconnect')
+    end)
+    if not ok then
+      conn.kill()
+    end
+    conn.close()
+    local code = conn.wait()
+    assert(ok, err)
+    eq(code, 0, 'latch exit code')
+  end)
+end
+
 print(('nvim: %d passed, %d failed'):format(passed, failed))
 os.exit(failed == 0 and passed > 0 and 0 or 1)
