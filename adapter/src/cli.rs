@@ -372,7 +372,7 @@ fn wait_for_hit(
                             "thread {tid} got {} before any thread reached {place}",
                             crate::session::signal_name(signal)
                         ),
-                        StopReason::Libraries => {
+                        StopReason::Libraries | StopReason::Exec => {
                             handle.release(tid).await;
                             continue;
                         }

@@ -99,6 +99,54 @@ fn exec_from_a_thread_while_attached() {
     target.assert_runs_on(false);
 }
 
+/// Breakpoints survive an exec: the new program's thread waits at its exec while latch
+/// reads it and puts in the breakpoints that match it, so a function the new program
+/// runs first is caught, and the client hears of the new program (`process` event) and
+/// of the breakpoint's new address (`breakpoint` event, reason `changed`).
+#[test]
+fn a_function_breakpoint_hits_in_the_program_an_exec_started() {
+    require_harness!();
+    let mut target = Target::start(Fixture::Signals, &[]);
+    let mut dap = Dap::attached(target.pid, false);
+    let set = dap.ok(
+        "setFunctionBreakpoints",
+        json!({"breakpoints": [{"name": "print_ready"}]}),
+    );
+    let breakpoint = &set["body"]["breakpoints"][0];
+    assert_eq!(breakpoint["verified"], true, "{set}");
+    target.send_line("exec");
+    let stopped = dap.next_event("stopped", secs(10));
+    assert_eq!(
+        stopped["body"]["reason"], "function breakpoint",
+        "{stopped}"
+    );
+    assert_eq!(stopped["body"]["hitBreakpointIds"][0], breakpoint["id"]);
+    let process = dap.next_event("process", secs(1));
+    assert_eq!(process["body"]["systemProcessId"], target.pid, "{process}");
+    let changed = dap.next_event("breakpoint", secs(1));
+    assert_eq!(changed["body"]["reason"], "changed", "{changed}");
+    assert_eq!(changed["body"]["breakpoint"]["verified"], true, "{changed}");
+    let trace = dap.ok(
+        "stackTrace",
+        json!({"threadId": stopped["body"]["threadId"], "levels": 3}),
+    );
+    let names: Vec<&str> = trace["body"]["stackFrames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert!(names.contains(&"print_ready"), "{names:?}");
+    dap.ok("setFunctionBreakpoints", json!({"breakpoints": []}));
+    dap.ok("continue", json!({"threadId": target.pid}));
+    assert!(
+        target.next_line("ready", secs(10)).is_some(),
+        "the new program did not run on"
+    );
+    dap.disconnect(json!({}));
+    target.assert_runs_on(false);
+}
+
 /// A child process made by `clone` without `CLONE_THREAD` (and without SIGCHLD as its
 /// exit signal) is traced through PTRACE_O_TRACECLONE, but it is another process, not
 /// a thread of the target: latch lets it go at once and never lists it.

@@ -215,6 +215,9 @@ pub enum StopReason {
     },
     /// The dynamic loader changed the list of libraries.
     Libraries,
+    /// The process started another program (exec); only its thread waits, for
+    /// `release`.
+    Exec,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -506,7 +506,7 @@ impl Tracer {
                         self.forget_old_leader(tid);
                         if self.control.table.has_step_target(None) {
                             let _ = self.events.send(BackendEvent::StepAbandoned(
-                                "the process started another program (exec) during the step;                                  it runs on"
+                                "the process started another program (exec) during the step; it runs on"
                                     .into(),
                             ));
                         }
@@ -525,6 +525,15 @@ impl Tracer {
                 thread.late = false;
                 thread.in_group_stop =
                     event == PTRACE_EVENT_STOP && sys::is_group_stop_signal(signal);
+                // A new program: its thread waits while the session reads it and puts
+                // the breakpoints that match it in, before it runs an instruction.
+                if event == PTRACE_EVENT_EXEC && self.announce && !stopping && !self.holds(tid) {
+                    let _ = self.events.send(BackendEvent::Stopped {
+                        tid,
+                        reason: super::StopReason::Exec,
+                    });
+                    return;
+                }
                 // While the process is held, a late thread's stop is kept: the editor
                 // shows every thread stopped.
                 if !stopping && !self.holds(tid) {

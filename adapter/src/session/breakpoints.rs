@@ -228,6 +228,15 @@ impl Breakpoints {
         id
     }
 
+    /// The process started another program: nothing inserted is there any more.
+    pub(super) fn forget_process(&mut self) {
+        self.slot_sent_for = None;
+        for entry in self.all_mut() {
+            entry.addresses.clear();
+            entry.verified = false;
+        }
+    }
+
     /// What kind of stop a hit of `ids` is, in DAP's words.
     pub(super) fn stop_reason(&self, ids: &[i64]) -> (&'static str, String) {
         let first = ids.first().and_then(|id| self.all().find(|e| e.id == *id));

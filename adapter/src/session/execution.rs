@@ -252,7 +252,10 @@ impl Session {
     /// dynamic loader's hook (not the user's business: breakpoints are resolved again
     /// and the thread goes on).
     pub(super) async fn on_stopped(&mut self, tid: crate::procfs::Pid, reason: StopReason) {
-        if let StopReason::Libraries = reason {
+        if let StopReason::Libraries | StopReason::Exec = reason {
+            if reason == StopReason::Exec {
+                self.exec_happened(tid);
+            }
             self.symbols.refresh();
             self.announce_modules();
             self.resolve_all_breakpoints(true).await;
@@ -320,8 +323,34 @@ impl Session {
                     json!({ "reason": "exception", "description": description, "text": name }),
                 );
             }
-            StopReason::Step | StopReason::Libraries => unreachable!("handled above"),
+            StopReason::Step | StopReason::Libraries | StopReason::Exec => {
+                unreachable!("handled above")
+            }
         }
+    }
+
+    /// The target started another program: what latch knew of the old one is gone
+    /// (its breakpoints' addresses, the displaced-stepping slot), and the editor is told.
+    fn exec_happened(&mut self, tid: crate::procfs::Pid) {
+        self.breakpoints.forget_process();
+        let Some(target) = self.target.as_mut() else {
+            return;
+        };
+        target.name = crate::procfs::comm(target.pid).unwrap_or_else(|_| target.name.clone());
+        let line = format!(
+            "latch: process {} started another program (exec by thread {tid}): {}",
+            target.pid, target.name
+        );
+        self.out.output("console", &line);
+        self.out.event(
+            "process",
+            json!({
+                "name": target.name,
+                "systemProcessId": target.pid,
+                "isLocalProcess": true,
+                "startMethod": "attach",
+            }),
+        );
     }
 
     pub(super) fn exception_info(&mut self, request: &Request) {
