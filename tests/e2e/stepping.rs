@@ -291,3 +291,82 @@ fn stepping_a_running_target_is_refused() {
     assert!(dap.wait_exit(secs(10)).success());
     target.assert_runs_on(false);
 }
+
+/// `latch attach PID --break FILE:LINE`: the process runs until a thread gets there;
+/// latch prints that thread first, marked, with its stack at that line, then detaches,
+/// leaving the process running with its code as the file has it.
+#[test]
+fn the_terminal_breaks_once_prints_the_thread_and_detaches() {
+    require_harness!();
+    let mut target = Target::spawn({
+        let mut cmd = Command::new(program());
+        cmd.arg("loop");
+        cmd
+    });
+    target.wait_ready(secs(10));
+    let file = source().file_name().unwrap().to_string_lossy().into_owned();
+    let place = format!("{file}:{}", line("work_depth"));
+    let out = crate::support::target::run_with_deadline(
+        Command::new(crate::support::dap::latch_bin()).args([
+            "attach",
+            &target.pid.to_string(),
+            "--break",
+            &place,
+        ]),
+        secs(30),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("waiting for a thread"),
+        "no word of waiting: {stderr}"
+    );
+    let first_line = stdout.lines().next().unwrap_or_default();
+    assert!(
+        first_line.starts_with(&format!("thread {} reached", target.pid)) && first_line.contains(&place),
+        "{stdout}"
+    );
+    assert!(stdout.contains("[hit the breakpoint]"), "{stdout}");
+    // The hitting thread's stack is the first printed, and its top frame is the line.
+    let stack = stdout
+        .split("\nThread ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no stacks in {stdout}"));
+    assert!(stack.starts_with(&target.pid.to_string()), "{stdout}");
+    let top = stack.lines().nth(1).unwrap_or_default();
+    assert!(
+        top.contains(" in work at ") && top.ends_with(&place),
+        "frame #0 is not {place}: {top}"
+    );
+    assert!(stdout.contains("detached from"), "{stdout}");
+    target.assert_runs_on(false);
+}
+
+/// A place that does not exist is an error that says why, and nothing is left traced.
+#[test]
+fn the_terminal_refuses_a_break_place_with_no_code() {
+    require_harness!();
+    let mut target = Target::spawn({
+        let mut cmd = Command::new(program());
+        cmd.arg("loop");
+        cmd
+    });
+    target.wait_ready(secs(10));
+    let out = crate::support::target::run_with_deadline(
+        Command::new(crate::support::dap::latch_bin()).args([
+            "attach",
+            &target.pid.to_string(),
+            "--break",
+            "no_such_function_here",
+        ]),
+        secs(30),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("no_such_function_here") && stderr.contains("no function"),
+        "{stderr}"
+    );
+    target.assert_runs_on(false);
+}

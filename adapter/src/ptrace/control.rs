@@ -127,8 +127,9 @@ pub struct Control {
     scratch: Option<Scratch>,
     /// Each breakpoint's instruction re-encoded for the slot, or why it cannot be.
     relocations: rustc_hash::FxHashMap<u64, Result<Relocated, String>>,
-    /// Threads parked on a breakpoint that does not stop, to step displaced.
-    displace: Vec<Pid>,
+    /// Threads parked on a breakpoint that does not stop, to step displaced, with their
+    /// registers as the trap left them (pc rewound): one read fewer per hit.
+    displace: Vec<(Pid, libc::user_regs_struct)>,
 }
 
 impl Control {
@@ -437,7 +438,7 @@ impl Tracer {
             if !ours {
                 self.resume(tid);
             } else if self.control.scratch.is_some() {
-                self.control.displace.push(tid);
+                self.control.displace.push((tid, regs));
             } else {
                 self.control.step_over_wanted = true;
             }
@@ -448,7 +449,12 @@ impl Tracer {
     /// Runs the instruction under the breakpoint `tid` is parked on from the slot, and
     /// lets the thread go on; every other thread runs on meanwhile. False when it
     /// cannot be done that way: the thread is then stepped over the proven way.
-    fn displaced_step(&mut self, tid: Pid, waiter: &mut dyn EventWait) -> bool {
+    fn displaced_step(
+        &mut self,
+        tid: Pid,
+        mut regs: libc::user_regs_struct,
+        waiter: &mut dyn EventWait,
+    ) -> bool {
         let Some(address) = self
             .threads
             .get(&tid)
@@ -464,9 +470,6 @@ impl Tracer {
             return false;
         };
         let Ok(slot) = self.control.load_slot(address, &moved) else {
-            return false;
-        };
-        let Ok(mut regs) = sys::get_regs(tid) else {
             return false;
         };
         if regs.rip != address {
@@ -575,8 +578,8 @@ impl Tracer {
             self.report_next_stop(waiter);
             return;
         }
-        for tid in std::mem::take(&mut self.control.displace) {
-            if !self.displaced_step(tid, waiter) {
+        for (tid, regs) in std::mem::take(&mut self.control.displace) {
+            if !self.displaced_step(tid, regs, waiter) {
                 self.control.step_over_wanted = true;
             }
         }
@@ -693,7 +696,9 @@ impl Tracer {
     /// stopped; false when something else came first (handled as any event is), or it
     /// is still running after the deadline (blocked in the kernel).
     fn finish_step(&mut self, tid: Pid, waiter: &mut dyn EventWait) -> bool {
+        const SPINS_BEFORE_SLEEP: u32 = 8;
         let deadline = Instant::now() + STEP_DEADLINE;
+        let mut spins = 0;
         loop {
             if let Some(event) = sys::wait_thread(tid) {
                 match event {
@@ -717,6 +722,13 @@ impl Tracer {
             if Instant::now() >= deadline {
                 tracing::debug!(tid, "a single step is blocked in the kernel; it runs on");
                 return false;
+            }
+            // One instruction takes the thread microseconds once it is on a core: look
+            // again a few times before sleeping until SIGCHLD, which costs a wake-up.
+            if spins < SPINS_BEFORE_SLEEP {
+                spins += 1;
+                std::thread::yield_now();
+                continue;
             }
             waiter.wait_for_events(Duration::from_millis(1));
         }
