@@ -7,6 +7,7 @@ mod cli;
 mod clients;
 mod errors;
 mod go_stripped;
+mod languages;
 mod lifecycle;
 mod listen;
 mod listen_access;

@@ -171,6 +171,7 @@ fn neovim_plugin_matches_attach_schema() {
     target.assert_runs_on(false);
     churn.assert_runs_on(false);
     stepping.assert_runs_on(false);
+    crate::support::text::assert_code_as_in_files(stepping.pid);
 }
 
 #[test]

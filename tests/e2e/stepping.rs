@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use crate::require_harness;
 use crate::support::fixtures::{out_dir, source_dir};
 use crate::support::stackfix::marker_line;
-use crate::support::{secs, Dap, Target};
+use crate::support::{secs, text, Dap, Target};
 
 pub fn source() -> PathBuf {
     source_dir().join("breakpoints/stepping.c")
@@ -130,6 +130,7 @@ impl Session {
         self.dap.ok("disconnect", json!({}));
         assert!(self.dap.wait_exit(secs(10)).success());
         self.target.assert_runs_on(false);
+        text::assert_code_as_in_files(self.target.pid);
     }
 }
 
@@ -324,7 +325,8 @@ fn the_terminal_breaks_once_prints_the_thread_and_detaches() {
     );
     let first_line = stdout.lines().next().unwrap_or_default();
     assert!(
-        first_line.starts_with(&format!("thread {} reached", target.pid)) && first_line.contains(&place),
+        first_line.starts_with(&format!("thread {} reached", target.pid))
+            && first_line.contains(&place),
         "{stdout}"
     );
     assert!(stdout.contains("[hit the breakpoint]"), "{stdout}");
@@ -341,6 +343,7 @@ fn the_terminal_breaks_once_prints_the_thread_and_detaches() {
     );
     assert!(stdout.contains("detached from"), "{stdout}");
     target.assert_runs_on(false);
+    text::assert_code_as_in_files(target.pid);
 }
 
 /// A place that does not exist is an error that says why, and nothing is left traced.

@@ -10,6 +10,7 @@ pub mod schema;
 pub mod server;
 pub mod stackfix;
 pub mod target;
+pub mod text;
 
 pub use dap::Dap;
 pub use fixtures::Fixture;
