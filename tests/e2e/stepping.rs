@@ -373,3 +373,62 @@ fn the_terminal_refuses_a_break_place_with_no_code() {
     );
     target.assert_runs_on(false);
 }
+
+/// Editors send the path of the file they show: a checkout somewhere other than where
+/// the program was built, or a path through a symlink. Both match the program's file
+/// by the end of the path; the first says which file it matched.
+#[test]
+fn a_breakpoint_in_another_checkout_or_through_a_symlink_hits() {
+    require_harness!();
+    let elsewhere = out_dir().join("elsewhere/checkout/tests/fixtures/breakpoints");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let copy = elsewhere.join("stepping.c");
+    std::fs::copy(source(), &copy).unwrap();
+    let link = out_dir().join("elsewhere/linked");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(source().parent().unwrap(), &link).unwrap();
+    let through_link = link.join("stepping.c");
+
+    let mut target = Target::spawn({
+        let mut cmd = Command::new(program());
+        cmd.arg("loop");
+        cmd
+    });
+    target.wait_ready(secs(10));
+    let mut dap = Dap::attached(target.pid, false);
+    for (path, says_where) in [(&copy, true), (&through_link, false)] {
+        let set = dap.ok(
+            "setBreakpoints",
+            json!({ "source": { "path": path }, "breakpoints": [{ "line": line("work_sum") }] }),
+        );
+        let breakpoint = &set["body"]["breakpoints"][0];
+        assert_eq!(breakpoint["verified"], true, "{set}");
+        let message = breakpoint["message"].as_str().unwrap_or_default();
+        let built_from = source();
+        assert_eq!(
+            message.contains(&*built_from.to_string_lossy()),
+            says_where,
+            "{}: {set}",
+            path.display()
+        );
+        let stopped = dap.next_event("stopped", secs(10));
+        assert_eq!(stopped["body"]["reason"], "breakpoint", "{stopped}");
+        let trace = dap.ok(
+            "stackTrace",
+            json!({ "threadId": stopped["body"]["threadId"], "levels": 1 }),
+        );
+        assert_eq!(trace["body"]["stackFrames"][0]["line"], line("work_sum"));
+        dap.ok(
+            "setBreakpoints",
+            json!({ "source": { "path": path }, "breakpoints": [] }),
+        );
+        dap.ok(
+            "continue",
+            json!({ "threadId": stopped["body"]["threadId"] }),
+        );
+    }
+    dap.ok("disconnect", json!({}));
+    assert!(dap.wait_exit(secs(10)).success());
+    target.assert_runs_on(false);
+    text::assert_code_as_in_files(target.pid);
+}

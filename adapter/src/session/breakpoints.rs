@@ -384,6 +384,17 @@ fn hit_condition(text: &Option<String>) -> Result<Option<HitCondition>, String> 
     }
 }
 
+/// When the program was built from another copy of the file (another checkout, a
+/// build directory), says which file the breakpoint was matched to.
+fn matched_elsewhere(requested: &str, matched: &str) -> Option<String> {
+    let canonical = |path: &str| std::fs::canonicalize(path).ok();
+    let same =
+        matched == requested || canonical(requested).is_some_and(|c| Some(c) == canonical(matched));
+    (!same).then(|| {
+        format!("set in {matched}, the file the program was built from (matched by its path's end)")
+    })
+}
+
 /// `0x401000`, `4198400`: DAP's instruction references are latch's own formatting of
 /// addresses, but a user may type one.
 fn parse_address(text: &str) -> Option<u64> {
@@ -636,7 +647,10 @@ impl Session {
             match resolution.found {
                 Ok(found) => {
                     entry.verified = entry.refused.is_none();
-                    entry.message = entry.refused.clone();
+                    entry.message = entry
+                        .refused
+                        .clone()
+                        .or_else(|| matched_elsewhere(path, &found.file));
                     entry.line = Some(found.line);
                     entry.column = found.column;
                     entry.file = Some(found.file);
@@ -837,6 +851,16 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_match_elsewhere_is_said() {
+        assert_eq!(
+            matched_elsewhere("/nonexistent/a.c", "/nonexistent/a.c"),
+            None
+        );
+        let said = matched_elsewhere("/home/me/src/a.c", "/build/src/a.c").unwrap();
+        assert!(said.contains("/build/src/a.c"), "{said}");
+    }
 
     #[test]
     fn addresses_read_as_hex_or_decimal() {
