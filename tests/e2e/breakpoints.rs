@@ -152,6 +152,16 @@ fn assert_at(dap: &mut Dap, tid: i64, function: &str, address: u64) {
     );
 }
 
+/// While a stop is shown, no second `stopped` event comes: other threads that hit the
+/// breakpoint meanwhile are reported one at a time, at the next resumes. (Checked after
+/// a request answered while stopped, by which time latch has handled what the stop
+/// collected.)
+fn assert_one_stop(dap: &mut Dap) {
+    if let Some(second) = dap.try_next_event("stopped", Duration::ZERO) {
+        panic!("a second stopped event while the first is shown: {second}");
+    }
+}
+
 /// No `stopped` event has come so far.
 fn assert_no_stop(dap: &mut Dap, what: &str) {
     let stops = dap.events("stopped");
@@ -204,6 +214,7 @@ fn an_instruction_breakpoint_stops_every_caller_at_its_address() {
             "the stop names {tid}, not a worker: {workers:?}"
         );
         assert_at(&mut dap, tid, "tick", tick);
+        assert_one_stop(&mut dap);
         continue_thread(&mut dap, tid);
     }
     breakpoint_stop(&mut dap, ids[0]);
@@ -348,6 +359,7 @@ fn a_hundred_threads_stop_at_a_breakpoint_and_none_runs_past_it() {
         *stops.entry(tid).or_default() += 1;
         let (_, pc, _) = top_frame(&mut dap, tid);
         assert_eq!(pc, tick, "stop {n}: thread {tid} is not at the breakpoint");
+        assert_one_stop(&mut dap);
         let now = fixture.slots();
         for (worker, count) in &now {
             let calls = count - base[worker];
