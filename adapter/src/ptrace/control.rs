@@ -109,6 +109,12 @@ pub struct Control {
     pub(super) step_over_wanted: bool,
     /// Threads being single-stepped, and why.
     pub(super) stepping: rustc_hash::FxHashMap<Pid, Stepping>,
+    /// A stop is shown to the user (a `Stopped` event was sent, or a `pause` stopped
+    /// everything): the process is held for them, and stops still to report wait for
+    /// the next resume. Without this, a second thread's trap collected while the first
+    /// stop stopped everything was reported at once, as a second stop, while the
+    /// session already showed the first.
+    pub(super) shown: bool,
 }
 
 impl Control {
@@ -122,6 +128,7 @@ impl Control {
             only: None,
             step_over_wanted: false,
             stepping: Default::default(),
+            shown: false,
         }
     }
 
@@ -347,7 +354,7 @@ impl Tracer {
     /// After a batch of events while the target runs: report a stop, or step the
     /// threads parked on breakpoints that did not stop over them and let them run.
     pub(super) fn after_events(&mut self, waiter: &mut dyn EventWait) {
-        if self.exited {
+        if self.exited || self.control.shown {
             return;
         }
         if !self.control.pending.is_empty() {
@@ -393,6 +400,7 @@ impl Tracer {
             if !self.threads.contains_key(&tid) {
                 continue;
             }
+            self.control.shown = true;
             let _ = self.events.send(BackendEvent::Stopped { tid, reason });
             return;
         }
@@ -537,6 +545,7 @@ impl Tracer {
         if thread.state != RunState::Stopped {
             return Err(format!("thread {tid} is not stopped"));
         }
+        self.control.shown = false;
         if thread.in_group_stop {
             return Err(format!(
                 "thread {tid} is stopped by job control (SIGSTOP): send SIGCONT to the process first"
@@ -577,6 +586,8 @@ impl Tracer {
                 // A signal the user does not stop on came first: it is owed to the
                 // thread, which did not move; the next step delivers it.
                 if let Ok(regs) = sys::get_regs(tid) {
+                    // The session shows the step's end.
+                    self.control.shown = true;
                     return Ok(StepResult::Stepped(Box::new(regs)));
                 }
             }
@@ -592,6 +603,8 @@ impl Tracer {
                 thread.at_breakpoint = Some(regs.rip);
             }
         }
+        // The session shows the step's end (or steps on, through this command again).
+        self.control.shown = true;
         Ok(StepResult::Stepped(Box::new(regs)))
     }
 
@@ -639,6 +652,7 @@ impl Tracer {
 
     /// `continue`: every thread, or only `only` (the others stay held).
     pub fn resume_some(&mut self, only: Option<Pid>, waiter: &mut dyn EventWait) {
+        self.control.shown = false;
         if self.has_pending_stop() {
             self.report_next_stop(waiter);
             return;

@@ -836,6 +836,8 @@ impl Worker {
                     .ok_or(BackendError::NotAttached)
                     .map(|tracer| {
                         tracer.stop_all(&mut ChildWait(sigchld));
+                        // The session shows this stop: stops still to report wait.
+                        tracer.control.shown = true;
                         Stopped {
                             tids: tracer.tids(),
                             running: tracer.still_running(),

@@ -451,6 +451,7 @@ impl Tracer {
         }
         let _boost = Boost::raise();
         let tids: Vec<Pid> = self.threads.keys().copied().collect();
+        self.control.shown = false;
         self.step_over_breakpoints(&tids, waiter);
         self.holding = false;
         self.control.only = None;
