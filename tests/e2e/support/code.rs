@@ -228,11 +228,7 @@ impl BpTarget {
 
     /// Every worker's (tid, calls of tick), read from the target's memory.
     pub fn slots(&self) -> BTreeMap<i64, u64> {
-        let bytes = read_memory(
-            self.pid(),
-            self.address("slots"),
-            SLOT_SIZE * self.workers,
-        );
+        let bytes = read_memory(self.pid(), self.address("slots"), SLOT_SIZE * self.workers);
         bytes
             .chunks(SLOT_SIZE)
             .map(|slot| {
