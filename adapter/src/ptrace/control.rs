@@ -215,6 +215,20 @@ impl Control {
         (self.filters.all_others && !crash).then(|| self.caught(signal))
     }
 
+    /// Forgets the hits, still to report, of breakpoints the user has removed since: as
+    /// in gdb, a breakpoint that is gone does not stop the program. The thread's pc was
+    /// rewound onto the address when it hit, so it runs the instruction when resumed.
+    fn forget_stale_stops(&mut self) {
+        let table = &self.table;
+        self.pending.retain_mut(|(_, reason)| match reason {
+            StopReason::Breakpoint(ids) => {
+                ids.retain(|id| table.hits(*id).is_some());
+                !ids.is_empty()
+            }
+            _ => true,
+        });
+    }
+
     pub(super) fn remove_step_targets(&mut self) {
         self.with_memory(|table, memory| {
             table.remove_internal(|i| matches!(i, Internal::Step { .. }), memory, false)
@@ -396,6 +410,7 @@ impl Tracer {
         }
         self.control.only = None;
         self.control.remove_step_targets();
+        self.control.forget_stale_stops();
         while let Some((tid, reason)) = self.control.pending.pop_front() {
             if !self.threads.contains_key(&tid) {
                 continue;
@@ -653,6 +668,7 @@ impl Tracer {
     /// `continue`: every thread, or only `only` (the others stay held).
     pub fn resume_some(&mut self, only: Option<Pid>, waiter: &mut dyn EventWait) {
         self.control.shown = false;
+        self.control.forget_stale_stops();
         if self.has_pending_stop() {
             self.report_next_stop(waiter);
             return;
