@@ -171,7 +171,15 @@ fn assert_no_stop(dap: &mut Dap, what: &str) {
 /// The end of every test: after the session, the code at `addresses` is the file's, and
 /// the target runs on untraced with every thread it had.
 fn assert_unharmed(fixture: &mut BpTarget, addresses: &[u64]) {
-    assert!(fixture.target.is_alive(), "the target died");
+    assert_unharmed_after(fixture, addresses, "the session");
+}
+
+/// `assert_unharmed`, saying after what.
+fn assert_unharmed_after(fixture: &mut BpTarget, addresses: &[u64], after: &str) {
+    if !fixture.target.is_alive() {
+        let status = fixture.target.wait_exit(secs(10));
+        panic!("the target died after {after}: {status}");
+    }
     assert_code_intact(fixture.pid(), addresses);
     fixture.target.assert_runs_on(false);
     // Its workers still call the functions the breakpoints were in.
@@ -571,8 +579,9 @@ fn ends_with_breakpoints_in(end: End) {
                 "{ctx}: the panic did not happen"
             );
         }
+        // (The client lives on until the checks are done: a failure shows latch's log.)
+        assert_unharmed_after(&mut fixture, &[tick, counted], &ctx);
         drop(dap);
-        assert_unharmed(&mut fixture, &[tick, counted]);
     }
 }
 
