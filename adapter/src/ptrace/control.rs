@@ -365,6 +365,74 @@ impl Tracer {
         true
     }
 
+    /// A thread can stop for our interrupt just after it executed an `int3`, before the
+    /// kernel dequeued the SIGTRAP: the interrupt's stop is reported first, with the pc
+    /// one past the breakpoint and SIGTRAP still pending (`SigPnd` in /proc). Resumed, it
+    /// would report the trap at once; detached, or once the breakpoint is gone, it would
+    /// die of it (seen: a detach while 8 threads ran through a breakpoint killed the
+    /// target with SIGTRAP). Each such thread takes its signal now (PTRACE_CONT: the
+    /// signal is dequeued before any instruction runs), and the trap is handled as any
+    /// other: pc rewound, hit counted.
+    pub(super) fn collect_queued_traps(&mut self, waiter: &mut dyn EventWait) {
+        if self.control.table.is_empty() && !self.control.table.any_removed() {
+            return;
+        }
+        let table = &self.control.table;
+        let suspects: Vec<Pid> = self
+            .threads
+            .iter()
+            .filter(|(_, t)| {
+                t.state == RunState::Stopped
+                    && t.at_breakpoint.is_none()
+                    && !t.in_group_stop
+                    && t.pending_signal == 0
+            })
+            .map(|(tid, _)| *tid)
+            .filter(|tid| {
+                sys::get_regs(*tid).is_ok_and(|regs| {
+                    let address = regs.rip.wrapping_sub(1);
+                    table.contains(address) || table.was_removed(address)
+                })
+            })
+            .filter(|tid| sigtrap_pending(self.pid, *tid))
+            .collect();
+        for tid in suspects {
+            tracing::debug!(tid, "a breakpoint's SIGTRAP is still queued; collecting it");
+            if sys::cont(tid, 0).is_err() {
+                continue;
+            }
+            self.forget_registers(tid);
+            if let Some(thread) = self.threads.get_mut(&tid) {
+                thread.state = RunState::Running;
+            }
+            let mut interrupted = false;
+            let mut deadline = Instant::now() + STEP_DEADLINE;
+            loop {
+                if let Some(event) = sys::wait_thread(tid) {
+                    self.on_event(event, true);
+                    let stopped = self
+                        .threads
+                        .get(&tid)
+                        .is_none_or(|t| t.state == RunState::Stopped);
+                    if stopped {
+                        break;
+                    }
+                }
+                if Instant::now() >= deadline {
+                    if interrupted {
+                        tracing::warn!(tid, "a thread let take its SIGTRAP did not stop");
+                        break;
+                    }
+                    // Never expected: the signal is taken before anything runs.
+                    let _ = sys::interrupt(tid);
+                    interrupted = true;
+                    deadline = Instant::now() + STEP_DEADLINE;
+                }
+                waiter.wait_for_events(Duration::from_millis(1));
+            }
+        }
+    }
+
     /// After a batch of events while the target runs: report a stop, or step the
     /// threads parked on breakpoints that did not stop over them and let them run.
     pub(super) fn after_events(&mut self, waiter: &mut dyn EventWait) {
@@ -696,6 +764,18 @@ impl Tracer {
         self.control.table.show_original(address, &mut bytes);
         Some(bytes)
     }
+}
+
+/// Whether thread `tid` has a SIGTRAP pending (its own set, `SigPnd`).
+fn sigtrap_pending(pid: Pid, tid: Pid) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")) else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigPnd:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (libc::SIGTRAP - 1)) != 0)
 }
 
 fn has_fault_address(signal: i32) -> bool {

@@ -423,6 +423,7 @@ impl Tracer {
         }
         self.wait_until_all_stopped(waiter, Instant::now() + STOP_DEADLINE);
         self.mark_stragglers();
+        self.collect_queued_traps(waiter);
         self.holding = true;
         self.control.all_stopped();
     }
