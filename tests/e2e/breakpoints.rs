@@ -666,6 +666,37 @@ fn a_forked_child_runs_the_breakpointed_function_unharmed() {
     assert_unharmed(&mut fixture, &[tick]);
 }
 
+/// A vforked child runs in the parent's memory until it execs or exits, as the child of
+/// posix_spawn does (which calls libc functions there: a breakpoint on one of them, or on
+/// execve, is hit by the child). The `int3` is in that shared memory, and the child is
+/// not the process being debugged: it must not die of SIGTRAP (gdb takes its
+/// breakpoints out of the parent while a vfork child runs, and puts them back at
+/// PTRACE_EVENT_VFORK_DONE). The child calls the breakpointed function 3 times, then
+/// `_exit(0)`.
+#[test]
+fn a_vforked_child_runs_the_breakpointed_function_unharmed() {
+    require_harness!();
+    let mut fixture = BpTarget::start(2, &[]);
+    let tick = fixture.address("tick");
+    let mut dap = Dap::attached(fixture.pid(), false);
+    fixture.ask("hold", "held");
+    let ids = set_instruction_breakpoints(&mut dap, &[(tick, None)]);
+    fixture.target.send_line("vfork");
+    let status = fixture.target.next_line("child ", secs(30));
+    assert_eq!(
+        status.as_deref(),
+        Some("child exited 0"),
+        "the vforked child did not exit normally; stops: {:?}",
+        dap.events("stopped")
+    );
+    fixture.target.send_line("resume");
+    let tid = breakpoint_stop(&mut dap, ids[0]);
+    assert_at(&mut dap, tid, "tick", tick);
+    dap.disconnect(json!({}));
+    fixture.target.wait_line("resumed", secs(10));
+    assert_unharmed(&mut fixture, &[tick]);
+}
+
 /// `continue` with `singleThread: true` runs only the thread asked for: while it goes
 /// round its loop back to the breakpoint, no other thread's count moves (a stop of
 /// another thread that was already waiting to be reported may come first, with nothing
