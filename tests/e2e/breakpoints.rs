@@ -811,3 +811,33 @@ fn instruction_steps_move_one_instruction_of_one_thread() {
     dap.disconnect(json!({}));
     assert_unharmed(&mut fixture, &[tick]);
 }
+
+/// An editor sends a kind's whole set of breakpoints again whenever one changes: a
+/// breakpoint sent again unchanged keeps its id and its hit count (`== 3` counts on from
+/// the hits before), while a new breakpoint added beside it counts from zero.
+#[test]
+fn a_breakpoint_sent_again_keeps_its_hit_count() {
+    require_harness!();
+    let mut fixture = BpTarget::start(2, &[]);
+    let (counted, crash_here) = (fixture.address("counted"), fixture.address("crash_here"));
+    let mut dap = Dap::attached(fixture.pid(), false);
+    let first = set_instruction_breakpoints(&mut dap, &[(counted, Some("== 3"))]);
+    fixture.ask("count 2", "counted 2");
+    // Sent again with another breakpoint (never hit) beside it.
+    let again =
+        set_instruction_breakpoints(&mut dap, &[(counted, Some("== 3")), (crash_here, None)]);
+    assert_eq!(again[0], first[0], "the breakpoint sent again got a new id");
+    assert_ne!(again[1], first[0]);
+    fixture.target.send_line("count 2");
+    let tid = breakpoint_stop(&mut dap, first[0]);
+    let (_, _, frame) = top_frame(&mut dap, tid);
+    assert_eq!(
+        registers(&mut dap, frame)["rdi"],
+        1,
+        "the third hit in all is the first call of the second loop"
+    );
+    continue_thread(&mut dap, tid);
+    fixture.target.wait_line("counted 2", secs(30));
+    dap.disconnect(json!({}));
+    assert_unharmed(&mut fixture, &[counted, crash_here]);
+}
