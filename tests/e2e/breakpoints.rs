@@ -841,3 +841,103 @@ fn a_breakpoint_sent_again_keeps_its_hit_count() {
     dap.disconnect(json!({}));
     assert_unharmed(&mut fixture, &[counted, crash_here]);
 }
+
+/// Two breakpoints one instruction apart, set while the target is stopped at entry: a
+/// thread stepped over the first lands on the second without executing it, and must
+/// still stop there. So each worker's stops alternate: the first breakpoint, then the
+/// second, never two of the same in a row.
+#[test]
+fn adjacent_breakpoints_both_stop_each_thread() {
+    require_harness!();
+    let mut fixture = BpTarget::start(4, &[]);
+    let tick = fixture.address("tick");
+    let base = code::load_base(fixture.pid(), &fixture.exe);
+    let second = base + code::instruction_offsets(&fixture.exe, "tick")[1];
+    let mut dap = Dap::attached(fixture.pid(), true);
+    dap.next_event("stopped", STOP_WAIT);
+    let ids = set_instruction_breakpoints(&mut dap, &[(tick, None), (second, None)]);
+    continue_thread(&mut dap, fixture.pid() as i64);
+    let mut last: BTreeMap<i64, i64> = BTreeMap::new();
+    for n in 0..40 {
+        let stopped = dap.next_event("stopped", STOP_WAIT);
+        assert_eq!(
+            stopped["body"]["reason"], "instruction breakpoint",
+            "{stopped}"
+        );
+        let tid = thread_id(&stopped);
+        let hit = stopped["body"]["hitBreakpointIds"][0]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{stopped}"));
+        let (_, pc, _) = top_frame(&mut dap, tid);
+        let expected_pc = if hit == ids[0] { tick } else { second };
+        assert_eq!(pc, expected_pc, "stop {n}: {stopped}");
+        let expected = match last.get(&tid) {
+            None => None,
+            Some(previous) if *previous == ids[0] => Some(ids[1]),
+            Some(_) => Some(ids[0]),
+        };
+        if let Some(expected) = expected {
+            assert_eq!(
+                hit, expected,
+                "stop {n}: thread {tid} stopped at breakpoint {hit} twice in a row (ran past \
+                 the other one); {stopped}"
+            );
+        } else {
+            assert_eq!(hit, ids[0], "stop {n}: the first stop of {tid} is at tick");
+        }
+        last.insert(tid, hit);
+        continue_thread(&mut dap, tid);
+    }
+    dap.disconnect(json!({}));
+    assert_unharmed(&mut fixture, &[tick, second]);
+}
+
+/// What latch cannot do is said, per breakpoint, never silently ignored: a condition
+/// (no expression evaluator yet), a hit condition it cannot read, a reference that is
+/// not an address, an address with no memory: each unverified, with a message saying
+/// why; the others in the same request are set.
+#[test]
+fn breakpoints_latch_cannot_set_are_unverified_with_a_reason() {
+    require_harness!();
+    let mut fixture = BpTarget::start(2, &[]);
+    let counted = fixture.address("counted");
+    let mut dap = Dap::attached(fixture.pid(), false);
+    let at = format!("{counted:#x}");
+    let r = dap.ok(
+        "setInstructionBreakpoints",
+        json!({ "breakpoints": [
+            { "instructionReference": at, "condition": "iteration > 2" },
+            { "instructionReference": at, "offset": 0, "hitCondition": "% 0" },
+            { "instructionReference": "counted" },
+            { "instructionReference": "0x10" },
+            { "instructionReference": at, "hitCondition": "2" },
+        ] }),
+    );
+    let answered = r["body"]["breakpoints"].as_array().unwrap().clone();
+    assert_eq!(answered.len(), 5, "{r}");
+    for (i, keyword) in [
+        (0, "condition"),
+        (1, "% 0"),
+        (2, "not an address"),
+        (3, "cannot write"),
+    ] {
+        let b = &answered[i];
+        assert_eq!(b["verified"], false, "breakpoint {i}: {b}");
+        let message = b["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(keyword),
+            "breakpoint {i}: the message does not say why ({keyword}): {b}"
+        );
+    }
+    assert_eq!(answered[4]["verified"], true, "{r}");
+    // The one that was set works: from the second call on (`2`).
+    fixture.target.send_line("count 2");
+    let stopped = dap.next_event("stopped", STOP_WAIT);
+    let tid = thread_id(&stopped);
+    let (_, _, frame) = top_frame(&mut dap, tid);
+    assert_eq!(registers(&mut dap, frame)["rdi"], 2, "{stopped}");
+    continue_thread(&mut dap, tid);
+    fixture.target.wait_line("counted 2", secs(30));
+    dap.disconnect(json!({}));
+    assert_unharmed(&mut fixture, &[counted]);
+}
