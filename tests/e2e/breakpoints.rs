@@ -941,3 +941,62 @@ fn breakpoints_latch_cannot_set_are_unverified_with_a_reason() {
     dap.disconnect(json!({}));
     assert_unharmed(&mut fixture, &[counted]);
 }
+
+/// `pause` while threads run through breakpoints: one that never stops (`% 1000000`)
+/// and one that stops every time. Each `pause` or `continue` yields exactly one
+/// `stopped` event (a pause, or a breakpoint hit collected on the way), the pause stop
+/// never hides a thread inside the breakpoint's `int3`, and afterwards nothing was lost.
+#[test]
+fn pause_amid_breakpoint_hits_shows_one_stop_at_a_time() {
+    require_harness!();
+    let mut fixture = BpTarget::start(8, &[]);
+    let (tick, counted) = (fixture.address("tick"), fixture.address("counted"));
+    let threads = procfs::live_tids(fixture.pid());
+    let mut dap = Dap::attached(fixture.pid(), false);
+    set_instruction_breakpoints(&mut dap, &[(tick, Some("% 1000000")), (counted, None)]);
+    for n in 0..20 {
+        let before = fixture.checksum();
+        assert!(
+            procfs::wait_for(secs(30), || fixture.checksum() > before + 50),
+            "round {n}: the workers do not run"
+        );
+        dap.ok("pause", json!({ "threadId": fixture.pid() }));
+        let stopped = dap.next_event("stopped", STOP_WAIT);
+        assert_eq!(stopped["body"]["reason"], "pause", "round {n}: {stopped}");
+        // Every worker is somewhere sensible: never one past tick's first byte, which
+        // is inside its first instruction.
+        for (worker, _) in fixture.slots() {
+            let (_, pc, _) = top_frame(&mut dap, worker);
+            assert_ne!(pc, tick + 1, "round {n}: {worker} is inside the int3");
+        }
+        assert_one_stop(&mut dap);
+        continue_thread(&mut dap, fixture.pid() as i64);
+    }
+    // The main thread now runs into the stopping one, while a pause is asked for.
+    fixture.target.send_line("count 3");
+    dap.ok("pause", json!({ "threadId": fixture.pid() }));
+    let mut reasons = Vec::new();
+    while reasons
+        .iter()
+        .filter(|r| *r == "instruction breakpoint")
+        .count()
+        < 3
+    {
+        let stopped = dap.next_event("stopped", STOP_WAIT);
+        reasons.push(stopped["body"]["reason"].as_str().unwrap().to_string());
+        let tid = thread_id(&stopped);
+        top_frame(&mut dap, tid);
+        assert_one_stop(&mut dap);
+        continue_thread(&mut dap, tid);
+        assert!(reasons.len() <= 4, "stops: {reasons:?}");
+    }
+    fixture.target.wait_line("counted 3", secs(30));
+    clear_instruction_breakpoints(&mut dap);
+    fixture.ask("hold", "held");
+    let (sum, checksum) = fixture.counts();
+    assert_eq!(sum, checksum, "calls were lost or doubled");
+    assert_eq!(procfs::live_tids(fixture.pid()), threads, "threads died");
+    fixture.ask("resume", "resumed");
+    dap.disconnect(json!({}));
+    assert_unharmed(&mut fixture, &[tick, counted]);
+}
