@@ -256,7 +256,7 @@ fn hit_conditions_stop_at_the_counted_calls() {
             let (_, _, frame) = top_frame(&mut dap, tid);
             let rdi = registers(&mut dap, frame)["rdi"];
             assert_eq!(
-                rdi, *iteration as u64,
+                rdi, *iteration,
                 "{condition}: stopped at call {rdi}, expected {iteration}"
             );
             // The call has not run: the last one that did is the one before.
