@@ -3,6 +3,7 @@
 mod support;
 
 mod attach;
+mod breakpoints;
 mod cli;
 mod clients;
 mod errors;

@@ -130,6 +130,12 @@ pub struct Control {
     /// Threads parked on a breakpoint that does not stop, to step displaced, with their
     /// registers as the trap left them (pc rewound): one read fewer per hit.
     displace: Vec<(Pid, libc::user_regs_struct)>,
+    /// A stop is shown to the user (a `Stopped` event was sent, or a `pause` stopped
+    /// everything): the process is held for them, and stops still to report wait for
+    /// the next resume. Without this, a second thread's trap collected while the first
+    /// stop stopped everything was reported at once, as a second stop, while the
+    /// session already showed the first.
+    pub(super) shown: bool,
 }
 
 impl Control {
@@ -146,6 +152,7 @@ impl Control {
             scratch: None,
             relocations: Default::default(),
             displace: Vec::new(),
+            shown: false,
         }
     }
 
@@ -295,6 +302,20 @@ impl Control {
         }
         let crash = SignalFilters::CRASHES.contains(&signal);
         (self.filters.all_others && !crash).then(|| self.caught(signal))
+    }
+
+    /// Forgets the hits, still to report, of breakpoints the user has removed since: as
+    /// in gdb, a breakpoint that is gone does not stop the program. The thread's pc was
+    /// rewound onto the address when it hit, so it runs the instruction when resumed.
+    fn forget_stale_stops(&mut self) {
+        let table = &self.table;
+        self.pending.retain_mut(|(_, reason)| match reason {
+            StopReason::Breakpoint(ids) => {
+                ids.retain(|id| table.hits(*id).is_some());
+                !ids.is_empty()
+            }
+            _ => true,
+        });
     }
 
     pub(super) fn remove_step_targets(&mut self) {
@@ -546,6 +567,74 @@ impl Tracer {
         }
     }
 
+    /// A thread can stop for our interrupt just after it executed an `int3`, before the
+    /// kernel dequeued the SIGTRAP: the interrupt's stop is reported first, with the pc
+    /// one past the breakpoint and SIGTRAP still pending (`SigPnd` in /proc). Resumed, it
+    /// would report the trap at once; detached, or once the breakpoint is gone, it would
+    /// die of it (seen: a detach while 8 threads ran through a breakpoint killed the
+    /// target with SIGTRAP). Each such thread takes its signal now (PTRACE_CONT: the
+    /// signal is dequeued before any instruction runs), and the trap is handled as any
+    /// other: pc rewound, hit counted.
+    pub(super) fn collect_queued_traps(&mut self, waiter: &mut dyn EventWait) {
+        if self.control.table.is_empty() && !self.control.table.any_removed() {
+            return;
+        }
+        let table = &self.control.table;
+        let suspects: Vec<Pid> = self
+            .threads
+            .iter()
+            .filter(|(_, t)| {
+                t.state == RunState::Stopped
+                    && t.at_breakpoint.is_none()
+                    && !t.in_group_stop
+                    && t.pending_signal == 0
+            })
+            .map(|(tid, _)| *tid)
+            .filter(|tid| {
+                sys::get_regs(*tid).is_ok_and(|regs| {
+                    let address = regs.rip.wrapping_sub(1);
+                    table.contains(address) || table.was_removed(address)
+                })
+            })
+            .filter(|tid| sigtrap_pending(self.pid, *tid))
+            .collect();
+        for tid in suspects {
+            tracing::debug!(tid, "a breakpoint's SIGTRAP is still queued; collecting it");
+            if sys::cont(tid, 0).is_err() {
+                continue;
+            }
+            self.forget_registers(tid);
+            if let Some(thread) = self.threads.get_mut(&tid) {
+                thread.state = RunState::Running;
+            }
+            let mut interrupted = false;
+            let mut deadline = Instant::now() + STEP_DEADLINE;
+            loop {
+                if let Some(event) = sys::wait_thread(tid) {
+                    self.on_event(event, true);
+                    let stopped = self
+                        .threads
+                        .get(&tid)
+                        .is_none_or(|t| t.state == RunState::Stopped);
+                    if stopped {
+                        break;
+                    }
+                }
+                if Instant::now() >= deadline {
+                    if interrupted {
+                        tracing::warn!(tid, "a thread let take its SIGTRAP did not stop");
+                        break;
+                    }
+                    // Never expected: the signal is taken before anything runs.
+                    let _ = sys::interrupt(tid);
+                    interrupted = true;
+                    deadline = Instant::now() + STEP_DEADLINE;
+                }
+                waiter.wait_for_events(Duration::from_millis(1));
+            }
+        }
+    }
+
     /// Where displaced steps run: `len` bytes at `address` that never run again.
     pub fn set_scratch(&mut self, address: u64, len: usize) {
         if self
@@ -571,7 +660,7 @@ impl Tracer {
     /// After a batch of events while the target runs: report a stop, or step the
     /// threads parked on breakpoints that did not stop over them and let them run.
     pub(super) fn after_events(&mut self, waiter: &mut dyn EventWait) {
-        if self.exited {
+        if self.exited || self.control.shown {
             return;
         }
         if !self.control.pending.is_empty() {
@@ -627,10 +716,12 @@ impl Tracer {
         }
         self.control.only = None;
         self.control.remove_step_targets();
+        self.control.forget_stale_stops();
         while let Some((tid, reason)) = self.control.pending.pop_front() {
             if !self.threads.contains_key(&tid) {
                 continue;
             }
+            self.control.shown = true;
             let _ = self.events.send(BackendEvent::Stopped { tid, reason });
             return;
         }
@@ -886,6 +977,7 @@ impl Tracer {
         if thread.state != RunState::Stopped {
             return Err(format!("thread {tid} is not stopped"));
         }
+        self.control.shown = false;
         if thread.in_group_stop {
             return Err(format!(
                 "thread {tid} is stopped by job control (SIGSTOP): send SIGCONT to the process first"
@@ -948,6 +1040,8 @@ impl Tracer {
                 thread.at_breakpoint = Some(regs.rip);
             }
         }
+        // The session shows the step's end (or steps on, through this command again).
+        self.control.shown = true;
         Ok(Some(StepResult::Stepped(Box::new(regs))))
     }
 
@@ -995,6 +1089,8 @@ impl Tracer {
 
     /// `continue`: every thread, or only `only` (the others stay held).
     pub fn resume_some(&mut self, only: Option<Pid>, waiter: &mut dyn EventWait) {
+        self.control.shown = false;
+        self.control.forget_stale_stops();
         if self.has_pending_stop() {
             self.report_next_stop(waiter);
             return;
@@ -1022,6 +1118,18 @@ impl Tracer {
         self.control.table.show_original(address, &mut bytes);
         Some(bytes)
     }
+}
+
+/// Whether thread `tid` has a SIGTRAP pending (its own set, `SigPnd`).
+fn sigtrap_pending(pid: Pid, tid: Pid) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")) else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigPnd:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (libc::SIGTRAP - 1)) != 0)
 }
 
 fn has_fault_address(signal: i32) -> bool {

@@ -862,6 +862,8 @@ impl Worker {
                         tracer.stop_all(&mut ChildWait(sigchld));
                         // A pause ends a step in progress.
                         tracer.cancel_steps();
+                        // The session shows this stop: stops still to report wait.
+                        tracer.control.shown = true;
                         Stopped {
                             tids: tracer.tids(),
                             running: tracer.still_running(),

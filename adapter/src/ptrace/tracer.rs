@@ -423,6 +423,7 @@ impl Tracer {
         }
         self.wait_until_all_stopped(waiter, Instant::now() + STOP_DEADLINE);
         self.mark_stragglers();
+        self.collect_queued_traps(waiter);
         self.holding = true;
         self.control.all_stopped();
     }
@@ -451,6 +452,7 @@ impl Tracer {
         }
         let _boost = Boost::raise();
         let tids: Vec<Pid> = self.threads.keys().copied().collect();
+        self.control.shown = false;
         self.step_over_breakpoints(&tids, waiter);
         self.holding = false;
         self.control.only = None;

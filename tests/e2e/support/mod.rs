@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod checks;
+pub mod code;
 pub mod dap;
 pub mod fixtures;
 pub mod procfs;
