@@ -113,8 +113,8 @@ struct Scope {
 /// What a unit's line program and DIEs say, read when first needed and kept.
 struct UnitData {
     rows: Vec<Row>,
-    /// (start, end, first row, end row) of each sequence, sorted by start.
-    sequences: Vec<(u64, u64, usize, usize)>,
+    /// Each sequence, sorted by start.
+    sequences: Vec<Sequence>,
     scopes: Scopes,
 }
 
@@ -263,7 +263,10 @@ impl LineTables {
 }
 
 /// Runs a unit's line program; rows in sequences, each sequence sorted by address.
-fn read_rows(unit: gimli::UnitRef<Reader>) -> (Vec<Row>, Vec<(u64, u64, usize, usize)>) {
+/// (start, end, first row, end row) of a sequence.
+type Sequence = (u64, u64, usize, usize);
+
+fn read_rows(unit: gimli::UnitRef<Reader>) -> (Vec<Row>, Vec<Sequence>) {
     let mut rows = Vec::new();
     let mut sequences = Vec::new();
     let Some(program) = unit.line_program.clone() else {
@@ -923,12 +926,12 @@ fn root_language(unit: gimli::UnitRef<Reader>) -> Option<gimli::DwLang> {
     }
 }
 
+/// A function's short name, linkage name and declaration (file index, line).
+type Names = (String, Option<String>, Option<(u64, u32)>);
+
 /// The short name, linkage name and declaration (file index, line) of a function or
 /// inlined call, following its abstract origin and specification.
-fn names(
-    unit: gimli::UnitRef<Reader>,
-    entry: gimli::UnitOffset<usize>,
-) -> Option<(String, Option<String>, Option<(u64, u32)>)> {
+fn names(unit: gimli::UnitRef<Reader>, entry: gimli::UnitOffset<usize>) -> Option<Names> {
     let mut entry = entry;
     let (mut short, mut linkage, mut decl_file, mut decl_line) = (None, None, None, None);
     for _ in 0..16 {
