@@ -150,8 +150,9 @@ impl Scopes {
 /// The line tables of one file's DWARF.
 pub struct LineTables {
     sections: gimli::Dwarf<Reader>,
-    /// Parallel to `starts`; `None` for a unit that could not be read.
-    units: Vec<Option<gimli::Unit<Reader>>>,
+    /// Units read again when a file of theirs is asked for: kept, they would hold every
+    /// unit's abbreviations and file tables (libc's debug file has 4126 units).
+    parsed: RefCell<FxHashMap<u32, Rc<gimli::Unit<Reader>>>>,
     /// `.debug_info` offset of each unit, ascending.
     starts: Vec<usize>,
     /// File base name -> (unit, file index) of every file entry by that name. The
@@ -169,14 +170,8 @@ impl LineTables {
         sections.populate_abbreviations_cache(gimli::AbbreviationsCacheStrategy::Duplicates);
         let starts: Vec<usize> = dwarf.unit_spans().iter().map(|s| s.0).collect();
         let mut by_name: FxHashMap<&'static [u8], Vec<(u32, u32)>> = FxHashMap::default();
-        let mut units = Vec::with_capacity(starts.len());
         for (index, &start) in starts.iter().enumerate() {
-            let unit = sections
-                .debug_info
-                .header_from_offset(gimli::DebugInfoOffset(start))
-                .and_then(|header| sections.unit(header));
-            let Ok(unit) = unit else {
-                units.push(None);
+            let Some(unit) = parse_unit(&sections, start) else {
                 continue;
             };
             if let Some(program) = &unit.line_program {
@@ -201,20 +196,27 @@ impl LineTables {
                         .push((index as u32, file as u32));
                 }
             }
-            units.push(Some(unit));
         }
         LineTables {
             sections,
-            units,
+            parsed: RefCell::default(),
             starts,
             by_name,
             data: RefCell::default(),
         }
     }
 
-    fn unit_ref(&self, unit: u32) -> Option<gimli::UnitRef<'_, Reader>> {
-        let parsed = self.units.get(unit as usize)?.as_ref()?;
-        Some(gimli::UnitRef::new(&self.sections, parsed))
+    /// A unit, read once asked for.
+    fn unit(&self, index: u32) -> Option<Rc<gimli::Unit<Reader>>> {
+        if let Some(known) = self.parsed.borrow().get(&index) {
+            return Some(known.clone());
+        }
+        let unit = Rc::new(parse_unit(
+            &self.sections,
+            *self.starts.get(index as usize)?,
+        )?);
+        self.parsed.borrow_mut().insert(index, unit.clone());
+        Some(unit)
     }
 
     /// The unit's rows and scopes, read once.
@@ -222,7 +224,8 @@ impl LineTables {
         if let Some(known) = self.data.borrow().get(&unit) {
             return Some(known.clone());
         }
-        let unit_ref = self.unit_ref(unit)?;
+        let parsed = self.unit(unit)?;
+        let unit_ref = gimli::UnitRef::new(&self.sections, &parsed);
         let (rows, sequences) = read_rows(unit_ref);
         let scopes = Scopes::new(read_scopes(unit_ref).unwrap_or_default());
         let data = Rc::new(UnitData {
@@ -243,7 +246,7 @@ impl LineTables {
                 .filter_map(|s| self.starts.binary_search(s).ok())
                 .map(|i| i as u32)
                 .collect(),
-            None => (0..self.units.len() as u32).collect(),
+            None => (0..self.starts.len() as u32).collect(),
         }
     }
 
@@ -255,7 +258,9 @@ impl LineTables {
         found
             .iter()
             .filter_map(|&(unit, file)| {
-                let path = calls::file_path(self.unit_ref(unit)?, u64::from(file))?;
+                let parsed = self.unit(unit)?;
+                let unit_ref = gimli::UnitRef::new(&self.sections, &parsed);
+                let path = calls::file_path(unit_ref, u64::from(file))?;
                 Some((unit, file, path))
             })
             .collect()
@@ -263,6 +268,15 @@ impl LineTables {
 }
 
 /// Runs a unit's line program; rows in sequences, each sequence sorted by address.
+/// The unit at `start` in `.debug_info`: its header, root and line program header.
+fn parse_unit(sections: &gimli::Dwarf<Reader>, start: usize) -> Option<gimli::Unit<Reader>> {
+    let header = sections
+        .debug_info
+        .header_from_offset(gimli::DebugInfoOffset(start))
+        .ok()?;
+    sections.unit(header).ok()
+}
+
 /// (start, end, first row, end row) of a sequence.
 type Sequence = (u64, u64, usize, usize);
 
@@ -803,6 +817,14 @@ fn name_components(name: &str) -> Vec<String> {
     parts.into_iter().map(|p| p.trim().to_string()).collect()
 }
 
+/// A name's bytes up to its template arguments.
+fn base_bytes(name: &[u8]) -> &[u8] {
+    match name.iter().position(|&b| b == b'<') {
+        Some(at) => &name[..at],
+        None => name,
+    }
+}
+
 /// A component without its template arguments.
 fn base(component: &str) -> &str {
     component.split('<').next().unwrap_or("")
@@ -830,9 +852,19 @@ pub fn functions_named(info: &ModuleInfo, name: &str) -> Vec<FileFunction> {
     };
     let mut found = Vec::new();
     if let Some(tables) = info.line_tables() {
-        for unit in 0..tables.units.len() as u32 {
-            if let Some(unit_ref) = tables.unit_ref(unit) {
-                let _ = functions_in_unit(tables, info, unit, unit_ref, &query, &last, &mut found);
+        for (unit, &start) in tables.starts.iter().enumerate() {
+            // Read, walked and dropped: a function search looks at every unit once.
+            if let Some(parsed) = parse_unit(&tables.sections, start) {
+                let unit_ref = gimli::UnitRef::new(&tables.sections, &parsed);
+                let _ = functions_in_unit(
+                    tables,
+                    info,
+                    unit as u32,
+                    unit_ref,
+                    &query,
+                    &last,
+                    &mut found,
+                );
             }
         }
     }
@@ -865,26 +897,69 @@ fn functions_in_unit(
     found: &mut Vec<FileFunction>,
 ) -> gimli::Result<()> {
     let mut data = None;
-    let language = root_language(unit_ref);
-    let mut entries = unit_ref.entries();
-    while let Some(entry) = entries.next_dfs()? {
-        let tag = entry.tag();
-        if tag != gimli::DW_TAG_subprogram && tag != gimli::DW_TAG_inlined_subroutine {
-            continue;
-        }
-        // Only entries with code, and whose own short name is the query's last part,
-        // have their full names read.
-        let has_code = entry.attr_value(gimli::DW_AT_low_pc).is_some()
-            || entry.attr_value(gimli::DW_AT_ranges).is_some();
-        if !has_code {
-            continue;
-        }
-        let Some((short, linkage, decl)) = names(unit_ref, entry.offset()) else {
+    // One pass over the unit's raw entries, decoding the attributes of functions and
+    // inlined calls only: which have code, and which have the query's short name,
+    // themselves or through their abstract origin or specification. Full names (with
+    // namespaces, from the linkage name) are read only for those.
+    let mut names_seen: FxHashMap<
+        gimli::UnitOffset<usize>,
+        (Option<bool>, Option<gimli::UnitOffset<usize>>),
+    > = FxHashMap::default();
+    let mut instances = Vec::new();
+    let mut entries = unit_ref.entries_raw(None)?;
+    while !entries.is_empty() {
+        let offset = entries.next_offset();
+        let Some(abbrev) = entries.read_abbreviation()? else {
             continue;
         };
-        if name_components(&short).last().map(|l| base(l)) != Some(last) {
+        let tag = abbrev.tag();
+        if tag != gimli::DW_TAG_subprogram && tag != gimli::DW_TAG_inlined_subroutine {
+            entries.skip_attributes(abbrev.attributes())?;
             continue;
         }
+        let (mut named, mut origin, mut code) = (None, None, false);
+        for spec in abbrev.attributes() {
+            let attr = entries.read_attribute(*spec)?;
+            match attr.name() {
+                gimli::DW_AT_name => {
+                    named = unit_ref
+                        .attr_string(attr.value())
+                        .ok()
+                        .map(|name| base_bytes(name.slice()) == last.as_bytes());
+                }
+                gimli::DW_AT_abstract_origin | gimli::DW_AT_specification => {
+                    if let AttributeValue::UnitRef(target) = attr.value() {
+                        origin = Some(target);
+                    }
+                }
+                gimli::DW_AT_low_pc | gimli::DW_AT_ranges => code = true,
+                _ => {}
+            }
+        }
+        names_seen.insert(offset, (named, origin));
+        if code {
+            instances.push(offset);
+        }
+    }
+    let short_matches = |mut offset| {
+        // Chains are short; a loop is a bad file.
+        for _ in 0..16 {
+            let (named, origin) = names_seen.get(&offset)?;
+            if let Some(named) = named {
+                return Some(*named);
+            }
+            offset = (*origin)?;
+        }
+        None
+    };
+    let language = root_language(unit_ref);
+    for offset in instances {
+        if short_matches(offset) != Some(true) {
+            continue;
+        }
+        let Some((short, linkage, decl)) = names(unit_ref, offset) else {
+            continue;
+        };
         let full = match &linkage {
             Some(linkage) => demangle(linkage, language),
             None => short.clone(),
@@ -896,7 +971,7 @@ fn functions_in_unit(
             Some(data) => data,
             None => data.insert(tables.unit_data(unit).ok_or(gimli::Error::Io)?),
         };
-        let Some(scope) = data.scopes.scopes.iter().find(|s| s.die == entry.offset()) else {
+        let Some(scope) = data.scopes.scopes.iter().find(|s| s.die == offset) else {
             continue;
         };
         let address = match scope.kind {

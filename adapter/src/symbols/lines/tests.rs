@@ -563,6 +563,15 @@ fn resolving_lines_in_a_large_binary_is_quick() {
         total - read,
         again.elapsed()
     );
+    let started = std::time::Instant::now();
+    let functions = functions_named(&module, "Stacker::refresh");
+    eprintln!(
+        "break Stacker::refresh in target/debug/latch: {} found in {:?}",
+        functions.len(),
+        started.elapsed()
+    );
+    let names: Vec<&String> = functions.iter().map(|f| &f.name).collect();
+    assert_eq!(names.len(), 1, "{names:?}");
     assert!(
         dwarf_ready && indexed && resolved > 50,
         "{resolved} resolved"
