@@ -887,6 +887,8 @@ pub fn functions_named(info: &ModuleInfo, name: &str) -> Vec<FileFunction> {
     symbols_named(info, &query)
 }
 
+type DieOffset = gimli::UnitOffset<usize>;
+
 fn functions_in_unit(
     tables: &LineTables,
     info: &ModuleInfo,
@@ -901,10 +903,8 @@ fn functions_in_unit(
     // inlined calls only: which have code, and which have the query's short name,
     // themselves or through their abstract origin or specification. Full names (with
     // namespaces, from the linkage name) are read only for those.
-    let mut names_seen: FxHashMap<
-        gimli::UnitOffset<usize>,
-        (Option<bool>, Option<gimli::UnitOffset<usize>>),
-    > = FxHashMap::default();
+    let mut names_seen: FxHashMap<DieOffset, (Option<bool>, Option<DieOffset>)> =
+        FxHashMap::default();
     let mut instances = Vec::new();
     let mut entries = unit_ref.entries_raw(None)?;
     while !entries.is_empty() {
