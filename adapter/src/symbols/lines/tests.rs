@@ -577,3 +577,91 @@ fn resolving_lines_in_a_large_binary_is_quick() {
         "{resolved} resolved"
     );
 }
+
+/// tests/fixtures/stacks/go built by `go build` with `flags`; `None` without Go.
+fn go_fixture(label: &str, flags: &[&str]) -> Option<PathBuf> {
+    let source = fixtures().join("stacks/go");
+    let out = work_dir().join(format!("go-{label}"));
+    let output = std::process::Command::new("go")
+        .arg("build")
+        .args(flags)
+        .arg("-o")
+        .arg(&out)
+        .arg(".")
+        .current_dir(&source)
+        .output();
+    match output {
+        Ok(output) if output.status.success() => Some(out),
+        Ok(output) => panic!("go build: {}", String::from_utf8_lossy(&output.stderr)),
+        Err(_) => {
+            crate::test_skip::skip_or_fail("go is not installed: Go binaries are not checked");
+            None
+        }
+    }
+}
+
+fn module_of(path: &Path) -> Rc<ModuleInfo> {
+    Rc::new(ModuleInfo::parse(
+        map_file(path).unwrap(),
+        Some(path),
+        Path::new("/"),
+    ))
+}
+
+/// A Go binary's DWARF: every line of its main.go and its functions as gdb sets
+/// them; without DWARF (`-ldflags=-w`), its functions by Go's own table, at their
+/// entries.
+#[test]
+fn go_lines_and_functions_agree_with_gdb() {
+    if !gdb_or_skip() {
+        return;
+    }
+    let Some(binary) = go_fixture("dwarf", &[]) else {
+        return;
+    };
+    let source = fixtures().join("stacks/go/main.go");
+    let path = source.to_string_lossy().into_owned();
+    let module = module_of(&binary);
+    let lines: Vec<u32> = (1..=source_lines(&source)).collect();
+    let names = [
+        "main.levelTwo",
+        "main.levelOne",
+        "main.mainWait",
+        "main.main",
+    ];
+    let queries: Vec<String> = lines
+        .iter()
+        .map(|l| format!("{path}:{l}"))
+        .chain(names.iter().map(|n| n.to_string()))
+        .collect();
+    let expected = gdb_breaks(&binary, &queries).expect("gdb runs");
+    let ours = resolve_in_files(std::slice::from_ref(&module), &path, &lines);
+    let mut compared = 0;
+    for ((line, expected), ours) in lines.iter().zip(&expected).zip(ours) {
+        let want = expected.as_ref().map(|e| e.0.clone());
+        let got = ours
+            .ok()
+            .map(|f| f.addresses.iter().map(|a| a.1).collect::<Vec<_>>());
+        assert_eq!(got, want, "main.go:{line}");
+        compared += usize::from(got.is_some());
+    }
+    assert!(compared > 10, "{compared} lines have code");
+    let stripped = module_of(&go_fixture("w", &["-ldflags=-w"]).unwrap());
+    for (name, expected) in names.iter().zip(&expected[lines.len()..]) {
+        let got: Vec<u64> = functions_named(&module, name)
+            .iter()
+            .map(|f| f.address)
+            .collect();
+        assert_eq!(Some(&got), expected.as_ref().map(|e| &e.0), "break {name}");
+        // The same code without DWARF: found at the function's entry.
+        let entry = step_in_file(&module, got[0])
+            .function
+            .expect("in a function")
+            .0;
+        let bare: Vec<u64> = functions_named(&stripped, name)
+            .iter()
+            .map(|f| f.address)
+            .collect();
+        assert_eq!(bare, [entry], "{name} without DWARF");
+    }
+}
