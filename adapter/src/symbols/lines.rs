@@ -649,7 +649,10 @@ pub fn resolve_in_files(
 ) -> Vec<Result<FileLine, String>> {
     let (matches, paths) = match match_file(infos, path) {
         Ok(found) => found,
-        Err(why) => return lines.iter().map(|_| Err(why.clone())).collect(),
+        Err(why) => {
+            return resolve_in_go_tables(infos, path, lines)
+                .unwrap_or_else(|| lines.iter().map(|_| Err(why.clone())).collect())
+        }
     };
     // Per matching unit, its breakpoint rows (gdb's is_stmt entries) in the file,
     // sorted by line then address: each line is then a binary search.
@@ -687,6 +690,119 @@ pub fn resolve_in_files(
 }
 
 type Found = (u32, Option<u32>, Vec<(usize, u64)>);
+
+/// A line's start in Go's table, in a module.
+struct GoRow {
+    module: usize,
+    function: u64,
+    inlined: i32,
+    pc: u64,
+    line: u32,
+}
+
+/// Where a Go function's body starts: past the check of the stack bound that opens it
+/// (`cmp rsp, [r14+16]; jbe more_stack`, or with `lea r12, [rsp-N]` first for a large
+/// frame), where gdb breaks with Go's DWARF (its prologue_end). The entry when the code
+/// is not at hand or does not open so.
+fn go_after_stack_check(info: &ModuleInfo, entry: u64) -> u64 {
+    let Some(code) = info.code_bytes(entry, 24) else {
+        return entry;
+    };
+    let mut at = 0;
+    // lea r12, [rsp-disp8] / [rsp-disp32]
+    if code.starts_with(&[0x4c, 0x8d, 0x64, 0x24]) {
+        at = 5;
+    } else if code.starts_with(&[0x4c, 0x8d, 0xa4, 0x24]) {
+        at = 8;
+    }
+    // cmp rsp, [r14+16] (49 3b 66 10) or cmp r12, [r14+16] (4d 3b 66 10)
+    let compares = matches!(code.get(at..at + 4), Some([0x49 | 0x4d, 0x3b, 0x66, 0x10]));
+    if !compares {
+        return entry;
+    }
+    at += 4;
+    match code.get(at..at + 2) {
+        Some([0x76, _]) => entry + at as u64 + 2,
+        Some([0x0f, 0x86]) => entry + at as u64 + 6,
+        _ => entry,
+    }
+}
+
+/// Lines of Go programs without DWARF, from Go's own table: files matched as with
+/// DWARF; for each line, the lowest address that starts it in each function. `None`
+/// when no such program has the file.
+fn resolve_in_go_tables(
+    infos: &[Rc<ModuleInfo>],
+    path: &str,
+    lines: &[u32],
+) -> Option<Vec<Result<FileLine, String>>> {
+    let wanted = requested_components(path);
+    let name = wanted.last()?;
+    let mut best = 0;
+    // (module, function entry, inlined call, pc, line) and the file it is in.
+    let mut found: Vec<(GoRow, &'static str)> = Vec::new();
+    for (module, info) in infos.iter().enumerate() {
+        if info.line_tables().is_some() {
+            continue;
+        }
+        let Some(go) = info.go_lines() else { continue };
+        let starts = go.line_starts(|file| file.rsplit('/').next() == Some(name.as_str()));
+        for start in starts {
+            let score = common_suffix(&wanted, &components(start.file));
+            if score < best {
+                continue;
+            }
+            if score > best {
+                best = score;
+                found.clear();
+            }
+            let function = go.function_range(start.pc).map_or(start.pc, |f| f.0);
+            // As gdb with Go's DWARF: past the stack-bound check at a function's entry.
+            let pc = match start.pc == function && start.inlined < 0 {
+                true => go_after_stack_check(info, function),
+                false => start.pc,
+            };
+            let row = GoRow {
+                module,
+                function,
+                inlined: start.inlined,
+                pc,
+                line: start.line,
+            };
+            found.push((row, start.file));
+        }
+    }
+    let shown = found.first()?.1.to_string();
+    let mut rows: Vec<GoRow> = found.into_iter().map(|f| f.0).collect();
+    rows.sort_unstable_by_key(|r| (r.line, r.module, r.function, r.inlined, r.pc));
+    Some(
+        lines
+            .iter()
+            .map(|&requested| {
+                let at = rows.partition_point(|r| r.line < requested);
+                let line = rows
+                    .get(at)
+                    .map(|r| r.line)
+                    .ok_or_else(|| format!("no code at or after line {requested} of {shown}"))?;
+                let mut addresses: Vec<(usize, u64)> = Vec::new();
+                let mut functions = BTreeSet::new();
+                // One per function and inlined call, as gdb's one per block.
+                for r in rows[at..].iter().take_while(|r| r.line == line) {
+                    if functions.insert((r.module, r.function, r.inlined)) {
+                        addresses.push((r.module, r.pc));
+                    }
+                }
+                addresses.sort_unstable();
+                Ok(FileLine {
+                    line,
+                    column: None,
+                    file: shown.clone(),
+                    addresses,
+                })
+            })
+            .collect(),
+    )
+}
 
 fn resolve_one(
     infos: &[Rc<ModuleInfo>],
@@ -1116,6 +1232,12 @@ pub fn step_in_file(info: &ModuleInfo, address: u64) -> FileStep {
                 step.after_prologue = Some(data.after_prologue(info, function.low, function.high));
             }
             break;
+        }
+    }
+    if step.row.is_none() {
+        if let Some((start, end, starts)) = info.go_lines().and_then(|go| go.line_run_at(address)) {
+            step.row = Some((start, end));
+            step.statement_start = starts && start == address;
         }
     }
     if step.function.is_none() {
