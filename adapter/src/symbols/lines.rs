@@ -883,8 +883,10 @@ pub fn locations_in_file(
         else {
             continue;
         };
+        // The rows `resolve_in_files` sets breakpoints on: each line listed resolves to
+        // itself.
         for row in &unit.rows {
-            if row.flags & LINE_START != 0
+            if row.flags & (STMT | GDB_ENTRY) == STMT | GDB_ENTRY
                 && (line..=end_line).contains(&row.line)
                 && m.files.contains(&row.file)
             {

@@ -2,7 +2,10 @@
 //! (`maps`), what each file's DWARF, symbol tables and CFI say (`module`; ELF symbol tables in `symtab`; addresses to
 //! source lines unit by unit in `dwarf`; inflated sections kept on disk in `cache`),
 //! the loaded image of a file in the target's memory (`image`: its build-id),
-//! the unwinder (`unwind`, reading memory through `memory`), and whole stacks (`stack`).
+//! the unwinder (`unwind`, reading memory through `memory`), and whole stacks (`stack`);
+//! for breakpoints and stepping, source lines and function names to addresses and what
+//! stepping needs at an address (`lines`, in a file's own numbering; `locations`, in the
+//! process's, with the dynamic loader's hook).
 
 pub mod cache;
 pub mod calls;

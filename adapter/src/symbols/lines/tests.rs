@@ -401,6 +401,24 @@ fn breakpoint_locations_list_lines_with_code() {
         found.iter().all(|l| l.1.is_some()),
         "gcc gives columns: {found:?}"
     );
+    // Every line listed over the whole file resolves to itself.
+    let all = locations_in_file(std::slice::from_ref(&module), &path, 1, 1000);
+    let lines: Vec<u32> = all.iter().map(|l| l.0).collect();
+    let resolved = resolve_in_files(std::slice::from_ref(&module), &path, &lines);
+    for (line, found) in lines.iter().zip(resolved) {
+        let found = found.expect("listed lines have code");
+        assert!(!found.addresses.is_empty());
+        // A function's first line lands past its prologue, on the body's line.
+        let first_line = found
+            .addresses
+            .iter()
+            .all(|&(_, a)| step_in_file(&module, a).function.is_some_and(|f| f.0 < a));
+        assert!(
+            found.line == *line || first_line,
+            "line {line} -> {}",
+            found.line
+        );
+    }
 }
 
 #[test]
