@@ -161,6 +161,10 @@ pub struct LineTables {
     /// into full paths.
     by_name: FxHashMap<&'static [u8], Vec<(u32, u32)>>,
     data: RefCell<FxHashMap<u32, Rc<UnitData>>>,
+    /// Function short name (without template arguments) -> the units with code of a
+    /// function or inlined call by that name: read on the first search by name (one
+    /// pass over every unit), so later searches read only those units.
+    functions: std::cell::OnceCell<FxHashMap<&'static [u8], Vec<u32>>>,
 }
 
 impl LineTables {
@@ -203,7 +207,30 @@ impl LineTables {
             starts,
             by_name,
             data: RefCell::default(),
+            functions: std::cell::OnceCell::new(),
         }
+    }
+
+    /// The units that have code of a function or inlined call with this short name.
+    fn units_naming(&self, name: &str) -> &[u32] {
+        let functions = self.functions.get_or_init(|| {
+            let mut functions: FxHashMap<&'static [u8], Vec<u32>> = FxHashMap::default();
+            for (unit, &start) in self.starts.iter().enumerate() {
+                let Some(parsed) = parse_unit(&self.sections, start) else {
+                    continue;
+                };
+                let unit_ref = gimli::UnitRef::new(&self.sections, &parsed);
+                for (_, short) in unit_instances(unit_ref).unwrap_or_default() {
+                    let Some(short) = short else { continue };
+                    let units = functions.entry(short).or_default();
+                    if units.last() != Some(&(unit as u32)) {
+                        units.push(unit as u32);
+                    }
+                }
+            }
+            functions
+        });
+        functions.get(name.as_bytes()).map_or(&[], Vec::as_slice)
     }
 
     /// A unit, read once asked for.
@@ -970,19 +997,14 @@ pub fn functions_named(info: &ModuleInfo, name: &str) -> Vec<FileFunction> {
     };
     let mut found = Vec::new();
     if let Some(tables) = info.line_tables() {
-        for (unit, &start) in tables.starts.iter().enumerate() {
-            // Read, walked and dropped: a function search looks at every unit once.
-            if let Some(parsed) = parse_unit(&tables.sections, start) {
+        for &unit in tables.units_naming(&last) {
+            let Some(start) = tables.starts.get(unit as usize) else {
+                continue;
+            };
+            // Read, walked and dropped: only the units that have the name.
+            if let Some(parsed) = parse_unit(&tables.sections, *start) {
                 let unit_ref = gimli::UnitRef::new(&tables.sections, &parsed);
-                let _ = functions_in_unit(
-                    tables,
-                    info,
-                    unit as u32,
-                    unit_ref,
-                    &query,
-                    &last,
-                    &mut found,
-                );
+                let _ = functions_in_unit(tables, info, unit, unit_ref, &query, &last, &mut found);
             }
         }
     }
@@ -1007,21 +1029,15 @@ pub fn functions_named(info: &ModuleInfo, name: &str) -> Vec<FileFunction> {
 
 type DieOffset = gimli::UnitOffset<usize>;
 
-fn functions_in_unit(
-    tables: &LineTables,
-    info: &ModuleInfo,
-    unit: u32,
+/// The functions and inlined calls of a unit that have code, each with the base of its
+/// short name (`run` for `run<int>`), its own or its abstract origin's or
+/// specification's: one pass over the raw entries, decoding the attributes of those
+/// entries only. Full names (namespaces, from the linkage name) are read later, for
+/// the few that match.
+fn unit_instances(
     unit_ref: gimli::UnitRef<Reader>,
-    query: &[String],
-    last: &str,
-    found: &mut Vec<FileFunction>,
-) -> gimli::Result<()> {
-    let mut data = None;
-    // One pass over the unit's raw entries, decoding the attributes of functions and
-    // inlined calls only: which have code, and which have the query's short name,
-    // themselves or through their abstract origin or specification. Full names (with
-    // namespaces, from the linkage name) are read only for those.
-    let mut names_seen: FxHashMap<DieOffset, (Option<bool>, Option<DieOffset>)> =
+) -> gimli::Result<Vec<(DieOffset, Option<&'static [u8]>)>> {
+    let mut names_seen: FxHashMap<DieOffset, (Option<&'static [u8]>, Option<DieOffset>)> =
         FxHashMap::default();
     let mut instances = Vec::new();
     let mut entries = unit_ref.entries_raw(None)?;
@@ -1043,7 +1059,7 @@ fn functions_in_unit(
                     named = unit_ref
                         .attr_string(attr.value())
                         .ok()
-                        .map(|name| base_bytes(name.slice()) == last.as_bytes());
+                        .map(|name| base_bytes(name.slice()));
                 }
                 gimli::DW_AT_abstract_origin | gimli::DW_AT_specification => {
                     if let AttributeValue::UnitRef(target) = attr.value() {
@@ -1059,20 +1075,36 @@ fn functions_in_unit(
             instances.push(offset);
         }
     }
-    let short_matches = |mut offset| {
+    let short_name = |mut offset| {
         // Chains are short; a loop is a bad file.
         for _ in 0..16 {
             let (named, origin) = names_seen.get(&offset)?;
-            if let Some(named) = named {
-                return Some(*named);
+            if named.is_some() {
+                return *named;
             }
             offset = (*origin)?;
         }
         None
     };
+    Ok(instances
+        .into_iter()
+        .map(|offset| (offset, short_name(offset)))
+        .collect())
+}
+
+fn functions_in_unit(
+    tables: &LineTables,
+    info: &ModuleInfo,
+    unit: u32,
+    unit_ref: gimli::UnitRef<Reader>,
+    query: &[String],
+    last: &str,
+    found: &mut Vec<FileFunction>,
+) -> gimli::Result<()> {
+    let mut data = None;
     let language = root_language(unit_ref);
-    for offset in instances {
-        if short_matches(offset) != Some(true) {
+    for (offset, short) in unit_instances(unit_ref)? {
+        if short != Some(last.as_bytes()) {
             continue;
         }
         let Some((short, linkage, decl)) = names(unit_ref, offset) else {

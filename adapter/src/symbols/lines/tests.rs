@@ -537,6 +537,9 @@ fn this_process_resolves_through_the_symbols_thread() {
         .iter()
         .any(|m| m.executable && m.path.contains("/ld-linux") && (m.start..m.end).contains(&hook));
     assert!(in_loader, "{hook:#x} is not in ld.so's code");
+    // r_brk is the address of _dl_debug_state: a function's first instruction.
+    let step = block_on(service.step_info(hook)).expect("in ld.so");
+    assert_eq!(step.function.map(|f| f.0), Some(hook));
 }
 
 /// 100 lines of one file of latch's own debug build, from a cold start: the time is
@@ -588,6 +591,14 @@ fn resolving_lines_in_a_large_binary_is_quick() {
         functions.len(),
         started.elapsed()
     );
+    let started = std::time::Instant::now();
+    let again = functions_named(&module, "symbols::stack::Stacker::unwind");
+    eprintln!(
+        "then break symbols::stack::Stacker::unwind: {} found in {:?}",
+        again.len(),
+        started.elapsed()
+    );
+    assert_eq!(again.len(), 1);
     let names: Vec<&String> = functions.iter().map(|f| &f.name).collect();
     assert_eq!(names.len(), 1, "{names:?}");
     assert!(
