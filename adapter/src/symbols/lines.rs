@@ -1029,14 +1029,15 @@ pub fn functions_named(info: &ModuleInfo, name: &str) -> Vec<FileFunction> {
 
 type DieOffset = gimli::UnitOffset<usize>;
 
+/// A function or inlined call with code, and the base of its short name.
+type Instance = (DieOffset, Option<&'static [u8]>);
+
 /// The functions and inlined calls of a unit that have code, each with the base of its
 /// short name (`run` for `run<int>`), its own or its abstract origin's or
 /// specification's: one pass over the raw entries, decoding the attributes of those
 /// entries only. Full names (namespaces, from the linkage name) are read later, for
 /// the few that match.
-fn unit_instances(
-    unit_ref: gimli::UnitRef<Reader>,
-) -> gimli::Result<Vec<(DieOffset, Option<&'static [u8]>)>> {
+fn unit_instances(unit_ref: gimli::UnitRef<Reader>) -> gimli::Result<Vec<Instance>> {
     let mut names_seen: FxHashMap<DieOffset, (Option<&'static [u8]>, Option<DieOffset>)> =
         FxHashMap::default();
     let mut instances = Vec::new();
