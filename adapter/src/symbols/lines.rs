@@ -9,7 +9,13 @@
 //! over and over). The choices follow gdb 13's `break FILE:LINE` and `break FUNC`, which
 //! the tests use as the oracle.
 //!
-//! Everything here works in the module's file numbering; `resolve` translates to the
+//! Function names are found the same way: the first search by name reads every unit's
+//! functions once (their short names only) and remembers which units have which name;
+//! a search then reads only those units. A Go program without DWARF has its lines and
+//! functions from Go's own table, any other module without DWARF its functions from
+//! the ELF symbol tables.
+//!
+//! Everything here works in the module's file numbering; `locations` translates to the
 //! process's addresses through the module's mappings.
 
 use std::cell::RefCell;
