@@ -26,7 +26,7 @@ use gimli::AttributeValue;
 use rustc_hash::FxHashMap;
 
 use super::calls;
-use super::module::{demangle, ModuleInfo, Reader, SourceFrame};
+use super::module::{ModuleInfo, Reader, SourceFrame};
 
 /// A source line that has code, and every address that starts it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +94,7 @@ struct Row {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     Function,
     Inlined,
     Block,
@@ -102,32 +102,32 @@ enum Kind {
 
 /// One address range of a function, an inlined call or a lexical block.
 #[derive(Debug, Clone, Copy)]
-struct Scope {
-    low: u64,
-    high: u64,
-    kind: Kind,
+pub(super) struct Scope {
+    pub(super) low: u64,
+    pub(super) high: u64,
+    pub(super) kind: Kind,
     /// The entry's offset in the unit: ranges of one entry share it.
-    die: gimli::UnitOffset<usize>,
-    depth: u32,
+    pub(super) die: gimli::UnitOffset<usize>,
+    pub(super) depth: u32,
     /// Where a breakpoint on it goes before any prologue skip: the low pc of a
     /// function, the entry pc of an inlined call (its first range).
-    entry: u64,
+    pub(super) entry: u64,
     /// The line an inlined call was made from.
-    call_line: u32,
+    pub(super) call_line: u32,
 }
 
 /// What a unit's line program and DIEs say, read when first needed and kept.
-struct UnitData {
+pub(super) struct UnitData {
     rows: Vec<Row>,
     /// Each sequence, sorted by start.
     sequences: Vec<Sequence>,
-    scopes: Scopes,
+    pub(super) scopes: Scopes,
 }
 
 /// A unit's scopes sorted by low address, with the greatest high address up to each,
 /// to find the scopes holding an address without looking at all of them.
-struct Scopes {
-    scopes: Vec<Scope>,
+pub(super) struct Scopes {
+    pub(super) scopes: Vec<Scope>,
     max_high: Vec<u64>,
 }
 
@@ -155,12 +155,12 @@ impl Scopes {
 
 /// The line tables of one file's DWARF.
 pub struct LineTables {
-    sections: gimli::Dwarf<Reader>,
+    pub(super) sections: gimli::Dwarf<Reader>,
     /// Units read again when a file of theirs is asked for: kept, they would hold every
     /// unit's abbreviations and file tables (libc's debug file has 4126 units).
     parsed: RefCell<FxHashMap<u32, Rc<gimli::Unit<Reader>>>>,
     /// `.debug_info` offset of each unit, ascending.
-    starts: Vec<usize>,
+    pub(super) starts: Vec<usize>,
     /// File base name -> (unit, file index) of every file entry by that name. The
     /// names are slices of the (mapped, kept) string sections: a large Rust binary's
     /// units name some 100,000 files, and only the few that match are ever joined
@@ -218,7 +218,7 @@ impl LineTables {
     }
 
     /// The units that have code of a function or inlined call with this short name.
-    fn units_naming(&self, name: &str) -> &[u32] {
+    pub(super) fn units_naming(&self, name: &str) -> &[u32] {
         let functions = self.functions.get_or_init(|| {
             let mut functions: FxHashMap<&'static [u8], Vec<u32>> = FxHashMap::default();
             for (unit, &start) in self.starts.iter().enumerate() {
@@ -226,7 +226,7 @@ impl LineTables {
                     continue;
                 };
                 let unit_ref = gimli::UnitRef::new(&self.sections, &parsed);
-                for (_, short) in unit_instances(unit_ref).unwrap_or_default() {
+                for (_, short) in super::functions::unit_instances(unit_ref).unwrap_or_default() {
                     let Some(short) = short else { continue };
                     let units = functions.entry(short).or_default();
                     if units.last() != Some(&(unit as u32)) {
@@ -253,7 +253,7 @@ impl LineTables {
     }
 
     /// The unit's rows and scopes, read once.
-    fn unit_data(&self, unit: u32) -> Option<Rc<UnitData>> {
+    pub(super) fn unit_data(&self, unit: u32) -> Option<Rc<UnitData>> {
         if let Some(known) = self.data.borrow().get(&unit) {
             return Some(known.clone());
         }
@@ -302,7 +302,10 @@ impl LineTables {
 
 /// Runs a unit's line program; rows in sequences, each sequence sorted by address.
 /// The unit at `start` in `.debug_info`: its header, root and line program header.
-fn parse_unit(sections: &gimli::Dwarf<Reader>, start: usize) -> Option<gimli::Unit<Reader>> {
+pub(super) fn parse_unit(
+    sections: &gimli::Dwarf<Reader>,
+    start: usize,
+) -> Option<gimli::Unit<Reader>> {
     let header = sections
         .debug_info
         .header_from_offset(gimli::DebugInfoOffset(start))
@@ -541,7 +544,7 @@ impl UnitData {
     /// `endbr64` before it), moved to the start of the next row when that lands
     /// mid-row, as amd64_skip_prologue and skip_prologue_sal do; else (no frame
     /// pointer: optimized code) the function's first instruction.
-    fn after_prologue(&self, info: &ModuleInfo, low: u64, high: u64) -> u64 {
+    pub(super) fn after_prologue(&self, info: &ModuleInfo, low: u64, high: u64) -> u64 {
         if let Some(rows) = self.sequence_at(low) {
             let from = rows.partition_point(|r| r.address < low);
             let marked = rows[from..]
@@ -928,309 +931,6 @@ pub fn locations_in_file(
         }
     }
     found.into_iter().collect()
-}
-
-/// A function found by name, in its module's numbering.
-pub struct FileFunction {
-    pub address: u64,
-    pub name: String,
-    pub file: Option<String>,
-    pub line: u32,
-}
-
-/// A name's `::`-separated components, without the parameter list and with no spaces
-/// in template arguments: `shapes::run<int>(int)` is `["shapes", "run<int>"]`.
-fn name_components(name: &str) -> Vec<String> {
-    let mut parts = vec![String::new()];
-    let mut angle = 0usize;
-    let mut chars = name.chars().peekable();
-    while let Some(c) = chars.next() {
-        let part = parts.last_mut().expect("never empty");
-        match c {
-            '<' => {
-                angle += 1;
-                part.push(c);
-            }
-            '>' => {
-                angle = angle.saturating_sub(1);
-                part.push(c);
-            }
-            // A parameter list ends the name (a Go receiver `main.(*T)` does not).
-            '(' if angle == 0 && !part.ends_with('.') => break,
-            ':' if angle == 0 && chars.peek() == Some(&':') => {
-                chars.next();
-                parts.push(String::new());
-            }
-            ' ' if angle > 0 => {}
-            _ => part.push(c),
-        }
-    }
-    parts.into_iter().map(|p| p.trim().to_string()).collect()
-}
-
-/// A name's bytes up to its template arguments.
-fn base_bytes(name: &[u8]) -> &[u8] {
-    match name.iter().position(|&b| b == b'<') {
-        Some(at) => &name[..at],
-        None => name,
-    }
-}
-
-/// A component without its template arguments.
-fn base(component: &str) -> &str {
-    component.split('<').next().unwrap_or("")
-}
-
-/// Whether `name` (demangled) is what `query` asks for: the query's components are the
-/// name's last ones, template arguments compared only where the query gives them (as
-/// gdb: `run` and `run<int>` both find `shapes::run<int>(int)`).
-fn name_matches(query: &[String], name: &str) -> bool {
-    let parts = name_components(name);
-    parts.len() >= query.len()
-        && parts[parts.len() - query.len()..]
-            .iter()
-            .zip(query)
-            .all(|(part, wanted)| part == wanted || (!wanted.contains('<') && base(part) == wanted))
-}
-
-/// Every function called `name` in a module: each concrete instance past its prologue
-/// and each inlined copy at its entry (from DWARF); without DWARF for it, from Go's
-/// table or the ELF symbol tables, at the function's first instruction.
-pub fn functions_named(info: &ModuleInfo, name: &str) -> Vec<FileFunction> {
-    let query = name_components(name);
-    let Some(last) = query.last().map(|l| base(l).to_string()) else {
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    if let Some(tables) = info.line_tables() {
-        for &unit in tables.units_naming(&last) {
-            let Some(start) = tables.starts.get(unit as usize) else {
-                continue;
-            };
-            // Read, walked and dropped: only the units that have the name.
-            if let Some(parsed) = parse_unit(&tables.sections, *start) {
-                let unit_ref = gimli::UnitRef::new(&tables.sections, &parsed);
-                let _ = functions_in_unit(tables, info, unit, unit_ref, &query, &last, &mut found);
-            }
-        }
-    }
-    if !found.is_empty() {
-        return found;
-    }
-    if let Some(go) = info.go_lines() {
-        for (address, full) in go.functions_named(|n| name_matches(&query, n)) {
-            found.push(FileFunction {
-                address,
-                name: full,
-                file: None,
-                line: 0,
-            });
-        }
-        if !found.is_empty() {
-            return found;
-        }
-    }
-    symbols_named(info, &query)
-}
-
-type DieOffset = gimli::UnitOffset<usize>;
-
-/// A function or inlined call with code, and the base of its short name.
-type Instance = (DieOffset, Option<&'static [u8]>);
-
-/// The functions and inlined calls of a unit that have code, each with the base of its
-/// short name (`run` for `run<int>`), its own or its abstract origin's or
-/// specification's: one pass over the raw entries, decoding the attributes of those
-/// entries only. Full names (namespaces, from the linkage name) are read later, for
-/// the few that match.
-fn unit_instances(unit_ref: gimli::UnitRef<Reader>) -> gimli::Result<Vec<Instance>> {
-    let mut names_seen: FxHashMap<DieOffset, (Option<&'static [u8]>, Option<DieOffset>)> =
-        FxHashMap::default();
-    let mut instances = Vec::new();
-    let mut entries = unit_ref.entries_raw(None)?;
-    while !entries.is_empty() {
-        let offset = entries.next_offset();
-        let Some(abbrev) = entries.read_abbreviation()? else {
-            continue;
-        };
-        let tag = abbrev.tag();
-        if tag != gimli::DW_TAG_subprogram && tag != gimli::DW_TAG_inlined_subroutine {
-            entries.skip_attributes(abbrev.attributes())?;
-            continue;
-        }
-        let (mut named, mut origin, mut code) = (None, None, false);
-        for spec in abbrev.attributes() {
-            let attr = entries.read_attribute(*spec)?;
-            match attr.name() {
-                gimli::DW_AT_name => {
-                    named = unit_ref
-                        .attr_string(attr.value())
-                        .ok()
-                        .map(|name| base_bytes(name.slice()));
-                }
-                gimli::DW_AT_abstract_origin | gimli::DW_AT_specification => {
-                    if let AttributeValue::UnitRef(target) = attr.value() {
-                        origin = Some(target);
-                    }
-                }
-                gimli::DW_AT_low_pc | gimli::DW_AT_ranges => code = true,
-                _ => {}
-            }
-        }
-        names_seen.insert(offset, (named, origin));
-        if code {
-            instances.push(offset);
-        }
-    }
-    let short_name = |mut offset| {
-        // Chains are short; a loop is a bad file.
-        for _ in 0..16 {
-            let (named, origin) = names_seen.get(&offset)?;
-            if named.is_some() {
-                return *named;
-            }
-            offset = (*origin)?;
-        }
-        None
-    };
-    Ok(instances
-        .into_iter()
-        .map(|offset| (offset, short_name(offset)))
-        .collect())
-}
-
-fn functions_in_unit(
-    tables: &LineTables,
-    info: &ModuleInfo,
-    unit: u32,
-    unit_ref: gimli::UnitRef<Reader>,
-    query: &[String],
-    last: &str,
-    found: &mut Vec<FileFunction>,
-) -> gimli::Result<()> {
-    let mut data = None;
-    let language = root_language(unit_ref);
-    for (offset, short) in unit_instances(unit_ref)? {
-        if short != Some(last.as_bytes()) {
-            continue;
-        }
-        let Some((short, linkage, decl)) = names(unit_ref, offset) else {
-            continue;
-        };
-        let full = match &linkage {
-            Some(linkage) => demangle(linkage, language),
-            None => short.clone(),
-        };
-        if !name_matches(query, &full) {
-            continue;
-        }
-        let data = match &data {
-            Some(data) => data,
-            None => data.insert(tables.unit_data(unit).ok_or(gimli::Error::Io)?),
-        };
-        let Some(scope) = data.scopes.scopes.iter().find(|s| s.die == offset) else {
-            continue;
-        };
-        let address = match scope.kind {
-            Kind::Function => data.after_prologue(info, scope.low, scope.high),
-            _ => scope.entry,
-        };
-        let (file, line) = match decl {
-            Some((file, line)) => (calls::file_path(unit_ref, file), line),
-            None => (None, 0),
-        };
-        found.push(FileFunction {
-            address,
-            name: full,
-            file,
-            line,
-        });
-    }
-    Ok(())
-}
-
-fn root_language(unit: gimli::UnitRef<Reader>) -> Option<gimli::DwLang> {
-    let mut entries = unit.entries();
-    let root = entries.next_dfs().ok()??;
-    match root.attr_value(gimli::DW_AT_language) {
-        Some(AttributeValue::Language(language)) => Some(language),
-        _ => None,
-    }
-}
-
-/// A function's short name, linkage name and declaration (file index, line).
-type Names = (String, Option<String>, Option<(u64, u32)>);
-
-/// The short name, linkage name and declaration (file index, line) of a function or
-/// inlined call, following its abstract origin and specification.
-fn names(unit: gimli::UnitRef<Reader>, entry: gimli::UnitOffset<usize>) -> Option<Names> {
-    let mut entry = entry;
-    let (mut short, mut linkage, mut decl_file, mut decl_line) = (None, None, None, None);
-    for _ in 0..16 {
-        let die = unit.entry(entry).ok()?;
-        let text = |name| {
-            let value = die.attr_value(name)?;
-            Some(unit.attr_string(value).ok()?.to_string_lossy().into_owned())
-        };
-        if short.is_none() {
-            short = text(gimli::DW_AT_name);
-        }
-        if linkage.is_none() {
-            linkage =
-                text(gimli::DW_AT_linkage_name).or_else(|| text(gimli::DW_AT_MIPS_linkage_name));
-        }
-        if decl_file.is_none() {
-            if let Some(AttributeValue::FileIndex(index)) = die.attr_value(gimli::DW_AT_decl_file) {
-                decl_file = Some(index);
-            }
-        }
-        if decl_line.is_none() {
-            decl_line = die
-                .attr_value(gimli::DW_AT_decl_line)
-                .and_then(|v| v.udata_value())
-                .map(|l| l as u32);
-        }
-        let next = die
-            .attr_value(gimli::DW_AT_abstract_origin)
-            .or_else(|| die.attr_value(gimli::DW_AT_specification));
-        match next {
-            Some(AttributeValue::UnitRef(offset)) => entry = offset,
-            _ => break,
-        }
-    }
-    let decl = decl_file.map(|file| (file, decl_line.unwrap_or(0)));
-    Some((short?, linkage, decl))
-}
-
-/// Functions named `query` in the ELF symbol tables, at their first instruction.
-fn symbols_named(info: &ModuleInfo, query: &[String]) -> Vec<FileFunction> {
-    use object::{Object, ObjectSymbol};
-    let mut found: BTreeMap<u64, String> = BTreeMap::new();
-    for data in info.symbol_files() {
-        let Ok(file) = object::File::parse(*data) else {
-            continue;
-        };
-        for symbol in file.symbols().chain(file.dynamic_symbols()) {
-            if symbol.kind() != object::SymbolKind::Text || symbol.address() == 0 {
-                continue;
-            }
-            let Ok(raw) = symbol.name() else { continue };
-            let raw = raw.split_once('@').map_or(raw, |(bare, _)| bare);
-            let name = demangle(raw, None);
-            if name_matches(query, &name) {
-                found.entry(symbol.address()).or_insert(name);
-            }
-        }
-    }
-    found
-        .into_iter()
-        .map(|(address, name)| FileFunction {
-            address,
-            name,
-            file: None,
-            line: 0,
-        })
-        .collect()
 }
 
 /// What stepping needs about `address` (file numbering), all in file numbering.

@@ -3,6 +3,7 @@
 //! `lines`, in the file's own numbering (no process), and must agree.
 
 use super::*;
+use crate::symbols::functions::{functions_named, name_components, name_matches};
 use crate::symbols::module::map_file;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
