@@ -715,5 +715,10 @@ fn go_lines_and_functions_agree_with_gdb() {
             .map(|f| f.address)
             .collect();
         assert_eq!(bare, [entry], "{name} without DWARF");
+        // Stepping there without DWARF: Go's table gives the line's run and the function.
+        let step = step_in_file(&stripped, entry);
+        assert!(step.has_lines && step.statement_start, "{name}");
+        assert_eq!(step.row.map(|r| r.0), Some(entry));
+        assert_eq!(step.function.map(|f| f.0), Some(entry));
     }
 }
