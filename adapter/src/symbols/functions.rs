@@ -112,7 +112,7 @@ pub fn functions_named(info: &ModuleInfo, name: &str) -> Vec<FileFunction> {
             return found;
         }
     }
-    symbols_named(info, &query)
+    symbols_named(info, &query, &last)
 }
 
 type DieOffset = gimli::UnitOffset<usize>;
@@ -285,7 +285,7 @@ fn names(unit: gimli::UnitRef<Reader>, entry: gimli::UnitOffset<usize>) -> Optio
 }
 
 /// Functions named `query` in the ELF symbol tables, at their first instruction.
-fn symbols_named(info: &ModuleInfo, query: &[String]) -> Vec<FileFunction> {
+fn symbols_named(info: &ModuleInfo, query: &[String], last: &str) -> Vec<FileFunction> {
     use object::{Object, ObjectSymbol};
     let mut found: BTreeMap<u64, String> = BTreeMap::new();
     for data in info.symbol_files() {
@@ -298,6 +298,11 @@ fn symbols_named(info: &ModuleInfo, query: &[String]) -> Vec<FileFunction> {
             }
             let Ok(raw) = symbol.name() else { continue };
             let raw = raw.split_once('@').map_or(raw, |(bare, _)| bare);
+            // C++ and Rust manglings spell identifiers out: only a name that holds the
+            // last one asked for is demangled (a large binary has 100,000 symbols).
+            if !raw.contains(last) {
+                continue;
+            }
             let name = demangle(raw, None);
             if name_matches(query, &name) {
                 found.entry(symbol.address()).or_insert(name);

@@ -496,6 +496,26 @@ fn this_process_resolves_through_the_symbols_thread() {
     service.attach(std::process::id() as crate::procfs::Pid, None);
     let target = resolution_target as *const () as u64;
     assert_eq!(resolution_target(1), 8);
+    // The first request pays for every module's line index (this test binary's, libc's
+    // and the loader's, read ahead since the attach): printed, not asserted.
+    let started = std::time::Instant::now();
+    let stack_rs = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/symbols/stack.rs");
+    let first = block_on(service.resolve_lines(
+        stack_rs.to_string_lossy().into(),
+        (1..=100).map(|i| i * 6).collect(),
+    ));
+    eprintln!(
+        "this process, 100 lines of stack.rs, first request: {} resolved in {:?}",
+        first.iter().filter(|l| l.found.is_ok()).count(),
+        started.elapsed()
+    );
+    let started = std::time::Instant::now();
+    let found = block_on(service.resolve_function("level_that_does_not_exist".into()));
+    eprintln!(
+        "this process, first function search: {:?} in {:?}",
+        found.err(),
+        started.elapsed()
+    );
     for name in [
         "resolution_target",
         "lines::tests::resolution_target",
