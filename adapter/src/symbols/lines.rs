@@ -9,7 +9,13 @@
 //! over and over). The choices follow gdb 13's `break FILE:LINE` and `break FUNC`, which
 //! the tests use as the oracle.
 //!
-//! Everything here works in the module's file numbering; `resolve` translates to the
+//! Function names are found the same way: the first search by name reads every unit's
+//! functions once (their short names only) and remembers which units have which name;
+//! a search then reads only those units. A Go program without DWARF has its lines and
+//! functions from Go's own table, any other module without DWARF its functions from
+//! the ELF symbol tables.
+//!
+//! Everything here works in the module's file numbering; `locations` translates to the
 //! process's addresses through the module's mappings.
 
 use std::cell::RefCell;
@@ -20,7 +26,7 @@ use gimli::AttributeValue;
 use rustc_hash::FxHashMap;
 
 use super::calls;
-use super::module::{demangle, ModuleInfo, Reader, SourceFrame};
+use super::module::{ModuleInfo, Reader, SourceFrame};
 
 /// A source line that has code, and every address that starts it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +94,7 @@ struct Row {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     Function,
     Inlined,
     Block,
@@ -96,32 +102,32 @@ enum Kind {
 
 /// One address range of a function, an inlined call or a lexical block.
 #[derive(Debug, Clone, Copy)]
-struct Scope {
-    low: u64,
-    high: u64,
-    kind: Kind,
+pub(super) struct Scope {
+    pub(super) low: u64,
+    pub(super) high: u64,
+    pub(super) kind: Kind,
     /// The entry's offset in the unit: ranges of one entry share it.
-    die: gimli::UnitOffset<usize>,
-    depth: u32,
+    pub(super) die: gimli::UnitOffset<usize>,
+    pub(super) depth: u32,
     /// Where a breakpoint on it goes before any prologue skip: the low pc of a
     /// function, the entry pc of an inlined call (its first range).
-    entry: u64,
+    pub(super) entry: u64,
     /// The line an inlined call was made from.
-    call_line: u32,
+    pub(super) call_line: u32,
 }
 
 /// What a unit's line program and DIEs say, read when first needed and kept.
-struct UnitData {
+pub(super) struct UnitData {
     rows: Vec<Row>,
-    /// (start, end, first row, end row) of each sequence, sorted by start.
-    sequences: Vec<(u64, u64, usize, usize)>,
-    scopes: Scopes,
+    /// Each sequence, sorted by start.
+    sequences: Vec<Sequence>,
+    pub(super) scopes: Scopes,
 }
 
 /// A unit's scopes sorted by low address, with the greatest high address up to each,
 /// to find the scopes holding an address without looking at all of them.
-struct Scopes {
-    scopes: Vec<Scope>,
+pub(super) struct Scopes {
+    pub(super) scopes: Vec<Scope>,
     max_high: Vec<u64>,
 }
 
@@ -149,17 +155,22 @@ impl Scopes {
 
 /// The line tables of one file's DWARF.
 pub struct LineTables {
-    sections: gimli::Dwarf<Reader>,
-    /// Parallel to `starts`; `None` for a unit that could not be read.
-    units: Vec<Option<gimli::Unit<Reader>>>,
+    pub(super) sections: gimli::Dwarf<Reader>,
+    /// Units read again when a file of theirs is asked for: kept, they would hold every
+    /// unit's abbreviations and file tables (libc's debug file has 4126 units).
+    parsed: RefCell<FxHashMap<u32, Rc<gimli::Unit<Reader>>>>,
     /// `.debug_info` offset of each unit, ascending.
-    starts: Vec<usize>,
+    pub(super) starts: Vec<usize>,
     /// File base name -> (unit, file index) of every file entry by that name. The
     /// names are slices of the (mapped, kept) string sections: a large Rust binary's
     /// units name some 100,000 files, and only the few that match are ever joined
     /// into full paths.
     by_name: FxHashMap<&'static [u8], Vec<(u32, u32)>>,
     data: RefCell<FxHashMap<u32, Rc<UnitData>>>,
+    /// Function short name (without template arguments) -> the units with code of a
+    /// function or inlined call by that name: read on the first search by name (one
+    /// pass over every unit), so later searches read only those units.
+    functions: std::cell::OnceCell<FxHashMap<&'static [u8], Vec<u32>>>,
 }
 
 impl LineTables {
@@ -169,14 +180,8 @@ impl LineTables {
         sections.populate_abbreviations_cache(gimli::AbbreviationsCacheStrategy::Duplicates);
         let starts: Vec<usize> = dwarf.unit_spans().iter().map(|s| s.0).collect();
         let mut by_name: FxHashMap<&'static [u8], Vec<(u32, u32)>> = FxHashMap::default();
-        let mut units = Vec::with_capacity(starts.len());
         for (index, &start) in starts.iter().enumerate() {
-            let unit = sections
-                .debug_info
-                .header_from_offset(gimli::DebugInfoOffset(start))
-                .and_then(|header| sections.unit(header));
-            let Ok(unit) = unit else {
-                units.push(None);
+            let Some(unit) = parse_unit(&sections, start) else {
                 continue;
             };
             if let Some(program) = &unit.line_program {
@@ -201,28 +206,59 @@ impl LineTables {
                         .push((index as u32, file as u32));
                 }
             }
-            units.push(Some(unit));
         }
         LineTables {
             sections,
-            units,
+            parsed: RefCell::default(),
             starts,
             by_name,
             data: RefCell::default(),
+            functions: std::cell::OnceCell::new(),
         }
     }
 
-    fn unit_ref(&self, unit: u32) -> Option<gimli::UnitRef<'_, Reader>> {
-        let parsed = self.units.get(unit as usize)?.as_ref()?;
-        Some(gimli::UnitRef::new(&self.sections, parsed))
+    /// The units that have code of a function or inlined call with this short name.
+    pub(super) fn units_naming(&self, name: &str) -> &[u32] {
+        let functions = self.functions.get_or_init(|| {
+            let mut functions: FxHashMap<&'static [u8], Vec<u32>> = FxHashMap::default();
+            for (unit, &start) in self.starts.iter().enumerate() {
+                let Some(parsed) = parse_unit(&self.sections, start) else {
+                    continue;
+                };
+                let unit_ref = gimli::UnitRef::new(&self.sections, &parsed);
+                for (_, short) in super::functions::unit_instances(unit_ref).unwrap_or_default() {
+                    let Some(short) = short else { continue };
+                    let units = functions.entry(short).or_default();
+                    if units.last() != Some(&(unit as u32)) {
+                        units.push(unit as u32);
+                    }
+                }
+            }
+            functions
+        });
+        functions.get(name.as_bytes()).map_or(&[], Vec::as_slice)
+    }
+
+    /// A unit, read once asked for.
+    fn unit(&self, index: u32) -> Option<Rc<gimli::Unit<Reader>>> {
+        if let Some(known) = self.parsed.borrow().get(&index) {
+            return Some(known.clone());
+        }
+        let unit = Rc::new(parse_unit(
+            &self.sections,
+            *self.starts.get(index as usize)?,
+        )?);
+        self.parsed.borrow_mut().insert(index, unit.clone());
+        Some(unit)
     }
 
     /// The unit's rows and scopes, read once.
-    fn unit_data(&self, unit: u32) -> Option<Rc<UnitData>> {
+    pub(super) fn unit_data(&self, unit: u32) -> Option<Rc<UnitData>> {
         if let Some(known) = self.data.borrow().get(&unit) {
             return Some(known.clone());
         }
-        let unit_ref = self.unit_ref(unit)?;
+        let parsed = self.unit(unit)?;
+        let unit_ref = gimli::UnitRef::new(&self.sections, &parsed);
         let (rows, sequences) = read_rows(unit_ref);
         let scopes = Scopes::new(read_scopes(unit_ref).unwrap_or_default());
         let data = Rc::new(UnitData {
@@ -243,7 +279,7 @@ impl LineTables {
                 .filter_map(|s| self.starts.binary_search(s).ok())
                 .map(|i| i as u32)
                 .collect(),
-            None => (0..self.units.len() as u32).collect(),
+            None => (0..self.starts.len() as u32).collect(),
         }
     }
 
@@ -255,7 +291,9 @@ impl LineTables {
         found
             .iter()
             .filter_map(|&(unit, file)| {
-                let path = calls::file_path(self.unit_ref(unit)?, u64::from(file))?;
+                let parsed = self.unit(unit)?;
+                let unit_ref = gimli::UnitRef::new(&self.sections, &parsed);
+                let path = calls::file_path(unit_ref, u64::from(file))?;
                 Some((unit, file, path))
             })
             .collect()
@@ -263,7 +301,22 @@ impl LineTables {
 }
 
 /// Runs a unit's line program; rows in sequences, each sequence sorted by address.
-fn read_rows(unit: gimli::UnitRef<Reader>) -> (Vec<Row>, Vec<(u64, u64, usize, usize)>) {
+/// The unit at `start` in `.debug_info`: its header, root and line program header.
+pub(super) fn parse_unit(
+    sections: &gimli::Dwarf<Reader>,
+    start: usize,
+) -> Option<gimli::Unit<Reader>> {
+    let header = sections
+        .debug_info
+        .header_from_offset(gimli::DebugInfoOffset(start))
+        .ok()?;
+    sections.unit(header).ok()
+}
+
+/// (start, end, first row, end row) of a sequence.
+type Sequence = (u64, u64, usize, usize);
+
+fn read_rows(unit: gimli::UnitRef<Reader>) -> (Vec<Row>, Vec<Sequence>) {
     let mut rows = Vec::new();
     let mut sequences = Vec::new();
     let Some(program) = unit.line_program.clone() else {
@@ -491,7 +544,7 @@ impl UnitData {
     /// `endbr64` before it), moved to the start of the next row when that lands
     /// mid-row, as amd64_skip_prologue and skip_prologue_sal do; else (no frame
     /// pointer: optimized code) the function's first instruction.
-    fn after_prologue(&self, info: &ModuleInfo, low: u64, high: u64) -> u64 {
+    pub(super) fn after_prologue(&self, info: &ModuleInfo, low: u64, high: u64) -> u64 {
         if let Some(rows) = self.sequence_at(low) {
             let from = rows.partition_point(|r| r.address < low);
             let marked = rows[from..]
@@ -632,7 +685,10 @@ pub fn resolve_in_files(
 ) -> Vec<Result<FileLine, String>> {
     let (matches, paths) = match match_file(infos, path) {
         Ok(found) => found,
-        Err(why) => return lines.iter().map(|_| Err(why.clone())).collect(),
+        Err(why) => {
+            return resolve_in_go_tables(infos, path, lines)
+                .unwrap_or_else(|| lines.iter().map(|_| Err(why.clone())).collect())
+        }
     };
     // Per matching unit, its breakpoint rows (gdb's is_stmt entries) in the file,
     // sorted by line then address: each line is then a binary search.
@@ -670,6 +726,119 @@ pub fn resolve_in_files(
 }
 
 type Found = (u32, Option<u32>, Vec<(usize, u64)>);
+
+/// A line's start in Go's table, in a module.
+struct GoRow {
+    module: usize,
+    function: u64,
+    inlined: i32,
+    pc: u64,
+    line: u32,
+}
+
+/// Where a Go function's body starts: past the check of the stack bound that opens it
+/// (`cmp rsp, [r14+16]; jbe more_stack`, or with `lea r12, [rsp-N]` first for a large
+/// frame), where gdb breaks with Go's DWARF (its prologue_end). The entry when the code
+/// is not at hand or does not open so.
+fn go_after_stack_check(info: &ModuleInfo, entry: u64) -> u64 {
+    let Some(code) = info.code_bytes(entry, 24) else {
+        return entry;
+    };
+    let mut at = 0;
+    // lea r12, [rsp-disp8] / [rsp-disp32]
+    if code.starts_with(&[0x4c, 0x8d, 0x64, 0x24]) {
+        at = 5;
+    } else if code.starts_with(&[0x4c, 0x8d, 0xa4, 0x24]) {
+        at = 8;
+    }
+    // cmp rsp, [r14+16] (49 3b 66 10) or cmp r12, [r14+16] (4d 3b 66 10)
+    let compares = matches!(code.get(at..at + 4), Some([0x49 | 0x4d, 0x3b, 0x66, 0x10]));
+    if !compares {
+        return entry;
+    }
+    at += 4;
+    match code.get(at..at + 2) {
+        Some([0x76, _]) => entry + at as u64 + 2,
+        Some([0x0f, 0x86]) => entry + at as u64 + 6,
+        _ => entry,
+    }
+}
+
+/// Lines of Go programs without DWARF, from Go's own table: files matched as with
+/// DWARF; for each line, the lowest address that starts it in each function. `None`
+/// when no such program has the file.
+fn resolve_in_go_tables(
+    infos: &[Rc<ModuleInfo>],
+    path: &str,
+    lines: &[u32],
+) -> Option<Vec<Result<FileLine, String>>> {
+    let wanted = requested_components(path);
+    let name = wanted.last()?;
+    let mut best = 0;
+    // (module, function entry, inlined call, pc, line) and the file it is in.
+    let mut found: Vec<(GoRow, &'static str)> = Vec::new();
+    for (module, info) in infos.iter().enumerate() {
+        if info.line_tables().is_some() {
+            continue;
+        }
+        let Some(go) = info.go_lines() else { continue };
+        let starts = go.line_starts(|file| file.rsplit('/').next() == Some(name.as_str()));
+        for start in starts {
+            let score = common_suffix(&wanted, &components(start.file));
+            if score < best {
+                continue;
+            }
+            if score > best {
+                best = score;
+                found.clear();
+            }
+            let function = go.function_range(start.pc).map_or(start.pc, |f| f.0);
+            // As gdb with Go's DWARF: past the stack-bound check at a function's entry.
+            let pc = match start.pc == function && start.inlined < 0 {
+                true => go_after_stack_check(info, function),
+                false => start.pc,
+            };
+            let row = GoRow {
+                module,
+                function,
+                inlined: start.inlined,
+                pc,
+                line: start.line,
+            };
+            found.push((row, start.file));
+        }
+    }
+    let shown = found.first()?.1.to_string();
+    let mut rows: Vec<GoRow> = found.into_iter().map(|f| f.0).collect();
+    rows.sort_unstable_by_key(|r| (r.line, r.module, r.function, r.inlined, r.pc));
+    Some(
+        lines
+            .iter()
+            .map(|&requested| {
+                let at = rows.partition_point(|r| r.line < requested);
+                let line = rows
+                    .get(at)
+                    .map(|r| r.line)
+                    .ok_or_else(|| format!("no code at or after line {requested} of {shown}"))?;
+                let mut addresses: Vec<(usize, u64)> = Vec::new();
+                let mut functions = BTreeSet::new();
+                // One per function and inlined call, as gdb's one per block.
+                for r in rows[at..].iter().take_while(|r| r.line == line) {
+                    if functions.insert((r.module, r.function, r.inlined)) {
+                        addresses.push((r.module, r.pc));
+                    }
+                }
+                addresses.sort_unstable();
+                Ok(FileLine {
+                    line,
+                    column: None,
+                    file: shown.clone(),
+                    addresses,
+                })
+            })
+            .collect(),
+    )
+}
 
 fn resolve_one(
     infos: &[Rc<ModuleInfo>],
@@ -750,8 +919,10 @@ pub fn locations_in_file(
         else {
             continue;
         };
+        // The rows `resolve_in_files` sets breakpoints on: each line listed resolves to
+        // itself.
         for row in &unit.rows {
-            if row.flags & LINE_START != 0
+            if row.flags & (STMT | GDB_ENTRY) == STMT | GDB_ENTRY
                 && (line..=end_line).contains(&row.line)
                 && m.files.contains(&row.file)
             {
@@ -760,242 +931,6 @@ pub fn locations_in_file(
         }
     }
     found.into_iter().collect()
-}
-
-/// A function found by name, in its module's numbering.
-pub struct FileFunction {
-    pub address: u64,
-    pub name: String,
-    pub file: Option<String>,
-    pub line: u32,
-}
-
-/// A name's `::`-separated components, without the parameter list and with no spaces
-/// in template arguments: `shapes::run<int>(int)` is `["shapes", "run<int>"]`.
-fn name_components(name: &str) -> Vec<String> {
-    let mut parts = vec![String::new()];
-    let mut angle = 0usize;
-    let mut chars = name.chars().peekable();
-    while let Some(c) = chars.next() {
-        let part = parts.last_mut().expect("never empty");
-        match c {
-            '<' => {
-                angle += 1;
-                part.push(c);
-            }
-            '>' => {
-                angle = angle.saturating_sub(1);
-                part.push(c);
-            }
-            // A parameter list ends the name (a Go receiver `main.(*T)` does not).
-            '(' if angle == 0 && !part.ends_with('.') => break,
-            ':' if angle == 0 && chars.peek() == Some(&':') => {
-                chars.next();
-                parts.push(String::new());
-            }
-            ' ' if angle > 0 => {}
-            _ => part.push(c),
-        }
-    }
-    parts.into_iter().map(|p| p.trim().to_string()).collect()
-}
-
-/// A component without its template arguments.
-fn base(component: &str) -> &str {
-    component.split('<').next().unwrap_or("")
-}
-
-/// Whether `name` (demangled) is what `query` asks for: the query's components are the
-/// name's last ones, template arguments compared only where the query gives them (as
-/// gdb: `run` and `run<int>` both find `shapes::run<int>(int)`).
-fn name_matches(query: &[String], name: &str) -> bool {
-    let parts = name_components(name);
-    parts.len() >= query.len()
-        && parts[parts.len() - query.len()..]
-            .iter()
-            .zip(query)
-            .all(|(part, wanted)| part == wanted || (!wanted.contains('<') && base(part) == wanted))
-}
-
-/// Every function called `name` in a module: each concrete instance past its prologue
-/// and each inlined copy at its entry (from DWARF); without DWARF for it, from Go's
-/// table or the ELF symbol tables, at the function's first instruction.
-pub fn functions_named(info: &ModuleInfo, name: &str) -> Vec<FileFunction> {
-    let query = name_components(name);
-    let Some(last) = query.last().map(|l| base(l).to_string()) else {
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    if let Some(tables) = info.line_tables() {
-        for unit in 0..tables.units.len() as u32 {
-            if let Some(unit_ref) = tables.unit_ref(unit) {
-                let _ = functions_in_unit(tables, info, unit, unit_ref, &query, &last, &mut found);
-            }
-        }
-    }
-    if !found.is_empty() {
-        return found;
-    }
-    if let Some(go) = info.go_lines() {
-        for (address, full) in go.functions_named(|n| name_matches(&query, n)) {
-            found.push(FileFunction {
-                address,
-                name: full,
-                file: None,
-                line: 0,
-            });
-        }
-        if !found.is_empty() {
-            return found;
-        }
-    }
-    symbols_named(info, &query)
-}
-
-fn functions_in_unit(
-    tables: &LineTables,
-    info: &ModuleInfo,
-    unit: u32,
-    unit_ref: gimli::UnitRef<Reader>,
-    query: &[String],
-    last: &str,
-    found: &mut Vec<FileFunction>,
-) -> gimli::Result<()> {
-    let mut data = None;
-    let language = root_language(unit_ref);
-    let mut entries = unit_ref.entries();
-    while let Some(entry) = entries.next_dfs()? {
-        let tag = entry.tag();
-        if tag != gimli::DW_TAG_subprogram && tag != gimli::DW_TAG_inlined_subroutine {
-            continue;
-        }
-        // Only entries with code, and whose own short name is the query's last part,
-        // have their full names read.
-        let has_code = entry.attr_value(gimli::DW_AT_low_pc).is_some()
-            || entry.attr_value(gimli::DW_AT_ranges).is_some();
-        if !has_code {
-            continue;
-        }
-        let Some((short, linkage, decl)) = names(unit_ref, entry.offset()) else {
-            continue;
-        };
-        if name_components(&short).last().map(|l| base(l)) != Some(last) {
-            continue;
-        }
-        let full = match &linkage {
-            Some(linkage) => demangle(linkage, language),
-            None => short.clone(),
-        };
-        if !name_matches(query, &full) {
-            continue;
-        }
-        let data = match &data {
-            Some(data) => data,
-            None => data.insert(tables.unit_data(unit).ok_or(gimli::Error::Io)?),
-        };
-        let Some(scope) = data.scopes.scopes.iter().find(|s| s.die == entry.offset()) else {
-            continue;
-        };
-        let address = match scope.kind {
-            Kind::Function => data.after_prologue(info, scope.low, scope.high),
-            _ => scope.entry,
-        };
-        let (file, line) = match decl {
-            Some((file, line)) => (calls::file_path(unit_ref, file), line),
-            None => (None, 0),
-        };
-        found.push(FileFunction {
-            address,
-            name: full,
-            file,
-            line,
-        });
-    }
-    Ok(())
-}
-
-fn root_language(unit: gimli::UnitRef<Reader>) -> Option<gimli::DwLang> {
-    let mut entries = unit.entries();
-    let root = entries.next_dfs().ok()??;
-    match root.attr_value(gimli::DW_AT_language) {
-        Some(AttributeValue::Language(language)) => Some(language),
-        _ => None,
-    }
-}
-
-/// The short name, linkage name and declaration (file index, line) of a function or
-/// inlined call, following its abstract origin and specification.
-fn names(
-    unit: gimli::UnitRef<Reader>,
-    entry: gimli::UnitOffset<usize>,
-) -> Option<(String, Option<String>, Option<(u64, u32)>)> {
-    let mut entry = entry;
-    let (mut short, mut linkage, mut decl_file, mut decl_line) = (None, None, None, None);
-    for _ in 0..16 {
-        let die = unit.entry(entry).ok()?;
-        let text = |name| {
-            let value = die.attr_value(name)?;
-            Some(unit.attr_string(value).ok()?.to_string_lossy().into_owned())
-        };
-        if short.is_none() {
-            short = text(gimli::DW_AT_name);
-        }
-        if linkage.is_none() {
-            linkage =
-                text(gimli::DW_AT_linkage_name).or_else(|| text(gimli::DW_AT_MIPS_linkage_name));
-        }
-        if decl_file.is_none() {
-            if let Some(AttributeValue::FileIndex(index)) = die.attr_value(gimli::DW_AT_decl_file) {
-                decl_file = Some(index);
-            }
-        }
-        if decl_line.is_none() {
-            decl_line = die
-                .attr_value(gimli::DW_AT_decl_line)
-                .and_then(|v| v.udata_value())
-                .map(|l| l as u32);
-        }
-        let next = die
-            .attr_value(gimli::DW_AT_abstract_origin)
-            .or_else(|| die.attr_value(gimli::DW_AT_specification));
-        match next {
-            Some(AttributeValue::UnitRef(offset)) => entry = offset,
-            _ => break,
-        }
-    }
-    let decl = decl_file.map(|file| (file, decl_line.unwrap_or(0)));
-    Some((short?, linkage, decl))
-}
-
-/// Functions named `query` in the ELF symbol tables, at their first instruction.
-fn symbols_named(info: &ModuleInfo, query: &[String]) -> Vec<FileFunction> {
-    use object::{Object, ObjectSymbol};
-    let mut found: BTreeMap<u64, String> = BTreeMap::new();
-    for data in info.symbol_files() {
-        let Ok(file) = object::File::parse(*data) else {
-            continue;
-        };
-        for symbol in file.symbols().chain(file.dynamic_symbols()) {
-            if symbol.kind() != object::SymbolKind::Text || symbol.address() == 0 {
-                continue;
-            }
-            let Ok(raw) = symbol.name() else { continue };
-            let raw = raw.split_once('@').map_or(raw, |(bare, _)| bare);
-            let name = demangle(raw, None);
-            if name_matches(query, &name) {
-                found.entry(symbol.address()).or_insert(name);
-            }
-        }
-    }
-    found
-        .into_iter()
-        .map(|(address, name)| FileFunction {
-            address,
-            name,
-            file: None,
-            line: 0,
-        })
-        .collect()
 }
 
 /// What stepping needs about `address` (file numbering), all in file numbering.
@@ -1038,6 +973,12 @@ pub fn step_in_file(info: &ModuleInfo, address: u64) -> FileStep {
                 step.after_prologue = Some(data.after_prologue(info, function.low, function.high));
             }
             break;
+        }
+    }
+    if step.row.is_none() {
+        if let Some((start, end, starts)) = info.go_lines().and_then(|go| go.line_run_at(address)) {
+            step.row = Some((start, end));
+            step.statement_start = starts && start == address;
         }
     }
     if step.function.is_none() {

@@ -1,11 +1,13 @@
-//! Breakpoint and stepping locations in a process: what `lines` finds in each module's
-//! own numbering, translated through the module's mappings to the addresses the
-//! process runs at, and the dynamic loader's hook for noticing libraries come and go.
+//! Breakpoint and stepping locations in a process: what `lines` and `functions` find
+//! in each module's own numbering, translated through the module's mappings to the
+//! addresses the process runs at, and the dynamic loader's hook for noticing libraries
+//! come and go.
 
 use std::rc::Rc;
 
 use object::{Object, ObjectSymbol};
 
+use super::functions;
 use super::lines::{self, FunctionLocation, LineResolution, ResolvedLine, StepInfo};
 use super::maps::Module;
 use super::module::ModuleInfo;
@@ -81,7 +83,7 @@ pub fn resolve_function(
     let modules = stacker.modules();
     let mut found: Vec<FunctionLocation> = Vec::new();
     for (index, info) in infos.iter().enumerate() {
-        for function in lines::functions_named(info, name) {
+        for function in functions::functions_named(info, name) {
             let Some(address) = runtime_code_address(&modules[index], info, function.address)
             else {
                 continue;

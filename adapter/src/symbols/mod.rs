@@ -2,11 +2,15 @@
 //! (`maps`), what each file's DWARF, symbol tables and CFI say (`module`; ELF symbol tables in `symtab`; addresses to
 //! source lines unit by unit in `dwarf`; inflated sections kept on disk in `cache`),
 //! the loaded image of a file in the target's memory (`image`: its build-id),
-//! the unwinder (`unwind`, reading memory through `memory`), and whole stacks (`stack`).
+//! the unwinder (`unwind`, reading memory through `memory`), and whole stacks (`stack`);
+//! for breakpoints and stepping, source lines (`lines`) and function names (`functions`)
+//! to addresses and what stepping needs at an address, in a file's own numbering, and
+//! the same in the process's (`locations`, with the dynamic loader's hook).
 
 pub mod cache;
 pub mod calls;
 pub mod dwarf;
+pub mod functions;
 pub mod gopclntab;
 pub mod image;
 pub mod lines;

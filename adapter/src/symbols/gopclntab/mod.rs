@@ -357,6 +357,61 @@ impl GoLineTable {
             .collect()
     }
 
+    /// Where lines start in files that `wanted` accepts, for breakpoints in a program
+    /// without DWARF: (pc, file, line) at the start of each run of one file and line in
+    /// each function's pc-line table (which gives inlined code its own lines), with the
+    /// index of the inlined call the pc is in (-1: the function's own code).
+    pub fn line_starts(&self, wanted: impl Fn(&str) -> bool) -> Vec<LineStart> {
+        let mut starts = Vec::new();
+        for index in 0..self.function_count {
+            let Some(func) = self.func(index) else {
+                continue;
+            };
+            let mut start = func.entry;
+            let mut previous = None;
+            for (line, end) in self.pc_values(&func, func.pcln) {
+                let (file, _) = self.file_and_line(&func, start);
+                let here = file.map(|f| (f, line));
+                if here != previous {
+                    if let (Some(file), Ok(line @ 1..)) = (file, u32::try_from(line)) {
+                        if wanted(file) {
+                            let inlined = match self.funcdata(&func, FUNCDATA_INLINE_TREE) {
+                                Some(_) => self.pcdata_value(&func, PCDATA_INLINE_INDEX, start),
+                                None => -1,
+                            };
+                            starts.push(LineStart {
+                                pc: start,
+                                file,
+                                line,
+                                inlined,
+                            });
+                        }
+                    }
+                }
+                previous = here;
+                start = end;
+            }
+        }
+        starts
+    }
+
+    /// The pc-line table's run holding `address`: [start, end), and whether a line
+    /// starts there (its line or file differs from the run before).
+    pub fn line_run_at(&self, address: u64) -> Option<(u64, u64, bool)> {
+        let func = self.func_at(address)?;
+        let mut start = func.entry;
+        let mut previous = None;
+        for (line, end) in self.pc_values(&func, func.pcln) {
+            let here = (self.file_and_line(&func, start).0, line);
+            if address < end {
+                return Some((start, end, previous != Some(here) && line > 0));
+            }
+            previous = Some(here);
+            start = end;
+        }
+        None
+    }
+
     /// Offsets from the text start of the first function's entry and of the end of
     /// the last.
     fn entry_offsets(&self) -> Option<(u64, u64)> {
@@ -555,6 +610,15 @@ impl GoLineTable {
     fn read_u32(&self, data: &[u8], at: usize) -> Option<u32> {
         read_u32(data, at, self.little_endian)
     }
+}
+
+/// Where a line starts in a Go function (see `GoLineTable::line_starts`).
+pub struct LineStart {
+    pub pc: u64,
+    pub file: &'static str,
+    pub line: u32,
+    /// The inlined call the pc is in, -1 for the function's own code.
+    pub inlined: i32,
 }
 
 /// How many functions' inline trees must fit a candidate for `go:func.*`.
