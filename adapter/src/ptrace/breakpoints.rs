@@ -172,6 +172,10 @@ pub struct Table {
     /// just before, and its trap is still to be reported. Forgotten at the next stop of
     /// every thread, when every such trap has been collected.
     removed_while_running: HashSet<u64>,
+    /// vfork children running in the target's memory: while there are any, no `int3`
+    /// is in memory (a child that ran one would die of SIGTRAP, and writing the child's
+    /// memory writes the target's).
+    suspended: usize,
 }
 
 impl Table {
@@ -298,10 +302,12 @@ impl Table {
             return Ok(());
         }
         let original = code.read_byte(address)?;
-        code.write_byte(address, INT3)?;
+        if self.suspended == 0 {
+            code.write_byte(address, INT3)?;
+        }
         let mut site = Site {
             original,
-            lifted: false,
+            lifted: self.suspended > 0,
             users: Vec::new(),
             internal: Vec::new(),
         };
@@ -406,7 +412,41 @@ impl Table {
 
     /// Writes the `int3` again after `lift`.
     pub fn lower(&mut self, address: u64, code: &dyn Code) {
+        if self.suspended > 0 {
+            return;
+        }
         if let Some(site) = self.sites.get_mut(&address) {
+            if site.lifted {
+                site.lifted = false;
+                if let Err(err) = code.write_byte(address, INT3) {
+                    tracing::warn!("could not put the breakpoint at {address:#x} back: {err}");
+                }
+            }
+        }
+    }
+
+    /// A vfork child starts running in the target's memory: every `int3` comes out
+    /// until the last such child has exec'd or exited (`resume`). Threads of the target
+    /// that run a breakpoint's code meanwhile do not stop there, as in gdb.
+    pub fn suspend(&mut self, code: &dyn Code) {
+        if self.suspended == 0 {
+            for (&address, site) in &mut self.sites {
+                if !site.lifted {
+                    restore(address, site.original, code);
+                    site.lifted = true;
+                }
+            }
+        }
+        self.suspended += 1;
+    }
+
+    /// A vfork child has let go of the target's memory.
+    pub fn resume(&mut self, code: &dyn Code) {
+        self.suspended = self.suspended.saturating_sub(1);
+        if self.suspended > 0 {
+            return;
+        }
+        for (&address, site) in &mut self.sites {
             if site.lifted {
                 site.lifted = false;
                 if let Err(err) = code.write_byte(address, INT3) {
@@ -440,6 +480,7 @@ impl Table {
 
     /// An exec replaced the program: none of the bytes we wrote exist any more.
     pub fn forget_all_sites(&mut self) {
+        self.suspended = 0;
         self.sites.clear();
         self.users.clear();
         self.removed_while_running.clear();
@@ -570,6 +611,22 @@ mod tests {
         assert_eq!(failed[0].1.len(), 1);
         assert_eq!(failed[0].1[0].0, 0x9000);
         assert_eq!(code.0.borrow()[1], INT3);
+    }
+
+    #[test]
+    fn a_vfork_takes_every_int3_out_until_it_is_done() {
+        let code = Bytes(RefCell::new(vec![0x55, 0x90, 0x90]));
+        let mut table = Table::default();
+        table.set_user(vec![user(1, &[0x1000])], &code, false);
+        table.suspend(&code);
+        assert_eq!(code.0.borrow()[0], 0x55);
+        // Set, stepped over and lowered meanwhile: still out.
+        table.set_user(vec![user(1, &[0x1000]), user(2, &[0x1001])], &code, true);
+        table.lift(0x1000, &code);
+        table.lower(0x1000, &code);
+        assert_eq!(*code.0.borrow(), vec![0x55, 0x90, 0x90]);
+        table.resume(&code);
+        assert_eq!(*code.0.borrow(), vec![INT3, INT3, 0x90]);
     }
 
     #[test]

@@ -127,6 +127,10 @@ pub struct Control {
     scratch: Option<Scratch>,
     /// Each breakpoint's instruction re-encoded for the slot, or why it cannot be.
     relocations: rustc_hash::FxHashMap<u64, Result<Relocated, String>>,
+    /// vfork children running in the target's memory (see `vfork_started`).
+    vforks: std::collections::HashSet<Pid>,
+    /// Child processes in the target's memory waiting for their parent's event.
+    waiting_children: Vec<Pid>,
     /// Threads parked on a breakpoint that does not stop, to step displaced, with their
     /// registers as the trap left them (pc rewound): one read fewer per hit.
     displace: Vec<(Pid, libc::user_regs_struct)>,
@@ -152,6 +156,8 @@ impl Control {
             scratch: None,
             relocations: Default::default(),
             displace: Vec::new(),
+            vforks: Default::default(),
+            waiting_children: Vec::new(),
             shown: false,
         }
     }
@@ -260,6 +266,53 @@ impl Control {
         }
         slot.loaded = Some(address);
         Ok(to)
+    }
+
+    /// A thread of the target vforked `child`, which runs in the target's memory until
+    /// it execs or exits: no `int3` may be there meanwhile. The child is let go once
+    /// they are out (it may have stopped first, see `must_wait_for_parent`).
+    pub(super) fn vfork_started(&mut self, child: Pid) {
+        if self.vforks.insert(child) {
+            self.with_memory(|table, memory| table.suspend(memory));
+        }
+        self.let_child_go(child);
+    }
+
+    /// The vfork child exec'd or exited: the breakpoints go back.
+    pub(super) fn vfork_done(&mut self, child: Pid) {
+        if self.vforks.remove(&child) {
+            self.with_memory(|table, memory| table.resume(memory));
+        }
+    }
+
+    /// A child process in the target's memory stopped before its parent's vfork (or
+    /// clone) event said what it is: with breakpoints in, it is held until then (let go
+    /// now, it would run them). True if held.
+    pub(super) fn must_wait_for_parent(&mut self, child: Pid) -> bool {
+        let held = !self.table.is_empty()
+            && !self.vforks.contains(&child)
+            && sys::same_memory(child, self.pid);
+        if held {
+            self.waiting_children.push(child);
+        }
+        held
+    }
+
+    /// Detaches a child held by `must_wait_for_parent`, if it is.
+    pub(super) fn let_child_go(&mut self, child: Pid) {
+        if let Some(at) = self.waiting_children.iter().position(|c| *c == child) {
+            self.waiting_children.remove(at);
+            if let Err(err) = sys::detach(child, 0) {
+                tracing::debug!(child, %err, "detaching a child process failed");
+            }
+        }
+    }
+
+    /// At detach: every child still held goes.
+    pub(super) fn let_children_go(&mut self) {
+        for child in std::mem::take(&mut self.waiting_children) {
+            let _ = sys::detach(child, 0);
+        }
     }
 
     /// A forked child is let go: its copy of memory has our breakpoints in it, and the

@@ -11,6 +11,8 @@ use crate::procfs::Pid;
 pub const PTRACE_EVENT_STOP: i32 = 128;
 pub const PTRACE_EVENT_CLONE: i32 = libc::PTRACE_EVENT_CLONE;
 pub const PTRACE_EVENT_EXEC: i32 = libc::PTRACE_EVENT_EXEC;
+pub const PTRACE_EVENT_VFORK: i32 = libc::PTRACE_EVENT_VFORK;
+pub const PTRACE_EVENT_VFORK_DONE: i32 = libc::PTRACE_EVENT_VFORK_DONE;
 
 /// `si_code` of the SIGTRAP an `int3` raises.
 pub const SI_KERNEL: i32 = 0x80;
@@ -39,10 +41,16 @@ fn request(req: libc::c_uint, tid: Pid, addr: usize, data: usize) -> io::Result<
 /// Seizes without stopping; the options apply atomically. TRACECLONE makes every new
 /// thread ours before it runs a single instruction. TRACEFORK makes a forked child ours
 /// at its first stop, so that the breakpoints its copy of memory inherited are taken out
-/// before it is let go (it would die of SIGTRAP on the first one). Never EXITKILL: the
+/// before it is let go (it would die of SIGTRAP on the first one); TRACEVFORK and
+/// TRACEVFORKDONE bracket the time a vfork child runs in the target's own memory, when
+/// no breakpoint may be in it. Never EXITKILL: the
 /// target must outlive latch.
 pub fn seize(tid: Pid) -> io::Result<()> {
-    let options = libc::PTRACE_O_TRACECLONE | libc::PTRACE_O_TRACEEXEC | libc::PTRACE_O_TRACEFORK;
+    let options = libc::PTRACE_O_TRACECLONE
+        | libc::PTRACE_O_TRACEEXEC
+        | libc::PTRACE_O_TRACEFORK
+        | libc::PTRACE_O_TRACEVFORK
+        | libc::PTRACE_O_TRACEVFORKDONE;
     request(libc::PTRACE_SEIZE, tid, 0, options as usize).map(drop)
 }
 

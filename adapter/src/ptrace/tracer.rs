@@ -7,7 +7,10 @@ use rustc_hash::FxHashMap;
 use std::time::{Duration, Instant};
 
 use super::errors::{self, AttachError};
-use super::sys::{self, WaitEvent, PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_STOP};
+use super::sys::{
+    self, WaitEvent, PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_STOP, PTRACE_EVENT_VFORK,
+    PTRACE_EVENT_VFORK_DONE,
+};
 use super::{BackendEvent, DetachMode, ThreadInfo};
 use crate::priority::Boost;
 use crate::procfs::{self, Pid};
@@ -500,6 +503,10 @@ impl Tracer {
                             let child = child as Pid;
                             if self.clone_child_is_new(child) {
                                 self.add_thread(child, RunState::Running);
+                            } else {
+                                // A child process sharing our memory without vfork: it
+                                // goes as it is (see `must_wait_for_parent`).
+                                self.control.let_child_go(child);
                             }
                         }
                     }
@@ -513,6 +520,16 @@ impl Tracer {
                             ));
                         }
                         self.control.after_exec();
+                    }
+                    PTRACE_EVENT_VFORK => {
+                        if let Ok(child) = sys::event_message(tid) {
+                            self.control.vfork_started(child as Pid);
+                        }
+                    }
+                    PTRACE_EVENT_VFORK_DONE => {
+                        if let Ok(child) = sys::event_message(tid) {
+                            self.control.vfork_done(child as Pid);
+                        }
                     }
                     _ => {}
                 }
@@ -590,6 +607,10 @@ impl Tracer {
     fn let_go_if_other_process(&mut self, tid: Pid) -> bool {
         if !self.is_other_process(tid) {
             return false;
+        }
+        if self.control.must_wait_for_parent(tid) {
+            tracing::debug!(tid, "a child in our memory: held until its parent's event");
+            return true;
         }
         tracing::debug!(tid, "a cloned child process, not a thread: detached");
         self.control.clean_child(tid);
@@ -874,6 +895,7 @@ impl Tracer {
         // Every thread is stopped and every trap collected (each pc rewound onto its
         // breakpoint): the program's own bytes go back before any thread runs again.
         self.control.restore_code();
+        self.control.let_children_go();
         if mode == DetachMode::LeaveStopped {
             // Queued while every thread is held: each dequeues it on release and enters
             // group-stop before running a single instruction.

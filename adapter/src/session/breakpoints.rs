@@ -176,6 +176,8 @@ pub(super) struct Breakpoints {
     pub(super) signals: SignalFilters,
     /// The process whose displaced-stepping slot the ptrace thread knows.
     slot_sent_for: Option<crate::procfs::Pid>,
+    /// The process the Go panic filters were resolved in.
+    panics_resolved_for: Option<crate::procfs::Pid>,
 }
 
 impl Default for Breakpoints {
@@ -193,6 +195,7 @@ impl Default for Breakpoints {
             )],
             signals: SignalFilters::default(),
             slot_sent_for: None,
+            panics_resolved_for: None,
         }
     }
 }
@@ -231,6 +234,7 @@ impl Breakpoints {
     /// The process started another program: nothing inserted is there any more.
     pub(super) fn forget_process(&mut self) {
         self.slot_sent_for = None;
+        self.panics_resolved_for = None;
         for entry in self.all_mut() {
             entry.addresses.clear();
             entry.verified = false;
@@ -689,11 +693,17 @@ impl Session {
                         (locations.iter().map(|l| l.address).collect(), place)
                     })
             }
-            Kind::Panic { function } => self
-                .symbols
-                .resolve_function(function.to_string())
-                .await
-                .map(|locations| (locations.iter().map(|l| l.address).collect(), None)),
+            Kind::Panic { function } => {
+                let pid = self.target.as_ref().map_or(0, |t| t.pid);
+                if crate::symbols::gopclntab::is_go_program(pid) {
+                    self.symbols
+                        .resolve_function(function.to_string())
+                        .await
+                        .map(|locations| (locations.iter().map(|l| l.address).collect(), None))
+                } else {
+                    Err("not a Go program".to_string())
+                }
+            }
             Kind::Instruction { reference, offset } => parse_address(reference)
                 .and_then(|a| a.checked_add_signed(*offset))
                 .map(|a| (vec![a], None))
@@ -782,13 +792,26 @@ impl Session {
         if !self.attached_target() {
             return;
         }
-        let panics_unresolved = self.breakpoints.panics.iter().any(|e| !e.verified);
-        if self.breakpoints.wants_libraries() || panics_unresolved {
-            self.resolve_all_breakpoints(true).await;
-        } else {
-            self.backend
-                .set_signal_filters(self.breakpoints.signals.clone())
-                .await;
+        if self.breakpoints.wants_libraries() {
+            return self.resolve_all_breakpoints(true).await;
+        }
+        self.backend
+            .set_signal_filters(self.breakpoints.signals.clone())
+            .await;
+        // The Go panic filters (on by default) are resolved once per process: in a Go
+        // program they are breakpoints on its runtime.
+        let pid = self.target.as_ref().map(|t| t.pid);
+        if self.breakpoints.panics_resolved_for != pid {
+            self.breakpoints.panics_resolved_for = pid;
+            let mut panics = std::mem::take(&mut self.breakpoints.panics);
+            for entry in &mut panics {
+                self.resolve_entry(entry).await;
+            }
+            let inserted = panics.iter().any(|e| e.verified);
+            self.breakpoints.panics = panics;
+            if inserted {
+                self.apply_breakpoints().await;
+            }
         }
     }
 

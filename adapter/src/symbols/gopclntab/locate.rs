@@ -181,7 +181,7 @@ impl<'a> Image<'a> {
 /// Whether the file was written by Go's linker, which always leaves its build id note
 /// and build information (both survive `strip` and external linking), or has a table
 /// section by its usual name.
-pub fn is_go_binary(elf: &object::File<'static>) -> bool {
+pub fn is_go_binary(elf: &object::File<'_>) -> bool {
     [
         ".gopclntab",
         ".data.rel.ro.gopclntab",

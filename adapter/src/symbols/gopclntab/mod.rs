@@ -16,6 +16,21 @@ use super::dwarf::SourceFrame;
 
 mod locate;
 
+/// Whether process `pid` runs a program Go's linker wrote (its executable has Go's
+/// build sections): asked before looking for Go's runtime functions by name, which in
+/// any other program would search every module's function names for nothing.
+pub fn is_go_program(pid: crate::procfs::Pid) -> bool {
+    let Ok(exe) = std::fs::File::open(format!("/proc/{pid}/exe")) else {
+        return false;
+    };
+    // SAFETY: a read-only mapping of an executable that is running (ETXTBSY: it cannot
+    // be written meanwhile).
+    let Ok(data) = (unsafe { memmap2::Mmap::map(&exe) }) else {
+        return false;
+    };
+    object::File::parse(&*data).is_ok_and(|elf| locate::is_go_binary(&elf))
+}
+
 /// What the symbol table says, when the binary still has one.
 #[derive(Clone, Copy)]
 struct Symbols {
