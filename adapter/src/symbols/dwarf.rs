@@ -97,6 +97,22 @@ impl Dwarf {
     }
 
     /// A fresh set of the sections, to read units with (see `lines`).
+    /// Whether `name` is anywhere in the sections a line table's file names live in
+    /// (`.debug_line` itself, `.debug_line_str`, `.debug_str`): a file no unit names
+    /// is not there. One pass of memmem, about a millisecond per 10 MB, instead of
+    /// reading every unit's header (libc's debug file has 4126 units).
+    pub(super) fn mentions(&self, name: &[u8]) -> bool {
+        let finder = memchr::memmem::Finder::new(name);
+        self.raw.data.iter().any(|(id, bytes)| {
+            matches!(
+                id,
+                gimli::SectionId::DebugLine
+                    | gimli::SectionId::DebugLineStr
+                    | gimli::SectionId::DebugStr
+            ) && finder.find(bytes).is_some()
+        })
+    }
+
     pub(super) fn fresh_sections(&self) -> gimli::Dwarf<Reader> {
         self.raw.dwarf()
     }

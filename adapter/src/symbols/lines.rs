@@ -628,6 +628,9 @@ fn match_file(infos: &[Rc<ModuleInfo>], path: &str) -> Result<(Vec<Match>, Vec<R
     let mut best = 0;
     let mut found: Vec<(usize, u32, u32, Rc<str>)> = Vec::new();
     for (module, info) in infos.iter().enumerate() {
+        if !info.may_name_file(name) {
+            continue;
+        }
         let Some(tables) = info.line_tables() else {
             continue;
         };

@@ -367,6 +367,16 @@ impl ModuleInfo {
         self.go_lines()?.frame_at(address)
     }
 
+    /// Whether the module's DWARF may name a file called `name` (see `Dwarf::mentions`):
+    /// a module that cannot is not indexed for it.
+    pub fn may_name_file(&self, name: &str) -> bool {
+        if self.lines.get().is_some() {
+            return true;
+        }
+        self.dwarf()
+            .is_some_and(|dwarf| dwarf.mentions(name.as_bytes()))
+    }
+
     /// The line tables of the module's DWARF, indexed by file on first use.
     pub fn line_tables(&self) -> Option<&LineTables> {
         self.lines
