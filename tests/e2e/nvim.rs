@@ -104,12 +104,7 @@ fn neovim_plugin_matches_attach_schema() {
     // A target whose threads come and go, for the pause test (issue 20).
     let churn = Target::start(Fixture::Churn, &["2"]);
     // The stepping fixture calling work() in a loop, for the breakpoint test.
-    let mut stepping = Target::spawn({
-        let mut cmd = Command::new(crate::stepping::program());
-        cmd.arg("loop");
-        cmd
-    });
-    stepping.wait_ready(Duration::from_secs(10));
+    let stepping = crate::stepping::start(&["loop"]);
     let source = crate::stepping::source().canonicalize().unwrap();
     let out = run_with_deadline(
         Command::new(&nvim)

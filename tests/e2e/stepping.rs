@@ -60,6 +60,16 @@ pub fn program() -> PathBuf {
     }
 }
 
+/// The stepping fixture, started and ready: `loop` makes it call work() every 20 ms,
+/// otherwise once per line on its stdin.
+pub fn start(args: &[&str]) -> Target {
+    let mut command = Command::new(program());
+    command.args(args);
+    let mut target = Target::spawn(command);
+    target.wait_ready(secs(10));
+    target
+}
+
 /// A target attached and running, with a breakpoint at `at`, and its main thread
 /// stopped there.
 struct Session {
@@ -70,8 +80,7 @@ struct Session {
 
 impl Session {
     fn stopped_at(at: &str) -> Session {
-        let mut target = Target::spawn(Command::new(program()));
-        target.wait_ready(secs(10));
+        let mut target = start(&[]);
         let mut dap = Dap::attached(target.pid, false);
         let path = source().canonicalize().unwrap();
         let set = dap.ok(
@@ -281,8 +290,7 @@ fn instruction_steps_move_by_one_instruction() {
 #[test]
 fn stepping_a_running_target_is_refused() {
     require_harness!();
-    let mut target = Target::spawn(Command::new(program()));
-    target.wait_ready(secs(10));
+    let target = start(&[]);
     let mut dap = Dap::attached(target.pid, false);
     let r = dap.request("next", json!({ "threadId": target.pid }));
     assert_eq!(r["success"], false, "{r}");
@@ -299,12 +307,7 @@ fn stepping_a_running_target_is_refused() {
 #[test]
 fn the_terminal_breaks_once_prints_the_thread_and_detaches() {
     require_harness!();
-    let mut target = Target::spawn({
-        let mut cmd = Command::new(program());
-        cmd.arg("loop");
-        cmd
-    });
-    target.wait_ready(secs(10));
+    let target = start(&["loop"]);
     let file = source().file_name().unwrap().to_string_lossy().into_owned();
     let place = format!("{file}:{}", line("work_depth"));
     let out = crate::support::target::run_with_deadline(
@@ -350,12 +353,7 @@ fn the_terminal_breaks_once_prints_the_thread_and_detaches() {
 #[test]
 fn the_terminal_refuses_a_break_place_with_no_code() {
     require_harness!();
-    let mut target = Target::spawn({
-        let mut cmd = Command::new(program());
-        cmd.arg("loop");
-        cmd
-    });
-    target.wait_ready(secs(10));
+    let target = start(&["loop"]);
     let out = crate::support::target::run_with_deadline(
         Command::new(crate::support::dap::latch_bin()).args([
             "attach",
@@ -389,12 +387,7 @@ fn a_breakpoint_in_another_checkout_or_through_a_symlink_hits() {
     std::os::unix::fs::symlink(source().parent().unwrap(), &link).unwrap();
     let through_link = link.join("stepping.c");
 
-    let mut target = Target::spawn({
-        let mut cmd = Command::new(program());
-        cmd.arg("loop");
-        cmd
-    });
-    target.wait_ready(secs(10));
+    let target = start(&["loop"]);
     let mut dap = Dap::attached(target.pid, false);
     for (path, says_where) in [(&copy, true), (&through_link, false)] {
         let set = dap.ok(

@@ -166,6 +166,21 @@ type Found = (Vec<u64>, Option<(String, u32)>);
 /// What the client sees of a breakpoint (see `Entry::shown`).
 type Shown = (bool, Option<String>, Option<u32>, Vec<u64>);
 
+/// What the client asked of one breakpoint, whatever its kind.
+struct Wanted {
+    kind: Kind,
+    condition: Option<String>,
+    hit_condition: Option<String>,
+    log_message: Option<String>,
+}
+
+/// The breakpoints a `setFunctionBreakpoints` or `setInstructionBreakpoints` replaces.
+#[derive(Debug, Clone, Copy)]
+enum List {
+    Functions,
+    Instructions,
+}
+
 /// Every breakpoint of the session.
 pub(super) struct Breakpoints {
     next_id: i64,
@@ -238,6 +253,31 @@ impl Breakpoints {
         for entry in self.all_mut() {
             entry.addresses.clear();
             entry.verified = false;
+        }
+    }
+
+    /// Entries for what the client asked, each keeping the id it had in `old`, and
+    /// refused with why if it asks for what latch cannot do.
+    fn entries(&mut self, old: &[Entry], wanted: impl Iterator<Item = Wanted>) -> Vec<Entry> {
+        wanted
+            .map(|wanted| {
+                let id = self.id_for(old, &wanted.kind);
+                let mut entry = Entry::new(id, wanted.kind);
+                entry.refused = refuse_condition(&wanted.condition);
+                match hit_condition(&wanted.hit_condition) {
+                    Ok(condition) => entry.hit_condition = condition,
+                    Err(why) => entry.refused = entry.refused.or(Some(why)),
+                }
+                entry.log_message = wanted.log_message.filter(|m| !m.is_empty());
+                entry
+            })
+            .collect()
+    }
+
+    fn list(&mut self, which: List) -> &mut Vec<Entry> {
+        match which {
+            List::Functions => &mut self.functions,
+            List::Instructions => &mut self.instructions,
         }
     }
 
@@ -434,23 +474,17 @@ impl Session {
             (None, None) => Vec::new(),
         };
         let old = self.breakpoints.sources.remove(&path).unwrap_or_default();
-        let mut entries = Vec::with_capacity(wanted.len());
-        for arg in wanted {
-            let kind = Kind::Source {
+        let wanted = wanted.into_iter().map(|arg| Wanted {
+            kind: Kind::Source {
                 path: path.clone(),
                 line: arg.line,
                 column: arg.column,
-            };
-            let id = self.breakpoints.id_for(&old, &kind);
-            let mut entry = Entry::new(id, kind);
-            entry.refused = refuse_condition(&arg.condition);
-            match hit_condition(&arg.hit_condition) {
-                Ok(condition) => entry.hit_condition = condition,
-                Err(why) => entry.refused = entry.refused.or(Some(why)),
-            }
-            entry.log_message = arg.log_message.filter(|m| !m.is_empty());
-            entries.push(entry);
-        }
+            },
+            condition: arg.condition,
+            hit_condition: arg.hit_condition,
+            log_message: arg.log_message,
+        });
+        let mut entries = self.breakpoints.entries(&old, wanted);
         self.resolve_sources(&path, &mut entries).await;
         self.breakpoints.sources.insert(path.clone(), entries);
         self.apply_breakpoints().await;
@@ -466,60 +500,50 @@ impl Session {
         let Some(args) = self.arguments::<SetFunctionBreakpointsArguments>(request) else {
             return;
         };
-        let old = std::mem::take(&mut self.breakpoints.functions);
-        let mut entries = Vec::new();
-        for arg in args.breakpoints {
-            let kind = Kind::Function {
+        let wanted = args.breakpoints.into_iter().map(|arg| Wanted {
+            kind: Kind::Function {
                 name: arg.name.trim().to_string(),
-            };
-            let id = self.breakpoints.id_for(&old, &kind);
-            let mut entry = Entry::new(id, kind);
-            entry.refused = refuse_condition(&arg.condition);
-            match hit_condition(&arg.hit_condition) {
-                Ok(condition) => entry.hit_condition = condition,
-                Err(why) => entry.refused = entry.refused.or(Some(why)),
-            }
-            self.resolve_entry(&mut entry).await;
-            entries.push(entry);
-        }
-        self.breakpoints.functions = entries;
-        self.apply_breakpoints().await;
-        let body: Vec<Value> = self
-            .breakpoints
-            .functions
-            .iter()
-            .map(Entry::to_json)
-            .collect();
-        self.out
-            .respond(Response::ok(request, Some(json!({ "breakpoints": body }))));
+            },
+            condition: arg.condition,
+            hit_condition: arg.hit_condition,
+            log_message: None,
+        });
+        self.replace_list(request, List::Functions, wanted).await;
     }
 
     pub(super) async fn set_instruction_breakpoints(&mut self, request: &Request) {
         let Some(args) = self.arguments::<SetInstructionBreakpointsArguments>(request) else {
             return;
         };
-        let old = std::mem::take(&mut self.breakpoints.instructions);
-        let mut entries = Vec::new();
-        for arg in args.breakpoints {
-            let kind = Kind::Instruction {
-                reference: arg.instruction_reference.clone(),
+        let wanted = args.breakpoints.into_iter().map(|arg| Wanted {
+            kind: Kind::Instruction {
+                reference: arg.instruction_reference,
                 offset: arg.offset.unwrap_or(0),
-            };
-            let id = self.breakpoints.id_for(&old, &kind);
-            let mut entry = Entry::new(id, kind);
-            entry.refused = refuse_condition(&arg.condition);
-            match hit_condition(&arg.hit_condition) {
-                Ok(condition) => entry.hit_condition = condition,
-                Err(why) => entry.refused = entry.refused.or(Some(why)),
-            }
-            self.resolve_entry(&mut entry).await;
-            entries.push(entry);
+            },
+            condition: arg.condition,
+            hit_condition: arg.hit_condition,
+            log_message: None,
+        });
+        self.replace_list(request, List::Instructions, wanted).await;
+    }
+
+    /// Replaces the function or instruction breakpoints with `wanted`, and answers.
+    async fn replace_list(
+        &mut self,
+        request: &Request,
+        which: List,
+        wanted: impl Iterator<Item = Wanted>,
+    ) {
+        let old = std::mem::take(self.breakpoints.list(which));
+        let mut entries = self.breakpoints.entries(&old, wanted);
+        for entry in &mut entries {
+            self.resolve_entry(entry).await;
         }
-        self.breakpoints.instructions = entries;
+        *self.breakpoints.list(which) = entries;
         self.apply_breakpoints().await;
         let body: Vec<Value> = self
             .breakpoints
-            .instructions
+            .list(which)
             .iter()
             .map(Entry::to_json)
             .collect();
