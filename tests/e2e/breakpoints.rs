@@ -1002,3 +1002,58 @@ fn pause_amid_breakpoint_hits_shows_one_stop_at_a_time() {
     dap.disconnect(json!({}));
     assert_unharmed(&mut fixture, &[tick, counted]);
 }
+
+/// Instruction steps at a `call`: `next` runs the whole call (here with `singleThread`,
+/// so only that thread moves) and stops at the instruction after it, in the same frame,
+/// the callee having run once; `stepIn` enters the callee, at its first instruction.
+#[test]
+fn instruction_steps_over_and_into_a_call() {
+    require_harness!();
+    let mut fixture = BpTarget::start(4, &[]);
+    let tick = fixture.address("tick");
+    let base = code::load_base(fixture.pid(), &fixture.exe);
+    let calls = code::calls_to(&fixture.exe, "worker_main", "tick");
+    assert_eq!(calls.len(), 1, "worker_main's calls of tick: {calls:x?}");
+    let call = base + calls[0];
+    let after = base
+        + code::instruction_offsets(&fixture.exe, "worker_main")
+            .into_iter()
+            .find(|offset| base + offset > call)
+            .expect("an instruction after the call");
+    let mut dap = Dap::attached(fixture.pid(), false);
+    let ids = set_instruction_breakpoints(&mut dap, &[(call, None)]);
+    let tid = breakpoint_stop(&mut dap, ids[0]);
+    assert_at(&mut dap, tid, "worker_main", call);
+    let before = fixture.slots();
+    dap.ok(
+        "next",
+        json!({ "threadId": tid, "granularity": "instruction", "singleThread": true }),
+    );
+    let stopped = dap.next_event("stopped", STOP_WAIT);
+    assert_eq!(stopped["body"]["reason"], "step", "{stopped}");
+    assert_eq!(thread_id(&stopped), tid, "{stopped}");
+    assert_at(&mut dap, tid, "worker_main", after);
+    let now = fixture.slots();
+    for (worker, count) in &now {
+        let expected = before[worker] + u64::from(*worker == tid);
+        assert_eq!(
+            *count, expected,
+            "stepping over the call of {tid}: {worker}'s calls went {} -> {count}",
+            before[worker]
+        );
+    }
+    // Round the loop to the call again, then into it.
+    continue_thread(&mut dap, tid);
+    let tid = breakpoint_stop(&mut dap, ids[0]);
+    dap.ok(
+        "stepIn",
+        json!({ "threadId": tid, "granularity": "instruction" }),
+    );
+    let stopped = dap.next_event("stopped", STOP_WAIT);
+    assert_eq!(stopped["body"]["reason"], "step", "{stopped}");
+    assert_at(&mut dap, tid, "tick", tick);
+    let frames = stack(&mut dap, tid, 2);
+    assert_eq!(frames[1].1, after, "tick's caller frame: {frames:?}");
+    dap.disconnect(json!({}));
+    assert_unharmed(&mut fixture, &[call]);
+}
