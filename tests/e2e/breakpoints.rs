@@ -1057,3 +1057,70 @@ fn instruction_steps_over_and_into_a_call() {
     dap.disconnect(json!({}));
     assert_unharmed(&mut fixture, &[call]);
 }
+
+/// `abort()` (a failed assert, a Rust panic with panic=abort) stops as a SIGABRT
+/// exception by default, in the thread that called it, `unhandled`; `continue` lets the
+/// program die of it as it would have without latch.
+#[test]
+fn an_abort_stops_as_an_exception_and_continuing_delivers_it() {
+    require_harness!();
+    let mut fixture = BpTarget::start(2, &[]);
+    let crasher = fixture.target.tid_named("crasher") as i64;
+    let mut dap = Dap::attached(fixture.pid(), false);
+    fixture.target.send_line("abort");
+    let stopped = dap.next_event("stopped", STOP_WAIT);
+    assert_eq!(stopped["body"]["reason"], "exception", "{stopped}");
+    assert_eq!(thread_id(&stopped), crasher, "{stopped}");
+    let info = dap.ok("exceptionInfo", json!({ "threadId": crasher }));
+    assert_eq!(info["body"]["exceptionId"], "SIGABRT", "{info}");
+    assert_eq!(info["body"]["breakMode"], "unhandled", "{info}");
+    // Another thread did not stop for a signal: no exception to describe.
+    let other = dap.request("exceptionInfo", json!({ "threadId": fixture.pid() }));
+    assert_eq!(other["success"], false, "{other}");
+    continue_thread(&mut dap, crasher);
+    let status = fixture.target.wait_exit(secs(30));
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGABRT),
+        "the target ended with {status}"
+    );
+    let exited = dap.next_event("exited", secs(10));
+    assert_eq!(exited["body"]["exitCode"], 128 + libc::SIGABRT, "{exited}");
+    dap.next_event("terminated", secs(10));
+}
+
+/// Signals other than crashes do not stop by default; with `other-signals` on, a SIGUSR1
+/// the program catches stops (breakMode `always`), and `continue` hands it to the
+/// program's handler.
+#[test]
+fn other_signals_stop_only_when_asked_and_continuing_delivers_them() {
+    require_harness!();
+    let mut target = crate::support::Target::start(crate::support::Fixture::Signals, &[]);
+    let mut dap = Dap::attached(target.pid, false);
+    target.signal(libc::SIGUSR1);
+    assert!(target.next_line("caught SIGUSR1", secs(30)).is_some());
+    assert_no_stop(&mut dap, "SIGUSR1 is not a crash and other-signals is off");
+    dap.ok(
+        "setExceptionBreakpoints",
+        json!({ "filters": ["SIGSEGV", "other-signals"] }),
+    );
+    target.signal(libc::SIGUSR1);
+    let stopped = dap.next_event("stopped", STOP_WAIT);
+    assert_eq!(stopped["body"]["reason"], "exception", "{stopped}");
+    let tid = thread_id(&stopped);
+    let info = dap.ok("exceptionInfo", json!({ "threadId": tid }));
+    assert_eq!(info["body"]["exceptionId"], "SIGUSR1", "{info}");
+    assert_eq!(info["body"]["breakMode"], "always", "{info}");
+    assert_eq!(
+        target.printed("caught"),
+        None,
+        "the handler ran during the stop"
+    );
+    continue_thread(&mut dap, tid);
+    assert!(
+        target.next_line("caught SIGUSR1", secs(30)).is_some(),
+        "continue did not deliver the signal"
+    );
+    dap.disconnect(json!({}));
+    target.assert_runs_on(false);
+}
