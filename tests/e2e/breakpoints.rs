@@ -359,7 +359,9 @@ fn a_hundred_threads_stop_at_a_breakpoint_and_none_runs_past_it() {
     fixture.ask("hold", "held");
     let ids = set_instruction_breakpoints(&mut dap, &[(tick, None)]);
     let base = fixture.slots();
-    fixture.ask("resume", "resumed");
+    // Not waiting for its "resumed": the first worker's stop may stop the main thread
+    // before it prints it.
+    fixture.target.send_line("resume");
     let mut stops: BTreeMap<i64, u64> = BTreeMap::new();
     for n in 0..200 {
         let tid = breakpoint_stop(&mut dap, ids[0]);
@@ -999,4 +1001,126 @@ fn pause_amid_breakpoint_hits_shows_one_stop_at_a_time() {
     fixture.ask("resume", "resumed");
     dap.disconnect(json!({}));
     assert_unharmed(&mut fixture, &[tick, counted]);
+}
+
+/// Instruction steps at a `call`: `next` runs the whole call (here with `singleThread`,
+/// so only that thread moves) and stops at the instruction after it, in the same frame,
+/// the callee having run once; `stepIn` enters the callee, at its first instruction.
+#[test]
+fn instruction_steps_over_and_into_a_call() {
+    require_harness!();
+    let mut fixture = BpTarget::start(4, &[]);
+    let tick = fixture.address("tick");
+    let base = code::load_base(fixture.pid(), &fixture.exe);
+    let calls = code::calls_to(&fixture.exe, "worker_main", "tick");
+    assert_eq!(calls.len(), 1, "worker_main's calls of tick: {calls:x?}");
+    let call = base + calls[0];
+    let after = base
+        + code::instruction_offsets(&fixture.exe, "worker_main")
+            .into_iter()
+            .find(|offset| base + offset > call)
+            .expect("an instruction after the call");
+    let mut dap = Dap::attached(fixture.pid(), false);
+    let ids = set_instruction_breakpoints(&mut dap, &[(call, None)]);
+    let tid = breakpoint_stop(&mut dap, ids[0]);
+    assert_at(&mut dap, tid, "worker_main", call);
+    let before = fixture.slots();
+    dap.ok(
+        "next",
+        json!({ "threadId": tid, "granularity": "instruction", "singleThread": true }),
+    );
+    let stopped = dap.next_event("stopped", STOP_WAIT);
+    assert_eq!(stopped["body"]["reason"], "step", "{stopped}");
+    assert_eq!(thread_id(&stopped), tid, "{stopped}");
+    assert_at(&mut dap, tid, "worker_main", after);
+    let now = fixture.slots();
+    for (worker, count) in &now {
+        let expected = before[worker] + u64::from(*worker == tid);
+        assert_eq!(
+            *count, expected,
+            "stepping over the call of {tid}: {worker}'s calls went {} -> {count}",
+            before[worker]
+        );
+    }
+    // Round the loop to the call again, then into it.
+    continue_thread(&mut dap, tid);
+    let tid = breakpoint_stop(&mut dap, ids[0]);
+    dap.ok(
+        "stepIn",
+        json!({ "threadId": tid, "granularity": "instruction" }),
+    );
+    let stopped = dap.next_event("stopped", STOP_WAIT);
+    assert_eq!(stopped["body"]["reason"], "step", "{stopped}");
+    assert_at(&mut dap, tid, "tick", tick);
+    let frames = stack(&mut dap, tid, 2);
+    assert_eq!(frames[1].1, after, "tick's caller frame: {frames:?}");
+    dap.disconnect(json!({}));
+    assert_unharmed(&mut fixture, &[call]);
+}
+
+/// `abort()` (a failed assert, a Rust panic with panic=abort) stops as a SIGABRT
+/// exception by default, in the thread that called it, `unhandled`; `continue` lets the
+/// program die of it as it would have without latch.
+#[test]
+fn an_abort_stops_as_an_exception_and_continuing_delivers_it() {
+    require_harness!();
+    let mut fixture = BpTarget::start(2, &[]);
+    let crasher = fixture.target.tid_named("crasher") as i64;
+    let mut dap = Dap::attached(fixture.pid(), false);
+    fixture.target.send_line("abort");
+    let stopped = dap.next_event("stopped", STOP_WAIT);
+    assert_eq!(stopped["body"]["reason"], "exception", "{stopped}");
+    assert_eq!(thread_id(&stopped), crasher, "{stopped}");
+    let info = dap.ok("exceptionInfo", json!({ "threadId": crasher }));
+    assert_eq!(info["body"]["exceptionId"], "SIGABRT", "{info}");
+    assert_eq!(info["body"]["breakMode"], "unhandled", "{info}");
+    // Another thread did not stop for a signal: no exception to describe.
+    let other = dap.request("exceptionInfo", json!({ "threadId": fixture.pid() }));
+    assert_eq!(other["success"], false, "{other}");
+    continue_thread(&mut dap, crasher);
+    let status = fixture.target.wait_exit(secs(30));
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGABRT),
+        "the target ended with {status}"
+    );
+    let exited = dap.next_event("exited", secs(10));
+    assert_eq!(exited["body"]["exitCode"], 128 + libc::SIGABRT, "{exited}");
+    dap.next_event("terminated", secs(10));
+}
+
+/// Signals other than crashes do not stop by default; with `other-signals` on, a SIGUSR1
+/// the program catches stops (breakMode `always`), and `continue` hands it to the
+/// program's handler.
+#[test]
+fn other_signals_stop_only_when_asked_and_continuing_delivers_them() {
+    require_harness!();
+    let mut target = crate::support::Target::start(crate::support::Fixture::Signals, &[]);
+    let mut dap = Dap::attached(target.pid, false);
+    target.signal(libc::SIGUSR1);
+    assert!(target.next_line("caught SIGUSR1", secs(30)).is_some());
+    assert_no_stop(&mut dap, "SIGUSR1 is not a crash and other-signals is off");
+    dap.ok(
+        "setExceptionBreakpoints",
+        json!({ "filters": ["SIGSEGV", "other-signals"] }),
+    );
+    target.signal(libc::SIGUSR1);
+    let stopped = dap.next_event("stopped", STOP_WAIT);
+    assert_eq!(stopped["body"]["reason"], "exception", "{stopped}");
+    let tid = thread_id(&stopped);
+    let info = dap.ok("exceptionInfo", json!({ "threadId": tid }));
+    assert_eq!(info["body"]["exceptionId"], "SIGUSR1", "{info}");
+    assert_eq!(info["body"]["breakMode"], "always", "{info}");
+    assert_eq!(
+        target.printed("caught"),
+        None,
+        "the handler ran during the stop"
+    );
+    continue_thread(&mut dap, tid);
+    assert!(
+        target.next_line("caught SIGUSR1", secs(30)).is_some(),
+        "continue did not deliver the signal"
+    );
+    dap.disconnect(json!({}));
+    target.assert_runs_on(false);
 }

@@ -153,6 +153,22 @@ pub fn instruction_offsets(exe: &Path, name: &str) -> Vec<u64> {
         .collect()
 }
 
+/// The file offsets of the `call` instructions in function `name` of `exe` that call
+/// `callee`, from `objdump -d`.
+pub fn calls_to(exe: &Path, name: &str, callee: &str) -> Vec<u64> {
+    let out = Command::new("objdump")
+        .args(["-d", "--no-show-raw-insn"])
+        .arg(format!("--disassemble={name}"))
+        .arg(exe)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run objdump: {e}"));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|line| line.contains("call") && line.ends_with(&format!("<{callee}>")))
+        .filter_map(|line| u64::from_str_radix(line.trim().split(':').next()?.trim(), 16).ok())
+        .collect()
+}
+
 /// The breakpoints fixture (see its source for what it does), built once per run.
 pub fn breakpoints_fixture() -> PathBuf {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
