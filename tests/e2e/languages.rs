@@ -196,3 +196,46 @@ fn go_functions_and_methods_current_go() {
         None => skip_or_fail("LATCH_CURRENT_GO does not name a current Go (see .ci/run)"),
     }
 }
+
+/// An unrecovered Go panic stops the program where Go's runtime would end it
+/// (`runtime.fatalpanic`, the `go-panic` filter, on without the client asking), as an
+/// exception; continuing lets the program end as it would have (exit status 2).
+#[test]
+fn an_unrecovered_go_panic_stops_as_an_exception() {
+    require_harness!();
+    let go = match go_tool() {
+        Ok(go) => go,
+        Err(why) => return skip_or_fail(&format!("Go panics cannot be tested: {why}")),
+    };
+    let binary = out_dir().join("langs_go_panic");
+    go_build_with(&go, &fixture("go"), &binary, &[], &[]).expect("building the Go fixture");
+    let mut target = Target::spawn(Command::new(&binary));
+    target.wait_ready(secs(30));
+    let mut dap = Dap::attached(target.pid, false);
+    target.send_line("panic");
+    let stopped = dap.next_event("stopped", secs(10));
+    assert_eq!(stopped["body"]["reason"], "exception", "{stopped}");
+    assert_eq!(stopped["body"]["text"], "panic", "{stopped}");
+    let tid = stopped["body"]["threadId"].clone();
+    let info = dap.ok("exceptionInfo", json!({ "threadId": tid }));
+    assert_eq!(info["body"]["exceptionId"], "panic", "{info}");
+    assert_eq!(info["body"]["breakMode"], "unhandled", "{info}");
+    let trace = dap.ok("stackTrace", json!({ "threadId": tid, "levels": 5 }));
+    let names: Vec<&str> = trace["body"]["stackFrames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert_eq!(names.first(), Some(&"runtime.fatalpanic"), "{names:?}");
+    assert!(names.contains(&"runtime.gopanic"), "{names:?}");
+    dap.ok("continue", json!({ "threadId": tid }));
+    let exited = dap.next_event("exited", secs(10));
+    assert_eq!(exited["body"]["exitCode"], 2, "{exited}");
+    let status = target.wait_exit(secs(10));
+    assert_eq!(
+        status.code(),
+        Some(2),
+        "the program did not end as a panic ends it"
+    );
+}

@@ -425,3 +425,45 @@ fn a_breakpoint_in_another_checkout_or_through_a_symlink_hits() {
     target.assert_runs_on(false);
     text::assert_code_as_in_files(target.pid);
 }
+
+/// A logpoint writes its message to the debug console each time the line runs, and
+/// never stops the program: the thread that passes it runs on (its work() calls
+/// continue), and no `stopped` event comes.
+#[test]
+fn a_logpoint_logs_and_never_stops() {
+    require_harness!();
+    let target = start(&["loop"]);
+    let mut dap = Dap::attached(target.pid, false);
+    let path = source().canonicalize().unwrap();
+    let set = dap.ok(
+        "setBreakpoints",
+        json!({ "source": { "path": path },
+                "breakpoints": [{ "line": line("work_sum"), "logMessage": "passing work_sum" }] }),
+    );
+    assert_eq!(set["body"]["breakpoints"][0]["verified"], true, "{set}");
+    let logged = dap.wait_until(secs(10), |dap| {
+        dap.events("output")
+            .iter()
+            .filter(|e| e["body"]["output"] == "passing work_sum\n")
+            .count()
+            >= 5
+    });
+    assert!(
+        logged,
+        "fewer than 5 logpoint lines in 10 s:\n{}",
+        dap.recent()
+    );
+    assert!(
+        dap.events("stopped").is_empty(),
+        "a logpoint stopped the target: {:?}",
+        dap.events("stopped")
+    );
+    dap.ok(
+        "setBreakpoints",
+        json!({ "source": { "path": path }, "breakpoints": [] }),
+    );
+    dap.ok("disconnect", json!({}));
+    assert!(dap.wait_exit(secs(10)).success());
+    target.assert_runs_on(false);
+    text::assert_code_as_in_files(target.pid);
+}
