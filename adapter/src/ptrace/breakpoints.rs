@@ -133,6 +133,10 @@ pub enum Internal {
     /// out of): reached when thread `tid` gets there with its stack pointer at or above
     /// `min_sp`, so that a recursive call returning there first does not count.
     Step { tid: Pid, min_sp: u64 },
+    /// Where thread `tid` comes back to from a signal handler it was let run (its
+    /// stack pointer back at `min_sp` or above): the same execution going on, not a
+    /// new hit of a user breakpoint at that address.
+    Return { tid: Pid, min_sp: u64 },
     /// The dynamic loader's hook, called after each change to the list of libraries.
     Loader,
 }
@@ -356,6 +360,15 @@ impl Table {
                         verdict.step_done = true;
                     }
                 }
+                Internal::Return {
+                    tid: returning,
+                    min_sp,
+                } => {
+                    if returning == tid && registers.rsp >= min_sp {
+                        verdict.step_done = true;
+                        return verdict;
+                    }
+                }
                 Internal::Loader => verdict.loader = true,
             }
         }
@@ -395,7 +408,8 @@ impl Table {
     /// Whether a step of thread `tid` (any thread with `None`) waits at a target.
     pub fn has_step_target(&self, tid: Option<Pid>) -> bool {
         self.sites.values().flat_map(|site| &site.internal).any(|i| {
-            matches!(i, Internal::Step { tid: stepping, .. } if tid.is_none_or(|t| t == *stepping))
+            matches!(i, Internal::Step { tid: stepping, .. } | Internal::Return { tid: stepping, .. }
+                if tid.is_none_or(|t| t == *stepping))
         })
     }
 

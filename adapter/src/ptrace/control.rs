@@ -22,6 +22,10 @@ use crate::procfs::{self, Pid};
 /// left running and its step reported when it ends.
 const STEP_DEADLINE: Duration = Duration::from_secs(1);
 
+/// How long a thread stepping over a lifted breakpoint may take to run its (ordinary)
+/// instruction: only a machine too loaded to schedule it takes seconds.
+const LIFTED_STEP_DEADLINE: Duration = Duration::from_secs(60);
+
 /// The signals that stop the target, from the exception filters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignalFilters {
@@ -373,7 +377,11 @@ impl Control {
 
     pub(super) fn remove_step_targets(&mut self) {
         self.with_memory(|table, memory| {
-            table.remove_internal(|i| matches!(i, Internal::Step { .. }), memory, false)
+            table.remove_internal(
+                |i| matches!(i, Internal::Step { .. } | Internal::Return { .. }),
+                memory,
+                false,
+            )
         });
     }
 }
@@ -775,6 +783,12 @@ impl Tracer {
                 continue;
             }
             self.control.shown = true;
+            tracing::debug!(
+                tid,
+                ?reason,
+                pending = self.control.pending.len(),
+                "stop reported"
+            );
             let _ = self.events.send(BackendEvent::Stopped { tid, reason });
             return;
         }
@@ -819,20 +833,104 @@ impl Tracer {
                 started.push(tid);
             }
         }
+        let address_of = |tid: Pid| {
+            parked
+                .iter()
+                .find(|(t, _)| *t == tid)
+                .map_or(0, |(_, a)| *a)
+        };
+        let mut stepped = Vec::new();
+        let mut signalled = Vec::new();
         for tid in started {
-            self.finish_step(tid, waiter);
+            let patience = self.patience_over(address_of(tid));
+            if self.finish_step_within(tid, waiter, patience) {
+                stepped.push(tid);
+            } else if self
+                .threads
+                .get(&tid)
+                .is_some_and(|t| t.pending_signal != 0)
+            {
+                signalled.push(tid);
+            }
         }
         self.control.with_memory(|table, memory| {
             for &address in &addresses {
                 table.lower(address, memory);
             }
         });
-        for (tid, _) in parked {
-            if let Some(thread) = self.threads.get_mut(&tid) {
-                if thread.state == RunState::Stopped {
-                    thread.at_breakpoint = None;
-                }
+        // A signal came before the instruction ran (Go's preemption signal, say): the
+        // handler runs first, with the breakpoint in and only that thread running, and
+        // the step over is tried again once it is back. Delivered with the breakpoint
+        // out, the handler's return would run into it as a new hit.
+        for tid in signalled {
+            if self.step_over_after_signals(tid, address_of(tid), waiter) {
+                stepped.push(tid);
             }
+        }
+        tracing::debug!(
+            parked = parked.len(),
+            stepped = stepped.len(),
+            "threads stepped over breakpoints"
+        );
+        for tid in stepped {
+            if let Some(thread) = self.threads.get_mut(&tid) {
+                thread.at_breakpoint = None;
+            }
+        }
+    }
+
+    /// Steps `tid` over the breakpoint at `address` (in place) after running the handlers
+    /// of the signals owed to it. True when it ran the instruction.
+    fn step_over_after_signals(
+        &mut self,
+        tid: Pid,
+        address: u64,
+        waiter: &mut dyn EventWait,
+    ) -> bool {
+        for _ in 0..16 {
+            let owed = self.threads.get(&tid).map_or(0, |t| t.pending_signal);
+            if owed != 0 && self.run_signal_handler(tid, owed, waiter).is_some() {
+                return false;
+            }
+            let parked = self
+                .threads
+                .get(&tid)
+                .is_some_and(|t| t.state == RunState::Stopped && t.pending_signal == 0);
+            if !parked || sys::get_regs(tid).map_or(true, |r| r.rip != address) {
+                return false;
+            }
+            self.control
+                .with_memory(|table, memory| table.lift(address, memory));
+            let started = sys::single_step(tid, 0).is_ok();
+            if started {
+                self.threads.get_mut(&tid).expect("parked").state = RunState::Running;
+                self.control.stepping.insert(tid, Stepping::Over);
+            }
+            let patience = self.patience_over(address);
+            let done = started && self.finish_step_within(tid, waiter, patience);
+            self.control
+                .with_memory(|table, memory| table.lower(address, memory));
+            if done {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// How long to wait for a thread stepping the instruction under the lifted
+    /// breakpoint at `address`. The `int3` goes back once the wait ends: a thread that
+    /// has not run the instruction by then would run the `int3` instead. Only an
+    /// instruction that enters the kernel can rightly take long (it may block there,
+    /// and is past the breakpoint once in); any other is waited for, however loaded
+    /// the machine.
+    fn patience_over(&mut self, address: u64) -> Duration {
+        let enters_kernel = self
+            .read_code(address, 2)
+            .is_some_and(|code| matches!(code[..], [0x0f, 0x05] | [0x0f, 0x34] | [0xcd, _]));
+        if enters_kernel {
+            STEP_DEADLINE
+        } else {
+            LIFTED_STEP_DEADLINE
         }
     }
 
@@ -840,8 +938,18 @@ impl Tracer {
     /// stopped; false when something else came first (handled as any event is), or it
     /// is still running after the deadline (blocked in the kernel).
     fn finish_step(&mut self, tid: Pid, waiter: &mut dyn EventWait) -> bool {
+        self.finish_step_within(tid, waiter, STEP_DEADLINE)
+    }
+
+    /// `finish_step`, waiting at most `patience`.
+    fn finish_step_within(
+        &mut self,
+        tid: Pid,
+        waiter: &mut dyn EventWait,
+        patience: Duration,
+    ) -> bool {
         const SPINS_BEFORE_SLEEP: u32 = 8;
-        let deadline = Instant::now() + STEP_DEADLINE;
+        let deadline = Instant::now() + patience;
         let mut spins = 0;
         loop {
             if let Some(event) = sys::wait_thread(tid) {
@@ -853,6 +961,15 @@ impl Tracer {
                         self.mark_stopped(tid);
                         self.forget_registers(tid);
                         return true;
+                    }
+                    // An interrupt sent while the thread was already stopping for a
+                    // trap stays pending, and stops it again, at once, the next time it
+                    // is resumed: the instruction did not run yet. Step again.
+                    WaitEvent::Event { event, signal, .. }
+                        if is_stale_interrupt(event, signal)
+                            && sys::single_step(tid, 0).is_ok() =>
+                    {
+                        continue;
                     }
                     other => {
                         // A signal that came before the instruction ran, an exit, an
@@ -951,7 +1068,7 @@ impl Tracer {
         waiter: &mut dyn EventWait,
     ) -> Option<StepResult> {
         let regs = sys::get_regs(tid).ok()?;
-        let return_to = Internal::Step {
+        let return_to = Internal::Return {
             tid,
             min_sp: regs.rsp,
         };
@@ -963,7 +1080,7 @@ impl Tracer {
             // step, as the kernel does it.
             return None;
         }
-        let held = self.holding;
+        let (held, only) = (self.holding, self.control.only);
         self.holding = true;
         self.control.only = Some(tid);
         let mut owed = signal;
@@ -992,6 +1109,13 @@ impl Tracer {
                 // its return is reported as the step's end.
                 return Some(StepResult::Running);
             };
+            if let WaitEvent::Event { event, signal, .. } = event {
+                // A stale interrupt (see `finish_step_within`): the thread goes on.
+                if is_stale_interrupt(event, signal) {
+                    owed = 0;
+                    continue;
+                }
+            }
             self.on_event(event, true);
             if let Some(at) = self
                 .control
@@ -1012,9 +1136,10 @@ impl Tracer {
             // Another signal came while the handler ran: it is delivered too.
             owed = self.threads.get(&tid).map_or(0, |t| t.pending_signal);
         };
-        self.control.only = None;
+        self.control.only = only;
         self.holding = held;
-        self.control.remove_step_targets();
+        self.control
+            .with_memory(|table, memory| table.remove_internal(|i| *i == return_to, memory, false));
         outcome
     }
 
@@ -1050,7 +1175,8 @@ impl Tracer {
                 thread.state = RunState::Running;
                 thread.at_breakpoint = None;
                 self.control.stepping.insert(tid, Stepping::User);
-                self.finish_step(tid, waiter)
+                let patience = lifted.map_or(STEP_DEADLINE, |a| self.patience_over(a));
+                self.finish_step_within(tid, waiter, patience)
             }
             Err(err) => {
                 tracing::debug!(tid, "single step failed: {err}");
@@ -1183,6 +1309,11 @@ fn sigtrap_pending(pid: Pid, tid: Pid) -> bool {
         .find_map(|line| line.strip_prefix("SigPnd:"))
         .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
         .is_some_and(|mask| mask & (1 << (libc::SIGTRAP - 1)) != 0)
+}
+
+/// An interrupt's stop (`PTRACE_EVENT_STOP` with SIGTRAP), not a job-control stop.
+fn is_stale_interrupt(event: i32, signal: i32) -> bool {
+    event == super::sys::PTRACE_EVENT_STOP && !sys::is_group_stop_signal(signal)
 }
 
 fn has_fault_address(signal: i32) -> bool {

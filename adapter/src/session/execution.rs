@@ -173,6 +173,12 @@ impl Session {
                     Box::pin(self.on_backend_event(event)).await;
                 }
                 let batch = self.thread_events.sync(threads);
+                // A breakpoint or signal stopped the target just before the pause did:
+                // that stop was reported (above, from its event), and is the one shown.
+                if self.target.as_ref().is_some_and(|t| t.stopped) {
+                    self.write_thread_events(&batch);
+                    return;
+                }
                 tracing::debug!(
                     started = batch.started.len(),
                     exited = batch.exited.len(),

@@ -84,7 +84,7 @@ impl Dap {
         if log {
             cmd.arg("--log-file")
                 .arg(&log_file)
-                .args(["--log", "latch=debug"]);
+                .args(["--log", "latch=debug,latch::dap=trace"]);
         }
         cmd.args(extra)
             .stdin(Stdio::piped())
