@@ -41,12 +41,15 @@ struct Cli {
     /// default 10 s: the events the client is sent, and their cost; latch and
     /// lldb-dap only), waitfor (attach by name before a counter starts; see
     /// --waitfor-runs),
-    /// big (first stack trace on a large binary with full debug info).
+    /// big (first stack trace on a large binary with full debug info),
+    /// bp:N (breakpoint hit → stopped, `next` and the F10 round next to N sleeping
+    /// threads), hot (a breakpoint that never stops in a hot loop: the loop's calls
+    /// per second), bp-lines (100 source breakpoints set in the large binary).
     #[arg(
         long,
         value_delimiter = ',',
         value_parser = Scenario::parse,
-        default_value = "sleep:1,sleep:100,sleep:1000,sleep:4000,spin:16,spin:100,short-lived,go,waitfor,big"
+        default_value = "sleep:1,sleep:100,sleep:1000,sleep:4000,spin:16,spin:100,short-lived,go,waitfor,big,bp:1,bp:100,bp:1000,hot,bp-lines"
     )]
     sizes: Vec<Scenario>,
     /// Runs of the waitfor scenario per peer: its goal is stated over 20
@@ -92,6 +95,15 @@ struct Cli {
     /// `dap` (default: latch's debug build, `../debug/latch` from here).
     #[arg(long)]
     big_binary: Option<PathBuf>,
+    /// How latch's breakpoints are set in bp:N and hot: by address
+    /// (`setInstructionBreakpoints`, until latch resolves function names) or by
+    /// function name (`setFunctionBreakpoints`, as lldb-dap's always are).
+    #[arg(long, value_enum, default_value = "instruction")]
+    latch_breakpoints: peers::bp::LatchBreakpoints,
+    /// What `next` steps over in bp:N: one instruction (`granularity: instruction`,
+    /// gdb `nexti`) or one source line (gdb `next`).
+    #[arg(long, value_enum, default_value = "instruction")]
+    step: peers::bp::Step,
     /// Keep the temporary directory (targets, adapters' stderr, gdb output).
     #[arg(long)]
     keep_logs: bool,
@@ -128,13 +140,17 @@ fn main() -> Result<()> {
 
     let mut scenarios = cli.sizes.clone();
     let mut big = None;
-    if scenarios.contains(&Scenario::BigBinary) {
+    if scenarios
+        .iter()
+        .any(|s| matches!(s, Scenario::BigBinary | Scenario::SourceBreakpoints))
+    {
         match BigBinary::locate(cli.big_binary.as_deref()) {
             Ok(b) => big = Some(b),
             Err(why) => {
                 eprintln!("skipping {why}");
                 skipped.push(why);
-                scenarios.retain(|s| *s != Scenario::BigBinary);
+                scenarios
+                    .retain(|s| !matches!(s, Scenario::BigBinary | Scenario::SourceBreakpoints));
             }
         }
     }
@@ -160,6 +176,8 @@ fn main() -> Result<()> {
         stacks: !cli.no_stacks,
         log_dir: dir.clone(),
         warm_cache: cli.warm_cache,
+        latch_breakpoints: cli.latch_breakpoints,
+        step: cli.step,
     };
 
     let mut versions: BTreeMap<Peer, String> = peers
@@ -290,6 +308,22 @@ fn run_one(
         (Peer::LldbDap, Scenario::ChurnRun(secs)) => {
             peers::run_running(peer, path, &[], &mut target, secs, opts)
         }
+        (
+            Peer::Latch | Peer::LldbDap,
+            Scenario::Hit(_) | Scenario::Hot | Scenario::SourceBreakpoints,
+        ) => {
+            let args: &[&str] = if peer == Peer::Latch { &["dap"] } else { &[] };
+            match sc {
+                Scenario::Hit(_) => peers::bp::run_dap_hit(peer, path, args, &mut target, opts),
+                Scenario::Hot => peers::bp::run_dap_hot(peer, path, args, &mut target, opts),
+                _ => peers::bp::run_dap_lines(peer, path, args, &mut target, opts),
+            }
+        }
+        (Peer::Gdb, Scenario::Hit(_)) => peers::bp::run_gdb_hit(path, &mut target, opts),
+        (Peer::Gdb, Scenario::Hot) => peers::bp::run_gdb_hot(path, &mut target, opts),
+        (Peer::Gdb, Scenario::SourceBreakpoints) => {
+            peers::bp::run_gdb_lines(path, &mut target, opts)
+        }
         (Peer::Latch, _) => peers::run_dap(peer, path, &["dap"], &mut target, sc, opts),
         (Peer::LldbDap, _) => peers::run_dap(peer, path, &[], &mut target, sc, opts),
         (Peer::Gdb | Peer::GdbBt, _) => peers::run_gdb(peer, path, &mut target, sc, opts),
@@ -318,6 +352,11 @@ fn summary(r: &report::RunResult) -> String {
         Outcome::Ok(m) => {
             let mut s = String::new();
             for (row, label) in [
+                (Row::HitToStopped, "hit→stopped"),
+                (Row::NextInstruction, "nexti"),
+                (Row::NextLine, "next"),
+                (Row::F10Round, "F10 round"),
+                (Row::SetSourceBreakpoints, "100 bps"),
                 (Row::AttachStopped, "attach"),
                 (Row::ExecToStopped, "exec→stop"),
                 (Row::Threads, "threads"),
@@ -330,6 +369,17 @@ fn summary(r: &report::RunResult) -> String {
             ] {
                 if let Some(v) = m.0.get(&row) {
                     let _ = write!(s, "{label} {v:.1} ms  ");
+                }
+            }
+            if let Some(v) = m.0.get(&Row::BreakpointsVerified) {
+                let _ = write!(s, "verified {v}  ");
+            }
+            for (row, label) in [
+                (Row::HotBaselinePerSec, "calls/s alone"),
+                (Row::HotCallsPerSec, "calls/s with bp"),
+            ] {
+                if let Some(v) = m.0.get(&row) {
+                    let _ = write!(s, "{label} {v:.0}  ");
                 }
             }
             if let Some(v) = m.0.get(&Row::Frames) {
