@@ -621,6 +621,53 @@ fn header(
             peers::WAITFOR_SETTLE.as_millis()
         );
     }
+    if scenarios.iter().any(|s| {
+        matches!(
+            s,
+            Scenario::Hit(_) | Scenario::Hot | Scenario::SourceBreakpoints
+        )
+    }) {
+        let _ = writeln!(
+            h,
+            "- breakpoints (`bp:N`, `hot`, `bp-lines`): latch and lldb-dap get `attach {{pid, \
+             stopOnEntry: false}}`, the breakpoint between `initialized` and \
+             `configurationDone` as an editor sends it, and run on; gdb is driven over MI \
+             (`gdb -nx -q --interpreter=mi3`, `mi-async on`, all-stop): `-target-attach`, \
+             `-break-insert`, `-exec-continue`. latch's breakpoints are {} (`--latch-breakpoints`); \
+             lldb-dap 19 has no instruction breakpoints, so its are `setFunctionBreakpoints` by \
+             name; gdb's `-break-insert *ADDR`. `bp:N` (`threads bp N`: N sleeping threads, \
+             the main thread calls `bench_hit` when the benchmark writes `h` to its stdin): the \
+             trigger time is taken just before that write, the end is the `stopped` event (gdb: \
+             its `*stopped` record); {} hits a run, their median; after every stop the editor's \
+             `threads`, `stackTrace` (20 levels), `scopes`, `variables`; on the last hit `next` \
+             ({}) until its `stopped`, then the F10 round (`next` → `stopped` → `threads` → \
+             `stackTrace` → `scopes` → `variables`, one after the other; gdb sits it out). `hot` \
+             (`threads hot 0`: one thread calls `bench_hot` in a loop and counts its calls): the \
+             count is read over {} s before the attach and again with a breakpoint there whose \
+             hit condition `{}` (gdb: `-break-insert -i {}`, an ignore count) never stops within \
+             that window. `bp-lines`: the large binary, right after `initialized` (no stack asked \
+             for: latch has read no DWARF), {} `setBreakpoints` of {} lines each (single-line \
+             `let` statements of latch's own sources), sent back to back, timed from the first \
+             request to the last response; gdb: `-break-insert FILE:LINE` × {}, after its attach.",
+            match cli.latch_breakpoints {
+                peers::bp::LatchBreakpoints::Instruction => {
+                    "`setInstructionBreakpoints` at the function's address, printed by the target"
+                }
+                peers::bp::LatchBreakpoints::Function => "`setFunctionBreakpoints` by name",
+            },
+            peers::bp::HITS,
+            match cli.step {
+                peers::bp::Step::Instruction => "`granularity: instruction`; gdb `-exec-next-instruction`",
+                peers::bp::Step::Line => "one source line; gdb `-exec-next`",
+            },
+            peers::bp::HOT_WINDOW.as_secs(),
+            peers::bp::HOT_HIT_CONDITION,
+            peers::bp::HOT_HIT_CONDITION,
+            peers::bp::LINE_FILES,
+            peers::bp::LINES_PER_FILE,
+            peers::bp::LINE_FILES * peers::bp::LINES_PER_FILE,
+        );
+    }
     if targets.big.is_some() {
         let _ = writeln!(
             h,
