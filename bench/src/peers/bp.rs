@@ -1009,3 +1009,32 @@ pub fn run_gdb_lines(gdb: &Path, target: &mut Target, opts: &RunOpts) -> RunResu
         Err(e) => gdb_failed(gpid, e, notes),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_lines_are_let_statements_of_latchs_sources() {
+        let files = source_lines().unwrap();
+        assert_eq!(files.len(), LINE_FILES);
+        for (path, lines) in &files {
+            assert_eq!(lines.len(), LINES_PER_FILE, "{}", path.display());
+            let text = std::fs::read_to_string(path).unwrap();
+            let all: Vec<&str> = text.lines().collect();
+            for &l in lines {
+                let line = all[l as usize - 1].trim();
+                assert!(line.starts_with("let ") && line.ends_with(';'), "{line}");
+            }
+        }
+    }
+
+    #[test]
+    fn next_says_its_granularity() {
+        assert_eq!(Step::Instruction.args(7)["granularity"], "instruction");
+        assert!(Step::Line.args(7).get("granularity").is_none());
+        assert_eq!(Step::Line.row(), Row::NextLine);
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0]), 2.5);
+    }
+}
