@@ -95,14 +95,14 @@ struct Cli {
     /// `dap` (default: latch's debug build, `../debug/latch` from here).
     #[arg(long)]
     big_binary: Option<PathBuf>,
-    /// How latch's breakpoints are set in bp:N and hot: by address
-    /// (`setInstructionBreakpoints`, until latch resolves function names) or by
-    /// function name (`setFunctionBreakpoints`, as lldb-dap's always are).
-    #[arg(long, value_enum, default_value = "instruction")]
-    latch_breakpoints: peers::bp::LatchBreakpoints,
+    /// How latch's and gdb's breakpoints are set in bp:N and hot: by function name
+    /// (latch: `setFunctionBreakpoints`, as lldb-dap's always are; gdb: `-break-insert
+    /// NAME`) or by address (latch: `setInstructionBreakpoints`; gdb: `*ADDR`).
+    #[arg(long, value_enum, default_value = "function")]
+    breakpoints: peers::bp::BreakpointsBy,
     /// What `next` steps over in bp:N: one instruction (`granularity: instruction`,
     /// gdb `nexti`) or one source line (gdb `next`).
-    #[arg(long, value_enum, default_value = "instruction")]
+    #[arg(long, value_enum, default_value = "line")]
     step: peers::bp::Step,
     /// Keep the temporary directory (targets, adapters' stderr, gdb output).
     #[arg(long)]
@@ -176,7 +176,7 @@ fn main() -> Result<()> {
         stacks: !cli.no_stacks,
         log_dir: dir.clone(),
         warm_cache: cli.warm_cache,
-        latch_breakpoints: cli.latch_breakpoints,
+        breakpoints: cli.breakpoints,
         step: cli.step,
     };
 
@@ -633,9 +633,8 @@ fn header(
              stopOnEntry: false}}`, the breakpoint between `initialized` and \
              `configurationDone` as an editor sends it, and run on; gdb is driven over MI \
              (`gdb -nx -q --interpreter=mi3`, `mi-async on`, all-stop): `-target-attach`, \
-             `-break-insert`, `-exec-continue`. latch's breakpoints are {} (`--latch-breakpoints`); \
-             lldb-dap 19 has no instruction breakpoints, so its are `setFunctionBreakpoints` by \
-             name; gdb's `-break-insert *ADDR`. `bp:N` (`threads bp N`: N sleeping threads, \
+             `-break-insert`, `-exec-continue`. Breakpoints {} (`--breakpoints`); lldb-dap 19 \
+             has no instruction breakpoints: its are always `setFunctionBreakpoints` by name. `bp:N` (`threads bp N`: N sleeping threads, \
              the main thread calls `bench_hit` when the benchmark writes `h` to its stdin): the \
              trigger time is taken just before that write, the end is the `stopped` event (gdb: \
              its `*stopped` record); {} hits a run, their median; after every stop the editor's \
@@ -649,11 +648,14 @@ fn header(
              for: latch has read no DWARF), {} `setBreakpoints` of {} lines each (single-line \
              `let` statements of latch's own sources), sent back to back, timed from the first \
              request to the last response; gdb: `-break-insert FILE:LINE` × {}, after its attach.",
-            match cli.latch_breakpoints {
-                peers::bp::LatchBreakpoints::Instruction => {
-                    "`setInstructionBreakpoints` at the function's address, printed by the target"
+            match cli.breakpoints {
+                peers::bp::BreakpointsBy::Address => {
+                    "by address, printed by the target: latch `setInstructionBreakpoints`, gdb \
+                     `-break-insert *ADDR`"
                 }
-                peers::bp::LatchBreakpoints::Function => "`setFunctionBreakpoints` by name",
+                peers::bp::BreakpointsBy::Function => {
+                    "by function name: latch `setFunctionBreakpoints`, gdb `-break-insert NAME`"
+                }
             },
             peers::bp::HITS,
             match cli.step {

@@ -92,7 +92,7 @@ pub struct RunOpts {
     /// run); otherwise every run inflates them, as a first attach on a machine does.
     pub warm_cache: bool,
     /// How latch's breakpoints are set (`bp:N`, `hot`).
-    pub latch_breakpoints: bp::LatchBreakpoints,
+    pub breakpoints: bp::BreakpointsBy,
     /// What one `next` steps over (`bp:N`).
     pub step: bp::Step,
 }

@@ -54,14 +54,26 @@ pub const LINES_PER_FILE: usize = 10;
 const HIT_FUNCTION: &str = "bench_hit";
 const HOT_FUNCTION: &str = "bench_hot";
 
-/// How latch's breakpoints are set: by address until its symbols API resolves names
-/// and lines, then by function name as lldb-dap's are.
+/// How latch's and gdb's breakpoints are set: by function name (lldb-dap's always are),
+/// or by address, which needs no symbols (how latch was measured before it resolved
+/// names).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum LatchBreakpoints {
-    /// `setInstructionBreakpoints` at the function's address (what the target prints).
-    Instruction,
-    /// `setFunctionBreakpoints` by name.
+pub enum BreakpointsBy {
+    /// `setFunctionBreakpoints` by name (gdb: `-break-insert FUNCTION`).
     Function,
+    /// latch: `setInstructionBreakpoints` at the function's address, which the target
+    /// prints (gdb: `-break-insert *ADDR`).
+    Address,
+}
+
+impl BreakpointsBy {
+    /// gdb's `-break-insert` location for `function` at `address`.
+    fn gdb_location(self, function: &str, address: u64) -> String {
+        match self {
+            BreakpointsBy::Function => function.to_string(),
+            BreakpointsBy::Address => format!("*{address:#x}"),
+        }
+    }
 }
 
 /// What one `next` steps over.
@@ -136,8 +148,8 @@ fn set_breakpoint(
     hit_condition: Option<u64>,
     deadline: Instant,
 ) -> Result<()> {
-    let mut bp = match (peer, opts.latch_breakpoints) {
-        (Peer::Latch, LatchBreakpoints::Instruction) => {
+    let mut bp = match (peer, opts.breakpoints) {
+        (Peer::Latch, BreakpointsBy::Address) => {
             json!({ "instructionReference": format!("{address:#x}") })
         }
         _ => json!({ "name": function }),
@@ -858,7 +870,8 @@ pub fn run_gdb_hit(gdb: &Path, target: &mut Target, opts: &RunOpts) -> RunResult
         let hit = commands(target)?.hit;
         let (p, mut mi) = start_gdb(gdb, target.pid(), opts, deadline)?;
         gpid = Some(p);
-        mi.command(&format!("-break-insert *{hit:#x}"), deadline)?;
+        let location = opts.breakpoints.gdb_location(HIT_FUNCTION, hit);
+        mi.command(&format!("-break-insert {location}"), deadline)?;
         mi.command("-exec-continue", deadline)?;
         wait_running(target.pid(), deadline)?;
         m.0.insert(Row::UntilBreakpointArmed, ms(Instant::now() - t0));
@@ -923,8 +936,9 @@ pub fn run_gdb_hot(gdb: &Path, target: &mut Target, opts: &RunOpts) -> RunResult
         let hot = commands(target)?.hot;
         let (p, mut mi) = start_gdb(gdb, target.pid(), opts, deadline)?;
         gpid = Some(p);
+        let location = opts.breakpoints.gdb_location(HOT_FUNCTION, hot);
         mi.command(
-            &format!("-break-insert -i {HOT_HIT_CONDITION} *{hot:#x}"),
+            &format!("-break-insert -i {HOT_HIT_CONDITION} {location}"),
             deadline,
         )?;
         mi.command("-exec-continue", deadline)?;
