@@ -204,8 +204,14 @@ fn attach_with_breakpoint(
     wait_running(pid, deadline)
 }
 
+/// How long a stop may take before the run gives up on it: far more than any peer
+/// needs next to 1000 threads, far less than a session's deadline (an lldb-dap `next`
+/// that never reports its stop would otherwise cost the whole deadline).
+const STOP_WAIT: Duration = Duration::from_secs(30);
+
 /// Wait for the `stopped` event after the first `k`; its arrival and body.
 fn stop_after(dap: &mut Dap, k: usize, deadline: Instant, what: &str) -> Result<(Instant, Value)> {
+    let deadline = deadline.min(Instant::now() + STOP_WAIT);
     dap.wait_until(deadline, what, |s| s.stops.len() > k)?;
     Ok(dap.seen.stops[k].clone())
 }
@@ -220,12 +226,27 @@ fn next_and_stop(
 ) -> Result<(Instant, Value)> {
     let k = dap.seen.stops.len();
     let seq = dap.send("next", step.args(thread))?;
-    dap.wait_until(deadline, "the `stopped` event after `next`", |s| {
+    let deadline = deadline.min(Instant::now() + STOP_WAIT);
+    let waited = dap.wait_until(deadline, "the `stopped` event after `next`", |s| {
         s.stops.len() > k
             || s.responses
                 .get(&seq)
                 .is_some_and(|r| r.1.success != Some(true))
-    })?;
+    });
+    if let Err(e) = waited {
+        // Say what did come: an answered `next` whose stop never came is the adapter's.
+        let answered = dap.seen.responses.contains_key(&seq);
+        let continued = dap.seen.events.get("continued").map_or(0, |e| e.1);
+        if e.downcast_ref::<Timeout>().is_none() {
+            return Err(e);
+        }
+        return Err(Timeout(format!(
+            "the `stopped` event after `next` (`next` {}answered; {continued} `continued` \
+             events in the session)",
+            if answered { "" } else { "not " }
+        ))
+        .into());
+    }
     if dap.seen.stops.len() == k {
         dap.answered_at(seq)?;
     }
@@ -266,6 +287,7 @@ pub fn run_dap_hit(
         }
     };
     let mut tree = Vec::new();
+    let mut partial = None;
     let tpid = target.pid();
     let result = (|| -> Result<Measure> {
         let mut m = Measure::default();
@@ -301,7 +323,20 @@ pub fn run_dap_hit(
                 m.0.insert(Row::FirstHitShown, ms(shown - t_trigger));
             }
             if i + 1 == HITS {
-                step_rows(&mut dap, thread, opts.step, deadline, &mut m, &mut notes)?;
+                if let Err(e) = step_rows(&mut dap, thread, opts.step, deadline, &mut m, &mut notes)
+                {
+                    if e.downcast_ref::<Timeout>().is_none() {
+                        return Err(e);
+                    }
+                    // The hits are measured: keep them, say loudly what never came.
+                    notes.push(format!(
+                        "**a step never reported its stop** ({e:#}); the adapter was killed, \
+                         the rows measured before stand"
+                    ));
+                    m.0.insert(Row::HitToStopped, median(latencies));
+                    partial = Some(m);
+                    bail!("step hung");
+                }
             }
             request(
                 &mut dap,
@@ -315,6 +350,15 @@ pub fn run_dap_hit(
         tree = measure_and_detach(&mut dap, pid, deadline, &mut m)?;
         Ok(m)
     })();
+    if let Some(m) = partial {
+        let extra = procfs::descendants(pid);
+        super::kill_peer(pid, &extra);
+        return RunResult {
+            outcome: Outcome::Ok(m),
+            notes,
+            version,
+        };
+    }
     let ended = end_session(result, dap, pid, &tree, deadline, peer, &mut notes);
     timed_run(ended, t0, target, 0, notes, version)
 }
