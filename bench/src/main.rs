@@ -670,7 +670,7 @@ fn header(
             peers::bp::LINE_FILES * peers::bp::LINES_PER_FILE,
         );
     }
-    if targets.big.is_some() {
+    if scenarios.contains(&Scenario::BigBinary) {
         let _ = writeln!(
             h,
             "- large binary: a fresh debugger and a fresh target per run, attached once all the \

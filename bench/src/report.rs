@@ -361,7 +361,9 @@ fn fmt_value(row: Row, v: f64) -> String {
 }
 
 fn fmt_ratio(r: f64) -> String {
-    if r >= 10.0 {
+    if r < 0.1 {
+        format!("{r:.3}×")
+    } else if r >= 10.0 {
         format!("{r:.0}×")
     } else {
         format!("{r:.1}×")

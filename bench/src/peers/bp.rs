@@ -533,7 +533,7 @@ pub fn run_dap_hot(
             Err(e) => {
                 notes.push(format!(
                     "**`disconnect` under the hot breakpoint did not complete in {} s** ({e:#}); \
-                     the adapter and the target were killed, the rates stand",
+                     the adapter was killed, the rates stand",
                     HOT_DETACH_DEADLINE.as_secs()
                 ));
                 hung = Some(m);
