@@ -83,6 +83,8 @@ pub struct Seen {
     pub events: HashMap<String, (Instant, usize)>,
     /// Arrival of the first `stopped` event that says all threads stopped.
     pub all_stopped: Option<Instant>,
+    /// Every `stopped` event: its arrival and its body.
+    pub stops: Vec<(Instant, Value)>,
     /// stderr-category `output` events, kept for the report.
     pub stderr: String,
     /// Every `output` event's text, whatever its category: the waitFor
@@ -186,6 +188,9 @@ impl Dap {
                     && msg.value()["body"]["allThreadsStopped"].as_bool() == Some(true)
                 {
                     self.seen.all_stopped = Some(at);
+                }
+                if name == "stopped" {
+                    self.seen.stops.push((at, msg.value()["body"].clone()));
                 }
                 if name == "output" {
                     let body = &msg.value()["body"];

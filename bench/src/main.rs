@@ -41,12 +41,15 @@ struct Cli {
     /// default 10 s: the events the client is sent, and their cost; latch and
     /// lldb-dap only), waitfor (attach by name before a counter starts; see
     /// --waitfor-runs),
-    /// big (first stack trace on a large binary with full debug info).
+    /// big (first stack trace on a large binary with full debug info),
+    /// bp:N (breakpoint hit → stopped, `next` and the F10 round next to N sleeping
+    /// threads), hot (a breakpoint that never stops in a hot loop: the loop's calls
+    /// per second), bp-lines (100 source breakpoints set in the large binary).
     #[arg(
         long,
         value_delimiter = ',',
         value_parser = Scenario::parse,
-        default_value = "sleep:1,sleep:100,sleep:1000,sleep:4000,spin:16,spin:100,short-lived,go,waitfor,big"
+        default_value = "sleep:1,sleep:100,sleep:1000,sleep:4000,spin:16,spin:100,short-lived,go,waitfor,big,bp:1,bp:100,bp:1000,hot,bp-lines"
     )]
     sizes: Vec<Scenario>,
     /// Runs of the waitfor scenario per peer: its goal is stated over 20
@@ -92,6 +95,15 @@ struct Cli {
     /// `dap` (default: latch's debug build, `../debug/latch` from here).
     #[arg(long)]
     big_binary: Option<PathBuf>,
+    /// How latch's and gdb's breakpoints are set in bp:N and hot: by function name
+    /// (latch: `setFunctionBreakpoints`, as lldb-dap's always are; gdb: `-break-insert
+    /// NAME`) or by address (latch: `setInstructionBreakpoints`; gdb: `*ADDR`).
+    #[arg(long, value_enum, default_value = "function")]
+    breakpoints: peers::bp::BreakpointsBy,
+    /// What `next` steps over in bp:N: one instruction (`granularity: instruction`,
+    /// gdb `nexti`) or one source line (gdb `next`).
+    #[arg(long, value_enum, default_value = "line")]
+    step: peers::bp::Step,
     /// Keep the temporary directory (targets, adapters' stderr, gdb output).
     #[arg(long)]
     keep_logs: bool,
@@ -128,13 +140,17 @@ fn main() -> Result<()> {
 
     let mut scenarios = cli.sizes.clone();
     let mut big = None;
-    if scenarios.contains(&Scenario::BigBinary) {
+    if scenarios
+        .iter()
+        .any(|s| matches!(s, Scenario::BigBinary | Scenario::SourceBreakpoints))
+    {
         match BigBinary::locate(cli.big_binary.as_deref()) {
             Ok(b) => big = Some(b),
             Err(why) => {
                 eprintln!("skipping {why}");
                 skipped.push(why);
-                scenarios.retain(|s| *s != Scenario::BigBinary);
+                scenarios
+                    .retain(|s| !matches!(s, Scenario::BigBinary | Scenario::SourceBreakpoints));
             }
         }
     }
@@ -160,6 +176,8 @@ fn main() -> Result<()> {
         stacks: !cli.no_stacks,
         log_dir: dir.clone(),
         warm_cache: cli.warm_cache,
+        breakpoints: cli.breakpoints,
+        step: cli.step,
     };
 
     let mut versions: BTreeMap<Peer, String> = peers
@@ -290,6 +308,22 @@ fn run_one(
         (Peer::LldbDap, Scenario::ChurnRun(secs)) => {
             peers::run_running(peer, path, &[], &mut target, secs, opts)
         }
+        (
+            Peer::Latch | Peer::LldbDap,
+            Scenario::Hit(_) | Scenario::Hot | Scenario::SourceBreakpoints,
+        ) => {
+            let args: &[&str] = if peer == Peer::Latch { &["dap"] } else { &[] };
+            match sc {
+                Scenario::Hit(_) => peers::bp::run_dap_hit(peer, path, args, &mut target, opts),
+                Scenario::Hot => peers::bp::run_dap_hot(peer, path, args, &mut target, opts),
+                _ => peers::bp::run_dap_lines(peer, path, args, &mut target, opts),
+            }
+        }
+        (Peer::Gdb, Scenario::Hit(_)) => peers::bp::run_gdb_hit(path, &mut target, opts),
+        (Peer::Gdb, Scenario::Hot) => peers::bp::run_gdb_hot(path, &mut target, opts),
+        (Peer::Gdb, Scenario::SourceBreakpoints) => {
+            peers::bp::run_gdb_lines(path, &mut target, opts)
+        }
         (Peer::Latch, _) => peers::run_dap(peer, path, &["dap"], &mut target, sc, opts),
         (Peer::LldbDap, _) => peers::run_dap(peer, path, &[], &mut target, sc, opts),
         (Peer::Gdb | Peer::GdbBt, _) => peers::run_gdb(peer, path, &mut target, sc, opts),
@@ -318,6 +352,11 @@ fn summary(r: &report::RunResult) -> String {
         Outcome::Ok(m) => {
             let mut s = String::new();
             for (row, label) in [
+                (Row::HitToStopped, "hit→stopped"),
+                (Row::NextInstruction, "nexti"),
+                (Row::NextLine, "next"),
+                (Row::F10Round, "F10 round"),
+                (Row::SetSourceBreakpoints, "100 bps"),
                 (Row::AttachStopped, "attach"),
                 (Row::ExecToStopped, "exec→stop"),
                 (Row::Threads, "threads"),
@@ -330,6 +369,17 @@ fn summary(r: &report::RunResult) -> String {
             ] {
                 if let Some(v) = m.0.get(&row) {
                     let _ = write!(s, "{label} {v:.1} ms  ");
+                }
+            }
+            if let Some(v) = m.0.get(&Row::BreakpointsVerified) {
+                let _ = write!(s, "verified {v}  ");
+            }
+            for (row, label) in [
+                (Row::HotBaselinePerSec, "calls/s alone"),
+                (Row::HotCallsPerSec, "calls/s with bp"),
+            ] {
+                if let Some(v) = m.0.get(&row) {
+                    let _ = write!(s, "{label} {v:.0}  ");
                 }
             }
             if let Some(v) = m.0.get(&Row::Frames) {
@@ -571,7 +621,56 @@ fn header(
             peers::WAITFOR_SETTLE.as_millis()
         );
     }
-    if targets.big.is_some() {
+    if scenarios.iter().any(|s| {
+        matches!(
+            s,
+            Scenario::Hit(_) | Scenario::Hot | Scenario::SourceBreakpoints
+        )
+    }) {
+        let _ = writeln!(
+            h,
+            "- breakpoints (`bp:N`, `hot`, `bp-lines`): latch and lldb-dap get `attach {{pid, \
+             stopOnEntry: false}}`, the breakpoint between `initialized` and \
+             `configurationDone` as an editor sends it, and run on; gdb is driven over MI \
+             (`gdb -nx -q --interpreter=mi3`, `mi-async on`, all-stop): `-target-attach`, \
+             `-break-insert`, `-exec-continue`. Breakpoints {} (`--breakpoints`); lldb-dap 19 \
+             has no instruction breakpoints: its are always `setFunctionBreakpoints` by name. `bp:N` (`threads bp N`: N sleeping threads, \
+             the main thread calls `bench_hit` when the benchmark writes `h` to its stdin): the \
+             trigger time is taken just before that write, the end is the `stopped` event (gdb: \
+             its `*stopped` record); {} hits a run, their median; after every stop the editor's \
+             `threads`, `stackTrace` (20 levels), `scopes`, `variables`; on the last hit `next` \
+             ({}) until its `stopped`, then the F10 round (`next` → `stopped` → `threads` → \
+             `stackTrace` → `scopes` → `variables`, one after the other; gdb sits it out). `hot` \
+             (`threads hot 0`: one thread calls `bench_hot` in a loop and counts its calls): the \
+             count is read over {} s before the attach and again with a breakpoint there whose \
+             hit condition `{}` (gdb: `-break-insert -i {}`, an ignore count) never stops within \
+             that window. `bp-lines`: the large binary, right after `initialized` (no stack asked \
+             for: latch has read no DWARF), {} `setBreakpoints` of {} lines each (single-line \
+             `let` statements of latch's own sources), sent back to back, timed from the first \
+             request to the last response; gdb: `-break-insert FILE:LINE` × {}, after its attach.",
+            match cli.breakpoints {
+                peers::bp::BreakpointsBy::Address => {
+                    "by address, printed by the target: latch `setInstructionBreakpoints`, gdb \
+                     `-break-insert *ADDR`"
+                }
+                peers::bp::BreakpointsBy::Function => {
+                    "by function name: latch `setFunctionBreakpoints`, gdb `-break-insert NAME`"
+                }
+            },
+            peers::bp::HITS,
+            match cli.step {
+                peers::bp::Step::Instruction => "`granularity: instruction`; gdb `-exec-next-instruction`",
+                peers::bp::Step::Line => "one source line; gdb `-exec-next`",
+            },
+            peers::bp::HOT_WINDOW.as_secs(),
+            peers::bp::HOT_HIT_CONDITION,
+            peers::bp::HOT_HIT_CONDITION,
+            peers::bp::LINE_FILES,
+            peers::bp::LINES_PER_FILE,
+            peers::bp::LINE_FILES * peers::bp::LINES_PER_FILE,
+        );
+    }
+    if scenarios.contains(&Scenario::BigBinary) {
         let _ = writeln!(
             h,
             "- large binary: a fresh debugger and a fresh target per run, attached once all the \

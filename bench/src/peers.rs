@@ -33,6 +33,8 @@
 //! After every session the target must run on untraced
 //! ([`check_target_after`]), by the rule of its scenario ([`ThreadRule`]).
 
+pub mod bp;
+
 use crate::dap::{check_success, Dap, Timeout};
 use crate::procfs::{self, Reaped};
 use crate::report::{Measure, Outcome, Row, RunResult};
@@ -58,9 +60,15 @@ pub enum Peer {
 impl Peer {
     /// gdb has no waitFor on Linux: it sits out that scenario.
     /// gdb has no session to leave running either: it sits out churn-run.
+    /// gdb + bt is gdb with backtraces: the breakpoint scenarios run gdb alone (over MI).
     pub fn can_run(self, scenario: Scenario) -> bool {
+        let breakpoints = matches!(
+            scenario,
+            Scenario::Hit(_) | Scenario::Hot | Scenario::SourceBreakpoints
+        );
         !(matches!(scenario, Scenario::WaitFor | Scenario::ChurnRun(_))
             && matches!(self, Peer::Gdb | Peer::GdbBt))
+            && !(breakpoints && self == Peer::GdbBt)
     }
 
     pub fn name(self) -> &'static str {
@@ -83,6 +91,10 @@ pub struct RunOpts {
     /// Let latch use its on-disk cache of inflated debug sections (warm after the first
     /// run); otherwise every run inflates them, as a first attach on a machine does.
     pub warm_cache: bool,
+    /// How latch's breakpoints are set (`bp:N`, `hot`).
+    pub breakpoints: bp::BreakpointsBy,
+    /// What one `next` steps over (`bp:N`).
+    pub step: bp::Step,
 }
 
 fn ms(d: Duration) -> f64 {

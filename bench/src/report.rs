@@ -73,11 +73,52 @@ pub enum Row {
     /// Running target: threads the target made per second while attached (its own
     /// count): how much the debugger slowed it.
     TargetThreadsPerSec,
+    /// Breakpoint targets: from the start of the adapter until the breakpoint was
+    /// set, `configurationDone` answered and every thread ran again.
+    UntilBreakpointArmed,
+    /// `bp:N`: the trigger written to the target's stdin until the `stopped` event
+    /// (gdb: its `*stopped` record); median of the run's hits.
+    HitToStopped,
+    /// `bp:N`: the first hit's trigger until the `variables` response of what an
+    /// editor asks after a stop (`threads`, `stackTrace`, `scopes`, `variables`).
+    FirstHitShown,
+    /// `bp:N`: `next {granularity: instruction}` until its `stopped` event.
+    NextInstruction,
+    /// `bp:N`: `next` over one source line until its `stopped` event.
+    NextLine,
+    /// `bp:N`: `next` → `stopped` → `threads` → `stackTrace` → `scopes` → `variables`,
+    /// one after the other, until the `variables` response.
+    F10Round,
+    /// `hot`: the target's own calls of the function per second, breakpoint set.
+    HotCallsPerSec,
+    /// `hot`: the same without a debugger (the same target, before the attach).
+    HotBaselinePerSec,
+    /// `hot`: time per call with the breakpoint set (µs).
+    HotPerCall,
+    /// `hot`: calls per second without a debugger over calls per second with it.
+    HotSlowdown,
+    /// `bp-lines`: 100 source breakpoints, one `setBreakpoints` per file, pipelined:
+    /// first request until the last response.
+    SetSourceBreakpoints,
+    /// `bp-lines`: breakpoints the adapter answered as verified (a count).
+    BreakpointsVerified,
 }
 
 impl Row {
-    pub const ALL: [Row; 24] = [
+    pub const ALL: [Row; 36] = [
         Row::Initialize,
+        Row::UntilBreakpointArmed,
+        Row::HitToStopped,
+        Row::FirstHitShown,
+        Row::NextInstruction,
+        Row::NextLine,
+        Row::F10Round,
+        Row::HotCallsPerSec,
+        Row::HotBaselinePerSec,
+        Row::HotPerCall,
+        Row::HotSlowdown,
+        Row::SetSourceBreakpoints,
+        Row::BreakpointsVerified,
         Row::AttachStopped,
         Row::CaughtBeforeMain,
         Row::LinesBeforeStop,
@@ -129,6 +170,31 @@ impl Row {
             Row::AdapterCpuRunning => "adapter CPU while running (user+sys, with lldb-server)",
             Row::ClientCpu => "client CPU reading and parsing it",
             Row::TargetThreadsPerSec => "threads the target made per second (its count)",
+            Row::UntilBreakpointArmed => {
+                "start → breakpoint set, `configurationDone`, all threads running"
+            }
+            Row::HitToStopped => "**breakpoint hit → `stopped`** (trigger written → event)",
+            Row::FirstHitShown => {
+                "first hit → its variables shown (trigger → `threads`, `stackTrace`, `scopes`, \
+                 `variables` answered)"
+            }
+            Row::NextInstruction => {
+                "**`next` → `stopped`** (one instruction: `granularity: instruction`; gdb `nexti`)"
+            }
+            Row::NextLine => "**`next` → `stopped`** (one source line; gdb `next`)",
+            Row::F10Round => {
+                "**F10 round**: `next` → `stopped` → `threads` → `stackTrace` (20) → `scopes` → \
+                 `variables`"
+            }
+            Row::HotCallsPerSec => "calls per second with the breakpoint (the target's count)",
+            Row::HotBaselinePerSec => "calls per second without a debugger (same target)",
+            Row::HotPerCall => "**time per call with the breakpoint**",
+            Row::HotSlowdown => "slowdown against no debugger",
+            Row::SetSourceBreakpoints => {
+                "**100 source breakpoints set** (`setBreakpoints` per file, pipelined; gdb: \
+                 `-break-insert` × 100)"
+            }
+            Row::BreakpointsVerified => "breakpoints verified (of 100)",
         }
     }
 
@@ -150,7 +216,11 @@ impl Row {
     fn is_rate(self) -> bool {
         matches!(
             self,
-            Row::ThreadEventsPerSec | Row::OtherEventsPerSec | Row::TargetThreadsPerSec
+            Row::ThreadEventsPerSec
+                | Row::OtherEventsPerSec
+                | Row::TargetThreadsPerSec
+                | Row::HotCallsPerSec
+                | Row::HotBaselinePerSec
         )
     }
 
@@ -162,7 +232,7 @@ impl Row {
     fn is_count(self) -> bool {
         matches!(
             self,
-            Row::Frames | Row::LinesBeforeStop | Row::ThreadsListed
+            Row::Frames | Row::LinesBeforeStop | Row::ThreadsListed | Row::BreakpointsVerified
         )
     }
 
@@ -270,6 +340,15 @@ fn fmt_value(row: Row, v: f64) -> String {
         } else {
             format!("{v:.0} B")
         }
+    } else if row == Row::HotPerCall {
+        // Stored in µs.
+        if v < 10.0 {
+            format!("{v:.2} µs")
+        } else {
+            format!("{v:.1} µs")
+        }
+    } else if row == Row::HotSlowdown {
+        fmt_ratio(v)
     } else if row.is_memory() {
         format!("{v:.1} MiB")
     } else if v < 10.0 {
@@ -282,7 +361,9 @@ fn fmt_value(row: Row, v: f64) -> String {
 }
 
 fn fmt_ratio(r: f64) -> String {
-    if r >= 10.0 {
+    if r < 0.1 {
+        format!("{r:.3}×")
+    } else if r >= 10.0 {
         format!("{r:.0}×")
     } else {
         format!("{r:.1}×")

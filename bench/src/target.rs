@@ -57,6 +57,16 @@ pub enum Scenario {
     /// A large binary with full DWARF whose threads are all blocked: time to
     /// the first stack trace of its main thread, from a cold debugger.
     BigBinary,
+    /// `bp:N`: N sleeping threads and a hitter (the main thread) that calls
+    /// `bench_hit` when told on stdin: breakpoint hit → `stopped`, `next`,
+    /// the F10 round (`targets/threads.c`, `threads bp N`).
+    Hit(usize),
+    /// `hot`: one thread calling `bench_hot` in a loop, with a breakpoint there
+    /// that never stops (`threads hot 0`): the target's calls per second.
+    Hot,
+    /// `bp-lines`: 100 source-line breakpoints set in the large binary, with
+    /// its DWARF not yet read.
+    SourceBreakpoints,
 }
 
 impl Scenario {
@@ -67,10 +77,13 @@ impl Scenario {
             "go" => return Ok(Scenario::Go(DEFAULT_GOROUTINES)),
             "waitfor" | "waitFor" => return Ok(Scenario::WaitFor),
             "churn-run" => return Ok(Scenario::ChurnRun(DEFAULT_CHURN_RUN_SECS)),
+            "hot" => return Ok(Scenario::Hot),
+            "bp-lines" => return Ok(Scenario::SourceBreakpoints),
             _ => {}
         }
         let expected =
-            "expected sleep:N, spin:N, short-lived, churn-run, churn-run:SECS, go, go:N, waitfor or big";
+            "expected sleep:N, spin:N, short-lived, churn-run, churn-run:SECS, go, go:N, waitfor, \
+             big, bp:N, hot or bp-lines";
         let (kind, n) = s
             .split_once(':')
             .ok_or_else(|| format!("`{s}`: {expected}"))?;
@@ -82,6 +95,7 @@ impl Scenario {
             "spin" | "spinning" => Ok(Scenario::Spinning(n)),
             "go" => Ok(Scenario::Go(n)),
             "churn-run" if n > 0 => Ok(Scenario::ChurnRun(n as u64)),
+            "bp" => Ok(Scenario::Hit(n)),
             _ => Err(format!("`{s}`: unknown kind `{kind}`; {expected}")),
         }
     }
@@ -101,6 +115,17 @@ impl Scenario {
             Scenario::WaitFor => "waitFor: a counter printing a line every ms from main()".into(),
             Scenario::BigBinary => {
                 "first stack trace on a large binary with full debug info".into()
+            }
+            Scenario::Hit(n) => format!(
+                "breakpoint hit, `next` and the F10 round, {n} other sleeping thread{}",
+                plural(*n)
+            ),
+            Scenario::Hot => {
+                "a hot breakpoint that never stops (hit condition 1000000), one looping thread"
+                    .into()
+            }
+            Scenario::SourceBreakpoints => {
+                "100 source breakpoints in a large binary, DWARF not yet read".into()
             }
         }
     }
@@ -252,12 +277,19 @@ impl Targets {
                     .context("the Go target was not built")?,
                 vec![n.to_string(), GO_BUSY.to_string()],
             ),
-            Scenario::BigBinary => return self.spawn_big(deadline),
+            Scenario::BigBinary | Scenario::SourceBreakpoints => return self.spawn_big(deadline),
+            Scenario::Hit(n) => (&self.threads_bin, vec!["bp".into(), n.to_string()]),
+            Scenario::Hot => (&self.threads_bin, vec!["hot".into(), "0".into()]),
             Scenario::WaitFor => bail!("the waitFor counter is started by its driver"),
         };
+        let commanded = matches!(scenario, Scenario::Hit(_) | Scenario::Hot);
         let mut child = crate::procfs::as_target(&mut Command::new(program))
             .args(&args)
-            .stdin(Stdio::null())
+            .stdin(if commanded {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .spawn()
             .with_context(|| format!("starting {}", program.display()))?;
@@ -269,10 +301,16 @@ impl Targets {
         // the target never gets SIGPIPE, and counts the lines after
         // `ready`: targets that print progress (short-lived, go) show that
         // way that they run on after a detach.
+        // The breakpoint targets' answers after `ready` go to `answers`, stamped.
+        let (answers_tx, answers_rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut ready = false;
             for line in BufReader::new(stdout).lines() {
-                if ready {
+                if ready && commanded {
+                    if let Ok(l) = line {
+                        let _ = answers_tx.send((Instant::now(), l));
+                    }
+                } else if ready {
                     counted.fetch_add(1, Ordering::Relaxed);
                 } else {
                     ready = line.as_ref().is_ok_and(|l| l.trim() == "ready");
@@ -280,6 +318,7 @@ impl Targets {
                 }
             }
         });
+        let stdin = child.stdin.take();
         let mut target = Target {
             child,
             stdin: None,
@@ -288,11 +327,21 @@ impl Targets {
             tids: vec![],
             rule: scenario.thread_rule(),
             lines,
+            commands: None,
         };
+        let mut addresses = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(Ok(line)) if line.trim() == "ready" => break,
+                Ok(Ok(line)) if line.starts_with("addr ") => {
+                    let words: Vec<u64> = line
+                        .split_whitespace()
+                        .skip(1)
+                        .filter_map(|w| u64::from_str_radix(w.trim_start_matches("0x"), 16).ok())
+                        .collect();
+                    addresses = (words.len() == 2).then(|| (words[0], words[1]));
+                }
                 Ok(Ok(_)) => continue,
                 Ok(Err(e)) => bail!("reading target output: {e}"),
                 Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -310,10 +359,25 @@ impl Targets {
                 }
             }
         }
+        if let (true, Some(stdin)) = (commanded, stdin) {
+            let (hit, hot) = addresses.context("the target printed no `addr` line")?;
+            target.commands = Some(Commands {
+                stdin,
+                answers: answers_rx,
+                hit,
+                hot,
+            });
+        }
         let tids = crate::procfs::tasks(target.pid())?;
-        if let Scenario::Sleeping(n) | Scenario::Spinning(n) = scenario {
-            if tids.len() != n + 1 {
-                bail!("target has {} threads, expected {}", tids.len(), n + 1);
+        let expected = match scenario {
+            Scenario::Sleeping(n) | Scenario::Spinning(n) | Scenario::Hit(n) => Some(n + 1),
+            // The main thread and the looper.
+            Scenario::Hot => Some(2),
+            _ => None,
+        };
+        if let Some(expected) = expected {
+            if tids.len() != expected {
+                bail!("target has {} threads, expected {expected}", tids.len());
             }
         }
         target.threads = tids.len();
@@ -321,7 +385,7 @@ impl Targets {
         // A sleeper between leaving the barrier and pause() is still
         // running: wait until every thread sleeps, so that all stacks are
         // the same when a debugger looks.
-        if let Scenario::Sleeping(_) = scenario {
+        if let Scenario::Sleeping(_) | Scenario::Hit(_) = scenario {
             let pid = target.pid();
             while !tids
                 .iter()
@@ -359,6 +423,7 @@ impl Targets {
             tids: vec![],
             rule: ThreadRule::Same,
             lines: Arc::default(),
+            commands: None,
         };
         let pid = target.pid();
         let mut quiet = 0;
@@ -411,6 +476,7 @@ impl Targets {
             tids: vec![],
             rule: ThreadRule::Same,
             lines: Arc::default(),
+            commands: None,
         };
         Ok((target, exec))
     }
@@ -495,6 +561,59 @@ pub struct Target {
     pub rule: ThreadRule,
     /// Lines printed after `ready` (the counter: all lines), as far as read.
     lines: Arc<AtomicU64>,
+    /// The breakpoint targets' command pipe and answers.
+    pub commands: Option<Commands>,
+}
+
+/// What the breakpoint targets (`threads bp N`, `threads hot N`) are told and answer.
+pub struct Commands {
+    stdin: ChildStdin,
+    /// Lines printed after `ready`, stamped when read.
+    answers: mpsc::Receiver<(Instant, String)>,
+    /// Address of `bench_hit`, the breakpoint to hit.
+    pub hit: u64,
+    /// Address of `bench_hot`, the hot breakpoint.
+    pub hot: u64,
+}
+
+impl Commands {
+    /// Write one command line; returns when it was written (the trigger time is taken
+    /// by the caller just before).
+    pub fn send(&mut self, command: &str) -> Result<()> {
+        use std::io::Write;
+        self.stdin
+            .write_all(format!("{command}\n").as_bytes())
+            .and_then(|_| self.stdin.flush())
+            .context("writing to the target")
+    }
+
+    /// The next line starting with `prefix`, and when it was read.
+    pub fn answer(&mut self, prefix: &str, deadline: Instant) -> Result<(Instant, String)> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.answers.recv_timeout(left) {
+                Ok((at, l)) if l.starts_with(prefix) => return Ok((at, l)),
+                Ok(_) => continue,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(crate::dap::Timeout(format!("the target's `{prefix}`")).into())
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    bail!("the target closed its output waiting for `{prefix}`")
+                }
+            }
+        }
+    }
+
+    /// The looper's count of `bench_hot` calls, and when the answer was read.
+    pub fn count(&mut self, deadline: Instant) -> Result<(Instant, u64)> {
+        self.send("c")?;
+        let (at, line) = self.answer("count ", deadline)?;
+        let n = line["count ".len()..]
+            .trim()
+            .parse()
+            .context("the target's count")?;
+        Ok((at, n))
+    }
 }
 
 impl Target {
@@ -540,6 +659,7 @@ impl Target {
 impl Drop for Target {
     fn drop(&mut self) {
         drop(self.stdin.take());
+        drop(self.commands.take());
         // SIGKILL works even on a ptrace-stopped process.
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -565,6 +685,9 @@ mod tests {
         assert_eq!(parse("big"), Ok(Scenario::BigBinary));
         assert_eq!(parse("churn-run"), Ok(Scenario::ChurnRun(10)));
         assert_eq!(parse("churn-run:3"), Ok(Scenario::ChurnRun(3)));
+        assert_eq!(parse("bp:1000"), Ok(Scenario::Hit(1000)));
+        assert_eq!(parse("hot"), Ok(Scenario::Hot));
+        assert_eq!(parse("bp-lines"), Ok(Scenario::SourceBreakpoints));
         assert!(parse("churn-run:0").is_err());
         assert!(parse("spin").is_err());
         assert!(parse("sleep:x").is_err());
