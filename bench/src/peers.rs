@@ -66,9 +66,10 @@ impl Peer {
             scenario,
             Scenario::Hit(_) | Scenario::Hot | Scenario::SourceBreakpoints
         );
-        !(matches!(scenario, Scenario::WaitFor | Scenario::ChurnRun(_))
-            && matches!(self, Peer::Gdb | Peer::GdbBt))
-            && !(breakpoints && self == Peer::GdbBt)
+        let gdb_cannot = matches!(scenario, Scenario::WaitFor | Scenario::ChurnRun(_))
+            && matches!(self, Peer::Gdb | Peer::GdbBt);
+        let bt_cannot = breakpoints && self == Peer::GdbBt;
+        !gdb_cannot && !bt_cannot
     }
 
     pub fn name(self) -> &'static str {

@@ -234,6 +234,16 @@ test('code-server: F5 attaches, CALL STACK lists the threads, F6 pauses, Shift+F
   assert.equal(await threadRows.count(), threadLabels.length);
   assert.ok(tasks(pid).every((tid) => taskStatus(pid, tid).tracer !== 0), 'attached: every thread traced');
 
+  // The Watch and Breakpoints views (latch's nine exception filters) share the side
+  // bar with CALL STACK: collapsed, they leave it room for every thread's row (rows
+  // scrolled out of sight are not rendered, so they could not be found).
+  await step('collapsing Watch and Breakpoints', async () => {
+    for (const view of ['Watch', 'Breakpoints']) {
+      const header = page.locator('.pane-header', { hasText: view }).first();
+      if ((await header.getAttribute('aria-expanded')) === 'true') await header.click();
+    }
+  });
+
   // F6: every thread stops; the main thread's stack shows the fixture's main() from DWARF.
   await step('F6: pausing, a frame of main()', async () => {
     await page.keyboard.press('F6');
