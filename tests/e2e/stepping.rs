@@ -1,11 +1,14 @@
-//! `next`, `stepIn` and `stepOut` through the shapes of code that break steppers: an
-//! inlined call, recursion (stepping out must return to the right frame), a call
-//! through the PLT into a library without line information, a signal handler that runs
-//! during a step; and `singleThread`, which must not let any other thread move.
+//! Source-level debugging against the real binary: `next`, `stepIn` and `stepOut`
+//! through the shapes of code that break steppers (an inlined call, recursion that
+//! stepping out must return through by frame, a call through the PLT into a library
+//! without line information, a signal handler that runs during a step), `singleThread`
+//! steps that must not let any other thread move; and line breakpoints as editors set
+//! them: in another checkout or through a symlink, logpoints, a library loaded later
+//! by dlopen, and `latch attach --break` from the terminal.
 //!
-//! The target (tests/fixtures/breakpoints/stepping.c) marks its lines with
-//! `line:NAME` comments; every expected place is read from there, and each stop's
-//! place is what `stackTrace` says of the stepping thread.
+//! The targets (tests/fixtures/breakpoints/) mark their lines with `line:NAME`
+//! comments; every expected place is read from there, and each stop's place is what
+//! `stackTrace` says of the stepping thread.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -462,6 +465,95 @@ fn a_logpoint_logs_and_never_stops() {
         "setBreakpoints",
         json!({ "source": { "path": path }, "breakpoints": [] }),
     );
+    dap.ok("disconnect", json!({}));
+    assert!(dap.wait_exit(secs(10)).success());
+    target.assert_runs_on(false);
+    text::assert_code_as_in_files(target.pid);
+}
+
+/// A breakpoint in a library that is not loaded yet is unverified, says why, and
+/// verifies (a `breakpoint` event, `changed`) when the program loads the library with
+/// dlopen, in time to stop its first call.
+#[test]
+fn a_breakpoint_in_a_library_loaded_later_verifies_and_hits() {
+    require_harness!();
+    let out = out_dir().join("dlopen");
+    std::fs::create_dir_all(&out).unwrap();
+    let plugin_source = source_dir().join("breakpoints/plugin.c");
+    let library = out.join("libplugin.so");
+    let host = out.join("dlopen_host");
+    for (args, what) in [
+        (
+            vec![
+                "-O0".into(),
+                "-g".into(),
+                "-shared".into(),
+                "-fPIC".into(),
+                "-o".into(),
+                library.clone().into_os_string(),
+                plugin_source.clone().into_os_string(),
+            ],
+            "the library",
+        ),
+        (
+            vec![
+                "-O0".into(),
+                "-g".into(),
+                "-pthread".into(),
+                "-o".into(),
+                host.clone().into_os_string(),
+                source_dir()
+                    .join("breakpoints/dlopen_host.c")
+                    .into_os_string(),
+                "-ldl".into(),
+            ],
+            "the host",
+        ),
+    ] {
+        let built = Command::new("cc").args(&args).output().unwrap();
+        assert!(
+            built.status.success(),
+            "building {what}: {}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+    }
+    let mut command = Command::new(&host);
+    command.arg(&library);
+    let mut target = Target::spawn(command);
+    target.wait_ready(secs(10));
+    let mut dap = Dap::attached(target.pid, false);
+    let body_line = marker_line(&plugin_source, "plugin_body");
+    let set = dap.ok(
+        "setBreakpoints",
+        json!({ "source": { "path": plugin_source }, "breakpoints": [{ "line": body_line }] }),
+    );
+    let breakpoint = &set["body"]["breakpoints"][0];
+    assert_eq!(breakpoint["verified"], false, "{set}");
+    assert!(
+        breakpoint["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no loaded module")),
+        "{set}"
+    );
+    target.send_line("go");
+    let changed = dap.next_event("breakpoint", secs(10));
+    assert_eq!(changed["body"]["reason"], "changed", "{changed}");
+    assert_eq!(changed["body"]["breakpoint"]["id"], breakpoint["id"]);
+    assert_eq!(changed["body"]["breakpoint"]["verified"], true, "{changed}");
+    let stopped = dap.next_event("stopped", secs(10));
+    assert_eq!(stopped["body"]["reason"], "breakpoint", "{stopped}");
+    let trace = dap.ok(
+        "stackTrace",
+        json!({ "threadId": stopped["body"]["threadId"], "levels": 2 }),
+    );
+    let top = &trace["body"]["stackFrames"][0];
+    assert_eq!(top["name"], "plugin_work", "{trace}");
+    assert_eq!(top["line"], body_line, "{trace}");
+    dap.ok(
+        "continue",
+        json!({ "threadId": stopped["body"]["threadId"] }),
+    );
+    assert_eq!(target.wait_line("done", secs(10)), "13");
     dap.ok("disconnect", json!({}));
     assert!(dap.wait_exit(secs(10)).success());
     target.assert_runs_on(false);
