@@ -39,6 +39,12 @@ test('the debugger contribution: type, label, languages, pickProcess variable, c
   assert.ok(manifest.contributes.configuration.properties['latch.path']);
 });
 
+test('breakpoints may be set in the languages latch debugs', () => {
+  // Without this contribution VS Code offers no breakpoint gutter in those files unless
+  // another debugger happens to declare them.
+  assert.deepEqual(manifest.contributes.breakpoints.map((b) => b.language), dbg.languages);
+});
+
 /** Every key is a schema property (or a key VS Code itself reads) and a target is named. */
 function assertValidAttach(config, where) {
   const attach = dbg.configurationAttributes.attach;

@@ -256,6 +256,33 @@ test('code-server: F5 attaches, CALL STACK lists the threads, F6 pauses, Shift+F
   mkdirSync(dirname(artifact), { recursive: true });
   await page.locator('.part.sidebar').screenshot({ path: artifact });
 
+  // A breakpoint from the editor: open common.h at the heartbeat thread's counting line
+  // (it runs every millisecond), F9, F5: that thread stops there, shown as paused on a
+  // breakpoint; F9 again takes it out before the disconnect (the heartbeat must go on
+  // after it: a left-over int3 would kill the target with SIGTRAP).
+  const commonH = join(root, 'tests', 'fixtures', 'common.h');
+  const beatLine = readFileSync(commonH, 'utf8').split('\n').findIndex((l) => l.includes('__atomic_add_fetch(hb_counter')) + 1;
+  assert.ok(beatLine > 0, 'no heartbeat line in common.h');
+  const heartbeatTid = tasks(pid).find((tid) => comm(pid, tid) === 'heartbeat');
+  await step('F9 on the heartbeat line of common.h', async () => {
+    await page.keyboard.press('Control+P');
+    const quickOpen = page.locator('.quick-input-widget');
+    await quickOpen.locator('input').fill(`${commonH}:${beatLine}`);
+    await page.keyboard.press('Enter');
+    await page.locator('.tab', { hasText: 'common.h' }).first().waitFor();
+    await page.keyboard.press('F9');
+    await page.locator('.monaco-editor .codicon-debug-breakpoint').first().waitFor();
+  });
+  await step('F5: the heartbeat thread stops at the breakpoint', async () => {
+    await page.keyboard.press('F5');
+    await callStack.locator(`.monaco-list-row[aria-label="Thread heartbeat (${heartbeatTid}) Paused on breakpoint"]`).waitFor();
+    await callStack.locator(`.monaco-list-row[aria-label^="Stack Frame heartbeat_main, line ${beatLine}, common.h"]`).waitFor();
+  });
+  await step('F9 again: the breakpoint is gone', async () => {
+    await page.keyboard.press('F9');
+    await page.locator('.monaco-editor .codicon-debug-breakpoint').first().waitFor({ state: 'detached' });
+  });
+
   // Shift+F5 disconnects: the call stack empties as the session ends.
   await step('Shift+F5: disconnecting', async () => {
     await page.keyboard.press('Shift+F5');
