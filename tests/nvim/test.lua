@@ -299,30 +299,38 @@ local function open_adapter(adapter, on_data)
   }
 end
 
+-- Starts the adapter (see `open_adapter`) and speaks DAP to it as nvim-dap does:
+-- returns the connection, the list every message received is appended to (decoded),
+-- and `send(command, arguments)`, which answers the request's seq.
+local function connect(adapter)
+  local seq, buffer, messages = 0, '', {}
+  local conn = open_adapter(adapter, function(data)
+    buffer = buffer .. data
+    -- DAP framing: "Content-Length: N\r\n\r\n" then N bytes of JSON.
+    while true do
+      local header_end = buffer:find('\r\n\r\n', 1, true)
+      local len = header_end and tonumber(buffer:sub(1, header_end):match('Content%-Length: (%d+)'))
+      if not len or #buffer < header_end + 3 + len then
+        break
+      end
+      table.insert(messages, vim.json.decode(buffer:sub(header_end + 4, header_end + 3 + len)))
+      buffer = buffer:sub(header_end + 4 + len)
+    end
+  end)
+  local function send(command, arguments)
+    seq = seq + 1
+    local body = vim.json.encode({ seq = seq, type = 'request', command = command, arguments = arguments })
+    conn.write(('Content-Length: %d\r\n\r\n%s'):format(#body, body))
+    return seq
+  end
+  return conn, messages, send
+end
+
 if target_pid then
   for _, transport in ipairs({ 'stdio', 'tcp' }) do
     check(('the registered %s adapter attaches to a real target with the pid configuration, then detaches'):format(transport), function()
       require('latch').setup({ path = latch_bin, transport = transport })
-      local seq, buffer, messages = 0, '', {}
-      local conn = open_adapter(dap.adapters.latch, function(data)
-        buffer = buffer .. data
-        -- DAP framing: "Content-Length: N\r\n\r\n" then N bytes of JSON.
-        while true do
-          local header_end = buffer:find('\r\n\r\n', 1, true)
-          local len = header_end and tonumber(buffer:sub(1, header_end):match('Content%-Length: (%d+)'))
-          if not len or #buffer < header_end + 3 + len then
-            break
-          end
-          table.insert(messages, vim.json.decode(buffer:sub(header_end + 4, header_end + 3 + len)))
-          buffer = buffer:sub(header_end + 4 + len)
-        end
-      end)
-      local function send(command, arguments)
-        seq = seq + 1
-        local body = vim.json.encode({ seq = seq, type = 'request', command = command, arguments = arguments })
-        conn.write(('Content-Length: %d\r\n\r\n%s'):format(#body, body))
-        return seq
-      end
+      local conn, messages, send = connect(dap.adapters.latch)
       -- Waits (running the event loop) for the first message that matches.
       local function await(what, pred)
         local found
@@ -396,25 +404,7 @@ local churn_pid = tonumber(os.getenv('LATCH_CHURN_PID') or '')
 if churn_pid then
   check('nvim-dap can pause a churning target right after the attach, and its thread events match `threads`', function()
     require('latch').setup({ path = latch_bin })
-    local seq, buffer, messages = 0, '', {}
-    local conn = open_adapter(dap.adapters.latch, function(data)
-      buffer = buffer .. data
-      while true do
-        local header_end = buffer:find('\r\n\r\n', 1, true)
-        local len = header_end and tonumber(buffer:sub(1, header_end):match('Content%-Length: (%d+)'))
-        if not len or #buffer < header_end + 3 + len then
-          break
-        end
-        table.insert(messages, vim.json.decode(buffer:sub(header_end + 4, header_end + 3 + len)))
-        buffer = buffer:sub(header_end + 4 + len)
-      end
-    end)
-    local function send(command, arguments)
-      seq = seq + 1
-      local body = vim.json.encode({ seq = seq, type = 'request', command = command, arguments = arguments })
-      conn.write(('Content-Length: %d\r\n\r\n%s'):format(#body, body))
-      return seq
-    end
+    local conn, messages, send = connect(dap.adapters.latch)
     -- The index of the first message after the first `from` that matches, waiting
     -- (with a deadline) for it.
     local function await(what, pred, from)
@@ -522,25 +512,7 @@ local step_pid = tonumber(os.getenv('LATCH_STEP_PID') or '')
 if step_pid then
   check('nvim-dap stops at a line breakpoint and steps over the next line', function()
     require('latch').setup({ path = latch_bin })
-    local seq, buffer, messages = 0, '', {}
-    local conn = open_adapter(dap.adapters.latch, function(data)
-      buffer = buffer .. data
-      while true do
-        local header_end = buffer:find('\r\n\r\n', 1, true)
-        local len = header_end and tonumber(buffer:sub(1, header_end):match('Content%-Length: (%d+)'))
-        if not len or #buffer < header_end + 3 + len then
-          break
-        end
-        table.insert(messages, vim.json.decode(buffer:sub(header_end + 4, header_end + 3 + len)))
-        buffer = buffer:sub(header_end + 4 + len)
-      end
-    end)
-    local function send(command, arguments)
-      seq = seq + 1
-      local body = vim.json.encode({ seq = seq, type = 'request', command = command, arguments = arguments })
-      conn.write(('Content-Length: %d\r\n\r\n%s'):format(#body, body))
-      return seq
-    end
+    local conn, messages, send = connect(dap.adapters.latch)
     local function await(what, pred)
       local found
       vim.wait(10000, function()
