@@ -652,20 +652,7 @@ fn a_disconnect_amid_a_hundred_threads_hitting_a_breakpoint() {
 #[test]
 fn a_forked_child_runs_the_breakpointed_function_unharmed() {
     require_harness!();
-    let mut fixture = BpTarget::start(2, &[]);
-    let tick = fixture.address("tick");
-    let mut dap = Dap::attached(fixture.pid(), false);
-    fixture.ask("hold", "held");
-    let ids = set_instruction_breakpoints(&mut dap, &[(tick, None)]);
-    let status = fixture.ask("fork", "child ");
-    assert_eq!(status, "exited 0", "the forked child ended with {status:?}");
-    assert_no_stop(&mut dap, "only the child called tick");
-    fixture.target.send_line("resume");
-    let tid = breakpoint_stop(&mut dap, ids[0]);
-    assert_at(&mut dap, tid, "tick", tick);
-    dap.disconnect(json!({}));
-    fixture.target.wait_line("resumed", secs(10));
-    assert_unharmed(&mut fixture, &[tick]);
+    child_runs_the_breakpointed_function_unharmed("fork");
 }
 
 /// A vforked child runs in the parent's memory until it execs or exits, as the child of
@@ -678,19 +665,27 @@ fn a_forked_child_runs_the_breakpointed_function_unharmed() {
 #[test]
 fn a_vforked_child_runs_the_breakpointed_function_unharmed() {
     require_harness!();
+    child_runs_the_breakpointed_function_unharmed("vfork");
+}
+
+/// The fixture's `how` ("fork" or "vfork") makes a child that calls `tick` while it has
+/// a breakpoint: the child exits 0 without a stop, and the parent's own threads still
+/// stop there afterwards.
+fn child_runs_the_breakpointed_function_unharmed(how: &str) {
     let mut fixture = BpTarget::start(2, &[]);
     let tick = fixture.address("tick");
     let mut dap = Dap::attached(fixture.pid(), false);
     fixture.ask("hold", "held");
     let ids = set_instruction_breakpoints(&mut dap, &[(tick, None)]);
-    fixture.target.send_line("vfork");
+    fixture.target.send_line(how);
     let status = fixture.target.next_line("child ", secs(30));
     assert_eq!(
         status.as_deref(),
         Some("child exited 0"),
-        "the vforked child did not exit normally; stops: {:?}",
+        "the {how}ed child did not exit normally; stops: {:?}",
         dap.events("stopped")
     );
+    assert_no_stop(&mut dap, "only the child called tick");
     fixture.target.send_line("resume");
     let tid = breakpoint_stop(&mut dap, ids[0]);
     assert_at(&mut dap, tid, "tick", tick);
