@@ -873,14 +873,14 @@ fn adjacent_breakpoints_both_stop_each_thread() {
             Some(previous) if *previous == ids[0] => Some(ids[1]),
             Some(_) => Some(ids[0]),
         };
+        // A thread's first stop may be at either: the attach may have stopped it
+        // between the two instructions.
         if let Some(expected) = expected {
             assert_eq!(
                 hit, expected,
                 "stop {n}: thread {tid} stopped at breakpoint {hit} twice in a row (ran past \
                  the other one); {stopped}"
             );
-        } else {
-            assert_eq!(hit, ids[0], "stop {n}: the first stop of {tid} is at tick");
         }
         last.insert(tid, hit);
         continue_thread(&mut dap, tid);

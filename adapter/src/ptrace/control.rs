@@ -724,7 +724,7 @@ impl Tracer {
         if self.exited || self.control.shown {
             return;
         }
-        if !self.control.pending.is_empty() {
+        if self.has_news() {
             self.report_next_stop(waiter);
             return;
         }
@@ -733,7 +733,7 @@ impl Tracer {
                 self.control.step_over_wanted = true;
             }
         }
-        if !self.control.pending.is_empty() {
+        if self.has_news() {
             self.report_next_stop(waiter);
             return;
         }
@@ -765,6 +765,16 @@ impl Tracer {
         self.control.remove_step_targets();
     }
 
+    /// A stop to report now: any, or with one thread let run (`singleThread`), one of
+    /// that thread's (the others', kept from before, wait until they may run).
+    fn has_news(&self) -> bool {
+        let only = self.control.only;
+        self.control
+            .pending
+            .iter()
+            .any(|(t, _)| only.is_none_or(|o| o == *t))
+    }
+
     pub fn has_pending_stop(&self) -> bool {
         !self.control.pending.is_empty()
     }
@@ -772,12 +782,20 @@ impl Tracer {
     /// Stops every thread (if not already) and tells the session about the oldest stop
     /// still to report. A step's temporary breakpoints go: any stop ends the step.
     pub fn report_next_stop(&mut self, waiter: &mut dyn EventWait) {
+        // With one thread let run, its own stop is the news: the others' are older.
+        let running_alone = self.control.only;
         if !self.holding || self.control.only.is_some() {
             self.stop_all(waiter);
         }
         self.control.only = None;
         self.control.remove_step_targets();
         self.control.forget_stale_stops();
+        if let Some(at) =
+            running_alone.and_then(|only| self.control.pending.iter().position(|(t, _)| *t == only))
+        {
+            let own = self.control.pending.remove(at).expect("found above");
+            self.control.pending.push_front(own);
+        }
         while let Some((tid, reason)) = self.control.pending.pop_front() {
             if !self.threads.contains_key(&tid) {
                 continue;
@@ -1270,7 +1288,16 @@ impl Tracer {
     pub fn resume_some(&mut self, only: Option<Pid>, waiter: &mut dyn EventWait) {
         self.control.shown = false;
         self.control.forget_stale_stops();
-        if self.has_pending_stop() {
+        // Stops kept from earlier are reported before anything runs; with one thread
+        // let run, only its own (the others' wait until they may run).
+        let kept = |control: &Control| {
+            control
+                .pending
+                .iter()
+                .any(|(t, _)| only.is_none_or(|o| o == *t))
+        };
+        if kept(&self.control) {
+            self.control.only = only;
             self.report_next_stop(waiter);
             return;
         }
@@ -1278,7 +1305,8 @@ impl Tracer {
             None => self.resume_all(waiter),
             Some(tid) => {
                 self.step_over_breakpoints(&[tid], waiter);
-                if self.has_pending_stop() {
+                if kept(&self.control) {
+                    self.control.only = only;
                     self.report_next_stop(waiter);
                     return;
                 }
