@@ -385,13 +385,7 @@ fn timed_run(
 ) -> RunResult {
     let (mut m, reaped) = match ended {
         Ok(ended) => ended,
-        Err(outcome) => {
-            return RunResult {
-                outcome,
-                notes,
-                version,
-            }
-        }
+        Err(outcome) => return RunResult::ended(outcome, notes, version),
     };
     m.0.insert(Row::Session, ms(reaped.at - t0));
     m.0.insert(Row::Cpu, ms(reaped.cpu));
@@ -418,13 +412,7 @@ pub fn run_dap(
     let deadline = t0 + opts.timeout;
     let (pid, mut dap) = match start_adapter(peer, program, args, &target.pid().to_string(), opts) {
         Ok(started) => started,
-        Err(outcome) => {
-            return RunResult {
-                outcome,
-                notes,
-                version,
-            }
-        }
+        Err(outcome) => return RunResult::ended(outcome, notes, version),
     };
     let mut tree = Vec::new();
     let mut lines_at_detach = 0;
@@ -524,13 +512,7 @@ pub fn run_running(
     let deadline = t0 + opts.timeout + Duration::from_secs(secs);
     let (pid, mut dap) = match start_adapter(peer, program, args, &target.pid().to_string(), opts) {
         Ok(started) => started,
-        Err(outcome) => {
-            return RunResult {
-                outcome,
-                notes,
-                version,
-            }
-        }
+        Err(outcome) => return RunResult::ended(outcome, notes, version),
     };
     dap.stats.parse_all.store(true, Ordering::Relaxed);
     let mut tree = Vec::new();
@@ -631,13 +613,7 @@ pub fn run_waitfor(
     let log_name = format!("waitfor-{}", RUN.fetch_add(1, Ordering::Relaxed));
     let (pid, mut dap) = match start_adapter(peer, program, args, &log_name, opts) {
         Ok(started) => started,
-        Err(outcome) => {
-            return RunResult {
-                outcome,
-                notes,
-                version,
-            }
-        }
+        Err(outcome) => return RunResult::ended(outcome, notes, version),
     };
     let mut tree = Vec::new();
     // Outside the closure: on any error it is dropped, i.e. killed.
@@ -724,13 +700,7 @@ pub fn run_waitfor(
 
     let (mut m, reaped) = match end_session(result, dap, pid, &tree, deadline, peer, &mut notes) {
         Ok(ended) => ended,
-        Err(outcome) => {
-            return RunResult {
-                outcome,
-                notes,
-                version,
-            }
-        }
+        Err(outcome) => return RunResult::ended(outcome, notes, version),
     };
     // No whole-session row: it would include the settle margin and the
     // wait for the target, neither of which is the adapter's doing.

@@ -266,6 +266,26 @@ pub struct RunResult {
     pub version: Option<String>,
 }
 
+impl RunResult {
+    /// A run that ended early with `outcome`, with what it had learnt so far.
+    pub fn ended(outcome: Outcome, notes: Vec<String>, version: Option<String>) -> RunResult {
+        RunResult {
+            outcome,
+            notes,
+            version,
+        }
+    }
+
+    /// A run the harness itself could not prepare: not the peer's failure.
+    pub fn harness_failed(err: &anyhow::Error, notes: Vec<String>) -> RunResult {
+        RunResult::ended(
+            Outcome::Failed(format!("harness, not the peer: {err:#}")),
+            notes,
+            None,
+        )
+    }
+}
+
 /// All runs of one scenario for one peer.
 #[derive(Default)]
 pub struct Cell {

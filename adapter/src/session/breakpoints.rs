@@ -428,6 +428,14 @@ fn hit_condition(text: &Option<String>) -> Result<Option<HitCondition>, String> 
     }
 }
 
+/// The `breakpoints` answer of a set request: each breakpoint as the client sees it.
+fn respond_with(session: &Session, request: &Request, entries: &[Entry]) {
+    let body: Vec<Value> = entries.iter().map(Entry::to_json).collect();
+    session
+        .out
+        .respond(Response::ok(request, Some(json!({ "breakpoints": body }))));
+}
+
 /// When the program was built from another copy of the file (another checkout, a
 /// build directory), says which file the breakpoint was matched to.
 fn matched_elsewhere(requested: &str, matched: &str) -> Option<String> {
@@ -488,12 +496,7 @@ impl Session {
         self.resolve_sources(&path, &mut entries).await;
         self.breakpoints.sources.insert(path.clone(), entries);
         self.apply_breakpoints().await;
-        let body: Vec<Value> = self.breakpoints.sources[&path]
-            .iter()
-            .map(Entry::to_json)
-            .collect();
-        self.out
-            .respond(Response::ok(request, Some(json!({ "breakpoints": body }))));
+        respond_with(self, request, &self.breakpoints.sources[&path]);
     }
 
     pub(super) async fn set_function_breakpoints(&mut self, request: &Request) {
@@ -541,14 +544,9 @@ impl Session {
         }
         *self.breakpoints.list(which) = entries;
         self.apply_breakpoints().await;
-        let body: Vec<Value> = self
-            .breakpoints
-            .list(which)
-            .iter()
-            .map(Entry::to_json)
-            .collect();
-        self.out
-            .respond(Response::ok(request, Some(json!({ "breakpoints": body }))));
+        let entries = std::mem::take(self.breakpoints.list(which));
+        respond_with(self, request, &entries);
+        *self.breakpoints.list(which) = entries;
     }
 
     pub(super) async fn set_exception_breakpoints(&mut self, request: &Request) {

@@ -278,13 +278,7 @@ pub fn run_dap_hit(
     let deadline = t0 + opts.timeout;
     let (pid, mut dap) = match start_adapter(peer, program, args, &target.pid().to_string(), opts) {
         Ok(started) => started,
-        Err(outcome) => {
-            return RunResult {
-                outcome,
-                notes,
-                version,
-            }
-        }
+        Err(outcome) => return RunResult::ended(outcome, notes, version),
     };
     let mut tree = Vec::new();
     let mut partial = None;
@@ -460,26 +454,14 @@ pub fn run_dap_hot(
     let t_base = Instant::now();
     let baseline = match hot_rate(target, t_base + opts.timeout, sleep_until) {
         Ok(r) => r,
-        Err(e) => {
-            return RunResult {
-                outcome: Outcome::Failed(format!("harness, not the peer: {e:#}")),
-                notes,
-                version: None,
-            }
-        }
+        Err(e) => return RunResult::harness_failed(&e, notes),
     };
     let mut version = None;
     let t0 = Instant::now();
     let deadline = t0 + opts.timeout;
     let (pid, mut dap) = match start_adapter(peer, program, args, &target.pid().to_string(), opts) {
         Ok(started) => started,
-        Err(outcome) => {
-            return RunResult {
-                outcome,
-                notes,
-                version,
-            }
-        }
+        Err(outcome) => return RunResult::ended(outcome, notes, version),
     };
     let mut tree = Vec::new();
     let mut hung = None;
@@ -628,26 +610,14 @@ pub fn run_dap_lines(
     let mut notes = Vec::new();
     let files = match source_lines() {
         Ok(f) => f,
-        Err(e) => {
-            return RunResult {
-                outcome: Outcome::Failed(format!("harness, not the peer: {e:#}")),
-                notes,
-                version: None,
-            }
-        }
+        Err(e) => return RunResult::harness_failed(&e, notes),
     };
     let mut version = None;
     let t0 = Instant::now();
     let deadline = t0 + opts.timeout;
     let (pid, mut dap) = match start_adapter(peer, program, args, &target.pid().to_string(), opts) {
         Ok(started) => started,
-        Err(outcome) => {
-            return RunResult {
-                outcome,
-                notes,
-                version,
-            }
-        }
+        Err(outcome) => return RunResult::ended(outcome, notes, version),
     };
     let mut tree = Vec::new();
     let tpid = target.pid();
@@ -964,13 +934,7 @@ pub fn run_gdb_hot(gdb: &Path, target: &mut Target, opts: &RunOpts) -> RunResult
     let t_base = Instant::now();
     let baseline = match hot_rate(target, t_base + opts.timeout, sleep_until) {
         Ok(r) => r,
-        Err(e) => {
-            return RunResult {
-                outcome: Outcome::Failed(format!("harness, not the peer: {e:#}")),
-                notes,
-                version: None,
-            }
-        }
+        Err(e) => return RunResult::harness_failed(&e, notes),
     };
     let t0 = Instant::now();
     let deadline = t0 + opts.timeout;
@@ -1018,13 +982,7 @@ pub fn run_gdb_lines(gdb: &Path, target: &mut Target, opts: &RunOpts) -> RunResu
     let mut notes = Vec::new();
     let files = match source_lines() {
         Ok(f) => f,
-        Err(e) => {
-            return RunResult {
-                outcome: Outcome::Failed(format!("harness, not the peer: {e:#}")),
-                notes,
-                version: None,
-            }
-        }
+        Err(e) => return RunResult::harness_failed(&e, notes),
     };
     let t0 = Instant::now();
     let deadline = t0 + opts.timeout;
