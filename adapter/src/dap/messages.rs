@@ -211,6 +211,82 @@ pub struct AttachArguments {
     #[serde(default)]
     #[schemars(extend("default" = false))]
     pub stop_on_entry: Option<bool>,
+    /// What happens to a process the target forks (`fork`, `vfork`, `clone` without
+    /// CLONE_THREAD): `false` (the default) lets it go at once, with latch's breakpoints
+    /// taken out of its memory; `true` stops it and offers it to the editor as a child
+    /// debug session of its own (DAP's `startDebugging`).
+    #[serde(default)]
+    #[schemars(extend("default" = false))]
+    pub follow_forks: Option<bool>,
+    /// Set by latch in the configuration of a child session it offers: the socket of the
+    /// latch that holds the child. Editors connect there instead of starting a new latch.
+    #[serde(default)]
+    pub latch_child_session: Option<String>,
+}
+
+/// The `launch` arguments: the single source of truth for what an editor may send to
+/// start a program under latch. `schemas/launch.schema.json` is generated from this type.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(title = "latch launch arguments")]
+pub struct LaunchArguments {
+    /// The program to start: a path to an executable file (a script with `#!` works).
+    /// Relative paths are taken from `cwd`.
+    pub program: String,
+    /// The program's arguments, after its name.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// The program's working directory (default: latch's own).
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// Environment variables set over latch's own environment (latch's `LATCH_*`
+    /// variables are never passed on); a variable set to `null` is removed.
+    #[serde(default)]
+    #[schemars(schema_with = "env_schema")]
+    pub env: std::collections::BTreeMap<String, Option<String>>,
+    /// Stop at the program's entry point (its first instruction, after the dynamic
+    /// loader has loaded the libraries it needs), before any of its code runs.
+    #[serde(default)]
+    #[schemars(extend("default" = false))]
+    pub stop_on_entry: Option<bool>,
+    /// Stop at the first line of `main` (`main.main` in Go, the crate's `main` in Rust).
+    #[serde(default)]
+    #[schemars(extend("default" = false))]
+    pub stop_at_main: Option<bool>,
+    /// Where the program's input and output go: `internalConsole` (the default: its
+    /// stdout and stderr come to the debug console, its stdin is empty), or the
+    /// editor's `integratedTerminal` or an `externalTerminal` (through DAP's
+    /// `runInTerminal`, so interactive programs work).
+    #[serde(default)]
+    #[schemars(extend("default" = "internalConsole"))]
+    pub console: Option<ConsoleKind>,
+    /// Turn address space layout randomization off for the program, as gdb's
+    /// `disable-randomization` does (default false: addresses vary from run to run, as
+    /// without a debugger).
+    #[serde(default, rename = "disableASLR")]
+    #[schemars(extend("default" = false))]
+    pub disable_aslr: Option<bool>,
+    /// What happens to a process the program forks; see the attach argument of the same
+    /// name.
+    #[serde(default)]
+    #[schemars(extend("default" = false))]
+    pub follow_forks: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ConsoleKind {
+    InternalConsole,
+    IntegratedTerminal,
+    ExternalTerminal,
+}
+
+fn env_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "additionalProperties": { "type": ["string", "null"] },
+        "default": {}
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -399,12 +475,22 @@ mod tests {
 /// a `$ref`, because VS Code copies this into a `package.json`, where `#/$defs` would
 /// point at nothing.
 pub fn attach_schema() -> Value {
+    editor_schema::<AttachArguments>()
+}
+
+/// The JSON schema of the `launch` arguments, as `schemas/launch.schema.json` holds it;
+/// shaped for editors as `attach_schema` is.
+pub fn launch_schema() -> Value {
+    editor_schema::<LaunchArguments>()
+}
+
+fn editor_schema<T: JsonSchema>() -> Value {
     let generator = schemars::generate::SchemaSettings::draft2020_12()
         .with(|settings| {
             settings.inline_subschemas = true;
         })
         .into_generator();
-    let schema = generator.into_root_schema_for::<AttachArguments>();
+    let schema = generator.into_root_schema_for::<T>();
     let mut schema = serde_json::to_value(schema).expect("schemas serialize");
     if let Some(properties) = schema["properties"].as_object_mut() {
         properties.values_mut().for_each(drop_null_from_property);
@@ -461,6 +547,52 @@ mod schema_file {
             actual == expected,
             "{path} is stale: regenerate it with `LATCH_UPDATE_SCHEMA=1 cargo test -p latch schema_file`"
         );
+    }
+
+    /// Fails when `schemas/launch.schema.json` no longer matches `LaunchArguments`.
+    #[test]
+    fn checked_in_launch_schema_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/launch.schema.json");
+        let expected = serde_json::to_string_pretty(&super::launch_schema()).unwrap() + "\n";
+        if std::env::var("LATCH_UPDATE_SCHEMA").is_ok_and(|v| v == "1") {
+            std::fs::write(path, &expected).unwrap();
+        }
+        let actual = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            actual == expected,
+            "{path} is stale: regenerate it with `LATCH_UPDATE_SCHEMA=1 cargo test -p latch schema_file`"
+        );
+    }
+
+    #[test]
+    fn launch_schema_and_parser_agree_on_examples() {
+        use serde_json::json;
+        let validator = jsonschema::validator_for(&super::launch_schema()).unwrap();
+        let accepted = [
+            json!({"program": "/bin/true"}),
+            json!({"program": "./a.out", "args": ["-v"], "cwd": "/tmp", "env": {"A": "1", "B": null}}),
+            json!({"program": "a", "stopOnEntry": true, "stopAtMain": false, "console": "integratedTerminal"}),
+            json!({"program": "a", "disableASLR": true, "followForks": true}),
+        ];
+        for config in accepted {
+            assert!(validator.is_valid(&config), "schema rejects {config}");
+            serde_json::from_value::<super::LaunchArguments>(config.clone())
+                .unwrap_or_else(|e| panic!("latch rejects {config}: {e}"));
+        }
+        let rejected = [
+            json!({}),
+            json!({"program": 3}),
+            json!({"program": "a", "args": "-v"}),
+            json!({"program": "a", "env": {"A": 1}}),
+            json!({"program": "a", "console": "terminal"}),
+        ];
+        for config in rejected {
+            assert!(!validator.is_valid(&config), "schema allows {config}");
+            assert!(
+                serde_json::from_value::<super::LaunchArguments>(config.clone()).is_err(),
+                "latch accepts {config}"
+            );
+        }
     }
 
     /// What editors validate against agrees with what latch accepts: configurations the
