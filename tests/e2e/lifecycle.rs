@@ -185,3 +185,37 @@ fn twenty_attach_detach_cycles_on_short_lived_threads() {
     }
     target.assert_runs_on(false);
 }
+
+/// A program latch launched belongs to the session: latch's end takes it along, whether
+/// latch is stopped by a signal it can handle (SIGTERM: latch kills it and reaps it) or
+/// killed outright (SIGKILL: the kernel kills it, `PTRACE_O_EXITKILL`), so it never runs
+/// on with breakpoints in it.
+#[test]
+fn a_launched_program_ends_with_latch_however_latch_ends() {
+    require_harness!();
+    let program = crate::support::fixtures::c_fixture(Fixture::Sleeping);
+    for signal in [libc::SIGTERM, libc::SIGKILL] {
+        let mut dap = Dap::start();
+        dap.initialize();
+        let seq = dap.send(
+            "launch",
+            json!({"program": program, "args": ["1"], "stopOnEntry": true}),
+        );
+        let r = dap.finish_attach(seq, secs(10));
+        assert_eq!(r["success"], true, "launch failed: {r}");
+        let stopped = dap.next_event("stopped", secs(10));
+        assert_eq!(stopped["body"]["reason"], "entry", "{stopped}");
+        let pid = dap.next_event("process", secs(1))["body"]["systemProcessId"]
+            .as_i64()
+            .unwrap() as i32;
+        assert_all_traced_and_stopped(pid, dap.pid());
+        dap.signal(signal);
+        dap.wait_exit(secs(10));
+        let ended = || procfs::process_state(pid).is_none_or(|s| s == 'Z' || s == 'X');
+        assert!(
+            procfs::wait_for(secs(10), ended),
+            "the launched program {pid} outlived latch ({signal}): {}",
+            std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default()
+        );
+    }
+}
