@@ -219,3 +219,48 @@ fn a_launched_program_ends_with_latch_however_latch_ends() {
         );
     }
 }
+
+/// `disableASLR` starts the program with `ADDR_NO_RANDOMIZE` (as gdb's
+/// `disable-randomization`): it loads at the same address each time. By default ASLR
+/// stays on, as it is without a debugger: the kernel's own flag says so, and two runs load
+/// at different addresses.
+#[test]
+fn launch_keeps_aslr_unless_asked() {
+    require_harness!();
+    let program = crate::support::fixtures::c_fixture(Fixture::Sleeping);
+    let launch = |disable: bool| -> (u64, u64) {
+        let mut dap = Dap::start();
+        dap.initialize();
+        let seq = dap.send(
+            "launch",
+            json!({"program": program, "args": ["1"], "stopOnEntry": true, "disableASLR": disable}),
+        );
+        let r = dap.finish_attach(seq, secs(10));
+        assert_eq!(r["success"], true, "launch failed: {r}");
+        dap.next_event("stopped", secs(10));
+        let pid = dap.next_event("process", secs(1))["body"]["systemProcessId"]
+            .as_i64()
+            .unwrap();
+        let personality = std::fs::read_to_string(format!("/proc/{pid}/personality")).unwrap();
+        let personality = u64::from_str_radix(personality.trim(), 16).unwrap();
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+        let base = u64::from_str_radix(maps.split('-').next().unwrap(), 16).unwrap();
+        dap.disconnect(json!({}));
+        (personality & libc::ADDR_NO_RANDOMIZE as u64, base)
+    };
+    let (flag_a, base_a) = launch(true);
+    let (flag_b, base_b) = launch(true);
+    assert_ne!(flag_a, 0, "disableASLR: ADDR_NO_RANDOMIZE is not set");
+    assert_eq!(
+        base_a, base_b,
+        "disableASLR: two runs loaded at different addresses"
+    );
+    let (flag_c, base_c) = launch(false);
+    let (_, base_d) = launch(false);
+    assert_eq!(flag_c, 0, "ASLR was turned off without disableASLR");
+    // Equal by chance once in 2^28 or so.
+    assert_ne!(
+        base_c, base_d,
+        "two runs with ASLR on loaded at the same address"
+    );
+}
