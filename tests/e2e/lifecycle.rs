@@ -249,7 +249,7 @@ fn launch_keeps_aslr_unless_asked() {
         (personality & libc::ADDR_NO_RANDOMIZE as u64, base)
     };
     let (flag_a, base_a) = launch(true);
-    let (flag_b, base_b) = launch(true);
+    let (_, base_b) = launch(true);
     assert_ne!(flag_a, 0, "disableASLR: ADDR_NO_RANDOMIZE is not set");
     assert_eq!(
         base_a, base_b,
