@@ -87,7 +87,7 @@ pub fn offer(pid: Pid, of_launch: bool, out: Outbox) -> std::io::Result<Offer> {
     };
     let thread = std::thread::Builder::new()
         .name(format!("latch-child-{pid}"))
-        .spawn(move || serve(listener, &socket, pid, &cancelled, of_launch, &out))?;
+        .spawn(move || serve(listener, &socket, pid, &cancelled, of_launch, out))?;
     lock(&THREADS).push(thread);
     Ok(offer)
 }
@@ -98,7 +98,7 @@ fn serve(
     pid: Pid,
     cancelled: &AtomicBool,
     of_launch: bool,
-    out: &Outbox,
+    out: Outbox,
 ) {
     let deadline = Instant::now() + CONNECT_DEADLINE;
     let ended = end_signal();
@@ -134,6 +134,9 @@ fn serve(
         );
         return;
     };
+    // The main session's outbox is for the wait only: held while this session is
+    // served, it would keep the main session's writer from finishing at its end.
+    drop(out);
     if let Err(err) = stream.set_nonblocking(false) {
         tracing::warn!(pid, "the child session's connection: {err}");
     }
@@ -144,11 +147,14 @@ fn serve(
     }
 }
 
-/// latch is ending: every child session ends (detaching or killing its process, as its
+/// The session that offered the children ended (latch is ending, or, for a
+/// multiclient server, its client left): every child session ends (detaching or killing its process, as its
 /// own end does) before this returns, or `within` has passed.
 pub fn end_all(within: Duration) {
     let _ = ending().send(true);
     end_sessions(within);
+    // A multiclient server's next client may follow children of its own.
+    let _ = ending().send(false);
     // The sockets' directory, if a launch or a child made one.
     let _ = std::fs::remove_dir_all(private_dir());
 }

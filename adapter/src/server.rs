@@ -57,6 +57,10 @@ impl Adapter {
             session = session.one_of_many(held);
         }
         let mut end = session.run(input, &mut self.backend_events, signals).await;
+        // The children this client followed end with it (each detaches or kills its
+        // process as its own end does), before latch says its last words.
+        let children = tokio::task::spawn_blocking(|| crate::children::end_all(CHILDREN_GRACE));
+        let _ = children.await;
         // The target is detached (or held) by now. Every message the session queued
         // reaches the client before its stream closes, unless the client stopped
         // reading: then its writer is blocked in `write` for good, and latch must not
@@ -118,7 +122,6 @@ pub fn run_stdio() -> anyhow::Result<ExitCode> {
     tracing::info!(reason = ?end.reason, "session ended");
     drop(runtime);
     drop(adapter);
-    crate::children::end_all(CHILDREN_GRACE);
     Ok(exit_code(end.reason))
 }
 
@@ -133,21 +136,31 @@ pub fn run_child(stream: std::os::unix::net::UnixStream, of_launch: bool) -> any
     let input = stream
         .try_clone()
         .context("duplicating the child session's socket")?;
+    let closer = stream
+        .try_clone()
+        .context("duplicating the child session's socket")?;
+    let (outbox, writer) = transport::spawn_writer(stream);
     let end = runtime.block_on(async {
         let mut signals = Signals::for_child(crate::children::end_signal());
-        let (outbox, writer) = transport::spawn_writer(stream);
         let reader = transport::spawn_reader(input);
         let mut session = Session::new(outbox, adapter.backend.handle(), adapter.symbols.clone());
         if of_launch {
             session = session.child_of_launch();
         }
-        let end = session
+        session
             .run(reader, &mut adapter.backend_events, &mut signals)
-            .await;
-        drop(writer);
-        end
+            .await
     });
     tracing::info!(reason = ?end.reason, "child session ended");
+    // The session's outbox is gone with it: the writer ends once its last messages are
+    // written, or is cut off if the client does not read them. Then the client sees the
+    // connection end, and the reader thread its end of file.
+    let deadline = std::time::Instant::now() + WRITER_GRACE;
+    while !writer.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let _ = closer.shutdown(std::net::Shutdown::Both);
+    let _ = writer.join();
     drop(runtime);
     drop(adapter);
     Ok(())
@@ -186,7 +199,6 @@ pub fn run_listen(
     });
     drop(runtime);
     drop(adapter);
-    crate::children::end_all(CHILDREN_GRACE);
     result.map(|()| ExitCode::SUCCESS)
 }
 
