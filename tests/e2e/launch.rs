@@ -25,7 +25,7 @@ use crate::support::procfs;
 use crate::support::stackfix::marker_line;
 use crate::support::target::heartbeat_path;
 use crate::support::text::{assert_code_as_in_files, assert_released};
-use crate::support::{secs, thread_id, Dap};
+use crate::support::{secs, thread_id, Dap, Target};
 
 /// How long a launched program may take to stop or end, on a loaded 2-core machine.
 const WAIT: Duration = Duration::from_secs(30);
@@ -130,6 +130,11 @@ fn start(
     configure: impl FnOnce(&mut Dap),
 ) -> Value {
     let seq = dap.send(command, arguments);
+    finish_start(dap, seq, command, configure)
+}
+
+/// `start` for a request already sent as `seq`.
+fn finish_start(dap: &mut Dap, seq: i64, command: &str, configure: impl FnOnce(&mut Dap)) -> Value {
     let started = dap.wait_until(REQUEST_TIMEOUT, |dap| {
         dap.position_of_response(seq).is_some() || dap.position_of_event("initialized").is_some()
     });
@@ -333,6 +338,8 @@ fn launch_passes_arguments_environment_and_cwd_and_reports_output_and_exit_code(
         &[],
         true,
     );
+    // Answered by latch, so `env` has exec'd it: its environment is latch's.
+    dap.initialize();
     let environ = std::fs::read(format!("/proc/{}/environ", dap.pid())).unwrap();
     assert!(
         environ
@@ -340,7 +347,6 @@ fn launch_passes_arguments_environment_and_cwd_and_reports_output_and_exit_code(
             .any(|v| v == b"LATCH_E2E_PRIVATE=latch's own"),
         "latch itself lacks LATCH_E2E_PRIVATE: the test proves nothing"
     );
-    dap.initialize();
     let args = ["plain", "two words", ""];
     let pid = launch(
         &mut dap,
@@ -773,6 +779,123 @@ fn a_script_that_execs_the_program_lands_in_its_main_and_its_breakpoint_hits() {
     assert_eq!(ended(&mut dap), 42);
     assert!(printed(&dap, "stdout").starts_with("arg 1 [via script]\n"));
     assert_gone(pid);
+    dap.disconnect(json!({}));
+}
+
+/// `console: integratedTerminal` with a client that runs terminals: latch asks the client
+/// (`runInTerminal`) to run `latch run-in-terminal ... -- program args` in the working
+/// directory with the launch's environment; the test runs it as a terminal would, with
+/// its stdout a pipe of the test's, and answers with its pid. That process becomes the
+/// program, stopped at `main`; its output goes to the terminal (not to `output` events),
+/// and its exit code is the one the test's wait sees.
+#[test]
+fn a_program_in_the_clients_terminal_is_the_one_debugged() {
+    require_harness!();
+    let b = built();
+    let mut dap = Dap::start();
+    dap.initialize_with(json!({ "supportsRunInTerminalRequest": true }));
+    let seq = dap.send(
+        "launch",
+        json!({
+            "program": b.report, "args": ["in terminal"], "cwd": b.dir, "stopAtMain": true,
+            "console": "integratedTerminal",
+            "env": { "LAUNCH_SET": "for the terminal", "REPORT_VARS": "LAUNCH_SET" },
+        }),
+    );
+    let ask = dap.next_reverse_request("runInTerminal", REQUEST_TIMEOUT);
+    let arguments = &ask["arguments"];
+    assert_eq!(arguments["kind"], "integrated", "{ask}");
+    assert_eq!(arguments["cwd"], json!(b.dir), "{ask}");
+    let command: Vec<String> = arguments["args"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no args in {ask}"))
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    let dash = command
+        .iter()
+        .position(|a| a == "--")
+        .expect("no -- in the command");
+    assert_eq!(
+        command[dash + 1..],
+        [b.report.display().to_string(), "in terminal".to_string()],
+        "{ask}"
+    );
+    let mut terminal = Command::new(&command[0]);
+    terminal.args(&command[1..]).current_dir(&b.dir);
+    for (name, value) in arguments["env"].as_object().unwrap() {
+        match value.as_str() {
+            Some(value) => terminal.env(name, value),
+            None => terminal.env_remove(name),
+        };
+    }
+    let mut terminal = Target::spawn(terminal);
+    dap.answer(&ask, true, json!({ "processId": terminal.pid }));
+    let r = finish_start(&mut dap, seq, "launch", |_| {});
+    assert_eq!(r["success"], true, "{r}");
+    let process = dap.next_event("process", Duration::ZERO);
+    assert_eq!(
+        process["body"]["systemProcessId"], terminal.pid,
+        "{process}"
+    );
+    assert_eq!(process["body"]["startMethod"], "launch", "{process}");
+    let (tid, event) = stopped(&mut dap, "entry");
+    assert_eq!(tid, terminal.pid as i64, "{event}");
+    let (name, at, _, _) = top_frame(&mut dap, tid);
+    assert_eq!(
+        (name.as_str(), at),
+        ("main", line("report.c", "main_first"))
+    );
+    let exe = std::fs::read_link(format!("/proc/{}/exe", terminal.pid)).unwrap();
+    assert_eq!(exe, b.report.canonicalize().unwrap());
+    dap.ok("continue", json!({ "threadId": tid }));
+    assert_eq!(terminal.wait_line("arg 1 ", WAIT), "[in terminal]");
+    assert_eq!(
+        terminal.wait_line("env LAUNCH_SET ", WAIT),
+        "[for the terminal]"
+    );
+    let cwd = b.dir.canonicalize().unwrap();
+    assert_eq!(
+        terminal.wait_line("cwd ", WAIT),
+        format!("[{}]", cwd.display())
+    );
+    assert_eq!(terminal.wait_line("exit ", WAIT), "42");
+    assert_eq!(ended(&mut dap), 42);
+    assert_eq!(terminal.wait_exit(secs(10)).code(), Some(42));
+    assert_eq!(
+        printed(&dap, "stdout"),
+        "",
+        "the terminal's output came as events"
+    );
+    dap.disconnect(json!({}));
+}
+
+/// A client that refuses `runInTerminal`: the launch fails and says why, and nothing runs.
+#[test]
+fn a_refused_terminal_fails_the_launch() {
+    require_harness!();
+    let b = built();
+    let mut dap = Dap::start();
+    dap.initialize_with(json!({ "supportsRunInTerminalRequest": true }));
+    let seq = dap.send(
+        "launch",
+        json!({ "program": b.report, "console": "externalTerminal" }),
+    );
+    let ask = dap.next_reverse_request("runInTerminal", REQUEST_TIMEOUT);
+    assert_eq!(ask["arguments"]["kind"], "external", "{ask}");
+    dap.answer(&ask, false, Value::Null);
+    let r = dap.response(seq, REQUEST_TIMEOUT);
+    assert_error(&r, &["terminal", "refused by the test client"]);
+    assert!(
+        dap.events("process").is_empty(),
+        "{:?}",
+        dap.events("process")
+    );
+    assert!(
+        children_of(dap.pid()).is_empty(),
+        "{:?}",
+        children_of(dap.pid())
+    );
     dap.disconnect(json!({}));
 }
 
