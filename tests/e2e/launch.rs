@@ -318,7 +318,8 @@ impl Drop for KillOnDrop {
 
 /// Arguments (one with a space, one empty), the environment (one variable set, one of
 /// latch's removed with null, one of latch's passed on, and latch's own `LATCH_*` kept
-/// from the program) and the working directory reach the program, which prints them:
+/// from the program) and the working directory reach the program, which prints them
+/// (and that its stdin is /dev/null):
 /// its stdout comes as `output` events of category stdout, exactly, its stderr apart,
 /// all before `exited`, whose exit code is the one the program printed and returned.
 #[test]
@@ -366,7 +367,7 @@ fn launch_passes_arguments_environment_and_cwd_and_reports_output_and_exit_code(
         "arg 1 [plain]\narg 2 [two words]\narg 3 []\n\
          env LAUNCH_SET [set by launch]\nenv LAUNCH_KEPT [kept from latch]\n\
          env LAUNCH_REMOVED unset\nenv LATCH_E2E_PRIVATE unset\n\
-         cwd [{}]\nexit {expected_code}\n",
+         cwd [{}]\nstdin [/dev/null]\nexit {expected_code}\n",
         cwd.display()
     );
     assert_eq!(printed(&dap, "stdout"), expected);
@@ -451,14 +452,7 @@ fn stop_on_entry_stops_at_the_elf_entry_point() {
         "{event}"
     );
     assert_eq!(tid, pid as i64, "{event}");
-    let auxv = std::fs::read(format!("/proc/{pid}/auxv")).unwrap();
-    let at_entry = auxv
-        .chunks_exact(16)
-        .find_map(|pair| {
-            let key = u64::from_ne_bytes(pair[..8].try_into().unwrap());
-            (key == libc::AT_ENTRY).then(|| u64::from_ne_bytes(pair[8..].try_into().unwrap()))
-        })
-        .expect("no AT_ENTRY in auxv");
+    let at_entry = entry_point(pid);
     let readelf = Command::new("readelf")
         .arg("-h")
         .arg(&b.report)
@@ -493,6 +487,17 @@ fn stop_on_entry_stops_at_the_elf_entry_point() {
     assert_eq!(ended(&mut dap), 41);
     assert_gone(pid);
     dap.disconnect(json!({}));
+}
+
+/// The entry point the kernel gave `pid`'s program: `AT_ENTRY` in its auxiliary vector.
+fn entry_point(pid: i32) -> u64 {
+    let auxv = std::fs::read(format!("/proc/{pid}/auxv")).unwrap();
+    auxv.chunks_exact(16)
+        .find_map(|pair| {
+            let key = u64::from_ne_bytes(pair[..8].try_into().unwrap());
+            (key == libc::AT_ENTRY).then(|| u64::from_ne_bytes(pair[8..].try_into().unwrap()))
+        })
+        .expect("no AT_ENTRY in auxv")
 }
 
 /// Breakpoints set during configuration: one in `main` hits; one in a library the
@@ -899,6 +904,34 @@ fn a_refused_terminal_fails_the_launch() {
     dap.disconnect(json!({}));
 }
 
+/// A script launched with `stopOnEntry` stops at the entry point of the program it execs,
+/// not in its interpreter.
+#[test]
+fn a_script_launched_with_stop_on_entry_stops_at_the_programs_entry_point() {
+    require_harness!();
+    let b = built();
+    let mut dap = Dap::start();
+    dap.initialize();
+    let pid = launch(
+        &mut dap,
+        json!({ "program": "./run.sh", "cwd": b.dir, "stopOnEntry": true }),
+        |_| {},
+    );
+    let (tid, event) = stopped(&mut dap, "entry");
+    assert_eq!(
+        event["body"]["description"], "Paused at the program's entry point",
+        "{event}"
+    );
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert_eq!(exe, b.report.canonicalize().unwrap(), "stopped in {exe:?}");
+    let (name, _, _, pc) = top_frame(&mut dap, tid);
+    assert_eq!(pc, entry_point(pid), "stopped at {pc:#x} ({name})");
+    dap.ok("continue", json!({ "threadId": tid }));
+    assert_eq!(ended(&mut dap), 41);
+    assert_gone(pid);
+    dap.disconnect(json!({}));
+}
+
 /// What the pre-fork fixture said of its children: (pid, how it ended) per child, and
 /// its own exit code, which counts those that exited normally.
 fn children_reported(dap: &Dap) -> Vec<(i32, String)> {
@@ -1056,6 +1089,44 @@ fn followed_children_report_their_hits_in_sessions_of_their_own() {
         "a child's stop came to the parent's session: {:?}",
         dap.events("stopped")
     );
+    dap.disconnect(json!({}));
+}
+
+/// followForks with a client that supports `startDebugging` but refuses each child (as
+/// when its user declines): latch says so in the console, once per child, and the
+/// children run on, untraced, to their normal end.
+#[test]
+fn refused_child_sessions_let_the_children_run_on() {
+    require_harness!();
+    let b = built();
+    let mut dap = Dap::start();
+    dap.initialize_with(json!({ "supportsStartDebuggingRequest": true }));
+    let pid = launch(
+        &mut dap,
+        json!({ "program": b.prefork, "followForks": true }),
+        |_| {},
+    );
+    for _ in 0..3 {
+        let offer = dap.next_reverse_request("startDebugging", WAIT);
+        dap.answer(&offer, false, Value::Null);
+    }
+    let children = assert_children_exited_normally(&mut dap, pid);
+    let said: Vec<String> = dap
+        .events("output")
+        .iter()
+        .filter(|e| e["body"]["category"] == "console")
+        .filter_map(|e| e["body"]["output"].as_str())
+        .filter(|o| o.contains("did not start a session"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(said.len(), 3, "{said:?}");
+    for child in children {
+        assert!(
+            said.iter()
+                .any(|line| line.contains(&format!("child process {child} "))),
+            "no console line for child {child}: {said:?}"
+        );
+    }
     dap.disconnect(json!({}));
 }
 
