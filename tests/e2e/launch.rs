@@ -6,8 +6,9 @@
 //! `main` and in a library loaded later by dlopen; bad arguments fail before anything
 //! runs; every way a session ends leaves the program killed (and reaped) or running
 //! untraced with its code as in its files; a script that execs the real program lands in
-//! it; and a pre-fork server's children never die of latch's `int3`s, whether they are
-//! let go or followed through `startDebugging` into sessions of their own.
+//! it (and so does a `waitFor` attach that catches what a script execs); and a pre-fork
+//! server's children never die of latch's `int3`s, whether they are let go or followed
+//! through `startDebugging` into sessions of their own.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -930,6 +931,56 @@ fn a_script_launched_with_stop_on_entry_stops_at_the_programs_entry_point() {
     assert_eq!(ended(&mut dap), 41);
     assert_gone(pid);
     dap.disconnect(json!({}));
+}
+
+/// A `waitFor` attach that catches a program a shell script execs (`sh -c 'exec ./prog'`)
+/// lands in that program with breakpoints working: a function breakpoint set while
+/// waiting hits in the program, with every `continue`, and the detach leaves its code as
+/// in its files.
+#[test]
+fn wait_for_lands_in_the_program_a_script_execs_with_breakpoints_working() {
+    require_harness!();
+    let name = "wf_scriptbp";
+    let dir = tmp_dir().join("renamed");
+    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = dir.join(format!("{name}.tmp{}", std::process::id()));
+    std::fs::copy(crate::stepping::program(), &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
+    let mut dap = Dap::start();
+    dap.initialize();
+    let mut target = None;
+    let r = start(&mut dap, "attach", json!({ "waitFor": name }), |dap| {
+        let set = dap.ok(
+            "setFunctionBreakpoints",
+            json!({ "breakpoints": [{ "name": "work" }] }),
+        );
+        assert_eq!(
+            set["body"]["breakpoints"].as_array().map(Vec::len),
+            Some(1),
+            "{set}"
+        );
+        let mut script = Command::new("sh");
+        script
+            .arg("-c")
+            .arg(format!("exec ./{name} loop"))
+            .current_dir(&dir);
+        target = Some(Target::spawn(script));
+    });
+    assert_eq!(r["success"], true, "{r}");
+    let mut target = target.unwrap();
+    let process = dap.next_event("process", Duration::ZERO);
+    assert_eq!(process["body"]["systemProcessId"], target.pid, "{process}");
+    for _ in 0..2 {
+        let (tid, _) = stopped(&mut dap, "function breakpoint");
+        assert_eq!(tid, target.pid as i64);
+        assert_eq!(top_frame(&mut dap, tid).0, "work");
+        dap.ok("continue", json!({ "threadId": tid }));
+    }
+    dap.ok("setFunctionBreakpoints", json!({ "breakpoints": [] }));
+    dap.disconnect(json!({}));
+    target.wait_ready(secs(10));
+    assert_released(target.pid);
+    assert_code_as_in_files(target.pid);
 }
 
 /// What the pre-fork fixture said of its children: (pid, how it ended) per child, and
