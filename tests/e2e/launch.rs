@@ -1048,6 +1048,60 @@ fn forked_children_are_let_go_clean_of_breakpoints() {
     dap.disconnect(json!({}));
 }
 
+/// Takes latch's next `startDebugging` offer of a child of `parent` (which must wait,
+/// stopped), accepts it, connects to the socket it names, attaches with its
+/// configuration and a breakpoint in `work`, sees the hit there (the child's session, the
+/// child's thread, `work` on top), clears it and runs the child to its end (`exited` 0 on
+/// its session), then disconnects. Returns the child and its session.
+fn follow_child(dap: &mut Dap, parent: i32) -> (i32, Dap) {
+    let work_line = line("prefork.c", "work");
+    let prefork_c = source("prefork.c");
+    let offer = dap.next_reverse_request("startDebugging", WAIT);
+    let arguments = &offer["arguments"];
+    assert_eq!(arguments["request"], "attach", "{offer}");
+    let configuration = arguments["configuration"].clone();
+    assert_eq!(configuration["type"], "latch", "{offer}");
+    assert_eq!(configuration["request"], "attach", "{offer}");
+    assert_eq!(configuration["followForks"], true, "{offer}");
+    let child = configuration["pid"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no pid in {offer}")) as i32;
+    let _guard = KillOnDrop(child);
+    assert_eq!(parent_of(child), Some(parent), "{offer}");
+    let waiting = procfs::wait_for(secs(5), || {
+        procfs::process_state(child).is_some_and(|s| matches!(s, 't' | 'T'))
+    });
+    assert!(
+        waiting,
+        "child {child} is not stopped: {:?}",
+        procfs::all_tasks(child)
+    );
+    let socket = PathBuf::from(
+        configuration["latchChildSession"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no latchChildSession in {offer}")),
+    );
+    dap.answer(&offer, true, json!({}));
+    let mut session = Dap::connect_unix(&socket, dap.log_file());
+    session.initialize();
+    let r = start(&mut session, "attach", configuration.clone(), |session| {
+        let set = set_line_breakpoint(session, &prefork_c, work_line);
+        assert_eq!(set["verified"], true, "{set}");
+    });
+    assert_eq!(r["success"], true, "attach of child {child}: {r}");
+    let process = session.next_event("process", Duration::ZERO);
+    assert_eq!(process["body"]["systemProcessId"], child, "{process}");
+    let (hit, event) = stopped(&mut session, "breakpoint");
+    assert_eq!(hit, child as i64, "{event}");
+    let (name, at, _, _) = top_frame(&mut session, hit);
+    assert_eq!((name.as_str(), at), ("work", work_line));
+    clear_breakpoints(&mut session, &prefork_c);
+    session.ok("continue", json!({ "threadId": hit }));
+    assert_eq!(ended(&mut session), 0, "child {child}");
+    session.ok("disconnect", json!({}));
+    (child, session)
+}
+
 /// followForks with a client that starts child sessions: each child waits, stopped, for
 /// the session latch offers through `startDebugging`; the test connects to the socket it
 /// names, attaches with the configuration given, sets a breakpoint in the function the
@@ -1075,49 +1129,7 @@ fn followed_children_report_their_hits_in_sessions_of_their_own() {
     let mut followed = Vec::new();
     let mut sessions = Vec::new();
     for _ in 0..3 {
-        let offer = dap.next_reverse_request("startDebugging", WAIT);
-        let arguments = &offer["arguments"];
-        assert_eq!(arguments["request"], "attach", "{offer}");
-        let configuration = arguments["configuration"].clone();
-        assert_eq!(configuration["type"], "latch", "{offer}");
-        assert_eq!(configuration["request"], "attach", "{offer}");
-        assert_eq!(configuration["followForks"], true, "{offer}");
-        let child = configuration["pid"]
-            .as_i64()
-            .unwrap_or_else(|| panic!("no pid in {offer}")) as i32;
-        let _guard = KillOnDrop(child);
-        assert_eq!(parent_of(child), Some(pid), "{offer}");
-        let waiting = procfs::wait_for(secs(5), || {
-            procfs::process_state(child).is_some_and(|s| matches!(s, 't' | 'T'))
-        });
-        assert!(
-            waiting,
-            "child {child} is not stopped: {:?}",
-            procfs::all_tasks(child)
-        );
-        let socket = PathBuf::from(
-            configuration["latchChildSession"]
-                .as_str()
-                .unwrap_or_else(|| panic!("no latchChildSession in {offer}")),
-        );
-        dap.answer(&offer, true, json!({}));
-        let mut session = Dap::connect_unix(&socket, dap.log_file());
-        session.initialize();
-        let r = start(&mut session, "attach", configuration.clone(), |session| {
-            let set = set_line_breakpoint(session, &prefork_c, work_line);
-            assert_eq!(set["verified"], true, "{set}");
-        });
-        assert_eq!(r["success"], true, "attach of child {child}: {r}");
-        let process = session.next_event("process", Duration::ZERO);
-        assert_eq!(process["body"]["systemProcessId"], child, "{process}");
-        let (hit, event) = stopped(&mut session, "breakpoint");
-        assert_eq!(hit, child as i64, "{event}");
-        let (name, at, _, _) = top_frame(&mut session, hit);
-        assert_eq!((name.as_str(), at), ("work", work_line));
-        clear_breakpoints(&mut session, &prefork_c);
-        session.ok("continue", json!({ "threadId": hit }));
-        assert_eq!(ended(&mut session), 0, "child {child}");
-        session.ok("disconnect", json!({}));
+        let (child, session) = follow_child(&mut dap, pid);
         followed.push(child);
         sessions.push(session);
     }
@@ -1138,6 +1150,47 @@ fn followed_children_report_their_hits_in_sessions_of_their_own() {
         dap.events("stopped").len(),
         1,
         "a child's stop came to the parent's session: {:?}",
+        dap.events("stopped")
+    );
+    dap.disconnect(json!({}));
+}
+
+/// followForks is an attach argument too: the children a running process forks after
+/// the attach are offered, followed and debugged in sessions of their own, as a launched
+/// program's are; the parent (the test's child) exits with all of them counted normal.
+#[test]
+fn followed_children_of_an_attached_process_get_sessions_of_their_own() {
+    require_harness!();
+    let b = built();
+    let mut command = Command::new(&b.prefork);
+    command.args(["3", "wait"]);
+    let mut target = Target::spawn(command);
+    target.wait_ready(secs(10));
+    let mut dap = Dap::start();
+    dap.initialize_with(json!({ "supportsStartDebuggingRequest": true }));
+    let r = start(
+        &mut dap,
+        "attach",
+        json!({ "pid": target.pid, "followForks": true }),
+        |_| {},
+    );
+    assert_eq!(r["success"], true, "{r}");
+    target.send_line("go");
+    let mut followed = Vec::new();
+    for _ in 0..3 {
+        let (child, session) = follow_child(&mut dap, target.pid);
+        followed.push(child);
+        drop(session);
+    }
+    assert_eq!(ended(&mut dap), 3);
+    assert_eq!(target.wait_exit(WAIT).code(), Some(3));
+    assert_eq!(target.wait_line("normal ", secs(1)), "3 of 3");
+    for child in followed {
+        assert_gone(child);
+    }
+    assert!(
+        dap.events("stopped").is_empty(),
+        "{:?}",
         dap.events("stopped")
     );
     dap.disconnect(json!({}));
