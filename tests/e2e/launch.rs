@@ -1050,10 +1050,10 @@ fn forked_children_are_let_go_clean_of_breakpoints() {
 
 /// Takes latch's next `startDebugging` offer of a child of `parent` (which must wait,
 /// stopped), accepts it, connects to the socket it names, attaches with its
-/// configuration and a breakpoint in `work`, sees the hit there (the child's session, the
-/// child's thread, `work` on top), clears it and runs the child to its end (`exited` 0 on
-/// its session), then disconnects. Returns the child and its session.
-fn follow_child(dap: &mut Dap, parent: i32) -> (i32, Dap) {
+/// configuration and a breakpoint in `work`, and sees the hit there (the child's session,
+/// the child's thread, `work` on top). Returns the child and its session, stopped there
+/// (the caller ends the child if the test fails).
+fn accept_child(dap: &mut Dap, parent: i32) -> (i32, Dap) {
     let work_line = line("prefork.c", "work");
     let prefork_c = source("prefork.c");
     let offer = dap.next_reverse_request("startDebugging", WAIT);
@@ -1066,7 +1066,6 @@ fn follow_child(dap: &mut Dap, parent: i32) -> (i32, Dap) {
     let child = configuration["pid"]
         .as_i64()
         .unwrap_or_else(|| panic!("no pid in {offer}")) as i32;
-    let _guard = KillOnDrop(child);
     assert_eq!(parent_of(child), Some(parent), "{offer}");
     let waiting = procfs::wait_for(secs(5), || {
         procfs::process_state(child).is_some_and(|s| matches!(s, 't' | 'T'))
@@ -1095,11 +1094,59 @@ fn follow_child(dap: &mut Dap, parent: i32) -> (i32, Dap) {
     assert_eq!(hit, child as i64, "{event}");
     let (name, at, _, _) = top_frame(&mut session, hit);
     assert_eq!((name.as_str(), at), ("work", work_line));
-    clear_breakpoints(&mut session, &prefork_c);
-    session.ok("continue", json!({ "threadId": hit }));
+    (child, session)
+}
+
+/// `accept_child`, then the breakpoint cleared and the child run to its end (`exited` 0
+/// on its session), and the session disconnected.
+fn follow_child(dap: &mut Dap, parent: i32) -> (i32, Dap) {
+    let (child, mut session) = accept_child(dap, parent);
+    let _guard = KillOnDrop(child);
+    clear_breakpoints(&mut session, &source("prefork.c"));
+    session.ok("continue", json!({ "threadId": child }));
     assert_eq!(ended(&mut session), 0, "child {child}");
     session.ok("disconnect", json!({}));
     (child, session)
+}
+
+/// A followed child of a launched program belongs to the debug session as the program
+/// does: its session's `disconnect` kills it by default (the parent sees it killed by
+/// SIGKILL), and with terminateDebuggee false lets it run on, clean of breakpoints, to
+/// its normal end.
+#[test]
+fn a_followed_childs_disconnect_kills_it_unless_told_otherwise() {
+    require_harness!();
+    let b = built();
+    for terminate in [None, Some(false)] {
+        let mut dap = Dap::start();
+        dap.initialize_with(json!({ "supportsStartDebuggingRequest": true }));
+        let pid = launch(
+            &mut dap,
+            json!({ "program": b.prefork, "args": ["1"], "followForks": true }),
+            |_| {},
+        );
+        let (child, mut session) = accept_child(&mut dap, pid);
+        let _guard = KillOnDrop(child);
+        let arguments = match terminate {
+            None => json!({}),
+            Some(t) => json!({ "terminateDebuggee": t }),
+        };
+        session.ok("disconnect", arguments);
+        let code = ended(&mut dap);
+        let out = printed(&dap, "stdout");
+        let (expected, how) = match terminate {
+            None => (
+                0,
+                format!("child {child} killed by signal {}\n", libc::SIGKILL),
+            ),
+            Some(_) => (1, format!("child {child} exited 0\n")),
+        };
+        assert!(out.contains(&how), "{terminate:?}: {out}");
+        assert_eq!(code, expected, "{terminate:?}: {out}");
+        assert_gone(child);
+        assert_gone(pid);
+        dap.disconnect(json!({}));
+    }
 }
 
 /// followForks with a client that starts child sessions: each child waits, stopped, for
