@@ -1318,3 +1318,65 @@ fn followed_children_run_on_when_the_client_cannot_start_sessions() {
     );
     dap.disconnect(json!({}));
 }
+
+/// `stopAtMain` with a breakpoint on main's first line, the same place: one stop there,
+/// and `continue` runs on from it (no second stop at the same line).
+#[test]
+fn stop_at_main_and_a_breakpoint_on_its_first_line_stop_once() {
+    require_harness!();
+    let b = built();
+    let main_line = line("report.c", "main_first");
+    let mut dap = Dap::start();
+    dap.initialize();
+    let pid = launch(
+        &mut dap,
+        json!({ "program": b.report, "stopAtMain": true }),
+        |dap| {
+            let set = set_line_breakpoint(dap, &source("report.c"), main_line);
+            assert_eq!(set["verified"], true, "{set}");
+        },
+    );
+    let stop = dap.next_event("stopped", WAIT);
+    assert!(
+        matches!(
+            stop["body"]["reason"].as_str(),
+            Some("entry" | "breakpoint")
+        ),
+        "{stop}"
+    );
+    let tid = thread_id(&stop);
+    let (name, at, _, _) = top_frame(&mut dap, tid);
+    assert_eq!((name.as_str(), at), ("main", main_line), "{stop}");
+    dap.ok("continue", json!({ "threadId": tid }));
+    assert_eq!(ended(&mut dap), 41);
+    let stops = dap.events("stopped");
+    assert_eq!(
+        stops.len(),
+        1,
+        "stopped twice at main's first line: {stops:?}"
+    );
+    assert_gone(pid);
+    dap.disconnect(json!({}));
+}
+
+/// `terminate` while the program is stopped at `main`: it gets SIGTERM and, having no
+/// handler, dies of it (exit code 128 + 15, as a shell reports it) before running any
+/// more of `main`.
+#[test]
+fn terminate_while_stopped_at_main_ends_the_program_by_sigterm() {
+    require_harness!();
+    let b = built();
+    let mut dap = Dap::start();
+    dap.initialize();
+    let pid = launch(
+        &mut dap,
+        json!({ "program": b.report, "stopAtMain": true }),
+        |_| {},
+    );
+    stopped(&mut dap, "entry");
+    dap.ok("terminate", json!({}));
+    assert_eq!(ended(&mut dap), 128 + libc::SIGTERM as i64);
+    assert_eq!(printed(&dap, "stdout"), "", "main ran on after SIGTERM");
+    assert_gone(pid);
+    dap.disconnect(json!({}));
+}
