@@ -39,6 +39,7 @@ struct Built {
     prefork: PathBuf,
     loader: PathBuf,
     plugin: PathBuf,
+    spawner: PathBuf,
 }
 
 fn launch_src() -> PathBuf {
@@ -86,6 +87,7 @@ fn build() -> Result<Built, String> {
     let server = cc("server", &src.join("server.c"), &["-pthread"], &[])?;
     let prefork = cc("prefork", &src.join("prefork.c"), &[], &[])?;
     let loader = cc("loader", &src.join("loader.c"), &[], &["-ldl"])?;
+    let spawner = cc("spawner", &src.join("spawner.c"), &[], &[])?;
     let plugin = cc("libplugin.so", &plugin_source(), &["-shared", "-fPIC"], &[])?;
     // The script, next to the program it execs (./report, from its working directory).
     let script = dir.join("run.sh");
@@ -102,6 +104,7 @@ fn build() -> Result<Built, String> {
         prefork,
         loader,
         plugin,
+        spawner,
     })
 }
 
@@ -1379,4 +1382,47 @@ fn terminate_while_stopped_at_main_ends_the_program_by_sigterm() {
     assert_eq!(printed(&dap, "stdout"), "", "main ran on after SIGTERM");
     assert_gone(pid);
     dap.disconnect(json!({}));
+}
+
+/// A program that starts another with posix_spawn (a child that runs in the parent's
+/// memory until its exec: CLONE_VM | CLONE_VFORK) keeps its breakpoints: the one it hits
+/// before the spawn hits again after it, whether the child is let go or followed (and its
+/// session refused), and the child runs to its normal end.
+#[test]
+fn a_breakpoint_survives_a_child_that_shares_the_programs_memory() {
+    require_harness!();
+    let b = built();
+    let mark_line = line("spawner.c", "mark");
+    for follow in [false, true] {
+        let mut dap = Dap::start();
+        dap.initialize_with(json!({ "supportsStartDebuggingRequest": true }));
+        let pid = launch(
+            &mut dap,
+            json!({ "program": b.spawner, "followForks": follow }),
+            |dap| {
+                let set = set_line_breakpoint(dap, &source("spawner.c"), mark_line);
+                assert_eq!(set["verified"], true, "{set}");
+            },
+        );
+        for round in 1..=2 {
+            let (tid, event) = stopped(&mut dap, "breakpoint");
+            assert_eq!(tid, pid as i64, "follow {follow}, round {round}: {event}");
+            let (name, at, _, _) = top_frame(&mut dap, tid);
+            assert_eq!((name.as_str(), at), ("mark", mark_line), "follow {follow}");
+            dap.ok("continue", json!({ "threadId": tid }));
+            if follow && round == 1 {
+                // The child is offered once its exec gave it memory of its own.
+                let offer = dap.next_reverse_request("startDebugging", WAIT);
+                dap.answer(&offer, false, Value::Null);
+            }
+        }
+        assert_eq!(ended(&mut dap), 0, "follow {follow}");
+        assert_eq!(
+            printed(&dap, "stdout"),
+            "true exited 0\n",
+            "follow {follow}"
+        );
+        assert_gone(pid);
+        dap.disconnect(json!({}));
+    }
 }
