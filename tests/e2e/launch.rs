@@ -578,6 +578,11 @@ fn launch_errors_name_the_cause_and_start_nothing() {
             json!({ "program": b.report, "cwd": no_dir }),
             vec!["no-such-dir", "cwd", "no such file"],
         ),
+        (
+            json!({ "program": dir }),
+            vec!["launch-errors", "not a file"],
+        ),
+        (json!({ "program": "" }), vec!["program"]),
     ];
     for (arguments, keywords) in cases {
         let mut dap = Dap::start();
@@ -1425,4 +1430,31 @@ fn a_breakpoint_survives_a_child_that_shares_the_programs_memory() {
         assert_gone(pid);
         dap.disconnect(json!({}));
     }
+}
+
+/// `console: integratedTerminal` with a client that cannot run terminals (no
+/// supportsRunInTerminalRequest): latch says so in the console and runs the program with
+/// its output as `output` events, as with the internal console.
+#[test]
+fn a_terminal_the_client_cannot_open_falls_back_to_the_debug_console() {
+    require_harness!();
+    let b = built();
+    let mut dap = Dap::start();
+    dap.initialize();
+    let pid = launch(
+        &mut dap,
+        json!({ "program": b.report, "args": ["x"], "console": "integratedTerminal" }),
+        |_| {},
+    );
+    assert_eq!(ended(&mut dap), 42);
+    assert!(printed(&dap, "stdout").starts_with("arg 1 [x]\n"));
+    assert_eq!(printed(&dap, "stderr"), "to stderr\n");
+    let said = printed(&dap, "console");
+    assert!(said.contains("runInTerminal"), "{said}");
+    assert!(
+        !dap.log.iter().any(|m| m["type"] == "request"),
+        "latch sent a reverse request to a client that does not support it"
+    );
+    assert_gone(pid);
+    dap.disconnect(json!({}));
 }
