@@ -1458,3 +1458,34 @@ fn a_terminal_the_client_cannot_open_falls_back_to_the_debug_console() {
     assert_gone(pid);
     dap.disconnect(json!({}));
 }
+
+/// The launch session's `disconnect` while a followed child is stopped at a breakpoint in
+/// its own session: latch ends that session too, and neither the program nor its child
+/// is left behind, stopped or traced; the main session's last messages are not taken
+/// for unread.
+#[test]
+fn the_end_of_latch_ends_a_followed_child_stopped_in_its_session() {
+    require_harness!();
+    let b = built();
+    let mut dap = Dap::start();
+    dap.initialize_with(json!({ "supportsStartDebuggingRequest": true }));
+    let pid = launch(
+        &mut dap,
+        json!({ "program": b.prefork, "args": ["1"], "followForks": true }),
+        |_| {},
+    );
+    let (child, mut session) = accept_child(&mut dap, pid);
+    let _guard = KillOnDrop(child);
+    dap.disconnect(json!({}));
+    assert_gone(pid);
+    assert_gone(child);
+    session.wait_closed(secs(10));
+    // The client read everything latch wrote: latch has no reason to think otherwise (and
+    // to wait for it before ending).
+    let log = dap.log_text();
+    let dropped: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("has not read latch's last messages"))
+        .collect();
+    assert!(dropped.is_empty(), "{dropped:?}");
+}
