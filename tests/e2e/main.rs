@@ -9,6 +9,7 @@ mod clients;
 mod errors;
 mod go_stripped;
 mod languages;
+mod launch;
 mod lifecycle;
 mod listen;
 mod listen_access;

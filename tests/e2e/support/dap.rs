@@ -44,6 +44,9 @@ pub struct Dap {
     pub log: Vec<Value>,
     /// Events not yet taken by `next_event`.
     pending_events: VecDeque<Value>,
+    /// Reverse requests (`runInTerminal`, `startDebugging`) not yet taken by
+    /// `next_reverse_request`.
+    pending_requests: VecDeque<Value>,
     responses: HashMap<i64, Value>,
     eof: bool,
     exit: Option<ExitStatus>,
@@ -107,6 +110,14 @@ impl Dap {
         Dap::over(reader, Box::new(ClosesOnDrop(stream)), server_log)
     }
 
+    /// A client of a session latch serves on a unix socket (a followed child's, named in
+    /// `startDebugging`), logging to the file of the latch that serves it.
+    pub fn connect_unix(socket: &std::path::Path, server_log: PathBuf) -> Dap {
+        let stream = std::os::unix::net::UnixStream::connect(socket)
+            .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", socket.display()));
+        Dap::over_socket(stream, server_log)
+    }
+
     /// A client speaking through a child's stdin and stdout, e.g. a relay to a
     /// `latch dap --listen` server that runs as another user.
     pub fn over_child(mut child: Child, server_log: PathBuf) -> Dap {
@@ -139,6 +150,7 @@ impl Dap {
             next_seq: 1,
             log: Vec::new(),
             pending_events: VecDeque::new(),
+            pending_requests: VecDeque::new(),
             responses: HashMap::new(),
             eof: false,
             exit: None,
@@ -170,6 +182,7 @@ impl Dap {
             Ok(Incoming::Message(m)) => {
                 match m["type"].as_str() {
                     Some("event") => self.pending_events.push_back(m.clone()),
+                    Some("request") => self.pending_requests.push_back(m.clone()),
                     Some("response") => {
                         if let Some(rs) = m["request_seq"].as_i64() {
                             self.responses.insert(rs, m.clone());
@@ -312,6 +325,60 @@ impl Dap {
                 return None;
             }
         }
+    }
+
+    /// Takes the next not-yet-taken reverse request latch sent, called `command`.
+    pub fn next_reverse_request(&mut self, command: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let at = self
+                .pending_requests
+                .iter()
+                .position(|r| r["command"] == command);
+            if let Some(i) = at {
+                return self.pending_requests.remove(i).unwrap();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                self.pump_available();
+                if let Some(i) = self
+                    .pending_requests
+                    .iter()
+                    .position(|r| r["command"] == command)
+                {
+                    return self.pending_requests.remove(i).unwrap();
+                }
+            }
+            if left.is_zero() || (!self.pump(left) && self.eof) {
+                panic!(
+                    "no {command:?} reverse request within {within:?} (eof: {}); recent \
+                     messages:\n  {}",
+                    self.eof,
+                    self.recent()
+                );
+            }
+        }
+    }
+
+    /// Answers a reverse request of latch's.
+    pub fn answer(&mut self, request: &Value, success: bool, body: Value) {
+        let seq = self.take_seq();
+        let mut response = json!({
+            "seq": seq, "type": "response", "request_seq": request["seq"],
+            "command": request["command"], "success": success,
+        });
+        if !success {
+            response["message"] = json!("refused by the test client");
+        }
+        if !body.is_null() {
+            response["body"] = body;
+        }
+        self.send_value(&response);
+    }
+
+    /// The file latch logs to (for a socket client: the server's).
+    pub fn log_file(&self) -> PathBuf {
+        self.log_file.clone()
     }
 
     /// Receives messages until `cond` holds or `within` has passed; whether it held.
