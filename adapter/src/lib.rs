@@ -9,6 +9,7 @@
 //! x86-64 system calls by number, [`cli`] the terminal commands, and [`words`] English
 //! for counts.
 
+pub mod children;
 pub mod cli;
 pub mod dap;
 pub mod listener;
@@ -21,6 +22,7 @@ pub mod server;
 pub mod session;
 pub mod symbols;
 pub mod syscall_names;
+pub mod terminal;
 pub mod transport;
 pub mod waitfor;
 pub mod words;

@@ -29,6 +29,10 @@ enum Command {
     Attach(latch::cli::AttachOptions),
     /// List the processes latch may attach to.
     Ps(latch::cli::PsOptions),
+    /// Run by the editor's terminal for a launch with `console: integratedTerminal`:
+    /// waits until latch traces it, then starts the program.
+    #[command(hide = true)]
+    RunInTerminal(latch::terminal::RunInTerminalOptions),
 }
 
 #[derive(clap::Args)]
@@ -87,6 +91,7 @@ fn main() -> ExitCode {
         Command::Dap(DapOptions { listen: None, .. }) => latch::run_dap_stdio(),
         Command::Attach(options) => latch::cli::attach(options),
         Command::Ps(options) => latch::cli::ps(options),
+        Command::RunInTerminal(options) => return latch::terminal::run(options),
     };
     // Every way out above has detached the target: what may be left is finishing the
     // symbol cache, so that the next run finds what this one inflated.

@@ -65,6 +65,10 @@ impl Drop for Boost {
 /// go back to nice 0 (`work_in_background`). Does nothing when not permitted.
 pub fn prefer_latch_over_busy_targets() {
     const NICE: libc::c_int = -10;
+    // SAFETY: getpriority of the calling thread; -1 is also a valid nice value, so
+    // errno is not consulted (a failure leaves 0, the common value).
+    let before = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+    ORIGINAL_NICE.store(before, std::sync::atomic::Ordering::Relaxed);
     // SAFETY: setpriority on the calling thread (who = 0).
     if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, NICE) } != 0 {
         tracing::debug!(
@@ -74,6 +78,14 @@ pub fn prefer_latch_over_busy_targets() {
         return;
     }
     lock_background().raised_nice = Some(NICE);
+}
+
+static ORIGINAL_NICE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// The nice value latch was started with, before it raised its threads: what a program
+/// latch launches gets, as if started from the same shell.
+pub fn original_nice() -> libc::c_int {
+    ORIGINAL_NICE.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The shortest time slice the kernel grants (EEVDF clamps requests to 0.1-100 ms).

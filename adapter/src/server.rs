@@ -118,7 +118,39 @@ pub fn run_stdio() -> anyhow::Result<ExitCode> {
     tracing::info!(reason = ?end.reason, "session ended");
     drop(runtime);
     drop(adapter);
+    crate::children::end_all(CHILDREN_GRACE);
     Ok(exit_code(end.reason))
+}
+
+/// How long latch's end waits for child sessions to let their processes go.
+const CHILDREN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves the session of a followed child (see `children.rs`) on its own ptrace thread,
+/// symbols thread and runtime, until its client leaves or latch ends.
+pub fn run_child(stream: std::os::unix::net::UnixStream, of_launch: bool) -> anyhow::Result<()> {
+    let mut adapter = Adapter::start()?;
+    let runtime = runtime()?;
+    let input = stream
+        .try_clone()
+        .context("duplicating the child session's socket")?;
+    let end = runtime.block_on(async {
+        let mut signals = Signals::for_child(crate::children::end_signal());
+        let (outbox, writer) = transport::spawn_writer(stream);
+        let reader = transport::spawn_reader(input);
+        let mut session = Session::new(outbox, adapter.backend.handle(), adapter.symbols.clone());
+        if of_launch {
+            session = session.child_of_launch();
+        }
+        let end = session
+            .run(reader, &mut adapter.backend_events, &mut signals)
+            .await;
+        drop(writer);
+        end
+    });
+    tracing::info!(reason = ?end.reason, "child session ended");
+    drop(runtime);
+    drop(adapter);
+    Ok(())
 }
 
 /// A session that ended because latch failed ends latch with a failure status.
@@ -154,6 +186,7 @@ pub fn run_listen(
     });
     drop(runtime);
     drop(adapter);
+    crate::children::end_all(CHILDREN_GRACE);
     result.map(|()| ExitCode::SUCCESS)
 }
 

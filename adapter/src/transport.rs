@@ -74,6 +74,14 @@ impl Outbox {
         self.send(Outgoing::Event(Event::new(name, body)));
     }
 
+    /// A reverse request; the client's response comes back as a message of its own.
+    pub fn request(&self, command: &str, arguments: Value) {
+        self.send(Outgoing::Request(crate::dap::ReverseRequest {
+            command: command.to_string(),
+            arguments,
+        }));
+    }
+
     /// A line in the client's debug console.
     pub fn output(&self, category: &str, text: &str) {
         self.event(

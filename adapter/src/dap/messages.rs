@@ -25,6 +25,27 @@ pub struct Request {
 pub enum Outgoing {
     Response(Response),
     Event(Event),
+    /// A reverse request (`runInTerminal`, `startDebugging`): latch asks the client.
+    Request(ReverseRequest),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReverseRequest {
+    pub command: String,
+    pub arguments: Value,
+}
+
+/// The client's answer to a reverse request.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClientResponse {
+    #[serde(default)]
+    pub request_seq: i64,
+    pub command: String,
+    pub success: bool,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub body: Option<Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -168,6 +189,10 @@ pub struct InitializeArguments {
     pub client_id: Option<String>,
     #[serde(default)]
     pub supports_progress_reporting: Option<bool>,
+    #[serde(default)]
+    pub supports_run_in_terminal_request: Option<bool>,
+    #[serde(default)]
+    pub supports_start_debugging_request: Option<bool>,
 }
 
 /// The `attach` arguments: the single source of truth for what an editor may send.

@@ -135,6 +135,12 @@ pub struct Control {
     vforks: std::collections::HashSet<Pid>,
     /// Child processes in the target's memory waiting for their parent's event.
     waiting_children: Vec<Pid>,
+    /// `followForks`: children are handed over to a session of their own instead of
+    /// being let go.
+    pub(super) follow_forks: bool,
+    /// Followed children that run in the target's memory (vfork) until they exec: still
+    /// traced by us, handed over at their exec.
+    pub(super) followed: std::collections::BTreeSet<Pid>,
     /// Threads parked on a breakpoint that does not stop, to step displaced, with their
     /// registers as the trap left them (pc rewound): one read fewer per hit.
     displace: Vec<(Pid, libc::user_regs_struct)>,
@@ -162,6 +168,8 @@ impl Control {
             displace: Vec::new(),
             vforks: Default::default(),
             waiting_children: Vec::new(),
+            follow_forks: false,
+            followed: Default::default(),
             shown: false,
         }
     }
@@ -306,6 +314,12 @@ impl Control {
     pub(super) fn let_child_go(&mut self, child: Pid) {
         if let Some(at) = self.waiting_children.iter().position(|c| *c == child) {
             self.waiting_children.remove(at);
+            if self.follow_forks {
+                // Followed from its exec on, when its memory is its own.
+                self.followed.insert(child);
+                let _ = sys::cont(child, 0);
+                return;
+            }
             if let Err(err) = sys::detach(child, 0) {
                 tracing::debug!(child, %err, "detaching a child process failed");
             }
@@ -316,6 +330,26 @@ impl Control {
     pub(super) fn let_children_go(&mut self) {
         for child in std::mem::take(&mut self.waiting_children) {
             let _ = sys::detach(child, 0);
+        }
+        // Followed vfork children still run traced: each is stopped to be detached.
+        for child in std::mem::take(&mut self.followed) {
+            let _ = sys::interrupt(child);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+            loop {
+                match sys::wait_thread(child) {
+                    Some(sys::WaitEvent::Event { .. }) => {
+                        let _ = sys::detach(child, 0);
+                        break;
+                    }
+                    Some(sys::WaitEvent::Signal { signal, .. }) => {
+                        let _ = sys::detach(child, signal);
+                        break;
+                    }
+                    Some(_) => break,
+                    None if std::time::Instant::now() > deadline => break,
+                    None => std::thread::sleep(std::time::Duration::from_millis(1)),
+                }
+            }
         }
     }
 

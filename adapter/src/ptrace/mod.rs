@@ -10,6 +10,7 @@ pub mod breakpoints;
 mod control;
 mod displaced;
 mod errors;
+pub mod launch;
 mod memory;
 mod sys;
 mod tracer;
@@ -195,6 +196,12 @@ pub enum BackendEvent {
     Output(String),
     /// A step cannot end as planned (its thread exited, the process exec'd): why.
     StepAbandoned(String),
+    /// With `followForks`: the target forked `pid`, which is let go stopped (SIGSTOP),
+    /// clean of breakpoints, for a session of its own to attach.
+    ChildProcess {
+        pid: Pid,
+        parent: Pid,
+    },
 }
 
 /// Why the target stopped on its own (not by `pause`).
@@ -235,6 +242,19 @@ enum Command {
         pid: i64,
         reply: oneshot::Sender<Result<AttachReport, AttachError>>,
     },
+    /// Start a program (see `launch.rs`); answered when it is stopped at its exec.
+    Launch {
+        start: launch::Start,
+        reply: oneshot::Sender<Result<AttachReport, launch::LaunchError>>,
+    },
+    /// Whether forked children are followed (handed over stopped) or let go.
+    FollowForks {
+        follow: bool,
+        reply: oneshot::Sender<()>,
+    },
+    /// The process was attached in a stop a parent latch put it in when handing it
+    /// over (`ChildProcess`): end that job-control stop, as if it had never been.
+    EndHandOverStop { reply: oneshot::Sender<()> },
     StopAll {
         reply: oneshot::Sender<Result<Stopped, BackendError>>,
     },
@@ -321,6 +341,9 @@ impl Command {
     fn name(&self) -> &'static str {
         match self {
             Command::Attach { .. } => "attach",
+            Command::Launch { .. } => "launch",
+            Command::FollowForks { .. } => "follow_forks",
+            Command::EndHandOverStop { .. } => "end_hand_over_stop",
             Command::StopAll { .. } => "stop_all",
             Command::ResumeAll { .. } => "resume_all",
             Command::ResumeThread { .. } => "resume_thread",
@@ -382,6 +405,7 @@ impl Backend {
             reading_ahead: false,
             listed: None,
             detached: None,
+            follow_forks: false,
         };
         let worker_threads = threads.clone();
         let thread = std::thread::Builder::new()
@@ -493,6 +517,24 @@ impl BackendHandle {
         self.send(|reply| Command::Attach { pid, reply })
             .blocking_recv()
             .unwrap_or_else(|_| Err(gone_attach(pid)))
+    }
+
+    /// Starts a program under latch; answers once it is stopped at its first
+    /// instruction (its exec), as an attach would.
+    pub async fn launch(&self, start: launch::Start) -> Result<AttachReport, launch::LaunchError> {
+        self.send(|reply| Command::Launch { start, reply })
+            .await
+            .unwrap_or_else(|_| Err(launch::LaunchError::Os("the ptrace thread is gone".into())))
+    }
+
+    pub async fn follow_forks(&self, follow: bool) {
+        let _ = self
+            .send(|reply| Command::FollowForks { follow, reply })
+            .await;
+    }
+
+    pub async fn end_hand_over_stop(&self) {
+        let _ = self.send(|reply| Command::EndHandOverStop { reply }).await;
     }
 
     /// Stops every thread; answers their ids (names come with `threads`).
@@ -713,6 +755,8 @@ struct Worker {
     /// The answer to a detach that left threads only this thread's end releases: it
     /// is sent by the thread that takes over.
     detached: Option<oneshot::Sender<()>>,
+    /// `followForks`, for the process attached now or next.
+    follow_forks: bool,
 }
 
 /// Waits on the SIGCHLD pipe only: used inside stop/detach, where commands wait.
@@ -849,6 +893,24 @@ impl Worker {
                 let result = self.attach(pid);
                 self.armed = None;
                 let _ = reply.send(result);
+            }
+            Command::Launch { start, reply } => {
+                self.reading_ahead = false;
+                self.listed = None;
+                let _ = reply.send(self.launch(start));
+            }
+            Command::FollowForks { follow, reply } => {
+                self.follow_forks = follow;
+                if let Some(tracer) = self.tracer.as_mut() {
+                    tracer.control.follow_forks = follow;
+                }
+                let _ = reply.send(());
+            }
+            Command::EndHandOverStop { reply } => {
+                if let Some(tracer) = self.tracer.as_mut() {
+                    tracer.end_job_stop();
+                }
+                let _ = reply.send(());
             }
             Command::StopAll { reply } => {
                 self.reading_ahead = false;
@@ -1003,6 +1065,31 @@ impl Worker {
         }
     }
 
+    fn launch(&mut self, start: launch::Start) -> Result<AttachReport, launch::LaunchError> {
+        if let Some(tracer) = &self.tracer {
+            return Err(launch::LaunchError::Os(format!(
+                "already attached to pid {}",
+                tracer.pid
+            )));
+        }
+        let started = Instant::now();
+        let pid = launch::start(start, &mut ChildWait(&self.sigchld))?;
+        let mut tracer = Tracer::launched(pid, self.events.clone());
+        tracer.control.follow_forks = self.follow_forks;
+        self.tracer = Some(tracer);
+        Ok(AttachReport {
+            pid,
+            name: procfs::comm(pid).unwrap_or_else(|_| "?".into()),
+            tids: vec![pid],
+            stragglers: Vec::new(),
+            refused: Vec::new(),
+            main_tid: pid,
+            was_job_stopped: false,
+            named_thread: None,
+            elapsed: started.elapsed(),
+        })
+    }
+
     fn attach(&mut self, pid: i64) -> Result<AttachReport, AttachError> {
         if let Some(tracer) = &self.tracer {
             return Err(AttachError::AlreadyAttached(tracer.pid));
@@ -1014,8 +1101,9 @@ impl Worker {
             .ok()
             .filter(|tid| *tid > 0 && procfs::process_of(*tid) != *tid);
         let pid = named_thread.map_or(pid, |tid| i64::from(procfs::process_of(tid)));
-        let (tracer, outcome) =
+        let (mut tracer, outcome) =
             Tracer::attach(pid, self.events.clone(), &mut ChildWait(&self.sigchld))?;
+        tracer.control.follow_forks = self.follow_forks;
         let pid = tracer.pid;
         let main_tid = if outcome.tids.contains(&pid) {
             pid

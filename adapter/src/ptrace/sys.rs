@@ -54,6 +54,19 @@ pub fn seize(tid: Pid) -> io::Result<()> {
     request(libc::PTRACE_SEIZE, tid, 0, options as usize).map(drop)
 }
 
+/// Seizes a program latch started (`launch`): as `seize`, and with EXITKILL, since a
+/// launched program belongs to the debug session and must not outlive latch running
+/// with breakpoints in it.
+pub fn seize_launched(tid: Pid) -> io::Result<()> {
+    let options = libc::PTRACE_O_TRACECLONE
+        | libc::PTRACE_O_TRACEEXEC
+        | libc::PTRACE_O_TRACEFORK
+        | libc::PTRACE_O_TRACEVFORK
+        | libc::PTRACE_O_TRACEVFORKDONE
+        | libc::PTRACE_O_EXITKILL;
+    request(libc::PTRACE_SEIZE, tid, 0, options as usize).map(drop)
+}
+
 pub fn interrupt(tid: Pid) -> io::Result<()> {
     request(libc::PTRACE_INTERRUPT, tid, 0, 0).map(drop)
 }

@@ -495,7 +495,8 @@ impl Tracer {
             WaitEvent::Exited { tid, code } => self.on_exit(tid, code),
             WaitEvent::Killed { tid, signal } => self.on_exit(tid, 128 + signal),
             WaitEvent::Event { tid, .. } | WaitEvent::Signal { tid, .. }
-                if !self.threads.contains_key(&tid) && self.let_go_if_other_process(tid) => {}
+                if !self.threads.contains_key(&tid) && self.let_go_if_other_process(tid, event) => {
+            }
             WaitEvent::Event { tid, event, signal } => {
                 match event {
                     PTRACE_EVENT_CLONE => {
@@ -604,9 +605,13 @@ impl Tracer {
     /// A stop of a task we do not know: if it is a child process (see
     /// `is_other_process`), it is not ours to debug; detach it at once, at its first
     /// stop, with nothing owed (that stop is the one tracing gave it). True if so.
-    fn let_go_if_other_process(&mut self, tid: Pid) -> bool {
+    fn let_go_if_other_process(&mut self, tid: Pid, event: WaitEvent) -> bool {
         if !self.is_other_process(tid) {
             return false;
+        }
+        if self.control.follow_forks {
+            self.follow_child(tid, event);
+            return true;
         }
         if self.control.must_wait_for_parent(tid) {
             tracing::debug!(tid, "a child in our memory: held until its parent's event");
@@ -618,6 +623,79 @@ impl Tracer {
             tracing::debug!(tid, %err, "detaching a cloned child process failed");
         }
         true
+    }
+
+    /// `followForks`: a stop of a child process. A child with its own memory is cleaned
+    /// of our breakpoints and handed over at once; one in the target's memory (vfork)
+    /// runs on, traced, until its exec gives it memory of its own.
+    fn follow_child(&mut self, child: Pid, event: WaitEvent) {
+        if let WaitEvent::Event { event, .. } = event {
+            if event == PTRACE_EVENT_EXEC {
+                self.control.followed.remove(&child);
+                return self.hand_over(child);
+            }
+        }
+        let in_our_memory =
+            self.control.followed.contains(&child) || sys::same_memory(child, self.pid);
+        if !in_our_memory {
+            self.control.clean_child(child);
+            return self.hand_over(child);
+        }
+        if !self.control.followed.contains(&child) && self.control.must_wait_for_parent(child) {
+            tracing::debug!(
+                child,
+                "a child in our memory: held until its parent's event"
+            );
+            return;
+        }
+        self.control.followed.insert(child);
+        let signal = match event {
+            WaitEvent::Signal { signal, .. } => signal,
+            _ => 0,
+        };
+        let _ = sys::cont(child, signal);
+    }
+
+    /// Lets `child` go stopped (SIGSTOP, queued before the detach so that it never
+    /// runs an instruction untraced), and tells the session, which offers it to the
+    /// editor as a session of its own.
+    fn hand_over(&mut self, child: Pid) {
+        tracing::debug!(child, "a forked child is handed over, stopped");
+        // SAFETY: kill on the pid of a child process we trace.
+        unsafe { libc::kill(child, libc::SIGSTOP) };
+        if let Err(err) = sys::detach(child, 0) {
+            tracing::debug!(child, %err, "detaching a followed child failed");
+        }
+        let _ = self.events.send(BackendEvent::ChildProcess {
+            pid: child,
+            parent: self.pid,
+        });
+    }
+
+    /// A process latch started: stopped at its exec, its one thread ours.
+    pub fn launched(pid: Pid, events: tokio::sync::mpsc::UnboundedSender<BackendEvent>) -> Tracer {
+        let mut tracer = Tracer::new(pid, false, events);
+        tracer.threads.insert(
+            pid,
+            Thread {
+                state: RunState::Stopped,
+                ..Thread::running()
+            },
+        );
+        tracer.announce = true;
+        tracer.holding = true;
+        tracer
+    }
+
+    /// The process was attached stopped by a parent latch that handed it over
+    /// (`hand_over`): SIGCONT ends that stop, and its threads run when resumed.
+    pub fn end_job_stop(&mut self) {
+        // SAFETY: kill on the pid we trace.
+        unsafe { libc::kill(self.pid, libc::SIGCONT) };
+        for thread in self.threads.values_mut() {
+            thread.in_group_stop = false;
+        }
+        self.was_job_stopped = false;
     }
 
     pub(super) fn add_thread(&mut self, tid: Pid, state: RunState) {
@@ -639,6 +717,9 @@ impl Tracer {
     }
 
     pub(super) fn on_exit(&mut self, tid: Pid, code: i32) {
+        if self.control.followed.remove(&tid) {
+            return;
+        }
         if self.control.table.has_step_target(Some(tid)) {
             // The step's thread is gone: the step ends, the others run on.
             self.control.remove_step_targets();

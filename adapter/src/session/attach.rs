@@ -69,9 +69,21 @@ impl Session {
                 "`attach` needs `pid` (a process id) or `waitFor` (a process name to wait for)",
             ),
             (Some(pid), None) => {
+                self.backend
+                    .follow_forks(args.follow_forks.unwrap_or(false))
+                    .await;
                 // The backend validates before it touches the process.
                 match self.backend.attach(pid).await {
-                    Ok(report) => self.attached(request, report, stop_on_entry, true).await,
+                    Ok(mut report) => {
+                        if args.latch_child_session.is_some() && report.was_job_stopped {
+                            // The stop is the one latch handed the child over in, not
+                            // the user's job control: it ends now, and the child runs
+                            // when configuration is done, as an attached process does.
+                            self.backend.end_hand_over_stop().await;
+                            report.was_job_stopped = false;
+                        }
+                        self.attached(request, report, stop_on_entry, true).await
+                    }
                     Err(err) => self.fail(request, "attach failed", &err.to_string()),
                 }
             }
@@ -178,7 +190,9 @@ impl Session {
         self.send_initialized();
         self.pending_attach = Some(super::PendingAttach {
             request_seq: request.seq,
+            command: "attach",
             stop_on_entry,
+            entry: None,
             report: Some(report),
         });
         self.finish_attach_if_ready().await;
@@ -276,7 +290,9 @@ impl Session {
         });
         self.pending_attach = Some(super::PendingAttach {
             request_seq: request.seq,
+            command: "attach",
             stop_on_entry,
+            entry: None,
             report: None,
         });
         // The client may configure while we wait; see the module comment.
@@ -346,7 +362,7 @@ impl Session {
 
     /// The `process` event and a `thread` event per thread: clients that learn threads
     /// only from events (nvim-dap) need them to pause.
-    fn announce_attached(&mut self, report: &AttachReport, read_symbols: bool) {
+    pub(super) fn announce_attached(&mut self, report: &AttachReport, read_symbols: bool) {
         if read_symbols {
             self.symbols.attach(report.pid, self.program.clone());
         }
@@ -364,7 +380,7 @@ impl Session {
                 "name": report.name,
                 "systemProcessId": report.pid,
                 "isLocalProcess": true,
-                "startMethod": "attach",
+                "startMethod": if self.launched.is_some() { "launch" } else { "attach" },
                 "pointerSize": 64,
             }),
         );
@@ -377,13 +393,22 @@ impl Session {
         if let Some(note) = report.named_thread_note() {
             self.out.output("console", &format!("latch: {note}"));
         }
-        let mut line = format!(
-            "latch: attached to pid {} ({}): {} stopped in {:.1} ms",
-            report.pid,
-            report.name,
-            counted(report.tids.len(), "thread", "threads"),
-            report.elapsed.as_secs_f64() * 1000.0
-        );
+        let mut line = if self.launched.is_some() {
+            format!(
+                "latch: started pid {} ({}) in {:.1} ms; it is stopped before its first instruction",
+                report.pid,
+                report.name,
+                report.elapsed.as_secs_f64() * 1000.0
+            )
+        } else {
+            format!(
+                "latch: attached to pid {} ({}): {} stopped in {:.1} ms",
+                report.pid,
+                report.name,
+                counted(report.tids.len(), "thread", "threads"),
+                report.elapsed.as_secs_f64() * 1000.0
+            )
+        };
         if !report.stragglers.is_empty() {
             line.push_str(&format!(
                 "; {} not be stopped yet, blocked in the kernel (vfork or \
@@ -404,7 +429,7 @@ impl Session {
         self.out.output("console", &line);
     }
 
-    fn send_initialized(&mut self) {
+    pub(super) fn send_initialized(&mut self) {
         if !self.initialized_sent {
             self.initialized_sent = true;
             self.out.event("initialized", json!({}));
@@ -419,7 +444,7 @@ impl Session {
 
     /// Answers the attach once both the process is attached and configuration is done,
     /// then either reports the entry stop or lets the target run.
-    async fn finish_attach_if_ready(&mut self) {
+    pub(super) async fn finish_attach_if_ready(&mut self) {
         let ready = self.configuration_done
             && self
                 .pending_attach
@@ -435,7 +460,7 @@ impl Session {
         self.out.respond(Response {
             request_seq: pending.request_seq,
             success: true,
-            command: "attach".into(),
+            command: pending.command.into(),
             message: None,
             body: None,
         });
@@ -460,7 +485,12 @@ impl Session {
             let description = super::stop_description("Paused on attach", running);
             self.report_stop(focus, "entry", &description);
         } else {
+            let main_tid = target.main_tid;
             self.running();
+            self.entry_stop = pending.entry;
+            if self.arm_entry_stop(main_tid).await {
+                return;
+            }
             if let Err(err) = self.backend.resume_all().await {
                 tracing::warn!("resuming after attach failed: {err}");
             }

@@ -265,6 +265,13 @@ impl Session {
             self.symbols.refresh();
             self.announce_modules();
             self.resolve_all_breakpoints(true).await;
+            // A launch's stop at entry or `main` that waited for the real program (a
+            // script's interpreter ran first) may be armed in this one.
+            let waiting_entry =
+                reason == StopReason::Exec && self.entry_stop.is_some() && !self.entry_armed;
+            if waiting_entry && self.arm_entry_stop(tid).await {
+                return;
+            }
             self.backend.release(tid).await;
             return;
         }
@@ -272,10 +279,18 @@ impl Session {
             return;
         }
         if let StopReason::Step = reason {
+            if self.entry_armed && self.step_plan.is_none() {
+                if let Some(entry) = self.entry_stop.take() {
+                    self.entry_armed = false;
+                    return self.report_entry_stop(tid, entry);
+                }
+            }
             return self.on_step_stop(tid).await;
         }
-        // Any other stop ends a step in progress.
+        // Any other stop ends a step in progress, and the run to a launch's entry.
         self.step_plan = None;
+        self.entry_stop = None;
+        self.entry_armed = false;
         if let Some(target) = self.target.as_mut() {
             target.stopped = true;
         }
@@ -354,7 +369,7 @@ impl Session {
                 "name": target.name,
                 "systemProcessId": target.pid,
                 "isLocalProcess": true,
-                "startMethod": "attach",
+                "startMethod": if self.launched.is_some() { "launch" } else { "attach" },
             }),
         );
     }

@@ -18,7 +18,9 @@ impl Session {
         let Some(args) = self.arguments::<DisconnectArguments>(request) else {
             return;
         };
-        let mode = if args.terminate_debuggee.unwrap_or(false) {
+        // A launched program ends with its session unless the client says otherwise
+        // (DAP: terminateDebuggee's default is the adapter's choice).
+        let mode = if args.terminate_debuggee.unwrap_or(self.owns_target()) {
             DetachMode::Kill
         } else if args.suspend_debuggee.unwrap_or(false) {
             DetachMode::LeaveStopped
@@ -84,6 +86,7 @@ impl Session {
         match event {
             BackendEvent::Stopped { tid, reason } => self.on_stopped(tid, reason).await,
             BackendEvent::Output(line) => self.out.output("console", &line),
+            BackendEvent::ChildProcess { pid, parent } => self.on_child_process(pid, parent),
             BackendEvent::StepAbandoned(why) => {
                 if self.step_plan.take().is_some() {
                     self.out.output("console", &format!("latch: {why}"));
@@ -113,6 +116,8 @@ impl Session {
                     exited,
                     started: Vec::new(),
                 });
+                // Its last words come before its end, as it wrote them.
+                self.drain_program_output().await;
                 if self.pending_attach.is_some() {
                     self.deferred_exit = Some(code);
                 } else {
@@ -144,7 +149,7 @@ impl Session {
             let text = "latch's ptrace thread ended (a latch bug)";
             self.out.respond(Response::error(
                 pending.request_seq,
-                "attach",
+                pending.command,
                 "internal error",
                 text,
             ));
@@ -229,7 +234,7 @@ impl Session {
             let text = "the wait for the process ended because the session ended";
             self.out.respond(Response::error(
                 pending.request_seq,
-                "attach",
+                pending.command,
                 "cancelled",
                 text,
             ));
@@ -240,10 +245,20 @@ impl Session {
     /// (a multiclient server keeps it attached, running, for the next client).
     pub(super) async fn end(&mut self, reason: EndReason) {
         self.stop_waiting().await;
+        if let Some(terminal) = self.terminal.take() {
+            terminal.task.abort();
+        }
         if self.keep_target_between_clients && reason == EndReason::ClientGone {
             self.hold_for_next_client(false).await;
         } else {
-            self.backend.detach(DetachMode::Run).await;
+            // A launched program does not outlive its session (gdb and lldb-dap kill
+            // it too); an attached one runs on.
+            let mode = if self.owns_target() {
+                DetachMode::Kill
+            } else {
+                DetachMode::Run
+            };
+            self.backend.detach(mode).await;
             self.held = None;
         }
         self.end_reason = reason;

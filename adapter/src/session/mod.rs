@@ -5,6 +5,8 @@
 mod attach;
 mod breakpoints;
 mod execution;
+mod forks;
+mod launch;
 mod lifecycle;
 mod stacks;
 mod stepping;
@@ -53,7 +55,11 @@ struct Target {
 /// An attach request whose response waits for `configurationDone` (or for its process).
 struct PendingAttach {
     request_seq: i64,
+    /// `attach` or `launch`: the request to answer.
+    command: &'static str,
     stop_on_entry: bool,
+    /// A launch's stop at its entry point or `main`.
+    entry: Option<launch::EntryStop>,
     /// Set once the process is attached; `None` while a waitFor is in progress.
     report: Option<AttachReport>,
 }
@@ -100,6 +106,8 @@ pub struct Signals {
     terminate: Option<tokio::signal::unix::Signal>,
     interrupt: Option<tokio::signal::unix::Signal>,
     hangup: Option<tokio::signal::unix::Signal>,
+    /// A child session's (see `children.rs`): latch's end, told by the main session.
+    ending: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Signals {
@@ -110,6 +118,17 @@ impl Signals {
             terminate: signal(SignalKind::terminate()),
             interrupt: signal(SignalKind::interrupt()),
             hangup: signal(SignalKind::hangup()),
+            ending: None,
+        }
+    }
+
+    /// A child session's: it ends when latch ends (the main session hears the signals).
+    pub fn for_child(ending: tokio::sync::watch::Receiver<bool>) -> Signals {
+        Signals {
+            terminate: None,
+            interrupt: None,
+            hangup: None,
+            ending: Some(ending),
         }
     }
 
@@ -119,6 +138,7 @@ impl Signals {
             _ = recv_signal(&mut self.terminate) => {}
             _ = recv_signal(&mut self.interrupt) => {}
             _ = recv_signal(&mut self.hangup) => {}
+            _ = ended(&mut self.ending) => {}
         }
     }
 }
@@ -164,6 +184,22 @@ pub struct Session {
     step_plan: Option<stepping::StepPlan>,
     /// The signal a thread stopped for, for `exceptionInfo`, until the target runs.
     exception: Option<(Pid, Value)>,
+    /// The target is a program this session launched: it ends with the session.
+    launched: Option<launch::Launched>,
+    /// A launch waiting for the editor's terminal to start the program.
+    terminal: Option<launch::TerminalLaunch>,
+    /// A launch's stop at its entry point or `main`, until it is reported.
+    entry_stop: Option<launch::EntryStop>,
+    /// The run to `entry_stop` is under way (else it waits for the program's exec).
+    entry_armed: bool,
+    /// The client answers `runInTerminal` and `startDebugging`.
+    client_runs_terminals: bool,
+    client_starts_sessions: bool,
+    /// The session of a followed child of a launched program: it ends its process as
+    /// the launch session does.
+    of_launch: bool,
+    /// Children offered through `startDebugging`, oldest first, until the client answers.
+    offered_children: std::collections::VecDeque<crate::children::Offer>,
 }
 
 impl Session {
@@ -193,7 +229,27 @@ impl Session {
             breakpoints: breakpoints::Breakpoints::default(),
             step_plan: None,
             exception: None,
+            launched: None,
+            terminal: None,
+            entry_stop: None,
+            entry_armed: false,
+            client_runs_terminals: false,
+            client_starts_sessions: false,
+            of_launch: false,
+            offered_children: Default::default(),
         }
+    }
+
+    /// The session of a child of a launched program (see `children.rs`).
+    pub fn child_of_launch(mut self) -> Session {
+        self.of_launch = true;
+        self
+    }
+
+    /// The target belongs to the debug session (launched, or forked by what was): by
+    /// default it ends with the session.
+    fn owns_target(&self) -> bool {
+        self.launched.is_some() || self.of_launch
     }
 
     /// A session of a multiclient server: it leaves its target attached when its client
@@ -237,6 +293,7 @@ impl Session {
                     None => self.backend_gone(),
                 },
                 _ = tick(&mut self.thread_ticker), if tick_due => self.send_thread_events(),
+                outcome = terminal_result(&mut self.terminal) => self.on_terminal_outcome(outcome).await,
                 outcome = wait_result(&mut self.waiting) => self.on_wait_outcome(outcome).await,
                 _ = signals.recv() => self.end(EndReason::Signal).await,
             }
@@ -286,6 +343,13 @@ impl Session {
         // looked at again, to say what is wrong with it.
         let request = match serde_json::from_slice::<Request>(body) {
             Ok(request) if request.kind == "request" => request,
+            Ok(other) if other.kind == "response" => {
+                match serde_json::from_slice::<crate::dap::ClientResponse>(body) {
+                    Ok(response) => self.on_client_response(&response),
+                    Err(err) => tracing::debug!("ignored a client response: {err}"),
+                }
+                return;
+            }
             Ok(other) => {
                 tracing::debug!("ignored a client {} message", other.kind);
                 return;
@@ -356,12 +420,7 @@ impl Session {
         match request.command.as_str() {
             "initialize" => self.initialize(&request),
             "attach" => self.attach(&request).await,
-            "launch" => self.fail(
-                &request,
-                "launch not supported",
-                "latch attaches to running processes; it does not launch them. Use an `attach` \
-                 configuration with `pid` or `waitFor`",
-            ),
+            "launch" => self.launch(&request).await,
             "configurationDone" => self.configuration_done(&request).await,
             "cancel" => self.cancel(&request),
             "threads" => self.threads(&request).await,
@@ -405,6 +464,8 @@ impl Session {
             );
         }
         self.supports_progress = args.supports_progress_reporting.unwrap_or(false);
+        self.client_runs_terminals = args.supports_run_in_terminal_request.unwrap_or(false);
+        self.client_starts_sessions = args.supports_start_debugging_request.unwrap_or(false);
         tracing::info!(client = ?args.client_id, "initialize");
         self.phase = Phase::Initialized;
         self.out.respond(Response::ok(
@@ -485,6 +546,28 @@ async fn recv_signal(signal: &mut Option<tokio::signal::unix::Signal>) {
         Some(signal) => {
             signal.recv().await;
         }
+        None => std::future::pending().await,
+    }
+}
+
+async fn ended(ending: &mut Option<tokio::sync::watch::Receiver<bool>>) {
+    match ending {
+        Some(ending) => {
+            if ending.wait_for(|ended| *ended).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn terminal_result(
+    terminal: &mut Option<launch::TerminalLaunch>,
+) -> Result<crate::ptrace::AttachReport, String> {
+    match terminal {
+        Some(terminal) => (&mut terminal.result)
+            .await
+            .unwrap_or_else(|_| Err("the terminal launch ended unexpectedly (a latch bug)".into())),
         None => std::future::pending().await,
     }
 }
