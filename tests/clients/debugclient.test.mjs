@@ -498,11 +498,12 @@ test('launch: args, cwd and env reach the program, stopAtMain stops in main, its
     assert.equal(output.seen.stdout ?? '', '', 'the program printed before main');
 
     const exited = pending(dc.waitForEvent('exited'));
+    const terminated = pending(dc.waitForEvent('terminated'));
     await dc.continueRequest({ threadId: stop.threadId });
     assert.equal((await exited).body.exitCode, 3);
     await output.until('stdout', launcheeStdout(args, 'from the DebugClient', work));
     await output.until('stderr', 'launchee stderr\n');
-    await dc.waitForEvent('terminated');
+    await terminated;
     await dc.disconnectRequest({});
     assert.ok(gone(pid), `the program ${pid} is still there`);
   } finally {
@@ -561,9 +562,10 @@ test('launch with console integratedTerminal: latch asks the client to runInTerm
     const frames = (await dc.stackTraceRequest({ threadId: stop.threadId, startFrame: 0, levels: 1 })).body.stackFrames;
     assert.equal(frames[0].name, 'main');
     const exited = pending(dc.waitForEvent('exited'));
+    const terminated = pending(dc.waitForEvent('terminated'));
     await dc.continueRequest({ threadId: stop.threadId });
     assert.equal((await exited).body.exitCode, 4);
-    await dc.waitForEvent('terminated');
+    await terminated;
     assert.equal(readFileSync(terminal, 'utf8'), launcheeStdout(['in', 'a terminal'], 'through runInTerminal', work) + 'launchee stderr\n');
     await dc.disconnectRequest({});
   } finally {
@@ -573,7 +575,8 @@ test('launch with console integratedTerminal: latch asks the client to runInTerm
 });
 
 test('launch with followForks: the forked child comes as startDebugging, a second client attaches to it over latchChildSession\'s socket', async () => {
-  const dc = await newEditorClient();
+  // As VS Code: it handles startDebugging and says so.
+  const dc = await newEditorClient({ supportsStartDebuggingRequest: true });
   const release = join(work, `release-${process.pid}`);
   rmSync(release, { force: true });
   let childClient;
@@ -592,7 +595,8 @@ test('launch with followForks: the forked child comes as startDebugging, a secon
     assert.equal(config.type, 'latch');
     assert.equal(config.request, 'attach');
     assert.ok(Number.isInteger(config.pid) && config.pid !== parentPid, JSON.stringify(config));
-    assert.match(config.name, new RegExp(`\\(pid ${config.pid}, forked by ${parentPid}\\)$`));
+    // Named for the user: the program, the child's pid and its parent's.
+    assert.match(config.name, new RegExp(`^launchee \\(pid ${config.pid}, [a-z ]+ ${parentPid}\\)$`));
     assert.ok(statSync(config.latchChildSession).isSocket(), `${config.latchChildSession} is not a socket`);
     // The child is the parent's, held by the same latch (no second latch started).
     assert.equal(Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${config.pid}/status`, 'utf8'))[1]), parentPid);

@@ -189,6 +189,10 @@ fn neovim_plugin_matches_attach_schema() {
         "{report}"
     );
     assert!(report.contains("launch stopped at main:"), "{report}");
+    assert!(
+        report.contains("ok   followForks: the child session latch offers runs through"),
+        "{report}"
+    );
     for (what, marker) in [("stopped at", "work_start"), ("stepped to", "work_inline")] {
         let expected = format!("{what} work:{}", crate::stepping::line(marker));
         assert!(report.contains(&expected), "no {expected:?} in:\n{report}");

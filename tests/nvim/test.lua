@@ -825,5 +825,115 @@ if launch_program then
   end)
 end
 
+-- followForks, as nvim-dap handles it: latch's `startDebugging` reverse request
+-- carries the child's configuration; nvim-dap calls the adapter function with it
+-- (start_debugging in lua/dap/session.lua), starts what it is called back with (an
+-- executable or server adapter only), initializes a session over it, and answers the
+-- request. Here the child adapter (child_bridge.lua in this Neovim) reaches the real
+-- latch's socket, attaches to the real forked child, sees its thread and its exit.
+if launch_program then
+  check('followForks: the child session latch offers runs through the plugin\'s child adapter to the real forked child', function()
+    require('latch').setup({ path = latch_bin })
+    local conn, messages, send = connect(resolve_adapter())
+    local child_conn
+    local release = vim.fn.tempname()
+    -- Waits for the first message of `list` that matches (not taken twice).
+    local function await(list, what, pred)
+      local found
+      vim.wait(10000, function()
+        for i, m in ipairs(list) do
+          if pred(m) then
+            found = table.remove(list, i)
+            return true
+          end
+        end
+        return false
+      end, 5)
+      assert(found, 'no ' .. what .. ' within 10 s; got ' .. vim.inspect(list))
+      return found
+    end
+    local function response(list, id, what)
+      local r = await(list, what .. ' response', function(m)
+        return m.type == 'response' and m.request_seq == id
+      end)
+      assert(r.success, what .. ' failed: ' .. vim.inspect(r))
+      return r
+    end
+    local function event(list, name)
+      return await(list, name .. ' event', function(m)
+        return m.type == 'event' and m.event == name
+      end)
+    end
+    local ok, err = pcall(function()
+      -- nvim-dap declares both reverse requests it handles.
+      response(messages, send('initialize', { clientID = 'neovim', adapterID = 'latch', pathFormat = 'path',
+        linesStartAt1 = true, columnsStartAt1 = true, supportsRunInTerminalRequest = true,
+        supportsStartDebuggingRequest = true }), 'initialize')
+      local launch = send('launch', { type = 'latch', request = 'launch', name = 'latch: launch a program',
+        program = launch_program, args = { 'fork' }, cwd = vim.fn.getcwd(), followForks = true,
+        env = { LAUNCHEE_RELEASE = release } })
+      event(messages, 'initialized')
+      response(messages, send('configurationDone', vim.empty_dict()), 'configurationDone')
+      response(messages, launch, 'launch')
+      local parent_pid = event(messages, 'process').body.systemProcessId
+
+      local offer = await(messages, 'startDebugging request', function(m)
+        return m.type == 'request' and m.command == 'startDebugging'
+      end)
+      local config = offer.arguments.configuration
+      config.request = offer.arguments.request
+      eq({ config.type, config.request }, { 'latch', 'attach' }, 'child configuration')
+      assert(type(config.pid) == 'number' and config.pid ~= parent_pid, vim.inspect(config))
+      assert(type(config.latchChildSession) == 'string', vim.inspect(config))
+      local adapter = resolve_adapter(config)
+      assert(adapter and (adapter.type == 'executable' or adapter.type == 'server'),
+        "nvim-dap's startDebugging runs only executable and server adapters: " .. vim.inspect(adapter))
+      local child_messages, child_send
+      child_conn, child_messages, child_send = connect(adapter)
+      local init = child_send('initialize', { clientID = 'neovim', adapterID = 'latch', pathFormat = 'path',
+        linesStartAt1 = true, columnsStartAt1 = true })
+      -- nvim-dap answers startDebugging once the child session is initializing.
+      local answer = vim.json.encode({ seq = 1000, type = 'response', request_seq = offer.seq, success = true,
+        command = 'startDebugging' })
+      conn.write(('Content-Length: %d\r\n\r\n%s'):format(#answer, answer))
+      response(child_messages, init, 'child initialize')
+      local attach = child_send('attach', config)
+      event(child_messages, 'initialized')
+      response(child_messages, child_send('configurationDone', vim.empty_dict()), 'child configurationDone')
+      response(child_messages, attach, 'child attach')
+      eq(event(child_messages, 'process').body.systemProcessId, config.pid, 'child process event')
+      local threads = response(child_messages, child_send('threads', vim.empty_dict()), 'child threads').body.threads
+      eq(vim.tbl_map(function(t)
+        return t.id
+      end, threads), { config.pid }, 'child threads')
+      print(('child session: %s'):format(config.name))
+
+      -- Let the child end (exit 7); the parent reaps it and exits 0.
+      vim.fn.writefile({}, release)
+      eq(event(child_messages, 'exited').body.exitCode, 7, 'child exit code')
+      eq(event(messages, 'exited').body.exitCode, 0, 'parent exit code')
+      response(child_messages, child_send('disconnect', vim.empty_dict()), 'child disconnect')
+      response(messages, send('disconnect', vim.empty_dict()), 'disconnect')
+    end)
+    if not ok then
+      conn.kill()
+      if child_conn then
+        child_conn.kill()
+      end
+    end
+    conn.close()
+    local code = conn.wait()
+    local bridge_code
+    if child_conn then
+      child_conn.close()
+      bridge_code = child_conn.wait()
+    end
+    os.remove(release)
+    assert(ok, err)
+    eq(code, 0, 'latch exit code')
+    eq(bridge_code, 0, 'child adapter exit code')
+  end)
+end
+
 print(('nvim: %d passed, %d failed'):format(passed, failed))
 os.exit(failed == 0 and passed > 0 and 0 or 1)
