@@ -136,13 +136,17 @@ test('code-server: F5 attaches, CALL STACK lists the threads, F6 pauses, Shift+F
     configurations: [
       { type: 'latch', request: 'attach', name: configName, pid },
       { type: 'latch', request: 'attach', name: pickerConfigName, pid: '${command:pickProcess}' },
+      // VS Code validates launch.json against configurationAttributes.attach; this is
+      // the one attribute it must flag (a string where the schema says integer).
+      { type: 'latch', request: 'attach', name: 'validation canary', waitFor: 'x', waitForTimeout: 'soon' },
+      // And configurationAttributes.launch: a string where it says boolean.
+      { type: 'latch', request: 'launch', name: 'launch validation canary', program: 'a.out', stopAtMain: 'yes' },
+      // After the canaries, which must stay within the editor's first screen (squiggles
+      // are drawn only for lines in view): valid launch configurations.
       { type: 'latch', request: 'launch', name: launchConfigName, program: launcheeBin, args: ['from', 'VS Code'],
         cwd: '${workspaceFolder}', env: { LAUNCHEE_GREETING: 'hello VS Code', HOME: null }, stopAtMain: true },
       { type: 'latch', request: 'launch', name: forkConfigName, program: launcheeBin, args: ['fork'],
         cwd: '${workspaceFolder}', env: { LAUNCHEE_RELEASE: release }, followForks: true },
-      // VS Code validates launch.json against configurationAttributes.attach; this is
-      // the one attribute it must flag (a string where the schema says integer).
-      { type: 'latch', request: 'attach', name: 'validation canary', waitFor: 'x', waitForTimeout: 'soon' },
     ],
   }, null, 2);
   writeFileSync(join(workspace, '.vscode', 'launch.json'), launchJson);
@@ -397,7 +401,7 @@ test('code-server: F5 attaches, CALL STACK lists the threads, F6 pauses, Shift+F
   await eventually(() => assert.throws(() => readFileSync(`/proc/${childPid}/status`), /ENOENT/, 'the child is still there'));
 
   // launch.json as VS Code validates it with the extension's attach and launch schemas:
-  // the canary's waitForTimeout is flagged, and nothing else (`${command:pickProcess}`,
+  // the canaries' waitForTimeout and stopAtMain are flagged, and nothing else (`${command:pickProcess}`,
   // `${workspaceFolder}` and an env value of null included).
   await step('launch.json validated against the attach and launch schemas', async () => {
     await page.keyboard.press('Control+P');
@@ -406,8 +410,11 @@ test('code-server: F5 attaches, CALL STACK lists the threads, F6 pauses, Shift+F
     await page.locator('.monaco-editor .squiggly-warning').first().waitFor();
     await page.keyboard.press('Control+Shift+M');
     const markers = page.locator('.markers-panel .monaco-list-row');
-    await markers.filter({ hasText: `[Ln ${lineOf('"soon"')}, ` }).filter({ hasText: 'Incorrect type' }).waitFor();
-    const others = (await markers.allInnerTexts()).filter((m) => m.includes('[Ln ') && !m.includes(`[Ln ${lineOf('"soon"')}, `));
+    const canaries = [lineOf('"soon"'), lineOf('"stopAtMain": "yes"')];
+    for (const line of canaries) {
+      await markers.filter({ hasText: `[Ln ${line}, ` }).filter({ hasText: 'Incorrect type' }).waitFor();
+    }
+    const others = (await markers.allInnerTexts()).filter((m) => m.includes('[Ln ') && !canaries.some((line) => m.includes(`[Ln ${line}, `)));
     assert.deepEqual(others, [], 'launch.json warnings besides the canary');
   });
   passed = true;
