@@ -62,7 +62,7 @@ function M.main_adapter(opts)
 end
 
 -- This file's folder: child_bridge.lua is beside it.
-local here = vim.fs.dirname(debug.getinfo(1, 'S').source:gsub('^@', ''))
+local here = vim.fs.dirname((debug.getinfo(1, 'S').source:gsub('^@', '')))
 
 --- The adapter table for a child session latch offers through `startDebugging` (a
 --- process the debuggee forked, with `followForks`): the latch that holds the child
