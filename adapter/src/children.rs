@@ -40,11 +40,7 @@ pub fn end_signal() -> tokio::sync::watch::Receiver<bool> {
 pub fn private_socket_path(kind: &str) -> std::io::Result<PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
     static NEXT: AtomicUsize = AtomicUsize::new(1);
-    let base = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .filter(|dir| dir.is_dir())
-        .unwrap_or_else(std::env::temp_dir);
-    let dir = base.join(format!("latch-{}", std::process::id()));
+    let dir = private_dir();
     match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
         Ok(()) => {}
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -52,6 +48,14 @@ pub fn private_socket_path(kind: &str) -> std::io::Result<PathBuf> {
     }
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     Ok(dir.join(format!("{kind}-{n}.sock")))
+}
+
+fn private_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|dir| dir.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    base.join(format!("latch-{}", std::process::id()))
 }
 
 /// A child offered to the editor, until its session connects.
@@ -144,6 +148,12 @@ fn serve(
 /// own end does) before this returns, or `within` has passed.
 pub fn end_all(within: Duration) {
     let _ = ending().send(true);
+    end_sessions(within);
+    // The sockets' directory, if a launch or a child made one.
+    let _ = std::fs::remove_dir_all(private_dir());
+}
+
+fn end_sessions(within: Duration) {
     let deadline = Instant::now() + within;
     loop {
         let threads = std::mem::take(&mut *lock(&THREADS));

@@ -185,3 +185,82 @@ fn twenty_attach_detach_cycles_on_short_lived_threads() {
     }
     target.assert_runs_on(false);
 }
+
+/// A program latch launched belongs to the session: latch's end takes it along, whether
+/// latch is stopped by a signal it can handle (SIGTERM: latch kills it and reaps it) or
+/// killed outright (SIGKILL: the kernel kills it, `PTRACE_O_EXITKILL`), so it never runs
+/// on with breakpoints in it.
+#[test]
+fn a_launched_program_ends_with_latch_however_latch_ends() {
+    require_harness!();
+    let program = crate::support::fixtures::c_fixture(Fixture::Sleeping);
+    for signal in [libc::SIGTERM, libc::SIGKILL] {
+        let mut dap = Dap::start();
+        dap.initialize();
+        let seq = dap.send(
+            "launch",
+            json!({"program": program, "args": ["1"], "stopOnEntry": true}),
+        );
+        let r = dap.finish_attach(seq, secs(10));
+        assert_eq!(r["success"], true, "launch failed: {r}");
+        let stopped = dap.next_event("stopped", secs(10));
+        assert_eq!(stopped["body"]["reason"], "entry", "{stopped}");
+        let pid = dap.next_event("process", secs(1))["body"]["systemProcessId"]
+            .as_i64()
+            .unwrap() as i32;
+        assert_all_traced_and_stopped(pid, dap.pid());
+        dap.signal(signal);
+        dap.wait_exit(secs(10));
+        let ended = || procfs::process_state(pid).is_none_or(|s| s == 'Z' || s == 'X');
+        assert!(
+            procfs::wait_for(secs(10), ended),
+            "the launched program {pid} outlived latch ({signal}): {}",
+            std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default()
+        );
+    }
+}
+
+/// `disableASLR` starts the program with `ADDR_NO_RANDOMIZE` (as gdb's
+/// `disable-randomization`): it loads at the same address each time. By default ASLR
+/// stays on, as it is without a debugger: the kernel's own flag says so, and two runs load
+/// at different addresses.
+#[test]
+fn launch_keeps_aslr_unless_asked() {
+    require_harness!();
+    let program = crate::support::fixtures::c_fixture(Fixture::Sleeping);
+    let launch = |disable: bool| -> (u64, u64) {
+        let mut dap = Dap::start();
+        dap.initialize();
+        let seq = dap.send(
+            "launch",
+            json!({"program": program, "args": ["1"], "stopOnEntry": true, "disableASLR": disable}),
+        );
+        let r = dap.finish_attach(seq, secs(10));
+        assert_eq!(r["success"], true, "launch failed: {r}");
+        dap.next_event("stopped", secs(10));
+        let pid = dap.next_event("process", secs(1))["body"]["systemProcessId"]
+            .as_i64()
+            .unwrap();
+        let personality = std::fs::read_to_string(format!("/proc/{pid}/personality")).unwrap();
+        let personality = u64::from_str_radix(personality.trim(), 16).unwrap();
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+        let base = u64::from_str_radix(maps.split('-').next().unwrap(), 16).unwrap();
+        dap.disconnect(json!({}));
+        (personality & libc::ADDR_NO_RANDOMIZE as u64, base)
+    };
+    let (flag_a, base_a) = launch(true);
+    let (_, base_b) = launch(true);
+    assert_ne!(flag_a, 0, "disableASLR: ADDR_NO_RANDOMIZE is not set");
+    assert_eq!(
+        base_a, base_b,
+        "disableASLR: two runs loaded at different addresses"
+    );
+    let (flag_c, base_c) = launch(false);
+    let (_, base_d) = launch(false);
+    assert_eq!(flag_c, 0, "ASLR was turned off without disableASLR");
+    // Equal by chance once in 2^28 or so.
+    assert_ne!(
+        base_c, base_d,
+        "two runs with ASLR on loaded at the same address"
+    );
+}

@@ -264,7 +264,15 @@ impl ChildSetup {
         libc::sched_setscheduler(0, libc::SCHED_OTHER, &normal);
         libc::setpriority(libc::PRIO_PROCESS, 0, self.nice);
         for (target, fd) in self.stdio.iter().enumerate() {
-            if libc::dup2(*fd, target as libc::c_int) < 0 {
+            let target = target as libc::c_int;
+            // dup2 onto itself keeps close-on-exec: clear it instead (latch started
+            // with a standard descriptor closed hands out that number).
+            let done = if *fd == target {
+                libc::fcntl(target, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(*fd, target)
+            };
+            if done < 0 {
                 fail(self.errors);
             }
         }

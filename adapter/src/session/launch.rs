@@ -312,9 +312,15 @@ impl Session {
             EntryStop::Main => self.main_address(pid).await,
         };
         let Some(address) = address else {
-            // `main` is not in this program (an interpreter, a stripped binary): the
-            // stop waits for the program's next exec.
-            tracing::debug!(?entry, "no address for the entry stop in this image");
+            // `main` is not in this program (a stripped binary): the stop waits for the
+            // program's next exec, if any.
+            let name = self.target.as_ref().map_or("the program", |t| &t.name);
+            self.out.output(
+                "console",
+                &format!(
+                    "latch: found no `main` in {name} (no symbols?): it runs; stopAtMain                      waits for a program it may start with exec"
+                ),
+            );
             return false;
         };
         match self.backend.run_to(tid, address, 0, false).await {
