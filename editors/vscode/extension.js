@@ -1,6 +1,8 @@
-// The latch extension: tells VS Code to run `latch dap` for debug type `latch`, finds the
-// binary, and contributes `${command:pickProcess}` (a QuickPick over `latch ps --json`).
-// Everything else (attach, threads, stacks, detach) is latch's DAP.
+// The latch extension: tells VS Code to run `latch dap` for debug type `latch` (or, for a
+// child session latch offers through `startDebugging`, to connect to the socket of the
+// latch that already holds the child), finds the binary, and contributes
+// `${command:pickProcess}` (a QuickPick over `latch ps --json`). Everything else (launch,
+// attach, threads, stacks, detach) is latch's DAP.
 'use strict';
 
 const vscode = require('vscode');
@@ -103,9 +105,35 @@ async function pickProcess() {
   return item ? String(item.pid) : undefined;
 }
 
-/** Runs `latch dap`: DAP over stdio. */
+/**
+ * A child session's socket, checked: the path latch put in `latchChildSession` must be a
+ * unix socket. Throws an Error saying what is wrong otherwise.
+ */
+function childSessionSocket(socket) {
+  if (typeof socket !== 'string' || socket === '') {
+    throw new Error(`latch: \`latchChildSession\` must be the path of latch's unix socket, not ${JSON.stringify(socket)}`);
+  }
+  let stat;
+  try {
+    stat = fs.statSync(socket);
+  } catch (err) {
+    throw new Error(`latch: the child session's socket ${socket} is gone (${err.code ?? err.message}): the latch that offered it has ended`);
+  }
+  if (!stat.isSocket()) throw new Error(`latch: ${socket} (\`latchChildSession\`) is not a unix socket`);
+  return socket;
+}
+
+/**
+ * Runs `latch dap` (DAP over stdio), except for a child session: a process the debuggee
+ * forked, which latch offers through DAP's `startDebugging` with `latchChildSession` in
+ * its configuration. VS Code runs that configuration through this factory like any
+ * other; the child is held by the latch already running, so the session connects to its
+ * socket instead of starting a new latch.
+ */
 class LatchAdapterFactory {
-  createDebugAdapterDescriptor() {
+  createDebugAdapterDescriptor(session) {
+    const child = session.configuration.latchChildSession;
+    if (child !== undefined) return new vscode.DebugAdapterNamedPipeServer(childSessionSocket(child));
     // resolveDebugConfiguration already checked; this throws (and VS Code shows the
     // message) only if latch vanished in between.
     return new vscode.DebugAdapterExecutable(findLatch(), ['dap']);
@@ -116,6 +144,9 @@ class LatchConfigurationProvider {
   /** Runs before `${command:pickProcess}` is substituted, so a missing binary is reported
    * before the picker would fail. */
   async resolveDebugConfiguration(folder, config) {
+    // A child session from latch's `startDebugging`: complete as it is, and served by the
+    // running latch (no binary needed).
+    if (config.latchChildSession !== undefined) return config;
     // F5 with no launch.json (or an empty one): VS Code passes {} (or just the type
     // chosen from its debugger list): attach to a picked process.
     if (!config.request && !config.name) {
@@ -146,4 +177,5 @@ function activate(context) {
 
 function deactivate() {}
 
-module.exports = { activate, deactivate };
+// The factory and the provider are exported for test/extension.test.mjs.
+module.exports = { activate, deactivate, LatchAdapterFactory, LatchConfigurationProvider };

@@ -1,12 +1,16 @@
 // latch driven by Microsoft's DebugClient (@vscode/debugadapter-testsupport), the client
 // VS Code's own adapters are tested with: attach by pid, threads, pause, continue,
-// disconnect; stack traces, registers, sources and modules; waitFor; and clients of a
-// `latch dap --listen --accept-multiclient` server over TCP. Targets are the
-// e2e fixtures, built here with cc.
+// disconnect; stack traces, registers, sources and modules; waitFor; clients of a
+// `latch dap --listen --accept-multiclient` server over TCP; and launch: output events,
+// exit codes, `runInTerminal` and a followed fork's child session over latch's socket
+// (the reverse requests answered here, as an editor does). Targets are the e2e
+// fixtures, built here with cc.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, readdirSync, copyFileSync, rmSync, openSync, readSync, closeSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, copyFileSync, rmSync, openSync, readSync, closeSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +31,10 @@ const movedSources = join(work, 'moved-src');
 // The stepping fixture (work() every 20 ms with `loop`) and its library without lines.
 const stepping = join(work, 'stepping');
 const steppingSource = join(root, 'tests', 'fixtures', 'breakpoints', 'stepping.c');
+
+// The program the launch tests start (tests/fixtures/launchee.c).
+const launchee = join(work, 'launchee');
+const launcheeSource = join(root, 'tests', 'fixtures', 'launchee.c');
 
 /** The line of the unique `line:NAME` marker in a fixture's source. */
 function markerLine(path, name) {
@@ -66,6 +74,7 @@ before(() => {
     join(root, 'tests', 'fixtures', 'breakpoints', 'nolines.c')]);
   execFileSync('cc', ['-O0', '-g', '-pthread', '-o', stepping, steppingSource, `-L${work}`, '-lstepnolines', `-Wl,-rpath,${work}`]);
   execFileSync('cc', ['-O1', '-g', '-pthread', '-o', sleeping, sleepingSource]);
+  execFileSync('cc', ['-O0', '-g', '-Wall', '-o', launchee, launcheeSource]);
   mkdirSync(movedSources);
   for (const file of ['sleeping.c', 'common.h']) copyFileSync(join(root, 'tests', 'fixtures', file), join(movedSources, file));
   execFileSync('cc', ['-O1', '-g', '-pthread', '-o', moved, join(movedSources, 'sleeping.c')]);
@@ -365,4 +374,259 @@ test('over a socket, clients one after another share the attached process', asyn
   server.kill('SIGTERM');
   await exited;
   await assertRunsOn(pid);
+});
+
+/** A promise awaited later: its rejection (a timeout, after the test failed earlier) must
+ * not surface as an unhandled rejection in another test. */
+function pending(promise) {
+  promise.catch(() => {});
+  return promise;
+}
+
+/**
+ * DebugClient with reverse requests: DebugClient's dispatch takes every message that is
+ * not an event for a response and drops latch's requests (`runInTerminal`,
+ * `startDebugging`). This one emits them as `reverse:<command>` and answers them, as an
+ * editor does.
+ */
+class EditorClient extends DebugClient {
+  dispatch(body) {
+    const message = JSON.parse(body);
+    if (message.type === 'request') this.emit(`reverse:${message.command}`, message);
+    else super.dispatch(body);
+  }
+
+  /** Resolves with the next reverse request `command` (rejects after defaultTimeout). */
+  waitForReverseRequest(command) {
+    return this.waitForEvent(`reverse:${command}`);
+  }
+
+  respond(request, body, error) {
+    const response = { type: 'response', seq: this.sequence++, request_seq: request.seq, command: request.command, success: !error };
+    if (error) response.message = error;
+    if (body !== undefined) response.body = body;
+    const json = JSON.stringify(response);
+    this.outputStream.write(`Content-Length: ${Buffer.byteLength(json, 'utf8')}\r\n\r\n${json}`, 'utf8');
+  }
+}
+
+async function newEditorClient(capabilities = {}, spawnOptions = undefined) {
+  const dc = new EditorClient(latch, 'dap', 'latch', spawnOptions);
+  dc.defaultTimeout = 10000;
+  await dc.start();
+  await dc.initializeRequest({ adapterID: 'latch', clientID: 'debugclient', linesStartAt1: true, columnsStartAt1: true, pathFormat: 'path', ...capabilities });
+  return dc;
+}
+
+/** The launch response comes after configurationDone, which follows `initialized`. */
+function launch(dc, args) {
+  return Promise.all([
+    dc.launchRequest(args),
+    dc.waitForEvent('initialized').then(() => dc.configurationDoneRequest()),
+  ]).then(([response]) => response);
+}
+
+/** Collects `output` events by category; `until(category, text)` resolves once that
+ * category's output so far equals `text` (rejects when it can no longer, or after the
+ * client's timeout). */
+function outputOf(dc) {
+  const seen = {};
+  const waiters = [];
+  const settle = () => {
+    for (const w of [...waiters]) {
+      const got = seen[w.category] ?? '';
+      if (got === w.text) w.resolve(got);
+      else if (!w.text.startsWith(got)) w.reject(new Error(`${w.category} output ${JSON.stringify(got)} is not a prefix of ${JSON.stringify(w.text)}`));
+      else continue;
+      clearTimeout(w.timer);
+      waiters.splice(waiters.indexOf(w), 1);
+    }
+  };
+  dc.on('output', (e) => {
+    const category = e.body.category ?? 'console';
+    seen[category] = (seen[category] ?? '') + e.body.output;
+    settle();
+  });
+  return {
+    seen,
+    until(category, text) {
+      return new Promise((resolveText, reject) => {
+        const w = { category, text, resolve: resolveText, reject };
+        w.timer = setTimeout(() => {
+          waiters.splice(waiters.indexOf(w), 1);
+          reject(new Error(`${category} output is ${JSON.stringify(seen[category] ?? '')}, not ${JSON.stringify(text)}, after ${dc.defaultTimeout} ms`));
+        }, dc.defaultTimeout);
+        waiters.push(w);
+        settle();
+      });
+    },
+  };
+}
+
+/** What launchee prints on stdout for these arguments, greeting and cwd. */
+function launcheeStdout(args, greeting, cwd) {
+  return args.map((a, i) => `arg ${i + 1}: ${a}\n`).join('') + `greeting: ${greeting}\ncwd: ${cwd}\n`;
+}
+
+/** Whether no process has `pid` any more, or it is a zombie no one traces. */
+function gone(pid) {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    return /^State:\s+Z/m.test(status) && /^TracerPid:\s+0$/m.test(status);
+  } catch {
+    return true;
+  }
+}
+
+test('launch: args, cwd and env reach the program, stopAtMain stops in main, its stdout and stderr come as output, exited has its code', async () => {
+  const dc = await newEditorClient();
+  try {
+    const output = outputOf(dc);
+    const stopped = pending(dc.waitForEvent('stopped'));
+    const processEvent = pending(dc.waitForEvent('process'));
+    const args = ['one', 'two words', ''];
+    await launch(dc, { program: launchee, args, cwd: work, env: { LAUNCHEE_GREETING: 'from the DebugClient', LAUNCHEE_EXIT: '3' }, stopAtMain: true });
+    const stop = (await stopped).body;
+    const pid = (await processEvent).body.systemProcessId;
+    assert.ok(pid > 0, 'no systemProcessId in the process event');
+    assert.equal(stop.threadId, pid, 'the stop is on the program\'s main thread');
+    const frames = (await dc.stackTraceRequest({ threadId: stop.threadId, startFrame: 0, levels: 20 })).body.stackFrames;
+    assert.equal(frames[0].name, 'main', JSON.stringify(frames.map((f) => f.name)));
+    assert.equal(frames[0].source?.path, launcheeSource);
+    // Stopped in main: traced by latch, and nothing printed yet.
+    assert.equal(taskStatus(pid, pid).state, 't');
+    assert.equal(output.seen.stdout ?? '', '', 'the program printed before main');
+
+    const exited = pending(dc.waitForEvent('exited'));
+    const terminated = pending(dc.waitForEvent('terminated'));
+    await dc.continueRequest({ threadId: stop.threadId });
+    assert.equal((await exited).body.exitCode, 3);
+    await output.until('stdout', launcheeStdout(args, 'from the DebugClient', work));
+    await output.until('stderr', 'launchee stderr\n');
+    await terminated;
+    await dc.disconnectRequest({});
+    assert.ok(gone(pid), `the program ${pid} is still there`);
+  } finally {
+    await dc.stop();
+  }
+});
+
+test('launch: env merges over latch\'s environment and null removes a variable', async () => {
+  // latch itself runs with LAUNCHEE_GREETING set.
+  const spawnOptions = { env: { ...process.env, LAUNCHEE_GREETING: 'from latch\'s environment' } };
+  for (const [env, greeting] of [[{}, 'from latch\'s environment'], [{ LAUNCHEE_GREETING: null }, '(unset)']]) {
+    const dc = await newEditorClient({}, spawnOptions);
+    try {
+      const output = outputOf(dc);
+      const exited = pending(dc.waitForEvent('exited'));
+      await launch(dc, { program: launchee, cwd: work, env });
+      assert.equal((await exited).body.exitCode, 0);
+      await output.until('stdout', launcheeStdout([], greeting, work));
+      await dc.disconnectRequest({});
+    } finally {
+      await dc.stop();
+    }
+  }
+});
+
+test('launch with console integratedTerminal: latch asks the client to runInTerminal, the program started there runs under latch to its exit', async () => {
+  const dc = await newEditorClient({ supportsRunInTerminalRequest: true });
+  // The "terminal": the program's stdout and stderr go to this file.
+  const terminal = join(work, `terminal-${process.pid}.txt`);
+  const terminalFd = openSync(terminal, 'w');
+  try {
+    const ran = pending(dc.waitForReverseRequest('runInTerminal'));
+    const stopped = pending(dc.waitForEvent('stopped'));
+    const launched = pending(launch(dc, {
+      program: launchee, args: ['in', 'a terminal'], cwd: work, console: 'integratedTerminal',
+      env: { LAUNCHEE_GREETING: 'through runInTerminal', LAUNCHEE_EXIT: '4' }, stopAtMain: true,
+    }));
+    const request = await ran;
+    const { kind, args, cwd, env } = request.arguments;
+    assert.equal(kind, 'integrated');
+    assert.ok(Array.isArray(args) && args.length > 0, JSON.stringify(request.arguments));
+    // As VS Code's terminal does: the arguments in cwd, env over the terminal's own
+    // environment with null removing.
+    const childEnv = { ...process.env };
+    for (const [k, v] of Object.entries(env ?? {})) {
+      if (v === null) delete childEnv[k];
+      else childEnv[k] = v;
+    }
+    const child = spawn(args[0], args.slice(1), { cwd: cwd || undefined, env: childEnv, detached: true, stdio: ['ignore', terminalFd, terminalFd] });
+    started.push(child);
+    child.unref();
+    dc.respond(request, { processId: child.pid });
+    await launched;
+
+    const stop = (await stopped).body;
+    const frames = (await dc.stackTraceRequest({ threadId: stop.threadId, startFrame: 0, levels: 1 })).body.stackFrames;
+    assert.equal(frames[0].name, 'main');
+    const exited = pending(dc.waitForEvent('exited'));
+    const terminated = pending(dc.waitForEvent('terminated'));
+    await dc.continueRequest({ threadId: stop.threadId });
+    assert.equal((await exited).body.exitCode, 4);
+    await terminated;
+    assert.equal(readFileSync(terminal, 'utf8'), launcheeStdout(['in', 'a terminal'], 'through runInTerminal', work) + 'launchee stderr\n');
+    await dc.disconnectRequest({});
+  } finally {
+    closeSync(terminalFd);
+    await dc.stop();
+  }
+});
+
+test('launch with followForks: the forked child comes as startDebugging, a second client attaches to it over latchChildSession\'s socket', async () => {
+  // As VS Code: it handles startDebugging and says so.
+  const dc = await newEditorClient({ supportsStartDebuggingRequest: true });
+  const release = join(work, `release-${process.pid}`);
+  rmSync(release, { force: true });
+  let childClient;
+  let socket;
+  try {
+    const output = outputOf(dc);
+    const offered = pending(dc.waitForReverseRequest('startDebugging'));
+    const parentProcess = pending(dc.waitForEvent('process'));
+    const parentExited = pending(dc.waitForEvent('exited', 30000));
+    await launch(dc, { program: launchee, args: ['fork'], cwd: work, env: { LAUNCHEE_RELEASE: release }, followForks: true });
+    const parentPid = (await parentProcess).body.systemProcessId;
+
+    const request = await offered;
+    assert.equal(request.arguments.request, 'attach');
+    const config = request.arguments.configuration;
+    assert.equal(config.type, 'latch');
+    assert.equal(config.request, 'attach');
+    assert.ok(Number.isInteger(config.pid) && config.pid !== parentPid, JSON.stringify(config));
+    // Named for the user: the program, the child's pid and its parent's.
+    assert.match(config.name, new RegExp(`^launchee \\(pid ${config.pid}, [a-z ]+ ${parentPid}\\)$`));
+    assert.ok(statSync(config.latchChildSession).isSocket(), `${config.latchChildSession} is not a socket`);
+    // The child is the parent's, held by the same latch (no second latch started).
+    assert.equal(Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${config.pid}/status`, 'utf8'))[1]), parentPid);
+
+    // As VS Code does: a session of its own, over the socket, with the configuration
+    // latch sent; then the answer to startDebugging.
+    socket = createConnection(config.latchChildSession);
+    await once(socket, 'connect');
+    childClient = new EditorClient(latch, 'dap', 'latch');
+    childClient.defaultTimeout = 10000;
+    childClient.connect(socket, socket);
+    dc.respond(request, {});
+    await childClient.initializeRequest({ adapterID: 'latch', clientID: 'debugclient-child', linesStartAt1: true, columnsStartAt1: true, pathFormat: 'path' });
+    const childProcess = pending(childClient.waitForEvent('process'));
+    const childExited = pending(childClient.waitForEvent('exited', 30000));
+    await attach(childClient, config);
+    assert.equal((await childProcess).body.systemProcessId, config.pid);
+    const threads = (await childClient.threadsRequest()).body.threads;
+    assert.deepEqual(threads.map((t) => t.id), [config.pid]);
+
+    // Let the child end: it exits 7, the parent reaps it, prints so and exits 0.
+    writeFileSync(release, '');
+    assert.equal((await childExited).body.exitCode, 7);
+    assert.equal((await parentExited).body.exitCode, 0);
+    await output.until('stdout', `${launcheeStdout(['fork'], '(unset)', work)}child ${config.pid}\nchild exited 7\n`);
+    await childClient.disconnectRequest({}).catch(() => {});
+    await dc.disconnectRequest({});
+    assert.ok(gone(config.pid) && gone(parentPid), 'a process is left');
+  } finally {
+    socket?.destroy();
+    await dc.stop();
+  }
 });

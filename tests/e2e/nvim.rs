@@ -1,8 +1,9 @@
 //! editors/nvim (the Neovim plugin) loaded in a real Neovim and checked against
-//! schemas/attach.schema.json by tests/nvim/test.lua. nvim-dap itself is on no
-//! registry CI reaches, so `dap` there is a labelled stand-in with its shape. The
-//! adapter it registers is then started from Neovim and attached, with the pid
-//! configuration, to a real target, which must run on after the disconnect.
+//! schemas/attach.schema.json and schemas/launch.schema.json by tests/nvim/test.lua.
+//! nvim-dap itself is on no registry CI reaches, so `dap` there is a labelled stand-in
+//! with its shape. The adapter it registers is then started from Neovim and attached,
+//! with the pid configuration, to a real target, which must run on after the
+//! disconnect; and the launch configuration starts a real program it builds here.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -92,6 +93,26 @@ fn is_recent(version_line: &str) -> bool {
     (major, minor) >= (0, 10)
 }
 
+/// tests/fixtures/launchee.c, built once into the test's temp dir: the program the
+/// launch configuration starts.
+fn launchee() -> PathBuf {
+    let src = crate::support::fixtures::source_dir().join("launchee.c");
+    let dest = crate::support::fixtures::out_dir().join("launchee-nvim");
+    let out = Command::new("cc")
+        .args(["-O0", "-g", "-Wall", "-o"])
+        .arg(&dest)
+        .arg(&src)
+        .output()
+        .expect("running cc");
+    assert!(
+        out.status.success(),
+        "cc {}: {}",
+        src.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dest
+}
+
 #[test]
 fn neovim_plugin_matches_attach_schema() {
     let nvim = match find_nvim() {
@@ -124,6 +145,7 @@ fn neovim_plugin_matches_attach_schema() {
             .env("LATCH_CHURN_PID", churn.pid.to_string())
             .env("LATCH_STEP_PID", stepping.pid.to_string())
             .env("LATCH_STEP_SOURCE", &source)
+            .env("LATCH_LAUNCH_PROGRAM", launchee())
             .env(
                 "LATCH_STEP_BREAK_LINE",
                 crate::stepping::line("work_start").to_string(),
@@ -156,6 +178,19 @@ fn neovim_plugin_matches_attach_schema() {
     );
     assert!(
         report.contains("ok   nvim-dap stops at a line breakpoint"),
+        "{report}"
+    );
+    assert!(
+        report.contains("ok   a child session (latchChildSession) gets an executable adapter"),
+        "{report}"
+    );
+    assert!(
+        report.contains("ok   nvim-dap launches a program with the launch configuration"),
+        "{report}"
+    );
+    assert!(report.contains("launch stopped at main:"), "{report}");
+    assert!(
+        report.contains("ok   followForks: the child session latch offers runs through"),
         "{report}"
     );
     for (what, marker) in [("stopped at", "work_start"), ("stepped to", "work_inline")] {

@@ -1,17 +1,21 @@
 // Writes package.json's contributes.debuggers[type=latch].configurationAttributes.attach
-// from schemas/attach.schema.json, the single source of truth for the attach arguments
-// (generated from latch's Rust type). Run it after the schema changes:
+// and .launch from schemas/attach.schema.json and schemas/launch.schema.json, the single
+// source of truth for each request's arguments (generated from latch's Rust types). Run
+// it after a schema changes:
 //
 //   node editors/vscode/scripts/sync-schema.mjs
 //
-// test/schema.test.mjs fails while package.json and the schema differ.
+// test/extension.test.mjs fails while package.json and either schema differ.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const extensionDir = join(here, '..');
-export const schemaPath = join(extensionDir, '..', '..', 'schemas', 'attach.schema.json');
+export const schemasDir = join(extensionDir, '..', '..', 'schemas');
+/** The requests VS Code gets attributes for, each from `schemas/<request>.schema.json`. */
+export const requests = ['attach', 'launch'];
+export const schemaPath = (request) => join(schemasDir, `${request}.schema.json`);
 export const manifestPath = join(extensionDir, 'package.json');
 
 /**
@@ -20,7 +24,7 @@ export const manifestPath = join(extensionDir, 'package.json');
  * keywords (`$schema`, `$defs`, `title`) dropped. Everything else (`type`,
  * `properties`, `required`, `anyOf`, ...) is kept exactly.
  */
-export function attachAttributes(schema) {
+export function configurationAttributes(schema) {
   const defs = schema.$defs ?? schema.definitions ?? {};
   const inline = (value) => {
     if (Array.isArray(value)) return value.map(inline);
@@ -44,15 +48,20 @@ export function latchDebugger(manifest) {
   return found;
 }
 
-export function expectedAttach() {
-  return attachAttributes(JSON.parse(readFileSync(schemaPath, 'utf8')));
+/** What configurationAttributes[request] must be, from that request's schema file. */
+export function expectedAttributes(request) {
+  return configurationAttributes(JSON.parse(readFileSync(schemaPath(request), 'utf8')));
 }
 
 // Run as a script (not imported by the test): rewrite package.json in place.
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
   const dbg = latchDebugger(manifest);
-  dbg.configurationAttributes = { ...dbg.configurationAttributes, attach: expectedAttach() };
+  const attributes = { ...dbg.configurationAttributes };
+  for (const request of requests) attributes[request] = expectedAttributes(request);
+  dbg.configurationAttributes = attributes;
   writeFileSync(manifestPath, JSON.stringify(manifest, null, 2) + '\n');
-  console.log(`wrote configurationAttributes.attach of ${manifestPath} from ${schemaPath}`);
+  for (const request of requests) {
+    console.log(`wrote configurationAttributes.${request} of ${manifestPath} from ${schemaPath(request)}`);
+  }
 }

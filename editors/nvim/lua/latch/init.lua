@@ -1,11 +1,11 @@
--- latch for nvim-dap: registers the `latch` debug adapter and attach configurations
--- for C, C++, Rust, Go and Zig.
+-- latch for nvim-dap: registers the `latch` debug adapter and launch and attach
+-- configurations for C, C++, Rust, Go and Zig.
 --
 --   require('latch').setup({ path = '/path/to/latch' })
 --
--- The configurations may carry only the keys that latch's attach schema
--- (schemas/attach.schema.json) allows, plus DAP's `type`, `request` and `name`:
--- tests/nvim/test.lua checks that against the schema file.
+-- The configurations may carry only the keys that latch's schema for their request
+-- (schemas/launch.schema.json, schemas/attach.schema.json) allows, plus DAP's `type`,
+-- `request` and `name`: tests/nvim/test.lua checks that against the schema files.
 
 local M = {}
 
@@ -17,8 +17,10 @@ local defaults = {
   -- The filetypes that get the attach configurations.
   languages = M.languages,
   -- Stay stopped after attaching, so the threads and their stacks can be looked at
-  -- at once (latch has no breakpoints yet, so a running target shows little).
+  -- at once.
   stop_on_entry = true,
+  -- Launch: stop at the first line of `main` (else run to the first breakpoint).
+  stop_at_main = false,
   -- 'stdio': nvim-dap runs `latch dap` and talks over its stdin/stdout.
   -- 'tcp': nvim-dap runs `latch dap --listen 127.0.0.1:PORT` on a free port and
   -- connects to it (a `server` adapter; needs a latch with `--listen`).
@@ -40,8 +42,9 @@ local function resolve(opts)
   return opts
 end
 
---- The adapter table for `dap.adapters.latch`.
-function M.adapter(opts)
+--- The adapter table that starts latch: `latch dap` over stdio, or for transport
+--- 'tcp' a `server` adapter that starts `latch dap --listen`.
+function M.main_adapter(opts)
   opts = resolve(opts)
   local args = vim.list_extend({ 'dap' }, opts.args)
   if opts.transport == 'stdio' then
@@ -58,11 +61,68 @@ function M.adapter(opts)
   }
 end
 
---- The attach configurations: one by pid (nvim-dap's process picker), one that
---- waits for a process by name.
+-- This file's folder: child_bridge.lua is beside it.
+local here = vim.fs.dirname((debug.getinfo(1, 'S').source:gsub('^@', '')))
+
+--- The adapter table for a child session latch offers through `startDebugging` (a
+--- process the debuggee forked, with `followForks`): the latch that holds the child
+--- already serves it on the unix socket `socket`, so no new latch is started.
+---
+--- nvim-dap's startDebugging handler accepts only `executable` and `server` adapters
+--- (not `pipe`), so this is an executable: this Neovim itself, headless, running
+--- child_bridge.lua, which copies DAP between its stdio and the socket.
+function M.child_adapter(socket)
+  return {
+    type = 'executable',
+    command = vim.v.progpath,
+    args = { '--headless', '--clean', '-l', here .. '/child_bridge.lua', socket },
+  }
+end
+
+--- `dap.adapters.latch`: a function adapter, which nvim-dap calls with each session's
+--- configuration (for a child session too, with the configuration latch sent):
+--- `latchChildSession` in it gets `child_adapter`, everything else `main_adapter`.
+function M.adapter(opts)
+  local main = M.main_adapter(opts)
+  return function(callback, config)
+    local socket = config and config.latchChildSession
+    if socket == nil then
+      return callback(vim.deepcopy(main))
+    end
+    local stat = type(socket) == 'string' and vim.uv.fs_stat(socket)
+    if not stat or stat.type ~= 'socket' then
+      notify_error(('latch: the child session socket %s is %s'):format(
+        vim.inspect(socket), stat and 'not a unix socket' or 'gone (the latch that offered it has ended)'))
+      return
+    end
+    callback(M.child_adapter(socket))
+  end
+end
+
+--- The configurations: one that launches a program (asked for), one that attaches by
+--- pid (nvim-dap's process picker), one that waits for a process by name.
 function M.configurations(opts)
   opts = resolve(opts)
   return {
+    {
+      type = 'latch',
+      request = 'launch',
+      name = 'latch: launch a program',
+      program = function()
+        local path = vim.trim(vim.fn.input('latch: program to launch: ', vim.fn.getcwd() .. '/', 'file'))
+        -- Escape or an empty answer cancels the session.
+        if path == '' then
+          return require('dap').ABORT
+        end
+        return path
+      end,
+      args = {},
+      -- Evaluated when the session starts: the current directory then, not at setup().
+      cwd = function()
+        return vim.fn.getcwd()
+      end,
+      stopAtMain = opts.stop_at_main,
+    },
     {
       type = 'latch',
       request = 'attach',

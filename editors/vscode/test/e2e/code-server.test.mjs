@@ -3,7 +3,10 @@
 // install the .vsix, open a workspace whose launch.json attaches by pid, F5, the CALL
 // STACK lists the target's threads, F6 pauses and shows symbolized frames, Shift+F5
 // disconnects, and /proc shows the target running on untraced, its heartbeat going. Then
-// the same through `${command:pickProcess}`: the extension's process picker.
+// the same through `${command:pickProcess}`: the extension's process picker. Then a
+// launch configuration: the launchee fixture stops at main, continues to its exit, its
+// output in the DEBUG CONSOLE; and with followForks, its forked child appears as a child
+// session, connected by the extension to latch's socket (latchChildSession).
 //
 // Needs the tools from test/setup.sh (LATCH_VSCODE_TOOLS, else `setup.sh --dir`), a built
 // latch (LATCH_BIN, else target/debug/latch) and cc. Every wait is for a condition (a DOM
@@ -122,6 +125,12 @@ test('code-server: F5 attaches, CALL STACK lists the threads, F6 pauses, Shift+F
   mkdirSync(join(workspace, '.vscode'), { recursive: true });
   const configName = 'attach to the sleeping fixture';
   const pickerConfigName = 'pick a process';
+  const launchConfigName = 'launch the launchee fixture';
+  const forkConfigName = 'launch the launchee fixture, following its fork';
+  const launcheeSource = join(root, 'tests', 'fixtures', 'launchee.c');
+  const launcheeBin = join(work, 'launchee');
+  execFileSync('cc', ['-O0', '-g', '-Wall', '-o', launcheeBin, launcheeSource]);
+  const release = join(work, 'release-the-child');
   const launchJson = JSON.stringify({
     version: '0.2.0',
     configurations: [
@@ -130,6 +139,14 @@ test('code-server: F5 attaches, CALL STACK lists the threads, F6 pauses, Shift+F
       // VS Code validates launch.json against configurationAttributes.attach; this is
       // the one attribute it must flag (a string where the schema says integer).
       { type: 'latch', request: 'attach', name: 'validation canary', waitFor: 'x', waitForTimeout: 'soon' },
+      // And configurationAttributes.launch: a string where it says boolean.
+      { type: 'latch', request: 'launch', name: 'launch validation canary', program: 'a.out', stopAtMain: 'yes' },
+      // After the canaries, which must stay within the editor's first screen (squiggles
+      // are drawn only for lines in view): valid launch configurations.
+      { type: 'latch', request: 'launch', name: launchConfigName, program: launcheeBin, args: ['from', 'VS Code'],
+        cwd: '${workspaceFolder}', env: { LAUNCHEE_GREETING: 'hello VS Code', HOME: null }, stopAtMain: true },
+      { type: 'latch', request: 'launch', name: forkConfigName, program: launcheeBin, args: ['fork'],
+        cwd: '${workspaceFolder}', env: { LAUNCHEE_RELEASE: release }, followForks: true },
     ],
   }, null, 2);
   writeFileSync(join(workspace, '.vscode', 'launch.json'), launchJson);
@@ -334,17 +351,72 @@ test('code-server: F5 attaches, CALL STACK lists the threads, F6 pauses, Shift+F
   const later = beats();
   await eventually(() => assert.ok(beats() > later + 10n, 'the heartbeat stopped'), 5000);
 
-  // launch.json as VS Code validates it with the extension's attach schema: the canary's
-  // waitForTimeout is flagged, and nothing else (`${command:pickProcess}` included).
-  await step('launch.json validated against the attach schema', async () => {
+  // Starts a configuration from the command palette (Debug: Select and Start Debugging).
+  const startConfig = async (name) => {
+    await editor.click();
+    await page.keyboard.press('F1');
+    // "debug " is the quick-access prefix of Debug: Select and Start Debugging.
+    await quickInput.locator('input').fill(`debug ${name}`);
+    await quickInput.locator('.monaco-list-row', { hasText: name }).first().click();
+  };
+
+  // Launch, stopAtMain: paused in main() at its first line; F5 runs the program to its
+  // end, which ends the session; its stdout is in the DEBUG CONSOLE.
+  const mainLine = readFileSync(launcheeSource, 'utf8').split('\n').findIndex((l) => l.includes('for (int i = 1; i < argc')) + 1;
+  assert.ok(mainLine > 0, 'no first line of main in launchee.c');
+  await step('Select and Start Debugging: the launch configuration, paused in main', async () => {
+    await startConfig(launchConfigName);
+    await callStack.locator(`.monaco-list-row[aria-label^="Stack Frame main, line ${mainLine}, launchee.c"]`).waitFor();
+  });
+  await step('F5: the launched program runs to its end, its output in the DEBUG CONSOLE', async () => {
+    await page.keyboard.press('F5');
+    await page.locator('.debug-toolbar').waitFor({ state: 'hidden' });
+    await page.keyboard.press('Control+Shift+Y');
+    for (const line of ['arg 1: from', 'arg 2: VS Code', 'greeting: hello VS Code', `cwd: ${workspace}`]) {
+      await page.locator('.repl .monaco-list-row', { hasText: line }).first().waitFor();
+    }
+  });
+
+  // followForks: the child comes as a session of its own under the launch session (VS
+  // Code ran latch's startDebugging configuration through the extension's factory,
+  // which connected to latchChildSession's socket); releasing the child lets both end.
+  let childPid;
+  await step('followForks: the forked child is a session of its own in CALL STACK', async () => {
+    await startConfig(forkConfigName);
+    // latch names it "launchee (pid CHILD, child of PARENT)".
+    const childRow = callStack.locator('.monaco-list-row', { hasText: /^launchee \(pid \d+, [a-z ]+ \d+\)/ }).first();
+    await childRow.waitFor();
+    const [, child, parent] = /\(pid (\d+), [a-z ]+ (\d+)\)/.exec(await childRow.innerText());
+    childPid = Number(child);
+    // The child is the launched program's, and traced: held by the one latch.
+    const status = readFileSync(`/proc/${childPid}/status`, 'utf8');
+    assert.equal(Number(/^PPid:\s+(\d+)/m.exec(status)[1]), Number(parent));
+    assert.notEqual(Number(/^TracerPid:\s+(\d+)/m.exec(status)[1]), 0, 'the child is not traced');
+  });
+  // (The DEBUG CONSOLE may show either session's output, whichever VS Code focused: the
+  // exit statuses are checked by the DebugClient and Neovim tests, not here.)
+  await step('followForks: releasing the child ends both sessions', async () => {
+    writeFileSync(release, '');
+    await page.locator('.debug-toolbar').waitFor({ state: 'hidden' });
+    await callStack.locator('.monaco-list-row').first().waitFor({ state: 'detached' });
+  });
+  await eventually(() => assert.throws(() => readFileSync(`/proc/${childPid}/status`), /ENOENT/, 'the child is still there'));
+
+  // launch.json as VS Code validates it with the extension's attach and launch schemas:
+  // the canaries' waitForTimeout and stopAtMain are flagged, and nothing else (`${command:pickProcess}`,
+  // `${workspaceFolder}` and an env value of null included).
+  await step('launch.json validated against the attach and launch schemas', async () => {
     await page.keyboard.press('Control+P');
     await quickInput.locator('input').fill('.vscode/launch.json');
     await quickInput.locator('.monaco-list-row', { hasText: 'launch.json' }).first().click();
     await page.locator('.monaco-editor .squiggly-warning').first().waitFor();
     await page.keyboard.press('Control+Shift+M');
     const markers = page.locator('.markers-panel .monaco-list-row');
-    await markers.filter({ hasText: `[Ln ${lineOf('"soon"')}, ` }).filter({ hasText: 'Incorrect type' }).waitFor();
-    const others = (await markers.allInnerTexts()).filter((m) => m.includes('[Ln ') && !m.includes(`[Ln ${lineOf('"soon"')}, `));
+    const canaries = [lineOf('"soon"'), lineOf('"stopAtMain": "yes"')];
+    for (const line of canaries) {
+      await markers.filter({ hasText: `[Ln ${line}, ` }).filter({ hasText: 'Incorrect type' }).waitFor();
+    }
+    const others = (await markers.allInnerTexts()).filter((m) => m.includes('[Ln ') && !canaries.some((line) => m.includes(`[Ln ${line}, `)));
     assert.deepEqual(others, [], 'launch.json warnings besides the canary');
   });
   passed = true;
