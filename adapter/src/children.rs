@@ -185,3 +185,44 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+/// `latch dap --connect SOCKET`: copies stdin to the child session's socket and the
+/// socket to stdout, until the latch that serves the session closes it.
+pub fn bridge(socket: &Path) -> anyhow::Result<std::process::ExitCode> {
+    use anyhow::Context;
+    let stream = std::os::unix::net::UnixStream::connect(socket).with_context(|| {
+        format!(
+            "cannot connect to the child session at {} (the latch that offered it may have \
+             ended)",
+            socket.display()
+        )
+    })?;
+    let mut to_latch = stream.try_clone().context("duplicating the socket")?;
+    let closer = stream.try_clone().context("duplicating the socket")?;
+    std::thread::Builder::new()
+        .name("latch-bridge-in".into())
+        .spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut to_latch);
+            // The editor is done: latch reads the end of its input, as over stdio.
+            let _ = closer.shutdown(std::net::Shutdown::Write);
+        })
+        .context("starting the bridge")?;
+    // Not io::copy: stdout is line-buffered, and a DAP message need not end a line.
+    use std::io::{Read, Write};
+    let mut from_latch = stream;
+    let mut stdout = std::io::stdout().lock();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from_latch.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err).context("reading the child session's socket"),
+        };
+        stdout
+            .write_all(&buf[..n])
+            .and_then(|()| stdout.flush())
+            .context("writing to stdout")?;
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}

@@ -43,8 +43,13 @@ struct DapOptions {
     /// checks the client's credentials (and is created mode 0600, in a directory no other
     /// user can write to), TCP finds the user of the client's socket in /proc/net/tcp.
     /// Any other client is closed before it is read, and named on stderr.
-    #[arg(long, value_name = "ADDRESS")]
+    #[arg(long, value_name = "ADDRESS", conflicts_with = "connect")]
     listen: Option<latch::listener::ListenAddress>,
+    /// Carry DAP between stdin/stdout and the unix socket of a child session that another
+    /// latch offered (`latchChildSession`, see `followForks`): for editors that can start
+    /// a child session only by running a program.
+    #[arg(long, value_name = "SOCKET")]
+    connect: Option<std::path::PathBuf>,
     /// With --listen: serve clients one after another. A client leaving keeps the target
     /// attached for the next one; latch detaches when it is stopped (Ctrl-C, SIGTERM).
     #[arg(long, requires = "listen")]
@@ -80,6 +85,7 @@ fn main() -> ExitCode {
             accept_multiclient,
             allow_other_users,
             allow_remote_clients,
+            ..
         }) => latch::run_dap_listen(
             address,
             accept_multiclient,
@@ -88,6 +94,10 @@ fn main() -> ExitCode {
                 remote_clients: allow_remote_clients,
             },
         ),
+        Command::Dap(DapOptions {
+            connect: Some(socket),
+            ..
+        }) => latch::children::bridge(&socket),
         Command::Dap(DapOptions { listen: None, .. }) => latch::run_dap_stdio(),
         Command::Attach(options) => latch::cli::attach(options),
         Command::Ps(options) => latch::cli::ps(options),

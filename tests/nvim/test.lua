@@ -407,9 +407,9 @@ end
 -- of the latch that holds the child. nvim-dap's startDebugging handler runs only an
 -- `executable` or `server` adapter (not `pipe`; lua/dap/session.lua, start_debugging),
 -- so the adapter must be one of those, and it must reach that socket without starting
--- another latch. Here the socket is the test's own listener, which answers one request
--- through the adapter exactly as started.
-check('a child session (latchChildSession) gets an executable adapter that carries DAP to and from that socket, no new latch', function()
+-- another debugger: `latch dap --connect SOCKET` only carries DAP. Here the socket is the
+-- test's own listener, which answers one request through the adapter exactly as started.
+check('a child session (latchChildSession) gets an executable adapter that carries DAP to and from that socket, no new debugger', function()
   require('latch').setup({ path = latch_bin })
   local dir = vim.fn.tempname()
   vim.fn.mkdir(dir, 'p')
@@ -432,8 +432,8 @@ check('a child session (latchChildSession) gets an executable adapter that carri
   assert(adapter, 'the adapter never called back')
   assert(adapter.type == 'executable' or adapter.type == 'server',
     "nvim-dap's startDebugging runs only executable and server adapters: " .. vim.inspect(adapter))
-  assert(not vim.tbl_contains(adapter.args or {}, latch_bin) and adapter.command ~= latch_bin,
-    'the child adapter starts a latch: ' .. vim.inspect(adapter))
+  eq({ adapter.command, adapter.args }, { latch_bin, { 'dap', '--connect', socket } },
+    'the child adapter is latch\'s bridge to the socket')
   local conn, messages, send = connect(adapter)
   local ok, err = pcall(function()
     local seq = send('initialize', { clientID = 'neovim', adapterID = 'latch' })
@@ -829,7 +829,7 @@ end
 -- carries the child's configuration; nvim-dap calls the adapter function with it
 -- (start_debugging in lua/dap/session.lua), starts what it is called back with (an
 -- executable or server adapter only), initializes a session over it, and answers the
--- request. Here the child adapter (child_bridge.lua in this Neovim) reaches the real
+-- request. Here the child adapter (`latch dap --connect`) reaches the real
 -- latch's socket, attaches to the real forked child, sees its thread and its exit.
 if launch_program then
   check('followForks: the child session latch offers runs through the plugin\'s child adapter to the real forked child', function()

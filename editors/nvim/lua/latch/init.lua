@@ -61,21 +61,19 @@ function M.main_adapter(opts)
   }
 end
 
--- This file's folder: child_bridge.lua is beside it.
-local here = vim.fs.dirname((debug.getinfo(1, 'S').source:gsub('^@', '')))
-
 --- The adapter table for a child session latch offers through `startDebugging` (a
 --- process the debuggee forked, with `followForks`): the latch that holds the child
 --- already serves it on the unix socket `socket`, so no new latch is started.
 ---
 --- nvim-dap's startDebugging handler accepts only `executable` and `server` adapters
---- (not `pipe`), so this is an executable: this Neovim itself, headless, running
---- child_bridge.lua, which copies DAP between its stdio and the socket.
-function M.child_adapter(socket)
+--- (not `pipe`), so this is an executable: `latch dap --connect SOCKET`, which copies
+--- DAP between its stdio and the socket (it starts no debugger of its own).
+function M.child_adapter(socket, opts)
+  opts = resolve(opts)
   return {
     type = 'executable',
-    command = vim.v.progpath,
-    args = { '--headless', '--clean', '-l', here .. '/child_bridge.lua', socket },
+    command = opts.path,
+    args = { 'dap', '--connect', socket },
   }
 end
 
@@ -95,7 +93,7 @@ function M.adapter(opts)
         vim.inspect(socket), stat and 'not a unix socket' or 'gone (the latch that offered it has ended)'))
       return
     end
-    callback(M.child_adapter(socket))
+    callback(M.child_adapter(socket, opts))
   end
 end
 
