@@ -44,12 +44,15 @@ struct Cli {
     /// big (first stack trace on a large binary with full debug info),
     /// bp:N (breakpoint hit → stopped, `next` and the F10 round next to N sleeping
     /// threads), hot (a breakpoint that never stops in a hot loop: the loop's calls
-    /// per second), bp-lines (100 source breakpoints set in the large binary).
+    /// per second), bp-lines (100 source breakpoints set in the large binary),
+    /// launch-main (launch a program linked against a shared library, until it is
+    /// stopped at the first line of `main`), launch-lib (the same until the breakpoint
+    /// in that library, which `main` calls first).
     #[arg(
         long,
         value_delimiter = ',',
         value_parser = Scenario::parse,
-        default_value = "sleep:1,sleep:100,sleep:1000,sleep:4000,spin:16,spin:100,short-lived,go,waitfor,big,bp:1,bp:100,bp:1000,hot,bp-lines"
+        default_value = "sleep:1,sleep:100,sleep:1000,sleep:4000,spin:16,spin:100,short-lived,go,waitfor,big,bp:1,bp:100,bp:1000,hot,bp-lines,launch-main,launch-lib"
     )]
     sizes: Vec<Scenario>,
     /// Runs of the waitfor scenario per peer: its goal is stated over 20
@@ -290,6 +293,17 @@ fn run_one(
         reap_strays();
         return r;
     }
+    if sc.is_launch() {
+        // The debugger starts the program itself.
+        let program = &targets.launch_bin;
+        let r = match peer {
+            Peer::Latch => peers::launch::run_dap(peer, path, &["dap"], program, sc, opts),
+            Peer::LldbDap => peers::launch::run_dap(peer, path, &[], program, sc, opts),
+            Peer::Gdb | Peer::GdbBt => peers::launch::run_gdb(path, program, sc, opts),
+        };
+        reap_strays();
+        return r;
+    }
     let mut target = match targets.spawn(sc, Instant::now() + opts.timeout) {
         Ok(t) => t,
         Err(e) => {
@@ -352,6 +366,9 @@ fn summary(r: &report::RunResult) -> String {
         Outcome::Ok(m) => {
             let mut s = String::new();
             for (row, label) in [
+                (Row::StartToMain, "start→main"),
+                (Row::StartToLibraryBreakpoint, "start→lib bp"),
+                (Row::LaunchToStopped, "launch→stopped"),
                 (Row::HitToStopped, "hit→stopped"),
                 (Row::NextInstruction, "nexti"),
                 (Row::NextLine, "next"),
@@ -364,6 +381,7 @@ fn summary(r: &report::RunResult) -> String {
                 (Row::FirstStack, "1st stack"),
                 (Row::SecondStack, "2nd stack"),
                 (Row::Detach, "detach"),
+                (Row::Terminate, "terminate"),
                 (Row::Session, "session"),
                 (Row::Cpu, "cpu"),
             ] {
@@ -381,6 +399,9 @@ fn summary(r: &report::RunResult) -> String {
                 if let Some(v) = m.0.get(&row) {
                     let _ = write!(s, "{label} {v:.0}  ");
                 }
+            }
+            if let Some(v) = m.0.get(&Row::StopLine) {
+                let _ = write!(s, "line {v}  ");
             }
             if let Some(v) = m.0.get(&Row::Frames) {
                 let _ = write!(s, "frames {v}  ");
@@ -668,6 +689,34 @@ fn header(
             peers::bp::LINE_FILES,
             peers::bp::LINES_PER_FILE,
             peers::bp::LINE_FILES * peers::bp::LINES_PER_FILE,
+        );
+    }
+    if scenarios.iter().any(|s| s.is_launch()) {
+        let _ = writeln!(
+            h,
+            "- launch (`launch-main`, `launch-lib`): the debugger starts the program itself, \
+             a fresh debugger per run: `targets/launch.c` linked against a shared library of \
+             its own (`targets/launchlib.c`, `liblaunchbench.so`, `cc -O1 -g -fPIC -shared`, \
+             found through the program's rpath), whose first line of `main` calls `{lib}` in \
+             that library. `launch-main`: latch gets `launch {{program, stopAtMain: true}}` \
+             (stopped reason `entry`); lldb-dap 19, whose launch has no such argument, \
+             `launch {{program, stopOnEntry: false}}` and `setFunctionBreakpoints` `main` \
+             between `initialized` and `configurationDone`; gdb `break main`. `launch-lib`: \
+             latch and lldb-dap `setFunctionBreakpoints` `{lib}` there, gdb `break {lib}` \
+             (pending: the library is loaded by `run`). Times run from the debugger's spawn \
+             (DESIGN §8: start → the answer the user asked for) on one clock \
+             (CLOCK_MONOTONIC): the DAP peers' stop is the latest of the `launch` response, \
+             the `configurationDone` response and the `stopped` event; gdb runs in batch mode, \
+             `gdb -nx -iex 'set debuginfod enabled off' -iex 'set breakpoint pending on' \
+             -batch -ex CLOCK -ex 'file PROGRAM' -ex 'break FUNCTION' -ex run -ex CLOCK` (its \
+             default `startup-with-shell on`), and its stop is when the python print of \
+             CLOCK_MONOTONIC after `run` ran. Untimed after the stop: the DAP peers' \
+             stopped thread must be the launched program and the top frame of its \
+             `stackTrace` (1 level) the function asked for (gdb: its `Breakpoint 1, \
+             FUNCTION` line); then `disconnect {{terminateDebuggee: true}}` (gdb: the end of \
+             `-batch`, which kills the program), and the program must be gone 2 s later. \
+             Memory leaves the program out (adapter plus lldb-server).",
+            lib = target::LAUNCH_LIB_FUNCTION,
         );
     }
     if scenarios.contains(&Scenario::BigBinary) {
