@@ -103,6 +103,11 @@ struct Cli {
     /// NAME`) or by address (latch: `setInstructionBreakpoints`; gdb: `*ADDR`).
     #[arg(long, value_enum, default_value = "function")]
     breakpoints: peers::bp::BreakpointsBy,
+    /// How every peer's breakpoint in the library is set in launch-lib: by function name
+    /// (`setFunctionBreakpoints`; gdb `break NAME`) or on the source line of its first
+    /// statement (`setBreakpoints`; gdb `break launchlib.c:LINE`).
+    #[arg(long, value_enum, default_value = "function")]
+    launch_lib_breakpoint: peers::launch::LibBreakpoint,
     /// What `next` steps over in bp:N: one instruction (`granularity: instruction`,
     /// gdb `nexti`) or one source line (gdb `next`).
     #[arg(long, value_enum, default_value = "line")]
@@ -181,6 +186,7 @@ fn main() -> Result<()> {
         warm_cache: cli.warm_cache,
         breakpoints: cli.breakpoints,
         step: cli.step,
+        launch_lib_breakpoint: cli.launch_lib_breakpoint,
     };
 
     let mut versions: BTreeMap<Peer, String> = peers
@@ -295,11 +301,10 @@ fn run_one(
     }
     if sc.is_launch() {
         // The debugger starts the program itself.
-        let program = &targets.launch_bin;
         let r = match peer {
-            Peer::Latch => peers::launch::run_dap(peer, path, &["dap"], program, sc, opts),
-            Peer::LldbDap => peers::launch::run_dap(peer, path, &[], program, sc, opts),
-            Peer::Gdb | Peer::GdbBt => peers::launch::run_gdb(path, program, sc, opts),
+            Peer::Latch => peers::launch::run_dap(peer, path, &["dap"], targets, sc, opts),
+            Peer::LldbDap => peers::launch::run_dap(peer, path, &[], targets, sc, opts),
+            Peer::Gdb | Peer::GdbBt => peers::launch::run_gdb(path, targets, sc, opts),
         };
         reap_strays();
         return r;
@@ -701,9 +706,9 @@ fn header(
              that library. `launch-main`: latch gets `launch {{program, stopAtMain: true}}` \
              (stopped reason `entry`); lldb-dap 19, whose launch has no such argument, \
              `launch {{program, stopOnEntry: false}}` and `setFunctionBreakpoints` `main` \
-             between `initialized` and `configurationDone`; gdb `break main`. `launch-lib`: \
-             latch and lldb-dap `setFunctionBreakpoints` `{lib}` there, gdb `break {lib}` \
-             (pending: the library is loaded by `run`). Times run from the debugger's spawn \
+             between `initialized` and `configurationDone`; gdb `break main`. `launch-lib` \
+             (`--launch-lib-breakpoint {kind}`): latch and lldb-dap {lib_bp} there, gdb \
+             {gdb_bp} (pending: the library is loaded by `run`). Times run from the debugger's spawn \
              (DESIGN §8: start → the answer the user asked for) on one clock \
              (CLOCK_MONOTONIC): the DAP peers' stop is the latest of the `launch` response, \
              the `configurationDone` response and the `stopped` event; gdb runs in batch mode, \
@@ -717,6 +722,31 @@ fn header(
              `-batch`, which kills the program), and the program must be gone 2 s later. \
              Memory leaves the program out (adapter plus lldb-server).",
             lib = target::LAUNCH_LIB_FUNCTION,
+            kind = match cli.launch_lib_breakpoint {
+                peers::launch::LibBreakpoint::Function => "function",
+                peers::launch::LibBreakpoint::Line => "line",
+            },
+            lib_bp = match cli.launch_lib_breakpoint {
+                peers::launch::LibBreakpoint::Function => format!(
+                    "`setFunctionBreakpoints` `{}`",
+                    target::LAUNCH_LIB_FUNCTION
+                ),
+                peers::launch::LibBreakpoint::Line => format!(
+                    "`setBreakpoints` on `{}` line {} (its first statement)",
+                    target::LAUNCH_LIB_SOURCE,
+                    target::launch_lib_line()
+                ),
+            },
+            gdb_bp = match cli.launch_lib_breakpoint {
+                peers::launch::LibBreakpoint::Function => {
+                    format!("`break {}`", target::LAUNCH_LIB_FUNCTION)
+                }
+                peers::launch::LibBreakpoint::Line => format!(
+                    "`break {}:{}`",
+                    target::LAUNCH_LIB_SOURCE,
+                    target::launch_lib_line()
+                ),
+            },
         );
     }
     if scenarios.contains(&Scenario::BigBinary) {

@@ -98,6 +98,8 @@ pub struct RunOpts {
     pub breakpoints: bp::BreakpointsBy,
     /// What one `next` steps over (`bp:N`).
     pub step: bp::Step,
+    /// How the breakpoint in the library is set (`launch-lib`).
+    pub launch_lib_breakpoint: launch::LibBreakpoint,
 }
 
 fn ms(d: Duration) -> f64 {

@@ -81,6 +81,19 @@ pub enum Scenario {
 /// The function of the launch target's shared library that `main` calls first.
 pub const LAUNCH_LIB_FUNCTION: &str = "bench_lib_first";
 
+/// The file name of the launch target's library source, in the benchmark's temp dir.
+pub const LAUNCH_LIB_SOURCE: &str = "launchlib.c";
+
+/// The line of the first statement of [`LAUNCH_LIB_FUNCTION`] in its source: where a
+/// source breakpoint in the library goes.
+pub fn launch_lib_line() -> u32 {
+    let at = LAUNCH_LIB_C
+        .lines()
+        .position(|l| l.contains("volatile int doubled"))
+        .expect("launchlib.c has its first statement");
+    at as u32 + 1
+}
+
 impl Scenario {
     pub fn parse(s: &str) -> Result<Self, String> {
         match s {
@@ -197,10 +210,28 @@ pub struct Targets {
     counter_bin: PathBuf,
     /// The launch target, linked against `liblaunchbench.so` next to it (rpath).
     pub launch_bin: PathBuf,
+    /// The source of that library, where its debug info says it is.
+    pub launch_lib_src: PathBuf,
     /// Built only when the run has a `go` scenario and Go is installed.
     go_bin: Option<PathBuf>,
     /// The large binary and its arguments, when the run has a `big` scenario.
     pub big: Option<BigBinary>,
+}
+
+#[cfg(test)]
+impl Targets {
+    /// Targets that were never built: for tests of what is sent about them.
+    pub fn none() -> Self {
+        Targets {
+            threads_bin: PathBuf::new(),
+            churn_bin: PathBuf::new(),
+            counter_bin: PathBuf::new(),
+            launch_bin: PathBuf::new(),
+            launch_lib_src: PathBuf::new(),
+            go_bin: None,
+            big: None,
+        }
+    }
 }
 
 /// A large program with full debug info that idles with every thread
@@ -290,6 +321,7 @@ impl Targets {
             churn_bin,
             counter_bin,
             launch_bin,
+            launch_lib_src: dir.join(LAUNCH_LIB_SOURCE),
             go_bin,
             big,
         })
@@ -522,14 +554,14 @@ impl Targets {
 
 /// `cc -O1 -g -pthread -o DIR/NAME DIR/NAME.c`.
 fn cc(dir: &Path, name: &str, source: &str) -> Result<PathBuf> {
-    cc_with(dir, name, source, &[])
+    cc_with(dir, &format!("{name}.c"), name, source, &[])
 }
 
-/// `cc -O1 -g -pthread -o DIR/NAME DIR/NAME.c EXTRA...` (libraries after the source).
-fn cc_with(dir: &Path, name: &str, source: &str, extra: &[String]) -> Result<PathBuf> {
-    let src = dir.join(format!("{name}.c"));
+/// `cc -O1 -g -pthread -o DIR/BIN DIR/SRC EXTRA...` (libraries after the source).
+fn cc_with(dir: &Path, src: &str, bin: &str, source: &str, extra: &[String]) -> Result<PathBuf> {
+    let src = dir.join(src);
     std::fs::write(&src, source)?;
-    let bin = dir.join(name);
+    let bin = dir.join(bin);
     let out = Command::new("cc")
         .args(["-O1", "-g", "-pthread", "-o"])
         .arg(&bin)
@@ -553,12 +585,14 @@ fn cc_with(dir: &Path, name: &str, source: &str, extra: &[String]) -> Result<Pat
 fn cc_launch(dir: &Path) -> Result<PathBuf> {
     cc_with(
         dir,
+        LAUNCH_LIB_SOURCE,
         "liblaunchbench.so",
         LAUNCH_LIB_C,
         &["-fPIC".into(), "-shared".into()],
     )?;
     cc_with(
         dir,
+        "launch.c",
         "launchbench",
         LAUNCH_C,
         &[
@@ -752,6 +786,11 @@ mod tests {
         assert_eq!(parse("bp-lines"), Ok(Scenario::SourceBreakpoints));
         assert_eq!(parse("launch-main"), Ok(Scenario::LaunchMain));
         assert_eq!(parse("launch-lib"), Ok(Scenario::LaunchLibrary));
+        let line = LAUNCH_LIB_C
+            .lines()
+            .nth(launch_lib_line() as usize - 1)
+            .unwrap();
+        assert!(line.contains(LAUNCH_LIB_FUNCTION) || line.contains("volatile"));
         assert!(parse("churn-run:0").is_err());
         assert!(parse("spin").is_err());
         assert!(parse("sleep:x").is_err());

@@ -27,14 +27,31 @@ use super::{end_session, initialize, mib, ms, start_adapter, Peer, RunOpts};
 use crate::dap::{check_success, Dap};
 use crate::procfs;
 use crate::report::{Measure, Outcome, Row, RunResult};
-use crate::target::{Scenario, LAUNCH_LIB_FUNCTION};
+use crate::target::{launch_lib_line, Scenario, Targets, LAUNCH_LIB_FUNCTION, LAUNCH_LIB_SOURCE};
 use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Value};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+/// How the breakpoint in the library (`launch-lib`) is set, for every peer alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LibBreakpoint {
+    /// By function name: `setFunctionBreakpoints` (gdb: `break bench_lib_first`).
+    Function,
+    /// On the source line of the function's first statement: `setBreakpoints` (gdb:
+    /// `break launchlib.c:LINE`).
+    Line,
+}
+
+/// The breakpoint an editor sends with the launch.
+#[derive(Debug, PartialEq)]
+enum Breakpoint {
+    Function(&'static str),
+    Line(PathBuf, u32),
+}
 
 /// Where the program must stop: the function of the top frame.
 pub fn stop_function(scenario: Scenario) -> &'static str {
@@ -52,18 +69,63 @@ fn stop_row(scenario: Scenario) -> Row {
     }
 }
 
-/// The `launch` arguments and the function breakpoint (if any) an editor sends for
-/// `scenario` to `peer`.
-fn launch_request(peer: Peer, program: &Path, scenario: Scenario) -> (Value, Option<&'static str>) {
-    match (peer, scenario) {
-        (Peer::Latch, Scenario::LaunchMain) => {
+/// The `launch` arguments and the breakpoint (if any) an editor sends for `scenario` to
+/// `peer`.
+fn launch_request(
+    peer: Peer,
+    targets: &Targets,
+    scenario: Scenario,
+    lib: LibBreakpoint,
+) -> (Value, Option<Breakpoint>) {
+    let program = &targets.launch_bin;
+    match (peer, scenario, lib) {
+        (Peer::Latch, Scenario::LaunchMain, _) => {
             (json!({ "program": program, "stopAtMain": true }), None)
         }
+        (_, Scenario::LaunchLibrary, LibBreakpoint::Line) => (
+            json!({ "program": program, "stopOnEntry": false }),
+            Some(Breakpoint::Line(
+                targets.launch_lib_src.clone(),
+                launch_lib_line(),
+            )),
+        ),
         _ => (
             json!({ "program": program, "stopOnEntry": false }),
-            Some(stop_function(scenario)),
+            Some(Breakpoint::Function(stop_function(scenario))),
         ),
     }
+}
+
+/// Set `bp` as an editor does; an unverified answer is a note (pending until the library
+/// is loaded is fine: the stop says whether it works).
+fn set_breakpoint(
+    dap: &mut Dap,
+    bp: &Breakpoint,
+    deadline: Instant,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let (command, args, what) = match bp {
+        Breakpoint::Function(name) => (
+            "setFunctionBreakpoints",
+            json!({ "breakpoints": [{ "name": name }] }),
+            name.to_string(),
+        ),
+        Breakpoint::Line(path, line) => (
+            "setBreakpoints",
+            json!({ "source": { "path": path }, "breakpoints": [{ "line": line }] }),
+            format!("{}:{line}", path.display()),
+        ),
+    };
+    let seq = dap.send(command, args)?;
+    let (_, resp) = dap.response(seq, deadline, "the breakpoint's response")?;
+    let b = &resp["body"]["breakpoints"][0];
+    if b["verified"].as_bool() != Some(true) {
+        notes.push(format!(
+            "`{command}` {what}: not verified when set ({})",
+            b["message"].as_str().unwrap_or("no message")
+        ));
+    }
+    Ok(())
 }
 
 /// Why the program would not stop any more: it ended.
@@ -79,10 +141,11 @@ pub fn run_dap(
     peer: Peer,
     adapter: &Path,
     args: &[&str],
-    program: &Path,
+    targets: &Targets,
     scenario: Scenario,
     opts: &RunOpts,
 ) -> RunResult {
+    let program = targets.launch_bin.as_path();
     let mut notes = Vec::new();
     let mut version = None;
     static RUN: AtomicUsize = AtomicUsize::new(0);
@@ -101,7 +164,8 @@ pub fn run_dap(
         version = v;
         m.0.insert(Row::Initialize, ms(t_init - t0));
 
-        let (arguments, breakpoint) = launch_request(peer, program, scenario);
+        let (arguments, breakpoint) =
+            launch_request(peer, targets, scenario, opts.launch_lib_breakpoint);
         let t_launch = Instant::now();
         let launch = dap.send("launch", arguments)?;
         dap.wait_until(deadline, "the `initialized` event", |s| {
@@ -113,20 +177,8 @@ pub fn run_dap(
         if let Some((_, r)) = dap.seen.responses.get(&launch) {
             check_success(r.value())?;
         }
-        if let Some(name) = breakpoint {
-            let seq = dap.send(
-                "setFunctionBreakpoints",
-                json!({ "breakpoints": [{ "name": name }] }),
-            )?;
-            let (_, resp) = dap.response(seq, deadline, "the breakpoint's response")?;
-            let b = &resp["body"]["breakpoints"][0];
-            if b["verified"].as_bool() != Some(true) {
-                // Pending until the library is loaded is fine: the stop says whether it works.
-                notes.push(format!(
-                    "`setFunctionBreakpoints` {name}: not verified when set ({})",
-                    b["message"].as_str().unwrap_or("no message")
-                ));
-            }
+        if let Some(bp) = &breakpoint {
+            set_breakpoint(&mut dap, bp, deadline, &mut notes)?;
         }
         let conf = dap.send("configurationDone", json!({}))?;
         dap.wait_until(deadline, "the `stopped` event", |s| {
@@ -276,7 +328,7 @@ const GDB_PID: &str = "latch-bench-pid";
 
 /// gdb's command line for `scenario`: a clock print, `file`, `break`, `run`, a clock
 /// print and the program's pid; `-batch` then kills the program and exits.
-pub fn gdb_args(program: &Path, scenario: Scenario) -> Vec<String> {
+pub fn gdb_args(program: &Path, scenario: Scenario, lib: LibBreakpoint) -> Vec<String> {
     let mut a: Vec<String> = [
         "-nx",
         "-iex",
@@ -291,7 +343,12 @@ pub fn gdb_args(program: &Path, scenario: Scenario) -> Vec<String> {
     let commands = [
         super::gdb_clock(GDB_LAUNCH),
         format!("file {}", program.display()),
-        format!("break {}", stop_function(scenario)),
+        match (scenario, lib) {
+            (Scenario::LaunchLibrary, LibBreakpoint::Line) => {
+                format!("break {}:{}", LAUNCH_LIB_SOURCE, launch_lib_line())
+            }
+            _ => format!("break {}", stop_function(scenario)),
+        },
         "run".into(),
         super::gdb_clock(GDB_STOPPED),
         format!("python print('{GDB_PID}', gdb.selected_inferior().pid)"),
@@ -304,7 +361,8 @@ pub fn gdb_args(program: &Path, scenario: Scenario) -> Vec<String> {
 
 /// One launch with gdb in batch mode, timed on its clock prints; its output goes to a
 /// file, read after it exited.
-pub fn run_gdb(gdb: &Path, program: &Path, scenario: Scenario, opts: &RunOpts) -> RunResult {
+pub fn run_gdb(gdb: &Path, targets: &Targets, scenario: Scenario, opts: &RunOpts) -> RunResult {
+    let program = targets.launch_bin.as_path();
     let mut notes = Vec::new();
     static RUN: AtomicUsize = AtomicUsize::new(0);
     let n = RUN.fetch_add(1, Ordering::Relaxed);
@@ -320,7 +378,7 @@ pub fn run_gdb(gdb: &Path, program: &Path, scenario: Scenario, opts: &RunOpts) -
     };
     let mut cmd = Command::new(gdb);
     procfs::normal_priority(&mut cmd)
-        .args(gdb_args(program, scenario))
+        .args(gdb_args(program, scenario, opts.launch_lib_breakpoint))
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
@@ -419,7 +477,11 @@ mod tests {
 
     #[test]
     fn gdb_times_run_between_its_clock_prints() {
-        let args = gdb_args(Path::new("/tmp/x/launchbench"), Scenario::LaunchLibrary);
+        let args = gdb_args(
+            Path::new("/tmp/x/launchbench"),
+            Scenario::LaunchLibrary,
+            LibBreakpoint::Function,
+        );
         let at = |needle: &str| args.iter().position(|a| a == needle).unwrap();
         let clock = |label: &str| {
             args.iter()
@@ -431,18 +493,36 @@ mod tests {
         assert!(at("run") < clock(GDB_STOPPED));
         assert_eq!(args[at("run") - 1], "-ex");
         assert!(args.contains(&"set breakpoint pending on".to_string()));
+        let args = gdb_args(
+            Path::new("/tmp/x/launchbench"),
+            Scenario::LaunchLibrary,
+            LibBreakpoint::Line,
+        );
+        let line = format!("break launchlib.c:{}", launch_lib_line());
+        assert!(args.contains(&line), "{args:?}");
     }
 
     #[test]
     fn latch_stops_at_main_by_its_argument_lldb_dap_by_a_breakpoint() {
-        let p = Path::new("/p");
-        let (a, bp) = launch_request(Peer::Latch, p, Scenario::LaunchMain);
+        let mut t = Targets::none();
+        t.launch_bin = "/d/launchbench".into();
+        t.launch_lib_src = "/d/launchlib.c".into();
+        let f = LibBreakpoint::Function;
+        let (a, bp) = launch_request(Peer::Latch, &t, Scenario::LaunchMain, f);
         assert_eq!(a["stopAtMain"], true);
+        assert_eq!(a["program"], "/d/launchbench");
         assert_eq!(bp, None);
-        let (a, bp) = launch_request(Peer::LldbDap, p, Scenario::LaunchMain);
+        let (a, bp) = launch_request(Peer::LldbDap, &t, Scenario::LaunchMain, f);
         assert!(a.get("stopAtMain").is_none());
-        assert_eq!(bp, Some("main"));
-        let (_, bp) = launch_request(Peer::Latch, p, Scenario::LaunchLibrary);
-        assert_eq!(bp, Some(LAUNCH_LIB_FUNCTION));
+        assert_eq!(bp, Some(Breakpoint::Function("main")));
+        let (_, bp) = launch_request(Peer::Latch, &t, Scenario::LaunchLibrary, f);
+        assert_eq!(bp, Some(Breakpoint::Function(LAUNCH_LIB_FUNCTION)));
+        let line = LibBreakpoint::Line;
+        let (_, bp) = launch_request(Peer::LldbDap, &t, Scenario::LaunchLibrary, line);
+        let want = Breakpoint::Line("/d/launchlib.c".into(), launch_lib_line());
+        assert_eq!(bp, Some(want));
+        // The main row never changes with the library's breakpoint kind.
+        let (_, bp) = launch_request(Peer::Latch, &t, Scenario::LaunchMain, line);
+        assert_eq!(bp, None);
     }
 }
