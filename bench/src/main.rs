@@ -44,12 +44,15 @@ struct Cli {
     /// big (first stack trace on a large binary with full debug info),
     /// bp:N (breakpoint hit → stopped, `next` and the F10 round next to N sleeping
     /// threads), hot (a breakpoint that never stops in a hot loop: the loop's calls
-    /// per second), bp-lines (100 source breakpoints set in the large binary).
+    /// per second), bp-lines (100 source breakpoints set in the large binary),
+    /// launch-main (launch a program linked against a shared library, until it is
+    /// stopped at the first line of `main`), launch-lib (the same until the breakpoint
+    /// in that library, which `main` calls first).
     #[arg(
         long,
         value_delimiter = ',',
         value_parser = Scenario::parse,
-        default_value = "sleep:1,sleep:100,sleep:1000,sleep:4000,spin:16,spin:100,short-lived,go,waitfor,big,bp:1,bp:100,bp:1000,hot,bp-lines"
+        default_value = "sleep:1,sleep:100,sleep:1000,sleep:4000,spin:16,spin:100,short-lived,go,waitfor,big,bp:1,bp:100,bp:1000,hot,bp-lines,launch-main,launch-lib"
     )]
     sizes: Vec<Scenario>,
     /// Runs of the waitfor scenario per peer: its goal is stated over 20
@@ -100,6 +103,11 @@ struct Cli {
     /// NAME`) or by address (latch: `setInstructionBreakpoints`; gdb: `*ADDR`).
     #[arg(long, value_enum, default_value = "function")]
     breakpoints: peers::bp::BreakpointsBy,
+    /// How every peer's breakpoint in the library is set in launch-lib: by function name
+    /// (`setFunctionBreakpoints`; gdb `break NAME`) or on the source line of its first
+    /// statement (`setBreakpoints`; gdb `break launchlib.c:LINE`).
+    #[arg(long, value_enum, default_value = "function")]
+    launch_lib_breakpoint: peers::launch::LibBreakpoint,
     /// What `next` steps over in bp:N: one instruction (`granularity: instruction`,
     /// gdb `nexti`) or one source line (gdb `next`).
     #[arg(long, value_enum, default_value = "line")]
@@ -178,6 +186,7 @@ fn main() -> Result<()> {
         warm_cache: cli.warm_cache,
         breakpoints: cli.breakpoints,
         step: cli.step,
+        launch_lib_breakpoint: cli.launch_lib_breakpoint,
     };
 
     let mut versions: BTreeMap<Peer, String> = peers
@@ -290,6 +299,16 @@ fn run_one(
         reap_strays();
         return r;
     }
+    if sc.is_launch() {
+        // The debugger starts the program itself.
+        let r = match peer {
+            Peer::Latch => peers::launch::run_dap(peer, path, &["dap"], targets, sc, opts),
+            Peer::LldbDap => peers::launch::run_dap(peer, path, &[], targets, sc, opts),
+            Peer::Gdb | Peer::GdbBt => peers::launch::run_gdb(path, targets, sc, opts),
+        };
+        reap_strays();
+        return r;
+    }
     let mut target = match targets.spawn(sc, Instant::now() + opts.timeout) {
         Ok(t) => t,
         Err(e) => {
@@ -352,6 +371,9 @@ fn summary(r: &report::RunResult) -> String {
         Outcome::Ok(m) => {
             let mut s = String::new();
             for (row, label) in [
+                (Row::StartToMain, "start→main"),
+                (Row::StartToLibraryBreakpoint, "start→lib bp"),
+                (Row::LaunchToStopped, "launch→stopped"),
                 (Row::HitToStopped, "hit→stopped"),
                 (Row::NextInstruction, "nexti"),
                 (Row::NextLine, "next"),
@@ -364,6 +386,7 @@ fn summary(r: &report::RunResult) -> String {
                 (Row::FirstStack, "1st stack"),
                 (Row::SecondStack, "2nd stack"),
                 (Row::Detach, "detach"),
+                (Row::Terminate, "terminate"),
                 (Row::Session, "session"),
                 (Row::Cpu, "cpu"),
             ] {
@@ -381,6 +404,9 @@ fn summary(r: &report::RunResult) -> String {
                 if let Some(v) = m.0.get(&row) {
                     let _ = write!(s, "{label} {v:.0}  ");
                 }
+            }
+            if let Some(v) = m.0.get(&Row::StopLine) {
+                let _ = write!(s, "line {v}  ");
             }
             if let Some(v) = m.0.get(&Row::Frames) {
                 let _ = write!(s, "frames {v}  ");
@@ -668,6 +694,59 @@ fn header(
             peers::bp::LINE_FILES,
             peers::bp::LINES_PER_FILE,
             peers::bp::LINE_FILES * peers::bp::LINES_PER_FILE,
+        );
+    }
+    if scenarios.iter().any(|s| s.is_launch()) {
+        let _ = writeln!(
+            h,
+            "- launch (`launch-main`, `launch-lib`): the debugger starts the program itself, \
+             a fresh debugger per run: `targets/launch.c` linked against a shared library of \
+             its own (`targets/launchlib.c`, `liblaunchbench.so`, `cc -O1 -g -fPIC -shared`, \
+             found through the program's rpath), whose first line of `main` calls `{lib}` in \
+             that library. `launch-main`: latch gets `launch {{program, stopAtMain: true}}` \
+             (stopped reason `entry`); lldb-dap 19, whose launch has no such argument, \
+             `launch {{program, stopOnEntry: false}}` and `setFunctionBreakpoints` `main` \
+             between `initialized` and `configurationDone`; gdb `break main`. `launch-lib` \
+             (`--launch-lib-breakpoint {kind}`): latch and lldb-dap {lib_bp} there, gdb \
+             {gdb_bp} (pending: the library is loaded by `run`). Times run from the debugger's spawn \
+             (DESIGN §8: start → the answer the user asked for) on one clock \
+             (CLOCK_MONOTONIC): the DAP peers' stop is the latest of the `launch` response, \
+             the `configurationDone` response and the `stopped` event; gdb runs in batch mode, \
+             `gdb -nx -iex 'set debuginfod enabled off' -iex 'set breakpoint pending on' \
+             -batch -ex CLOCK -ex 'file PROGRAM' -ex 'break FUNCTION' -ex run -ex CLOCK` (its \
+             default `startup-with-shell on`), and its stop is when the python print of \
+             CLOCK_MONOTONIC after `run` ran. Untimed after the stop: the DAP peers' \
+             stopped thread must be the launched program and the top frame of its \
+             `stackTrace` (1 level) the function asked for (gdb: its `Breakpoint 1, \
+             FUNCTION` line); then `disconnect {{terminateDebuggee: true}}` (gdb: the end of \
+             `-batch`, which kills the program), and the program must be gone 2 s later. \
+             Memory leaves the program out (adapter plus lldb-server).",
+            lib = target::LAUNCH_LIB_FUNCTION,
+            kind = match cli.launch_lib_breakpoint {
+                peers::launch::LibBreakpoint::Function => "function",
+                peers::launch::LibBreakpoint::Line => "line",
+            },
+            lib_bp = match cli.launch_lib_breakpoint {
+                peers::launch::LibBreakpoint::Function => format!(
+                    "`setFunctionBreakpoints` `{}`",
+                    target::LAUNCH_LIB_FUNCTION
+                ),
+                peers::launch::LibBreakpoint::Line => format!(
+                    "`setBreakpoints` on `{}` line {} (its first statement)",
+                    target::LAUNCH_LIB_SOURCE,
+                    target::launch_lib_line()
+                ),
+            },
+            gdb_bp = match cli.launch_lib_breakpoint {
+                peers::launch::LibBreakpoint::Function => {
+                    format!("`break {}`", target::LAUNCH_LIB_FUNCTION)
+                }
+                peers::launch::LibBreakpoint::Line => format!(
+                    "`break {}:{}`",
+                    target::LAUNCH_LIB_SOURCE,
+                    target::launch_lib_line()
+                ),
+            },
         );
     }
     if scenarios.contains(&Scenario::BigBinary) {

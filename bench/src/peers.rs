@@ -34,6 +34,7 @@
 //! ([`check_target_after`]), by the rule of its scenario ([`ThreadRule`]).
 
 pub mod bp;
+pub mod launch;
 
 use crate::dap::{check_success, Dap, Timeout};
 use crate::procfs::{self, Reaped};
@@ -60,7 +61,8 @@ pub enum Peer {
 impl Peer {
     /// gdb has no waitFor on Linux: it sits out that scenario.
     /// gdb has no session to leave running either: it sits out churn-run.
-    /// gdb + bt is gdb with backtraces: the breakpoint scenarios run gdb alone (over MI).
+    /// gdb + bt is gdb with backtraces: the breakpoint scenarios run gdb alone (over MI),
+    /// and so do the launch scenarios (in batch mode).
     pub fn can_run(self, scenario: Scenario) -> bool {
         let breakpoints = matches!(
             scenario,
@@ -68,7 +70,7 @@ impl Peer {
         );
         let gdb_cannot = matches!(scenario, Scenario::WaitFor | Scenario::ChurnRun(_))
             && matches!(self, Peer::Gdb | Peer::GdbBt);
-        let bt_cannot = breakpoints && self == Peer::GdbBt;
+        let bt_cannot = (breakpoints || scenario.is_launch()) && self == Peer::GdbBt;
         !gdb_cannot && !bt_cannot
     }
 
@@ -96,6 +98,8 @@ pub struct RunOpts {
     pub breakpoints: bp::BreakpointsBy,
     /// What one `next` steps over (`bp:N`).
     pub step: bp::Step,
+    /// How the breakpoint in the library is set (`launch-lib`).
+    pub launch_lib_breakpoint: launch::LibBreakpoint,
 }
 
 fn ms(d: Duration) -> f64 {

@@ -102,11 +102,29 @@ pub enum Row {
     SetSourceBreakpoints,
     /// `bp-lines`: breakpoints the adapter answered as verified (a count).
     BreakpointsVerified,
+    /// `launch-main`: spawn of the debugger until the program is reported stopped at the
+    /// first line of `main`.
+    StartToMain,
+    /// `launch-lib`: spawn of the debugger until the program is reported stopped at the
+    /// breakpoint in its shared library.
+    StartToLibraryBreakpoint,
+    /// Launch scenarios: the `launch` request until that stop (gdb: from a clock print
+    /// before `file PROGRAM` until one after `run`).
+    LaunchToStopped,
+    /// Launch scenarios: `disconnect {terminateDebuggee: true}` until its response.
+    Terminate,
+    /// Launch scenarios: the source line of the stop, as the debugger reported it (a
+    /// count: which line each peer takes for "the first line").
+    StopLine,
 }
 
 impl Row {
-    pub const ALL: [Row; 36] = [
+    pub const ALL: [Row; 41] = [
         Row::Initialize,
+        Row::StartToMain,
+        Row::StartToLibraryBreakpoint,
+        Row::LaunchToStopped,
+        Row::StopLine,
         Row::UntilBreakpointArmed,
         Row::HitToStopped,
         Row::FirstHitShown,
@@ -133,6 +151,7 @@ impl Row {
         Row::ThreadsListed,
         Row::Frames,
         Row::Detach,
+        Row::Terminate,
         Row::Session,
         Row::ThreadEventsPerSec,
         Row::OtherEventsPerSec,
@@ -195,6 +214,19 @@ impl Row {
                  `-break-insert` × 100)"
             }
             Row::BreakpointsVerified => "breakpoints verified (of 100)",
+            Row::StartToMain => {
+                "**start → stopped at the first line of `main`** (debugger spawned → `stopped`; \
+                 gdb: `run` returned)"
+            }
+            Row::StartToLibraryBreakpoint => {
+                "**start → stopped at the breakpoint in the library** (debugger spawned → \
+                 `stopped`; gdb: `run` returned)"
+            }
+            Row::LaunchToStopped => {
+                "`launch` → stopped (gdb: `file`, `break`, `run` until `run` returned)"
+            }
+            Row::Terminate => "`disconnect` (terminate the program)",
+            Row::StopLine => "source line of the stop (as reported)",
         }
     }
 
@@ -203,9 +235,14 @@ impl Row {
     fn shows_timeout(self, peer: Peer) -> bool {
         match peer {
             Peer::Gdb | Peer::GdbBt => self == Row::Session,
-            Peer::Latch | Peer::LldbDap => {
-                matches!(self, Row::AttachStopped | Row::ExecToStopped | Row::Session)
-            }
+            Peer::Latch | Peer::LldbDap => matches!(
+                self,
+                Row::AttachStopped
+                    | Row::ExecToStopped
+                    | Row::StartToMain
+                    | Row::StartToLibraryBreakpoint
+                    | Row::Session
+            ),
         }
     }
 
@@ -232,7 +269,11 @@ impl Row {
     fn is_count(self) -> bool {
         matches!(
             self,
-            Row::Frames | Row::LinesBeforeStop | Row::ThreadsListed | Row::BreakpointsVerified
+            Row::Frames
+                | Row::LinesBeforeStop
+                | Row::ThreadsListed
+                | Row::BreakpointsVerified
+                | Row::StopLine
         )
     }
 

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 const THREADS_C: &str = include_str!("../targets/threads.c");
 const CHURN_C: &str = include_str!("../targets/churn.c");
 const COUNTER_C: &str = include_str!("../targets/counter.c");
+const LAUNCH_C: &str = include_str!("../targets/launch.c");
+const LAUNCH_LIB_C: &str = include_str!("../targets/launchlib.c");
 const GO_MAIN: &str = include_str!("../targets/go/main.go");
 const GO_MOD: &str = include_str!("../targets/go/go.mod");
 
@@ -67,6 +69,29 @@ pub enum Scenario {
     /// `bp-lines`: 100 source-line breakpoints set in the large binary, with
     /// its DWARF not yet read.
     SourceBreakpoints,
+    /// `launch-main`: the debugger starts the launch target (`targets/launch.c`) and
+    /// stops at the first line of its `main`.
+    LaunchMain,
+    /// `launch-lib`: the debugger starts the launch target with a breakpoint on
+    /// [`LAUNCH_LIB_FUNCTION`], in its shared library (`targets/launchlib.c`), which
+    /// `main` calls first.
+    LaunchLibrary,
+}
+
+/// The function of the launch target's shared library that `main` calls first.
+pub const LAUNCH_LIB_FUNCTION: &str = "bench_lib_first";
+
+/// The file name of the launch target's library source, in the benchmark's temp dir.
+pub const LAUNCH_LIB_SOURCE: &str = "launchlib.c";
+
+/// The line of the first statement of [`LAUNCH_LIB_FUNCTION`] in its source: where a
+/// source breakpoint in the library goes.
+pub fn launch_lib_line() -> u32 {
+    let at = LAUNCH_LIB_C
+        .lines()
+        .position(|l| l.contains("volatile int doubled"))
+        .expect("launchlib.c has its first statement");
+    at as u32 + 1
 }
 
 impl Scenario {
@@ -79,11 +104,13 @@ impl Scenario {
             "churn-run" => return Ok(Scenario::ChurnRun(DEFAULT_CHURN_RUN_SECS)),
             "hot" => return Ok(Scenario::Hot),
             "bp-lines" => return Ok(Scenario::SourceBreakpoints),
+            "launch-main" => return Ok(Scenario::LaunchMain),
+            "launch-lib" => return Ok(Scenario::LaunchLibrary),
             _ => {}
         }
         let expected =
             "expected sleep:N, spin:N, short-lived, churn-run, churn-run:SECS, go, go:N, waitfor, \
-             big, bp:N, hot or bp-lines";
+             big, bp:N, hot, bp-lines, launch-main or launch-lib";
         let (kind, n) = s
             .split_once(':')
             .ok_or_else(|| format!("`{s}`: {expected}"))?;
@@ -127,7 +154,20 @@ impl Scenario {
             Scenario::SourceBreakpoints => {
                 "100 source breakpoints in a large binary, DWARF not yet read".into()
             }
+            Scenario::LaunchMain => {
+                "launch → first line of `main` stopped (a program linked against a shared library)"
+                    .into()
+            }
+            Scenario::LaunchLibrary => format!(
+                "launch → first breakpoint in a library loaded at startup (`{LAUNCH_LIB_FUNCTION}`, \
+                 called first thing in `main`)"
+            ),
         }
+    }
+
+    /// Whether the debugger starts the target itself (`launch`).
+    pub fn is_launch(self) -> bool {
+        matches!(self, Scenario::LaunchMain | Scenario::LaunchLibrary)
     }
 
     /// What may happen to the target's threads between its `ready` and the
@@ -168,10 +208,30 @@ pub struct Targets {
     threads_bin: PathBuf,
     churn_bin: PathBuf,
     counter_bin: PathBuf,
+    /// The launch target, linked against `liblaunchbench.so` next to it (rpath).
+    pub launch_bin: PathBuf,
+    /// The source of that library, where its debug info says it is.
+    pub launch_lib_src: PathBuf,
     /// Built only when the run has a `go` scenario and Go is installed.
     go_bin: Option<PathBuf>,
     /// The large binary and its arguments, when the run has a `big` scenario.
     pub big: Option<BigBinary>,
+}
+
+#[cfg(test)]
+impl Targets {
+    /// Targets that were never built: for tests of what is sent about them.
+    pub fn none() -> Self {
+        Targets {
+            threads_bin: PathBuf::new(),
+            churn_bin: PathBuf::new(),
+            counter_bin: PathBuf::new(),
+            launch_bin: PathBuf::new(),
+            launch_lib_src: PathBuf::new(),
+            go_bin: None,
+            big: None,
+        }
+    }
 }
 
 /// A large program with full debug info that idles with every thread
@@ -254,11 +314,14 @@ impl Targets {
         let threads_bin = cc(dir, "threads", THREADS_C)?;
         let churn_bin = cc(dir, "churn", CHURN_C)?;
         let counter_bin = cc(dir, COUNTER_NAME, COUNTER_C)?;
+        let launch_bin = cc_launch(dir)?;
         let go_bin = go.map(|go| go_build(go, dir)).transpose()?;
         Ok(Targets {
             threads_bin,
             churn_bin,
             counter_bin,
+            launch_bin,
+            launch_lib_src: dir.join(LAUNCH_LIB_SOURCE),
             go_bin,
             big,
         })
@@ -281,6 +344,9 @@ impl Targets {
             Scenario::Hit(n) => (&self.threads_bin, vec!["bp".into(), n.to_string()]),
             Scenario::Hot => (&self.threads_bin, vec!["hot".into(), "0".into()]),
             Scenario::WaitFor => bail!("the waitFor counter is started by its driver"),
+            Scenario::LaunchMain | Scenario::LaunchLibrary => {
+                bail!("the launch target is started by the debugger")
+            }
         };
         let commanded = matches!(scenario, Scenario::Hit(_) | Scenario::Hot);
         let mut child = crate::procfs::as_target(&mut Command::new(program))
@@ -488,13 +554,19 @@ impl Targets {
 
 /// `cc -O1 -g -pthread -o DIR/NAME DIR/NAME.c`.
 fn cc(dir: &Path, name: &str, source: &str) -> Result<PathBuf> {
-    let src = dir.join(format!("{name}.c"));
+    cc_with(dir, &format!("{name}.c"), name, source, &[])
+}
+
+/// `cc -O1 -g -pthread -o DIR/BIN DIR/SRC EXTRA...` (libraries after the source).
+fn cc_with(dir: &Path, src: &str, bin: &str, source: &str, extra: &[String]) -> Result<PathBuf> {
+    let src = dir.join(src);
     std::fs::write(&src, source)?;
-    let bin = dir.join(name);
+    let bin = dir.join(bin);
     let out = Command::new("cc")
         .args(["-O1", "-g", "-pthread", "-o"])
         .arg(&bin)
         .arg(&src)
+        .args(extra)
         .output()
         .context("running cc (install with: apt-get install -y gcc)")?;
     if !out.status.success() {
@@ -505,6 +577,30 @@ fn cc(dir: &Path, name: &str, source: &str) -> Result<PathBuf> {
         );
     }
     Ok(bin)
+}
+
+/// The launch target: `DIR/liblaunchbench.so` from `launchlib.c` (`-fPIC -shared`), then
+/// `DIR/launchbench` from `launch.c`, linked against it (`-L DIR -llaunchbench`) with an
+/// rpath to `DIR`, so the dynamic loader loads it at startup without any environment.
+fn cc_launch(dir: &Path) -> Result<PathBuf> {
+    cc_with(
+        dir,
+        LAUNCH_LIB_SOURCE,
+        "liblaunchbench.so",
+        LAUNCH_LIB_C,
+        &["-fPIC".into(), "-shared".into()],
+    )?;
+    cc_with(
+        dir,
+        "launch.c",
+        "launchbench",
+        LAUNCH_C,
+        &[
+            format!("-L{}", dir.display()),
+            "-llaunchbench".into(),
+            format!("-Wl,-rpath,{}", dir.display()),
+        ],
+    )
 }
 
 /// The Go toolchain (Debian's `golang-go`), or why the `go` scenario is
@@ -688,6 +784,13 @@ mod tests {
         assert_eq!(parse("bp:1000"), Ok(Scenario::Hit(1000)));
         assert_eq!(parse("hot"), Ok(Scenario::Hot));
         assert_eq!(parse("bp-lines"), Ok(Scenario::SourceBreakpoints));
+        assert_eq!(parse("launch-main"), Ok(Scenario::LaunchMain));
+        assert_eq!(parse("launch-lib"), Ok(Scenario::LaunchLibrary));
+        let line = LAUNCH_LIB_C
+            .lines()
+            .nth(launch_lib_line() as usize - 1)
+            .unwrap();
+        assert!(line.contains(LAUNCH_LIB_FUNCTION) || line.contains("volatile"));
         assert!(parse("churn-run:0").is_err());
         assert!(parse("spin").is_err());
         assert!(parse("sleep:x").is_err());
