@@ -12,6 +12,7 @@ pub mod calls;
 pub mod dwarf;
 pub mod functions;
 pub mod gopclntab;
+pub mod goroutines;
 pub mod image;
 pub mod lines;
 pub mod locations;
