@@ -20,6 +20,8 @@ pub const MAX_GOROUTINES: usize = 1 << 20;
 const MAX_STRING: u64 = 4096;
 /// The most pprof labels read of one goroutine.
 const MAX_LABELS: u64 = 64;
+/// How many `g`s one system call reads (the kernel takes at most 1024 pieces).
+const BATCH: usize = 512;
 
 /// `_Gscan`: the bit the garbage collector sets on a status while it scans the stack.
 const G_SCAN: u32 = 0x1000;
@@ -556,6 +558,16 @@ pub trait Memory {
     /// Fills `buffer` from `address`; false when any byte cannot be read.
     fn read(&mut self, address: u64, buffer: &mut [u8]) -> bool;
 
+    /// Reads `size` bytes at each of `addresses` into consecutive pieces of `out`;
+    /// whether each could be read.
+    fn read_each(&mut self, addresses: &[u64], size: usize, out: &mut [u8]) -> Vec<bool> {
+        addresses
+            .iter()
+            .zip(out.chunks_exact_mut(size))
+            .map(|(&address, piece)| self.read(address, piece))
+            .collect()
+    }
+
     fn word(&mut self, address: u64) -> Option<u64> {
         let mut bytes = [0u8; 8];
         self.read(address, &mut bytes)
@@ -588,6 +600,36 @@ pub struct ProcessMemory(pub crate::procfs::Pid);
 impl Memory for ProcessMemory {
     fn read(&mut self, address: u64, buffer: &mut [u8]) -> bool {
         super::memory::read_into(self.0, address, buffer)
+    }
+
+    /// Many pieces per system call: 10,000 goroutines in 20 calls instead of 10,000.
+    /// The kernel stops at the first piece it cannot read; the pieces from there on are
+    /// read one by one.
+    fn read_each(&mut self, addresses: &[u64], size: usize, out: &mut [u8]) -> Vec<bool> {
+        use nix::sys::uio::{process_vm_readv, RemoteIoVec};
+        let mut done = vec![false; addresses.len()];
+        let mut first_unread = addresses.len();
+        if size > 0 {
+            let remote: Vec<RemoteIoVec> = addresses
+                .iter()
+                .map(|&address| RemoteIoVec {
+                    base: usize::try_from(address).unwrap_or(0),
+                    len: size,
+                })
+                .collect();
+            let mut local: Vec<std::io::IoSliceMut> = out
+                .chunks_exact_mut(size)
+                .map(std::io::IoSliceMut::new)
+                .collect();
+            let read = process_vm_readv(nix::unistd::Pid::from_raw(self.0), &mut local, &remote)
+                .unwrap_or(0);
+            first_unread = read / size;
+        }
+        done[..first_unread].fill(true);
+        for i in first_unread..addresses.len() {
+            done[i] = self.read(addresses[i], &mut out[i * size..(i + 1) * size]);
+        }
+        done
     }
 }
 
@@ -625,72 +667,109 @@ pub fn read(
         )));
     }
 
-    let mut reasons: FxHashMap<u64, Option<String>> = FxHashMap::default();
-    let mut threads: FxHashMap<u64, Option<i32>> = FxHashMap::default();
-    let mut system_starts: FxHashMap<u64, bool> = FxHashMap::default();
-    let mut g = vec![0u8; layout.g_size as usize];
+    let mut caches = Caches::default();
+    let addresses: Vec<u64> = pointers
+        .chunks_exact(8)
+        .map(|pointer| u64::from_le_bytes(pointer.try_into().unwrap()))
+        .filter(|&address| address != 0)
+        .collect();
+    let g_size = layout.g_size as usize;
+    let mut batch = vec![0u8; g_size * BATCH];
     let mut out = Vec::new();
-    for pointer in pointers.chunks_exact(8) {
-        let address = u64::from_le_bytes(pointer.try_into().unwrap());
-        if address == 0 || !memory.read(address, &mut g) {
-            continue;
+    for chunk in addresses.chunks(BATCH) {
+        let read = memory.read_each(chunk, g_size, &mut batch[..chunk.len() * g_size]);
+        for ((&address, g), read) in chunk.iter().zip(batch.chunks_exact(g_size)).zip(read) {
+            if !read {
+                continue;
+            }
+            if let Some(goroutine) =
+                decode(layout, bias, memory, &function_at, &mut caches, address, g)
+            {
+                out.push(goroutine);
+            }
         }
-        let field = |f: Field| f.read(&g).unwrap_or(0);
-        let status = Status::from_raw(field(layout.status) as u32);
-        if status == Status::Dead {
-            continue;
-        }
-        let wait_reason = match (status, field(layout.wait_reason)) {
-            (Status::Waiting | Status::Leaked, reason) if reason != 0 => reasons
-                .entry(reason)
-                .or_insert_with(|| wait_reason(layout, bias, memory, reason))
-                .clone(),
-            _ => None,
-        };
-        let m = field(layout.m);
-        let thread = if m == 0 {
-            None
-        } else {
-            *threads.entry(m).or_insert_with(|| {
-                let mut bytes = [0u8; 8];
-                let size = layout.m_procid.size as usize;
-                memory
-                    .read(m.checked_add(layout.m_procid.offset)?, &mut bytes[..size])
-                    .then(|| u64::from_le_bytes(bytes))
-                    .and_then(|id| i32::try_from(id).ok())
-                    .filter(|id| *id > 0)
-            })
-        };
-        let start_pc = field(layout.start_pc);
-        let system = *system_starts
-            .entry(start_pc)
-            .or_insert_with(|| is_system(function_at(start_pc).as_deref()));
-        let labels = layout
-            .labels
-            .map(field)
-            .filter(|at| *at != 0)
-            .and_then(|at| read_labels(layout.label_layout.as_ref()?, memory, at))
-            .unwrap_or_default();
-        let wait_since = layout.wait_since.map(field).unwrap_or(0) as i64;
-        out.push(Goroutine {
-            id: field(layout.goid) as i64,
-            status,
-            wait_reason,
-            waiting_since_ns: (wait_since != 0).then_some(wait_since),
-            thread,
-            saved: Saved {
-                pc: field(layout.sched_pc),
-                sp: field(layout.sched_sp),
-                bp: field(layout.sched_bp),
-            },
-            go_pc: field(layout.go_pc),
-            start_pc,
-            labels,
-            system,
-            address,
-        });
     }
     Ok(out)
+}
+
+/// What one listing looks up once: wait reasons by number, threads by `m`, and whether
+/// a start function is the runtime's.
+#[derive(Default)]
+struct Caches {
+    reasons: FxHashMap<u64, Option<String>>,
+    threads: FxHashMap<u64, Option<i32>>,
+    system_starts: FxHashMap<u64, bool>,
+}
+
+/// One `g` (its bytes `g`, read at `address`); None for a dead one.
+fn decode(
+    layout: &RuntimeLayout,
+    bias: u64,
+    memory: &mut impl Memory,
+    function_at: &impl Fn(u64) -> Option<String>,
+    caches: &mut Caches,
+    address: u64,
+    g: &[u8],
+) -> Option<Goroutine> {
+    let Caches {
+        reasons,
+        threads,
+        system_starts,
+    } = caches;
+    let field = |f: Field| f.read(g).unwrap_or(0);
+    let status = Status::from_raw(field(layout.status) as u32);
+    if status == Status::Dead {
+        return None;
+    }
+    let wait_reason = match (status, field(layout.wait_reason)) {
+        (Status::Waiting | Status::Leaked, reason) if reason != 0 => reasons
+            .entry(reason)
+            .or_insert_with(|| wait_reason(layout, bias, memory, reason))
+            .clone(),
+        _ => None,
+    };
+    let m = field(layout.m);
+    let thread = if m == 0 {
+        None
+    } else {
+        *threads.entry(m).or_insert_with(|| {
+            let mut bytes = [0u8; 8];
+            let size = layout.m_procid.size as usize;
+            memory
+                .read(m.checked_add(layout.m_procid.offset)?, &mut bytes[..size])
+                .then(|| u64::from_le_bytes(bytes))
+                .and_then(|id| i32::try_from(id).ok())
+                .filter(|id| *id > 0)
+        })
+    };
+    let start_pc = field(layout.start_pc);
+    let system = *system_starts
+        .entry(start_pc)
+        .or_insert_with(|| is_system(function_at(start_pc).as_deref()));
+    let labels = layout
+        .labels
+        .map(field)
+        .filter(|at| *at != 0)
+        .and_then(|at| read_labels(layout.label_layout.as_ref()?, memory, at))
+        .unwrap_or_default();
+    let wait_since = layout.wait_since.map(field).unwrap_or(0) as i64;
+    Some(Goroutine {
+        id: field(layout.goid) as i64,
+        status,
+        wait_reason,
+        waiting_since_ns: (wait_since != 0).then_some(wait_since),
+        thread,
+        saved: Saved {
+            pc: field(layout.sched_pc),
+            sp: field(layout.sched_sp),
+            bp: field(layout.sched_bp),
+        },
+        go_pc: field(layout.go_pc),
+        start_pc,
+        labels,
+        system,
+        address,
+    })
 }
 
 /// `waitReasonStrings[reason]`, as the program has it.
@@ -887,7 +966,7 @@ mod tests {
     use crate::symbols::Stacker;
 
     /// How many idle goroutines the fixture starts besides the interesting ones.
-    const IDLE: usize = 100;
+    const IDLE: usize = 10000;
 
     /// The toolchain in `variable` (or at `default`), or None after saying why (a
     /// failure unless skipping is allowed).
@@ -1068,7 +1147,40 @@ mod tests {
         let pid = fixture.pid();
         let mut stacker = Stacker::new(pid);
         let program = GoProgram::find(&mut stacker).unwrap();
+        let started = Instant::now();
         let all = program.goroutines(pid).unwrap();
+        eprintln!(
+            "{label}: {} goroutines read in {:?}",
+            all.len(),
+            started.elapsed()
+        );
+        // The symbols thread answers the same.
+        let service = crate::symbols::SymbolService::spawn().unwrap();
+        service.attach(pid, None);
+        let served = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(service.goroutines())
+            .unwrap();
+        assert_eq!(served, all, "{label}: the symbols thread's answer");
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes the timespec it is given.
+        assert_eq!(
+            unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) },
+            0
+        );
+        let now = now.tv_sec * 1_000_000_000 + now.tv_nsec;
+        for g in &all {
+            if let Some(since) = g.waiting_since_ns {
+                assert!(
+                    since > 0 && since <= now,
+                    "{label}: {g:?} waits since {since}, now {now}"
+                );
+            }
+        }
         let dumped = parse_dump(&std::fs::read_to_string(&fixture.dump).unwrap());
         drop(fixture);
 
@@ -1205,6 +1317,21 @@ mod tests {
             GoProgram::find(&mut stacker).err(),
             Some(GoroutinesError::NotGo)
         );
+    }
+
+    /// Batched reads of this process's memory: a piece that cannot be read (page zero)
+    /// fails alone, and the pieces after it are still read.
+    #[test]
+    fn goroutines_memory_reads_pieces_past_an_unreadable_one() {
+        let words: Vec<u64> = (0..4).map(|i| 0x1111 * (i + 1)).collect();
+        let at = |i: usize| words.as_ptr() as u64 + 8 * i as u64;
+        let mut memory = ProcessMemory(std::process::id() as crate::procfs::Pid);
+        let addresses = [at(0), at(1), 8, at(3)];
+        let mut out = [0u8; 32];
+        let read = memory.read_each(&addresses, 8, &mut out);
+        assert_eq!(read, [true, true, false, true]);
+        let word = |i: usize| u64::from_le_bytes(out[i * 8..i * 8 + 8].try_into().unwrap());
+        assert_eq!([word(0), word(1), word(3)], [words[0], words[1], words[3]]);
     }
 
     #[test]
