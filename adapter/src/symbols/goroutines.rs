@@ -202,6 +202,12 @@ pub struct RuntimeLayout {
     labels: Option<Field>,
     m_procid: Field,
     label_layout: Option<LabelLayout>,
+    /// Where the runtime says that the finalizer goroutine runs a finalizer: a
+    /// variable (file numbering), its value's field, and the bit that says so
+    /// (`fingRunning bool` before Go 1.21; `fingStatus`'s `fingRunningFinalizer` since).
+    finalizer_flag: Option<(u64, Field, u64)>,
+    /// `g.runningCleanups` (Go 1.24 and later).
+    running_cleanups: Option<Field>,
 }
 
 /// The names looked for among the DWARF's top-level entries.
@@ -211,6 +217,8 @@ const WANTED: &[&str] = &[
     "runtime.gobuf",
     "runtime.allgs",
     "runtime.waitReasonStrings",
+    "runtime.fingRunning",
+    "runtime.fingStatus",
     "runtime/pprof.labelMap",
     "internal/runtime/pprof/label.Label",
     "runtime/pprof.label",
@@ -392,32 +400,38 @@ impl Types {
     /// A field of a scalar type (or of a struct wrapping one, as `atomic.Uint32` wraps
     /// its `value`, which Go 1.20 and later use for `g.atomicstatus`).
     fn scalar(&self, structure: usize, name: &str) -> Result<Field, GoroutinesError> {
-        let (mut offset, mut kind) = self
+        let (offset, kind) = self
             .member(structure, name)
             .ok_or_else(|| layout_error(format!("no field {name}")))?;
-        for _ in 0..4 {
-            let stripped = self.strip_typedefs(kind);
-            if self.tag(stripped) != Some(gimli::DW_TAG_structure_type) {
-                break;
-            }
-            let (inner, inner_kind) = self
-                .member(stripped, "value")
-                .or_else(|| {
-                    // A struct of one scalar and zero-sized markers (noCopy, align64).
-                    self.members(stripped)
-                        .into_iter()
-                        .find(|(_, _, k)| self.byte_size(*k).unwrap_or(0) > 0)
-                        .map(|(_, at, k)| (at, k))
-                })
-                .ok_or_else(|| layout_error(format!("field {name} has no value")))?;
-            offset += inner;
-            kind = inner_kind;
-        }
+        let (offset, kind) = self
+            .unwrap_value(offset, kind)
+            .ok_or_else(|| layout_error(format!("field {name} has no value")))?;
         let size = self
             .byte_size(kind)
             .filter(|s| matches!(s, 1 | 2 | 4 | 8))
             .ok_or_else(|| layout_error(format!("field {name} is not a number")))?;
         Ok(Field { offset, size })
+    }
+
+    /// Into structs that wrap one value (`atomic.Uint32`'s `value`, `atomic.Bool`'s `u`)
+    /// down to the value: its offset (from `offset` on) and type.
+    fn unwrap_value(&self, mut offset: u64, mut kind: usize) -> Option<(u64, usize)> {
+        for _ in 0..4 {
+            let stripped = self.strip_typedefs(kind);
+            if self.tag(stripped) != Some(gimli::DW_TAG_structure_type) {
+                break;
+            }
+            let (inner, inner_kind) = self.member(stripped, "value").or_else(|| {
+                // A struct of one scalar and zero-sized markers (noCopy, align64).
+                self.members(stripped)
+                    .into_iter()
+                    .find(|(_, _, k)| self.byte_size(*k).unwrap_or(0) > 0)
+                    .map(|(_, at, k)| (at, k))
+            })?;
+            offset += inner;
+            kind = inner_kind;
+        }
+        Some((offset, kind))
     }
 
     fn named(&self, name: &str) -> Option<usize> {
@@ -443,6 +457,21 @@ impl Types {
             }
             _ => None,
         }
+    }
+
+    /// See `RuntimeLayout::finalizer_flag`.
+    fn finalizer_flag(&self) -> Option<(u64, Field, u64)> {
+        // fingRunningFinalizer = 1 << 1 (mfinal.go), a constant DWARF does not carry.
+        let (name, mask) = [("runtime.fingStatus", 2), ("runtime.fingRunning", 1)]
+            .into_iter()
+            .find(|(name, _)| self.named(name).is_some())?;
+        let at = self.variable(name)?;
+        let kind = self.type_of(self.named(name)?)?;
+        let (offset, kind) = self.unwrap_value(0, kind)?;
+        let size = self
+            .byte_size(kind)
+            .filter(|s| matches!(s, 1 | 2 | 4 | 8))?;
+        Some((at, Field { offset, size }, mask))
     }
 
     fn label_layout(&self) -> Option<LabelLayout> {
@@ -549,6 +578,8 @@ impl RuntimeLayout {
             labels,
             m_procid: types.scalar(m, "procid")?,
             label_layout: types.label_layout(),
+            finalizer_flag: types.finalizer_flag(),
+            running_cleanups: types.scalar(g, "runningCleanups").ok(),
         })
     }
 }
@@ -698,7 +729,9 @@ pub fn read(
 struct Caches {
     reasons: FxHashMap<u64, Option<String>>,
     threads: FxHashMap<u64, Option<i32>>,
-    system_starts: FxHashMap<u64, bool>,
+    start_names: FxHashMap<u64, Option<String>>,
+    /// Whether the finalizer goroutine runs a finalizer (read once per listing).
+    finalizers_running: Option<bool>,
 }
 
 /// One `g` (its bytes `g`, read at `address`); None for a dead one.
@@ -714,7 +747,8 @@ fn decode(
     let Caches {
         reasons,
         threads,
-        system_starts,
+        start_names,
+        finalizers_running,
     } = caches;
     let field = |f: Field| f.read(g).unwrap_or(0);
     let status = Status::from_raw(field(layout.status) as u32);
@@ -743,9 +777,25 @@ fn decode(
         })
     };
     let start_pc = field(layout.start_pc);
-    let system = *system_starts
+    let start = start_names
         .entry(start_pc)
-        .or_insert_with(|| is_system(function_at(start_pc).as_deref()));
+        .or_insert_with(|| function_at(start_pc))
+        .as_deref();
+    let finalizers_running = *finalizers_running.get_or_insert_with(|| {
+        layout
+            .finalizer_flag
+            .and_then(|(at, field, mask)| {
+                let mut bytes = [0u8; 8];
+                let size = field.size as usize;
+                let address = at.wrapping_add(bias).checked_add(field.offset)?;
+                memory
+                    .read(address, &mut bytes[..size])
+                    .then(|| u64::from_le_bytes(bytes) & mask != 0)
+            })
+            .unwrap_or(false)
+    });
+    let cleanups_running = layout.running_cleanups.is_some_and(|f| field(f) & 1 != 0);
+    let system = is_system(start, finalizers_running, cleanups_running);
     let labels = layout
         .labels
         .map(field)
@@ -788,15 +838,19 @@ fn wait_reason(
 }
 
 /// `runtime.isSystemGoroutine`: a goroutine that started in the runtime, except the main
-/// goroutine and a coroutine's (iter.Pull). The finalizer and cleanup goroutines count
-/// as the runtime's, also while they run the program's finalizers.
-fn is_system(start: Option<&str>) -> bool {
+/// goroutine, a coroutine's (iter.Pull), and the finalizer and cleanup goroutines
+/// while they run the program's code.
+fn is_system(start: Option<&str>, finalizers_running: bool, cleanups_running: bool) -> bool {
     let Some(name) = start else { return false };
-    name.starts_with("runtime.")
-        && !matches!(
-            name,
-            "runtime.main" | "runtime.corostart" | "runtime.handleAsyncEvent"
-        )
+    match name {
+        "runtime.main" | "runtime.corostart" | "runtime.handleAsyncEvent" => false,
+        // The finalizer goroutine, while it calls the program's finalizers, is the
+        // program's (runfinq before Go 1.25; runFinalizers since). So are the cleanup
+        // goroutines (Go 1.24 and later) while they run its cleanups.
+        "runtime.runfinq" | "runtime.runFinalizers" => !finalizers_running,
+        "runtime.runCleanups" => !cleanups_running,
+        _ => name.starts_with("runtime."),
+    }
 }
 
 /// The labels `g.labels` (at `at`) points at.
@@ -1193,8 +1247,15 @@ mod tests {
         assert_eq!(our_ids, their_ids, "{label}: goroutine ids");
         assert_eq!(
             ours.len(),
-            IDLE + 10,
-            "{label}: main, 9 workers, {IDLE} idle"
+            IDLE + 11,
+            "{label}: main, 9 workers, a finalizer, {IDLE} idle"
+        );
+        // The finalizer goroutine is the runtime's, but the program's while in a finalizer.
+        assert!(
+            ours.iter().any(|g| program
+                .function_at(g.start_pc)
+                .is_some_and(|f| f == "runtime.runfinq" || f == "runtime.runFinalizers")),
+            "{label}: the finalizer goroutine is not listed as the program's"
         );
 
         let mut seen_states = std::collections::BTreeSet::new();
@@ -1244,7 +1305,15 @@ mod tests {
                     Some(creator),
                     "{context}"
                 ),
-                None => assert_eq!(g.id, 1, "{context}"),
+                // Go's tracebacks do not show a creator in the runtime (runtime.createfing
+                // of the finalizer goroutine), nor goroutine 1's.
+                None => assert!(
+                    g.id == 1
+                        || program
+                            .function_at(g.go_pc)
+                            .is_some_and(|f| f.starts_with("runtime.")),
+                    "{context}"
+                ),
             }
             let labelled = theirs.text.contains("main.labelled");
             let expected: Vec<(String, String)> = if labelled {
