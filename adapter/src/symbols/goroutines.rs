@@ -1186,6 +1186,51 @@ mod tests {
             .collect()
     }
 
+    /// The process's memory with bytes flipped at random (about one in `rate`).
+    struct Damaged {
+        inner: ProcessMemory,
+        state: u64,
+        rate: u64,
+    }
+
+    impl Memory for Damaged {
+        fn read(&mut self, address: u64, buffer: &mut [u8]) -> bool {
+            if !self.inner.read(address, buffer) {
+                return false;
+            }
+            for byte in buffer.iter_mut() {
+                // xorshift64
+                self.state ^= self.state << 13;
+                self.state ^= self.state >> 7;
+                self.state ^= self.state << 17;
+                if self.state % self.rate == 0 {
+                    *byte ^= (self.state >> 32) as u8 | 1;
+                }
+            }
+            true
+        }
+    }
+
+    /// Damaged memory (a runtime in the middle of changing its lists, a corrupt heap)
+    /// gives odd goroutines or an error, never a panic, a hang or an unbounded list.
+    fn assert_damage_is_survived(program: &GoProgram, pid: crate::procfs::Pid) {
+        let started = Instant::now();
+        for round in 0..12u64 {
+            let mut memory = Damaged {
+                inner: ProcessMemory(pid),
+                state: 0x9e37_79b9_7f4a_7c15 ^ round,
+                rate: [7, 50, 1000][round as usize % 3],
+            };
+            if let Ok(found) = read(&program.layout, program.bias, &mut memory, |pc| {
+                program.function_at(pc)
+            }) {
+                assert!(found.len() <= MAX_GOROUTINES);
+                assert!(found.iter().all(|g| g.labels.len() as u64 <= MAX_LABELS));
+            }
+        }
+        eprintln!("12 damaged reads in {:?}", started.elapsed());
+    }
+
     /// The fixture's goroutines as read by this module agree with its own dump of them,
     /// goroutine by goroutine.
     fn assert_agrees_with_runtime_stack(go: &Path, label: &str) {
@@ -1236,6 +1281,7 @@ mod tests {
             }
         }
         let dumped = parse_dump(&std::fs::read_to_string(&fixture.dump).unwrap());
+        assert_damage_is_survived(&program, pid);
         drop(fixture);
 
         assert!(all.iter().any(|g| g.system), "{label}: no system goroutine");
