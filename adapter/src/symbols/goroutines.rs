@@ -1203,7 +1203,7 @@ mod tests {
                 self.state ^= self.state << 13;
                 self.state ^= self.state >> 7;
                 self.state ^= self.state << 17;
-                if self.state % self.rate == 0 {
+                if self.state.is_multiple_of(self.rate) {
                     *byte ^= (self.state >> 32) as u8 | 1;
                 }
             }
