@@ -238,6 +238,41 @@ fn layout_error(what: impl Into<String>) -> GoroutinesError {
     GoroutinesError::Layout(what.into())
 }
 
+/// Adds the unit's top-level entries named in `WANTED` to `named`.
+fn index_unit(
+    dwarf: &gimli::Dwarf<Reader>,
+    unit: &gimli::Unit<Reader>,
+    named: &mut FxHashMap<&'static str, (gimli::DwTag, usize)>,
+) {
+    let base = unit.header.offset().0;
+    let mut entries = unit.entries();
+    while let Ok(Some(entry)) = entries.next_dfs() {
+        if entry.depth() != 1 {
+            continue;
+        }
+        let tag = entry.tag();
+        if !matches!(
+            tag,
+            gimli::DW_TAG_structure_type | gimli::DW_TAG_typedef | gimli::DW_TAG_variable
+        ) {
+            continue;
+        }
+        let Some(name) = entry
+            .attr_value(gimli::DW_AT_name)
+            .and_then(|v| dwarf.attr_string(unit, v).ok())
+        else {
+            continue;
+        };
+        let Some(wanted) = WANTED.iter().find(|w| w.as_bytes() == name.slice()) else {
+            continue;
+        };
+        let offset = base + entry.offset().0;
+        if !matches!(named.get(wanted), Some((gimli::DW_TAG_structure_type, _))) {
+            named.insert(*wanted, (tag, offset));
+        }
+    }
+}
+
 impl Types {
     fn load(data: &'static [u8]) -> Result<Types, GoroutinesError> {
         let file = object::File::parse(data).map_err(|e| layout_error(e.to_string()))?;
@@ -253,40 +288,30 @@ impl Types {
         let mut named = FxHashMap::default();
         let mut headers = dwarf.units();
         while let Some(header) = headers.next().map_err(|e| layout_error(e.to_string()))? {
-            let unit = dwarf
-                .unit(header)
-                .map_err(|e| layout_error(e.to_string()))?;
-            let base = unit.header.offset().0;
+            units.push(
+                dwarf
+                    .unit(header)
+                    .map_err(|e| layout_error(e.to_string()))?,
+            );
+        }
+        // Go's linker writes the runtime's variables and every type into units named
+        // "runtime": those first, the rest only when they lack what is looked for.
+        let is_runtime = |unit: &gimli::Unit<Reader>| {
             let mut entries = unit.entries();
-            while let Ok(Some(entry)) = entries.next_dfs() {
-                if entry.depth() != 1 {
-                    continue;
-                }
-                let tag = entry.tag();
-                if !matches!(
-                    tag,
-                    gimli::DW_TAG_structure_type | gimli::DW_TAG_typedef | gimli::DW_TAG_variable
-                ) {
-                    continue;
-                }
-                let Some(name) = entry
-                    .attr_value(gimli::DW_AT_name)
-                    .and_then(|v| dwarf.attr_string(&unit, v).ok())
-                else {
-                    continue;
-                };
-                let Some(wanted) = WANTED.iter().find(|w| w.as_bytes() == name.slice()) else {
-                    continue;
-                };
-                let offset = base + entry.offset().0;
-                match named.get(wanted) {
-                    Some((gimli::DW_TAG_structure_type, _)) => {}
-                    _ => {
-                        named.insert(*wanted, (tag, offset));
-                    }
-                }
+            let root = entries.next_dfs().ok().flatten();
+            root.and_then(|root| root.attr_value(gimli::DW_AT_name))
+                .and_then(|v| dwarf.attr_string(unit, v).ok())
+                .is_some_and(|name| name.slice() == b"runtime")
+        };
+        let (runtime, rest): (Vec<&gimli::Unit<Reader>>, Vec<_>) =
+            units.iter().partition(|unit| is_runtime(unit));
+        for unit in &runtime {
+            index_unit(&dwarf, unit, &mut named);
+        }
+        if !named.contains_key("runtime.g") || !named.contains_key("runtime.allgs") {
+            for unit in &rest {
+                index_unit(&dwarf, unit, &mut named);
             }
-            units.push(unit);
         }
         Ok(Types {
             dwarf,
@@ -1245,7 +1270,12 @@ mod tests {
 
         let pid = fixture.pid();
         let mut stacker = Stacker::new(pid);
+        let started = Instant::now();
         let program = GoProgram::find(&mut stacker).unwrap();
+        eprintln!(
+            "{label}: the runtime's types read in {:?}",
+            started.elapsed()
+        );
         let started = Instant::now();
         let all = program.goroutines(pid).unwrap();
         eprintln!(
