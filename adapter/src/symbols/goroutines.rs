@@ -1258,13 +1258,13 @@ mod tests {
 
     /// The fixture's goroutines as read by this module agree with its own dump of them,
     /// goroutine by goroutine.
-    fn assert_agrees_with_runtime_stack(go: &Path, label: &str) {
+    fn assert_agrees_with_runtime_stack(go: &Path, label: &str, flags: &[&str]) {
         let work =
             std::env::temp_dir().join(format!("latch-goroutines-{}-{label}", std::process::id()));
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(&work).unwrap();
         let _scratch = Scratch(work.clone());
-        let binary = build(go, &work, &[]);
+        let binary = build(go, &work, flags);
         let fixture = Fixture::start(&binary, &work);
         fixture.stop();
 
@@ -1402,7 +1402,10 @@ mod tests {
             };
             assert_eq!(g.labels, expected, "{context}");
         }
-        let mutex = if label == "go119" {
+        if label.ends_with("pie") {
+            assert_ne!(program.bias, 0, "{label}: not loaded elsewhere");
+        }
+        let mutex = if label.starts_with("go119") {
             "semacquire"
         } else {
             "sync.Mutex.Lock"
@@ -1418,30 +1421,37 @@ mod tests {
     #[test]
     fn go_1_19_goroutines_agree_with_runtime_stack() {
         if let Some(go) = toolchain("LATCH_GO", Some("/usr/bin/go")) {
-            assert_agrees_with_runtime_stack(&go, "go119");
+            assert_agrees_with_runtime_stack(&go, "go119", &[]);
         }
     }
 
     #[test]
     fn current_go_goroutines_agree_with_runtime_stack() {
         if let Some(go) = toolchain("LATCH_CURRENT_GO", None) {
-            assert_agrees_with_runtime_stack(&go, "current");
+            assert_agrees_with_runtime_stack(&go, "current", &[]);
+        }
+    }
+
+    /// A position-independent executable is loaded elsewhere than its file's
+    /// addresses say: runtime.allgs and waitReasonStrings are found through the bias.
+    #[test]
+    fn current_go_pie_goroutines_agree_with_runtime_stack() {
+        if let Some(go) = toolchain("LATCH_CURRENT_GO", None) {
+            assert_agrees_with_runtime_stack(&go, "current-pie", &["-buildmode=pie"]);
         }
     }
 
     /// Without DWARF there are no goroutines, and the error says why, so that the
     /// caller can show threads.
-    #[test]
-    fn goroutines_of_a_program_without_dwarf_say_why() {
-        let Some(go) = toolchain("LATCH_GO", Some("/usr/bin/go")) else {
-            return;
-        };
-        let work =
-            std::env::temp_dir().join(format!("latch-goroutines-{}-no-dwarf", std::process::id()));
+    fn assert_no_dwarf_says_why(go: &Path, label: &str) {
+        let work = std::env::temp_dir().join(format!(
+            "latch-goroutines-{}-no-dwarf-{label}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(&work).unwrap();
         let _scratch = Scratch(work.clone());
-        let binary = build(&go, &work, &["-ldflags=-w"]);
+        let binary = build(go, &work, &["-ldflags=-w"]);
         let fixture = Fixture::start(&binary, &work);
         let mut stacker = Stacker::new(fixture.pid());
         let error = GoProgram::find(&mut stacker).err().expect("no goroutines");
@@ -1452,6 +1462,20 @@ mod tests {
                 .starts_with("goroutines need the program's DWARF (it was built with -ldflags=-w"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn go_1_19_goroutines_of_a_program_without_dwarf_say_why() {
+        if let Some(go) = toolchain("LATCH_GO", Some("/usr/bin/go")) {
+            assert_no_dwarf_says_why(&go, "go119");
+        }
+    }
+
+    #[test]
+    fn current_go_goroutines_of_a_program_without_dwarf_say_why() {
+        if let Some(go) = toolchain("LATCH_CURRENT_GO", None) {
+            assert_no_dwarf_says_why(&go, "current");
+        }
     }
 
     /// A program that is not Go has no goroutines, and says so.
