@@ -12,7 +12,46 @@ use std::rc::Rc;
 use gimli::{AttributeValue, RunTimeEndian};
 use rustc_hash::FxHashMap;
 
-use super::module::{section_data, Reader};
+/// DWARF read from sections inflated for the while the layout is read, then freed: a
+/// large Go program's `.debug_info` is tens of MiB inflated, and only a few types are
+/// wanted from it.
+type Reader<'a> = gimli::EndianSlice<'a, RunTimeEndian>;
+
+/// The sections the types and variables are read from (not the ranges, locations or
+/// frame tables), inflated.
+struct Sections(Vec<(gimli::SectionId, std::borrow::Cow<'static, [u8]>)>);
+
+impl Sections {
+    fn load(file: &object::File<'static>) -> Sections {
+        use object::{Object, ObjectSection};
+        let wanted = [
+            gimli::SectionId::DebugAbbrev,
+            gimli::SectionId::DebugInfo,
+            gimli::SectionId::DebugStr,
+            gimli::SectionId::DebugStrOffsets,
+            gimli::SectionId::DebugLineStr,
+            gimli::SectionId::DebugAddr,
+            // Each unit's line program header is read with the unit.
+            gimli::SectionId::DebugLine,
+        ];
+        Sections(
+            wanted
+                .into_iter()
+                .filter_map(|id| {
+                    let section = file.section_by_name(id.name())?;
+                    Some((id, section.uncompressed_data().ok()?))
+                })
+                .collect(),
+        )
+    }
+
+    fn get(&self, id: gimli::SectionId) -> &[u8] {
+        self.0
+            .iter()
+            .find(|(have, _)| *have == id)
+            .map_or(&[][..], |(_, data)| data)
+    }
+}
 
 /// The most goroutines one listing reads: a program with more is shown in part.
 pub const MAX_GOROUTINES: usize = 1 << 20;
@@ -227,9 +266,9 @@ const WANTED: &[&str] = &[
 ];
 
 /// The DWARF of one Go program, indexed by the few names above.
-struct Types {
-    dwarf: gimli::Dwarf<Reader>,
-    units: Vec<gimli::Unit<Reader>>,
+struct Types<'a> {
+    dwarf: gimli::Dwarf<Reader<'a>>,
+    units: Vec<gimli::Unit<Reader<'a>>>,
     /// Name to (tag, global `.debug_info` offset); a structure wins over a typedef.
     named: FxHashMap<&'static str, (gimli::DwTag, usize)>,
 }
@@ -240,8 +279,8 @@ fn layout_error(what: impl Into<String>) -> GoroutinesError {
 
 /// Adds the unit's top-level entries named in `WANTED` to `named`.
 fn index_unit(
-    dwarf: &gimli::Dwarf<Reader>,
-    unit: &gimli::Unit<Reader>,
+    dwarf: &gimli::Dwarf<Reader<'_>>,
+    unit: &gimli::Unit<Reader<'_>>,
     named: &mut FxHashMap<&'static str, (gimli::DwTag, usize)>,
 ) {
     let base = unit.header.offset().0;
@@ -273,15 +312,11 @@ fn index_unit(
     }
 }
 
-impl Types {
-    fn load(data: &'static [u8]) -> Result<Types, GoroutinesError> {
-        let file = object::File::parse(data).map_err(|e| layout_error(e.to_string()))?;
+impl<'a> Types<'a> {
+    fn load(sections: &'a Sections) -> Result<Types<'a>, GoroutinesError> {
         let endian = RunTimeEndian::Little;
-        let dwarf = gimli::Dwarf::load(|id| -> Result<Reader, gimli::Error> {
-            Ok(gimli::EndianSlice::new(
-                section_data(&file, id.name()).unwrap_or(&[]),
-                endian,
-            ))
+        let dwarf = gimli::Dwarf::load(|id| -> Result<Reader<'a>, gimli::Error> {
+            Ok(gimli::EndianSlice::new(sections.get(id), endian))
         })
         .map_err(|e| layout_error(e.to_string()))?;
         let mut units = Vec::new();
@@ -296,14 +331,14 @@ impl Types {
         }
         // Go's linker writes the runtime's variables and every type into units named
         // "runtime": those first, the rest only when they lack what is looked for.
-        let is_runtime = |unit: &gimli::Unit<Reader>| {
+        let is_runtime = |unit: &gimli::Unit<Reader<'a>>| {
             let mut entries = unit.entries();
             let root = entries.next_dfs().ok().flatten();
             root.and_then(|root| root.attr_value(gimli::DW_AT_name))
                 .and_then(|v| dwarf.attr_string(unit, v).ok())
                 .is_some_and(|name| name.slice() == b"runtime")
         };
-        let (runtime, rest): (Vec<&gimli::Unit<Reader>>, Vec<_>) =
+        let (runtime, rest): (Vec<&gimli::Unit<Reader<'a>>>, Vec<_>) =
             units.iter().partition(|unit| is_runtime(unit));
         for unit in &runtime {
             index_unit(&dwarf, unit, &mut named);
@@ -321,7 +356,7 @@ impl Types {
     }
 
     /// The unit holding the entry at `offset` (global), and the entry's offset in it.
-    fn locate(&self, offset: usize) -> Option<(&gimli::Unit<Reader>, gimli::UnitOffset)> {
+    fn locate(&self, offset: usize) -> Option<(&gimli::Unit<Reader<'a>>, gimli::UnitOffset)> {
         self.units.iter().find_map(|unit| {
             let at = gimli::DebugInfoOffset(offset).to_unit_offset(&unit.header)?;
             Some((unit, at))
@@ -329,7 +364,10 @@ impl Types {
     }
 
     /// A reference attribute as a global offset.
-    fn reference(unit: &gimli::Unit<Reader>, value: AttributeValue<Reader>) -> Option<usize> {
+    fn reference(
+        unit: &gimli::Unit<Reader<'a>>,
+        value: AttributeValue<Reader<'a>>,
+    ) -> Option<usize> {
         match value {
             AttributeValue::UnitRef(at) => Some(at.to_debug_info_offset(&unit.header)?.0),
             AttributeValue::DebugInfoRef(at) => Some(at.0),
@@ -337,7 +375,7 @@ impl Types {
         }
     }
 
-    fn attribute(&self, offset: usize, name: gimli::DwAt) -> Option<AttributeValue<Reader>> {
+    fn attribute(&self, offset: usize, name: gimli::DwAt) -> Option<AttributeValue<Reader<'a>>> {
         let (unit, at) = self.locate(offset)?;
         let entry = unit.entry(at).ok()?;
         entry.attr_value(name)
@@ -553,7 +591,9 @@ impl RuntimeLayout {
     /// Reads the layout from the DWARF in `data` (an ELF file); `None` for no DWARF.
     pub fn from_dwarf(data: Option<&'static [u8]>) -> Result<RuntimeLayout, GoroutinesError> {
         let data = data.ok_or(GoroutinesError::NoDwarf)?;
-        let types = Types::load(data)?;
+        let file = object::File::parse(data).map_err(|e| layout_error(e.to_string()))?;
+        let sections = Sections::load(&file);
+        let types = Types::load(&sections)?;
         let g = types.structure("runtime.g").map_err(|_| {
             if types.named.is_empty() {
                 GoroutinesError::NotGo
