@@ -22,7 +22,7 @@ fn all_infos(stacker: &mut Stacker) -> Vec<Rc<ModuleInfo>> {
 
 /// The difference between the process's addresses and the file's for this module: ELF
 /// loads every segment with one bias, which its first code mapping shows.
-fn bias(module: &Module, info: &ModuleInfo) -> Option<u64> {
+pub(super) fn bias(module: &Module, info: &ModuleInfo) -> Option<u64> {
     let mapping = module.code.first()?;
     let file_address = info.virtual_address(mapping.file_offset)?;
     Some(mapping.start.wrapping_sub(file_address))

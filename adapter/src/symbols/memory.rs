@@ -93,7 +93,7 @@ pub fn read(pid: Pid, address: u64, len: usize) -> Option<Vec<u8>> {
 }
 
 /// Fills `buffer` from `address`; false when any byte of it cannot be read.
-fn read_into(pid: Pid, address: u64, buffer: &mut [u8]) -> bool {
+pub(super) fn read_into(pid: Pid, address: u64, buffer: &mut [u8]) -> bool {
     let Ok(base) = usize::try_from(address) else {
         return false;
     };

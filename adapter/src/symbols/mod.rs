@@ -5,13 +5,15 @@
 //! the unwinder (`unwind`, reading memory through `memory`), and whole stacks (`stack`);
 //! for breakpoints and stepping, source lines (`lines`) and function names (`functions`)
 //! to addresses and what stepping needs at an address, in a file's own numbering, and
-//! the same in the process's (`locations`, with the dynamic loader's hook).
+//! the same in the process's (`locations`, with the dynamic loader's hook); a stopped Go
+//! program's goroutines, read from its runtime's own data (`goroutines`).
 
 pub mod cache;
 pub mod calls;
 pub mod dwarf;
 pub mod functions;
 pub mod gopclntab;
+pub mod goroutines;
 pub mod image;
 pub mod lines;
 pub mod locations;

@@ -18,6 +18,7 @@ use object::{Object, ObjectSection, ObjectSegment};
 
 use super::dwarf::Dwarf;
 use super::gopclntab::{GoFrame, GoLineTable};
+use super::goroutines::{GoroutinesError, RuntimeLayout};
 use super::image::LoadedImage;
 use super::lines::LineTables;
 use super::symtab::SymbolTable;
@@ -198,6 +199,8 @@ pub struct ModuleInfo {
     go_lines: OnceCell<Option<GoLineTable>>,
     /// Line tables by source file, for breakpoints and stepping: built on first use.
     lines: OnceCell<Option<LineTables>>,
+    /// Where a Go program's runtime keeps its goroutines, from its DWARF: read once.
+    go_runtime: OnceCell<Result<Rc<RuntimeLayout>, GoroutinesError>>,
     pub eh_frame: Option<CfiSection<gimli::EhFrame<Reader>>>,
     pub debug_frame: Option<CfiSection<gimli::DebugFrame<Reader>>>,
 }
@@ -218,6 +221,7 @@ impl ModuleInfo {
             named: RefCell::default(),
             go_lines: OnceCell::new(),
             lines: OnceCell::new(),
+            go_runtime: OnceCell::new(),
             eh_frame: None,
             debug_frame: None,
         }
@@ -310,6 +314,7 @@ impl ModuleInfo {
             named: RefCell::default(),
             go_lines,
             lines: OnceCell::new(),
+            go_runtime: OnceCell::new(),
             eh_frame,
             debug_frame,
         }
@@ -375,6 +380,13 @@ impl ModuleInfo {
         }
         self.dwarf()
             .is_some_and(|dwarf| dwarf.mentions(name.as_bytes()))
+    }
+
+    /// Where a Go program's runtime keeps its goroutines, as its DWARF describes it.
+    pub fn go_runtime(&self) -> Result<Rc<RuntimeLayout>, GoroutinesError> {
+        self.go_runtime
+            .get_or_init(|| RuntimeLayout::from_dwarf(self.dwarf_file).map(Rc::new))
+            .clone()
     }
 
     /// The line tables of the module's DWARF, indexed by file on first use.

@@ -6,6 +6,7 @@ use std::sync::mpsc;
 
 use tokio::sync::oneshot;
 
+use super::goroutines::{GoProgram, Goroutine};
 use super::locations;
 use super::{
     FunctionLocation, LineResolution, Registers, StackFrame, Stacker, StepInfo, SymbolStatus,
@@ -63,6 +64,9 @@ enum Job {
     },
     LoaderBreakpoint {
         reply: oneshot::Sender<Option<u64>>,
+    },
+    Goroutines {
+        reply: oneshot::Sender<Result<Vec<Goroutine>, String>>,
     },
 }
 
@@ -161,6 +165,16 @@ impl SymbolService {
         answer.await.ok().flatten()
     }
 
+    /// The goroutines of the attached Go program, read from its stopped runtime; an
+    /// error says why there are none (not Go, no DWARF: show threads instead).
+    pub async fn goroutines(&self) -> Result<Vec<Goroutine>, String> {
+        let (reply, answer) = oneshot::channel();
+        let _ = self.jobs.send(Job::Goroutines { reply });
+        answer
+            .await
+            .unwrap_or_else(|_| Err("the symbols thread is gone".into()))
+    }
+
     /// The address of the dynamic loader's hook; `None` for a static program.
     pub async fn loader_breakpoint(&self) -> Option<u64> {
         let (reply, answer) = oneshot::channel();
@@ -251,6 +265,15 @@ fn serve(queue: mpsc::Receiver<Job>) {
             }
             Job::LoaderBreakpoint { reply } => {
                 let _ = reply.send(stacker.as_mut().and_then(locations::loader_breakpoint));
+            }
+            Job::Goroutines { reply } => {
+                let found = match stacker.as_mut() {
+                    Some(stacker) => GoProgram::find(stacker)
+                        .and_then(|program| program.goroutines(stacker.view()))
+                        .map_err(|error| error.to_string()),
+                    None => Err(NOT_ATTACHED.into()),
+                };
+                let _ = reply.send(found);
             }
         }
     }
