@@ -14,6 +14,7 @@ use crate::support::fixtures::{go_build_with, go_tool, out_dir, source_dir, tmp_
 use crate::support::procfs;
 use crate::support::skip_or_fail;
 use crate::support::target::{run_with_deadline, spawn_retrying};
+use crate::support::Target;
 
 /// The fixture's idle goroutines, all blocked at the same place.
 const IDLE: usize = 10000;
@@ -458,6 +459,29 @@ fn assert_groups_agree_with_dump(go: &Path, label: &str) {
             );
         }
     }
+    // With --all-goroutines, the runtime's are listed too, in groups of their own.
+    let out = run_with_deadline(
+        Command::new(latch_bin()).args(["attach", &fixture.pid().to_string(), "--all-goroutines"]),
+        Duration::from_secs(60),
+    );
+    let every = text(&out.stdout);
+    assert!(out.status.success(), "{label}: {every}");
+    let (all_groups, none_hidden) = parse_groups(&every);
+    assert_eq!(none_hidden, 0, "{label}: {every}");
+    let total: usize = all_groups.iter().map(|g| g.count).sum();
+    assert_eq!(
+        total,
+        dumped.len() + hidden,
+        "{label}: --all-goroutines lists what was counted:\n{every}"
+    );
+    assert!(
+        all_groups
+            .iter()
+            .any(|g| g.functions.iter().any(
+                |f| f.starts_with("runtime.bgsweep") || f.starts_with("runtime.forcegchelper")
+            )),
+        "{label}: no runtime goroutine listed:\n{every}"
+    );
     fixture.assert_runs_untraced(label);
 }
 
@@ -548,4 +572,71 @@ fn cli_current_go_without_dwarf_says_goroutines_need_it() {
     if let Some(go) = current_go() {
         assert_no_dwarf_says_why(&go, "current");
     }
+}
+
+/// `--break` on a Go program: the thread that hit the breakpoint is marked and its
+/// stack printed first, alone, as on any program; the goroutines follow the table,
+/// the one that hit it among them, running on that thread.
+#[test]
+fn cli_break_in_a_go_program_prints_the_thread_and_the_goroutines() {
+    require_harness!();
+    let Some(target) = Target::start_go(&["1", "4"]) else {
+        return;
+    };
+    // The busy goroutine's `atomic.AddUint64(&sink, 1)`, reached every 2^24 turns.
+    let source = source_dir().join("go/main.go");
+    let line = std::fs::read_to_string(&source)
+        .unwrap()
+        .lines()
+        .position(|l| l.contains("atomic.AddUint64(&sink, 1)"))
+        .unwrap()
+        + 1;
+    let place = format!("main.go:{line}");
+    let out = run_with_deadline(
+        Command::new(latch_bin()).args([
+            "attach",
+            &target.pid.to_string(),
+            "--break",
+            &place,
+            "--break-timeout",
+            "20",
+        ]),
+        Duration::from_secs(60),
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    let first = stdout.lines().next().unwrap_or_default();
+    let tid: i32 = first
+        .strip_prefix("thread ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no hit: {stdout}"));
+    assert!(first.contains(&place), "{stdout}");
+    assert!(stdout.contains("[hit the breakpoint]"), "{stdout}");
+    let (groups, _) = parse_groups(&stdout);
+    let hitting = groups
+        .iter()
+        .find(|g| g.threads.contains(&tid))
+        .unwrap_or_else(|| panic!("no goroutine on thread {tid}:\n{stdout}"));
+    assert_eq!(hitting.state, "running", "{stdout}");
+    assert!(
+        hitting
+            .text
+            .lines()
+            .nth(1)
+            .unwrap_or_default()
+            .ends_with(&place),
+        "{stdout}"
+    );
+    // Its thread's stack, printed alone too: what the user asked for.
+    let stack = stdout
+        .split(&format!("\nThread {tid} "))
+        .nth(1)
+        .unwrap_or_else(|| panic!("thread {tid}'s stack not printed: {stdout}"));
+    assert!(
+        stack.lines().nth(1).unwrap_or_default().ends_with(&place),
+        "{stdout}"
+    );
+    assert!(stdout.contains("detached from"), "{stdout}");
+    target.assert_runs_on_with_new_threads_allowed();
 }
