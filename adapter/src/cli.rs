@@ -968,7 +968,50 @@ fn fit(line: &str, width: Option<usize>) -> std::borrow::Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
-    use super::{fit, BreakAt};
+    use super::{fit, group_header, id_runs, BreakAt, GoroutineGroup};
+
+    #[test]
+    fn goroutine_ids_print_as_runs_and_are_cut_after_a_few() {
+        assert_eq!(id_runs(&[1]), "1");
+        assert_eq!(id_runs(&[5, 6, 7, 8, 20, 21, 30]), "5-8, 20, 21, 30");
+        let scattered: Vec<i64> = (0..20).map(|i| i * 10).collect();
+        assert_eq!(id_runs(&scattered), "0, 10, 20, 30, 40, 50, 60, 70, …");
+    }
+
+    fn group(ids: Vec<i64>, minutes: Option<(i64, i64)>, threads: Vec<i32>) -> GoroutineGroup {
+        GoroutineGroup {
+            state: "chan receive".into(),
+            system: false,
+            ids,
+            threads,
+            minutes,
+            labels: Vec::new(),
+            frames: Vec::new(),
+            created_by: None,
+        }
+    }
+
+    #[test]
+    fn group_headers_say_count_state_minutes_as_go_does_threads_and_ids() {
+        assert_eq!(
+            group_header(&group((28..10028).collect(), Some((0, 0)), vec![])),
+            "10000 goroutines [chan receive]: 28-10027"
+        );
+        assert_eq!(
+            group_header(&group(vec![3], Some((2, 2)), vec![])),
+            "1 goroutine [chan receive, 2 minutes]: 3"
+        );
+        assert_eq!(
+            group_header(&group(vec![3, 9], Some((0, 3)), vec![])),
+            "2 goroutines [chan receive, 0-3 minutes]: 3, 9"
+        );
+        let mut running = group(vec![7, 9], None, vec![41, 42]);
+        running.state = "running".into();
+        assert_eq!(
+            group_header(&running),
+            "2 goroutines [running] on threads 41, 42: 7, 9"
+        );
+    }
 
     #[test]
     fn break_places_are_lines_or_functions() {
