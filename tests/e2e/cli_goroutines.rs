@@ -100,6 +100,8 @@ struct Dumped {
     state: String,
     /// The functions of its frames, innermost first (Go leaves the runtime's out).
     functions: Vec<String>,
+    /// Each frame's `FILE:LINE`.
+    places: Vec<String>,
     /// `FUNC at FILE:LINE` of its `created by` (`in goroutine N` dropped).
     created_by: Option<String>,
     text: String,
@@ -125,6 +127,7 @@ fn parse_dump(dump: &str) -> Vec<Dumped> {
                 .unwrap()
                 .to_string();
             let mut functions = Vec::new();
+            let mut places = Vec::new();
             let mut created_by = None;
             let rest: Vec<&str> = lines.collect();
             let mut i = 0;
@@ -144,6 +147,7 @@ fn parse_dump(dump: &str) -> Vec<Dumped> {
                 } else {
                     let name = &line[..line.rfind('(').unwrap_or(line.len())];
                     functions.push(name.to_string());
+                    places.push(place.unwrap_or_default());
                     i += 2;
                 }
             }
@@ -151,6 +155,7 @@ fn parse_dump(dump: &str) -> Vec<Dumped> {
                 id,
                 state,
                 functions,
+                places,
                 created_by,
                 text: block.to_string(),
             }
@@ -169,6 +174,7 @@ struct Group {
     cut: bool,
     labels: Option<String>,
     functions: Vec<String>,
+    places: Vec<String>,
     created_by: Option<String>,
     text: String,
 }
@@ -223,6 +229,10 @@ fn parse_groups(stdout: &str) -> (Vec<Group>, usize) {
                 .unwrap()
                 .trim_end_matches(" [inlined]");
             group.functions.push(name.to_string());
+            let place = frame
+                .split_once(" at ")
+                .map(|(_, place)| place.trim_end_matches(" [inlined]").to_string());
+            group.places.push(place.unwrap_or_default());
             group.text += &format!("{line}\n");
         } else if let Some(created) = line.strip_prefix("  created by ") {
             let group = groups.last_mut().unwrap();
@@ -276,11 +286,24 @@ fn parse_groups(stdout: &str) -> (Vec<Group>, usize) {
 fn shown_by_go(functions: &[String]) -> Vec<String> {
     functions
         .iter()
-        .filter(|f| {
-            f.strip_prefix("runtime.")
-                .is_none_or(|rest| rest.starts_with(|c: char| c.is_ascii_uppercase()))
-        })
+        .filter(|f| is_shown_by_go(f))
         .cloned()
+        .collect()
+}
+
+fn is_shown_by_go(function: &str) -> bool {
+    function
+        .strip_prefix("runtime.")
+        .is_none_or(|rest| rest.starts_with(|c: char| c.is_ascii_uppercase()))
+}
+
+/// The `FILE:LINE` of each frame `shown_by_go` keeps.
+fn places_shown_by_go(functions: &[String], places: &[String]) -> Vec<String> {
+    functions
+        .iter()
+        .zip(places)
+        .filter(|(f, _)| is_shown_by_go(f))
+        .map(|(_, p)| p.clone())
         .collect()
 }
 
@@ -390,6 +413,7 @@ fn assert_groups_agree_with_dump(go: &Path, label: &str) {
         // Its frames are the dump's, the runtime's aside, and the wrapper Go's compiler
         // makes of a `go` statement with arguments (hidden by Go's tracebacks).
         let mut ours = shown_by_go(&group.functions);
+        let mut our_places = places_shown_by_go(&group.functions, &group.places);
         let creator = theirs
             .created_by
             .as_deref()
@@ -401,9 +425,18 @@ fn assert_groups_agree_with_dump(go: &Path, label: &str) {
                 .is_some_and(|c| wrapper.starts_with(&format!("{c}.")))
             {
                 ours.pop();
+                our_places.pop();
             }
         }
         assert_eq!(ours, shown_by_go(&theirs.functions), "{context}");
+        // At the same lines too, but for the two that ran on since the dump.
+        if theirs.id != 1 && !theirs.text.contains("main.busy(") {
+            assert_eq!(
+                our_places,
+                places_shown_by_go(&theirs.functions, &theirs.places),
+                "{context}"
+            );
+        }
         assert_eq!(group.created_by, theirs.created_by, "{context}");
         if theirs.text.contains("main.labelled") {
             assert_eq!(
