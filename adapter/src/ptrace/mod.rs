@@ -810,6 +810,12 @@ impl Worker {
             );
             drain_fd(self.wake.as_raw_fd());
             let child_signalled = drain_fd(self.sigchld.as_raw_fd());
+            // Events before commands: a stop the kernel has already reported (a late
+            // thread that stopped, a thread that exited) must be known before a command
+            // that arrived with it is answered, or `threads` describes the moment before.
+            if child_signalled {
+                self.collect_events();
+            }
             let mut handled_command = false;
             loop {
                 match self.commands.try_recv() {
@@ -837,7 +843,7 @@ impl Worker {
                 // no event to collect, and waitpid(-1) looks at every tracee: at a
                 // thousand threads that was most of a millisecond over one read-ahead.
                 // (A command may have drained SIGCHLD while waiting for its own events.)
-                if child_signalled || handled_command || timeout != 0 {
+                if handled_command || timeout != 0 {
                     tracer.poll_events(&mut ChildWait(&self.sigchld));
                 }
                 if tracer.exited {
@@ -848,6 +854,16 @@ impl Worker {
                         self.send_thread_list();
                     }
                 }
+            }
+        }
+    }
+
+    /// Collects the events waitpid has for us; forgets a tracer whose process is gone.
+    fn collect_events(&mut self) {
+        if let Some(tracer) = &mut self.tracer {
+            tracer.poll_events(&mut ChildWait(&self.sigchld));
+            if tracer.exited {
+                self.tracer = None;
             }
         }
     }
