@@ -8,6 +8,7 @@ mod cli;
 mod clients;
 mod errors;
 mod go_stripped;
+mod goroutines;
 mod languages;
 mod launch;
 mod lifecycle;

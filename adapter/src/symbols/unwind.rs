@@ -70,6 +70,23 @@ impl Registers {
         self.get(RIP)
     }
 
+    /// Only a pc, stack pointer and frame pointer known: where a parked goroutine was
+    /// left (Go's `gobuf`), or with sp and bp 0, a lone code address to name.
+    pub fn from_saved(pc: u64, sp: u64, bp: u64) -> Registers {
+        let mut registers = Registers {
+            known: 0,
+            values: [0; 17],
+        };
+        registers.set(RIP, Some(pc));
+        if sp != 0 {
+            registers.set(RSP, Some(sp));
+        }
+        if bp != 0 {
+            registers.set(RBP, Some(bp));
+        }
+        registers
+    }
+
     pub fn sp(&self) -> Option<u64> {
         self.get(RSP)
     }
