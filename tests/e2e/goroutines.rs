@@ -414,3 +414,76 @@ fn goroutines_cut_and_thread_views_current_go() {
         None => skip_or_fail("LATCH_CURRENT_GO does not name a current Go (see .ci/run)"),
     }
 }
+
+/// A breakpoint hit in a goroutine names it (`stopped.threadId` is its id), its stack
+/// is that of the thread it runs on, and `next`, `continue` and `pause` take its id.
+fn assert_breakpoint_in_goroutine(go: &Path, label: &str) {
+    let dir = tmp_dir().join("goroutines-dap");
+    std::fs::create_dir_all(&dir).unwrap();
+    let binary = dir.join(format!("breakpoints-go-{label}"));
+    let source = source_dir().join("breakpoints").join("go");
+    go_build_with(go, &source, &binary, &[], &[]).expect("building the Go fixture");
+    let mut target = crate::support::Target::spawn(Command::new(&binary));
+    target.wait_ready(secs(30));
+    let mut dap = Dap::attached(target.pid, false);
+    let set = dap.ok(
+        "setFunctionBreakpoints",
+        json!({ "breakpoints": [{ "name": "main.area" }] }),
+    );
+    assert_eq!(set["body"]["breakpoints"][0]["verified"], true, "{set}");
+    let stopped = dap.next_event("stopped", secs(10));
+    let id = stopped["body"]["threadId"].as_i64().unwrap();
+    assert_eq!(id, BASE + 1, "{label}: main.area runs on the main goroutine: {stopped}");
+    let threads = dap.threads();
+    let (_, name) = threads.iter().find(|(t, _)| *t == id).unwrap();
+    assert!(
+        name.starts_with("goroutine 1 [running]: main.area (thread "),
+        "{label}: {name}"
+    );
+    let frames = stack_names(&mut dap, id);
+    assert_eq!(frames[0]["name"], "main.area", "{frames:#?}");
+    assert!(frames.iter().any(|f| f["name"] == "main.main"), "{frames:#?}");
+    dap.ok("setFunctionBreakpoints", json!({ "breakpoints": [] }));
+    // A step of the goroutine steps the thread it runs on, and stops on it again.
+    dap.ok("next", json!({ "threadId": id }));
+    let stepped = dap.next_event("stopped", secs(10));
+    assert_eq!(stepped["body"]["reason"], "step", "{stepped}");
+    assert_eq!(stepped["body"]["threadId"], id, "{label}: {stepped}");
+    dap.ok("continue", json!({ "threadId": id }));
+    dap.ok("pause", json!({ "threadId": id }));
+    let paused = dap.next_event("stopped", secs(10));
+    let paused_id = paused["body"]["threadId"].as_i64().unwrap();
+    let threads = dap.threads();
+    assert!(
+        threads.iter().any(|(t, _)| *t == paused_id),
+        "{label}: {paused} names no listed thread: {threads:#?}"
+    );
+    stack_names(&mut dap, paused_id);
+    // No OS-thread `thread` events after the attach's.
+    let attach_events = dap.events("thread").len();
+    dap.ok("continue", json!({ "threadId": paused_id }));
+    dap.drain_for(Duration::from_millis(300));
+    dap.ok("pause", json!({ "threadId": paused_id }));
+    dap.next_event("stopped", secs(10));
+    assert_eq!(dap.events("thread").len(), attach_events, "{label}");
+    dap.ok("disconnect", json!({}));
+    assert!(dap.wait_exit(secs(10)).success());
+}
+
+#[test]
+fn a_breakpoint_in_a_goroutine_names_it_debian_go() {
+    require_harness!();
+    match go_tool() {
+        Ok(go) => assert_breakpoint_in_goroutine(&go, "debian"),
+        Err(why) => skip_or_fail(&format!("goroutines cannot be tested: {why}")),
+    }
+}
+
+#[test]
+fn a_breakpoint_in_a_goroutine_names_it_current_go() {
+    require_harness!();
+    match current_go() {
+        Some(go) => assert_breakpoint_in_goroutine(&go, "current"),
+        None => skip_or_fail("LATCH_CURRENT_GO does not name a current Go (see .ci/run)"),
+    }
+}
