@@ -372,6 +372,8 @@ impl Session {
     /// (its breakpoints' addresses, the displaced-stepping slot), and the editor is told.
     fn exec_happened(&mut self, tid: crate::procfs::Pid) {
         self.breakpoints.forget_process();
+        // Whether goroutines can be shown is the new program's question.
+        self.go.forget_program();
         let Some(target) = self.target.as_mut() else {
             return;
         };

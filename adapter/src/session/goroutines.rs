@@ -66,6 +66,14 @@ impl GoView {
         };
     }
 
+    /// The target started another program (exec): what was known of the old is gone.
+    pub fn forget_program(&mut self) {
+        self.unavailable = false;
+        self.active.store(false, Ordering::Relaxed);
+        self.last_list = None;
+        self.last_running.clear();
+    }
+
     pub fn is_active(&self) -> bool {
         self.enabled && self.active.load(Ordering::Relaxed)
     }
