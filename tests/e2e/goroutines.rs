@@ -433,7 +433,11 @@ fn assert_breakpoint_in_goroutine(go: &Path, label: &str) {
     assert_eq!(set["body"]["breakpoints"][0]["verified"], true, "{set}");
     let stopped = dap.next_event("stopped", secs(10));
     let id = stopped["body"]["threadId"].as_i64().unwrap();
-    assert_eq!(id, BASE + 1, "{label}: main.area runs on the main goroutine: {stopped}");
+    assert_eq!(
+        id,
+        BASE + 1,
+        "{label}: main.area runs on the main goroutine: {stopped}"
+    );
     let threads = dap.threads();
     let (_, name) = threads.iter().find(|(t, _)| *t == id).unwrap();
     assert!(
@@ -442,7 +446,10 @@ fn assert_breakpoint_in_goroutine(go: &Path, label: &str) {
     );
     let frames = stack_names(&mut dap, id);
     assert_eq!(frames[0]["name"], "main.area", "{frames:#?}");
-    assert!(frames.iter().any(|f| f["name"] == "main.main"), "{frames:#?}");
+    assert!(
+        frames.iter().any(|f| f["name"] == "main.main"),
+        "{frames:#?}"
+    );
     dap.ok("setFunctionBreakpoints", json!({ "breakpoints": [] }));
     // A step of the goroutine steps the thread it runs on, and stops on it again.
     dap.ok("next", json!({ "threadId": id }));
