@@ -5,9 +5,6 @@
 //! A goroutine's DAP thread id is [`GOROUTINE_ID_BASE`] + its goroutine id: above any
 //! Linux tid (pid_max is at most 2^22), and the same at every stop.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
 use super::Session;
 use crate::procfs::Pid;
 use crate::symbols::goroutines::{Goroutine, GoroutinesError, Status};
@@ -31,7 +28,7 @@ pub(super) struct GoView {
     pub unavailable: bool,
     /// Goroutines have been read: the thread list is theirs, and OS threads' `thread`
     /// events are not sent.
-    pub active: Arc<AtomicBool>,
+    pub active: bool,
     /// Why there are no goroutines was said (once a session).
     said: bool,
     /// The last stop's `threads` answer, given while the target runs.
@@ -46,7 +43,7 @@ impl Default for GoView {
             enabled: true,
             max: DEFAULT_MAX_GOROUTINES,
             unavailable: false,
-            active: Arc::new(AtomicBool::new(false)),
+            active: false,
             said: false,
             last_list: None,
             last_running: Vec::new(),
@@ -69,13 +66,13 @@ impl GoView {
     /// The target started another program (exec): what was known of the old is gone.
     pub fn forget_program(&mut self) {
         self.unavailable = false;
-        self.active.store(false, Ordering::Relaxed);
+        self.active = false;
         self.last_list = None;
         self.last_running.clear();
     }
 
     pub fn is_active(&self) -> bool {
-        self.enabled && self.active.load(Ordering::Relaxed)
+        self.enabled && self.active
     }
 }
 
@@ -183,7 +180,7 @@ impl Session {
             // A runtime that has not started yet (a launch's entry): threads.
             return None;
         }
-        self.go.active.store(true, Ordering::Relaxed);
+        self.go.active = true;
         live.sort_by_key(|g| {
             (
                 first.is_none() || g.thread != first,
