@@ -44,6 +44,10 @@ pub struct AttachOptions {
     /// With --break: give up after this many seconds (default: wait until Ctrl-C).
     #[arg(long, value_name = "SECS", requires = "break_at")]
     pub break_timeout: Option<f64>,
+    /// A Go program: also list the runtime's own goroutines (the garbage collector's,
+    /// the finalizer's...), which are otherwise counted in one line.
+    #[arg(long)]
+    pub all_goroutines: bool,
 }
 
 /// Where `--break` stops: `file.c:42` or a function name (`main`, `ns::f`, `main.run`).
@@ -144,6 +148,18 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|(tid, regs)| (*tid, stacker.stack(Registers::from_user_regs(regs))))
         .collect();
+    let goroutines = read_goroutines(&mut stacker, &stacks, options.all_goroutines);
+    // The threads whose stacks a goroutine group shows: not shown again alone, except
+    // the one that hit the breakpoint, whose stack is what the user asked for.
+    let folded: std::collections::BTreeMap<Pid, i64> = match &goroutines {
+        Some(Ok(report)) => report
+            .on_threads
+            .iter()
+            .filter(|(tid, _)| headline.is_none() || Some(**tid) != focus)
+            .map(|(tid, id)| (*tid, *id))
+            .collect(),
+        _ => Default::default(),
+    };
 
     let mut out = std::io::stdout().lock();
     // A leader that called pthread_exit has no readable exe; a live thread has the same.
@@ -174,6 +190,9 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
         if let Some(note) = report.refused_note() {
             writeln!(out, "{note}")?;
         }
+        if let Some(Err(why)) = &goroutines {
+            writeln!(out, "{why}")?;
+        }
         if !report.stragglers.is_empty() {
             writeln!(
                 out,
@@ -197,12 +216,18 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
             let pc = top.map(|f| f.pc);
             let state = thread_state(report.pid, thread.tid);
             let location = top.map(short_location).unwrap_or_default();
-            let marker = match (thread.is_main, Some(thread.tid) == focus) {
+            let mut marker = match (thread.is_main, Some(thread.tid) == focus) {
                 (_, true) if headline.is_some() => " [hit the breakpoint]",
                 (true, _) => " [main]",
                 (false, true) => " [the thread named]",
                 (false, false) => "",
-            };
+            }
+            .to_string();
+            if let Some(Ok(report)) = &goroutines {
+                if let Some(id) = report.on_threads.get(&thread.tid) {
+                    marker += &format!(" [goroutine {id}]");
+                }
+            }
             writeln!(
                 out,
                 "{:>8}  {:<16} {:<20} {:<18}  {location}{marker}",
@@ -213,7 +238,10 @@ pub fn attach(options: AttachOptions) -> anyhow::Result<ExitCode> {
                     .unwrap_or_else(|| "-".into()),
             )?;
         }
-        for thread in &threads {
+        if let Some(Ok(report)) = &goroutines {
+            print_goroutines(&mut out, report)?;
+        }
+        for thread in threads.iter().filter(|t| !folded.contains_key(&t.tid)) {
             writeln!(out, "\nThread {} {:?}:", thread.tid, thread.name)?;
             for (level, frame) in stack_of(&stacks, thread.tid)
                 .unwrap_or_default()
@@ -393,6 +421,286 @@ fn wait_for_hit(
             }
         }
     })
+}
+
+/// Goroutines that look alike: the same state, stack and creator.
+struct GoroutineGroup {
+    /// Go's words: the wait reason of waiting ones, else the status.
+    state: String,
+    system: bool,
+    ids: Vec<i64>,
+    /// The threads the running ones run on.
+    threads: Vec<Pid>,
+    /// The fewest and most whole minutes waited, of those the runtime records it for.
+    minutes: Option<(i64, i64)>,
+    /// The distinct pprof label sets of its goroutines.
+    labels: Vec<Vec<(String, String)>>,
+    frames: Vec<StackFrame>,
+    /// `FUNC at FILE:LINE` of the `go` statement, as Go's tracebacks print it.
+    created_by: Option<String>,
+}
+
+/// A Go program's goroutines, grouped.
+struct GoroutineReport {
+    /// The largest first; the runtime's own last.
+    groups: Vec<GoroutineGroup>,
+    /// The runtime's goroutines left out (without `--all-goroutines`).
+    hidden: usize,
+    /// The threads running a listed goroutine, and its id.
+    on_threads: std::collections::BTreeMap<Pid, i64>,
+}
+
+/// How many runs of ids a group's line shows before `…`.
+const SHOWN_ID_RUNS: usize = 8;
+/// How many distinct label sets a group shows before `…`.
+const SHOWN_LABEL_SETS: usize = 3;
+
+/// The goroutines of a stopped Go program, grouped by identical stacks; None when the
+/// program is not Go, an error (the line to print instead) when they cannot be read.
+/// A running goroutine's stack is its thread's (`stacks`); a parked one's is unwound
+/// from the context the runtime saved (`g.sched`).
+fn read_goroutines(
+    stacker: &mut Stacker,
+    stacks: &[(Pid, Vec<StackFrame>)],
+    all: bool,
+) -> Option<Result<GoroutineReport, String>> {
+    use crate::symbols::goroutines::{GoProgram, GoroutinesError, Status};
+    if !GoProgram::executable_is_go(stacker) {
+        return None;
+    }
+    let program = match GoProgram::find(stacker) {
+        Ok(program) => program,
+        Err(GoroutinesError::NotGo) => return None,
+        Err(error @ GoroutinesError::NoDwarf) => return Some(Err(error.to_string())),
+        Err(error) => {
+            return Some(Err(format!(
+                "cannot list the goroutines ({error}): showing the threads"
+            )))
+        }
+    };
+    let goroutines = match program.goroutines(stacker.view()) {
+        Ok(goroutines) => goroutines,
+        Err(error) => {
+            return Some(Err(format!(
+                "cannot list the goroutines ({error}): showing the threads"
+            )))
+        }
+    };
+    let now = monotonic_ns();
+    let mut groups: Vec<GoroutineGroup> = Vec::new();
+    let mut index: rustc_hash::FxHashMap<(bool, String, Vec<u64>, Option<String>), usize> =
+        Default::default();
+    let mut hidden = 0;
+    let mut on_threads = std::collections::BTreeMap::new();
+    for g in &goroutines {
+        if g.status == Status::Dead {
+            continue;
+        }
+        if g.system && !all {
+            hidden += 1;
+            continue;
+        }
+        let thread = match g.status {
+            Status::Running | Status::Syscall => {
+                g.thread.filter(|tid| stack_of(stacks, *tid).is_some())
+            }
+            _ => None,
+        };
+        let frames = match thread {
+            Some(tid) => stack_of(stacks, tid).unwrap_or_default().to_vec(),
+            None if g.saved.pc != 0 && g.saved.sp != 0 => {
+                stacker.stack(Registers::from_pc_sp_bp(g.saved.pc, g.saved.sp, g.saved.bp))
+            }
+            None => Vec::new(),
+        };
+        // Go's tracebacks name no creator of goroutine 1, nor one in the runtime's
+        // unexported code (the finalizer goroutine's).
+        let created_by = program
+            .creator(g.go_pc)
+            .filter(|(function, _)| g.id != 1 && (all || !is_hidden_runtime(function)))
+            .map(|(function, place)| match place {
+                Some((file, line)) => format!("{function} at {file}:{line}"),
+                None => function,
+            });
+        let state = g.state();
+        let key = (
+            g.system,
+            state.clone(),
+            frames.iter().map(|f| f.pc).collect(),
+            created_by.clone(),
+        );
+        let at = *index.entry(key).or_insert_with(|| {
+            groups.push(GoroutineGroup {
+                state,
+                system: g.system,
+                ids: Vec::new(),
+                threads: Vec::new(),
+                minutes: None,
+                labels: Vec::new(),
+                frames,
+                created_by,
+            });
+            groups.len() - 1
+        });
+        let group = &mut groups[at];
+        group.ids.push(g.id);
+        if let Some(tid) = thread {
+            group.threads.push(tid);
+            on_threads.insert(tid, g.id);
+        }
+        if let (Some(since), Some(now), Status::Waiting | Status::Leaked) =
+            (g.waiting_since_ns, now, g.status)
+        {
+            let minutes = (now - since).max(0) / 60_000_000_000;
+            group.minutes = Some(match group.minutes {
+                Some((least, most)) => (least.min(minutes), most.max(minutes)),
+                None => (minutes, minutes),
+            });
+        }
+        if !g.labels.is_empty() && !group.labels.contains(&g.labels) {
+            group.labels.push(g.labels.clone());
+        }
+    }
+    for group in &mut groups {
+        group.ids.sort_unstable();
+        group.threads.sort_unstable();
+        group.labels.sort();
+    }
+    groups.sort_by(|a, b| {
+        (a.system, std::cmp::Reverse(a.ids.len()), &a.state, a.ids[0]).cmp(&(
+            b.system,
+            std::cmp::Reverse(b.ids.len()),
+            &b.state,
+            b.ids[0],
+        ))
+    });
+    Some(Ok(GoroutineReport {
+        groups,
+        hidden,
+        on_threads,
+    }))
+}
+
+/// A function Go's tracebacks leave out: the runtime's, unless exported.
+fn is_hidden_runtime(function: &str) -> bool {
+    function
+        .strip_prefix("runtime.")
+        .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_uppercase()))
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock of Go's `nanotime`, so of `g.waitsince`.
+fn monotonic_ns() -> Option<i64> {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    (unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) } == 0)
+        .then(|| now.tv_sec * 1_000_000_000 + now.tv_nsec)
+}
+
+/// Sorted ids as runs (`28-10027, 10030`), at most `SHOWN_ID_RUNS` of them, then `…`.
+fn id_runs(ids: &[i64]) -> String {
+    let mut runs: Vec<(i64, i64)> = Vec::new();
+    for &id in ids {
+        match runs.last_mut() {
+            Some((_, last)) if *last + 1 == id => *last = id,
+            _ => runs.push((id, id)),
+        }
+    }
+    let mut parts: Vec<String> = runs
+        .iter()
+        .take(SHOWN_ID_RUNS)
+        .map(|&(first, last)| match last - first {
+            0 => first.to_string(),
+            1 => format!("{first}, {last}"),
+            _ => format!("{first}-{last}"),
+        })
+        .collect();
+    if runs.len() > SHOWN_ID_RUNS {
+        parts.push("…".into());
+    }
+    parts.join(", ")
+}
+
+/// A group's first line: `10000 goroutines [chan receive, 3 minutes]: 28-10027`, with
+/// ` on thread 4242` for running ones.
+fn group_header(group: &GoroutineGroup) -> String {
+    let count = group.ids.len();
+    let mut state = group.state.clone();
+    // As Go prints it: whole minutes, from the first.
+    match group.minutes {
+        Some((least, most)) if most >= 1 && least == most => state += &format!(", {most} minutes"),
+        Some((least, most)) if most >= 1 => state += &format!(", {least}-{most} minutes"),
+        _ => {}
+    }
+    let threads = match group.threads.as_slice() {
+        [] => String::new(),
+        [one] => format!(" on thread {one}"),
+        many => format!(
+            " on threads {}",
+            many.iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    format!(
+        "{count} {} [{state}]{threads}: {}",
+        if count == 1 {
+            "goroutine"
+        } else {
+            "goroutines"
+        },
+        id_runs(&group.ids)
+    )
+}
+
+fn print_goroutines(out: &mut impl Write, report: &GoroutineReport) -> std::io::Result<()> {
+    let listed: usize = report.groups.iter().map(|g| g.ids.len()).sum();
+    writeln!(
+        out,
+        "\n{} in {} by stack, the largest first:",
+        counted(listed, "goroutine", "goroutines"),
+        counted(report.groups.len(), "group", "groups")
+    )?;
+    for group in &report.groups {
+        writeln!(out, "\n{}", group_header(group))?;
+        if !group.labels.is_empty() {
+            let mut sets: Vec<String> = group
+                .labels
+                .iter()
+                .take(SHOWN_LABEL_SETS)
+                .map(|set| {
+                    set.iter()
+                        .map(|(key, value)| format!("{key}={value}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect();
+            if group.labels.len() > SHOWN_LABEL_SETS {
+                sets.push("…".into());
+            }
+            writeln!(out, "  labels: {}", sets.join("; "))?;
+        }
+        if group.frames.is_empty() {
+            writeln!(out, "  (no stack: the runtime saved no context for it)")?;
+        }
+        for (level, frame) in group.frames.iter().enumerate() {
+            writeln!(out, "  #{level:<3}{}", describe_frame(frame))?;
+        }
+        if let Some(created_by) = &group.created_by {
+            writeln!(out, "  created by {created_by}")?;
+        }
+    }
+    if report.hidden > 0 {
+        writeln!(
+            out,
+            "\n{} not shown; --all-goroutines lists them",
+            counted(report.hidden, "runtime goroutine", "runtime goroutines")
+        )?;
+    }
+    Ok(())
 }
 
 fn stack_of(stacks: &[(Pid, Vec<StackFrame>)], tid: Pid) -> Option<&[StackFrame]> {
@@ -660,7 +968,50 @@ fn fit(line: &str, width: Option<usize>) -> std::borrow::Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
-    use super::{fit, BreakAt};
+    use super::{fit, group_header, id_runs, BreakAt, GoroutineGroup};
+
+    #[test]
+    fn goroutine_ids_print_as_runs_and_are_cut_after_a_few() {
+        assert_eq!(id_runs(&[1]), "1");
+        assert_eq!(id_runs(&[5, 6, 7, 8, 20, 21, 30]), "5-8, 20, 21, 30");
+        let scattered: Vec<i64> = (0..20).map(|i| i * 10).collect();
+        assert_eq!(id_runs(&scattered), "0, 10, 20, 30, 40, 50, 60, 70, …");
+    }
+
+    fn group(ids: Vec<i64>, minutes: Option<(i64, i64)>, threads: Vec<i32>) -> GoroutineGroup {
+        GoroutineGroup {
+            state: "chan receive".into(),
+            system: false,
+            ids,
+            threads,
+            minutes,
+            labels: Vec::new(),
+            frames: Vec::new(),
+            created_by: None,
+        }
+    }
+
+    #[test]
+    fn group_headers_say_count_state_minutes_as_go_does_threads_and_ids() {
+        assert_eq!(
+            group_header(&group((28..10028).collect(), Some((0, 0)), vec![])),
+            "10000 goroutines [chan receive]: 28-10027"
+        );
+        assert_eq!(
+            group_header(&group(vec![3], Some((2, 2)), vec![])),
+            "1 goroutine [chan receive, 2 minutes]: 3"
+        );
+        assert_eq!(
+            group_header(&group(vec![3, 9], Some((0, 3)), vec![])),
+            "2 goroutines [chan receive, 0-3 minutes]: 3, 9"
+        );
+        let mut running = group(vec![7, 9], None, vec![41, 42]);
+        running.state = "running".into();
+        assert_eq!(
+            group_header(&running),
+            "2 goroutines [running] on threads 41, 42: 7, 9"
+        );
+    }
 
     #[test]
     fn break_places_are_lines_or_functions() {

@@ -68,8 +68,10 @@ fn assert_attach_output(out: &Output, target: &Target, name: &str, exact: bool) 
             l.contains("TID") && l.contains("NAME") && l.contains("STATE") && l.contains("PC")
         })
         .unwrap_or_else(|| panic!("no thread table header: {stdout}"));
+    // The table ends at the first blank line (a Go program's goroutine groups follow).
     let rows: Vec<i32> = lines[table_at + 1..]
         .iter()
+        .take_while(|l| !l.is_empty())
         .filter_map(|l| l.split_whitespace().next()?.parse().ok())
         .collect();
     let mut rows_sorted = rows.clone();

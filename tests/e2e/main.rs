@@ -5,6 +5,7 @@ mod support;
 mod attach;
 mod breakpoints;
 mod cli;
+mod cli_goroutines;
 mod clients;
 mod errors;
 mod go_stripped;

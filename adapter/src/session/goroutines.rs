@@ -209,7 +209,7 @@ impl Session {
                 let on_thread = g.thread.and_then(|tid| registers.get(&tid));
                 let regs = match on_thread {
                     Some(regs) => Registers::from_user_regs(regs),
-                    None => Registers::from_saved(g.saved.pc, g.saved.sp, g.saved.bp),
+                    None => Registers::from_pc_sp_bp(g.saved.pc, g.saved.sp, g.saved.bp),
                 };
                 // Go's tracebacks name no creator for the main goroutine.
                 let go_pc = if g.id == 1 { 0 } else { g.go_pc };

@@ -1061,6 +1061,40 @@ impl GoProgram {
         Err(first_error.unwrap_or(GoroutinesError::NotGo))
     }
 
+    /// Whether the attached process's executable is a Go program (has Go's function
+    /// table), without reading any DWARF: a cheap test before `find`.
+    pub fn executable_is_go(stacker: &mut super::Stacker) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(meta) = std::fs::metadata(format!("/proc/{}/exe", stacker.view())) else {
+            return false;
+        };
+        let dev = meta.dev();
+        let exe = Some(((libc::major(dev), libc::minor(dev)), meta.ino()));
+        let Some(index) =
+            (0..stacker.modules().len()).find(|&i| stacker.modules()[i].file_id() == exe)
+        else {
+            return false;
+        };
+        stacker.module_info(index).go_lines().is_some()
+    }
+
+    /// Where the `go` statement at `go_pc` (a return address, the process's numbering)
+    /// is, as Go's tracebacks print `created by`: the function it is in (outermost of
+    /// inlined calls), and the file and line of the call (innermost).
+    pub fn creator(&self, go_pc: u64) -> Option<(String, Option<(String, u32)>)> {
+        if go_pc == 0 {
+            return None;
+        }
+        let frames = self
+            .info
+            .source_frames(go_pc.wrapping_sub(1).wrapping_sub(self.bias));
+        let function = frames.last()?.function.as_deref()?.to_string();
+        let place = frames
+            .first()
+            .and_then(|f| Some((f.file.as_deref()?.to_string(), f.line)));
+        Some((function, place))
+    }
+
     /// The function holding `pc` (the process's numbering), outermost of inlined calls,
     /// as Go's function table names it.
     pub fn function_at(&self, pc: u64) -> Option<String> {

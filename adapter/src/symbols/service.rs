@@ -322,7 +322,7 @@ fn creator_frame(stacker: &mut Stacker, go_pc: u64) -> Option<StackFrame> {
     if go_pc == 0 {
         return None;
     }
-    let named = stacker.stack(Registers::from_saved(go_pc - 1, 0, 0));
+    let named = stacker.stack(Registers::from_pc(go_pc - 1));
     let innermost = named.first()?;
     let outer = named
         .iter()
@@ -337,7 +337,7 @@ fn creator_frame(stacker: &mut Stacker, go_pc: u64) -> Option<StackFrame> {
         column: 0,
         module: innermost.module.clone(),
         inlined: false,
-        registers: Registers::from_saved(go_pc, 0, 0),
+        registers: Registers::from_pc(go_pc),
     })
 }
 

@@ -43,6 +43,16 @@ impl Registers {
         }
     }
 
+    /// Only a pc, stack pointer and frame pointer known: a parked goroutine's saved
+    /// context (Go's `gobuf`), the rest of its registers being lost.
+    pub fn from_pc_sp_bp(pc: u64, sp: u64, bp: u64) -> Registers {
+        let mut registers = Registers::default();
+        registers.set(RIP, Some(pc));
+        registers.set(RSP, Some(sp));
+        registers.set(RBP, Some(bp));
+        registers
+    }
+
     pub fn get(&self, register: u16) -> Option<u64> {
         let index = usize::from(register);
         (index < self.values.len() && self.known & (1 << index) != 0).then(|| self.values[index])
@@ -70,20 +80,10 @@ impl Registers {
         self.get(RIP)
     }
 
-    /// Only a pc, stack pointer and frame pointer known: where a parked goroutine was
-    /// left (Go's `gobuf`), or with sp and bp 0, a lone code address to name.
-    pub fn from_saved(pc: u64, sp: u64, bp: u64) -> Registers {
-        let mut registers = Registers {
-            known: 0,
-            values: [0; 17],
-        };
+    /// Only a pc known: a code address to name (where a `go` statement is).
+    pub fn from_pc(pc: u64) -> Registers {
+        let mut registers = Registers::default();
         registers.set(RIP, Some(pc));
-        if sp != 0 {
-            registers.set(RSP, Some(sp));
-        }
-        if bp != 0 {
-            registers.set(RBP, Some(bp));
-        }
         registers
     }
 
