@@ -19,7 +19,9 @@ fn attach_stopped_roundtrip(target: &Target, expected_entry_thread: i64, was_sto
         .iter()
         .map(|&t| t as i64)
         .collect::<BTreeSet<_>>();
-    dap.attach_pid(target.pid, true);
+    // The thread view, for a Go program too (`goroutines` tests its goroutine view).
+    let r = dap.attach(json!({ "pid": target.pid, "stopOnEntry": true, "goroutines": false }));
+    assert_eq!(r["success"], true, "attach failed: {r}");
     assert_attach_events(&dap, target.pid, &tids_before);
     assert_entry_stop(&mut dap, expected_entry_thread);
     assert_all_traced_and_stopped(target.pid, dap.pid());

@@ -58,7 +58,9 @@ type Frames = Vec<Frame>;
 fn stacks(target: &Target, program: Option<&Path>) -> BTreeMap<i64, Frames> {
     let mut dap = Dap::start();
     dap.initialize();
-    let mut args = json!({ "pid": target.pid, "stopOnEntry": true });
+    // OS threads' stacks are compared, tid by tid (the twin, with DWARF, would
+    // otherwise show goroutines).
+    let mut args = json!({ "pid": target.pid, "stopOnEntry": true, "goroutines": false });
     if let Some(program) = program {
         args["program"] = json!(program);
     }

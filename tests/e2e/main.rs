@@ -9,6 +9,7 @@ mod cli_goroutines;
 mod clients;
 mod errors;
 mod go_stripped;
+mod goroutines;
 mod languages;
 mod launch;
 mod lifecycle;

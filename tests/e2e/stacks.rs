@@ -698,7 +698,7 @@ fn expect_go(stacks: &BTreeMap<i64, Vec<Frame>>) {
 fn check_fixture(s: Stack) {
     let Some(exe) = stack_fixture(s) else { return };
     let target = Target::start_cmd(Command::new(&exe));
-    let mut dap = Dap::attached(target.pid, true);
+    let mut dap = attached_threads(target.pid);
     assert_entry_stop(&mut dap, target.pid as i64);
     let stacks = all_stacks(&mut dap);
     match s {
@@ -794,7 +794,7 @@ fn stacks_go() {
 fn attached(s: Stack) -> Option<(Target, Dap)> {
     let exe = stack_fixture(s)?;
     let target = Target::start_cmd(Command::new(&exe));
-    let mut dap = Dap::attached(target.pid, true);
+    let mut dap = attached_threads(target.pid);
     assert_entry_stop(&mut dap, target.pid as i64);
     Some((target, dap))
 }
@@ -1369,7 +1369,7 @@ fn compare_with_gdb(s: Stack) {
         }
         _ => expect_c_names(s, &target, &as_plain, "gdb (fixture check)"),
     }
-    let mut dap = Dap::attached(target.pid, true);
+    let mut dap = attached_threads(target.pid);
     assert_entry_stop(&mut dap, target.pid as i64);
     let stacks = all_stacks(&mut dap);
     let heartbeat = (!go).then(|| tid_of(&target, "heartbeat"));
@@ -1806,4 +1806,14 @@ fn cgo_threads_unwind_through_the_trampoline_to_clone3() {
     );
     dap.disconnect(json!({}));
     target.assert_runs_on_with_new_threads_allowed();
+}
+
+/// Attached with stopOnEntry, the thread view asked for (`goroutines: false`): these
+/// tests compare OS threads' stacks (with gdb's, by LWP), a Go program's too.
+fn attached_threads(pid: i32) -> Dap {
+    let mut dap = Dap::start();
+    dap.initialize();
+    let r = dap.attach(json!({ "pid": pid, "stopOnEntry": true, "goroutines": false }));
+    assert_eq!(r["success"], true, "attach to {pid} failed: {r}");
+    dap
 }

@@ -243,6 +243,18 @@ pub struct AttachArguments {
     #[serde(default)]
     #[schemars(extend("default" = false))]
     pub follow_forks: Option<bool>,
+    /// Show a Go program's goroutines as the thread list (default true): `threads` lists
+    /// goroutines (ids from 4194304 = 1<<22 up, the goroutine id added), `stackTrace` of
+    /// one unwinds it even when no thread runs it. `false` shows the OS threads.
+    #[serde(default)]
+    #[schemars(extend("default" = true))]
+    pub goroutines: Option<bool>,
+    /// The most goroutines a `threads` answer lists (default 1000): the goroutine of the
+    /// stop first, then running ones, then by id; a console line says when some are left
+    /// out.
+    #[serde(default)]
+    #[schemars(extend("default" = 1000), range(min = 1))]
+    pub max_goroutines: Option<u64>,
     /// Set by latch in the configuration of a child session it offers: the socket of the
     /// latch that holds the child. Editors connect there instead of starting a new latch.
     #[serde(default)]
@@ -296,6 +308,18 @@ pub struct LaunchArguments {
     #[serde(default)]
     #[schemars(extend("default" = false))]
     pub follow_forks: Option<bool>,
+    /// Show a Go program's goroutines as the thread list (default true): `threads` lists
+    /// goroutines (ids from 4194304 = 1<<22 up, the goroutine id added), `stackTrace` of
+    /// one unwinds it even when no thread runs it. `false` shows the OS threads.
+    #[serde(default)]
+    #[schemars(extend("default" = true))]
+    pub goroutines: Option<bool>,
+    /// The most goroutines a `threads` answer lists (default 1000): the goroutine of the
+    /// stop first, then running ones, then by id; a console line says when some are left
+    /// out.
+    #[serde(default)]
+    #[schemars(extend("default" = 1000), range(min = 1))]
+    pub max_goroutines: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

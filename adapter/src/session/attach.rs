@@ -40,6 +40,7 @@ impl Session {
             return self.fail(request, "already attached", "an attach is already in progress (already attached or waiting); one latch session debugs one process");
         }
         let stop_on_entry = args.stop_on_entry.unwrap_or(false);
+        self.go.configure(args.goroutines, args.max_goroutines);
         if let Some(program) = &args.program {
             if let Err(err) = std::fs::File::open(program) {
                 return self.fail(
@@ -483,7 +484,7 @@ impl Session {
                 .as_ref()
                 .map_or(&[][..], |report| &report.stragglers[..]);
             let description = super::stop_description("Paused on attach", running);
-            self.report_stop(focus, "entry", &description);
+            self.report_stop(focus, "entry", &description).await;
         } else {
             let main_tid = target.main_tid;
             self.running();

@@ -113,6 +113,19 @@ impl Session {
     /// its thread table, kept current by clone and exit events.
     pub(super) async fn threads(&mut self, request: &Request) {
         let alive = self.target.as_ref().is_some_and(|target| !target.exited);
+        let stopped = alive && self.target.as_ref().is_some_and(|target| target.stopped);
+        // A Go program's goroutines: this stop's, or while it runs, the last stop's.
+        let goroutines = match (stopped, alive) {
+            (true, _) => self.goroutine_threads().await,
+            (false, true) if self.go.is_active() => self.go.last_list.clone(),
+            _ => None,
+        };
+        if let Some(threads) = goroutines {
+            self.out
+                .respond(Response::ok(request, Some(json!({ "threads": threads }))));
+            self.walk_ahead().await;
+            return;
+        }
         let asked: Vec<ThreadInfo>;
         // During a stop, the list read ahead; otherwise the ptrace thread's table.
         let threads: &[ThreadInfo] = match self.listed_threads() {
@@ -187,7 +200,8 @@ impl Session {
                 self.write_thread_events(&batch);
                 let asked = args
                     .thread_id
-                    .and_then(|id| threads.iter().find(|tid| i64::from(**tid) == id));
+                    .and_then(|id| self.thread_for(id).ok())
+                    .and_then(|asked| threads.iter().find(|tid| **tid == asked));
                 // The main thread may have left (pthread_exit): report a live one.
                 let main_alive = threads.contains(&main_tid);
                 let fallback = if main_alive { main_tid } else { threads[0] };
@@ -199,7 +213,7 @@ impl Session {
                 self.symbols.refresh();
                 self.announce_modules();
                 let description = super::stop_description("Paused", &stopped.running);
-                self.report_stop(thread_id, "pause", &description);
+                self.report_stop(thread_id, "pause", &description).await;
             }
             Err(err) => self.fail(request, "pause failed", &format!("could not pause: {err}")),
         }
@@ -231,7 +245,10 @@ impl Session {
             ));
         }
         let only = match (args.single_thread, args.thread_id) {
-            (Some(true), Some(id)) => Some(id as crate::procfs::Pid),
+            (Some(true), Some(id)) => match self.thread_for(id) {
+                Ok(tid) => Some(tid),
+                Err(text) => return self.fail(request, "no such thread", &text),
+            },
             _ => None,
         };
         let resumed = match only {
@@ -282,7 +299,7 @@ impl Session {
             if self.entry_armed && self.step_plan.is_none() {
                 if let Some(entry) = self.entry_stop.take() {
                     self.entry_armed = false;
-                    return self.report_entry_stop(tid, entry);
+                    return self.report_entry_stop(tid, entry).await;
                 }
             }
             return self.on_step_stop(tid).await;
@@ -322,7 +339,7 @@ impl Session {
                 } else {
                     body["hitBreakpointIds"] = json!(shown);
                 }
-                self.report_stop_with(tid, body);
+                self.report_stop_with(tid, body).await;
             }
             StopReason::Signal {
                 signal,
@@ -342,7 +359,8 @@ impl Session {
                 self.report_stop_with(
                     tid,
                     json!({ "reason": "exception", "description": description, "text": name }),
-                );
+                )
+                .await;
             }
             StopReason::Step | StopReason::Libraries | StopReason::Exec => {
                 unreachable!("handled above")
@@ -354,6 +372,8 @@ impl Session {
     /// (its breakpoints' addresses, the displaced-stepping slot), and the editor is told.
     fn exec_happened(&mut self, tid: crate::procfs::Pid) {
         self.breakpoints.forget_process();
+        // Whether goroutines can be shown is the new program's question.
+        self.go.forget_program();
         let Some(target) = self.target.as_mut() else {
             return;
         };
@@ -379,8 +399,9 @@ impl Session {
             return;
         };
         let asked = args.thread_id.unwrap_or(0);
+        let thread = self.thread_for(asked).ok();
         match &self.exception {
-            Some((tid, info)) if i64::from(*tid) == asked => {
+            Some((tid, info)) if thread == Some(*tid) => {
                 self.out.respond(Response::ok(request, Some(info.clone())));
             }
             _ => self.fail(

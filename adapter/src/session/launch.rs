@@ -76,6 +76,7 @@ impl Session {
             );
             return self.fail(request, "already attached", &text);
         }
+        self.go.configure(args.goroutines, args.max_goroutines);
         if self.pending_attach.is_some() || self.waiting.is_some() || self.terminal.is_some() {
             return self.fail(
                 request,
@@ -354,7 +355,7 @@ impl Session {
     }
 
     /// A stop of the run to the entry point or `main`.
-    pub(super) fn report_entry_stop(&mut self, tid: crate::procfs::Pid, entry: EntryStop) {
+    pub(super) async fn report_entry_stop(&mut self, tid: crate::procfs::Pid, entry: EntryStop) {
         if let Some(target) = self.target.as_mut() {
             target.stopped = true;
         }
@@ -364,7 +365,7 @@ impl Session {
             EntryStop::Entry => "Paused at the program's entry point",
             EntryStop::Main => "Paused at main",
         };
-        self.report_stop(tid, "entry", description);
+        self.report_stop(tid, "entry", description).await;
     }
 
     /// Waits (a little) for the rest of a launched program's output, so that it comes

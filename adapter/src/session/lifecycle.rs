@@ -179,6 +179,11 @@ impl Session {
     }
 
     pub(super) fn write_thread_events(&self, batch: &super::threads::Batch) {
+        // The goroutine view lists goroutines: OS threads coming and going are not news
+        // to the client (it reads `threads` again at each stop).
+        if self.go.is_active() {
+            return;
+        }
         for tid in &batch.exited {
             self.out
                 .event("thread", json!({ "reason": "exited", "threadId": tid }));

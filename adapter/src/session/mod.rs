@@ -6,6 +6,7 @@ mod attach;
 mod breakpoints;
 mod execution;
 mod forks;
+mod goroutines;
 mod launch;
 mod lifecycle;
 mod stacks;
@@ -200,6 +201,8 @@ pub struct Session {
     of_launch: bool,
     /// Children offered through `startDebugging`, oldest first, until the client answers.
     offered_children: std::collections::VecDeque<crate::children::Offer>,
+    /// A Go program's goroutines, shown as its threads (see `goroutines.rs`).
+    go: goroutines::GoView,
 }
 
 impl Session {
@@ -237,6 +240,7 @@ impl Session {
             client_starts_sessions: false,
             of_launch: false,
             offered_children: Default::default(),
+            go: goroutines::GoView::default(),
         }
     }
 

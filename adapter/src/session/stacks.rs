@@ -20,22 +20,25 @@ use crate::symbols::{ModuleSummary, Registers, StackFrame, SymbolStatus};
 #[derive(Default)]
 pub(super) struct StopState {
     /// The thread the `stopped` event named: editors ask for its stack first.
-    reported: Option<Pid>,
+    pub(super) reported: Option<Pid>,
     /// The thread list the ptrace thread sends once it has read every name ahead.
     thread_list: ThreadList,
-    registers: Option<FxHashMap<Pid, libc::user_regs_struct>>,
+    pub(super) registers: Option<FxHashMap<Pid, libc::user_regs_struct>>,
     /// Stacks the symbols thread is still walking for this stop: every thread's, the
     /// first one asked for first, so that an editor asking thread by thread (or a
     /// thousand requests at once) waits for one walk, not one round trip each.
     walking: Option<tokio::sync::mpsc::UnboundedReceiver<(Pid, Vec<StackFrame>)>>,
     /// Each thread's stack and the id of its frame 0; ids of a stack are consecutive.
-    stacks: FxHashMap<Pid, (i64, Vec<StackFrame>)>,
+    pub(super) stacks: FxHashMap<Pid, (i64, Vec<StackFrame>)>,
     /// frame id - 1 -> (thread, index in its stack).
-    frames: Vec<(Pid, usize)>,
+    pub(super) frames: Vec<(Pid, usize)>,
     /// Each distinct frame's JSON but its id. The threads of a process share most of
     /// their frames, and writing one (escaping its names and paths) was most of what a
     /// `stackTrace` answer cost: 18 of 21 M instructions for a thousand threads.
     written_frames: FxHashMap<FrameKey, String>,
+    /// A Go program's goroutines in this stop: `None` until read, `Some(None)` when the
+    /// threads are shown instead.
+    pub(super) goroutines: Option<Option<super::goroutines::StopGoroutines>>,
 }
 
 /// A stop's threads, as the ptrace thread lists them after reading ahead. A stopped
@@ -164,6 +167,20 @@ impl Session {
         let Ok(tid) = Pid::try_from(args.thread_id) else {
             return self.fail(request, "no such thread", "threadId is not a thread id");
         };
+        if args.thread_id >= super::goroutines::GOROUTINE_ID_BASE {
+            let listed = self.stop_goroutines().await.is_some();
+            if !listed || !self.stop.stacks.contains_key(&tid) {
+                let text = match self.thread_for(args.thread_id) {
+                    Err(text) if listed => text,
+                    _ => format!(
+                        "{} is not a goroutine of this stop: the goroutine list is not shown \
+                         (see the `goroutines` argument)",
+                        args.thread_id
+                    ),
+                };
+                return self.fail(request, "no such thread", &text);
+            }
+        }
         let Some((first_id, total)) = self.stack_of(tid).await else {
             return self.fail(
                 request,
@@ -238,18 +255,23 @@ impl Session {
     /// Sends the `stopped` event of a stop of every thread, naming `thread`. The names
     /// and registers every editor asks for next are read ahead, starting before the
     /// event goes out: an editor's `threads` request can follow it within 0.1 ms.
-    pub(super) fn report_stop(&mut self, thread: Pid, reason: &str, description: &str) {
+    pub(super) async fn report_stop(&mut self, thread: Pid, reason: &str, description: &str) {
         self.report_stop_with(
             thread,
             json!({ "reason": reason, "description": description }),
-        );
+        )
+        .await;
     }
 
     /// `report_stop` with more of the event's fields (`hitBreakpointIds`, `text`).
-    pub(super) fn report_stop_with(&mut self, thread: Pid, mut body: Value) {
+    /// In a Go program's goroutine view, the goroutine the thread runs is named (its
+    /// goroutines are read before the event goes out).
+    pub(super) async fn report_stop_with(&mut self, thread: Pid, mut body: Value) {
         self.stop.thread_list = ThreadList::Reading(self.backend.read_ahead());
         self.stop.reported = Some(thread);
-        body["threadId"] = json!(thread);
+        let pause = body["reason"] == "pause";
+        let shown = self.shown_id(thread, pause).await;
+        body["threadId"] = json!(shown);
         body["allThreadsStopped"] = json!(true);
         self.out.event("stopped", body);
     }
@@ -303,7 +325,15 @@ impl Session {
             column: frame.column,
             instruction_pointer_reference: format!("{:#018x}", frame.pc),
             module_id: frame.module.as_deref(),
-            presentation_hint: source.is_none().then_some("subtle"),
+            presentation_hint: if frame
+                .function
+                .as_deref()
+                .is_some_and(|f| f.starts_with(crate::symbols::service::CREATED_BY))
+            {
+                Some("label")
+            } else {
+                source.is_none().then_some("subtle")
+            },
             source,
         }
     }
@@ -371,12 +401,17 @@ impl Session {
                 .iter()
                 .all(|f| f.pc == frames[0].pc && f.registers == frames[0].registers)
         });
-        let registers: Vec<(&str, u64)> = match (top, self.stop.registers.as_ref()) {
+        // A goroutine's stack: a running one's innermost frame has its thread's registers;
+        // a parked one's, the pc, sp and bp the scheduler saved, all there is.
+        let thread = self.registers_key(tid);
+        let full = self
+            .stop
+            .registers
+            .as_ref()
+            .and_then(|all| all.get(&thread));
+        let registers: Vec<(&str, u64)> = match (top, full) {
             // The innermost physical frame has every register, flags and segments too.
-            (true, Some(all)) => all
-                .get(&tid)
-                .map(crate::symbols::unwind::named_registers)
-                .unwrap_or_default(),
+            (true, Some(regs)) => crate::symbols::unwind::named_registers(regs),
             _ => frame.0.registers.known().collect(),
         };
         let variables: Vec<Value> = registers

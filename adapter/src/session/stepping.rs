@@ -150,8 +150,9 @@ impl Session {
         if !self.require_stopped_target(request) {
             return;
         }
-        let Ok(tid) = Pid::try_from(args.thread_id) else {
-            return self.fail(request, "no such thread", "threadId is not a thread id");
+        let tid = match self.thread_for(args.thread_id) {
+            Ok(tid) => tid,
+            Err(text) => return self.fail(request, "no such thread", &text),
         };
         let Some(regs) = self.backend.thread_registers(tid).await else {
             let text = format!("thread {tid} is not a stopped thread of the target");
@@ -460,7 +461,7 @@ impl Session {
             target.stopped = true;
         }
         self.symbols.refresh();
-        self.report_stop(tid, "step", description);
+        self.report_stop(tid, "step", description).await;
     }
 
     /// The target must be attached and stopped for a step; answers the request if not.

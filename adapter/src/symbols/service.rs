@@ -68,6 +68,12 @@ enum Job {
     Goroutines {
         reply: oneshot::Sender<Result<Vec<Goroutine>, String>>,
     },
+    /// Goroutines' stacks, each with the frame of the `go` statement that created it
+    /// last (`created by F`), all at once.
+    GoroutineStacks {
+        goroutines: Vec<(Pid, Registers, u64)>,
+        reply: oneshot::Sender<Vec<(Pid, Vec<StackFrame>)>>,
+    },
 }
 
 #[derive(Clone)]
@@ -175,6 +181,18 @@ impl SymbolService {
             .unwrap_or_else(|_| Err("the symbols thread is gone".into()))
     }
 
+    /// The stacks of goroutines (a key, the registers to unwind from, `g.gopc`), in the
+    /// order given; each ends with a frame named `created by F` at the `go` statement
+    /// when `gopc` is known.
+    pub async fn goroutine_stacks(
+        &self,
+        goroutines: Vec<(Pid, Registers, u64)>,
+    ) -> Vec<(Pid, Vec<StackFrame>)> {
+        let (reply, answer) = oneshot::channel();
+        let _ = self.jobs.send(Job::GoroutineStacks { goroutines, reply });
+        answer.await.unwrap_or_default()
+    }
+
     /// The address of the dynamic loader's hook; `None` for a static program.
     pub async fn loader_breakpoint(&self) -> Option<u64> {
         let (reply, answer) = oneshot::channel();
@@ -275,8 +293,52 @@ fn serve(queue: mpsc::Receiver<Job>) {
                 };
                 let _ = reply.send(found);
             }
+            Job::GoroutineStacks { goroutines, reply } => {
+                let Some(stacker) = stacker.as_mut() else {
+                    let _ = reply.send(Vec::new());
+                    continue;
+                };
+                let stacks = goroutines
+                    .into_iter()
+                    .map(|(key, registers, go_pc)| {
+                        let mut frames = stacker.stack(registers);
+                        frames.extend(creator_frame(stacker, go_pc));
+                        (key, frames)
+                    })
+                    .collect();
+                let _ = reply.send(stacks);
+            }
         }
     }
+}
+
+/// The prefix of the frame that says where a goroutine was created.
+pub const CREATED_BY: &str = "created by ";
+
+/// `created by F` at the `go` statement whose return address is `go_pc`, as Go's
+/// tracebacks end a goroutine's stack: F the function (outermost of inlined calls), the
+/// line the statement's call (`go_pc - 1`) is on.
+fn creator_frame(stacker: &mut Stacker, go_pc: u64) -> Option<StackFrame> {
+    if go_pc == 0 {
+        return None;
+    }
+    let named = stacker.stack(Registers::from_pc(go_pc - 1));
+    let innermost = named.first()?;
+    let outer = named
+        .iter()
+        .find(|frame| !frame.inlined)
+        .unwrap_or(innermost);
+    let function = outer.function.as_deref()?;
+    Some(StackFrame {
+        pc: go_pc,
+        function: Some(format!("{CREATED_BY}{function}").into()),
+        file: innermost.file.clone(),
+        line: innermost.line,
+        column: 0,
+        module: innermost.module.clone(),
+        inlined: false,
+        registers: Registers::from_pc(go_pc),
+    })
 }
 
 const NOT_ATTACHED: &str = "not attached to a process";

@@ -80,6 +80,13 @@ impl Registers {
         self.get(RIP)
     }
 
+    /// Only a pc known: a code address to name (where a `go` statement is).
+    pub fn from_pc(pc: u64) -> Registers {
+        let mut registers = Registers::default();
+        registers.set(RIP, Some(pc));
+        registers
+    }
+
     pub fn sp(&self) -> Option<u64> {
         self.get(RSP)
     }

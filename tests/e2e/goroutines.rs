@@ -1,0 +1,496 @@
+//! A Go program seen as goroutines: the goroutines fixture (tests/fixtures/goroutines)
+//! writes its own `runtime.Stack(buf, true)` dump when every goroutine waits where it
+//! should; latch's `threads` and `stackTrace` of it, attached with stopOnEntry, must
+//! say what the dump says, goroutine by goroutine. With Debian's Go and the current one.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::require_harness;
+use crate::support::fixtures::{go_build_with, go_tool, source_dir, tmp_dir};
+use crate::support::{secs, skip_or_fail, Dap};
+
+const BASE: i64 = 1 << 22;
+
+/// The fixture running, killed when dropped.
+struct Fixture {
+    child: Child,
+    dump: String,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn build(go: &Path, label: &str, flags: &[&str]) -> PathBuf {
+    let dir = tmp_dir().join("goroutines-dap");
+    std::fs::create_dir_all(&dir).unwrap();
+    let binary = dir.join(format!("goroutines-{label}"));
+    go_build_with(go, &source_dir().join("goroutines"), &binary, flags, &[])
+        .unwrap_or_else(|e| panic!("building the goroutines fixture ({label}): {e}"));
+    binary
+}
+
+fn start(binary: &Path, idle: usize) -> Fixture {
+    let work = tmp_dir()
+        .join("goroutines-dap")
+        .join(format!("run-{}", std::process::id()))
+        .join(binary.file_name().unwrap());
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    let (dump, marker) = (work.join("dump"), work.join("ready"));
+    let child = Command::new(binary)
+        .arg(idle.to_string())
+        .arg(&dump)
+        .arg(&marker)
+        .spawn()
+        .unwrap();
+    let mut fixture = Fixture {
+        child,
+        dump: String::new(),
+    };
+    let deadline = Instant::now() + secs(60);
+    while !marker.exists() {
+        if let Ok(Some(status)) = fixture.child.try_wait() {
+            panic!("the fixture ended early: {status}");
+        }
+        assert!(Instant::now() < deadline, "the fixture never got ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    fixture.dump = std::fs::read_to_string(&dump).unwrap();
+    fixture
+}
+
+/// One goroutine of the dump.
+#[derive(Debug)]
+struct Dumped {
+    id: i64,
+    state: String,
+    /// Function names of its frames, innermost first (runtime ones elided by Go).
+    frames: Vec<String>,
+    creator: Option<String>,
+    text: String,
+}
+
+/// `main.f(0x1, ...)` -> `main.f`.
+fn function_of(line: &str) -> String {
+    let line = line.trim();
+    match line.rfind('(') {
+        Some(open) if line.ends_with(')') => line[..open].to_string(),
+        _ => line.to_string(),
+    }
+}
+
+fn parse_dump(dump: &str) -> Vec<Dumped> {
+    dump.split("\n\n")
+        .filter(|block| block.starts_with("goroutine "))
+        .map(|block| {
+            let mut lines = block.lines();
+            let header = lines.next().unwrap();
+            let id = header["goroutine ".len()..]
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let open = header.find('[').unwrap();
+            let close = header.rfind(']').unwrap();
+            let state = header[open + 1..close]
+                .split(", ")
+                .next()
+                .unwrap()
+                .to_string();
+            let mut frames = Vec::new();
+            let mut creator = None;
+            for line in lines {
+                if line.starts_with('\t') || line.trim().is_empty() {
+                    continue;
+                }
+                if let Some(rest) = line.strip_prefix("created by ") {
+                    creator = Some(rest.split(" in goroutine ").next().unwrap().to_string());
+                } else if !line.starts_with("...") {
+                    // Newer Go shows some of the runtime's frames (the finalizer
+                    // goroutine's runtime.runFinalizers): the user's are compared.
+                    let function = function_of(line);
+                    if shown_by_go(&function) {
+                        frames.push(function);
+                    }
+                }
+            }
+            Dumped {
+                id,
+                state,
+                frames,
+                creator,
+                text: block.to_string(),
+            }
+        })
+        .collect()
+}
+
+/// Whether Go's traceback shows a frame of this function (`showfuncinfo`).
+fn shown_by_go(function: &str) -> bool {
+    function.contains('.')
+        && match function.strip_prefix("runtime.") {
+            Some(rest) => rest.starts_with(|c: char| c.is_ascii_uppercase()),
+            None => true,
+        }
+}
+
+/// The top function a thread entry's name shows: `goroutine 5 [state]: F (thread..) {..}`.
+fn named_function(name: &str) -> &str {
+    let after = name.split_once("]: ").map_or("", |(_, rest)| rest);
+    after
+        .split(" (thread ")
+        .next()
+        .unwrap()
+        .split(" {")
+        .next()
+        .unwrap()
+        .split(" [runtime]")
+        .next()
+        .unwrap()
+}
+
+fn attach(pid: i32, extra: Value) -> Dap {
+    let mut dap = Dap::start();
+    dap.initialize();
+    let mut args = json!({ "pid": pid, "stopOnEntry": true });
+    args.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let r = dap.attach(args);
+    assert_eq!(r["success"], true, "attach failed: {r}");
+    dap.next_event("stopped", secs(20));
+    dap
+}
+
+fn stack_names(dap: &mut Dap, id: i64) -> Vec<Value> {
+    let trace = dap.ok("stackTrace", json!({ "threadId": id }));
+    trace["body"]["stackFrames"].as_array().unwrap().clone()
+}
+
+fn assert_agrees_with_dump(go: &Path, label: &str) {
+    let binary = build(go, label, &[]);
+    let fixture = start(&binary, 20);
+    let dumped = parse_dump(&fixture.dump);
+    assert!(
+        dumped.len() > 25,
+        "{label}: a short dump:\n{}",
+        fixture.dump
+    );
+    let pid = fixture.child.id() as i32;
+    let mut dap = attach(pid, json!({}));
+    let stopped = dap.events("stopped").last().cloned().unwrap();
+    let threads = dap.threads();
+    let goroutines: Vec<&(i64, String)> = threads.iter().filter(|(id, _)| *id >= BASE).collect();
+    assert!(
+        goroutines.len() >= dumped.len(),
+        "{label}: {} goroutines listed, {} dumped:\n{threads:#?}",
+        goroutines.len(),
+        dumped.len()
+    );
+    // No tid collides, and an OS thread is listed only when it runs no goroutine.
+    let stopped_id = stopped["body"]["threadId"].as_i64().unwrap();
+    assert!(
+        threads.iter().any(|(id, _)| *id == stopped_id),
+        "{label}: the stopped id {stopped_id} is not listed: {threads:#?}"
+    );
+    let mut parked_checked = 0;
+    for d in &dumped {
+        let (id, name) = goroutines
+            .iter()
+            .find(|(id, _)| *id == BASE + d.id)
+            .unwrap_or_else(|| panic!("{label}: goroutine {} not listed: {threads:#?}", d.id));
+        assert!(
+            name.starts_with(&format!("goroutine {} [", d.id)),
+            "{label}: {name}"
+        );
+        // The main goroutine wrote the dump (running then, blocked now); the busy loop
+        // runs or waits for a thread.
+        let moving = d.id == 1 || d.text.contains("main.busy(");
+        if !moving {
+            let state = name[name.find('[').unwrap() + 1..]
+                .split([',', ']'])
+                .next()
+                .unwrap();
+            assert_eq!(state, d.state, "{label}: {name}\n{}", d.text);
+            assert_eq!(
+                named_function(name),
+                d.frames[0],
+                "{label}: top user function of {name}\n{}",
+                d.text
+            );
+        }
+        if d.text.contains("main.labelled") {
+            assert!(
+                name.contains("request=r42") && name.contains("user=ann"),
+                "{label}: labels missing: {name}"
+            );
+        }
+        let frames = stack_names(&mut dap, *id);
+        let last = frames.last().unwrap();
+        match &d.creator {
+            Some(creator) => {
+                assert_eq!(
+                    last["name"].as_str().unwrap(),
+                    format!("created by {creator}"),
+                    "{label}: {name}: {frames:#?}"
+                );
+                assert_eq!(last["presentationHint"], "label", "{last}");
+                assert!(last["line"].as_u64().unwrap() > 0, "{last}");
+            }
+            None => assert!(
+                !last["name"].as_str().unwrap().starts_with("created by "),
+                "{label}: {frames:#?}"
+            ),
+        }
+        if !moving && !name.contains(" (thread ") {
+            let names: Vec<String> = frames
+                .iter()
+                .map(|f| f["name"].as_str().unwrap().to_string())
+                .filter(|f| shown_by_go(f) && !f.starts_with("created by "))
+                .collect();
+            // Go elides the wrapper the compiler makes of `go f(args)` (a closure of the
+            // creator, `main.startWorkers.func2` or `.gowrap1`, called by goexit); latch
+            // shows it, as the frame it is.
+            let shown = names.len().min(d.frames.len());
+            assert_eq!(
+                names[..shown],
+                d.frames[..],
+                "{label}: frames of {name}\n{}",
+                d.text
+            );
+            let extra = &names[shown..];
+            let wrapper = d
+                .creator
+                .as_ref()
+                .is_some_and(|c| extra.len() == 1 && extra[0].starts_with(&format!("{c}.")));
+            assert!(
+                extra.is_empty() || wrapper,
+                "{label}: frames of {name}: {names:?}\n{}",
+                d.text
+            );
+            // Registers of a parked goroutine's innermost frame: what was saved.
+            let scopes = dap.ok("scopes", json!({ "frameId": frames[0]["id"] }));
+            let reference = scopes["body"]["scopes"][0]["variablesReference"].clone();
+            let vars = dap.ok("variables", json!({ "variablesReference": reference }));
+            let registers: Vec<&str> = vars["body"]["variables"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["name"].as_str().unwrap())
+                .collect();
+            assert!(registers.contains(&"rip"), "{registers:?}");
+            parked_checked += 1;
+        }
+    }
+    assert!(
+        parked_checked >= 20,
+        "{label}: only {parked_checked} parked"
+    );
+    // A step of a goroutine that runs on no thread says why it cannot.
+    let parked = goroutines
+        .iter()
+        .find(|(_, name)| name.contains("main.idle") && !name.contains("(thread "))
+        .unwrap();
+    let step = dap.request("next", json!({ "threadId": parked.0 }));
+    assert_eq!(step["success"], false, "{step}");
+    let why = step["body"]["error"]["format"]
+        .as_str()
+        .or(step["message"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    assert!(why.contains("runs on no thread"), "{step}");
+    dap.ok("disconnect", json!({}));
+    assert!(dap.wait_exit(secs(10)).success());
+}
+
+fn current_go() -> Option<PathBuf> {
+    std::env::var_os("LATCH_CURRENT_GO").map(PathBuf::from)
+}
+
+#[test]
+fn goroutines_agree_with_runtime_stack_debian_go() {
+    require_harness!();
+    match go_tool() {
+        Ok(go) => assert_agrees_with_dump(&go, "debian"),
+        Err(why) => skip_or_fail(&format!("goroutines cannot be tested: {why}")),
+    }
+}
+
+#[test]
+fn goroutines_agree_with_runtime_stack_current_go() {
+    require_harness!();
+    match current_go() {
+        Some(go) => assert_agrees_with_dump(&go, "current"),
+        None => skip_or_fail("LATCH_CURRENT_GO does not name a current Go (see .ci/run)"),
+    }
+}
+
+/// `maxGoroutines` cuts the list, and one console line says so; `goroutines: false`
+/// and a binary without DWARF show threads.
+fn assert_cut_and_thread_views(go: &Path, label: &str) {
+    let binary = build(go, label, &[]);
+    let fixture = start(&binary, 50);
+    let pid = fixture.child.id() as i32;
+    let mut dap = attach(pid, json!({ "maxGoroutines": 7 }));
+    let threads = dap.threads();
+    let listed = threads.iter().filter(|(id, _)| *id >= BASE).count();
+    assert_eq!(listed, 7, "{label}: {threads:#?}");
+    dap.threads();
+    dap.drain_for(Duration::from_millis(200));
+    let cut: Vec<Value> = dap
+        .events("output")
+        .into_iter()
+        .filter(|e| {
+            e["body"]["output"]
+                .as_str()
+                .is_some_and(|o| o.contains("set maxGoroutines to see all"))
+        })
+        .collect();
+    assert_eq!(cut.len(), 1, "{label}: {cut:#?}");
+    let text = cut[0]["body"]["output"].as_str().unwrap();
+    assert!(text.contains("7 of "), "{text}");
+    dap.ok("disconnect", json!({}));
+    assert!(dap.wait_exit(secs(10)).success());
+
+    let mut dap = attach(pid, json!({ "goroutines": false }));
+    let threads = dap.threads();
+    assert!(
+        threads.iter().all(|(id, _)| *id < BASE),
+        "{label}: {threads:#?}"
+    );
+    assert!(threads.iter().any(|(id, _)| *id == pid as i64));
+    dap.ok("disconnect", json!({}));
+    assert!(dap.wait_exit(secs(10)).success());
+    drop(fixture);
+
+    let bare = build(go, &format!("{label}-nodwarf"), &["-ldflags=-w"]);
+    let fixture = start(&bare, 5);
+    let pid = fixture.child.id() as i32;
+    let mut dap = attach(pid, json!({}));
+    let threads = dap.threads();
+    assert!(
+        threads.iter().all(|(id, _)| *id < BASE),
+        "{label}: {threads:#?}"
+    );
+    dap.threads();
+    dap.drain_for(Duration::from_millis(200));
+    let said: Vec<Value> = dap
+        .events("output")
+        .into_iter()
+        .filter(|e| {
+            e["body"]["output"]
+                .as_str()
+                .is_some_and(|o| o.contains("goroutines need the program's DWARF"))
+        })
+        .collect();
+    assert_eq!(said.len(), 1, "{label}: {said:#?}");
+    dap.ok("disconnect", json!({}));
+    assert!(dap.wait_exit(secs(10)).success());
+}
+
+#[test]
+fn goroutines_cut_and_thread_views_debian_go() {
+    require_harness!();
+    match go_tool() {
+        Ok(go) => assert_cut_and_thread_views(&go, "debian"),
+        Err(why) => skip_or_fail(&format!("goroutines cannot be tested: {why}")),
+    }
+}
+
+#[test]
+fn goroutines_cut_and_thread_views_current_go() {
+    require_harness!();
+    match current_go() {
+        Some(go) => assert_cut_and_thread_views(&go, "current"),
+        None => skip_or_fail("LATCH_CURRENT_GO does not name a current Go (see .ci/run)"),
+    }
+}
+
+/// A breakpoint hit in a goroutine names it (`stopped.threadId` is its id), its stack
+/// is that of the thread it runs on, and `next`, `continue` and `pause` take its id.
+fn assert_breakpoint_in_goroutine(go: &Path, label: &str) {
+    let dir = tmp_dir().join("goroutines-dap");
+    std::fs::create_dir_all(&dir).unwrap();
+    let binary = dir.join(format!("breakpoints-go-{label}"));
+    let source = source_dir().join("breakpoints").join("go");
+    go_build_with(go, &source, &binary, &[], &[]).expect("building the Go fixture");
+    let mut target = crate::support::Target::spawn(Command::new(&binary));
+    target.wait_ready(secs(30));
+    let mut dap = Dap::attached(target.pid, false);
+    let set = dap.ok(
+        "setFunctionBreakpoints",
+        json!({ "breakpoints": [{ "name": "main.area" }] }),
+    );
+    assert_eq!(set["body"]["breakpoints"][0]["verified"], true, "{set}");
+    let stopped = dap.next_event("stopped", secs(10));
+    let id = stopped["body"]["threadId"].as_i64().unwrap();
+    assert_eq!(
+        id,
+        BASE + 1,
+        "{label}: main.area runs on the main goroutine: {stopped}"
+    );
+    let threads = dap.threads();
+    let (_, name) = threads.iter().find(|(t, _)| *t == id).unwrap();
+    assert!(
+        name.starts_with("goroutine 1 [running]: main.area (thread "),
+        "{label}: {name}"
+    );
+    let frames = stack_names(&mut dap, id);
+    assert_eq!(frames[0]["name"], "main.area", "{frames:#?}");
+    assert!(
+        frames.iter().any(|f| f["name"] == "main.main"),
+        "{frames:#?}"
+    );
+    dap.ok("setFunctionBreakpoints", json!({ "breakpoints": [] }));
+    // A step of the goroutine steps the thread it runs on, and stops on it again.
+    dap.ok("next", json!({ "threadId": id }));
+    let stepped = dap.next_event("stopped", secs(10));
+    assert_eq!(stepped["body"]["reason"], "step", "{stepped}");
+    assert_eq!(stepped["body"]["threadId"], id, "{label}: {stepped}");
+    dap.ok("continue", json!({ "threadId": id }));
+    dap.ok("pause", json!({ "threadId": id }));
+    let paused = dap.next_event("stopped", secs(10));
+    let paused_id = paused["body"]["threadId"].as_i64().unwrap();
+    let threads = dap.threads();
+    assert!(
+        threads.iter().any(|(t, _)| *t == paused_id),
+        "{label}: {paused} names no listed thread: {threads:#?}"
+    );
+    stack_names(&mut dap, paused_id);
+    // No OS-thread `thread` events after the attach's.
+    let attach_events = dap.events("thread").len();
+    dap.ok("continue", json!({ "threadId": paused_id }));
+    dap.drain_for(Duration::from_millis(300));
+    dap.ok("pause", json!({ "threadId": paused_id }));
+    dap.next_event("stopped", secs(10));
+    assert_eq!(dap.events("thread").len(), attach_events, "{label}");
+    dap.ok("disconnect", json!({}));
+    assert!(dap.wait_exit(secs(10)).success());
+}
+
+#[test]
+fn a_breakpoint_in_a_goroutine_names_it_debian_go() {
+    require_harness!();
+    match go_tool() {
+        Ok(go) => assert_breakpoint_in_goroutine(&go, "debian"),
+        Err(why) => skip_or_fail(&format!("goroutines cannot be tested: {why}")),
+    }
+}
+
+#[test]
+fn a_breakpoint_in_a_goroutine_names_it_current_go() {
+    require_harness!();
+    match current_go() {
+        Some(go) => assert_breakpoint_in_goroutine(&go, "current"),
+        None => skip_or_fail("LATCH_CURRENT_GO does not name a current Go (see .ci/run)"),
+    }
+}
