@@ -34,6 +34,7 @@
 //! ([`check_target_after`]), by the rule of its scenario ([`ThreadRule`]).
 
 pub mod bp;
+pub mod goroutines;
 pub mod launch;
 
 use crate::dap::{check_success, Dap, Timeout};
@@ -56,6 +57,8 @@ pub enum Peer {
     /// gdb -batch -ex 'info threads' -ex 'thread apply all bt'
     GdbBt,
     LldbDap,
+    /// Delve's `dlv dap`, over TCP: the goroutines scenario only.
+    Delve,
 }
 
 impl Peer {
@@ -71,7 +74,14 @@ impl Peer {
         let gdb_cannot = matches!(scenario, Scenario::WaitFor | Scenario::ChurnRun(_))
             && matches!(self, Peer::Gdb | Peer::GdbBt);
         let bt_cannot = (breakpoints || scenario.is_launch()) && self == Peer::GdbBt;
-        !gdb_cannot && !bt_cannot
+        // The goroutine view is latch's against Delve's; Delve debugs nothing else here.
+        let goroutines = matches!(scenario, Scenario::Goroutines(_));
+        let view_cannot = match self {
+            Peer::Latch => false,
+            Peer::Delve => !goroutines,
+            _ => goroutines,
+        };
+        !gdb_cannot && !bt_cannot && !view_cannot
     }
 
     pub fn name(self) -> &'static str {
@@ -80,6 +90,7 @@ impl Peer {
             Peer::Gdb => "gdb",
             Peer::GdbBt => "gdb + bt",
             Peer::LldbDap => "lldb-dap",
+            Peer::Delve => "delve",
         }
     }
 }
@@ -256,7 +267,11 @@ fn initialize(dap: &mut Dap, peer: Peer, deadline: Instant) -> Result<(Instant, 
         json!({
             "clientID": "latch-bench",
             "clientName": "latch-bench",
-            "adapterID": if peer == Peer::LldbDap { "lldb-dap" } else { "latch" },
+            "adapterID": match peer {
+                Peer::LldbDap => "lldb-dap",
+                Peer::Delve => "go",
+                _ => "latch",
+            },
             "linesStartAt1": true,
             "columnsStartAt1": true,
             "pathFormat": "path",
@@ -1107,6 +1122,9 @@ pub fn locate(peer: Peer, latch: Option<&Path>) -> Result<PathBuf, String> {
             "lldb-dap: `lldb-dap-19` not found in PATH; install it with `apt-get install -y lldb-19`"
                 .into()
         }),
+        Peer::Delve => which("dlv").ok_or_else(|| {
+            "delve: `dlv` not found in PATH; install it with `apt-get install -y delve`".into()
+        }),
     }
 }
 
@@ -1124,8 +1142,14 @@ pub fn version_of(peer: Peer, path: &Path) -> Option<String> {
     if peer == Peer::LldbDap {
         return None;
     }
+    // `dlv version`: "Delve Debugger", then "Version: 1.20.2".
+    let arg = if peer == Peer::Delve {
+        "version"
+    } else {
+        "--version"
+    };
     let mut child = procfs::normal_priority(&mut Command::new(path))
-        .arg("--version")
+        .arg(arg)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -1143,6 +1167,10 @@ pub fn version_of(peer: Peer, path: &Path) -> Option<String> {
     }
     let mut s = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take()?, &mut s).ok()?;
+    if peer == Peer::Delve {
+        let v = s.lines().find_map(|l| l.trim().strip_prefix("Version:"))?;
+        return Some(format!("Delve {}", v.trim()));
+    }
     s.lines().next().map(|l| l.trim().to_string())
 }
 
