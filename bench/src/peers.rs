@@ -357,17 +357,21 @@ fn end_session(
 
 /// `attach {pid, stopOnEntry}` and `configurationDone` as an editor sends them, until
 /// both are answered (and, with `stop_on_entry`, every thread is reported stopped);
-/// their sequence numbers, for the caller's timings.
+/// their sequence numbers, for the caller's timings. `os_threads`: ask latch for a Go
+/// program's OS threads (`goroutines: false`), not its goroutine view (an argument older
+/// latches ignore).
 fn attach_and_configure(
     dap: &mut Dap,
     pid: i32,
     stop_on_entry: bool,
+    os_threads: bool,
     deadline: Instant,
 ) -> Result<(i64, i64)> {
-    let attach = dap.send(
-        "attach",
-        json!({ "pid": pid, "stopOnEntry": stop_on_entry }),
-    )?;
+    let mut args = json!({ "pid": pid, "stopOnEntry": stop_on_entry });
+    if os_threads {
+        args["goroutines"] = json!(false);
+    }
+    let attach = dap.send("attach", args)?;
     // `initialized` may come before the attach response (latch) or
     // after it (lldb-dap). A failed attach may never send it at all.
     dap.wait_until(deadline, "the `initialized` event", |s| {
@@ -443,7 +447,11 @@ pub fn run_dap(
         m.0.insert(Row::Initialize, ms(t_init - t0));
 
         let soe = opts.stop_on_entry;
-        let (attach, conf) = attach_and_configure(&mut dap, target.pid(), soe, deadline)?;
+        // The thread rows of the Go target are about its OS threads: latch's goroutine view
+        // has rows of its own (the goroutines scenario).
+        let os_threads = peer == Peer::Latch && matches!(scenario, Scenario::Go(_));
+        let (attach, conf) =
+            attach_and_configure(&mut dap, target.pid(), soe, os_threads, deadline)?;
         let t_attach = dap.answered_at(attach)?;
         let t_conf = dap.answered_at(conf)?;
         let t_stopped = [Some(t_attach), Some(t_conf), dap.seen.all_stopped]
@@ -542,7 +550,7 @@ pub fn run_running(
         let (t_init, v) = initialize(&mut dap, peer, deadline)?;
         version = v;
         m.0.insert(Row::Initialize, ms(t_init - t0));
-        let (attach, conf) = attach_and_configure(&mut dap, target.pid(), false, deadline)?;
+        let (attach, conf) = attach_and_configure(&mut dap, target.pid(), false, false, deadline)?;
         dap.answered_at(attach)?;
         dap.answered_at(conf)?;
 
