@@ -1187,6 +1187,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn goroutines_are_latch_against_delve_alone() {
+        let g = Scenario::Goroutines(10000);
+        assert!(Peer::Latch.can_run(g) && Peer::Delve.can_run(g));
+        for p in [Peer::Gdb, Peer::GdbBt, Peer::LldbDap] {
+            assert!(!p.can_run(g), "{} runs goroutines", p.name());
+        }
+        for sc in [
+            Scenario::Go(10000),
+            Scenario::Sleeping(1),
+            Scenario::WaitFor,
+        ] {
+            assert!(!Peer::Delve.can_run(sc), "delve runs {}", sc.title());
+            assert!(Peer::Latch.can_run(sc));
+        }
+    }
+
+    #[test]
     fn gdb_phases_come_from_its_clock_prints_in_order() {
         let args = gdb_args(Peer::Gdb, Scenario::Sleeping(1), 42);
         let at = |needle: &str| args.iter().position(|a| a.contains(needle)).unwrap();

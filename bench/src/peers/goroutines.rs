@@ -227,13 +227,28 @@ pub fn run(peer: Peer, program: &Path, target: &mut Target, opts: &RunOpts) -> R
         m.0.insert(Row::FirstStacksSerial, ms(Instant::now() - t_sent));
 
         // Truthfulness checks, outside the timed phases.
-        let view = ids.iter().all(|&id| id >= LATCH_GOROUTINE_BASE);
-        if peer == Peer::Latch && !view {
-            notes.push(
-                "**latch answered OS threads, not goroutines** (no goroutine view in this \
-                 build): these rows are not the goroutine view's"
-                    .into(),
-            );
+        if peer == Peer::Latch {
+            let others: Vec<&str> = resp["body"]["threads"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|t| t["id"].as_i64().is_some_and(|id| id < LATCH_GOROUTINE_BASE))
+                .map(|t| t["name"].as_str().unwrap_or("?"))
+                .collect();
+            if others.len() == ids.len() {
+                notes.push(
+                    "**latch answered OS threads, not goroutines** (no goroutine view in this \
+                     build): these rows are not the goroutine view's"
+                        .into(),
+                );
+            } else if !others.is_empty() {
+                notes.push(format!(
+                    "{} of the {} entries of `threads` are not goroutine ids: {}",
+                    others.len(),
+                    ids.len(),
+                    others.join(", ")
+                ));
+            }
         }
         if ids.len() < 1000 {
             notes.push(format!(
