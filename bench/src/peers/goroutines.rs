@@ -242,11 +242,12 @@ pub fn run(peer: Peer, program: &Path, target: &mut Target, opts: &RunOpts) -> R
                         .into(),
                 );
             } else if !others.is_empty() {
+                // Named `PROGRAM (TID)`: counted, not named, so that runs add up.
                 notes.push(format!(
-                    "{} of the {} entries of `threads` are not goroutine ids: {}",
+                    "{} of the {} entries of `threads` are OS threads running no goroutine \
+                     (ids below 1<<22)",
                     others.len(),
-                    ids.len(),
-                    others.join(", ")
+                    ids.len()
                 ));
             }
         }
@@ -281,7 +282,8 @@ pub fn run(peer: Peer, program: &Path, target: &mut Target, opts: &RunOpts) -> R
         // What the adapter said about the list (Delve: "Too many goroutines").
         for line in dap.seen.output.lines() {
             let l = line.trim();
-            if l.to_lowercase().contains("goroutines") {
+            // Not latch's "attached to pid N (goroutines)": the target is named so.
+            if l.to_lowercase().contains("goroutines") && !l.contains("attached to") {
                 notes.push(format!("{} said: {l}", peer.name()));
             }
         }
