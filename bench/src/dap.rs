@@ -1,10 +1,10 @@
-//! A minimal DAP client over a child's stdio, with a deadline on every wait.
+//! A minimal DAP client over a child's stdio (or a TCP socket: Delve), with a deadline on
+//! every wait.
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{ChildStdin, ChildStdout};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Instant;
@@ -116,7 +116,8 @@ pub fn thread_cpu_ns() -> u64 {
 }
 
 pub struct Dap {
-    stdin: ChildStdin,
+    /// Where requests go: the adapter's stdin, or its socket.
+    stdin: Box<dyn Write + Send>,
     pub stats: Arc<ReaderStats>,
     rx: mpsc::Receiver<Incoming>,
     seq: i64,
@@ -125,13 +126,13 @@ pub struct Dap {
 }
 
 impl Dap {
-    pub fn new(stdin: ChildStdin, stdout: ChildStdout) -> Self {
+    pub fn new(stdin: impl Write + Send + 'static, stdout: impl Read + Send + 'static) -> Self {
         let (tx, rx) = mpsc::channel();
         let stats = Arc::new(ReaderStats::default());
         let reader_stats = stats.clone();
         std::thread::spawn(move || read_loop(stdout, tx, &reader_stats));
         Dap {
-            stdin,
+            stdin: Box::new(stdin),
             stats,
             rx,
             seq: 0,
@@ -280,7 +281,7 @@ pub fn check_success(resp: &Value) -> Result<()> {
     Ok(())
 }
 
-fn read_loop(stdout: ChildStdout, tx: mpsc::Sender<Incoming>, stats: &ReaderStats) {
+fn read_loop(stdout: impl Read, tx: mpsc::Sender<Incoming>, stats: &ReaderStats) {
     let mut r = BufReader::new(stdout);
     loop {
         let (at, msg) = match read_frame(&mut r) {

@@ -37,6 +37,9 @@ struct Cli {
     /// Scenarios: sleep:N (N sleeping threads), spin:N (N spinning threads),
     /// short-lived (a stream of short-lived threads), go or go:N (a Go
     /// program with N blocked goroutines, default 10000, plus 2 busy),
+    /// goroutines or goroutines:N (the same program seen as goroutines: latch against
+    /// Delve's `dlv dap`: attach, the goroutine list, one parked goroutine's stack, the
+    /// stacks of the first 100 listed),
     /// churn-run or churn-run:SECS (short-lived threads attached and left running,
     /// default 10 s: the events the client is sent, and their cost; latch and
     /// lldb-dap only), waitfor (attach by name before a counter starts; see
@@ -52,18 +55,19 @@ struct Cli {
         long,
         value_delimiter = ',',
         value_parser = Scenario::parse,
-        default_value = "sleep:1,sleep:100,sleep:1000,sleep:4000,spin:16,spin:100,short-lived,go,waitfor,big,bp:1,bp:100,bp:1000,hot,bp-lines,launch-main,launch-lib"
+        default_value = "sleep:1,sleep:100,sleep:1000,sleep:4000,spin:16,spin:100,short-lived,go,goroutines,waitfor,big,bp:1,bp:100,bp:1000,hot,bp-lines,launch-main,launch-lib"
     )]
     sizes: Vec<Scenario>,
     /// Runs of the waitfor scenario per peer: its goal is stated over 20
     /// runs, and a run takes well under a second.
     #[arg(long, default_value_t = 20)]
     waitfor_runs: usize,
-    /// Debuggers to run. gdb-bt is gdb with `thread apply all bt` as well.
+    /// Debuggers to run. gdb-bt is gdb with `thread apply all bt` as well. delve (`dlv
+    /// dap`) runs only the goroutines scenario, where it is the only peer besides latch.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "latch,gdb,gdb-bt,lldb-dap"
+        default_value = "latch,gdb,gdb-bt,lldb-dap,delve"
     )]
     peers: Vec<Peer>,
     /// Also write the markdown report here.
@@ -163,13 +167,16 @@ fn main() -> Result<()> {
         }
     }
     let mut go = None;
-    if scenarios.iter().any(|s| matches!(s, Scenario::Go(_))) {
+    if scenarios
+        .iter()
+        .any(|s| matches!(s, Scenario::Go(_) | Scenario::Goroutines(_)))
+    {
         match target::go_tool() {
             Ok(g) => go = Some(g),
             Err(why) => {
                 eprintln!("skipping {why}");
                 skipped.push(why);
-                scenarios.retain(|s| !matches!(s, Scenario::Go(_)));
+                scenarios.retain(|s| !matches!(s, Scenario::Go(_) | Scenario::Goroutines(_)));
             }
         }
     }
@@ -305,6 +312,7 @@ fn run_one(
             Peer::Latch => peers::launch::run_dap(peer, path, &["dap"], targets, sc, opts),
             Peer::LldbDap => peers::launch::run_dap(peer, path, &[], targets, sc, opts),
             Peer::Gdb | Peer::GdbBt => peers::launch::run_gdb(path, targets, sc, opts),
+            Peer::Delve => unreachable!("Delve runs only the goroutines scenario"),
         };
         reap_strays();
         return r;
@@ -342,6 +350,10 @@ fn run_one(
         (Peer::Gdb, Scenario::Hot) => peers::bp::run_gdb_hot(path, &mut target, opts),
         (Peer::Gdb, Scenario::SourceBreakpoints) => {
             peers::bp::run_gdb_lines(path, &mut target, opts)
+        }
+        // Delve runs nothing else (`Peer::can_run`).
+        (Peer::Latch, Scenario::Goroutines(_)) | (Peer::Delve, _) => {
+            peers::goroutines::run(peer, path, &mut target, opts)
         }
         (Peer::Latch, _) => peers::run_dap(peer, path, &["dap"], &mut target, sc, opts),
         (Peer::LldbDap, _) => peers::run_dap(peer, path, &[], &mut target, sc, opts),
@@ -631,6 +643,27 @@ fn header(
              thread count is stable for 200 ms. Go may start OS threads after a stop, so after \
              the detach every old thread must remain and new ones are allowed; it must go on \
              printing (a line every 20 ms).",
+            go_version().unwrap_or_else(|| "go".into())
+        );
+    }
+    if let Some(Scenario::Goroutines(n)) = scenarios
+        .iter()
+        .find(|s| matches!(s, Scenario::Goroutines(_)))
+    {
+        let _ = writeln!(
+            h,
+            "- Goroutines (issue 16; the same `targets/go` binary, built with {}, {n} blocked + 2 \
+             busy): latch gets `attach {{pid, stopOnEntry: true}}` (its goroutine view is the \
+             default for a Go program; `maxGoroutines` left at its default, 1000), Delve (`dlv \
+             dap --listen 127.0.0.1:0`, over TCP) `attach {{mode: \"local\", processId, \
+             stopOnEntry: true}}`; attach until stopped is timed as for the thread rows (the \
+             latest of the attach and configurationDone responses and the `stopped` event). \
+             Then `threads` (the goroutine list: how many each lists is its own row), \
+             `stackTrace {{levels: 0}}` of one parked goroutine (the middle one of the listed \
+             ids in id order: a blocked worker for both; its stack must have a `main.` frame), \
+             then the first 100 goroutines of the `threads` answer, pipelined, then the same \
+             100 one at a time. Peak memory as for the thread rows (VmHWM of the adapter and \
+             its descendants, just before `disconnect`). gdb and lldb-dap sit it out.",
             go_version().unwrap_or_else(|| "go".into())
         );
     }

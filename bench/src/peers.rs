@@ -34,6 +34,7 @@
 //! ([`check_target_after`]), by the rule of its scenario ([`ThreadRule`]).
 
 pub mod bp;
+pub mod goroutines;
 pub mod launch;
 
 use crate::dap::{check_success, Dap, Timeout};
@@ -56,6 +57,8 @@ pub enum Peer {
     /// gdb -batch -ex 'info threads' -ex 'thread apply all bt'
     GdbBt,
     LldbDap,
+    /// Delve's `dlv dap`, over TCP: the goroutines scenario only.
+    Delve,
 }
 
 impl Peer {
@@ -71,7 +74,14 @@ impl Peer {
         let gdb_cannot = matches!(scenario, Scenario::WaitFor | Scenario::ChurnRun(_))
             && matches!(self, Peer::Gdb | Peer::GdbBt);
         let bt_cannot = (breakpoints || scenario.is_launch()) && self == Peer::GdbBt;
-        !gdb_cannot && !bt_cannot
+        // The goroutine view is latch's against Delve's; Delve debugs nothing else here.
+        let goroutines = matches!(scenario, Scenario::Goroutines(_));
+        let view_cannot = match self {
+            Peer::Latch => false,
+            Peer::Delve => !goroutines,
+            _ => goroutines,
+        };
+        !gdb_cannot && !bt_cannot && !view_cannot
     }
 
     pub fn name(self) -> &'static str {
@@ -80,6 +90,7 @@ impl Peer {
             Peer::Gdb => "gdb",
             Peer::GdbBt => "gdb + bt",
             Peer::LldbDap => "lldb-dap",
+            Peer::Delve => "delve",
         }
     }
 }
@@ -256,7 +267,11 @@ fn initialize(dap: &mut Dap, peer: Peer, deadline: Instant) -> Result<(Instant, 
         json!({
             "clientID": "latch-bench",
             "clientName": "latch-bench",
-            "adapterID": if peer == Peer::LldbDap { "lldb-dap" } else { "latch" },
+            "adapterID": match peer {
+                Peer::LldbDap => "lldb-dap",
+                Peer::Delve => "go",
+                _ => "latch",
+            },
             "linesStartAt1": true,
             "columnsStartAt1": true,
             "pathFormat": "path",
@@ -342,17 +357,21 @@ fn end_session(
 
 /// `attach {pid, stopOnEntry}` and `configurationDone` as an editor sends them, until
 /// both are answered (and, with `stop_on_entry`, every thread is reported stopped);
-/// their sequence numbers, for the caller's timings.
+/// their sequence numbers, for the caller's timings. `os_threads`: ask latch for a Go
+/// program's OS threads (`goroutines: false`), not its goroutine view (an argument older
+/// latches ignore).
 fn attach_and_configure(
     dap: &mut Dap,
     pid: i32,
     stop_on_entry: bool,
+    os_threads: bool,
     deadline: Instant,
 ) -> Result<(i64, i64)> {
-    let attach = dap.send(
-        "attach",
-        json!({ "pid": pid, "stopOnEntry": stop_on_entry }),
-    )?;
+    let mut args = json!({ "pid": pid, "stopOnEntry": stop_on_entry });
+    if os_threads {
+        args["goroutines"] = json!(false);
+    }
+    let attach = dap.send("attach", args)?;
     // `initialized` may come before the attach response (latch) or
     // after it (lldb-dap). A failed attach may never send it at all.
     dap.wait_until(deadline, "the `initialized` event", |s| {
@@ -428,7 +447,11 @@ pub fn run_dap(
         m.0.insert(Row::Initialize, ms(t_init - t0));
 
         let soe = opts.stop_on_entry;
-        let (attach, conf) = attach_and_configure(&mut dap, target.pid(), soe, deadline)?;
+        // The thread rows of the Go target are about its OS threads: latch's goroutine view
+        // has rows of its own (the goroutines scenario).
+        let os_threads = peer == Peer::Latch && matches!(scenario, Scenario::Go(_));
+        let (attach, conf) =
+            attach_and_configure(&mut dap, target.pid(), soe, os_threads, deadline)?;
         let t_attach = dap.answered_at(attach)?;
         let t_conf = dap.answered_at(conf)?;
         let t_stopped = [Some(t_attach), Some(t_conf), dap.seen.all_stopped]
@@ -527,7 +550,7 @@ pub fn run_running(
         let (t_init, v) = initialize(&mut dap, peer, deadline)?;
         version = v;
         m.0.insert(Row::Initialize, ms(t_init - t0));
-        let (attach, conf) = attach_and_configure(&mut dap, target.pid(), false, deadline)?;
+        let (attach, conf) = attach_and_configure(&mut dap, target.pid(), false, false, deadline)?;
         dap.answered_at(attach)?;
         dap.answered_at(conf)?;
 
@@ -1107,6 +1130,9 @@ pub fn locate(peer: Peer, latch: Option<&Path>) -> Result<PathBuf, String> {
             "lldb-dap: `lldb-dap-19` not found in PATH; install it with `apt-get install -y lldb-19`"
                 .into()
         }),
+        Peer::Delve => which("dlv").ok_or_else(|| {
+            "delve: `dlv` not found in PATH; install it with `apt-get install -y delve`".into()
+        }),
     }
 }
 
@@ -1124,8 +1150,14 @@ pub fn version_of(peer: Peer, path: &Path) -> Option<String> {
     if peer == Peer::LldbDap {
         return None;
     }
+    // `dlv version`: "Delve Debugger", then "Version: 1.20.2".
+    let arg = if peer == Peer::Delve {
+        "version"
+    } else {
+        "--version"
+    };
     let mut child = procfs::normal_priority(&mut Command::new(path))
-        .arg("--version")
+        .arg(arg)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -1143,12 +1175,33 @@ pub fn version_of(peer: Peer, path: &Path) -> Option<String> {
     }
     let mut s = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take()?, &mut s).ok()?;
+    if peer == Peer::Delve {
+        let v = s.lines().find_map(|l| l.trim().strip_prefix("Version:"))?;
+        return Some(format!("Delve {}", v.trim()));
+    }
     s.lines().next().map(|l| l.trim().to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn goroutines_are_latch_against_delve_alone() {
+        let g = Scenario::Goroutines(10000);
+        assert!(Peer::Latch.can_run(g) && Peer::Delve.can_run(g));
+        for p in [Peer::Gdb, Peer::GdbBt, Peer::LldbDap] {
+            assert!(!p.can_run(g), "{} runs goroutines", p.name());
+        }
+        for sc in [
+            Scenario::Go(10000),
+            Scenario::Sleeping(1),
+            Scenario::WaitFor,
+        ] {
+            assert!(!Peer::Delve.can_run(sc), "delve runs {}", sc.title());
+            assert!(Peer::Latch.can_run(sc));
+        }
+    }
 
     #[test]
     fn gdb_phases_come_from_its_clock_prints_in_order() {

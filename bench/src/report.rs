@@ -43,6 +43,15 @@ pub enum Row {
     UntilAllStacks,
     /// The same `stackTrace` again, right after: symbols now cached.
     SecondStack,
+    /// Goroutines: `stackTrace {levels: 0}` of one parked goroutine of the list.
+    GoroutineStack,
+    /// Goroutines: frames of that parked goroutine's stack (a count).
+    GoroutineFrames,
+    /// Goroutines: the first 100 goroutines of the `threads` answer, one `stackTrace`
+    /// each, pipelined: first request until the last response.
+    FirstStacksPipelined,
+    /// Goroutines: the same 100, one at a time: each request after the previous answer.
+    FirstStacksSerial,
     /// Threads in the `threads` response (gdb: in `info threads`), shown
     /// for targets whose thread count is not fixed (short-lived, Go).
     ThreadsListed,
@@ -119,7 +128,7 @@ pub enum Row {
 }
 
 impl Row {
-    pub const ALL: [Row; 41] = [
+    pub const ALL: [Row; 45] = [
         Row::Initialize,
         Row::StartToMain,
         Row::StartToLibraryBreakpoint,
@@ -148,6 +157,10 @@ impl Row {
         Row::FirstStack,
         Row::UntilFirstStack,
         Row::SecondStack,
+        Row::GoroutineStack,
+        Row::GoroutineFrames,
+        Row::FirstStacksPipelined,
+        Row::FirstStacksSerial,
         Row::ThreadsListed,
         Row::Frames,
         Row::Detach,
@@ -177,6 +190,14 @@ impl Row {
             Row::UntilFirstStack => "start → first `stackTrace` answered",
             Row::UntilAllStacks => "start → all stack traces answered",
             Row::SecondStack => "second `stackTrace` (same thread, warm)",
+            Row::GoroutineStack => "**`stackTrace` of one parked goroutine**",
+            Row::GoroutineFrames => "frames of that goroutine",
+            Row::FirstStacksPipelined => {
+                "**stacks of the first 100 goroutines listed** (`stackTrace` × 100, pipelined)"
+            }
+            Row::FirstStacksSerial => {
+                "**stacks of the first 100 goroutines listed** (one at a time)"
+            }
             Row::ThreadsListed => "threads listed",
             Row::Frames => "frames returned (total)",
             Row::Detach => "`disconnect` (detach)",
@@ -235,7 +256,7 @@ impl Row {
     fn shows_timeout(self, peer: Peer) -> bool {
         match peer {
             Peer::Gdb | Peer::GdbBt => self == Row::Session,
-            Peer::Latch | Peer::LldbDap => matches!(
+            Peer::Latch | Peer::LldbDap | Peer::Delve => matches!(
                 self,
                 Row::AttachStopped
                     | Row::ExecToStopped
@@ -270,6 +291,7 @@ impl Row {
         matches!(
             self,
             Row::Frames
+                | Row::GoroutineFrames
                 | Row::LinesBeforeStop
                 | Row::ThreadsListed
                 | Row::BreakpointsVerified
@@ -436,6 +458,17 @@ impl Report {
         let mut out = self.header.clone();
         for (si, sc) in self.scenarios.iter().enumerate() {
             let runs = self.runs[si];
+            // Delve has columns only where it runs (goroutines), and there it is the only peer
+            // besides latch.
+            let peers: Vec<Peer> = self
+                .peers
+                .iter()
+                .copied()
+                .filter(|p| {
+                    p.can_run(*sc)
+                        || !matches!((p, sc), (Peer::Delve, _) | (_, Scenario::Goroutines(_)))
+                })
+                .collect();
             let _ = writeln!(
                 out,
                 "\n### {} (median of {runs} run{})\n",
@@ -444,10 +477,10 @@ impl Report {
             );
             let mut head = String::from("| phase |");
             let mut rule = String::from("|---|");
-            for p in &self.peers {
+            for p in &peers {
                 let _ = write!(head, " {} |", p.name());
                 rule.push_str("---:|");
-                if *p != Peer::Latch && self.peers.contains(&Peer::Latch) {
+                if *p != Peer::Latch && peers.contains(&Peer::Latch) {
                     let _ = write!(head, " {} / latch |", p.name());
                     rule.push_str("---:|");
                 }
@@ -456,8 +489,7 @@ impl Report {
             let latch = self.cells.get(&(si, Peer::Latch));
             let mut derived = false;
             for row in Row::ALL {
-                let values: Vec<Option<f64>> = self
-                    .peers
+                let values: Vec<Option<f64>> = peers
                     .iter()
                     .map(|p| {
                         let v = self.cells.get(&(si, *p)).and_then(|c| c.median(row));
@@ -474,11 +506,11 @@ impl Report {
                 }
                 let mut line = format!("| {} |", row.label());
                 if row == Row::CaughtBeforeMain {
-                    for p in &self.peers {
+                    for p in &peers {
                         let hits = self.cells.get(&(si, *p)).and_then(|c| c.hits(row));
                         let cell = hits.map_or("—".into(), |(h, n)| format!("{h}/{n}"));
                         let _ = write!(line, " {cell} |");
-                        if *p != Peer::Latch && self.peers.contains(&Peer::Latch) {
+                        if *p != Peer::Latch && peers.contains(&Peer::Latch) {
                             line.push_str(" — |");
                         }
                     }
@@ -486,12 +518,12 @@ impl Report {
                     continue;
                 }
                 let base = latch.and_then(|c| c.median(row));
-                for (p, v) in self.peers.iter().zip(&values) {
+                for (p, v) in peers.iter().zip(&values) {
                     // Only a derived difference can be negative: noise, not a time.
                     // (A count, such as lines printed before a stop, is 0 for real.)
                     if !row.zero_is_real() && v.is_some_and(|v| v <= 0.0) {
                         line.push_str(" ≈ 0 (noise) |");
-                        if *p != Peer::Latch && self.peers.contains(&Peer::Latch) {
+                        if *p != Peer::Latch && peers.contains(&Peer::Latch) {
                             line.push_str(" — |");
                         }
                         continue;
@@ -508,7 +540,7 @@ impl Report {
                         None => "—".into(),
                     };
                     let _ = write!(line, " {cell} |");
-                    if *p != Peer::Latch && self.peers.contains(&Peer::Latch) {
+                    if *p != Peer::Latch && peers.contains(&Peer::Latch) {
                         let ratio = match (v, base) {
                             (Some(v), Some(b)) if b > 0.0 && !row.is_count() => fmt_ratio(v / b),
                             _ => "—".into(),
@@ -532,10 +564,7 @@ impl Report {
                 );
             }
             if *sc == Scenario::WaitFor
-                && self
-                    .peers
-                    .iter()
-                    .any(|p| matches!(p, Peer::Gdb | Peer::GdbBt))
+                && peers.iter().any(|p| matches!(p, Peer::Gdb | Peer::GdbBt))
             {
                 let _ = writeln!(
                     out,
@@ -549,7 +578,7 @@ impl Report {
                 );
             }
             // Problems go right under their table, loudly.
-            for p in &self.peers {
+            for p in &peers {
                 let Some(c) = self.cells.get(&(si, *p)) else {
                     continue;
                 };

@@ -53,6 +53,10 @@ pub enum Scenario {
     /// A Go program with this many blocked goroutines plus [`GO_BUSY`]
     /// spinning ones (`targets/go`).
     Go(usize),
+    /// `goroutines` (or `goroutines:N`): the same Go program, seen as goroutines (issue 16):
+    /// latch's goroutine view against Delve (`dlv dap`): attach, `threads` (the goroutine
+    /// list), the stack of one parked goroutine, the stacks of the first 100 listed.
+    Goroutines(usize),
     /// `attach {waitFor}` before the counter (`targets/counter.c`) is
     /// started: how early the debugger stops it.
     WaitFor,
@@ -100,6 +104,7 @@ impl Scenario {
             "big" => return Ok(Scenario::BigBinary),
             "short-lived" | "shortlived" | "churn" => return Ok(Scenario::ShortLived),
             "go" => return Ok(Scenario::Go(DEFAULT_GOROUTINES)),
+            "goroutines" => return Ok(Scenario::Goroutines(DEFAULT_GOROUTINES)),
             "waitfor" | "waitFor" => return Ok(Scenario::WaitFor),
             "churn-run" => return Ok(Scenario::ChurnRun(DEFAULT_CHURN_RUN_SECS)),
             "hot" => return Ok(Scenario::Hot),
@@ -109,8 +114,8 @@ impl Scenario {
             _ => {}
         }
         let expected =
-            "expected sleep:N, spin:N, short-lived, churn-run, churn-run:SECS, go, go:N, waitfor, \
-             big, bp:N, hot, bp-lines, launch-main or launch-lib";
+            "expected sleep:N, spin:N, short-lived, churn-run, churn-run:SECS, go, go:N, goroutines, \
+             goroutines:N, waitfor, big, bp:N, hot, bp-lines, launch-main or launch-lib";
         let (kind, n) = s
             .split_once(':')
             .ok_or_else(|| format!("`{s}`: {expected}"))?;
@@ -121,6 +126,7 @@ impl Scenario {
             "sleep" | "sleeping" => Ok(Scenario::Sleeping(n)),
             "spin" | "spinning" => Ok(Scenario::Spinning(n)),
             "go" => Ok(Scenario::Go(n)),
+            "goroutines" => Ok(Scenario::Goroutines(n)),
             "churn-run" if n > 0 => Ok(Scenario::ChurnRun(n as u64)),
             "bp" => Ok(Scenario::Hit(n)),
             _ => Err(format!("`{s}`: unknown kind `{kind}`; {expected}")),
@@ -139,6 +145,11 @@ impl Scenario {
                 "short-lived threads, attached and running for {secs} s (what the client is sent)"
             ),
             Scenario::Go(n) => format!("Go: {n} blocked goroutine{} + {GO_BUSY} busy", plural(*n)),
+            Scenario::Goroutines(n) => format!(
+                "Go as goroutines (latch's goroutine view vs Delve): {n} blocked goroutine{} + \
+                 {GO_BUSY} busy",
+                plural(*n)
+            ),
             Scenario::WaitFor => "waitFor: a counter printing a line every ms from main()".into(),
             Scenario::BigBinary => {
                 "first stack trace on a large binary with full debug info".into()
@@ -177,7 +188,7 @@ impl Scenario {
             Scenario::ShortLived | Scenario::ChurnRun(_) => ThreadRule::ShortLived,
             // Go's runtime starts OS threads on its own, e.g. when a stop
             // kept its threads from running for a while.
-            Scenario::Go(_) => ThreadRule::NewAllowed,
+            Scenario::Go(_) | Scenario::Goroutines(_) => ThreadRule::NewAllowed,
             _ => ThreadRule::Same,
         }
     }
@@ -334,7 +345,7 @@ impl Targets {
             Scenario::Sleeping(n) => (&self.threads_bin, vec!["sleep".into(), n.to_string()]),
             Scenario::Spinning(n) => (&self.threads_bin, vec!["spin".into(), n.to_string()]),
             Scenario::ShortLived | Scenario::ChurnRun(_) => (&self.churn_bin, vec![]),
-            Scenario::Go(n) => (
+            Scenario::Go(n) | Scenario::Goroutines(n) => (
                 self.go_bin
                     .as_ref()
                     .context("the Go target was not built")?,
@@ -777,6 +788,11 @@ mod tests {
         assert_eq!(parse("short-lived"), Ok(Scenario::ShortLived));
         assert_eq!(parse("go"), Ok(Scenario::Go(DEFAULT_GOROUTINES)));
         assert_eq!(parse("go:500"), Ok(Scenario::Go(500)));
+        assert_eq!(
+            parse("goroutines"),
+            Ok(Scenario::Goroutines(DEFAULT_GOROUTINES))
+        );
+        assert_eq!(parse("goroutines:50"), Ok(Scenario::Goroutines(50)));
         assert_eq!(parse("waitfor"), Ok(Scenario::WaitFor));
         assert_eq!(parse("big"), Ok(Scenario::BigBinary));
         assert_eq!(parse("churn-run"), Ok(Scenario::ChurnRun(10)));
