@@ -132,7 +132,13 @@ pub enum Internal {
     /// A step's target (the return address of a call stepped over, of a frame stepped
     /// out of): reached when thread `tid` gets there with its stack pointer at or above
     /// `min_sp`, so that a recursive call returning there first does not count.
-    Step { tid: Pid, min_sp: u64 },
+    /// With `goroutine`, the Go goroutine whose `g` is at that address, on whichever
+    /// thread runs it (r14 holds the current `g` in Go code on amd64, Go 1.17 and later).
+    Step {
+        tid: Pid,
+        min_sp: u64,
+        goroutine: Option<u64>,
+    },
     /// Where thread `tid` comes back to from a signal handler it was let run (its
     /// stack pointer back at `min_sp` or above): the same execution going on, not a
     /// new hit of a user breakpoint at that address.
@@ -355,8 +361,13 @@ impl Table {
                 Internal::Step {
                     tid: stepping,
                     min_sp,
+                    goroutine,
                 } => {
-                    if stepping == tid && registers.rsp >= min_sp {
+                    let same = match goroutine {
+                        Some(g) => registers.r14 == g,
+                        None => stepping == tid,
+                    };
+                    if same && registers.rsp >= min_sp {
                         verdict.step_done = true;
                     }
                 }
@@ -683,6 +694,7 @@ mod tests {
                 Internal::Step {
                     tid: 5,
                     min_sp: 0x7000,
+                    goroutine: None,
                 },
                 &code,
             )
@@ -696,5 +708,33 @@ mod tests {
         table.remove_internal(|i| matches!(i, Internal::Step { .. }), &code, false);
         assert!(table.is_empty());
         assert_eq!(code.0.borrow()[4], 0x90);
+    }
+
+    #[test]
+    fn a_goroutine_step_target_is_reached_by_its_goroutine_on_any_thread() {
+        let code = Bytes(RefCell::new(vec![0x90; 8]));
+        let mut table = Table::default();
+        table
+            .add_internal(
+                0x1004,
+                Internal::Step {
+                    tid: 5,
+                    min_sp: 0x7000,
+                    goroutine: Some(0xc000_0001),
+                },
+                &code,
+            )
+            .unwrap();
+        let mut at = regs();
+        at.rsp = 0x7008;
+        at.r14 = 0xc000_0002;
+        assert!(!table.on_hit(0x1004, 5, &at).step_done, "another goroutine");
+        at.r14 = 0xc000_0001;
+        assert!(
+            table.on_hit(0x1004, 6, &at).step_done,
+            "moved to another thread"
+        );
+        at.rsp = 0x6ff0;
+        assert!(!table.on_hit(0x1004, 6, &at).step_done, "a deeper call");
     }
 }
