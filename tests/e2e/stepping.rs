@@ -213,8 +213,9 @@ fn step_in_goes_over_a_function_without_lines() {
     s.finish();
 }
 
-/// A signal that arrives while a line is stepped has its handler run whole: the step
-/// ends on the next line, not in the handler, and the program saw the signal.
+/// A signal that arrives while a line is stepped waits until the thread runs on (as in
+/// Delve): the step ends on the next line, not in the handler, and the program sees the
+/// signal exactly once.
 #[test]
 fn a_signal_handler_that_runs_during_a_step_does_not_end_it() {
     require_harness!();

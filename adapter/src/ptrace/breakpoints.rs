@@ -141,8 +141,14 @@ pub enum Internal {
     },
     /// Where thread `tid` comes back to from a signal handler it was let run (its
     /// stack pointer back at `min_sp` or above): the same execution going on, not a
-    /// new hit of a user breakpoint at that address.
-    Return { tid: Pid, min_sp: u64 },
+    /// new hit of a user breakpoint at that address. With `reported`, the return ends
+    /// a step of the user's (a `Step` stop); without, the thread was only being stepped
+    /// over a breakpoint that does not stop it, and goes on past it unreported.
+    Return {
+        tid: Pid,
+        min_sp: u64,
+        reported: bool,
+    },
     /// The dynamic loader's hook, called after each change to the list of libraries.
     Loader,
 }
@@ -166,6 +172,9 @@ pub struct Verdict {
     pub step_done: bool,
     /// The dynamic loader changed the list of libraries.
     pub loader: bool,
+    /// The thread came back from a signal handler to the breakpoint it was being
+    /// stepped over (an unreported [`Internal::Return`]): it goes on past it.
+    pub silent_return: bool,
 }
 
 impl Verdict {
@@ -374,9 +383,14 @@ impl Table {
                 Internal::Return {
                     tid: returning,
                     min_sp,
+                    reported,
                 } => {
                     if returning == tid && registers.rsp >= min_sp {
-                        verdict.step_done = true;
+                        if reported {
+                            verdict.step_done = true;
+                        } else {
+                            verdict.silent_return = true;
+                        }
                         return verdict;
                     }
                 }
@@ -418,10 +432,14 @@ impl Table {
 
     /// Whether a step of thread `tid` (any thread with `None`) waits at a target.
     pub fn has_step_target(&self, tid: Option<Pid>) -> bool {
-        self.sites.values().flat_map(|site| &site.internal).any(|i| {
-            matches!(i, Internal::Step { tid: stepping, .. } | Internal::Return { tid: stepping, .. }
+        self.sites
+            .values()
+            .flat_map(|site| &site.internal)
+            .any(|i| {
+                matches!(i, Internal::Step { tid: stepping, .. }
+                | Internal::Return { tid: stepping, reported: true, .. }
                 if tid.is_none_or(|t| t == *stepping))
-        })
+            })
     }
 
     /// Puts the original byte back at `address` for a moment, to let threads run the
@@ -708,6 +726,48 @@ mod tests {
         table.remove_internal(|i| matches!(i, Internal::Step { .. }), &code, false);
         assert!(table.is_empty());
         assert_eq!(code.0.borrow()[4], 0x90);
+    }
+
+    #[test]
+    fn a_return_from_a_handler_run_during_a_step_over_stops_nothing_and_counts_nothing() {
+        let code = Bytes(RefCell::new(vec![0x90; 8]));
+        let mut table = Table::default();
+        table
+            .add_internal(
+                0x1004,
+                Internal::Step {
+                    tid: 5,
+                    min_sp: 0x7000,
+                    goroutine: None,
+                },
+                &code,
+            )
+            .unwrap();
+        let back = Internal::Return {
+            tid: 6,
+            min_sp: 0x7000,
+            reported: false,
+        };
+        table.add_internal(0x1004, back, &code).unwrap();
+        assert!(!table.has_step_target(Some(6)), "no step of thread 6 waits");
+        let mut at = regs();
+        at.rsp = 0x7000;
+        let verdict = table.on_hit(0x1004, 6, &at);
+        assert!(verdict.silent_return && !verdict.stops(), "{verdict:?}");
+        // The same return for a step of the user's ends that step.
+        table
+            .add_internal(
+                0x1004,
+                Internal::Return {
+                    tid: 7,
+                    min_sp: 0x7000,
+                    reported: true,
+                },
+                &code,
+            )
+            .unwrap();
+        assert!(table.has_step_target(Some(7)));
+        assert!(table.on_hit(0x1004, 7, &at).step_done);
     }
 
     #[test]

@@ -473,7 +473,7 @@ impl Tracer {
             return false;
         };
         // Owed to the thread: continuing delivers it, as without latch.
-        thread.pending_signal = signal;
+        super::tracer::owe(thread, signal);
         let (code, address) = match info {
             // SAFETY: si_addr is valid to read for the fault signals asked about here.
             Some(info) if has_fault_address(signal) => {
@@ -509,7 +509,7 @@ impl Tracer {
             return false;
         };
         let address = regs.rip.wrapping_sub(1);
-        let ours = self.control.table.contains(address);
+        let mut ours = self.control.table.contains(address);
         if !ours && !self.control.table.was_removed(address) {
             // The program's own int3: a signal like any other.
             return false;
@@ -527,6 +527,22 @@ impl Tracer {
             let verdict = self.control.table.on_hit(address, tid, &regs);
             for line in verdict.logs.iter() {
                 let _ = self.events.send(BackendEvent::Output(line.clone()));
+            }
+            if verdict.silent_return {
+                // Back from the handler it ran while being stepped over this
+                // breakpoint: the one-shot return target goes, and the thread is
+                // stepped over whatever breakpoint is still here (or runs on).
+                self.control.with_memory(|table, memory| {
+                    table.remove_internal(
+                        |i| matches!(i, Internal::Return { tid: t, reported: false, .. } if *t == tid),
+                        memory,
+                        true,
+                    )
+                });
+                ours = self.control.table.contains(address);
+                if let Some(thread) = self.threads.get_mut(&tid) {
+                    thread.at_breakpoint = ours.then_some(address);
+                }
             }
             if verdict.loader && verdict.stop.is_empty() && !verdict.step_done {
                 // Only this thread waits while the session resolves breakpoints in the
@@ -941,13 +957,16 @@ impl Tracer {
     ) -> bool {
         for _ in 0..16 {
             let owed = self.threads.get(&tid).map_or(0, |t| t.pending_signal);
-            if owed != 0 && self.run_signal_handler(tid, owed, waiter).is_some() {
+            if owed != 0
+                && !deferred_while_stepping(owed)
+                && self.run_signal_handler(tid, owed, false, waiter).is_some()
+            {
                 return false;
             }
-            let parked = self
-                .threads
-                .get(&tid)
-                .is_some_and(|t| t.state == RunState::Stopped && t.pending_signal == 0);
+            let parked = self.threads.get(&tid).is_some_and(|t| {
+                t.state == RunState::Stopped
+                    && (t.pending_signal == 0 || deferred_while_stepping(t.pending_signal))
+            });
             if !parked || sys::get_regs(tid).map_or(true, |r| r.rip != address) {
                 return false;
             }
@@ -1091,13 +1110,14 @@ impl Tracer {
         tid: Pid,
         waiter: &mut dyn EventWait,
     ) -> Result<StepResult, String> {
-        // A signal owed to the thread (or one that arrives as it steps) runs its handler
-        // to the end first: a step is about the program's lines, not its handlers (as
-        // in gdb, for the signals the user does not stop on).
+        // A step is about the program's lines, not its handlers. A signal sent to the
+        // thread (owed, or arriving as it steps) waits until the thread runs on (see
+        // `deferred_while_stepping`); an owed fault the user does not stop on runs its
+        // handler to the end first, as in gdb.
         for _ in 0..16 {
             let owed = self.threads.get(&tid).map_or(0, |t| t.pending_signal);
-            if owed != 0 {
-                if let Some(other) = self.run_signal_handler(tid, owed, waiter) {
+            if owed != 0 && !deferred_while_stepping(owed) {
+                if let Some(other) = self.run_signal_handler(tid, owed, true, waiter) {
                     return Ok(other);
                 }
             }
@@ -1117,12 +1137,14 @@ impl Tracer {
         &mut self,
         tid: Pid,
         signal: i32,
+        for_user_step: bool,
         waiter: &mut dyn EventWait,
     ) -> Option<StepResult> {
         let regs = sys::get_regs(tid).ok()?;
         let return_to = Internal::Return {
             tid,
             min_sp: regs.rsp,
+            reported: for_user_step,
         };
         let added = self
             .control
@@ -1158,7 +1180,14 @@ impl Tracer {
             };
             let Some(event) = event else {
                 // The handler takes its time (it sleeps, or waits for another thread):
-                // its return is reported as the step's end.
+                // its return is reported as the step's end. A thread that was only
+                // being stepped over a breakpoint is not anyone's step: the process is
+                // no longer held for it (another thread may hold what the handler
+                // waits for), and its return goes on past the breakpoint unreported.
+                if !for_user_step {
+                    self.control.only = only;
+                    self.holding = held;
+                }
                 return Some(StepResult::Running);
             };
             if let WaitEvent::Event { event, signal, .. } = event {
@@ -1393,5 +1422,24 @@ fn has_fault_address(signal: i32) -> bool {
     matches!(
         signal,
         libc::SIGSEGV | libc::SIGBUS | libc::SIGFPE | libc::SIGILL | libc::SIGTRAP
+    )
+}
+
+/// Whether a signal owed to a thread waits while the thread steps an instruction (and
+/// is delivered when it next resumes) rather than having its handler run first. A
+/// signal sent to the thread (Go's preemption SIGURG, a timer, kill) waits: running its
+/// handler in the middle of a step, with the other threads held, can hand a Go
+/// goroutine to the scheduler (async preemption) and leave the step on another one,
+/// or wait on a lock a held thread owns. A fault the instruction itself raised does
+/// not wait. (Delve delays such signals the same way.)
+pub(super) fn deferred_while_stepping(signal: i32) -> bool {
+    !is_fault(signal)
+}
+
+/// The signals an instruction raises by executing.
+pub(super) fn is_fault(signal: i32) -> bool {
+    matches!(
+        signal,
+        libc::SIGSEGV | libc::SIGBUS | libc::SIGFPE | libc::SIGILL | libc::SIGTRAP | libc::SIGSYS
     )
 }

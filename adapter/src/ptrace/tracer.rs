@@ -72,6 +72,9 @@ pub(super) struct Thread {
     pub(super) state: RunState,
     /// A signal intercepted at signal-delivery-stop, owed to the thread when it resumes.
     pub(super) pending_signal: i32,
+    /// Further signals owed (rare: a second, different one came while a step kept the
+    /// first owed). Raised again just before the thread resumes, so none is lost.
+    pub(super) more_signals: Vec<i32>,
     /// Stopped by job control (SIGSTOP and kin) rather than by us.
     pub(super) in_group_stop: bool,
     /// Missed a stop deadline and has not stopped since: blocked in the kernel (vfork,
@@ -88,6 +91,7 @@ impl Thread {
         Thread {
             state: RunState::Running,
             pending_signal: 0,
+            more_signals: Vec::new(),
             in_group_stop: false,
             late: false,
             at_breakpoint: None,
@@ -475,6 +479,9 @@ impl Tracer {
         self.registers.clear();
         self.unread.clear();
         thread.at_breakpoint = None;
+        for signal in std::mem::take(&mut thread.more_signals) {
+            raise_again(self.pid, tid, signal);
+        }
         let result = if thread.in_group_stop {
             // Job control stopped it: stay stopped until SIGCONT, as without a debugger.
             sys::listen(tid)
@@ -570,7 +577,7 @@ impl Tracer {
                 let thread = self.threads.get_mut(&tid).expect("just added");
                 thread.state = RunState::Stopped;
                 thread.late = false;
-                thread.pending_signal = signal;
+                owe(thread, signal);
                 thread.in_group_stop = false;
                 if !stopping && !self.holds(tid) {
                     self.resume(tid);
@@ -1004,6 +1011,9 @@ impl Tracer {
             } else {
                 thread.pending_signal
             };
+            for &more in &thread.more_signals {
+                raise_again(self.pid, tid, more);
+            }
             if let Err(err) = sys::detach(tid, signal) {
                 tracing::debug!(tid, %err, "detach failed (thread exiting?)");
             }
@@ -1077,8 +1087,58 @@ fn traced_by_us(pid: Pid, tid: Pid, me: Pid, my_tid: Pid) -> bool {
     procfs::task_status(pid, tid).is_ok_and(|s| s.tracer_pid == my_tid || s.tracer_pid == me)
 }
 
+/// Records `signal` as owed to a stopped thread; one already owed is kept too.
+/// A fault comes first: it is what the instruction raised, and is delivered with its
+/// own details by the next resume.
+pub(super) fn owe(thread: &mut Thread, signal: i32) {
+    let owed = thread.pending_signal;
+    if owed == 0 || owed == signal {
+        thread.pending_signal = signal;
+        return;
+    }
+    let (first, other) = if super::control::is_fault(signal) && !super::control::is_fault(owed) {
+        (signal, owed)
+    } else {
+        (owed, signal)
+    };
+    thread.pending_signal = first;
+    if !thread.more_signals.contains(&other) {
+        thread.more_signals.push(other);
+    }
+}
+
+/// Queues `signal` to thread `tid` again (it was taken at a signal-delivery-stop and
+/// is owed): the kernel delivers it once the thread runs, through another such stop.
+fn raise_again(pid: Pid, tid: Pid, signal: i32) {
+    // SAFETY: tgkill with the target's ids and a signal it was sent.
+    let sent = unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, signal) };
+    if sent != 0 {
+        tracing::debug!(tid, signal, "could not raise an owed signal again");
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn owed_signals_are_all_kept_a_fault_first() {
+        let mut thread = Thread::running();
+        owe(&mut thread, libc::SIGURG);
+        owe(&mut thread, libc::SIGURG);
+        assert_eq!(
+            (thread.pending_signal, thread.more_signals.clone()),
+            (libc::SIGURG, vec![])
+        );
+        owe(&mut thread, libc::SIGUSR1);
+        assert_eq!(thread.more_signals, vec![libc::SIGUSR1]);
+        owe(&mut thread, libc::SIGSEGV);
+        assert_eq!(
+            thread.pending_signal,
+            libc::SIGSEGV,
+            "the fault is delivered first"
+        );
+        assert_eq!(thread.more_signals, vec![libc::SIGUSR1, libc::SIGURG]);
+    }
+
     use super::*;
 
     /// A clone event whose child has the tid of a thread that exited (and was reaped)
