@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::procfs::{self, Pid};
 use crate::ptrace::{Backend, DetachMode};
+use crate::symbols::service::after_cgo_call;
 use crate::symbols::{Registers, StackFrame, Stacker};
 use crate::waitfor::{timeout_message, Canceller, MatchMode, WaitError, WaitSpec, Waiter, Wording};
 use crate::words::counted;
@@ -507,7 +508,15 @@ fn read_goroutines(
             _ => None,
         };
         let frames = match thread {
-            Some(tid) => stack_of(stacks, tid).unwrap_or_default().to_vec(),
+            Some(tid) => {
+                let frames = stack_of(stacks, tid).unwrap_or_default().to_vec();
+                match g.in_syscall {
+                    Some(at) => after_cgo_call(frames, || {
+                        stacker.stack(Registers::from_pc_sp_bp(at.pc, at.sp, at.bp))
+                    }),
+                    None => frames,
+                }
+            }
             None if g.saved.pc != 0 && g.saved.sp != 0 => {
                 stacker.stack(Registers::from_pc_sp_bp(g.saved.pc, g.saved.sp, g.saved.bp))
             }

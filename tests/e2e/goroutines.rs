@@ -556,3 +556,65 @@ fn next_follows_the_goroutine_current_go() {
         None => skip_or_fail("LATCH_CURRENT_GO does not name a current Go (see .ci/run)"),
     }
 }
+
+/// A goroutine in C code (cgo) shows the C frames of its thread, then its Go frames down
+/// to the `go` statement that created it, as Go's own traceback does (its Go stack goes
+/// on from `g.syscallpc`, where the thread's unwind ends at `runtime.asmcgocall`).
+#[test]
+fn a_goroutine_in_c_shows_its_c_frames_then_its_go_frames() {
+    require_harness!();
+    let Some(exe) = crate::support::fixtures::cgo_fixture() else {
+        return;
+    };
+    let target = crate::support::Target::start_cmd(Command::new(&exe));
+    let mut dap = attach(target.pid, json!({}));
+    let threads = dap.threads();
+    let in_c: Vec<(i64, String, Vec<String>)> = threads
+        .iter()
+        .filter(|(id, _)| *id > BASE)
+        .map(|(id, name)| {
+            let frames = stack_names(&mut dap, *id);
+            let names = frames
+                .iter()
+                .map(|f| f["name"].as_str().unwrap_or_default().to_string())
+                .collect();
+            (*id, name.clone(), names)
+        })
+        .filter(|(_, _, names): &(i64, String, Vec<String>)| {
+            names.iter().any(|n| n.contains("Cfunc_wait_in_c"))
+        })
+        .collect();
+    assert_eq!(in_c.len(), 1, "one goroutine waits in C: {threads:#?}");
+    let (_, name, names) = &in_c[0];
+    assert!(
+        name.contains("[syscall]") && name.contains("(thread "),
+        "{name}"
+    );
+    let at = |wanted: &str| {
+        names
+            .iter()
+            .position(|n| n == wanted)
+            .unwrap_or_else(|| panic!("no {wanted} in {names:#?}"))
+    };
+    let c_function = names
+        .iter()
+        .position(|n| n == "wait_in_c")
+        .unwrap_or_else(|| panic!("no C frame wait_in_c in {names:#?}"));
+    let order = [
+        c_function,
+        at("runtime.asmcgocall"),
+        at("runtime.cgocall"),
+        at("main._Cfunc_wait_in_c"),
+        at("main.main.func1"),
+    ];
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "C frames, then the Go ones: {names:#?}"
+    );
+    assert!(
+        names.last().is_some_and(|n| n == "created by main.main"),
+        "{names:#?}"
+    );
+    dap.disconnect(json!({}));
+    target.assert_runs_on(false);
+}

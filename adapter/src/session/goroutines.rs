@@ -8,7 +8,7 @@
 use super::Session;
 use crate::procfs::Pid;
 use crate::symbols::goroutines::{Goroutine, GoroutinesError, Status};
-use crate::symbols::service::CREATED_BY;
+use crate::symbols::service::{GoroutineStackJob, CREATED_BY};
 use crate::symbols::{Registers, StackFrame};
 
 /// Goroutine ids are shown from here up: `1 << 22` is above any tid.
@@ -202,7 +202,7 @@ impl Session {
             );
         }
         let registers = self.stop_registers().await;
-        let jobs: Vec<(Pid, Registers, u64)> = live
+        let jobs: Vec<GoroutineStackJob> = live
             .iter()
             .filter_map(|g| {
                 let key = key_of(g.id)?;
@@ -211,9 +211,15 @@ impl Session {
                     Some(regs) => Registers::from_user_regs(regs),
                     None => Registers::from_pc_sp_bp(g.saved.pc, g.saved.sp, g.saved.bp),
                 };
-                // Go's tracebacks name no creator for the main goroutine.
-                let go_pc = if g.id == 1 { 0 } else { g.go_pc };
-                Some((key, regs, go_pc))
+                Some(GoroutineStackJob {
+                    key,
+                    registers: regs,
+                    // Go's tracebacks name no creator for the main goroutine.
+                    go_pc: if g.id == 1 { 0 } else { g.go_pc },
+                    go_stack_in_c: on_thread
+                        .and(g.in_syscall)
+                        .map(|at| Registers::from_pc_sp_bp(at.pc, at.sp, at.bp)),
+                })
             })
             .collect();
         let stacks = self.symbols.goroutine_stacks(jobs).await;

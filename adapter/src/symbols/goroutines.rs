@@ -135,6 +135,9 @@ pub struct Goroutine {
     /// The OS thread running it (`g.m.procid`), when it has one.
     pub thread: Option<i32>,
     pub saved: Saved,
+    /// In a system call or in C code (cgo), where its Go frames go on: below the C
+    /// frames of its thread, Go's traceback shows the goroutine's stack from here.
+    pub in_syscall: Option<Saved>,
     /// The return address of the `go` statement that created it (`g.gopc`).
     pub go_pc: u64,
     /// The function it started in (`g.startpc`).
@@ -236,6 +239,11 @@ pub struct RuntimeLayout {
     sched_pc: Field,
     sched_sp: Field,
     sched_bp: Field,
+    /// `g.syscallsp`, `g.syscallpc` and (Go 1.23 and later) `g.syscallbp`: where a
+    /// goroutine in a system call or in C code (cgo) left its Go stack.
+    syscall_sp: Option<Field>,
+    syscall_pc: Option<Field>,
+    syscall_bp: Option<Field>,
     go_pc: Field,
     start_pc: Field,
     labels: Option<Field>,
@@ -638,6 +646,9 @@ impl RuntimeLayout {
             sched_pc: in_sched("pc")?,
             sched_sp: in_sched("sp")?,
             sched_bp: in_sched("bp")?,
+            syscall_sp: types.scalar(g, "syscallsp").ok(),
+            syscall_pc: types.scalar(g, "syscallpc").ok(),
+            syscall_bp: types.scalar(g, "syscallbp").ok(),
             go_pc: types.scalar(g, "gopc")?,
             start_pc: types.scalar(g, "startpc")?,
             labels,
@@ -878,6 +889,16 @@ fn decode(
             pc: field(layout.sched_pc),
             sp: field(layout.sched_sp),
             bp: field(layout.sched_bp),
+        },
+        in_syscall: match (status, layout.syscall_pc, layout.syscall_sp) {
+            (Status::Syscall, Some(pc), Some(sp)) if field(pc) != 0 && field(sp) != 0 => {
+                Some(Saved {
+                    pc: field(pc),
+                    sp: field(sp),
+                    bp: layout.syscall_bp.map(field).unwrap_or(0),
+                })
+            }
+            _ => None,
         },
         go_pc: field(layout.go_pc),
         start_pc,

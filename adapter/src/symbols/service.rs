@@ -71,7 +71,7 @@ enum Job {
     /// Goroutines' stacks, each with the frame of the `go` statement that created it
     /// last (`created by F`), all at once.
     GoroutineStacks {
-        goroutines: Vec<(Pid, Registers, u64)>,
+        goroutines: Vec<GoroutineStackJob>,
         reply: oneshot::Sender<Vec<(Pid, Vec<StackFrame>)>>,
     },
 }
@@ -181,12 +181,11 @@ impl SymbolService {
             .unwrap_or_else(|_| Err("the symbols thread is gone".into()))
     }
 
-    /// The stacks of goroutines (a key, the registers to unwind from, `g.gopc`), in the
-    /// order given; each ends with a frame named `created by F` at the `go` statement
-    /// when `gopc` is known.
+    /// The stacks of goroutines, in the order given; each ends with a frame named
+    /// `created by F` at the `go` statement when `gopc` is known.
     pub async fn goroutine_stacks(
         &self,
-        goroutines: Vec<(Pid, Registers, u64)>,
+        goroutines: Vec<GoroutineStackJob>,
     ) -> Vec<(Pid, Vec<StackFrame>)> {
         let (reply, answer) = oneshot::channel();
         let _ = self.jobs.send(Job::GoroutineStacks { goroutines, reply });
@@ -300,10 +299,14 @@ fn serve(queue: mpsc::Receiver<Job>) {
                 };
                 let stacks = goroutines
                     .into_iter()
-                    .map(|(key, registers, go_pc)| {
-                        let mut frames = stacker.stack(registers);
-                        frames.extend(creator_frame(stacker, go_pc));
-                        (key, frames)
+                    .map(|job| {
+                        let frames = stacker.stack(job.registers);
+                        let mut frames = match job.go_stack_in_c {
+                            Some(go) => after_cgo_call(frames, || stacker.stack(go)),
+                            None => frames,
+                        };
+                        frames.extend(creator_frame(stacker, job.go_pc));
+                        (job.key, frames)
                     })
                     .collect();
                 let _ = reply.send(stacks);
@@ -314,6 +317,41 @@ fn serve(queue: mpsc::Receiver<Job>) {
 
 /// The prefix of the frame that says where a goroutine was created.
 pub const CREATED_BY: &str = "created by ";
+
+/// One goroutine's stack to unwind.
+pub struct GoroutineStackJob {
+    /// What the stack is filed under.
+    pub key: Pid,
+    /// Where to unwind from: its thread's registers, or its saved context.
+    pub registers: Registers,
+    /// `g.gopc`: the `go` statement that created it.
+    pub go_pc: u64,
+    /// For a goroutine in C code (cgo): where its Go stack goes on below the C frames.
+    pub go_stack_in_c: Option<Registers>,
+}
+
+/// A goroutine in C code (cgo) unwinds on its thread through the C frames to
+/// `runtime.asmcgocall`, on the thread's system stack, and no further; Go's own
+/// traceback goes on from where the goroutine left its Go stack (`g.syscallpc`,
+/// `g.syscallsp`). The frames up to `asmcgocall`, then the Go ones; unchanged when the
+/// thread's stack does not pass through `asmcgocall` (a plain system call runs on the
+/// goroutine's stack, whose frames the thread's unwind already has).
+pub fn after_cgo_call(
+    mut frames: Vec<StackFrame>,
+    go_frames: impl FnOnce() -> Vec<StackFrame>,
+) -> Vec<StackFrame> {
+    let switch = frames.iter().position(|frame| {
+        frame
+            .function
+            .as_deref()
+            .is_some_and(|f| f == "runtime.asmcgocall" || f.starts_with("runtime.asmcgocall."))
+    });
+    if let Some(at) = switch {
+        frames.truncate(at + 1);
+        frames.extend(go_frames());
+    }
+    frames
+}
 
 /// `created by F` at the `go` statement whose return address is `go_pc`, as Go's
 /// tracebacks end a goroutine's stack: F the function (outermost of inlined calls), the
