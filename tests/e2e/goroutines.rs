@@ -618,3 +618,170 @@ fn a_goroutine_in_c_shows_its_c_frames_then_its_go_frames() {
     dap.disconnect(json!({}));
     target.assert_runs_on(false);
 }
+
+/// One goroutine as `dlv attach`'s `goroutines` command lists it.
+#[derive(Debug)]
+struct DelveGoroutine {
+    id: i64,
+    /// The topmost frame Delve calls the user's.
+    function: String,
+    /// Its wait reason (without Delve's wait time), `None` when it runs.
+    reason: Option<String>,
+    thread: Option<i32>,
+}
+
+/// `  Goroutine 18 - User: ./main.go:131 main.abandon.func1 (0x4d0512) [chan receive 3863]`
+/// and `* Goroutine 25 - User: ./main.go:1 main.busy (0x4cf806) (thread 17479)`.
+fn parse_delve_goroutines(text: &str) -> Vec<DelveGoroutine> {
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.trim_start_matches(['*', ' ', '(', 'd', 'l', 'v', ')']);
+            let rest = rest.strip_prefix("Goroutine ")?;
+            let (id, rest) = rest.split_once(" - ")?;
+            let mut words = rest.split_whitespace();
+            let _kind = words.next()?; // "User:"
+            let _place = words.next()?;
+            let function = words.next()?.to_string();
+            let reason = rest
+                .split_once('[')
+                .and_then(|(_, r)| r.split_once(']'))
+                .map(|(r, _)| {
+                    // Delve 1.20 appends the wait's start time.
+                    match r.rsplit_once(' ') {
+                        Some((reason, since)) if since.chars().all(|c| c.is_ascii_digit()) => {
+                            reason.to_string()
+                        }
+                        _ => r.to_string(),
+                    }
+                });
+            let thread = rest
+                .split_once("(thread ")
+                .and_then(|(_, t)| t.split_once(')'))
+                .and_then(|(t, _)| t.parse().ok());
+            Some(DelveGoroutine {
+                id: id.parse().ok()?,
+                function,
+                reason,
+                thread,
+            })
+        })
+        .collect()
+}
+
+/// latch's goroutine names: `goroutine 17 [chan receive]: main.worker (thread 1234)`.
+fn latch_state_and_function(name: &str) -> (String, String) {
+    let state = name
+        .split_once('[')
+        .and_then(|(_, r)| r.split_once(']'))
+        .map(|(s, _)| s.split(", ").next().unwrap_or(s).to_string())
+        .unwrap_or_default();
+    let function = name
+        .split_once("]: ")
+        .map(|(_, f)| f.split([' ', '{']).next().unwrap_or(f).to_string())
+        .unwrap_or_default();
+    (state, function)
+}
+
+/// Delve, the Go debugger, as a second oracle (Debian's Delve 1.20 reads Debian's Go
+/// 1.19): its `goroutines` list of the same stopped-then-resumed program has the same
+/// goroutine ids as latch's `threads`, the same wait reasons, the same thread for the
+/// running goroutine, and the same topmost function where that is the program's own.
+#[test]
+fn goroutines_agree_with_delve() {
+    require_harness!();
+    let go = match go_tool() {
+        Ok(go) => go,
+        Err(why) => return skip_or_fail(&format!("goroutines cannot be tested: {why}")),
+    };
+    let Ok(dlv) = which_dlv() else {
+        return skip_or_fail("dlv (Debian's delve) is not installed: apt-get install delve");
+    };
+    let binary = build(&go, "delve", &[]);
+    let fixture = start(&binary, 5);
+    let pid = fixture.child.id() as i32;
+    let mut dap = attach(pid, json!({}));
+    let ours: Vec<(i64, String)> = dap
+        .threads()
+        .into_iter()
+        .filter(|(id, _)| *id > BASE)
+        .map(|(id, name)| (id - BASE, name))
+        .collect();
+    dap.ok("disconnect", json!({}));
+    assert!(dap.wait_exit(secs(10)).success());
+
+    let mut delve = Command::new(dlv)
+        .args([
+            "attach",
+            &pid.to_string(),
+            "--allow-non-terminal-interactive=true",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting dlv");
+    // `exit`, then "n": Delve asks whether to kill the process it attached to.
+    std::io::Write::write_all(delve.stdin.as_mut().unwrap(), b"goroutines\nexit\nn\n").unwrap();
+    let output = delve.wait_with_output().expect("dlv ran");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let theirs = parse_delve_goroutines(&text);
+    assert!(
+        theirs.len() > 10,
+        "Delve listed too few goroutines:\n{text}"
+    );
+
+    let mut our_ids: Vec<i64> = ours.iter().map(|(id, _)| *id).collect();
+    let mut their_ids: Vec<i64> = theirs.iter().map(|g| g.id).collect();
+    our_ids.sort_unstable();
+    their_ids.sort_unstable();
+    assert_eq!(
+        our_ids, their_ids,
+        "goroutine ids: latch {ours:#?}\nDelve:\n{text}"
+    );
+    let (mut reasons, mut running, mut functions) = (0, 0, 0);
+    for g in &theirs {
+        let name = &ours.iter().find(|(id, _)| *id == g.id).unwrap().1;
+        let (state, function) = latch_state_and_function(name);
+        match (&g.reason, g.thread) {
+            (Some(reason), _) => {
+                reasons += 1;
+                assert_eq!(&state, reason, "goroutine {}: {name}\n{text}", g.id);
+            }
+            (None, Some(thread)) => {
+                running += 1;
+                assert!(
+                    name.contains(&format!("(thread {thread})")),
+                    "goroutine {} runs on thread {thread} for Delve: {name}\n{text}",
+                    g.id
+                );
+            }
+            (None, None) => {}
+        }
+        if g.function.starts_with("main.") {
+            functions += 1;
+            assert_eq!(function, g.function, "goroutine {}: {name}\n{text}", g.id);
+        }
+    }
+    // The fixture has a dozen kinds of wait and five idle goroutines (its busy one may
+    // be between two time slices, on no thread, when either looks).
+    assert!(
+        reasons >= 15 && functions >= 10,
+        "compared {reasons} wait reasons, {running} threads, {functions} functions:\n{text}"
+    );
+    // Delve detached too: the fixture runs on, traced by no one.
+    let tasks = crate::support::procfs::all_tasks(pid);
+    assert!(
+        tasks.iter().all(|t| t.tracer_pid == 0 && t.state != 't'),
+        "{tasks:#?}"
+    );
+    drop(fixture);
+}
+
+fn which_dlv() -> Result<PathBuf, ()> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .map(|dir| dir.join("dlv"))
+        .find(|candidate| candidate.is_file())
+        .ok_or(())
+}
