@@ -1,6 +1,7 @@
 // latch driven by Microsoft's DebugClient (@vscode/debugadapter-testsupport), the client
 // VS Code's own adapters are tested with: attach by pid, threads, pause, continue,
-// disconnect; stack traces, registers, sources and modules; waitFor; clients of a
+// disconnect; stack traces, registers, sources and modules; a Go program's goroutines
+// as its threads; waitFor; clients of a
 // `latch dap --listen --accept-multiclient` server over TCP; and launch: output events,
 // exit codes, `runInTerminal` and a followed fork's child session over latch's socket
 // (the reverse requests answered here, as an editor does). Targets are the e2e
@@ -184,6 +185,44 @@ test('attach by pid, threads, pause, continue, disconnect', async () => {
     const paused = dc.waitForEvent('stopped');
     await dc.pauseRequest({ threadId: pid });
     assert.equal((await paused).body.reason, 'pause');
+    await dc.disconnectRequest({});
+    await assertRunsOn(pid);
+  } finally {
+    await dc.stop();
+  }
+});
+
+test('a Go program: its threads are its goroutines, and a parked one\'s stack ends where it was created', async () => {
+  // tests/fixtures/goroutines, built with the Go in PATH: it creates its third argument
+  // once every goroutine waits where it should.
+  const bin = join(work, 'goroutines');
+  execFileSync('go', ['build', '-o', bin, '.'], {
+    cwd: join(root, 'tests', 'fixtures', 'goroutines'),
+    env: { ...process.env, GOFLAGS: '-mod=mod', GOPROXY: 'off' },
+  });
+  const ready = join(work, 'goroutines-ready');
+  const child = spawn(bin, ['5', join(work, 'goroutines-dump'), ready], { stdio: 'ignore' });
+  started.push(child);
+  const deadline = Date.now() + 30000;
+  while (!existsSync(ready)) {
+    assert.ok(Date.now() < deadline, 'the goroutines fixture never got ready');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const pid = child.pid;
+  const dc = await newClient();
+  try {
+    const entry = dc.waitForEvent('stopped');
+    await attach(dc, { pid: String(pid), stopOnEntry: true });
+    await entry;
+    const threads = (await dc.threadsRequest()).body.threads;
+    const goroutines = threads.filter((t) => t.id > 2 ** 22);
+    assert.ok(goroutines.length >= 15, `goroutines listed: ${JSON.stringify(threads)}`);
+    const idle = goroutines.filter((t) => /^goroutine \d+ \[chan receive\]: main\.idle$/.test(t.name));
+    assert.equal(idle.length, 5, JSON.stringify(threads));
+    const frames = (await dc.stackTraceRequest({ threadId: idle[0].id })).body.stackFrames;
+    const names = frames.map((f) => f.name);
+    assert.ok(names.includes('main.idle'), JSON.stringify(names));
+    assert.match(names.at(-1), /^created by main\.startIdle/);
     await dc.disconnectRequest({});
     await assertRunsOn(pid);
   } finally {
