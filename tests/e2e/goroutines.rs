@@ -78,58 +78,21 @@ struct Dumped {
     text: String,
 }
 
-/// `main.f(0x1, ...)` -> `main.f`.
-fn function_of(line: &str) -> String {
-    let line = line.trim();
-    match line.rfind('(') {
-        Some(open) if line.ends_with(')') => line[..open].to_string(),
-        _ => line.to_string(),
-    }
-}
-
+/// The fixture's dump, each goroutine with the frames Go's traceback shows and its
+/// creator's function.
 fn parse_dump(dump: &str) -> Vec<Dumped> {
-    dump.split("\n\n")
-        .filter(|block| block.starts_with("goroutine "))
-        .map(|block| {
-            let mut lines = block.lines();
-            let header = lines.next().unwrap();
-            let id = header["goroutine ".len()..]
-                .split(' ')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap();
-            let open = header.find('[').unwrap();
-            let close = header.rfind(']').unwrap();
-            let state = header[open + 1..close]
-                .split(", ")
-                .next()
-                .unwrap()
-                .to_string();
-            let mut frames = Vec::new();
-            let mut creator = None;
-            for line in lines {
-                if line.starts_with('\t') || line.trim().is_empty() {
-                    continue;
-                }
-                if let Some(rest) = line.strip_prefix("created by ") {
-                    creator = Some(rest.split(" in goroutine ").next().unwrap().to_string());
-                } else if !line.starts_with("...") {
-                    // Newer Go shows some of the runtime's frames (the finalizer
-                    // goroutine's runtime.runFinalizers): the user's are compared.
-                    let function = function_of(line);
-                    if shown_by_go(&function) {
-                        frames.push(function);
-                    }
-                }
-            }
-            Dumped {
-                id,
-                state,
-                frames,
-                creator,
-                text: block.to_string(),
-            }
+    crate::support::godump::parse_dump(dump)
+        .into_iter()
+        .map(|d| Dumped {
+            id: d.id,
+            state: d.state,
+            // Newer Go shows some of the runtime's frames (the finalizer goroutine's
+            // runtime.runFinalizers): the user's are compared.
+            frames: d.functions.into_iter().filter(|f| shown_by_go(f)).collect(),
+            creator: d
+                .created_by
+                .map(|c| c.split(" at ").next().unwrap_or_default().to_string()),
+            text: d.text,
         })
         .collect()
 }

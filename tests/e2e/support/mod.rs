@@ -6,6 +6,7 @@ pub mod checks;
 pub mod code;
 pub mod dap;
 pub mod fixtures;
+pub mod godump;
 pub mod procfs;
 pub mod schema;
 pub mod server;
