@@ -164,6 +164,7 @@ impl Session {
         if !self.go.enabled || self.go.unavailable || !stopped {
             return None;
         }
+        let started = std::time::Instant::now();
         let all = match self.symbols.goroutines().await {
             Ok(all) => all,
             Err(error) => {
@@ -222,7 +223,15 @@ impl Session {
                 })
             })
             .collect();
+        let read = started.elapsed();
         let stacks = self.symbols.goroutine_stacks(jobs).await;
+        tracing::debug!(
+            goroutines = total,
+            listed = stacks.len(),
+            ?read,
+            stacks = ?started.elapsed() - read,
+            "goroutines read"
+        );
         let now = monotonic_ns();
         let mut entries = Vec::with_capacity(live.len());
         for (g, (key, mut frames)) in live.iter().zip(stacks) {
