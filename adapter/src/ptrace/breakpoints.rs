@@ -584,6 +584,20 @@ mod tests {
         }
     }
 
+    /// A table with one step target: thread 5's (or the goroutine's) at 0x1004, its
+    /// frame at stack pointer 0x7000.
+    fn step_target(goroutine: Option<u64>) -> (Bytes, Table) {
+        let code = Bytes(RefCell::new(vec![0x90; 8]));
+        let mut table = Table::default();
+        let step = Internal::Step {
+            tid: 5,
+            min_sp: 0x7000,
+            goroutine,
+        };
+        table.add_internal(0x1004, step, &code).unwrap();
+        (code, table)
+    }
+
     fn user(id: i64, addresses: &[u64]) -> UserBreakpoint {
         UserBreakpoint {
             id,
@@ -704,19 +718,7 @@ mod tests {
 
     #[test]
     fn a_step_target_is_reached_only_by_its_thread_and_frame() {
-        let code = Bytes(RefCell::new(vec![0x90; 8]));
-        let mut table = Table::default();
-        table
-            .add_internal(
-                0x1004,
-                Internal::Step {
-                    tid: 5,
-                    min_sp: 0x7000,
-                    goroutine: None,
-                },
-                &code,
-            )
-            .unwrap();
+        let (code, mut table) = step_target(None);
         let mut at = regs();
         at.rsp = 0x6ff0; // a deeper recursive call returning
         assert!(!table.on_hit(0x1004, 5, &at).step_done);
@@ -730,19 +732,8 @@ mod tests {
 
     #[test]
     fn a_return_from_a_handler_run_during_a_step_over_stops_nothing_and_counts_nothing() {
-        let code = Bytes(RefCell::new(vec![0x90; 8]));
-        let mut table = Table::default();
-        table
-            .add_internal(
-                0x1004,
-                Internal::Step {
-                    tid: 5,
-                    min_sp: 0x7000,
-                    goroutine: None,
-                },
-                &code,
-            )
-            .unwrap();
+        let (code, mut table) = step_target(None);
+        table.set_user(vec![user(1, &[0x1004])], &code, false);
         let back = Internal::Return {
             tid: 6,
             min_sp: 0x7000,
@@ -754,6 +745,7 @@ mod tests {
         at.rsp = 0x7000;
         let verdict = table.on_hit(0x1004, 6, &at);
         assert!(verdict.silent_return && !verdict.stops(), "{verdict:?}");
+        assert_eq!(table.hits(1), Some(0), "the same execution, not a new hit");
         // The same return for a step of the user's ends that step.
         table
             .add_internal(
@@ -772,19 +764,7 @@ mod tests {
 
     #[test]
     fn a_goroutine_step_target_is_reached_by_its_goroutine_on_any_thread() {
-        let code = Bytes(RefCell::new(vec![0x90; 8]));
-        let mut table = Table::default();
-        table
-            .add_internal(
-                0x1004,
-                Internal::Step {
-                    tid: 5,
-                    min_sp: 0x7000,
-                    goroutine: Some(0xc000_0001),
-                },
-                &code,
-            )
-            .unwrap();
+        let (_code, mut table) = step_target(Some(0xc000_0001));
         let mut at = regs();
         at.rsp = 0x7008;
         at.r14 = 0xc000_0002;
