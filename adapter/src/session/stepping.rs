@@ -434,13 +434,8 @@ impl Session {
 
     /// The ptrace thread reached what a plan waited for (reason `Step`).
     pub(super) async fn on_step_stop(&mut self, tid: Pid) {
-        let Some(regs) = self.backend.thread_registers(tid).await else {
-            self.step_plan = None;
-            return self.report_step_stop(tid, "Paused after a step").await;
-        };
-        // A goroutine's step may end on another thread: the one that runs it now
-        // (r14 holds the goroutine's `g` there, as the ptrace thread checked).
-        let followed = |p: &StepPlan| p.goroutine == Some(regs.r14) && p.waiting.is_some();
+        // A goroutine's step may end on another thread: the one that runs it now.
+        let followed = |p: &StepPlan| p.goroutine.is_some() && p.waiting.is_some();
         let Some(mut plan) = self
             .step_plan
             .take()
@@ -450,6 +445,9 @@ impl Session {
                 p
             })
         else {
+            return self.report_step_stop(tid, "Paused after a step").await;
+        };
+        let Some(regs) = self.backend.thread_registers(tid).await else {
             return self.report_step_stop(tid, "Paused after a step").await;
         };
         match plan.waiting.take() {
