@@ -809,6 +809,47 @@ fn instruction_steps_move_one_instruction_of_one_thread() {
     assert_unharmed(&mut fixture, &[tick]);
 }
 
+/// Several workers hit the breakpoint at once, so stops of other threads wait behind the
+/// one reported; the user takes the breakpoint out (those stops are moot now) and steps,
+/// and a signal reaches the stepping thread before its instruction runs. The step must
+/// still end as a step of that thread. It once became a silent `continue`: the signal
+/// made the single step look interrupted by "another stop", which was one of the moot
+/// ones; nothing was reported and the editor waited for a stop that never came.
+#[test]
+fn a_step_ends_as_a_step_after_its_breakpoint_and_other_threads_hits_are_gone() {
+    require_harness!();
+    let mut fixture = BpTarget::start(4, &[]);
+    let tick = fixture.address("tick");
+    let mut dap = Dap::attached(fixture.pid(), false);
+    for round in 0..12 {
+        let ids = set_instruction_breakpoints(&mut dap, &[(tick, None)]);
+        let tid = breakpoint_stop(&mut dap, ids[0]);
+        clear_instruction_breakpoints(&mut dap);
+        // Queued for the stopped thread: it comes before the stepped instruction runs.
+        // SIGWINCH is ignored by the program, so it changes nothing else.
+        // SAFETY: tgkill with the target's own ids.
+        let sent = unsafe {
+            libc::syscall(
+                libc::SYS_tgkill,
+                fixture.pid(),
+                tid as i32,
+                libc::SIGWINCH,
+            )
+        };
+        assert_eq!(sent, 0, "tgkill");
+        dap.ok(
+            "next",
+            json!({ "threadId": tid, "granularity": "instruction" }),
+        );
+        let stopped = dap.next_event("stopped", STOP_WAIT);
+        assert_eq!(stopped["body"]["reason"], "step", "round {round}: {stopped}");
+        assert_eq!(thread_id(&stopped), tid, "round {round}: {stopped}");
+        continue_thread(&mut dap, tid);
+    }
+    dap.disconnect(json!({}));
+    assert_unharmed(&mut fixture, &[tick]);
+}
+
 /// An editor sends a kind's whole set of breakpoints again whenever one changes: a
 /// breakpoint sent again unchanged keeps its id and its hit count (`== 3` counts on from
 /// the hits before), while a new breakpoint added beside it counts from zero.

@@ -1081,9 +1081,16 @@ impl Tracer {
                 )
             })
             .collect();
-        self.control
+        let set = self
+            .control
             .with_memory(|table, memory| table.set_user(breakpoints, memory, running))
-            .unwrap_or(unwritable)
+            .unwrap_or(unwritable);
+        // Stops kept for breakpoints just taken out are moot (each such thread is back on
+        // its instruction, see `on_breakpoint_trap`, and runs it when let go). Kept, they
+        // would pass for news: a step that a signal interrupted would take one for the
+        // stop that ended it, report nothing, and let the process run.
+        self.control.forget_stale_stops();
+        set
     }
 
     /// Puts latch's own breakpoint on the dynamic loader's hook (or takes it out), to
@@ -1272,6 +1279,8 @@ impl Tracer {
             if self.control.stepping.contains_key(&tid) {
                 return Ok(Some(StepResult::Running));
             }
+            // Only a stop that will be reported ends the step.
+            self.control.forget_stale_stops();
             if !self.threads.contains_key(&tid) && self.control.pending.is_empty() {
                 return Ok(Some(StepResult::Exited));
             }
