@@ -458,6 +458,68 @@ fn a_breakpoint_in_a_goroutine_names_it_current_go() {
     }
 }
 
+/// A `next` over a line that parks the goroutine (a sleep) ends on that goroutine,
+/// whichever thread runs it then, and not on another goroutine that runs the same line
+/// on the stepping thread meanwhile (as Delve steps).
+fn assert_next_follows_the_goroutine(go: &Path, label: &str) {
+    let dir = tmp_dir().join("goroutines-dap");
+    std::fs::create_dir_all(&dir).unwrap();
+    let binary = dir.join(format!("gostep-{label}"));
+    let source = source_dir().join("gostep");
+    go_build_with(go, &source, &binary, &[], &[]).expect("building the gostep fixture");
+    let main_go = source.join("main.go");
+    let sleep = crate::support::stackfix::marker_line(&main_go, "gostep_sleep");
+    let after = crate::support::stackfix::marker_line(&main_go, "gostep_after");
+    let mut target = crate::support::Target::spawn(Command::new(&binary));
+    target.wait_ready(secs(30));
+    let mut dap = Dap::attached(target.pid, false);
+    let path = main_go.canonicalize().unwrap();
+    for round in 0..6 {
+        dap.ok(
+            "setBreakpoints",
+            json!({ "source": { "path": path }, "breakpoints": [{ "line": sleep }] }),
+        );
+        let stopped = dap.next_event("stopped", secs(10));
+        let id = stopped["body"]["threadId"].as_i64().unwrap();
+        assert!(id > BASE, "{label}: {stopped}");
+        dap.ok(
+            "setBreakpoints",
+            json!({ "source": { "path": path }, "breakpoints": [] }),
+        );
+        dap.ok("next", json!({ "threadId": id }));
+        let stepped = dap.next_event("stopped", secs(10));
+        assert_eq!(stepped["body"]["reason"], "step", "{label}: {stepped}");
+        assert_eq!(
+            stepped["body"]["threadId"], id,
+            "{label} round {round}: the step ended on another goroutine"
+        );
+        let frames = stack_names(&mut dap, id);
+        assert_eq!(frames[0]["name"], "main.worker", "{label}: {frames:#?}");
+        assert_eq!(frames[0]["line"], after, "{label}: {frames:#?}");
+        dap.ok("continue", json!({ "threadId": id }));
+    }
+    dap.ok("disconnect", json!({}));
+    assert!(dap.wait_exit(secs(10)).success());
+}
+
+#[test]
+fn next_follows_the_goroutine_debian_go() {
+    require_harness!();
+    match go_tool() {
+        Ok(go) => assert_next_follows_the_goroutine(&go, "debian"),
+        Err(why) => skip_or_fail(&format!("goroutines cannot be tested: {why}")),
+    }
+}
+
+#[test]
+fn next_follows_the_goroutine_current_go() {
+    require_harness!();
+    match current_go() {
+        Some(go) => assert_next_follows_the_goroutine(&go, "current"),
+        None => skip_or_fail("LATCH_CURRENT_GO does not name a current Go (see .ci/run)"),
+    }
+}
+
 /// A goroutine in C code (cgo) shows the C frames of its thread, then its Go frames down
 /// to the `go` statement that created it, as Go's own traceback does (its Go stack goes
 /// on from `g.syscallpc`, where the thread's unwind ends at `runtime.asmcgocall`).

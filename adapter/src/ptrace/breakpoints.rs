@@ -132,7 +132,13 @@ pub enum Internal {
     /// A step's target (the return address of a call stepped over, of a frame stepped
     /// out of): reached when thread `tid` gets there with its stack pointer at or above
     /// `min_sp`, so that a recursive call returning there first does not count.
-    Step { tid: Pid, min_sp: u64 },
+    /// With `goroutine`, the Go goroutine whose `g` is at that address, on whichever
+    /// thread runs it (r14 holds the current `g` in Go code on amd64, Go 1.17 and later).
+    Step {
+        tid: Pid,
+        min_sp: u64,
+        goroutine: Option<u64>,
+    },
     /// Where thread `tid` comes back to from a signal handler it was let run (its
     /// stack pointer back at `min_sp` or above): the same execution going on, not a
     /// new hit of a user breakpoint at that address. With `reported`, the return ends
@@ -364,8 +370,13 @@ impl Table {
                 Internal::Step {
                     tid: stepping,
                     min_sp,
+                    goroutine,
                 } => {
-                    if stepping == tid && registers.rsp >= min_sp {
+                    let same = match goroutine {
+                        Some(g) => registers.r14 == g,
+                        None => stepping == tid,
+                    };
+                    if same && registers.rsp >= min_sp {
                         verdict.step_done = true;
                     }
                 }
@@ -573,14 +584,15 @@ mod tests {
         }
     }
 
-    /// A table with one step target: thread 5's at 0x1004, its frame at stack pointer
-    /// 0x7000.
-    fn step_target() -> (Bytes, Table) {
+    /// A table with one step target: thread 5's (or the goroutine's) at 0x1004, its
+    /// frame at stack pointer 0x7000.
+    fn step_target(goroutine: Option<u64>) -> (Bytes, Table) {
         let code = Bytes(RefCell::new(vec![0x90; 8]));
         let mut table = Table::default();
         let step = Internal::Step {
             tid: 5,
             min_sp: 0x7000,
+            goroutine,
         };
         table.add_internal(0x1004, step, &code).unwrap();
         (code, table)
@@ -706,7 +718,7 @@ mod tests {
 
     #[test]
     fn a_step_target_is_reached_only_by_its_thread_and_frame() {
-        let (code, mut table) = step_target();
+        let (code, mut table) = step_target(None);
         let mut at = regs();
         at.rsp = 0x6ff0; // a deeper recursive call returning
         assert!(!table.on_hit(0x1004, 5, &at).step_done);
@@ -720,7 +732,7 @@ mod tests {
 
     #[test]
     fn a_return_from_a_handler_run_during_a_step_over_stops_nothing_and_counts_nothing() {
-        let (code, mut table) = step_target();
+        let (code, mut table) = step_target(None);
         table.set_user(vec![user(1, &[0x1004])], &code, false);
         let back = Internal::Return {
             tid: 6,
@@ -748,5 +760,21 @@ mod tests {
             .unwrap();
         assert!(table.has_step_target(Some(7)));
         assert!(table.on_hit(0x1004, 7, &at).step_done);
+    }
+
+    #[test]
+    fn a_goroutine_step_target_is_reached_by_its_goroutine_on_any_thread() {
+        let (_code, mut table) = step_target(Some(0xc000_0001));
+        let mut at = regs();
+        at.rsp = 0x7008;
+        at.r14 = 0xc000_0002;
+        assert!(!table.on_hit(0x1004, 5, &at).step_done, "another goroutine");
+        at.r14 = 0xc000_0001;
+        assert!(
+            table.on_hit(0x1004, 6, &at).step_done,
+            "moved to another thread"
+        );
+        at.rsp = 0x6ff0;
+        assert!(!table.on_hit(0x1004, 6, &at).step_done, "a deeper call");
     }
 }

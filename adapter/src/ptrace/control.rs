@@ -1316,13 +1316,16 @@ impl Tracer {
 
     /// Lets `tid` (or every thread) run until `tid` reaches `address` with its stack
     /// pointer at or above `min_sp`; a `Stopped` event with reason `Step` says so, or
-    /// another stop comes first and ends the step.
+    /// another stop comes first and ends the step. With `goroutine` (a Go `g`'s
+    /// address), whatever thread runs that goroutine there (r14 holding it) reaches it,
+    /// and `tid` running another goroutine does not.
     pub fn run_to(
         &mut self,
         tid: Pid,
         address: u64,
         min_sp: u64,
         single_thread: bool,
+        goroutine: Option<u64>,
         waiter: &mut dyn EventWait,
     ) -> Result<(), String> {
         if !self.threads.contains_key(&tid) {
@@ -1331,7 +1334,15 @@ impl Tracer {
         let pid = self.pid;
         self.control
             .with_memory(|table, memory| {
-                table.add_internal(address, Internal::Step { tid, min_sp }, memory)
+                table.add_internal(
+                    address,
+                    Internal::Step {
+                        tid,
+                        min_sp,
+                        goroutine,
+                    },
+                    memory,
+                )
             })
             .ok_or_else(|| format!("cannot write the memory of process {pid}"))?
             .map_err(|err| format!("cannot put a breakpoint at {address:#x}: {err}"))?;

@@ -287,6 +287,7 @@ enum Command {
         address: u64,
         min_sp: u64,
         single_thread: bool,
+        goroutine: Option<u64>,
         reply: oneshot::Sender<Result<(), String>>,
     },
     ReadCode {
@@ -596,12 +597,14 @@ impl BackendHandle {
         address: u64,
         min_sp: u64,
         single_thread: bool,
+        goroutine: Option<u64>,
     ) -> Result<(), String> {
         self.send(|reply| Command::RunTo {
             tid,
             address,
             min_sp,
             single_thread,
+            goroutine,
             reply,
         })
         .await
@@ -998,14 +1001,20 @@ impl Worker {
                 address,
                 min_sp,
                 single_thread,
+                goroutine,
                 reply,
             } => {
                 self.listed = None;
                 let sigchld = &self.sigchld;
                 let result = match self.tracer.as_mut() {
-                    Some(tracer) => {
-                        tracer.run_to(tid, address, min_sp, single_thread, &mut ChildWait(sigchld))
-                    }
+                    Some(tracer) => tracer.run_to(
+                        tid,
+                        address,
+                        min_sp,
+                        single_thread,
+                        goroutine,
+                        &mut ChildWait(sigchld),
+                    ),
                     None => Err(BackendError::NotAttached.to_string()),
                 };
                 let _ = reply.send(result);

@@ -359,6 +359,18 @@ impl Session {
         ))
     }
 
+    /// The `g` address of the goroutine thread `tid` runs in this stop (goroutine view).
+    pub(super) fn goroutine_on(&self, tid: Pid) -> Option<u64> {
+        self.stop
+            .goroutines
+            .as_ref()
+            .and_then(Option::as_ref)?
+            .listed
+            .iter()
+            .find(|g| g.thread == Some(tid))
+            .map(|g| g.address)
+    }
+
     /// The thread whose registers stand for the innermost frame of the stack `key`.
     pub(super) fn registers_key(&self, key: Pid) -> Pid {
         if i64::from(key) < GOROUTINE_ID_BASE {

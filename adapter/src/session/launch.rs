@@ -324,7 +324,7 @@ impl Session {
             );
             return false;
         };
-        match self.backend.run_to(tid, address, 0, false).await {
+        match self.backend.run_to(tid, address, 0, false, None).await {
             Ok(()) => {
                 self.entry_armed = true;
                 true

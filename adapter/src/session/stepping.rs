@@ -55,6 +55,10 @@ enum Waiting {
 /// A step in progress.
 pub(super) struct StepPlan {
     tid: Pid,
+    /// The Go goroutine (its `g`'s address) the step follows, in the goroutine view:
+    /// a call stepped over may end on another thread, and the same code run by another
+    /// goroutine on this thread does not end it.
+    goroutine: Option<u64>,
     kind: StepKind,
     instruction: bool,
     single_thread: bool,
@@ -158,6 +162,11 @@ impl Session {
             let text = format!("thread {tid} is not a stopped thread of the target");
             return self.fail(request, "no such thread", &text);
         };
+        // Followed when the thread is in its Go code (r14 holds the goroutine's `g`;
+        // not in C code called through cgo, where r14 is C's).
+        let goroutine = self
+            .goroutine_on(tid)
+            .filter(|g| *g == regs.r14 && self.go.is_active());
         let instruction = args.granularity.as_deref() == Some("instruction");
         let single_thread = args.single_thread.unwrap_or(false);
         let line = if instruction {
@@ -173,6 +182,7 @@ impl Session {
         self.running();
         let plan = StepPlan {
             tid,
+            goroutine,
             kind,
             instruction,
             single_thread,
@@ -401,7 +411,13 @@ impl Session {
     async fn run_step_to(&mut self, mut plan: StepPlan, address: u64, min_sp: u64, then: Waiting) {
         match self
             .backend
-            .run_to(plan.tid, address, min_sp, plan.single_thread)
+            .run_to(
+                plan.tid,
+                address,
+                min_sp,
+                plan.single_thread,
+                plan.goroutine,
+            )
             .await
         {
             Ok(()) => {
@@ -418,10 +434,22 @@ impl Session {
 
     /// The ptrace thread reached what a plan waited for (reason `Step`).
     pub(super) async fn on_step_stop(&mut self, tid: Pid) {
-        let Some(mut plan) = self.step_plan.take().filter(|p| p.tid == tid) else {
+        let Some(regs) = self.backend.thread_registers(tid).await else {
+            self.step_plan = None;
             return self.report_step_stop(tid, "Paused after a step").await;
         };
-        let Some(regs) = self.backend.thread_registers(tid).await else {
+        // A goroutine's step may end on another thread: the one that runs it now
+        // (r14 holds the goroutine's `g` there, as the ptrace thread checked).
+        let followed = |p: &StepPlan| p.goroutine == Some(regs.r14) && p.waiting.is_some();
+        let Some(mut plan) = self
+            .step_plan
+            .take()
+            .filter(|p| p.tid == tid || followed(p))
+            .map(|mut p| {
+                p.tid = tid;
+                p
+            })
+        else {
             return self.report_step_stop(tid, "Paused after a step").await;
         };
         match plan.waiting.take() {
