@@ -828,21 +828,18 @@ fn a_step_ends_as_a_step_after_its_breakpoint_and_other_threads_hits_are_gone() 
         // Queued for the stopped thread: it comes before the stepped instruction runs.
         // SIGWINCH is ignored by the program, so it changes nothing else.
         // SAFETY: tgkill with the target's own ids.
-        let sent = unsafe {
-            libc::syscall(
-                libc::SYS_tgkill,
-                fixture.pid(),
-                tid as i32,
-                libc::SIGWINCH,
-            )
-        };
+        let sent =
+            unsafe { libc::syscall(libc::SYS_tgkill, fixture.pid(), tid as i32, libc::SIGWINCH) };
         assert_eq!(sent, 0, "tgkill");
         dap.ok(
             "next",
             json!({ "threadId": tid, "granularity": "instruction" }),
         );
         let stopped = dap.next_event("stopped", STOP_WAIT);
-        assert_eq!(stopped["body"]["reason"], "step", "round {round}: {stopped}");
+        assert_eq!(
+            stopped["body"]["reason"], "step",
+            "round {round}: {stopped}"
+        );
         assert_eq!(thread_id(&stopped), tid, "round {round}: {stopped}");
         continue_thread(&mut dap, tid);
     }
