@@ -230,6 +230,41 @@ test('a Go program: its threads are its goroutines, and a parked one\'s stack en
   }
 });
 
+test('a Go program: next over a sleep ends on the goroutine that stepped, though eight run the same loop', async () => {
+  // tests/fixtures/gostep: eight goroutines in one loop that sleeps; built with the Go in PATH.
+  const dir = join(root, 'tests', 'fixtures', 'gostep');
+  const bin = join(work, 'gostep');
+  execFileSync('go', ['build', '-o', bin, '.'], { cwd: dir, env: { ...process.env, GOFLAGS: '-mod=mod', GOPROXY: 'off' } });
+  const source = join(dir, 'main.go');
+  const [sleepLine, afterLine] = [markerLine(source, 'gostep_sleep'), markerLine(source, 'gostep_after')];
+  const target = await startTarget(bin, []);
+  const pid = target.pid;
+  const dc = await newClient();
+  try {
+    await attach(dc, { pid });
+    for (let round = 0; round < 3; round++) {
+      const hit = dc.waitForEvent('stopped');
+      await dc.setBreakpointsRequest({ source: { path: source }, breakpoints: [{ line: sleepLine }] });
+      const stopped = (await hit).body;
+      assert.equal(stopped.reason, 'breakpoint', JSON.stringify(stopped));
+      assert.ok(stopped.threadId > 2 ** 22, `a goroutine id: ${JSON.stringify(stopped)}`);
+      await dc.setBreakpointsRequest({ source: { path: source }, breakpoints: [] });
+      const stepped = dc.waitForEvent('stopped');
+      await dc.nextRequest({ threadId: stopped.threadId });
+      const step = (await stepped).body;
+      assert.equal(step.reason, 'step', JSON.stringify(step));
+      assert.equal(step.threadId, stopped.threadId, `round ${round}: the step ended on another goroutine`);
+      const [top] = (await dc.stackTraceRequest({ threadId: step.threadId, levels: 1 })).body.stackFrames;
+      assert.deepEqual([top.name, top.line], ['main.worker', afterLine]);
+      await dc.continueRequest({ threadId: step.threadId });
+    }
+    await dc.disconnectRequest({});
+    await assertRunsOn(pid);
+  } finally {
+    await dc.stop();
+  }
+});
+
 test('a line breakpoint set while configuring hits, next steps one line, the code is whole after disconnect', async () => {
   const target = await startTarget(stepping, ['loop']);
   const pid = target.pid;
