@@ -1,0 +1,1 @@
+//! Tests on C programs built at test time: no process involved.
