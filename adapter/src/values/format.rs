@@ -297,30 +297,37 @@ impl<'a> Formatter<'a> {
                 if depth >= MAX_SUMMARY_DEPTH {
                     Ok("{...}".into())
                 } else {
-                    let value = self.prefetched(value, size.unwrap_or(0));
-                    let mut text = String::from("{");
-                    for (i, member) in members.iter().enumerate() {
-                        if i > 0 {
-                            text.push_str(", ");
+                    match self.prefetched(value, size.unwrap_or(0)) {
+                        Err(text) => Err(text),
+                        Ok(value) => {
+                            let mut text = String::from("{");
+                            for (i, member) in members.iter().enumerate() {
+                                if i > 0 {
+                                    text.push_str(", ");
+                                }
+                                if text.len() > self.limits.summary_chars {
+                                    text.push_str("...");
+                                    break;
+                                }
+                                if member.is_base {
+                                    let _ = write!(
+                                        text,
+                                        "<{}> = ",
+                                        self.unit.types.name_of(member.type_id)
+                                    );
+                                } else if let Some(name) = &member.name {
+                                    let _ = write!(text, "{name} = ");
+                                }
+                                self.write_summary(
+                                    &mut text,
+                                    &self.member_value(&value, member),
+                                    depth + 1,
+                                );
+                            }
+                            text.push('}');
+                            Ok(text)
                         }
-                        if text.len() > self.limits.summary_chars {
-                            text.push_str("...");
-                            break;
-                        }
-                        if member.is_base {
-                            let _ =
-                                write!(text, "<{}> = ", self.unit.types.name_of(member.type_id));
-                        } else if let Some(name) = &member.name {
-                            let _ = write!(text, "{name} = ");
-                        }
-                        self.write_summary(
-                            &mut text,
-                            &self.member_value(&value, member),
-                            depth + 1,
-                        );
                     }
-                    text.push('}');
-                    Ok(text)
                 }
             }
             Type::Array { dimensions, .. } => {
@@ -339,21 +346,22 @@ impl<'a> Formatter<'a> {
     }
 
     /// The value with its first `size` bytes read in one go when it lives in memory
-    /// (one read for a struct rather than one per member); as it is otherwise.
-    fn prefetched(&self, value: &Value, size: u64) -> Value {
+    /// (one read for a struct rather than one per member); as it is otherwise. `Err`
+    /// is the text to show when those bytes cannot be read: one error for the whole
+    /// aggregate, not one per member.
+    fn prefetched(&self, value: &Value, size: u64) -> Result<Value, String> {
         if size == 0 || size > self.limits.summary_bytes as u64 {
-            return value.clone();
+            return Ok(value.clone());
         }
         match value.contents {
-            Contents::Memory(_) => match value.contents.read(self.memory, size) {
-                Ok(bytes) => Value {
+            Contents::Memory(_) => {
+                let bytes = value.contents.read(self.memory, size)?;
+                Ok(Value {
                     contents: Contents::bytes(bytes.into_owned()),
                     ..value.clone()
-                },
-                // Let each part report its own failure.
-                Err(_) => value.clone(),
-            },
-            _ => value.clone(),
+                })
+            }
+            _ => Ok(value.clone()),
         }
     }
 
@@ -463,31 +471,28 @@ impl<'a> Formatter<'a> {
             let mut piece = vec![0u8; want];
             if self.memory.read(at, &mut piece).is_err() {
                 // Byte by byte up to the unreadable one.
-                let mut got_any = false;
-                for (i, slot) in piece.iter_mut().enumerate() {
+                for i in 0..want {
                     let mut one = [0u8];
                     if self.memory.read(at + i as u64, &mut one).is_err() {
-                        break;
+                        if bytes.is_empty() {
+                            return error_text(&format!("cannot read memory at {address:#x}"));
+                        }
+                        return format!(
+                            "{}<error: string runs into unreadable memory>",
+                            quote(&bytes)
+                        );
                     }
-                    got_any = true;
-                    *slot = one[0];
                     if one[0] == 0 {
-                        bytes.extend_from_slice(&piece[..i]);
                         break 'reading;
                     }
-                    if bytes.len() + i + 1 > self.limits.max_string {
-                        bytes.extend_from_slice(&piece[..=i]);
+                    bytes.push(one[0]);
+                    if bytes.len() > self.limits.max_string {
+                        bytes.truncate(self.limits.max_string);
                         cut = true;
                         break 'reading;
                     }
                 }
-                if bytes.is_empty() && !got_any {
-                    return error_text(&format!("cannot read memory at {address:#x}"));
-                }
-                return format!(
-                    "{}<error: string runs into unreadable memory>",
-                    quote(&bytes)
-                );
+                continue;
             }
             match piece.iter().position(|b| *b == 0) {
                 Some(end) => {
@@ -547,7 +552,7 @@ impl<'a> Formatter<'a> {
         if depth >= MAX_SUMMARY_DEPTH {
             return Ok("{...}".into());
         }
-        let value = self.prefetched(value, (shown * element_size).min(MAX_READ as u64));
+        let value = self.prefetched(value, (shown * element_size).min(MAX_READ as u64))?;
         let mut text = String::from("{");
         for i in 0..shown {
             if i > 0 {

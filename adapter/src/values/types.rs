@@ -271,7 +271,8 @@ impl Types {
         };
         let ty = self.get(id);
         match &*ty {
-            Type::Base { name, .. } | Type::Typedef { name, .. } => join(name, &inner),
+            Type::Base { name, .. } => join(c_base_name(name), &inner),
+            Type::Typedef { name, .. } => join(name, &inner),
             Type::Enum { name, .. } => join(
                 &format!("enum {}", name.as_deref().unwrap_or("{...}")),
                 &inner,
@@ -293,7 +294,13 @@ impl Types {
                     PointerKind::Reference => "&",
                     PointerKind::RvalueReference => "&&",
                 };
-                self.c_declarator(*pointee, format!("{sigil}{inner}"), depth + 1)
+                // `char * const`: a qualifier of the pointer stands apart from the `*`.
+                let inner = if inner.starts_with(|c: char| c.is_ascii_alphabetic()) {
+                    format!("{sigil} {inner}")
+                } else {
+                    format!("{sigil}{inner}")
+                };
+                self.c_declarator(*pointee, inner, depth + 1)
             }
             Type::Array {
                 element,
@@ -682,6 +689,20 @@ impl Types {
                 .map(|offset| TypeId(offset.0)),
             _ => None,
         }
+    }
+}
+
+/// gcc names C's integer types the long way (`long unsigned int`); C programmers and
+/// gdb write them the short way.
+fn c_base_name(name: &str) -> &str {
+    match name {
+        "short int" => "short",
+        "short unsigned int" => "unsigned short",
+        "long int" => "long",
+        "long unsigned int" => "unsigned long",
+        "long long int" => "long long",
+        "long long unsigned int" => "unsigned long long",
+        other => other,
     }
 }
 
