@@ -130,9 +130,19 @@ pub fn contents_of(
         LocationAttr::Constant(bytes) => {
             let mut bytes = bytes.to_vec();
             if let Some(size) = size.and_then(|s| usize::try_from(s).ok()) {
-                // A constant given as DW_FORM_sdata is 8 bytes for a 4-byte int.
+                // A constant comes in the smallest form that holds it (DW_FORM_data1
+                // for an int of 3, sdata's 8 bytes for an int of -1): extended or cut
+                // to the type's size, with the type's sign.
                 if bytes.len() > size {
                     bytes.truncate(size);
+                } else if bytes.len() < size && size <= 16 {
+                    let negative = bytes.last().is_some_and(|b| b & 0x80 != 0);
+                    let fill = if negative && is_signed(unit, type_id) {
+                        0xff
+                    } else {
+                        0
+                    };
+                    bytes.resize(size, fill);
                 }
             }
             Contents::bytes(bytes)
@@ -144,6 +154,17 @@ pub fn contents_of(
                 Err(Unavailable::Error(why)) => Contents::Error(why),
             }
         }
+    }
+}
+
+fn is_signed(unit: &CompileUnit, type_id: Option<TypeId>) -> bool {
+    use super::types::{BaseEncoding, Type};
+    match unit.types.strip(type_id).as_ref().map(|(_, ty)| &**ty) {
+        Some(Type::Base { encoding, .. }) => {
+            matches!(encoding, BaseEncoding::Signed | BaseEncoding::SignedChar)
+        }
+        Some(Type::Enum { signed, .. }) => *signed,
+        _ => false,
     }
 }
 
