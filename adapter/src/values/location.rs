@@ -468,8 +468,19 @@ fn whole_piece(
         }
         gimli::Location::Bytes { value } => {
             let mut bytes = value.slice().to_vec();
-            bytes.resize(len.min(MAX_PIECES_SIZE) as usize, 0);
-            Ok(Contents::bytes(bytes))
+            let given = bytes.len();
+            let len = len.min(MAX_PIECES_SIZE) as usize;
+            bytes.resize(len.max(given), 0);
+            // Bytes the implicit value does not give are unknown, not zero.
+            let missing = (len > given).then(|| {
+                let mut missing = vec![false; bytes.len()];
+                missing[given..].fill(true);
+                missing.into()
+            });
+            Ok(Contents::Bytes {
+                bytes: bytes.into(),
+                missing,
+            })
         }
         gimli::Location::ImplicitPointer { .. } => Err(Unavailable::Error(
             "a pointer the compiler optimized into its target (implicit pointer)".into(),
