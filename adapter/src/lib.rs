@@ -25,6 +25,7 @@ pub mod symbols;
 pub mod syscall_names;
 pub mod terminal;
 pub mod transport;
+pub mod values;
 pub mod waitfor;
 pub mod words;
 

@@ -1,0 +1,743 @@
+//! Types from one compile unit's DWARF, as an owned model keyed by DIE offset.
+//!
+//! A type refers to other types by their offset ([`TypeId`]), never by value: a struct
+//! holding a pointer to itself (a list node) is one entry whose member names the
+//! pointer's offset, resolved only when something asks for it. Each DIE is read once,
+//! on first use, and kept in the unit's table; nothing here recurses over the type
+//! graph without a depth bound, so a cycle in bad DWARF (a typedef naming itself) ends
+//! in an "unknown" answer rather than a stack overflow.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use rustc_hash::FxHashMap;
+
+use crate::symbols::module::Reader;
+
+/// A type DIE, by its offset in the unit. `None` where a type is expected means `void`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TypeId(pub usize);
+
+/// How far any walk along typedefs, qualifiers and pointees goes before giving up: real
+/// programs nest a few levels; only a cycle goes deeper.
+pub const MAX_TYPE_DEPTH: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BaseEncoding {
+    Signed,
+    Unsigned,
+    /// `char`, `signed char`: shown as a number and the character.
+    SignedChar,
+    UnsignedChar,
+    /// `char16_t`, `char32_t`, Rust's `char`: a code point.
+    Utf,
+    Float,
+    Bool,
+    /// Encodings shown as their bytes (complex, decimal floats, ...).
+    Other,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggregateKind {
+    Struct,
+    Class,
+    Union,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PointerKind {
+    Pointer,
+    Reference,
+    RvalueReference,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Qualifier {
+    Const,
+    Volatile,
+    Restrict,
+    Atomic,
+}
+
+/// Where a bitfield lies: `size` bits starting `offset` bits above the least
+/// significant bit of the member's first byte (little-endian numbering, whichever of
+/// DWARF's two forms the compiler used).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BitField {
+    pub offset: u32,
+    pub size: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// `None` for an anonymous struct or union member.
+    pub name: Option<String>,
+    pub type_id: Option<TypeId>,
+    /// Bytes from the start of the containing object; `None` when DWARF gives a
+    /// location that depends on the object (a virtual base class).
+    pub offset: Option<u64>,
+    pub bit_field: Option<BitField>,
+    /// A base class (`DW_TAG_inheritance`), shown as a member named after its type.
+    pub is_base: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enumerator {
+    pub name: String,
+    /// The value's bits, truncated to the enum's size.
+    pub value: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Type {
+    Base {
+        name: String,
+        encoding: BaseEncoding,
+        size: u64,
+    },
+    Enum {
+        name: Option<String>,
+        size: u64,
+        signed: bool,
+        enumerators: Vec<Enumerator>,
+    },
+    Aggregate {
+        kind: AggregateKind,
+        name: Option<String>,
+        /// `None` for a declaration without a definition in this unit.
+        size: Option<u64>,
+        members: Vec<Member>,
+    },
+    Array {
+        element: Option<TypeId>,
+        /// The element count of each dimension, outermost first; `None` when not known
+        /// (a flexible array member, a variable-length array).
+        dimensions: Vec<Option<u64>>,
+    },
+    Pointer {
+        kind: PointerKind,
+        pointee: Option<TypeId>,
+        size: u64,
+    },
+    Typedef {
+        name: String,
+        target: Option<TypeId>,
+    },
+    Qualified {
+        qualifier: Qualifier,
+        target: Option<TypeId>,
+    },
+    Function {
+        returns: Option<TypeId>,
+        parameters: Vec<Option<TypeId>>,
+        variadic: bool,
+    },
+    /// A DIE this model does not describe (or could not read): shown as its tag.
+    Unknown { what: String },
+}
+
+/// Every type of one compile unit read so far.
+pub struct Types {
+    dwarf: Rc<gimli::Dwarf<Reader>>,
+    unit: Rc<gimli::Unit<Reader>>,
+    read: RefCell<FxHashMap<TypeId, Rc<Type>>>,
+    /// Types DWARF does not name but values need: the rows of a multi-dimensional
+    /// array (`int [4]` of an `int [3][4]`), by (array, dimensions dropped).
+    made: RefCell<FxHashMap<(TypeId, usize), TypeId>>,
+}
+
+/// Made-up types get ids no DIE can have.
+const MADE_TYPE: usize = 1 << (usize::BITS - 1);
+
+impl Types {
+    pub fn new(dwarf: Rc<gimli::Dwarf<Reader>>, unit: Rc<gimli::Unit<Reader>>) -> Types {
+        Types {
+            dwarf,
+            unit,
+            read: RefCell::default(),
+            made: RefCell::default(),
+        }
+    }
+
+    /// The type of one element of the array `id` when it has several dimensions (a
+    /// row: the same element type, one dimension fewer); `None` for a one-dimensional
+    /// array, whose element type DWARF names itself.
+    pub fn row_of(&self, id: TypeId) -> Option<TypeId> {
+        let ty = self.get(id);
+        let Type::Array {
+            element,
+            dimensions,
+        } = &*ty
+        else {
+            return None;
+        };
+        if dimensions.len() < 2 {
+            return None;
+        }
+        if let Some(known) = self.made.borrow().get(&(id, 1)) {
+            return Some(*known);
+        }
+        let row = TypeId(MADE_TYPE | self.made.borrow().len());
+        self.read.borrow_mut().insert(
+            row,
+            Rc::new(Type::Array {
+                element: *element,
+                dimensions: dimensions[1..].to_vec(),
+            }),
+        );
+        self.made.borrow_mut().insert((id, 1), row);
+        Some(row)
+    }
+
+    pub fn address_size(&self) -> u64 {
+        u64::from(self.unit.encoding().address_size)
+    }
+
+    /// The type at `id`, read on first use. Never fails: a DIE that cannot be read is
+    /// an `Unknown` type saying why.
+    pub fn get(&self, id: TypeId) -> Rc<Type> {
+        if let Some(known) = self.read.borrow().get(&id) {
+            return known.clone();
+        }
+        let read = Rc::new(self.read_type(id).unwrap_or_else(|error| Type::Unknown {
+            what: format!("unreadable type at {:#x}: {error}", id.0),
+        }));
+        self.read.borrow_mut().insert(id, read.clone());
+        read
+    }
+
+    /// Typedefs and qualifiers stripped: what the value is made of.
+    pub fn strip(&self, mut id: Option<TypeId>) -> Option<(TypeId, Rc<Type>)> {
+        for _ in 0..MAX_TYPE_DEPTH {
+            let current = id?;
+            let ty = self.get(current);
+            match &*ty {
+                Type::Typedef { target, .. } | Type::Qualified { target, .. } => id = *target,
+                _ => return Some((current, ty)),
+            }
+        }
+        None
+    }
+
+    /// The size of a value of the type in bytes; `None` for `void`, functions, unsized
+    /// arrays, declarations and cycles.
+    pub fn size_of(&self, id: Option<TypeId>) -> Option<u64> {
+        self.size_within(id, 0)
+    }
+
+    fn size_within(&self, id: Option<TypeId>, depth: usize) -> Option<u64> {
+        if depth > MAX_TYPE_DEPTH {
+            return None;
+        }
+        let (_, ty) = self.strip(id)?;
+        match &*ty {
+            Type::Base { size, .. } | Type::Enum { size, .. } | Type::Pointer { size, .. } => {
+                Some(*size)
+            }
+            Type::Aggregate { size, .. } => *size,
+            Type::Array {
+                element,
+                dimensions,
+            } => {
+                let element = self.size_within(*element, depth + 1)?;
+                dimensions
+                    .iter()
+                    .try_fold(element, |total, count| total.checked_mul((*count)?))
+            }
+            _ => None,
+        }
+    }
+
+    /// The type's name as C writes it: `const char *`, `int [3][4]`, `int (*)(int)`.
+    pub fn name_of(&self, id: Option<TypeId>) -> String {
+        self.c_declarator(id, String::new(), 0)
+    }
+
+    /// C's inside-out declarator syntax: `inner` is what is already declared around the
+    /// name (`*`, `[3]`), the type adds itself around it.
+    fn c_declarator(&self, id: Option<TypeId>, inner: String, depth: usize) -> String {
+        let join = |base: &str, inner: &str| {
+            if inner.is_empty() {
+                base.to_string()
+            } else {
+                format!("{base} {inner}")
+            }
+        };
+        if depth > MAX_TYPE_DEPTH {
+            return join("<type too deep>", &inner);
+        }
+        let Some(id) = id else {
+            return join("void", &inner);
+        };
+        let ty = self.get(id);
+        match &*ty {
+            Type::Base { name, .. } => join(c_base_name(name), &inner),
+            Type::Typedef { name, .. } => join(name, &inner),
+            Type::Enum { name, .. } => join(
+                &format!("enum {}", name.as_deref().unwrap_or("{...}")),
+                &inner,
+            ),
+            Type::Aggregate { kind, name, .. } => {
+                let keyword = match kind {
+                    AggregateKind::Struct => "struct",
+                    AggregateKind::Class => "class",
+                    AggregateKind::Union => "union",
+                };
+                join(
+                    &format!("{keyword} {}", name.as_deref().unwrap_or("{...}")),
+                    &inner,
+                )
+            }
+            Type::Pointer { kind, pointee, .. } => {
+                let sigil = match kind {
+                    PointerKind::Pointer => "*",
+                    PointerKind::Reference => "&",
+                    PointerKind::RvalueReference => "&&",
+                };
+                // `char * const`: a qualifier of the pointer stands apart from the `*`.
+                let inner = if inner.starts_with(|c: char| c.is_ascii_alphabetic()) {
+                    format!("{sigil} {inner}")
+                } else {
+                    format!("{sigil}{inner}")
+                };
+                self.c_declarator(*pointee, inner, depth + 1)
+            }
+            Type::Array {
+                element,
+                dimensions,
+            } => {
+                let mut inner = if inner.starts_with(['*', '&']) {
+                    format!("({inner})")
+                } else {
+                    inner
+                };
+                for count in dimensions {
+                    match count {
+                        Some(count) => inner.push_str(&format!("[{count}]")),
+                        None => inner.push_str("[]"),
+                    }
+                }
+                self.c_declarator(*element, inner, depth + 1)
+            }
+            Type::Function {
+                returns,
+                parameters,
+                variadic,
+            } => {
+                let mut list: Vec<String> = parameters
+                    .iter()
+                    .map(|p| self.c_declarator(*p, String::new(), depth + 1))
+                    .collect();
+                if *variadic {
+                    list.push("...".into());
+                }
+                if list.is_empty() {
+                    list.push("void".into());
+                }
+                let inner = if inner.is_empty() {
+                    String::new()
+                } else {
+                    format!("({inner})")
+                };
+                self.c_declarator(*returns, format!("{inner}({})", list.join(", ")), depth + 1)
+            }
+            Type::Qualified { qualifier, target } => {
+                let word = match qualifier {
+                    Qualifier::Const => "const",
+                    Qualifier::Volatile => "volatile",
+                    Qualifier::Restrict => "restrict",
+                    Qualifier::Atomic => "_Atomic",
+                };
+                // A qualified pointer is written after the `*` (`char * const`), any
+                // other qualified type before it (`const char`).
+                let qualifies_pointer = matches!(
+                    target.map(|t| self.get(t)).as_deref(),
+                    Some(Type::Pointer { .. })
+                );
+                if qualifies_pointer {
+                    let inner = if inner.is_empty() {
+                        word.to_string()
+                    } else {
+                        format!("{word} {inner}")
+                    };
+                    self.c_declarator(*target, inner, depth + 1)
+                } else {
+                    format!("{word} {}", self.c_declarator(*target, inner, depth + 1))
+                }
+            }
+            Type::Unknown { what } => join(&format!("<{what}>"), &inner),
+        }
+    }
+
+    fn read_type(&self, id: TypeId) -> gimli::Result<Type> {
+        let entry = self.unit.entry(gimli::UnitOffset(id.0))?;
+        let name = self.name(&entry);
+        let size = entry
+            .attr_value(gimli::DW_AT_byte_size)
+            .and_then(|v| v.udata_value());
+        let target = self.type_ref(&entry);
+        Ok(match entry.tag() {
+            gimli::DW_TAG_base_type => {
+                let encoding = match entry.attr_value(gimli::DW_AT_encoding) {
+                    Some(gimli::AttributeValue::Encoding(e)) => e,
+                    _ => gimli::DwAte(0),
+                };
+                Type::Base {
+                    name: name.unwrap_or_else(|| "<unnamed>".into()),
+                    encoding: base_encoding(encoding),
+                    size: size.unwrap_or(0),
+                }
+            }
+            gimli::DW_TAG_unspecified_type => Type::Base {
+                // C++'s `decltype(nullptr)`: pointer-sized, shown as a number.
+                name: name.unwrap_or_else(|| "<unspecified>".into()),
+                encoding: BaseEncoding::Unsigned,
+                size: size.unwrap_or(self.address_size()),
+            },
+            gimli::DW_TAG_enumeration_type => self.read_enum(&entry, name, size, target)?,
+            gimli::DW_TAG_structure_type | gimli::DW_TAG_class_type | gimli::DW_TAG_union_type => {
+                let kind = match entry.tag() {
+                    gimli::DW_TAG_structure_type => AggregateKind::Struct,
+                    gimli::DW_TAG_class_type => AggregateKind::Class,
+                    _ => AggregateKind::Union,
+                };
+                let declaration = matches!(
+                    entry.attr_value(gimli::DW_AT_declaration),
+                    Some(gimli::AttributeValue::Flag(true))
+                );
+                Type::Aggregate {
+                    kind,
+                    name,
+                    size: if declaration { None } else { size },
+                    members: self.read_members(id)?,
+                }
+            }
+            gimli::DW_TAG_array_type => self.read_array(id, target)?,
+            gimli::DW_TAG_pointer_type
+            | gimli::DW_TAG_reference_type
+            | gimli::DW_TAG_rvalue_reference_type => Type::Pointer {
+                kind: match entry.tag() {
+                    gimli::DW_TAG_pointer_type => PointerKind::Pointer,
+                    gimli::DW_TAG_reference_type => PointerKind::Reference,
+                    _ => PointerKind::RvalueReference,
+                },
+                pointee: target,
+                size: size.unwrap_or(self.address_size()),
+            },
+            gimli::DW_TAG_typedef => Type::Typedef {
+                name: name.unwrap_or_else(|| "<unnamed typedef>".into()),
+                target,
+            },
+            gimli::DW_TAG_const_type
+            | gimli::DW_TAG_volatile_type
+            | gimli::DW_TAG_restrict_type
+            | gimli::DW_TAG_atomic_type => Type::Qualified {
+                qualifier: match entry.tag() {
+                    gimli::DW_TAG_const_type => Qualifier::Const,
+                    gimli::DW_TAG_volatile_type => Qualifier::Volatile,
+                    gimli::DW_TAG_restrict_type => Qualifier::Restrict,
+                    _ => Qualifier::Atomic,
+                },
+                target,
+            },
+            gimli::DW_TAG_subroutine_type => self.read_function(id, target)?,
+            tag => Type::Unknown {
+                what: tag
+                    .static_string()
+                    .map_or_else(|| format!("tag {:#x}", tag.0), str::to_string),
+            },
+        })
+    }
+
+    fn read_enum(
+        &self,
+        entry: &gimli::DebuggingInformationEntry<Reader>,
+        name: Option<String>,
+        size: Option<u64>,
+        underlying: Option<TypeId>,
+    ) -> gimli::Result<Type> {
+        let underlying = self.strip(underlying).map(|(_, ty)| ty);
+        let size = size
+            .or(match underlying.as_deref() {
+                Some(Type::Base { size, .. }) => Some(*size),
+                _ => None,
+            })
+            .unwrap_or(4);
+        // Without an underlying type (older gcc), an enum is signed only when an
+        // enumerator is negative, which only DW_FORM_sdata can say.
+        let mut signed = matches!(
+            underlying.as_deref(),
+            Some(Type::Base {
+                encoding: BaseEncoding::Signed | BaseEncoding::SignedChar,
+                ..
+            })
+        );
+        let mut enumerators = Vec::new();
+        let mut tree = self.unit.entries_tree(Some(entry.offset()))?;
+        let mut children = tree.root()?.children();
+        while let Some(child) = children.next()? {
+            let child = child.entry();
+            if child.tag() != gimli::DW_TAG_enumerator {
+                continue;
+            }
+            let Some(name) = self.name(child) else {
+                continue;
+            };
+            let value = match child.attr_value(gimli::DW_AT_const_value) {
+                Some(gimli::AttributeValue::Sdata(v)) => {
+                    if v < 0 {
+                        signed = true;
+                    }
+                    v as u64
+                }
+                Some(gimli::AttributeValue::Udata(v)) | Some(gimli::AttributeValue::Data8(v)) => v,
+                Some(gimli::AttributeValue::Data1(v)) => extend(u64::from(v), 1, signed),
+                Some(gimli::AttributeValue::Data2(v)) => extend(u64::from(v), 2, signed),
+                Some(gimli::AttributeValue::Data4(v)) => extend(u64::from(v), 4, signed),
+                _ => continue,
+            };
+            enumerators.push(Enumerator {
+                name,
+                value: truncate(value, size),
+            });
+        }
+        Ok(Type::Enum {
+            name,
+            size,
+            signed,
+            enumerators,
+        })
+    }
+
+    fn read_members(&self, id: TypeId) -> gimli::Result<Vec<Member>> {
+        let mut members = Vec::new();
+        let mut tree = self.unit.entries_tree(Some(gimli::UnitOffset(id.0)))?;
+        let mut children = tree.root()?.children();
+        while let Some(child) = children.next()? {
+            let child = child.entry();
+            let is_base = child.tag() == gimli::DW_TAG_inheritance;
+            if child.tag() != gimli::DW_TAG_member && !is_base {
+                continue;
+            }
+            // Static data members are declarations without a location in the object.
+            if child.tag() == gimli::DW_TAG_member
+                && matches!(
+                    child.attr_value(gimli::DW_AT_external),
+                    Some(gimli::AttributeValue::Flag(true))
+                )
+                && !child.has_attr(gimli::DW_AT_data_member_location)
+            {
+                continue;
+            }
+            let type_id = self.type_ref(child);
+            let mut offset = match child.attr_value(gimli::DW_AT_data_member_location) {
+                None => Some(0),
+                Some(value) => match value.udata_value() {
+                    Some(offset) => Some(offset),
+                    None => value.exprloc_value().and_then(|e| self.constant_offset(e)),
+                },
+            };
+            let bit_size = child
+                .attr_value(gimli::DW_AT_bit_size)
+                .and_then(|v| v.udata_value());
+            let mut bit_field = None;
+            if let Some(bit_size) = bit_size {
+                // DWARF 4: bits from the start of the containing object, counted from
+                // the least significant bit on a little-endian machine.
+                let from_start = if let Some(bits) = child
+                    .attr_value(gimli::DW_AT_data_bit_offset)
+                    .and_then(|v| v.udata_value())
+                {
+                    Some(bits)
+                } else if let Some(from_msb) = child
+                    .attr_value(gimli::DW_AT_bit_offset)
+                    .and_then(|v| v.udata_value())
+                {
+                    // DWARF 2/3: bits from the most significant bit of a storage unit
+                    // of DW_AT_byte_size bytes at the member's location.
+                    let unit_size = child
+                        .attr_value(gimli::DW_AT_byte_size)
+                        .and_then(|v| v.udata_value())
+                        .or_else(|| self.size_of(type_id));
+                    unit_size.and_then(|unit| {
+                        let lsb = (unit * 8).checked_sub(from_msb)?.checked_sub(bit_size)?;
+                        Some(offset? * 8 + lsb)
+                    })
+                } else {
+                    offset.map(|o| o * 8)
+                };
+                match from_start {
+                    Some(bits) => {
+                        offset = Some(bits / 8);
+                        bit_field = Some(BitField {
+                            offset: (bits % 8) as u32,
+                            size: bit_size.min(64) as u32,
+                        });
+                    }
+                    None => offset = None,
+                }
+            }
+            members.push(Member {
+                name: self.name(child),
+                type_id,
+                offset,
+                bit_field,
+                is_base,
+            });
+        }
+        Ok(members)
+    }
+
+    /// A member location given as an expression (DWARF 2's `DW_OP_plus_uconst N`):
+    /// its offset when it does not depend on the object's contents.
+    fn constant_offset(&self, expression: gimli::Expression<Reader>) -> Option<u64> {
+        let mut evaluation = expression.evaluation(self.unit.encoding());
+        evaluation.set_initial_value(0);
+        evaluation.set_max_iterations(64);
+        match evaluation.evaluate().ok()? {
+            gimli::EvaluationResult::Complete => {}
+            _ => return None,
+        }
+        match evaluation.as_result() {
+            [gimli::Piece {
+                location: gimli::Location::Address { address },
+                ..
+            }] => Some(*address),
+            _ => None,
+        }
+    }
+
+    fn read_array(&self, id: TypeId, element: Option<TypeId>) -> gimli::Result<Type> {
+        let mut dimensions = Vec::new();
+        let mut tree = self.unit.entries_tree(Some(gimli::UnitOffset(id.0)))?;
+        let mut children = tree.root()?.children();
+        while let Some(child) = children.next()? {
+            let child = child.entry();
+            if child.tag() != gimli::DW_TAG_subrange_type {
+                continue;
+            }
+            let constant = |at| {
+                child.attr_value(at).and_then(|v| match v {
+                    gimli::AttributeValue::Sdata(v) => Some(v),
+                    gimli::AttributeValue::Udata(v) => i64::try_from(v).ok(),
+                    gimli::AttributeValue::Data1(v) => Some(i64::from(v)),
+                    gimli::AttributeValue::Data2(v) => Some(i64::from(v)),
+                    gimli::AttributeValue::Data4(v) => Some(i64::from(v)),
+                    gimli::AttributeValue::Data8(v) => i64::try_from(v).ok(),
+                    // A bound in a variable or an expression: a variable-length array.
+                    _ => None,
+                })
+            };
+            let count = match constant(gimli::DW_AT_count) {
+                Some(count) => u64::try_from(count).ok(),
+                None => {
+                    let lower = constant(gimli::DW_AT_lower_bound).unwrap_or(0);
+                    constant(gimli::DW_AT_upper_bound)
+                        .and_then(|upper| u64::try_from(upper - lower + 1).ok())
+                }
+            };
+            dimensions.push(count);
+        }
+        if dimensions.is_empty() {
+            dimensions.push(None);
+        }
+        Ok(Type::Array {
+            element,
+            dimensions,
+        })
+    }
+
+    fn read_function(&self, id: TypeId, returns: Option<TypeId>) -> gimli::Result<Type> {
+        let mut parameters = Vec::new();
+        let mut variadic = false;
+        let mut tree = self.unit.entries_tree(Some(gimli::UnitOffset(id.0)))?;
+        let mut children = tree.root()?.children();
+        while let Some(child) = children.next()? {
+            let child = child.entry();
+            match child.tag() {
+                gimli::DW_TAG_formal_parameter => parameters.push(self.type_ref(child)),
+                gimli::DW_TAG_unspecified_parameters => variadic = true,
+                _ => {}
+            }
+        }
+        Ok(Type::Function {
+            returns,
+            parameters,
+            variadic,
+        })
+    }
+
+    /// The DIE's `DW_AT_name`.
+    pub fn name(&self, entry: &gimli::DebuggingInformationEntry<Reader>) -> Option<String> {
+        let value = entry.attr_value(gimli::DW_AT_name)?;
+        let name = self.dwarf.attr_string(&self.unit, value).ok()?;
+        Some(name.to_string_lossy().into_owned())
+    }
+
+    /// The DIE's `DW_AT_type`, when it names a DIE of this unit.
+    pub fn type_ref(&self, entry: &gimli::DebuggingInformationEntry<Reader>) -> Option<TypeId> {
+        self.unit_ref(entry.attr_value(gimli::DW_AT_type)?)
+    }
+
+    /// A reference to a DIE of this unit, whichever form it takes. References into
+    /// other units (LTO, dwz) are not followed yet: they read as `void`/unknown.
+    pub fn unit_ref(&self, value: gimli::AttributeValue<Reader>) -> Option<TypeId> {
+        match value {
+            gimli::AttributeValue::UnitRef(offset) => Some(TypeId(offset.0)),
+            gimli::AttributeValue::DebugInfoRef(offset) => offset
+                .to_unit_offset(&self.unit.header)
+                .map(|offset| TypeId(offset.0)),
+            _ => None,
+        }
+    }
+}
+
+/// gcc names C's integer types the long way (`long unsigned int`); C programmers and
+/// gdb write them the short way.
+fn c_base_name(name: &str) -> &str {
+    match name {
+        "short int" => "short",
+        "short unsigned int" => "unsigned short",
+        "long int" => "long",
+        "long unsigned int" => "unsigned long",
+        "long long int" => "long long",
+        "long long unsigned int" => "unsigned long long",
+        other => other,
+    }
+}
+
+fn base_encoding(encoding: gimli::DwAte) -> BaseEncoding {
+    match encoding {
+        gimli::DW_ATE_signed => BaseEncoding::Signed,
+        gimli::DW_ATE_unsigned => BaseEncoding::Unsigned,
+        gimli::DW_ATE_signed_char => BaseEncoding::SignedChar,
+        gimli::DW_ATE_unsigned_char => BaseEncoding::UnsignedChar,
+        gimli::DW_ATE_UTF => BaseEncoding::Utf,
+        gimli::DW_ATE_float => BaseEncoding::Float,
+        gimli::DW_ATE_boolean => BaseEncoding::Bool,
+        _ => BaseEncoding::Other,
+    }
+}
+
+/// `value`'s low `size` bytes sign- or zero-extended to 64 bits.
+pub fn extend(value: u64, size: u64, signed: bool) -> u64 {
+    if size == 0 || size >= 8 {
+        return value;
+    }
+    let bits = size * 8;
+    let value = value & ((1 << bits) - 1);
+    if signed && value >> (bits - 1) & 1 == 1 {
+        value | !((1 << bits) - 1)
+    } else {
+        value
+    }
+}
+
+/// `value`'s low `size` bytes.
+pub fn truncate(value: u64, size: u64) -> u64 {
+    if size >= 8 {
+        value
+    } else {
+        value & ((1 << (size * 8)) - 1)
+    }
+}
