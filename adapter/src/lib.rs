@@ -3,9 +3,10 @@
 //! The rooms, each with one job: [`dap`] is the wire protocol and nothing else,
 //! [`session`] the DAP state machine, [`ptrace`] every ptrace call on one OS thread,
 //! [`procfs`] reading `/proc`, [`waitfor`] finding a process as it starts,
-//! [`symbols`] turning addresses into names, [`expr`] the expression language users
-//! type, [`transport`] moving frames, [`server`] serving clients on stdio or a socket, [`listener`] where a socket listens and whom
-//! it lets in, [`peer`] who is on the other end of a socket, [`syscall_names`] the
+//! [`symbols`] turning addresses into names, [`values`] what variables hold (from DWARF,
+//! pure), [`expr`] the expression language users type, [`transport`] moving frames,
+//! [`server`] serving clients on stdio or a socket, [`listener`] where a socket listens
+//! and whom it lets in, [`peer`] who is on the other end of a socket, [`syscall_names`] the
 //! x86-64 system calls by number, [`cli`] the terminal commands, and [`words`] English
 //! for counts.
 
