@@ -25,4 +25,5 @@ mod stepping;
 mod stops;
 mod symbol_files;
 mod thread_events;
+mod variables;
 mod waitfor;

@@ -14,6 +14,7 @@ use super::Session;
 use crate::dap::{Request, Response};
 use crate::procfs::Pid;
 use crate::ptrace::ThreadInfo;
+use crate::symbols::variables::FrameQuery;
 use crate::symbols::{ModuleSummary, Registers, StackFrame, SymbolStatus};
 
 /// What one stop has computed, dropped when the target resumes.
@@ -129,7 +130,16 @@ struct ScopesArguments {
 #[serde(rename_all = "camelCase")]
 struct VariablesArguments {
     variables_reference: i64,
+    #[serde(default)]
+    start: Option<u64>,
+    #[serde(default)]
+    count: Option<u64>,
 }
+
+/// Where the references of values (scopes and what expands) begin; below it, a
+/// reference is a frame id and names that frame's registers. Frame ids are counted per
+/// stop and never come near it.
+const VALUE_REFERENCES: i64 = 1 << 28;
 
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -366,29 +376,97 @@ impl Session {
         }
     }
 
-    pub(super) fn scopes(&mut self, request: &Request) {
+    pub(super) async fn scopes(&mut self, request: &Request) {
         let Some(args) = self.arguments::<ScopesArguments>(request) else {
             return;
         };
-        if self.frame(args.frame_id).is_none() {
+        let Some(query) = self.frame_query(args.frame_id) else {
             return self.fail(request, "no such frame", &stale_frame(args.frame_id));
-        }
-        // One scope per frame: its registers, under the frame's own id.
-        self.out.respond(Response::ok(
-            request,
-            Some(json!({ "scopes": [{
-                "name": "Registers",
-                "presentationHint": "registers",
-                "variablesReference": args.frame_id,
-                "expensive": false,
-            }] })),
-        ));
+        };
+        // The frame's arguments, locals and its unit's globals (from DWARF, when the
+        // frame's code has it), then its registers under the frame's own id.
+        let mut scopes: Vec<Value> = match self.symbols.frame_scopes(query).await {
+            Ok(found) => found
+                .into_iter()
+                .map(|scope| {
+                    let mut body = json!({
+                        "name": scope.name,
+                        "variablesReference": VALUE_REFERENCES + i64::from(scope.handle),
+                        "expensive": scope.expensive,
+                    });
+                    let hint = match scope.name {
+                        "Arguments" => Some("arguments"),
+                        "Locals" => Some("locals"),
+                        _ => None,
+                    };
+                    if let Some(hint) = hint {
+                        body["presentationHint"] = json!(hint);
+                    }
+                    if let Some(count) = scope.count {
+                        body["namedVariables"] = json!(count);
+                    }
+                    body
+                })
+                .collect(),
+            Err(err) => {
+                self.out.output(
+                    "console",
+                    &format!("latch: cannot read this frame's variables: {err}"),
+                );
+                Vec::new()
+            }
+        };
+        scopes.push(json!({
+            "name": "Registers",
+            "presentationHint": "registers",
+            "variablesReference": args.frame_id,
+            "expensive": false,
+        }));
+        self.out
+            .respond(Response::ok(request, Some(json!({ "scopes": scopes }))));
     }
 
-    pub(super) fn variables(&mut self, request: &Request) {
+    /// What the symbols side needs to read frame `frame_id`'s variables.
+    fn frame_query(&self, frame_id: i64) -> Option<FrameQuery> {
+        let (tid, (frame, index)) = self.frame(frame_id)?;
+        let frames = &self.stop.stacks.get(&tid)?.1;
+        // Inlined calls share their physical frame's pc and registers: the first of the
+        // chain is the innermost (depth 0), the last the physical frame.
+        let same_place = |f: &StackFrame| f.pc == frame.pc && f.registers == frame.registers;
+        let chain_start = (0..index)
+            .rev()
+            .take_while(|&j| frames[j].inlined && same_place(&frames[j]))
+            .last()
+            .unwrap_or(index);
+        let physical = (index..frames.len())
+            .find(|&j| !frames[j].inlined)
+            .unwrap_or(frames.len() - 1);
+        let thread = self.registers_key(tid);
+        Some(FrameQuery {
+            pc: frame.pc,
+            is_caller: chain_start > 0,
+            inline_depth: index - chain_start,
+            registers: frame.registers,
+            // The caller's stack pointer is this frame's CFA (x86-64's CFI defines it so).
+            cfa: frames
+                .get(physical + 1)
+                .and_then(|caller| caller.registers.sp()),
+            thread_pointer: self
+                .stop
+                .registers
+                .as_ref()
+                .and_then(|all| all.get(&thread))
+                .map(|regs| regs.fs_base),
+        })
+    }
+
+    pub(super) async fn variables(&mut self, request: &Request) {
         let Some(args) = self.arguments::<VariablesArguments>(request) else {
             return;
         };
+        if args.variables_reference >= VALUE_REFERENCES {
+            return self.value_variables(request, &args).await;
+        }
         let Some((tid, frame)) = self.frame(args.variables_reference) else {
             return self.fail(
                 request,
@@ -424,6 +502,42 @@ impl Session {
             request,
             Some(json!({ "variables": variables })),
         ));
+    }
+
+    /// The children of a scope or of a value that expands.
+    async fn value_variables(&mut self, request: &Request, args: &VariablesArguments) {
+        let handle = u32::try_from(args.variables_reference - VALUE_REFERENCES).unwrap_or(0);
+        let rows = self
+            .symbols
+            .variables(handle, args.start.unwrap_or(0), args.count)
+            .await;
+        match rows {
+            Ok(rows) => {
+                let variables: Vec<Value> = rows
+                    .into_iter()
+                    .map(|row| {
+                        let mut body = json!({
+                            "name": row.name,
+                            "value": row.value,
+                            "type": row.type_name,
+                            "variablesReference": match row.handle {
+                                0 => 0,
+                                handle => VALUE_REFERENCES + i64::from(handle),
+                            },
+                        });
+                        if let Some(indexed) = row.indexed {
+                            body["indexedVariables"] = json!(indexed);
+                        }
+                        body
+                    })
+                    .collect();
+                self.out.respond(Response::ok(
+                    request,
+                    Some(json!({ "variables": variables })),
+                ));
+            }
+            Err(err) => self.fail(request, "no such variables", &err),
+        }
     }
 
     /// The frame with this id in the current stop: (thread, (frame, index)).

@@ -6,7 +6,8 @@
 //! for breakpoints and stepping, source lines (`lines`) and function names (`functions`)
 //! to addresses and what stepping needs at an address, in a file's own numbering, and
 //! the same in the process's (`locations`, with the dynamic loader's hook); a stopped Go
-//! program's goroutines, read from its runtime's own data (`goroutines`).
+//! program's goroutines, read from its runtime's own data (`goroutines`); a stopped
+//! frame's variables, through the `values` part, behind handles (`variables`).
 
 pub mod cache;
 pub mod calls;
@@ -24,6 +25,7 @@ pub mod scratch;
 pub mod stack;
 pub mod symtab;
 pub mod unwind;
+pub mod variables;
 
 pub use maps::Module;
 pub use module::SymbolStatus;

@@ -201,6 +201,9 @@ pub struct ModuleInfo {
     lines: OnceCell<Option<LineTables>>,
     /// Where a Go program's runtime keeps its goroutines, from its DWARF: read once.
     go_runtime: OnceCell<Result<Rc<RuntimeLayout>, GoroutinesError>>,
+    /// The DWARF as the values part reads it (location lists included): built when a
+    /// frame's variables are first asked for.
+    values_dwarf: OnceCell<Option<Rc<gimli::Dwarf<Reader>>>>,
     pub eh_frame: Option<CfiSection<gimli::EhFrame<Reader>>>,
     pub debug_frame: Option<CfiSection<gimli::DebugFrame<Reader>>>,
 }
@@ -222,6 +225,7 @@ impl ModuleInfo {
             go_lines: OnceCell::new(),
             lines: OnceCell::new(),
             go_runtime: OnceCell::new(),
+            values_dwarf: OnceCell::new(),
             eh_frame: None,
             debug_frame: None,
         }
@@ -315,6 +319,7 @@ impl ModuleInfo {
             go_lines,
             lines: OnceCell::new(),
             go_runtime: OnceCell::new(),
+            values_dwarf: OnceCell::new(),
             eh_frame,
             debug_frame,
         }
@@ -440,6 +445,32 @@ impl ModuleInfo {
                 None => Some(Dwarf::load(&object::File::parse(self.dwarf_file?).ok()?)),
             })
             .as_ref()
+    }
+
+    /// The module's DWARF for reading variables (`values`), if it has any.
+    pub fn values_dwarf(&self) -> Option<Rc<gimli::Dwarf<Reader>>> {
+        self.values_dwarf
+            .get_or_init(|| {
+                let file = object::File::parse(self.dwarf_file?).ok()?;
+                Some(Rc::new(crate::values::load_dwarf(&file)))
+            })
+            .clone()
+    }
+
+    /// The module's thread-local block (`PT_TLS`), which the values part places below
+    /// the thread pointer for the executable.
+    pub fn static_tls(&self) -> Option<crate::values::StaticTls> {
+        use object::read::elf::ProgramHeader as _;
+        let data = *self.symbol_files.first()?;
+        let file = object::read::elf::ElfFile64::<object::Endianness>::parse(data).ok()?;
+        let endian = file.endian();
+        file.elf_program_headers()
+            .iter()
+            .find(|header| header.p_type(endian) == object::elf::PT_TLS)
+            .map(|header| crate::values::StaticTls {
+                size: header.p_memsz(endian),
+                align: header.p_align(endian).max(1),
+            })
     }
 
     /// The address in the file's own numbering that a file offset was loaded from.

@@ -8,6 +8,7 @@ use tokio::sync::oneshot;
 
 use super::goroutines::{GoProgram, Goroutine};
 use super::locations;
+use super::variables::{FrameQuery, ScopeInfo, VariableRow, VariableStore};
 use super::{
     FunctionLocation, LineResolution, Registers, StackFrame, Stacker, StepInfo, SymbolStatus,
 };
@@ -67,6 +68,16 @@ enum Job {
     },
     Goroutines {
         reply: oneshot::Sender<Result<Vec<Goroutine>, String>>,
+    },
+    FrameScopes {
+        query: FrameQuery,
+        reply: oneshot::Sender<Result<Vec<ScopeInfo>, String>>,
+    },
+    Variables {
+        handle: u32,
+        start: u64,
+        count: Option<u64>,
+        reply: oneshot::Sender<Result<Vec<VariableRow>, String>>,
     },
     /// Goroutines' stacks, each with the frame of the `go` statement that created it
     /// last (`created by F`), all at once.
@@ -193,6 +204,31 @@ impl SymbolService {
     }
 
     /// The address of the dynamic loader's hook; `None` for a static program.
+    /// The scopes of a stopped frame (arguments, locals, globals), each behind a handle
+    /// valid until the process runs; empty when no DWARF describes the frame's code.
+    pub async fn frame_scopes(&self, query: FrameQuery) -> Result<Vec<ScopeInfo>, String> {
+        let (reply, answer) = oneshot::channel();
+        let _ = self.jobs.send(Job::FrameScopes { query, reply });
+        answer.await.unwrap_or_else(|_| Err(GONE.into()))
+    }
+
+    /// The variables under a handle that `frame_scopes` or an earlier answer gave.
+    pub async fn variables(
+        &self,
+        handle: u32,
+        start: u64,
+        count: Option<u64>,
+    ) -> Result<Vec<VariableRow>, String> {
+        let (reply, answer) = oneshot::channel();
+        let _ = self.jobs.send(Job::Variables {
+            handle,
+            start,
+            count,
+            reply,
+        });
+        answer.await.unwrap_or_else(|_| Err(GONE.into()))
+    }
+
     pub async fn loader_breakpoint(&self) -> Option<u64> {
         let (reply, answer) = oneshot::channel();
         let _ = self.jobs.send(Job::LoaderBreakpoint { reply });
@@ -205,11 +241,16 @@ impl SymbolService {
 /// binary's or libc's debug information takes tens to hundreds of milliseconds to read.
 /// Not before the attach is done: on two cores, reading during the attach made a
 /// 1000-thread attach about 20 ms slower (47 -> 68 ms), even at SCHED_IDLE.
+/// What the symbols thread answers when it is gone (a panic there).
+const GONE: &str = "the symbols thread ended (see latch's log)";
+
 fn serve(queue: mpsc::Receiver<Job>) {
     let mut stacker: Option<Stacker> = None;
+    let mut variables = VariableStore::default();
     while let Ok(job) = queue.recv() {
         match job {
             Job::Attach { pid, program } => {
+                variables = VariableStore::default();
                 let mut new = Stacker::new(pid);
                 if let Some(program) = program {
                     new.set_program(program);
@@ -220,9 +261,29 @@ fn serve(queue: mpsc::Receiver<Job>) {
                 }
             }
             Job::Refresh => {
+                variables.clear();
                 if let Some(stacker) = stacker.as_mut() {
                     stacker.refresh();
                 }
+            }
+            Job::FrameScopes { query, reply } => {
+                let scopes = match stacker.as_mut() {
+                    Some(stacker) => variables.scopes(stacker, &query),
+                    None => Ok(Vec::new()),
+                };
+                let _ = reply.send(scopes);
+            }
+            Job::Variables {
+                handle,
+                start,
+                count,
+                reply,
+            } => {
+                let rows = match stacker.as_mut() {
+                    Some(stacker) => variables.variables(stacker, handle, start, count),
+                    None => Err(super::variables::stale_reference(handle)),
+                };
+                let _ = reply.send(rows);
             }
             Job::Stacks { threads, results } => {
                 let Some(stacker) = stacker.as_mut() else {

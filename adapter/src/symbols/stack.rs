@@ -420,6 +420,13 @@ impl Stacker {
         Err((errors.join("; "), through_proc))
     }
 
+    /// Whether module `index` is the program's executable.
+    pub fn is_executable(&self, index: usize) -> bool {
+        self.modules
+            .get(index)
+            .is_some_and(|m| self.executable.as_deref() == Some(m.path.as_str()))
+    }
+
     fn module_index(&self, address: u64) -> Option<usize> {
         self.modules.iter().position(|m| m.contains_code(address))
     }

@@ -1,0 +1,385 @@
+//! A stopped frame's variables for the session: the `values` part (pure) run on the
+//! symbols thread, over the process's memory, behind handles the session turns into DAP
+//! `variablesReference`s.
+//!
+//! A handle names a scope (a frame's arguments, locals or its unit's globals) or a value
+//! that expands (a struct, an array, a pointer). Handles are valid until the process runs
+//! again (`clear`) and never reused, so a stale one is refused rather than answered with
+//! another stop's value. Compile units, with the types read from them, are kept across
+//! stops: a program's types do not change while it runs.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use rustc_hash::FxHashMap;
+
+use super::module::ModuleInfo;
+use super::unwind::Registers;
+use super::Stacker;
+use crate::procfs::Pid;
+use crate::values::{self, CompileUnit, Formatter, Value};
+
+/// Rows of a value expanded without `count` stop here; editors that page (`start` and
+/// `count`, driven by `indexedVariables`) get every element.
+const UNPAGED_ROWS: u64 = 10_000;
+
+/// The frame whose variables are asked for, as the session knows it.
+pub struct FrameQuery {
+    /// The frame's pc: for a caller, its return address.
+    pub pc: u64,
+    /// A caller's pc is a return address: variables are looked up at the call itself
+    /// (pc - 1), or a call at the end of a block would leave the block.
+    pub is_caller: bool,
+    /// Which of the (inlined) functions at this pc: 0 the innermost.
+    pub inline_depth: usize,
+    pub registers: Registers,
+    /// The canonical frame address (the caller's stack pointer), when known.
+    pub cfa: Option<u64>,
+    /// The thread's `fs_base`, for thread-local variables.
+    pub thread_pointer: Option<u64>,
+}
+
+/// A scope of a frame: what `scopes` answers.
+pub struct ScopeInfo {
+    pub name: &'static str,
+    pub handle: u32,
+    /// How many variables; `None` when counting would cost the reading (globals).
+    pub count: Option<usize>,
+    pub expensive: bool,
+}
+
+/// A variable as `variables` shows it.
+pub struct VariableRow {
+    pub name: String,
+    pub value: String,
+    pub type_name: String,
+    /// The handle of its children, 0 when it has none.
+    pub handle: u32,
+    /// Array elements, for the editor to page through.
+    pub indexed: Option<u64>,
+}
+
+enum Entry {
+    /// A frame's arguments or locals, read when `scopes` was answered.
+    Variables {
+        unit: Rc<CompileUnit>,
+        variables: Vec<(String, Value)>,
+    },
+    /// A unit's globals, read when first expanded.
+    Globals {
+        unit: Rc<CompileUnit>,
+        pc: u64,
+        thread_pointer: Option<u64>,
+    },
+    Value {
+        unit: Rc<CompileUnit>,
+        name: String,
+        value: Value,
+    },
+}
+
+#[derive(Default)]
+pub struct VariableStore {
+    entries: Vec<Entry>,
+    /// The handle of `entries[0]`.
+    first_handle: u32,
+    /// Units by (module, offset of the unit in `.debug_info`); the module is kept alive
+    /// so that its address is never another module's.
+    units: FxHashMap<(usize, usize), (Rc<ModuleInfo>, Rc<CompileUnit>)>,
+}
+
+impl VariableStore {
+    /// The process ran: every handle given out is stale now.
+    pub fn clear(&mut self) {
+        self.first_handle = self.next_handle();
+        self.entries.clear();
+    }
+
+    fn next_handle(&self) -> u32 {
+        let handle = self.first_handle.max(1) as usize + self.entries.len();
+        u32::try_from(handle).unwrap_or(u32::MAX)
+    }
+
+    fn add(&mut self, entry: Entry) -> u32 {
+        let handle = self.next_handle();
+        self.entries.push(entry);
+        handle
+    }
+
+    fn entry(&self, handle: u32) -> Option<&Entry> {
+        let index = handle.checked_sub(self.first_handle.max(1))?;
+        self.entries.get(index as usize)
+    }
+
+    /// The scopes of a frame: its arguments and locals (read now), and its compile unit's
+    /// globals (read when expanded). Empty when no DWARF describes the frame's code.
+    pub fn scopes(
+        &mut self,
+        stacker: &mut Stacker,
+        query: &FrameQuery,
+    ) -> Result<Vec<ScopeInfo>, String> {
+        let lookup = if query.is_caller {
+            query.pc.wrapping_sub(1)
+        } else {
+            query.pc
+        };
+        let Some(unit) = self.unit_at(stacker, lookup) else {
+            return Ok(Vec::new());
+        };
+        let memory = ProcessReader(stacker.view());
+        let registers = FrameRegisters {
+            registers: query.registers,
+            cfa: query.cfa,
+            thread_pointer: query.thread_pointer,
+        };
+        let frame = values::location::Frame {
+            pc: lookup,
+            registers: &registers,
+            memory: &memory,
+        };
+        let mut frames = unit.frame_variables(&frame)?;
+        if frames.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The stack and the values part each read the inlined calls at this pc from the
+        // same DWARF; should they ever disagree on how many, the outermost is the safe
+        // answer (its variables are the physical frame's).
+        let chosen = frames.remove(query.inline_depth.min(frames.len() - 1));
+        let named = |list: Vec<values::Variable>| -> Vec<(String, Value)> {
+            list.into_iter().map(|v| (v.name, v.value)).collect()
+        };
+        let mut scopes = Vec::new();
+        for (name, list) in [("Arguments", chosen.arguments), ("Locals", chosen.locals)] {
+            let count = list.len();
+            let handle = self.add(Entry::Variables {
+                unit: unit.clone(),
+                variables: named(list),
+            });
+            scopes.push(ScopeInfo {
+                name,
+                handle,
+                count: Some(count),
+                expensive: false,
+            });
+        }
+        let handle = self.add(Entry::Globals {
+            unit,
+            pc: lookup,
+            thread_pointer: query.thread_pointer,
+        });
+        scopes.push(ScopeInfo {
+            name: "Globals",
+            handle,
+            count: None,
+            expensive: true,
+        });
+        Ok(scopes)
+    }
+
+    /// The variables under `handle`, `start..start + count`.
+    pub fn variables(
+        &mut self,
+        stacker: &mut Stacker,
+        handle: u32,
+        start: u64,
+        count: Option<u64>,
+    ) -> Result<Vec<VariableRow>, String> {
+        let memory = ProcessReader(stacker.view());
+        let count = count.filter(|c| *c > 0).unwrap_or(UNPAGED_ROWS);
+        let (unit, children): (Rc<CompileUnit>, Vec<(String, Value)>) = match self.entry(handle) {
+            None => return Err(stale_reference(handle)),
+            Some(Entry::Variables { unit, variables }) => {
+                (unit.clone(), page(variables, start, count))
+            }
+            Some(Entry::Globals {
+                unit,
+                pc,
+                thread_pointer,
+            }) => {
+                let registers = FrameRegisters {
+                    registers: Registers::default(),
+                    cfa: None,
+                    thread_pointer: *thread_pointer,
+                };
+                let frame = values::location::Frame {
+                    pc: *pc,
+                    registers: &registers,
+                    memory: &memory,
+                };
+                let globals: Vec<(String, Value)> = unit
+                    .global_variables(&frame)?
+                    .into_iter()
+                    .map(|v| (v.name, v.value))
+                    .collect();
+                (unit.clone(), page(&globals, start, count))
+            }
+            Some(Entry::Value { unit, name, value }) => {
+                let formatter = Formatter::new(unit, &memory);
+                let children = formatter
+                    .children(value, start, count)
+                    .into_iter()
+                    // A pointer's target is named after the pointer, as gdb's `*p`.
+                    .map(|child| match child.name.as_str() {
+                        "*" => (format!("*{name}"), child.value),
+                        _ => (child.name, child.value),
+                    })
+                    .collect();
+                (unit.clone(), children)
+            }
+        };
+        let symbols = StackerSymbols(RefCell::new(stacker));
+        Ok(children
+            .into_iter()
+            .map(|(name, value)| self.row(&unit, &memory, &symbols, name, value))
+            .collect())
+    }
+
+    fn row(
+        &mut self,
+        unit: &Rc<CompileUnit>,
+        memory: &ProcessReader,
+        symbols: &StackerSymbols,
+        name: String,
+        value: Value,
+    ) -> VariableRow {
+        let mut formatter = Formatter::new(unit, memory);
+        formatter.symbols = Some(symbols);
+        let summary = formatter.summary(&value);
+        let type_name = formatter.type_name(&value);
+        let children = formatter.child_count(&value);
+        let indexed = (children > 0 && formatter.has_indexed_children(&value)).then_some(children);
+        let handle = if children > 0 {
+            self.add(Entry::Value {
+                unit: unit.clone(),
+                name: name.clone(),
+                value,
+            })
+        } else {
+            0
+        };
+        VariableRow {
+            name,
+            value: summary,
+            type_name,
+            handle,
+            indexed,
+        }
+    }
+
+    /// The compile unit whose code holds `pc`, read once per unit.
+    fn unit_at(&mut self, stacker: &mut Stacker, pc: u64) -> Option<Rc<CompileUnit>> {
+        let (index, info, file_pc) = stacker.locate(pc)?;
+        let dwarf = info.values_dwarf()?;
+        let is_executable = stacker.is_executable(index);
+        let layout = values::ModuleLayout {
+            load_bias: pc.wrapping_sub(file_pc),
+            static_tls: if is_executable {
+                info.static_tls()
+            } else {
+                None
+            },
+        };
+        let module_key = Rc::as_ptr(&info) as usize;
+        let known = self
+            .units
+            .iter()
+            .find(|((module, _), (_, unit))| {
+                *module == module_key && unit.layout == layout && unit_covers(unit, file_pc)
+            })
+            .map(|(_, (_, unit))| unit.clone());
+        if known.is_some() {
+            return known;
+        }
+        let unit = Rc::new(CompileUnit::containing(dwarf, pc, layout)?);
+        let offset = unit.unit.header.offset().0;
+        self.units
+            .insert((module_key, offset), (info, unit.clone()));
+        Some(unit)
+    }
+}
+
+/// Whether the unit's code covers `file_pc` (an address in the file's numbering).
+fn unit_covers(unit: &CompileUnit, file_pc: u64) -> bool {
+    let Ok(mut ranges) = unit.dwarf.unit_ranges(&unit.unit) else {
+        return false;
+    };
+    while let Ok(Some(range)) = ranges.next() {
+        if range.begin <= file_pc && file_pc < range.end {
+            return true;
+        }
+    }
+    false
+}
+
+fn page(variables: &[(String, Value)], start: u64, count: u64) -> Vec<(String, Value)> {
+    let start = usize::try_from(start).unwrap_or(usize::MAX);
+    let count = usize::try_from(count).unwrap_or(usize::MAX);
+    variables.iter().skip(start).take(count).cloned().collect()
+}
+
+pub fn stale_reference(handle: u32) -> String {
+    format!(
+        "variables reference {handle} is not valid now: references last until the program \
+         runs again; ask for scopes of a frame of the current stop"
+    )
+}
+
+/// The target's memory through `process_vm_readv`: values are data, not code, so bytes
+/// under latch's breakpoints are not put back here (a disassembly does that).
+struct ProcessReader(Pid);
+
+impl values::Memory for ProcessReader {
+    fn read(&self, address: u64, into: &mut [u8]) -> Result<(), values::ReadError> {
+        let error = values::ReadError {
+            address,
+            len: into.len(),
+        };
+        if into.is_empty() {
+            return Ok(());
+        }
+        let bytes = super::memory::read(self.0, address, into.len()).ok_or(error.clone())?;
+        if bytes.len() != into.len() {
+            return Err(error);
+        }
+        into.copy_from_slice(&bytes);
+        Ok(())
+    }
+}
+
+/// Names the code and data that pointers point to (`0x401136 <twice>`), from the ELF
+/// symbol tables of the module holding the address.
+struct StackerSymbols<'a>(RefCell<&'a mut Stacker>);
+
+impl values::Symbolizer for StackerSymbols<'_> {
+    fn symbol_for(&self, address: u64) -> Option<(String, u64)> {
+        let mut stacker = self.0.borrow_mut();
+        let (_, info, file_address) = stacker.locate(address)?;
+        let table = info.symbol_table();
+        let name = table.containing(file_address)?;
+        let start = table
+            .range_containing(file_address)
+            .map_or(file_address, |(start, _)| start);
+        let name = name.split('@').next().unwrap_or(&name).to_string();
+        Some((super::module::demangle(&name, None), file_address - start))
+    }
+}
+
+/// A frame's registers in DWARF's numbering (what the unwinder keeps), its CFA and the
+/// thread pointer.
+struct FrameRegisters {
+    registers: Registers,
+    cfa: Option<u64>,
+    thread_pointer: Option<u64>,
+}
+
+impl values::Registers for FrameRegisters {
+    fn register(&self, number: u16) -> Option<u64> {
+        self.registers.get(number)
+    }
+    fn cfa(&self) -> Option<u64> {
+        self.cfa
+    }
+    fn thread_pointer(&self) -> Option<u64> {
+        self.thread_pointer
+    }
+}
