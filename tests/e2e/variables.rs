@@ -40,13 +40,16 @@ fn build(optimization: &str) -> PathBuf {
     binary
 }
 
-/// name -> (value, type, variablesReference) of every variable under `reference`.
-fn variables(dap: &mut Dap, reference: i64) -> BTreeMap<String, (String, String, i64)> {
+/// name -> (value, type, variablesReference), as latch lists them.
+type Rows = BTreeMap<String, (String, String, i64)>;
+
+/// Every variable under `reference`.
+fn variables(dap: &mut Dap, reference: i64) -> Rows {
     let r = dap.ok("variables", json!({ "variablesReference": reference }));
     rows(&r)
 }
 
-fn rows(response: &Value) -> BTreeMap<String, (String, String, i64)> {
+fn rows(response: &Value) -> Rows {
     response["body"]["variables"]
         .as_array()
         .unwrap()
@@ -138,12 +141,7 @@ fn scopes(dap: &mut Dap, id: i64) -> Vec<(String, i64, bool)> {
 }
 
 /// latch's arguments and locals of probe(), then gdb's at the same line; returns both.
-fn both_views(
-    optimization: &str,
-) -> Option<(
-    BTreeMap<String, (String, String, i64)>,
-    BTreeMap<String, String>,
-)> {
+fn both_views(optimization: &str) -> Option<(Rows, BTreeMap<String, String>)> {
     let binary = build(optimization);
     let line = marker_line(&source(), "probe_stop");
     let mut target = Target::spawn(Command::new(&binary));
