@@ -9,13 +9,17 @@
 //! character and string literals. It has no calls and no assignment: latch never runs
 //! code in the target to show a value, and values are set through `setVariable`.
 
+mod arithmetic;
 mod ast;
+mod eval;
 mod lexer;
 mod parser;
+mod type_names;
 
 use std::fmt;
 
 pub use ast::{BinaryOp, Expr, TypeName, UnaryOp};
+pub use eval::{EvalError, Scope};
 
 /// Why an expression could not be read, and where (a 1-based column in characters).
 #[derive(Debug, Clone, PartialEq, Eq)]
