@@ -12,6 +12,8 @@
 mod arithmetic;
 mod ast;
 mod eval;
+#[cfg(test)]
+mod eval_tests;
 mod lexer;
 mod parser;
 mod type_names;
