@@ -1,7 +1,9 @@
 //! The expression language of the watch panel, hovers, the debug console and breakpoint
 //! conditions (issue 15): what the user types, parsed into an [`Expr`].
 //!
-//! This part is pure: it reads text and knows nothing of processes, DWARF or DAP. It
+//! Parsing is pure text: it knows nothing of processes, DWARF or DAP. Evaluation
+//! ([`Scope::evaluate`]) is pure too: it works over a frame's variables, registers and a
+//! memory reader handed in, and gives a `values::Value` the formatter shows. The parser
 //! reads like the languages latch debugs: C's operators and precedence, `.` and `->`
 //! (both work through a pointer, as in Rust and Go), indexing, `*` and `&`, casts
 //! (`(unsigned long)x`, `x as u32`, Go's `uint8(x)`), `sizeof`, paths (`std::cout`,
@@ -9,13 +11,19 @@
 //! character and string literals. It has no calls and no assignment: latch never runs
 //! code in the target to show a value, and values are set through `setVariable`.
 
+mod arithmetic;
 mod ast;
+mod eval;
+#[cfg(test)]
+mod eval_tests;
 mod lexer;
 mod parser;
+mod type_names;
 
 use std::fmt;
 
 pub use ast::{BinaryOp, Expr, TypeName, UnaryOp};
+pub use eval::{EvalError, Scope};
 
 /// Why an expression could not be read, and where (a 1-based column in characters).
 #[derive(Debug, Clone, PartialEq, Eq)]

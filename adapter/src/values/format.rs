@@ -191,7 +191,7 @@ impl<'a> Formatter<'a> {
         Some(Value::new(*pointee, Contents::Memory(address)))
     }
 
-    fn member_value(&self, parent: &Value, member: &super::types::Member) -> Value {
+    pub fn member_value(&self, parent: &Value, member: &super::types::Member) -> Value {
         let Some(offset) = member.offset else {
             return Value::new(
                 member.type_id,
@@ -215,7 +215,7 @@ impl<'a> Formatter<'a> {
     }
 
     /// The element type of array `id` (a row for a multi-dimensional one) and its size.
-    fn element_of(&self, id: TypeId) -> (Option<TypeId>, Option<u64>) {
+    pub fn element_of(&self, id: TypeId) -> (Option<TypeId>, Option<u64>) {
         let element = match self.unit.types.row_of(id) {
             Some(row) => Some(row),
             None => match &*self.unit.types.get(id) {

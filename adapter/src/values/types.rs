@@ -7,7 +7,7 @@
 //! graph without a depth bound, so a cycle in bad DWARF (a typedef naming itself) ends
 //! in an "unknown" answer rather than a stack overflow.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 
 use rustc_hash::FxHashMap;
@@ -22,7 +22,7 @@ pub struct TypeId(pub usize);
 /// programs nest a few levels; only a cycle goes deeper.
 pub const MAX_TYPE_DEPTH: usize = 32;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BaseEncoding {
     Signed,
     Unsigned,
@@ -141,13 +141,40 @@ pub struct Types {
     dwarf: Rc<gimli::Dwarf<Reader>>,
     unit: Rc<gimli::Unit<Reader>>,
     read: RefCell<FxHashMap<TypeId, Rc<Type>>>,
-    /// Types DWARF does not name but values need: the rows of a multi-dimensional
-    /// array (`int [4]` of an `int [3][4]`), by (array, dimensions dropped).
-    made: RefCell<FxHashMap<(TypeId, usize), TypeId>>,
+    /// Types DWARF does not name but values need, each made once.
+    made: RefCell<FxHashMap<Made, TypeId>>,
+    /// The unit's types and enumerators by name, indexed on the first lookup.
+    named: OnceCell<Named>,
+}
+
+/// A type made up for a value, rather than read from a DIE.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Made {
+    /// One row of a multi-dimensional array (`int [4]` of an `int [3][4]`).
+    Row(TypeId),
+    /// A pointer to a type (`&x` of a variable whose pointer type the program never
+    /// spelled).
+    PointerTo(Option<TypeId>),
+    /// An array of `count` elements (a string literal's `char [6]`).
+    ArrayOf(Option<TypeId>, u64),
+    /// A base type the unit may not have (an expression's `unsigned long`).
+    Base {
+        name: String,
+        encoding: BaseEncoding,
+        size: u64,
+    },
 }
 
 /// Made-up types get ids no DIE can have.
 const MADE_TYPE: usize = 1 << (usize::BITS - 1);
+
+/// Names that an expression may write for a type or a constant.
+#[derive(Default)]
+struct Named {
+    types: FxHashMap<String, TypeId>,
+    /// Enumerators by name: their enum and value.
+    enumerators: FxHashMap<String, (TypeId, u64)>,
+}
 
 impl Types {
     pub fn new(dwarf: Rc<gimli::Dwarf<Reader>>, unit: Rc<gimli::Unit<Reader>>) -> Types {
@@ -156,6 +183,7 @@ impl Types {
             unit,
             read: RefCell::default(),
             made: RefCell::default(),
+            named: OnceCell::new(),
         }
     }
 
@@ -174,19 +202,139 @@ impl Types {
         if dimensions.len() < 2 {
             return None;
         }
-        if let Some(known) = self.made.borrow().get(&(id, 1)) {
-            return Some(*known);
+        Some(self.make(Made::Row(id), || Type::Array {
+            element: *element,
+            dimensions: dimensions[1..].to_vec(),
+        }))
+    }
+
+    /// A pointer to `pointee` (`None`: `void *`).
+    pub fn pointer_to(&self, pointee: Option<TypeId>) -> TypeId {
+        let size = self.address_size();
+        self.make(Made::PointerTo(pointee), || Type::Pointer {
+            kind: PointerKind::Pointer,
+            pointee,
+            size,
+        })
+    }
+
+    /// An array of `count` elements of `element`.
+    pub fn array_of(&self, element: Option<TypeId>, count: u64) -> TypeId {
+        self.make(Made::ArrayOf(element, count), || Type::Array {
+            element,
+            dimensions: vec![Some(count)],
+        })
+    }
+
+    /// A base type by its name, encoding and size, whether or not the unit has it.
+    pub fn base(&self, name: &str, encoding: BaseEncoding, size: u64) -> TypeId {
+        let key = Made::Base {
+            name: name.to_string(),
+            encoding,
+            size,
+        };
+        self.make(key, || Type::Base {
+            name: name.to_string(),
+            encoding,
+            size,
+        })
+    }
+
+    fn make(&self, key: Made, ty: impl FnOnce() -> Type) -> TypeId {
+        if let Some(known) = self.made.borrow().get(&key) {
+            return *known;
         }
-        let row = TypeId(MADE_TYPE | self.made.borrow().len());
-        self.read.borrow_mut().insert(
-            row,
-            Rc::new(Type::Array {
-                element: *element,
-                dimensions: dimensions[1..].to_vec(),
-            }),
-        );
-        self.made.borrow_mut().insert((id, 1), row);
-        Some(row)
+        let id = TypeId(MADE_TYPE | self.made.borrow().len());
+        self.read.borrow_mut().insert(id, Rc::new(ty()));
+        self.made.borrow_mut().insert(key, id);
+        id
+    }
+
+    /// The unit's type called `name` as a program writes it: a base type (`int`, gcc's
+    /// `long unsigned int` or `unsigned long`, `u32`), a typedef, or a tag (`struct
+    /// node`, also plain `node` as C++ and Rust write it). A definition wins over a
+    /// declaration of the same name.
+    pub fn named(&self, name: &str) -> Option<TypeId> {
+        self.named_index().types.get(name).copied()
+    }
+
+    /// The enumerator called `name` in the unit: its enum type and value.
+    pub fn enumerator(&self, name: &str) -> Option<(TypeId, u64)> {
+        self.named_index().enumerators.get(name).copied()
+    }
+
+    fn named_index(&self) -> &Named {
+        self.named.get_or_init(|| {
+            let mut named = Named::default();
+            // A walk of the whole unit, once: a unit with no readable DIEs simply
+            // names nothing.
+            let _ = self.index_names(&mut named);
+            named
+        })
+    }
+
+    fn index_names(&self, named: &mut Named) -> gimli::Result<()> {
+        let mut declarations = rustc_hash::FxHashSet::default();
+        // Enumerators are the children of their enum: the last enum entered, one level
+        // up.
+        let mut current_enum: Option<(TypeId, isize)> = None;
+        let mut entries = self.unit.entries();
+        while entries.next_entry()? {
+            let depth = entries.depth();
+            let Some(entry) = entries.current() else {
+                continue;
+            };
+            let id = TypeId(entry.offset().0);
+            let tag_word = match entry.tag() {
+                gimli::DW_TAG_structure_type => Some("struct"),
+                gimli::DW_TAG_class_type => Some("class"),
+                gimli::DW_TAG_union_type => Some("union"),
+                gimli::DW_TAG_enumeration_type => Some("enum"),
+                gimli::DW_TAG_base_type | gimli::DW_TAG_typedef => None,
+                gimli::DW_TAG_enumerator => {
+                    let parent = current_enum.filter(|(_, at)| *at + 1 == depth);
+                    if let (Some((parent, _)), Some(name)) = (parent, self.name(entry)) {
+                        // The value as the enum holds it, its sign and size applied.
+                        if let Type::Enum { enumerators, .. } = &*self.get(parent) {
+                            if let Some(e) = enumerators.iter().find(|e| e.name == name) {
+                                named.enumerators.entry(name).or_insert((parent, e.value));
+                            }
+                        }
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
+            if entry.tag() == gimli::DW_TAG_enumeration_type {
+                current_enum = Some((id, depth));
+            }
+            let Some(name) = self.name(entry) else {
+                continue;
+            };
+            let declaration = matches!(
+                entry.attr_value(gimli::DW_AT_declaration),
+                Some(gimli::AttributeValue::Flag(true))
+            );
+            let mut keys = vec![name.clone()];
+            if let Some(word) = tag_word {
+                keys.push(format!("{word} {name}"));
+            }
+            if entry.tag() == gimli::DW_TAG_base_type {
+                keys.push(c_base_name(&name).to_string());
+            }
+            for key in keys {
+                let replaces = declarations.contains(&key) && !declaration;
+                if replaces || !named.types.contains_key(&key) {
+                    if declaration {
+                        declarations.insert(key.clone());
+                    } else {
+                        declarations.remove(&key);
+                    }
+                    named.types.insert(key, id);
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn address_size(&self) -> u64 {
