@@ -339,3 +339,104 @@ fn values_expand_page_and_expire() {
     target.assert_runs_on(false);
     text::assert_code_as_in_files(target.pid);
 }
+
+/// What the user types in the watch panel or the debug console, evaluated by latch in the
+/// stopped frame and printed by gdb (`print`) at the same line: the same text. Errors
+/// name their cause; calls are refused (latch never runs code in the target).
+#[test]
+fn expressions_agree_with_gdb() {
+    require_harness!();
+    let binary = build("-O0");
+    let line = marker_line(&source(), "probe_stop");
+    let mut target = Target::spawn(Command::new(&binary));
+    target.wait_ready(secs(10));
+    let mut dap = Dap::attached(target.pid, false);
+    let (_, frame) = stop_at_probe(&mut dap, line);
+    let expressions = [
+        "head.corners[1].y",
+        "cursor->next->name",
+        "cursor->next->corners",
+        "*pointer + 1",
+        "numbers",
+        "grid[1]",
+        "&numbers[1]",
+        "sizeof(struct shape)",
+        "global_count * 2",
+        "(unsigned char)-1",
+        "where.x == 10 && flag",
+        "number.f",
+        "text",
+        "color",
+        "big / 3",
+        "huge >> 60",
+        "letter + 1",
+        "origin",
+        "tail.next == 0",
+        "round * -3 % 5",
+        "label[1]",
+    ];
+    let mut latch = Vec::new();
+    for expression in expressions {
+        let r = dap.request(
+            "evaluate",
+            json!({ "expression": expression, "frameId": frame, "context": "watch" }),
+        );
+        assert_eq!(r["success"], true, "{expression}: {r}");
+        latch.push(r["body"]["result"].as_str().unwrap().to_string());
+    }
+    for (expression, why) in [
+        ("nope", "no variable named 'nope' in this frame"),
+        ("head.zz", "struct shape has no field named 'zz'"),
+        ("numbers[9]", "out of bounds"),
+        ("strlen(label)", "latch never runs code in the target"),
+        ("x = 3", "assignment is not an expression here"),
+    ] {
+        let r = dap.request(
+            "evaluate",
+            json!({ "expression": expression, "frameId": frame, "context": "repl" }),
+        );
+        assert_eq!(r["success"], false, "{expression}: {r}");
+        let text = r["body"]["error"]["format"].as_str().unwrap_or_default();
+        assert!(text.contains(why), "{expression}: {r}");
+    }
+    dap.ok(
+        "setBreakpoints",
+        json!({ "source": { "path": source() }, "breakpoints": [] }),
+    );
+    dap.disconnect(json!({}));
+    target.assert_runs_on(false);
+
+    let Some(gdb) = which("gdb") else {
+        return skip_or_fail("gdb not found (the oracle of the variables tests); install gdb");
+    };
+    let place = format!("stopped.c:{line}");
+    let mut command = Command::new(gdb);
+    command
+        .args(["-batch", "-nx", "-iex", "set debuginfod enabled off"])
+        .args(["-ex", "set width 0", "-ex", "set print null-stop on"])
+        .arg("-ex")
+        .arg(format!("break {place}"))
+        .args(["-ex", "continue"]);
+    for expression in expressions {
+        command.arg("-ex").arg(format!("print {expression}"));
+    }
+    let out = run_with_deadline(command.arg(&binary).arg(target.pid.to_string()), secs(60));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let printed: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with('$'))
+        .filter_map(|l| l.split_once(" = "))
+        // gdb names a pointer's type before it: `(int *) 0x7ffc...`; latch's type is in
+        // the answer's `type`.
+        .map(|(_, value)| match value.strip_prefix('(') {
+            Some(rest) if value.contains(") 0x") => rest
+                .split_once(") ")
+                .map_or(value.to_string(), |(_, v)| v.to_string()),
+            _ => value.to_string(),
+        })
+        .collect();
+    assert_eq!(printed.len(), expressions.len(), "gdb printed:\n{text}");
+    for ((expression, ours), theirs) in expressions.iter().zip(&latch).zip(&printed) {
+        assert_eq!(ours, theirs, "{expression}: latch (left) and gdb (right)");
+    }
+}

@@ -436,6 +436,7 @@ pub fn capabilities(exception_filters: Value) -> Value {
         "supportsExceptionFilterOptions": true,
         "supportsSteppingGranularity": true,
         "supportsSingleThreadExecutionRequests": true,
+        "supportsEvaluateForHovers": true,
         "exceptionBreakpointFilters": exception_filters,
     })
 }

@@ -4,6 +4,7 @@
 
 mod attach;
 mod breakpoints;
+mod evaluate;
 mod execution;
 mod forks;
 mod goroutines;
@@ -433,6 +434,7 @@ impl Session {
             "stackTrace" => self.stack_trace(&request).await,
             "scopes" => self.scopes(&request).await,
             "variables" => self.variables(&request).await,
+            "evaluate" => self.evaluate(&request).await,
             "source" => self.source(&request),
             "modules" => self.modules(&request).await,
             "setBreakpoints" => self.set_breakpoints(&request).await,

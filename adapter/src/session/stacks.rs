@@ -136,6 +136,14 @@ struct VariablesArguments {
     count: Option<u64>,
 }
 
+/// The DAP reference of a values handle (0: nothing to expand).
+pub(super) fn value_reference(handle: u32) -> i64 {
+    match handle {
+        0 => 0,
+        handle => VALUE_REFERENCES + i64::from(handle),
+    }
+}
+
 /// Where the references of values (scopes and what expands) begin; below it, a
 /// reference is a frame id and names that frame's registers. Frame ids are counted per
 /// stop and never come near it.
@@ -427,7 +435,7 @@ impl Session {
     }
 
     /// What the symbols side needs to read frame `frame_id`'s variables.
-    fn frame_query(&self, frame_id: i64) -> Option<FrameQuery> {
+    pub(super) fn frame_query(&self, frame_id: i64) -> Option<FrameQuery> {
         let (tid, (frame, index)) = self.frame(frame_id)?;
         let frames = &self.stop.stacks.get(&tid)?.1;
         // Inlined calls share their physical frame's pc and registers: the first of the
@@ -520,10 +528,7 @@ impl Session {
                             "name": row.name,
                             "value": row.value,
                             "type": row.type_name,
-                            "variablesReference": match row.handle {
-                                0 => 0,
-                                handle => VALUE_REFERENCES + i64::from(handle),
-                            },
+                            "variablesReference": value_reference(row.handle),
                         });
                         if let Some(indexed) = row.indexed {
                             body["indexedVariables"] = json!(indexed);
@@ -649,7 +654,7 @@ impl Session {
     }
 }
 
-fn stale_frame(id: i64) -> String {
+pub(super) fn stale_frame(id: i64) -> String {
     format!(
         "no frame {id} in this stop: frame ids last until the target runs again; ask for a new \
          stackTrace"

@@ -73,6 +73,11 @@ enum Job {
         query: FrameQuery,
         reply: oneshot::Sender<Result<Vec<ScopeInfo>, String>>,
     },
+    Evaluate {
+        query: FrameQuery,
+        text: String,
+        reply: oneshot::Sender<Result<VariableRow, String>>,
+    },
     Variables {
         handle: u32,
         start: u64,
@@ -212,6 +217,13 @@ impl SymbolService {
         answer.await.unwrap_or_else(|_| Err(GONE.into()))
     }
 
+    /// An expression evaluated in a stopped frame, shown as a variable would be.
+    pub async fn evaluate(&self, query: FrameQuery, text: String) -> Result<VariableRow, String> {
+        let (reply, answer) = oneshot::channel();
+        let _ = self.jobs.send(Job::Evaluate { query, text, reply });
+        answer.await.unwrap_or_else(|_| Err(GONE.into()))
+    }
+
     /// The variables under a handle that `frame_scopes` or an earlier answer gave.
     pub async fn variables(
         &self,
@@ -272,6 +284,13 @@ fn serve(queue: mpsc::Receiver<Job>) {
                     None => Ok(Vec::new()),
                 };
                 let _ = reply.send(scopes);
+            }
+            Job::Evaluate { query, text, reply } => {
+                let row = match stacker.as_mut() {
+                    Some(stacker) => variables.evaluate(stacker, &query, &text),
+                    None => Err("not attached to a process".into()),
+                };
+                let _ = reply.send(row);
             }
             Job::Variables {
                 handle,

@@ -176,6 +176,57 @@ impl VariableStore {
         Ok(scopes)
     }
 
+    /// `text` evaluated in the frame: a row like a variable's (its children behind a
+    /// handle), or why not, in words for the user.
+    pub fn evaluate(
+        &mut self,
+        stacker: &mut Stacker,
+        query: &FrameQuery,
+        text: &str,
+    ) -> Result<VariableRow, String> {
+        let lookup = if query.is_caller {
+            query.pc.wrapping_sub(1)
+        } else {
+            query.pc
+        };
+        let Some(unit) = self.unit_at(stacker, lookup) else {
+            return Err(format!(
+                "no debug information describes the code at {:#x}: expressions need DWARF                  (build with -g)",
+                query.pc
+            ));
+        };
+        let memory = ProcessReader(stacker.view());
+        let registers = FrameRegisters {
+            registers: query.registers,
+            cfa: query.cfa,
+            thread_pointer: query.thread_pointer,
+        };
+        let frame = values::location::Frame {
+            pc: lookup,
+            registers: &registers,
+            memory: &memory,
+        };
+        let mut frames = unit.frame_variables(&frame)?;
+        // Only the chosen function's own variables (and the globals) are in scope: an
+        // inlined callee's and its caller's are not each other's.
+        let chosen: Vec<values::FrameVariables> = if frames.is_empty() {
+            Vec::new()
+        } else {
+            vec![frames.remove(query.inline_depth.min(frames.len() - 1))]
+        };
+        let globals = unit.global_variables(&frame)?;
+        let scope = crate::expr::Scope {
+            unit: &unit,
+            frames: &chosen,
+            globals: &globals,
+            registers: &registers,
+            memory: &memory,
+        };
+        let value = scope.evaluate_text(text).map_err(|err| err.to_string())?;
+        let symbols = StackerSymbols(RefCell::new(stacker));
+        Ok(self.row(&unit, &memory, &symbols, text.to_string(), value))
+    }
+
     /// The variables under `handle`, `start..start + count`.
     pub fn variables(
         &mut self,
