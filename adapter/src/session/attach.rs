@@ -366,6 +366,9 @@ impl Session {
     pub(super) fn announce_attached(&mut self, report: &AttachReport, read_symbols: bool) {
         if read_symbols {
             self.symbols.attach(report.pid, self.program.clone());
+            if self.go.enabled {
+                self.symbols.goroutines_ahead();
+            }
         }
         self.announce_modules();
         self.target = Some(Target {

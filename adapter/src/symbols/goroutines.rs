@@ -1046,21 +1046,8 @@ impl GoProgram {
     /// The executable of the attached process (the module mapped from the file
     /// `/proc/PID/exe` is), or else the first module whose DWARF describes Go's runtime.
     pub fn find(stacker: &mut super::Stacker) -> Result<GoProgram, GoroutinesError> {
-        use std::os::unix::fs::MetadataExt;
-        let exe = std::fs::metadata(format!("/proc/{}/exe", stacker.view()))
-            .ok()
-            .map(|m| {
-                let dev = m.dev();
-                ((libc::major(dev), libc::minor(dev)), m.ino())
-            });
-        let count = stacker.modules().len();
-        let mut order: Vec<usize> = (0..count)
-            .filter(|&i| exe.is_some() && stacker.modules()[i].file_id() == exe)
-            .collect();
-        let rest: Vec<usize> = (0..count).filter(|i| !order.contains(i)).collect();
-        order.extend(rest);
         let mut first_error = None;
-        for index in order {
+        for index in Self::search_order(stacker) {
             let info = stacker.module_info(index);
             if info.go_lines().is_none() {
                 continue;
@@ -1080,6 +1067,32 @@ impl GoProgram {
             }
         }
         Err(first_error.unwrap_or(GoroutinesError::NotGo))
+    }
+
+    /// The modules `find` looks in, in order: the executable first.
+    fn search_order(stacker: &super::Stacker) -> Vec<usize> {
+        use std::os::unix::fs::MetadataExt;
+        let exe = std::fs::metadata(format!("/proc/{}/exe", stacker.view()))
+            .ok()
+            .map(|m| {
+                let dev = m.dev();
+                ((libc::major(dev), libc::minor(dev)), m.ino())
+            });
+        let count = stacker.modules().len();
+        let mut order: Vec<usize> = (0..count)
+            .filter(|&i| exe.is_some() && stacker.modules()[i].file_id() == exe)
+            .collect();
+        let rest: Vec<usize> = (0..count).filter(|i| !order.contains(i)).collect();
+        order.extend(rest);
+        order
+    }
+
+    /// Starts reading the runtime's layout of the module `find` tries first, when it is
+    /// a Go program, on a thread of its own (`ModuleInfo::read_go_runtime_ahead`).
+    pub fn read_layout_ahead(stacker: &mut super::Stacker) {
+        if let Some(&first) = Self::search_order(stacker).first() {
+            stacker.module_info(first).read_go_runtime_ahead();
+        }
     }
 
     /// Whether the attached process's executable is a Go program (has Go's function

@@ -32,6 +32,8 @@ enum Job {
         pid: Pid,
         program: Option<PathBuf>,
     },
+    /// Goroutines will be listed at the first stop: start reading what that needs.
+    GoroutinesAhead,
     /// The process ran: re-read its maps, forget its memory.
     Refresh,
     /// Several threads' stacks, each sent as soon as it is ready, in the order given.
@@ -109,6 +111,12 @@ impl SymbolService {
 
     pub fn attach(&self, pid: Pid, program: Option<PathBuf>) {
         let _ = self.jobs.send(Job::Attach { pid, program });
+    }
+
+    /// A Go program's goroutines will be listed: starts reading its runtime's layout
+    /// from its DWARF now, beside the attach's own work (nothing for other programs).
+    pub fn goroutines_ahead(&self) {
+        let _ = self.jobs.send(Job::GoroutinesAhead);
     }
 
     pub fn refresh(&self) {
@@ -270,6 +278,11 @@ fn serve(queue: mpsc::Receiver<Job>) {
                 let current = stacker.insert(new);
                 for index in current.preparation_order() {
                     current.module_info(index).prepare();
+                }
+            }
+            Job::GoroutinesAhead => {
+                if let Some(stacker) = stacker.as_mut() {
+                    GoProgram::read_layout_ahead(stacker);
                 }
             }
             Job::Refresh => {
