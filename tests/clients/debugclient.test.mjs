@@ -34,6 +34,8 @@ const stepping = join(work, 'stepping');
 const steppingSource = join(root, 'tests', 'fixtures', 'breakpoints', 'stepping.c');
 
 // The program the launch tests start (tests/fixtures/launchee.c).
+const valuesProgram = join(work, 'values-stopped');
+const valuesSource = join(root, 'tests', 'fixtures', 'values', 'stopped.c');
 const launchee = join(work, 'launchee');
 const launcheeSource = join(root, 'tests', 'fixtures', 'launchee.c');
 
@@ -76,6 +78,7 @@ before(() => {
   execFileSync('cc', ['-O0', '-g', '-pthread', '-o', stepping, steppingSource, `-L${work}`, '-lstepnolines', `-Wl,-rpath,${work}`]);
   execFileSync('cc', ['-O1', '-g', '-pthread', '-o', sleeping, sleepingSource]);
   execFileSync('cc', ['-O0', '-g', '-Wall', '-o', launchee, launcheeSource]);
+  execFileSync('cc', ['-O0', '-g', '-pthread', '-o', valuesProgram, valuesSource]);
   mkdirSync(movedSources);
   for (const file of ['sleeping.c', 'common.h']) copyFileSync(join(root, 'tests', 'fixtures', file), join(movedSources, file));
   execFileSync('cc', ['-O1', '-g', '-pthread', '-o', moved, join(movedSources, 'sleeping.c')]);
@@ -258,6 +261,44 @@ test('a Go program: next over a sleep ends on the goroutine that stepped, though
       assert.deepEqual([top.name, top.line], ['main.worker', afterLine]);
       await dc.continueRequest({ threadId: step.threadId });
     }
+    await dc.disconnectRequest({});
+    await assertRunsOn(pid);
+  } finally {
+    await dc.stop();
+  }
+});
+
+test('a stopped frame shows its arguments, locals and globals; watch and hover expressions are evaluated', async () => {
+  const target = await startTarget(valuesProgram, []);
+  const pid = target.pid;
+  const dc = await newClient();
+  try {
+    await attach(dc, { pid });
+    const hit = dc.waitForEvent('stopped');
+    await dc.setBreakpointsRequest({ source: { path: valuesSource }, breakpoints: [{ line: markerLine(valuesSource, 'probe_stop') }] });
+    const { threadId } = (await hit).body;
+    const [frame] = (await dc.stackTraceRequest({ threadId, levels: 1 })).body.stackFrames;
+    assert.equal(frame.name, 'probe');
+    const scopes = (await dc.scopesRequest({ frameId: frame.id })).body.scopes;
+    assert.deepEqual(scopes.map((s) => s.name), ['Arguments', 'Locals', 'Globals', 'Registers']);
+    const byName = async (ref) => Object.fromEntries((await dc.variablesRequest({ variablesReference: ref })).body.variables.map((v) => [v.name, v]));
+    const args = await byName(scopes[0].variablesReference);
+    assert.equal(args.round.value, '7');
+    assert.equal(args.where.value, '{x = 10, y = 20}');
+    const locals = await byName(scopes[1].variablesReference);
+    assert.equal(locals.letter.value, "81 'Q'");
+    assert.equal(locals.numbers.indexedVariables, 5);
+    const head = await byName(locals.head.variablesReference);
+    assert.equal(head.color.value, 'GREEN');
+    const globals = await byName(scopes[2].variablesReference);
+    assert.equal(globals.global_count.value, '42');
+    for (const context of ['watch', 'hover', 'repl']) {
+      const r = await dc.evaluateRequest({ expression: 'head.corners[1].y * 2', frameId: frame.id, context });
+      assert.equal(r.body.result, '10', context);
+    }
+    // DebugClient rejects with the response's short message; the editor shows body.error.
+    await assert.rejects(dc.evaluateRequest({ expression: 'nope', frameId: frame.id, context: 'watch' }), /cannot evaluate/);
+    await dc.setBreakpointsRequest({ source: { path: valuesSource }, breakpoints: [] });
     await dc.disconnectRequest({});
     await assertRunsOn(pid);
   } finally {
