@@ -117,9 +117,11 @@ fn stack(dap: &mut Dap, tid: i64, levels: i64) -> Vec<(String, u64, i64)> {
 /// The registers of a frame (its Registers scope).
 fn registers(dap: &mut Dap, frame: i64) -> BTreeMap<String, u64> {
     let scopes = dap.ok("scopes", json!({ "frameId": frame }));
-    let reference = scopes["body"]["scopes"][0]["variablesReference"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("no scope: {scopes}"));
+    let reference = scopes["body"]["scopes"]
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["name"] == "Registers"))
+        .and_then(|s| s["variablesReference"].as_i64())
+        .unwrap_or_else(|| panic!("no Registers scope: {scopes}"));
     let r = dap.ok("variables", json!({ "variablesReference": reference }));
     r["body"]["variables"]
         .as_array()

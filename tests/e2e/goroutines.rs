@@ -242,7 +242,11 @@ fn assert_agrees_with_dump(go: &Path, label: &str) {
             );
             // Registers of a parked goroutine's innermost frame: what was saved.
             let scopes = dap.ok("scopes", json!({ "frameId": frames[0]["id"] }));
-            let reference = scopes["body"]["scopes"][0]["variablesReference"].clone();
+            let reference = scopes["body"]["scopes"]
+                .as_array()
+                .and_then(|all| all.iter().find(|s| s["name"] == "Registers"))
+                .map(|s| s["variablesReference"].clone())
+                .unwrap_or_else(|| panic!("no Registers scope: {scopes}"));
             let vars = dap.ok("variables", json!({ "variablesReference": reference }));
             let registers: Vec<&str> = vars["body"]["variables"]
                 .as_array()
