@@ -67,40 +67,44 @@ fn rows(response: &Value) -> Rows {
         .collect()
 }
 
-/// gdb's `info args` and `info locals` at the marker line: name -> value.
-fn gdb_view(pid: i32, binary: &std::path::Path, line: u32) -> Option<BTreeMap<String, String>> {
+/// gdb attached to `pid`, stopped at `line` of the fixture by its own breakpoint, then
+/// running `commands`: what it printed after the stop. `None` (the test skipped or
+/// failed loudly) without gdb.
+fn gdb_at(pid: i32, binary: &std::path::Path, line: u32, commands: &[String]) -> Option<String> {
     let Some(gdb) = which("gdb") else {
         skip_or_fail("gdb not found (the oracle of the variables tests); install gdb");
         return None;
     };
-    let file = source();
-    let place = format!("{}:{line}", file.file_name().unwrap().to_string_lossy());
-    let out = run_with_deadline(
-        Command::new(gdb)
-            .args(["-batch", "-nx", "-iex", "set debuginfod enabled off"])
-            .args(["-ex", "set width 0", "-ex", "set height 0"])
-            // A char array is shown to its first NUL, as latch shows it.
-            .args(["-ex", "set print null-stop on"])
-            .arg("-ex")
-            .arg(format!("break {place}"))
-            .args(["-ex", "continue", "-ex", "info args", "-ex", "info locals"])
-            .arg(binary)
-            .arg(pid.to_string()),
-        secs(60),
-    );
+    let place = format!("stopped.c:{line}");
+    let mut command = Command::new(gdb);
+    command
+        .args(["-batch", "-nx", "-iex", "set debuginfod enabled off"])
+        .args(["-ex", "set width 0", "-ex", "set height 0"])
+        // A char array is shown to its first NUL, as latch shows it.
+        .args(["-ex", "set print null-stop on"])
+        .arg("-ex")
+        .arg(format!("break {place}"))
+        .args(["-ex", "continue"]);
+    for each in commands {
+        command.arg("-ex").arg(each);
+    }
+    let out = run_with_deadline(command.arg(binary).arg(pid.to_string()), secs(60));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let after_stop = text
-        .split_once("Breakpoint 1, ")
-        .map(|(_, rest)| rest)
-        .unwrap_or_else(|| {
-            panic!(
-                "gdb did not stop at {place}:\n{text}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
+    match text.split_once("Breakpoint 1, ") {
+        Some((_, after_stop)) => Some(after_stop.to_string()),
+        None => panic!(
+            "gdb did not stop at {place}:\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+/// gdb's `info args` and `info locals` at the marker line: name -> value.
+fn gdb_view(pid: i32, binary: &std::path::Path, line: u32) -> Option<BTreeMap<String, String>> {
+    let commands = ["info args".to_string(), "info locals".to_string()];
+    let text = gdb_at(pid, binary, line, &commands)?;
     Some(
-        after_stop
-            .lines()
+        text.lines()
             .filter_map(|line| line.split_once(" = "))
             .filter(|(name, _)| !name.contains(' '))
             .map(|(name, value)| (name.to_string(), value.to_string()))
@@ -123,6 +127,34 @@ fn stop_at_probe(dap: &mut Dap, line: u32) -> (i64, i64) {
     (tid, frame["id"].as_i64().unwrap())
 }
 
+/// The fixture built with `optimization`, running, attached by latch and stopped at the
+/// marker line in probe().
+struct Stopped {
+    binary: PathBuf,
+    line: u32,
+    target: Target,
+    dap: Dap,
+    tid: i64,
+    frame: i64,
+}
+
+fn stopped(optimization: &str) -> Stopped {
+    let binary = build(optimization);
+    let line = marker_line(&source(), "probe_stop");
+    let mut target = Target::spawn(Command::new(&binary));
+    target.wait_ready(secs(10));
+    let mut dap = Dap::attached(target.pid, false);
+    let (tid, frame) = stop_at_probe(&mut dap, line);
+    Stopped {
+        binary,
+        line,
+        target,
+        dap,
+        tid,
+        frame,
+    }
+}
+
 /// The scopes of frame `id` by name: name -> variablesReference.
 fn scopes(dap: &mut Dap, id: i64) -> Vec<(String, i64, bool)> {
     let r = dap.ok("scopes", json!({ "frameId": id }));
@@ -142,12 +174,14 @@ fn scopes(dap: &mut Dap, id: i64) -> Vec<(String, i64, bool)> {
 
 /// latch's arguments and locals of probe(), then gdb's at the same line; returns both.
 fn both_views(optimization: &str) -> Option<(Rows, BTreeMap<String, String>)> {
-    let binary = build(optimization);
-    let line = marker_line(&source(), "probe_stop");
-    let mut target = Target::spawn(Command::new(&binary));
-    target.wait_ready(secs(10));
-    let mut dap = Dap::attached(target.pid, false);
-    let (_, frame) = stop_at_probe(&mut dap, line);
+    let Stopped {
+        binary,
+        line,
+        target,
+        mut dap,
+        frame,
+        ..
+    } = stopped(optimization);
     let found = scopes(&mut dap, frame);
     let names: Vec<&str> = found.iter().map(|(n, _, _)| n.as_str()).collect();
     assert_eq!(
@@ -255,12 +289,13 @@ fn optimized_locals_are_right_or_said_to_be_gone_as_gdb_says() {
 #[test]
 fn values_expand_page_and_expire() {
     require_harness!();
-    let binary = build("-O0");
-    let line = marker_line(&source(), "probe_stop");
-    let mut target = Target::spawn(Command::new(&binary));
-    target.wait_ready(secs(10));
-    let mut dap = Dap::attached(target.pid, false);
-    let (tid, frame) = stop_at_probe(&mut dap, line);
+    let Stopped {
+        target,
+        mut dap,
+        tid,
+        frame,
+        ..
+    } = stopped("-O0");
     let found = scopes(&mut dap, frame);
     let locals = variables(&mut dap, found[1].1);
 
@@ -346,12 +381,14 @@ fn values_expand_page_and_expire() {
 #[test]
 fn expressions_agree_with_gdb() {
     require_harness!();
-    let binary = build("-O0");
-    let line = marker_line(&source(), "probe_stop");
-    let mut target = Target::spawn(Command::new(&binary));
-    target.wait_ready(secs(10));
-    let mut dap = Dap::attached(target.pid, false);
-    let (_, frame) = stop_at_probe(&mut dap, line);
+    let Stopped {
+        binary,
+        line,
+        target,
+        mut dap,
+        frame,
+        ..
+    } = stopped("-O0");
     let expressions = [
         "head.corners[1].y",
         "cursor->next->name",
@@ -406,22 +443,10 @@ fn expressions_agree_with_gdb() {
     dap.disconnect(json!({}));
     target.assert_runs_on(false);
 
-    let Some(gdb) = which("gdb") else {
-        return skip_or_fail("gdb not found (the oracle of the variables tests); install gdb");
+    let prints: Vec<String> = expressions.iter().map(|e| format!("print {e}")).collect();
+    let Some(text) = gdb_at(target.pid, &binary, line, &prints) else {
+        return;
     };
-    let place = format!("stopped.c:{line}");
-    let mut command = Command::new(gdb);
-    command
-        .args(["-batch", "-nx", "-iex", "set debuginfod enabled off"])
-        .args(["-ex", "set width 0", "-ex", "set print null-stop on"])
-        .arg("-ex")
-        .arg(format!("break {place}"))
-        .args(["-ex", "continue"]);
-    for expression in expressions {
-        command.arg("-ex").arg(format!("print {expression}"));
-    }
-    let out = run_with_deadline(command.arg(&binary).arg(target.pid.to_string()), secs(60));
-    let text = String::from_utf8_lossy(&out.stdout);
     let printed: Vec<String> = text
         .lines()
         .filter(|l| l.starts_with('$'))

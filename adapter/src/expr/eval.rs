@@ -8,6 +8,7 @@
 //! bytes for a scalar; a result's bytes are read by the formatter, a page at a time),
 //! and a pointer is followed only where the expression says so.
 
+use crate::values::format::decode_float;
 use crate::values::types::{AggregateKind, BaseEncoding, PointerKind, Type, TypeId};
 use crate::values::{
     CompileUnit, Contents, Formatter, FrameVariables, Memory, Registers, Value, Variable,
@@ -887,35 +888,6 @@ impl std::fmt::Display for Operand<'_> {
             other => write!(f, "({other})"),
         }
     }
-}
-
-/// A float's bytes: `float`, `double`, x87's 80-bit `long double` (computed in double
-/// precision).
-fn decode_float(bytes: &[u8]) -> Option<f64> {
-    Some(match bytes.len() {
-        4 => f64::from(f32::from_le_bytes(bytes.try_into().ok()?)),
-        8 => f64::from_le_bytes(bytes.try_into().ok()?),
-        10 | 12 | 16 => {
-            let mantissa = u64::from_le_bytes(bytes[..8].try_into().ok()?);
-            let top = u16::from_le_bytes([bytes[8], bytes[9]]);
-            let exponent = i32::from(top & 0x7fff);
-            let magnitude = if exponent == 0x7fff {
-                if mantissa << 1 == 0 {
-                    f64::INFINITY
-                } else {
-                    f64::NAN
-                }
-            } else {
-                (mantissa as f64) * 2f64.powi(exponent - 16383 - 63)
-            };
-            if top & 0x8000 != 0 {
-                -magnitude
-            } else {
-                magnitude
-            }
-        }
-        _ => return None,
-    })
 }
 
 /// x86-64's DWARF register numbers by name, with gdb's aliases for the pc and the

@@ -39,6 +39,39 @@ pub struct FrameQuery {
     pub thread_pointer: Option<u64>,
 }
 
+impl FrameQuery {
+    /// Where the frame's variables are looked up: a caller's at its call.
+    fn lookup_pc(&self) -> u64 {
+        if self.is_caller {
+            self.pc.wrapping_sub(1)
+        } else {
+            self.pc
+        }
+    }
+
+    fn registers(&self) -> FrameRegisters {
+        FrameRegisters {
+            registers: self.registers,
+            cfa: self.cfa,
+            thread_pointer: self.thread_pointer,
+        }
+    }
+}
+
+/// The variables of the (inlined) function the query names, of those at its pc. The stack
+/// and the values part each read the inlined calls at a pc from the same DWARF; should
+/// they ever disagree on how many, the outermost is the safe answer (its variables are
+/// the physical frame's).
+fn chosen_function(
+    mut frames: Vec<values::FrameVariables>,
+    query: &FrameQuery,
+) -> Option<values::FrameVariables> {
+    if frames.is_empty() {
+        return None;
+    }
+    Some(frames.remove(query.inline_depth.min(frames.len() - 1)))
+}
+
 /// A scope of a frame: what `scopes` answers.
 pub struct ScopeInfo {
     pub name: &'static str,
@@ -118,33 +151,20 @@ impl VariableStore {
         stacker: &mut Stacker,
         query: &FrameQuery,
     ) -> Result<Vec<ScopeInfo>, String> {
-        let lookup = if query.is_caller {
-            query.pc.wrapping_sub(1)
-        } else {
-            query.pc
-        };
+        let lookup = query.lookup_pc();
         let Some(unit) = self.unit_at(stacker, lookup) else {
             return Ok(Vec::new());
         };
         let memory = ProcessReader(stacker.view());
-        let registers = FrameRegisters {
-            registers: query.registers,
-            cfa: query.cfa,
-            thread_pointer: query.thread_pointer,
-        };
+        let registers = query.registers();
         let frame = values::location::Frame {
             pc: lookup,
             registers: &registers,
             memory: &memory,
         };
-        let mut frames = unit.frame_variables(&frame)?;
-        if frames.is_empty() {
+        let Some(chosen) = chosen_function(unit.frame_variables(&frame)?, query) else {
             return Ok(Vec::new());
-        }
-        // The stack and the values part each read the inlined calls at this pc from the
-        // same DWARF; should they ever disagree on how many, the outermost is the safe
-        // answer (its variables are the physical frame's).
-        let chosen = frames.remove(query.inline_depth.min(frames.len() - 1));
+        };
         let named = |list: Vec<values::Variable>| -> Vec<(String, Value)> {
             list.into_iter().map(|v| (v.name, v.value)).collect()
         };
@@ -184,11 +204,7 @@ impl VariableStore {
         query: &FrameQuery,
         text: &str,
     ) -> Result<VariableRow, String> {
-        let lookup = if query.is_caller {
-            query.pc.wrapping_sub(1)
-        } else {
-            query.pc
-        };
+        let lookup = query.lookup_pc();
         let Some(unit) = self.unit_at(stacker, lookup) else {
             return Err(format!(
                 "no debug information describes the code at {:#x}: expressions need DWARF                  (build with -g)",
@@ -196,24 +212,18 @@ impl VariableStore {
             ));
         };
         let memory = ProcessReader(stacker.view());
-        let registers = FrameRegisters {
-            registers: query.registers,
-            cfa: query.cfa,
-            thread_pointer: query.thread_pointer,
-        };
+        let registers = query.registers();
         let frame = values::location::Frame {
             pc: lookup,
             registers: &registers,
             memory: &memory,
         };
-        let mut frames = unit.frame_variables(&frame)?;
         // Only the chosen function's own variables (and the globals) are in scope: an
         // inlined callee's and its caller's are not each other's.
-        let chosen: Vec<values::FrameVariables> = if frames.is_empty() {
-            Vec::new()
-        } else {
-            vec![frames.remove(query.inline_depth.min(frames.len() - 1))]
-        };
+        let chosen: Vec<values::FrameVariables> =
+            chosen_function(unit.frame_variables(&frame)?, query)
+                .into_iter()
+                .collect();
         let globals = unit.global_variables(&frame)?;
         let scope = crate::expr::Scope {
             unit: &unit,

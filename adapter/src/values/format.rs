@@ -639,22 +639,26 @@ fn enum_text(
 }
 
 fn float_text(bytes: &[u8]) -> Result<String, String> {
-    Ok(match bytes.len() {
-        4 => {
+    match (decode_float(bytes), bytes.len()) {
+        // A `float` shows its own shortest digits, not those of the double it widens to.
+        (Some(_), 4) => {
             let value = f32::from_le_bytes(bytes.try_into().unwrap_or_default());
-            float_to_text(f64::from(value), value.to_string())
+            Ok(float_to_text(f64::from(value), value.to_string()))
         }
-        8 => {
-            let value = f64::from_le_bytes(bytes.try_into().unwrap_or_default());
-            float_to_text(value, value.to_string())
-        }
-        // x87's 80-bit extended precision, stored in 16 bytes (`long double`).
+        (Some(value), _) => Ok(float_to_text(value, value.to_string())),
+        (None, other) => Err(error_text(&format!("{other}-byte floating point"))),
+    }
+}
+
+/// A float's bytes as a double: `float`, `double`, and x87's 80-bit extended precision
+/// (`long double`, stored in 10, 12 or 16 bytes), which loses precision here.
+pub fn decode_float(bytes: &[u8]) -> Option<f64> {
+    Some(match bytes.len() {
+        4 => f64::from(f32::from_le_bytes(bytes.try_into().ok()?)),
+        8 => f64::from_le_bytes(bytes.try_into().ok()?),
         10 | 12 | 16 => {
-            let mut mantissa = [0u8; 8];
-            mantissa.copy_from_slice(&bytes[..8]);
-            let mantissa = u64::from_le_bytes(mantissa);
+            let mantissa = u64::from_le_bytes(bytes[..8].try_into().ok()?);
             let top = u16::from_le_bytes([bytes[8], bytes[9]]);
-            let negative = top & 0x8000 != 0;
             let exponent = i32::from(top & 0x7fff);
             let magnitude = if exponent == 0x7fff {
                 if mantissa << 1 == 0 {
@@ -667,10 +671,13 @@ fn float_text(bytes: &[u8]) -> Result<String, String> {
                 // does not.
                 (mantissa as f64) * 2f64.powi(exponent - 16383 - 63)
             };
-            let value = if negative { -magnitude } else { magnitude };
-            float_to_text(value, value.to_string())
+            if top & 0x8000 != 0 {
+                -magnitude
+            } else {
+                magnitude
+            }
         }
-        other => return Err(error_text(&format!("{other}-byte floating point"))),
+        _ => return None,
     })
 }
 
