@@ -157,6 +157,9 @@ enum Made {
     PointerTo(Option<TypeId>),
     /// An array of `count` elements (a string literal's `char [6]`).
     ArrayOf(Option<TypeId>, u64),
+    /// A type in another unit (`DW_FORM_ref_addr`: Go's linker puts every type in
+    /// one unit of its own; LTO and dwz do the same across units), which is not read yet.
+    Elsewhere,
     /// A base type the unit may not have (an expression's `unsigned long`).
     Base {
         name: String,
@@ -827,14 +830,21 @@ impl Types {
         self.unit_ref(entry.attr_value(gimli::DW_AT_type)?)
     }
 
-    /// A reference to a DIE of this unit, whichever form it takes. References into
-    /// other units (LTO, dwz) are not followed yet: they read as `void`/unknown.
+    /// A reference to a DIE of this unit, whichever form it takes. A reference into
+    /// another unit (Go, LTO, dwz) is not followed yet: it is an unknown type that says
+    /// so, never `void` (which would show a wrong value).
     pub fn unit_ref(&self, value: gimli::AttributeValue<Reader>) -> Option<TypeId> {
         match value {
             gimli::AttributeValue::UnitRef(offset) => Some(TypeId(offset.0)),
-            gimli::AttributeValue::DebugInfoRef(offset) => offset
-                .to_unit_offset(&self.unit.header)
-                .map(|offset| TypeId(offset.0)),
+            gimli::AttributeValue::DebugInfoRef(offset) => Some(
+                match offset.to_unit_offset(&self.unit.header) {
+                    Some(offset) => TypeId(offset.0),
+                    None => self.make(Made::Elsewhere, || Type::Unknown {
+                        what: "a type in another compile unit, which latch does not read yet"
+                            .into(),
+                    }),
+                },
+            ),
             _ => None,
         }
     }
