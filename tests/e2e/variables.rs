@@ -336,6 +336,25 @@ fn values_expand_page_and_expire() {
         .clone();
     assert_eq!(numbers["indexedVariables"], 5, "{numbers}");
 
+    // "View as hex": integers in hexadecimal, in the type's own width, as gdb's p/x.
+    let hex = dap.ok(
+        "variables",
+        json!({ "variablesReference": found[1].1, "format": { "hex": true } }),
+    );
+    let hex = rows(&hex);
+    assert_eq!(hex["small"].0, "0xfff9", "{hex:?}");
+    assert_eq!(hex["byte"].0, "0xc8 '\\310'", "{hex:?}");
+    assert_eq!(hex["numbers"].0, "{0x1, 0x1, 0x2, 0x3, 0x5}", "{hex:?}");
+    assert_eq!(
+        hex["color"].0, "BLUE",
+        "enumerators keep their names: {hex:?}"
+    );
+    let r = dap.ok(
+        "evaluate",
+        json!({ "expression": "global_count", "frameId": frame, "format": { "hex": true } }),
+    );
+    assert_eq!(r["body"]["result"], "0x2a", "{r}");
+
     let globals = variables(&mut dap, found[2].1);
     assert_eq!(globals["global_count"].0, "42", "{globals:?}");
     assert_eq!(globals["origin"].0, "{x = -1, y = 1}", "{globals:?}");

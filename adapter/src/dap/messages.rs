@@ -437,6 +437,7 @@ pub fn capabilities(exception_filters: Value) -> Value {
         "supportsSteppingGranularity": true,
         "supportsSingleThreadExecutionRequests": true,
         "supportsEvaluateForHovers": true,
+        "supportsValueFormattingOptions": true,
         "exceptionBreakpointFilters": exception_filters,
     })
 }

@@ -14,6 +14,8 @@ struct EvaluateArguments {
     expression: String,
     #[serde(default)]
     frame_id: Option<i64>,
+    #[serde(default)]
+    format: Option<super::stacks::ValueFormat>,
 }
 
 impl Session {
@@ -47,7 +49,8 @@ impl Session {
                 &super::stacks::stale_frame(frame_id),
             );
         };
-        match self.symbols.evaluate(query, args.expression).await {
+        let hex = super::stacks::ValueFormat::hex(args.format);
+        match self.symbols.evaluate(query, args.expression, hex).await {
             Ok(row) => {
                 let mut body = json!({
                     "result": row.value,

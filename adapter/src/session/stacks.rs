@@ -134,6 +134,21 @@ struct VariablesArguments {
     start: Option<u64>,
     #[serde(default)]
     count: Option<u64>,
+    #[serde(default)]
+    format: Option<ValueFormat>,
+}
+
+/// DAP's `ValueFormat`: how an editor asks for values ("View as hex").
+#[derive(Debug, Default, Clone, Copy, serde::Deserialize)]
+pub(super) struct ValueFormat {
+    #[serde(default)]
+    pub(super) hex: Option<bool>,
+}
+
+impl ValueFormat {
+    pub(super) fn hex(format: Option<ValueFormat>) -> bool {
+        format.and_then(|f| f.hex).unwrap_or(false)
+    }
 }
 
 /// The DAP reference of a values handle (0: nothing to expand).
@@ -517,7 +532,12 @@ impl Session {
         let handle = u32::try_from(args.variables_reference - VALUE_REFERENCES).unwrap_or(0);
         let rows = self
             .symbols
-            .variables(handle, args.start.unwrap_or(0), args.count)
+            .variables(
+                handle,
+                args.start.unwrap_or(0),
+                args.count,
+                ValueFormat::hex(args.format),
+            )
             .await;
         match rows {
             Ok(rows) => {

@@ -78,12 +78,14 @@ enum Job {
     Evaluate {
         query: FrameQuery,
         text: String,
+        hex: bool,
         reply: oneshot::Sender<Result<VariableRow, String>>,
     },
     Variables {
         handle: u32,
         start: u64,
         count: Option<u64>,
+        hex: bool,
         reply: oneshot::Sender<Result<Vec<VariableRow>, String>>,
     },
     /// Goroutines' stacks, each with the frame of the `go` statement that created it
@@ -226,9 +228,19 @@ impl SymbolService {
     }
 
     /// An expression evaluated in a stopped frame, shown as a variable would be.
-    pub async fn evaluate(&self, query: FrameQuery, text: String) -> Result<VariableRow, String> {
+    pub async fn evaluate(
+        &self,
+        query: FrameQuery,
+        text: String,
+        hex: bool,
+    ) -> Result<VariableRow, String> {
         let (reply, answer) = oneshot::channel();
-        let _ = self.jobs.send(Job::Evaluate { query, text, reply });
+        let _ = self.jobs.send(Job::Evaluate {
+            query,
+            text,
+            hex,
+            reply,
+        });
         answer.await.unwrap_or_else(|_| Err(GONE.into()))
     }
 
@@ -238,12 +250,14 @@ impl SymbolService {
         handle: u32,
         start: u64,
         count: Option<u64>,
+        hex: bool,
     ) -> Result<Vec<VariableRow>, String> {
         let (reply, answer) = oneshot::channel();
         let _ = self.jobs.send(Job::Variables {
             handle,
             start,
             count,
+            hex,
             reply,
         });
         answer.await.unwrap_or_else(|_| Err(GONE.into()))
@@ -298,9 +312,14 @@ fn serve(queue: mpsc::Receiver<Job>) {
                 };
                 let _ = reply.send(scopes);
             }
-            Job::Evaluate { query, text, reply } => {
+            Job::Evaluate {
+                query,
+                text,
+                hex,
+                reply,
+            } => {
                 let row = match stacker.as_mut() {
-                    Some(stacker) => variables.evaluate(stacker, &query, &text),
+                    Some(stacker) => variables.evaluate(stacker, &query, &text, hex),
                     None => Err("not attached to a process".into()),
                 };
                 let _ = reply.send(row);
@@ -309,10 +328,11 @@ fn serve(queue: mpsc::Receiver<Job>) {
                 handle,
                 start,
                 count,
+                hex,
                 reply,
             } => {
                 let rows = match stacker.as_mut() {
-                    Some(stacker) => variables.variables(stacker, handle, start, count),
+                    Some(stacker) => variables.variables(stacker, handle, start, count, hex),
                     None => Err(super::variables::stale_reference(handle)),
                 };
                 let _ = reply.send(rows);

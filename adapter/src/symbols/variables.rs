@@ -203,6 +203,7 @@ impl VariableStore {
         stacker: &mut Stacker,
         query: &FrameQuery,
         text: &str,
+        hex: bool,
     ) -> Result<VariableRow, String> {
         let lookup = query.lookup_pc();
         let Some(unit) = self.unit_at(stacker, lookup) else {
@@ -234,7 +235,7 @@ impl VariableStore {
         };
         let value = scope.evaluate_text(text).map_err(|err| err.to_string())?;
         let symbols = StackerSymbols(RefCell::new(stacker));
-        Ok(self.row(&unit, &memory, &symbols, text.to_string(), value))
+        Ok(self.row(&unit, &memory, &symbols, hex, text.to_string(), value))
     }
 
     /// The variables under `handle`, `start..start + count`.
@@ -244,6 +245,7 @@ impl VariableStore {
         handle: u32,
         start: u64,
         count: Option<u64>,
+        hex: bool,
     ) -> Result<Vec<VariableRow>, String> {
         let memory = ProcessReader(stacker.view());
         let count = count.filter(|c| *c > 0).unwrap_or(UNPAGED_ROWS);
@@ -291,7 +293,7 @@ impl VariableStore {
         let symbols = StackerSymbols(RefCell::new(stacker));
         Ok(children
             .into_iter()
-            .map(|(name, value)| self.row(&unit, &memory, &symbols, name, value))
+            .map(|(name, value)| self.row(&unit, &memory, &symbols, hex, name, value))
             .collect())
     }
 
@@ -300,11 +302,13 @@ impl VariableStore {
         unit: &Rc<CompileUnit>,
         memory: &ProcessReader,
         symbols: &StackerSymbols,
+        hex: bool,
         name: String,
         value: Value,
     ) -> VariableRow {
         let mut formatter = Formatter::new(unit, memory);
         formatter.symbols = Some(symbols);
+        formatter.hex = hex;
         let summary = formatter.summary(&value);
         let type_name = formatter.type_name(&value);
         let children = formatter.child_count(&value);

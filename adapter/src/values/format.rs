@@ -58,6 +58,9 @@ pub struct Formatter<'a> {
     pub memory: &'a dyn Memory,
     pub symbols: Option<&'a dyn Symbolizer>,
     pub limits: Limits,
+    /// Integers (and characters' codes) in hexadecimal, as an editor's "View as hex"
+    /// asks (DAP's `format.hex`); names of enumerators and floats are unchanged.
+    pub hex: bool,
 }
 
 impl<'a> Formatter<'a> {
@@ -67,6 +70,7 @@ impl<'a> Formatter<'a> {
             memory,
             symbols: None,
             limits: Limits::default(),
+            hex: false,
         }
     }
 
@@ -367,12 +371,18 @@ impl<'a> Formatter<'a> {
 
     fn base(&self, value: &Value, encoding: BaseEncoding, size: u64) -> Result<String, String> {
         match encoding {
+            // Hex shows the type's own bits, as gdb's `p/x` does: an int's -1 is 0xffffffff.
+            BaseEncoding::Signed | BaseEncoding::Unsigned if self.hex => {
+                Ok(format!("{:#x}", self.integer(value, size, false)?))
+            }
             BaseEncoding::Signed => Ok((self.integer(value, size, true)? as i64).to_string()),
             BaseEncoding::Unsigned => Ok(self.integer(value, size, false)?.to_string()),
             BaseEncoding::SignedChar | BaseEncoding::UnsignedChar => {
                 let signed = encoding == BaseEncoding::SignedChar;
                 let raw = self.integer(value, size, signed)?;
-                let number = if signed {
+                let number = if self.hex {
+                    format!("{:#x}", self.integer(value, size, false)?)
+                } else if signed {
                     (raw as i64).to_string()
                 } else {
                     raw.to_string()

@@ -836,15 +836,15 @@ impl Types {
     pub fn unit_ref(&self, value: gimli::AttributeValue<Reader>) -> Option<TypeId> {
         match value {
             gimli::AttributeValue::UnitRef(offset) => Some(TypeId(offset.0)),
-            gimli::AttributeValue::DebugInfoRef(offset) => Some(
-                match offset.to_unit_offset(&self.unit.header) {
+            gimli::AttributeValue::DebugInfoRef(offset) => {
+                Some(match offset.to_unit_offset(&self.unit.header) {
                     Some(offset) => TypeId(offset.0),
                     None => self.make(Made::Elsewhere, || Type::Unknown {
                         what: "a type in another compile unit, which latch does not read yet"
                             .into(),
                     }),
-                },
-            ),
+                })
+            }
             _ => None,
         }
     }
