@@ -20,6 +20,8 @@ pub mod types;
 pub mod value;
 
 #[cfg(test)]
+mod go_tests;
+#[cfg(test)]
 pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;

@@ -219,6 +219,8 @@ pub struct Types {
     made: RefCell<FxHashMap<Made, TypeId>>,
     /// The unit's types and enumerators by name, indexed on the first lookup.
     named: OnceCell<Named>,
+    /// Whether the home unit is Go's, whose type names are written Go's way.
+    go: OnceCell<bool>,
 }
 
 /// A type made up for a value, rather than read from a DIE.
@@ -279,6 +281,7 @@ impl Types {
             read: RefCell::default(),
             made: RefCell::default(),
             named: OnceCell::new(),
+            go: OnceCell::new(),
         }
     }
 
@@ -522,8 +525,61 @@ impl Types {
     }
 
     /// The type's name as C writes it: `const char *`, `int [3][4]`, `int (*)(int)`.
+    /// In a Go unit, the name as Go writes it: `*main.point`, `[3]int`.
     pub fn name_of(&self, id: Option<TypeId>) -> String {
+        if self.is_go() {
+            return self.go_name(id, 0);
+        }
         self.c_declarator(id, String::new(), 0)
+    }
+
+    fn is_go(&self) -> bool {
+        *self.go.get_or_init(|| {
+            let mut entries = self.unit.entries();
+            matches!(entries.next_dfs(), Ok(Some(_)))
+                && matches!(
+                    entries
+                        .current()
+                        .and_then(|root| root.attr_value(gimli::DW_AT_language)),
+                    Some(gimli::AttributeValue::Language(gimli::DW_LANG_Go))
+                )
+        })
+    }
+
+    /// Go's type syntax reads left to right: a prefix per pointer or array, then the
+    /// named type. Go's DWARF names its structs, typedefs and base types as Go does.
+    fn go_name(&self, id: Option<TypeId>, depth: usize) -> String {
+        if depth > MAX_TYPE_DEPTH {
+            return "<type too deep>".into();
+        }
+        let Some(id) = id else {
+            return "void".into();
+        };
+        match &*self.get(id) {
+            Type::Base { name, .. } | Type::Typedef { name, .. } => name.clone(),
+            Type::Enum { name, .. } => name.clone().unwrap_or_else(|| "<enum>".into()),
+            Type::Aggregate { name, .. } => name.clone().unwrap_or_else(|| "struct {...}".into()),
+            // Go's untyped pointer is a pointer DIE without a target.
+            Type::Pointer { pointee: None, .. } => "unsafe.Pointer".into(),
+            Type::Pointer { pointee, .. } => format!("*{}", self.go_name(*pointee, depth + 1)),
+            Type::Array {
+                element,
+                dimensions,
+            } => {
+                let mut name: String = dimensions
+                    .iter()
+                    .map(|count| match count {
+                        Some(count) => format!("[{count}]"),
+                        None => "[]".into(),
+                    })
+                    .collect();
+                name.push_str(&self.go_name(*element, depth + 1));
+                name
+            }
+            Type::Qualified { target, .. } => self.go_name(*target, depth + 1),
+            Type::Function { .. } => "func(...)".into(),
+            Type::Unknown { what } => format!("<{what}>"),
+        }
     }
 
     /// C's inside-out declarator syntax: `inner` is what is already declared around the
