@@ -20,7 +20,7 @@ pub mod types;
 pub mod value;
 
 #[cfg(test)]
-mod go_tests;
+mod other_units_tests;
 #[cfg(test)]
 pub(crate) mod test_support;
 #[cfg(test)]

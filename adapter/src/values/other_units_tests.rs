@@ -1,6 +1,6 @@
-//! A Go program's globals, read from its file: Go's linker puts every type in a unit
-//! of its own and refers to it from the packages' units with `DW_FORM_ref_addr`, so
-//! these read only if types are followed into other units.
+//! Programs whose DIEs refer into other units with `DW_FORM_ref_addr`, read from their
+//! files: Go's (its linker puts every type in a unit of its own) and gcc's LTO (its
+//! final units stand in for the early ones through cross-unit abstract origins).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -105,4 +105,74 @@ fn go_globals_have_their_types_from_the_type_unit() {
     let (type_name, text) = get("main.where");
     assert_eq!(type_name, "*main.point");
     assert!(text.starts_with("0x"), "{text}");
+}
+
+const LTO_MAIN: &str = r#"struct pair { int a; long b; };
+struct pair g_pair = { 7, -9 };
+int g_count = 5;
+int get(void);
+int main(void) { struct pair local = g_pair; local.a += get(); return local.a + g_count; }
+"#;
+
+const LTO_OTHER: &str = r#"extern int g_count;
+int get(void) { return g_count * 2; }
+"#;
+
+#[test]
+fn lto_globals_take_name_and_type_from_their_early_unit() {
+    if !tools_or_skip(false) {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("latch-values-lto-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.c"), LTO_MAIN).unwrap();
+    std::fs::write(dir.join("b.c"), LTO_OTHER).unwrap();
+    let binary = dir.join("lto");
+    let output = std::process::Command::new("gcc")
+        .args(["-g", "-O0", "-flto", "-no-pie", "-fno-pie", "-o"])
+        .arg(&binary)
+        .args(["a.c", "b.c"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "gcc -flto: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let program = Program::load(&binary);
+    let memory = FileMemory(&program.file);
+    let registers = RegisterSet::default();
+    let frame = Frame {
+        pc: 0,
+        registers: &registers,
+        memory: &memory,
+    };
+    // Only the final (ltrans) unit gives the globals a location; their names and types
+    // are in a.c's early unit.
+    let mut found = BTreeMap::new();
+    for unit in program.units() {
+        let formatter = Formatter::new(&unit, &memory);
+        for variable in unit.global_variables(&frame).unwrap() {
+            let text = formatter.summary(&variable.value);
+            let type_name = formatter.type_name(&variable.value);
+            found
+                .entry(variable.name.clone())
+                .or_insert_with(Vec::new)
+                .push((type_name, text));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let read = |name: &str| {
+        found
+            .get(name)
+            .and_then(|all| all.iter().find(|(_, text)| !text.starts_with('<')))
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} not read among {found:?}"))
+    };
+    assert_eq!(
+        read("g_pair"),
+        ("struct pair".into(), "{a = 7, b = -9}".into())
+    );
+    assert_eq!(read("g_count"), ("int".into(), "5".into()));
 }
