@@ -79,9 +79,23 @@ fn go_globals_have_their_types_from_the_type_unit() {
         memory: &memory,
     };
     let mut found = BTreeMap::new();
-    for unit in program.units() {
-        let formatter = Formatter::new(&unit, &memory);
-        for variable in unit.global_variables(&frame).unwrap() {
+    let units = program.units();
+    for unit in &units {
+        let formatter = Formatter::new(unit, &memory);
+        let globals = unit.global_variables(&frame).unwrap();
+        if globals.iter().any(|v| v.name == "main.counter") {
+            // An expression in package main can name the type unit's types too.
+            let point = unit.types.named("main.point").expect("main.point by name");
+            assert_eq!(unit.types.name_of(Some(point)), "main.point");
+            assert_eq!(unit.types.size_of(Some(point)), Some(16));
+        }
+        // An offset no unit holds is an unknown type saying so, not a panic.
+        let nowhere = unit.types.get(TypeId(usize::MAX >> 2));
+        assert!(
+            matches!(&*nowhere, Type::Unknown { what } if what.contains("no compile unit")),
+            "{nowhere:?}"
+        );
+        for variable in globals {
             if variable.name.starts_with("main.") {
                 let text = formatter.summary(&variable.value);
                 let type_name = formatter.type_name(&variable.value);

@@ -186,13 +186,10 @@ impl Units {
         let headers = self.headers();
         // The last unit starting at or before the offset is the only one that can hold it.
         let after = headers.partition_point(|h| h.offset().0 <= offset.0);
-        let header = after
+        let (header, in_unit) = after
             .checked_sub(1)
             .map(|i| &headers[i])
-            .filter(|h| offset.to_unit_offset(h).is_some())
-            .ok_or_else(|| format!("no compile unit holds offset {:#x}", offset.0))?;
-        let in_unit = offset
-            .to_unit_offset(header)
+            .and_then(|h| Some((h, offset.to_unit_offset(h)?)))
             .ok_or_else(|| format!("no compile unit holds offset {:#x}", offset.0))?;
         let start = header.offset().0;
         if let Some(known) = self.parsed.borrow().get(&start) {
@@ -365,7 +362,7 @@ impl Types {
         self.named.get_or_init(|| {
             let mut named = Named::default();
             let mut declarations = rustc_hash::FxHashSet::default();
-            let mut elsewhere = std::collections::BTreeSet::new();
+            let mut elsewhere = std::collections::BTreeMap::new();
             // A walk of the whole unit, once: a unit with no readable DIEs simply
             // names nothing.
             let home = self.unit.clone();
@@ -373,9 +370,9 @@ impl Types {
             // Then the units the unit's DIEs take types from (Go's type unit), so an
             // expression can name them too; the unit's own names come first. A few at
             // most: this is a walk of each.
-            for start in elsewhere.into_iter().take(MAX_OTHER_UNITS) {
-                if let Ok((unit, _)) = self.units.holding(gimli::DebugInfoOffset(start)) {
-                    let mut ignored = std::collections::BTreeSet::new();
+            for (_, inside) in elsewhere.into_iter().take(MAX_OTHER_UNITS) {
+                if let Ok((unit, _)) = self.units.holding(inside) {
+                    let mut ignored = std::collections::BTreeMap::new();
                     let _ = self.index_names(&unit, &mut named, &mut declarations, &mut ignored);
                 }
             }
@@ -383,14 +380,15 @@ impl Types {
         })
     }
 
-    /// Adds the names of `unit`'s types to `named`, and to `elsewhere` the start of
-    /// every other unit its DIEs refer to for a type.
+    /// Adds the names of `unit`'s types to `named`, and to `elsewhere` every other unit
+    /// its DIEs refer to for a type: by the unit's start, a DIE offset inside it (a
+    /// unit's start is its header's, which no DIE offset finds).
     fn index_names(
         &self,
         unit: &gimli::Unit<Reader>,
         named: &mut Named,
         declarations: &mut rustc_hash::FxHashSet<String>,
-        elsewhere: &mut std::collections::BTreeSet<usize>,
+        elsewhere: &mut std::collections::BTreeMap<usize, gimli::DebugInfoOffset>,
     ) -> gimli::Result<()> {
         // Enumerators are the children of their enum: the last enum entered, one level
         // up.
@@ -406,7 +404,7 @@ impl Types {
             {
                 if target.to_unit_offset(&unit.header).is_none() {
                     if let Ok((other, _)) = self.units.holding(target) {
-                        elsewhere.insert(other.header.offset().0);
+                        elsewhere.entry(other.header.offset().0).or_insert(target);
                     }
                 }
             }
