@@ -230,7 +230,8 @@ enum Made {
     PointerTo(Option<TypeId>),
     /// An array of `count` elements (a string literal's `char [6]`).
     ArrayOf(Option<TypeId>, u64),
-    /// A reference that names no DIE of `.debug_info` (a type unit of `.debug_types`).
+    /// A reference that names no DIE of `.debug_info` (a type unit's signature, dwz's
+    /// supplementary file).
     Unreachable,
     /// A base type the unit may not have (an expression's `unsigned long`).
     Base {
@@ -1054,7 +1055,9 @@ impl Types {
     ) -> Option<TypeId> {
         let unreachable = || {
             self.make(Made::Unreachable, || Type::Unknown {
-                what: "a type outside .debug_info, which latch does not read".into(),
+                what: "a type outside .debug_info (a type unit, dwz's supplementary file), \
+                       which latch does not read"
+                    .into(),
             })
         };
         match value {
@@ -1062,6 +1065,11 @@ impl Types {
                 Some(global(unit, offset).unwrap_or_else(unreachable))
             }
             gimli::AttributeValue::DebugInfoRef(offset) => Some(TypeId(offset.0)),
+            // A type unit's signature (`DW_FORM_ref_sig8`) or dwz's supplementary file
+            // (`DW_FORM_GNU_ref_alt`): a type latch does not read, never `void`.
+            gimli::AttributeValue::DebugTypesRef(_) | gimli::AttributeValue::DebugInfoRefSup(_) => {
+                Some(unreachable())
+            }
             _ => None,
         }
     }
