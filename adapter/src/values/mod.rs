@@ -20,6 +20,8 @@ pub mod types;
 pub mod value;
 
 #[cfg(test)]
+mod other_units_tests;
+#[cfg(test)]
 pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
@@ -111,10 +113,20 @@ impl CompileUnit {
         unit: gimli::Unit<Reader>,
         layout: ModuleLayout,
     ) -> CompileUnit {
+        CompileUnit::sharing(types::Units::new(dwarf), unit, layout)
+    }
+
+    /// A unit that finds types in the file's other units through `units`, which the
+    /// file's units may share.
+    pub fn sharing(
+        units: Rc<types::Units>,
+        unit: gimli::Unit<Reader>,
+        layout: ModuleLayout,
+    ) -> CompileUnit {
         let unit = Rc::new(unit);
         CompileUnit {
-            types: Types::new(dwarf.clone(), unit.clone()),
-            dwarf,
+            types: Types::with_units(units.clone(), unit.clone()),
+            dwarf: units.dwarf(),
             unit,
             layout,
         }
@@ -146,11 +158,13 @@ impl CompileUnit {
 
     /// Every compile unit of the file, for its globals.
     pub fn all(dwarf: Rc<gimli::Dwarf<Reader>>, layout: ModuleLayout) -> Vec<CompileUnit> {
+        // One index of units for all: a type unit (Go's) is parsed once, not per unit.
+        let shared = types::Units::new(dwarf.clone());
         let mut units = Vec::new();
         let mut headers = dwarf.units();
         while let Ok(Some(header)) = headers.next() {
             if let Ok(unit) = dwarf.unit(header) {
-                units.push(CompileUnit::new(dwarf.clone(), unit, layout));
+                units.push(CompileUnit::sharing(shared.clone(), unit, layout));
             }
         }
         units

@@ -7,6 +7,8 @@
 //! call first, as the stack shows them. Within one, a variable of an inner block hides
 //! one of the same name further out, as the compiler sees it.
 
+use std::rc::Rc;
+
 use super::location::LocationAttr;
 use super::types::TypeId;
 use super::CompileUnit;
@@ -278,34 +280,40 @@ pub fn name_of(
     unit: &CompileUnit,
     entry: &gimli::DebuggingInformationEntry<Reader>,
 ) -> Option<String> {
-    origin_attr(unit, entry, gimli::DW_AT_name).and_then(|value| {
-        let name = unit.dwarf.attr_string(&unit.unit, value).ok()?;
+    origin_attr(unit, entry, gimli::DW_AT_name).and_then(|(owner, value)| {
+        let name = unit.dwarf.attr_string(&owner, value).ok()?;
         Some(name.to_string_lossy().into_owned())
     })
 }
 
 fn type_of(unit: &CompileUnit, entry: &gimli::DebuggingInformationEntry<Reader>) -> Option<TypeId> {
-    origin_attr(unit, entry, gimli::DW_AT_type).and_then(|value| unit.types.unit_ref(value))
+    origin_attr(unit, entry, gimli::DW_AT_type)
+        .and_then(|(owner, value)| unit.types.reference(&owner, value))
 }
 
-/// The attribute `at` of the DIE or of the DIEs it stands in for.
+/// The attribute `at` of the DIE or of the DIEs it stands in for, with the unit whose
+/// DIE gave it (LTO's abstract origins are in other units, and a value read there is
+/// relative to that unit).
 fn origin_attr(
     unit: &CompileUnit,
     entry: &gimli::DebuggingInformationEntry<Reader>,
     at: gimli::DwAt,
-) -> Option<gimli::AttributeValue<Reader>> {
+) -> Option<(Rc<gimli::Unit<Reader>>, gimli::AttributeValue<Reader>)> {
     if let Some(value) = entry.attr_value(at) {
-        return Some(value);
+        return Some((unit.unit.clone(), value));
     }
+    let mut owner = unit.unit.clone();
     let mut current = entry.clone();
     for _ in 0..MAX_ORIGIN_LINKS {
         let link = current
             .attr_value(gimli::DW_AT_abstract_origin)
             .or_else(|| current.attr_value(gimli::DW_AT_specification))?;
-        let offset = unit.types.unit_ref(link)?;
-        current = unit.unit.entry(gimli::UnitOffset(offset.0)).ok()?;
+        let target = unit.types.reference(&owner, link)?;
+        let (next, offset) = unit.types.die(target).ok()?;
+        current = next.entry(offset).ok()?;
+        owner = next;
         if let Some(value) = current.attr_value(at) {
-            return Some(value);
+            return Some((owner, value));
         }
     }
     None

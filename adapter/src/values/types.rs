@@ -1,4 +1,9 @@
-//! Types from one compile unit's DWARF, as an owned model keyed by DIE offset.
+//! Types from a file's DWARF, as an owned model keyed by DIE offset in `.debug_info`.
+//!
+//! A type may live in any unit of the file: Go's linker puts every type in a unit of
+//! its own, LTO and dwz share types between units, and both refer to them with
+//! `DW_FORM_ref_addr`. So a [`TypeId`] is a section offset, and each DIE is read in the
+//! context of the unit that holds it (its names, its unit-relative references).
 //!
 //! A type refers to other types by their offset ([`TypeId`]), never by value: a struct
 //! holding a pointer to itself (a list node) is one entry whose member names the
@@ -14,7 +19,8 @@ use rustc_hash::FxHashMap;
 
 use crate::symbols::module::Reader;
 
-/// A type DIE, by its offset in the unit. `None` where a type is expected means `void`.
+/// A type DIE, by its offset in `.debug_info` (whichever unit holds it), or a made-up
+/// type (top bit set). `None` where a type is expected means `void`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TypeId(pub usize);
 
@@ -136,15 +142,82 @@ pub enum Type {
     Unknown { what: String },
 }
 
-/// Every type of one compile unit read so far.
+/// The units of one file's `.debug_info`, found by offset, each parsed on first use and
+/// kept: shared by every [`Types`] of the file, so Go's one big type unit is parsed once.
+pub struct Units {
+    dwarf: Rc<gimli::Dwarf<Reader>>,
+    /// Every unit's header, in section order, read on the first lookup.
+    headers: OnceCell<Vec<gimli::UnitHeader<Reader>>>,
+    /// Units parsed so far by their start offset; `None` for one that would not parse.
+    parsed: RefCell<FxHashMap<usize, Option<Rc<gimli::Unit<Reader>>>>>,
+}
+
+impl Units {
+    pub fn new(dwarf: Rc<gimli::Dwarf<Reader>>) -> Rc<Units> {
+        Rc::new(Units {
+            dwarf,
+            headers: OnceCell::new(),
+            parsed: RefCell::default(),
+        })
+    }
+
+    pub fn dwarf(&self) -> Rc<gimli::Dwarf<Reader>> {
+        self.dwarf.clone()
+    }
+
+    fn headers(&self) -> &[gimli::UnitHeader<Reader>] {
+        self.headers.get_or_init(|| {
+            let mut headers = Vec::new();
+            let mut iter = self.dwarf.units();
+            // A header that does not read ends the walk: the units after it cannot be
+            // found without it anyway.
+            while let Ok(Some(header)) = iter.next() {
+                headers.push(header);
+            }
+            headers
+        })
+    }
+
+    /// The unit holding the DIE at `offset`, and the DIE's offset in it.
+    pub fn holding(
+        &self,
+        offset: gimli::DebugInfoOffset,
+    ) -> Result<(Rc<gimli::Unit<Reader>>, gimli::UnitOffset), String> {
+        let headers = self.headers();
+        // The last unit starting at or before the offset is the only one that can hold it.
+        let after = headers.partition_point(|h| h.offset().0 <= offset.0);
+        let (header, in_unit) = after
+            .checked_sub(1)
+            .map(|i| &headers[i])
+            .and_then(|h| Some((h, offset.to_unit_offset(h)?)))
+            .ok_or_else(|| format!("no compile unit holds offset {:#x}", offset.0))?;
+        let start = header.offset().0;
+        if let Some(known) = self.parsed.borrow().get(&start) {
+            return known
+                .clone()
+                .map(|unit| (unit, in_unit))
+                .ok_or_else(|| format!("the unit at {start:#x} does not read"));
+        }
+        let unit = self.dwarf.unit(*header).ok().map(Rc::new);
+        self.parsed.borrow_mut().insert(start, unit.clone());
+        unit.map(|unit| (unit, in_unit))
+            .ok_or_else(|| format!("the unit at {start:#x} does not read"))
+    }
+}
+
+/// Every type read so far, seen from one compile unit (whose names [`Types::named`]
+/// finds first, and whose DIEs [`Types::name`] and [`Types::type_ref`] read).
 pub struct Types {
     dwarf: Rc<gimli::Dwarf<Reader>>,
     unit: Rc<gimli::Unit<Reader>>,
+    units: Rc<Units>,
     read: RefCell<FxHashMap<TypeId, Rc<Type>>>,
     /// Types DWARF does not name but values need, each made once.
     made: RefCell<FxHashMap<Made, TypeId>>,
     /// The unit's types and enumerators by name, indexed on the first lookup.
     named: OnceCell<Named>,
+    /// Whether the home unit is Go's, whose type names are written Go's way.
+    go: OnceCell<bool>,
 }
 
 /// A type made up for a value, rather than read from a DIE.
@@ -157,9 +230,9 @@ enum Made {
     PointerTo(Option<TypeId>),
     /// An array of `count` elements (a string literal's `char [6]`).
     ArrayOf(Option<TypeId>, u64),
-    /// A type in another unit (`DW_FORM_ref_addr`: Go's linker puts every type in
-    /// one unit of its own; LTO and dwz do the same across units), which is not read yet.
-    Elsewhere,
+    /// A reference that names no DIE of `.debug_info` (a type unit's signature, dwz's
+    /// supplementary file).
+    Unreachable,
     /// A base type the unit may not have (an expression's `unsigned long`).
     Base {
         name: String,
@@ -171,6 +244,17 @@ enum Made {
 /// Made-up types get ids no DIE can have.
 const MADE_TYPE: usize = 1 << (usize::BITS - 1);
 
+/// How many other units a unit's by-name index reads besides its own: Go's units take
+/// their types from one; LTO's from a handful.
+const MAX_OTHER_UNITS: usize = 8;
+
+/// The `.debug_info` offset of a DIE of `unit`; `None` for a unit outside `.debug_info`.
+fn global(unit: &gimli::Unit<Reader>, offset: gimli::UnitOffset) -> Option<TypeId> {
+    offset
+        .to_debug_info_offset(&unit.header)
+        .map(|offset| TypeId(offset.0))
+}
+
 /// Names that an expression may write for a type or a constant.
 #[derive(Default)]
 struct Named {
@@ -181,12 +265,21 @@ struct Named {
 
 impl Types {
     pub fn new(dwarf: Rc<gimli::Dwarf<Reader>>, unit: Rc<gimli::Unit<Reader>>) -> Types {
+        let units = Units::new(dwarf.clone());
+        Types::with_units(units, unit)
+    }
+
+    /// The types seen from `unit`, finding other units through `units` (shared with the
+    /// file's other units).
+    pub fn with_units(units: Rc<Units>, unit: Rc<gimli::Unit<Reader>>) -> Types {
         Types {
-            dwarf,
+            dwarf: units.dwarf.clone(),
             unit,
+            units,
             read: RefCell::default(),
             made: RefCell::default(),
             named: OnceCell::new(),
+            go: OnceCell::new(),
         }
     }
 
@@ -269,25 +362,56 @@ impl Types {
     fn named_index(&self) -> &Named {
         self.named.get_or_init(|| {
             let mut named = Named::default();
+            let mut declarations = rustc_hash::FxHashSet::default();
+            let mut elsewhere = std::collections::BTreeMap::new();
             // A walk of the whole unit, once: a unit with no readable DIEs simply
             // names nothing.
-            let _ = self.index_names(&mut named);
+            let home = self.unit.clone();
+            let _ = self.index_names(&home, &mut named, &mut declarations, &mut elsewhere);
+            // Then the units the unit's DIEs take types from (Go's type unit), so an
+            // expression can name them too; the unit's own names come first. A few at
+            // most: this is a walk of each.
+            for (_, inside) in elsewhere.into_iter().take(MAX_OTHER_UNITS) {
+                if let Ok((unit, _)) = self.units.holding(inside) {
+                    let mut ignored = std::collections::BTreeMap::new();
+                    let _ = self.index_names(&unit, &mut named, &mut declarations, &mut ignored);
+                }
+            }
             named
         })
     }
 
-    fn index_names(&self, named: &mut Named) -> gimli::Result<()> {
-        let mut declarations = rustc_hash::FxHashSet::default();
+    /// Adds the names of `unit`'s types to `named`, and to `elsewhere` every other unit
+    /// its DIEs refer to for a type: by the unit's start, a DIE offset inside it (a
+    /// unit's start is its header's, which no DIE offset finds).
+    fn index_names(
+        &self,
+        unit: &gimli::Unit<Reader>,
+        named: &mut Named,
+        declarations: &mut rustc_hash::FxHashSet<String>,
+        elsewhere: &mut std::collections::BTreeMap<usize, gimli::DebugInfoOffset>,
+    ) -> gimli::Result<()> {
         // Enumerators are the children of their enum: the last enum entered, one level
         // up.
         let mut current_enum: Option<(TypeId, isize)> = None;
-        let mut entries = self.unit.entries();
+        let mut entries = unit.entries();
         while entries.next_entry()? {
             let depth = entries.depth();
             let Some(entry) = entries.current() else {
                 continue;
             };
-            let id = TypeId(entry.offset().0);
+            if let Some(gimli::AttributeValue::DebugInfoRef(target)) =
+                entry.attr_value(gimli::DW_AT_type)
+            {
+                if target.to_unit_offset(&unit.header).is_none() {
+                    if let Ok((other, _)) = self.units.holding(target) {
+                        elsewhere.entry(other.header.offset().0).or_insert(target);
+                    }
+                }
+            }
+            let Some(id) = global(unit, entry.offset()) else {
+                continue;
+            };
             let tag_word = match entry.tag() {
                 gimli::DW_TAG_structure_type => Some("struct"),
                 gimli::DW_TAG_class_type => Some("class"),
@@ -296,7 +420,7 @@ impl Types {
                 gimli::DW_TAG_base_type | gimli::DW_TAG_typedef => None,
                 gimli::DW_TAG_enumerator => {
                     let parent = current_enum.filter(|(_, at)| *at + 1 == depth);
-                    if let (Some((parent, _)), Some(name)) = (parent, self.name(entry)) {
+                    if let (Some((parent, _)), Some(name)) = (parent, self.name_in(unit, entry)) {
                         // The value as the enum holds it, its sign and size applied.
                         if let Type::Enum { enumerators, .. } = &*self.get(parent) {
                             if let Some(e) = enumerators.iter().find(|e| e.name == name) {
@@ -311,7 +435,7 @@ impl Types {
             if entry.tag() == gimli::DW_TAG_enumeration_type {
                 current_enum = Some((id, depth));
             }
-            let Some(name) = self.name(entry) else {
+            let Some(name) = self.name_in(unit, entry) else {
                 continue;
             };
             let declaration = matches!(
@@ -400,8 +524,61 @@ impl Types {
     }
 
     /// The type's name as C writes it: `const char *`, `int [3][4]`, `int (*)(int)`.
+    /// In a Go unit, the name as Go writes it: `*main.point`, `[3]int`.
     pub fn name_of(&self, id: Option<TypeId>) -> String {
+        if self.is_go() {
+            return self.go_name(id, 0);
+        }
         self.c_declarator(id, String::new(), 0)
+    }
+
+    fn is_go(&self) -> bool {
+        *self.go.get_or_init(|| {
+            let mut entries = self.unit.entries();
+            matches!(entries.next_dfs(), Ok(Some(_)))
+                && matches!(
+                    entries
+                        .current()
+                        .and_then(|root| root.attr_value(gimli::DW_AT_language)),
+                    Some(gimli::AttributeValue::Language(gimli::DW_LANG_Go))
+                )
+        })
+    }
+
+    /// Go's type syntax reads left to right: a prefix per pointer or array, then the
+    /// named type. Go's DWARF names its structs, typedefs and base types as Go does.
+    fn go_name(&self, id: Option<TypeId>, depth: usize) -> String {
+        if depth > MAX_TYPE_DEPTH {
+            return "<type too deep>".into();
+        }
+        let Some(id) = id else {
+            return "void".into();
+        };
+        match &*self.get(id) {
+            Type::Base { name, .. } | Type::Typedef { name, .. } => name.clone(),
+            Type::Enum { name, .. } => name.clone().unwrap_or_else(|| "<enum>".into()),
+            Type::Aggregate { name, .. } => name.clone().unwrap_or_else(|| "struct {...}".into()),
+            // Go's untyped pointer is a pointer DIE without a target.
+            Type::Pointer { pointee: None, .. } => "unsafe.Pointer".into(),
+            Type::Pointer { pointee, .. } => format!("*{}", self.go_name(*pointee, depth + 1)),
+            Type::Array {
+                element,
+                dimensions,
+            } => {
+                let mut name: String = dimensions
+                    .iter()
+                    .map(|count| match count {
+                        Some(count) => format!("[{count}]"),
+                        None => "[]".into(),
+                    })
+                    .collect();
+                name.push_str(&self.go_name(*element, depth + 1));
+                name
+            }
+            Type::Qualified { target, .. } => self.go_name(*target, depth + 1),
+            Type::Function { .. } => "func(...)".into(),
+            Type::Unknown { what } => format!("<{what}>"),
+        }
     }
 
     /// C's inside-out declarator syntax: `inner` is what is already declared around the
@@ -520,13 +697,31 @@ impl Types {
         }
     }
 
+    /// The unit holding the DIE `id`, and the DIE's offset in it: the home unit's
+    /// without a lookup, any other's through the file's index of units.
+    pub fn die(&self, id: TypeId) -> Result<(Rc<gimli::Unit<Reader>>, gimli::UnitOffset), String> {
+        if id.0 & MADE_TYPE != 0 {
+            return Err(format!("no DIE for the made-up type {:#x}", id.0));
+        }
+        let offset = gimli::DebugInfoOffset(id.0);
+        match offset.to_unit_offset(&self.unit.header) {
+            Some(in_unit) => Ok((self.unit.clone(), in_unit)),
+            None => self.units.holding(offset),
+        }
+    }
+
     fn read_type(&self, id: TypeId) -> gimli::Result<Type> {
-        let entry = self.unit.entry(gimli::UnitOffset(id.0))?;
-        let name = self.name(&entry);
+        let (unit, offset) = match self.die(id) {
+            Ok(found) => found,
+            Err(what) => return Ok(Type::Unknown { what }),
+        };
+        let unit = &*unit;
+        let entry = unit.entry(offset)?;
+        let name = self.name_in(unit, &entry);
         let size = entry
             .attr_value(gimli::DW_AT_byte_size)
             .and_then(|v| v.udata_value());
-        let target = self.type_ref(&entry);
+        let target = self.type_ref_in(unit, &entry);
         Ok(match entry.tag() {
             gimli::DW_TAG_base_type => {
                 let encoding = match entry.attr_value(gimli::DW_AT_encoding) {
@@ -545,7 +740,7 @@ impl Types {
                 encoding: BaseEncoding::Unsigned,
                 size: size.unwrap_or(self.address_size()),
             },
-            gimli::DW_TAG_enumeration_type => self.read_enum(&entry, name, size, target)?,
+            gimli::DW_TAG_enumeration_type => self.read_enum(unit, &entry, name, size, target)?,
             gimli::DW_TAG_structure_type | gimli::DW_TAG_class_type | gimli::DW_TAG_union_type => {
                 let kind = match entry.tag() {
                     gimli::DW_TAG_structure_type => AggregateKind::Struct,
@@ -560,10 +755,10 @@ impl Types {
                     kind,
                     name,
                     size: if declaration { None } else { size },
-                    members: self.read_members(id)?,
+                    members: self.read_members(unit, offset)?,
                 }
             }
-            gimli::DW_TAG_array_type => self.read_array(id, target)?,
+            gimli::DW_TAG_array_type => self.read_array(unit, offset, target)?,
             gimli::DW_TAG_pointer_type
             | gimli::DW_TAG_reference_type
             | gimli::DW_TAG_rvalue_reference_type => Type::Pointer {
@@ -591,7 +786,7 @@ impl Types {
                 },
                 target,
             },
-            gimli::DW_TAG_subroutine_type => self.read_function(id, target)?,
+            gimli::DW_TAG_subroutine_type => self.read_function(unit, offset, target)?,
             tag => Type::Unknown {
                 what: tag
                     .static_string()
@@ -602,6 +797,7 @@ impl Types {
 
     fn read_enum(
         &self,
+        unit: &gimli::Unit<Reader>,
         entry: &gimli::DebuggingInformationEntry<Reader>,
         name: Option<String>,
         size: Option<u64>,
@@ -624,14 +820,14 @@ impl Types {
             })
         );
         let mut enumerators = Vec::new();
-        let mut tree = self.unit.entries_tree(Some(entry.offset()))?;
+        let mut tree = unit.entries_tree(Some(entry.offset()))?;
         let mut children = tree.root()?.children();
         while let Some(child) = children.next()? {
             let child = child.entry();
             if child.tag() != gimli::DW_TAG_enumerator {
                 continue;
             }
-            let Some(name) = self.name(child) else {
+            let Some(name) = self.name_in(unit, child) else {
                 continue;
             };
             let value = match child.attr_value(gimli::DW_AT_const_value) {
@@ -660,9 +856,13 @@ impl Types {
         })
     }
 
-    fn read_members(&self, id: TypeId) -> gimli::Result<Vec<Member>> {
+    fn read_members(
+        &self,
+        unit: &gimli::Unit<Reader>,
+        offset: gimli::UnitOffset,
+    ) -> gimli::Result<Vec<Member>> {
         let mut members = Vec::new();
-        let mut tree = self.unit.entries_tree(Some(gimli::UnitOffset(id.0)))?;
+        let mut tree = unit.entries_tree(Some(offset))?;
         let mut children = tree.root()?.children();
         while let Some(child) = children.next()? {
             let child = child.entry();
@@ -680,12 +880,14 @@ impl Types {
             {
                 continue;
             }
-            let type_id = self.type_ref(child);
+            let type_id = self.type_ref_in(unit, child);
             let mut offset = match child.attr_value(gimli::DW_AT_data_member_location) {
                 None => Some(0),
                 Some(value) => match value.udata_value() {
                     Some(offset) => Some(offset),
-                    None => value.exprloc_value().and_then(|e| self.constant_offset(e)),
+                    None => value
+                        .exprloc_value()
+                        .and_then(|e| constant_offset(unit.encoding(), e)),
                 },
             };
             let bit_size = child
@@ -729,7 +931,7 @@ impl Types {
                 }
             }
             members.push(Member {
-                name: self.name(child),
+                name: self.name_in(unit, child),
                 type_id,
                 offset,
                 bit_field,
@@ -739,28 +941,14 @@ impl Types {
         Ok(members)
     }
 
-    /// A member location given as an expression (DWARF 2's `DW_OP_plus_uconst N`):
-    /// its offset when it does not depend on the object's contents.
-    fn constant_offset(&self, expression: gimli::Expression<Reader>) -> Option<u64> {
-        let mut evaluation = expression.evaluation(self.unit.encoding());
-        evaluation.set_initial_value(0);
-        evaluation.set_max_iterations(64);
-        match evaluation.evaluate().ok()? {
-            gimli::EvaluationResult::Complete => {}
-            _ => return None,
-        }
-        match evaluation.as_result() {
-            [gimli::Piece {
-                location: gimli::Location::Address { address },
-                ..
-            }] => Some(*address),
-            _ => None,
-        }
-    }
-
-    fn read_array(&self, id: TypeId, element: Option<TypeId>) -> gimli::Result<Type> {
+    fn read_array(
+        &self,
+        unit: &gimli::Unit<Reader>,
+        offset: gimli::UnitOffset,
+        element: Option<TypeId>,
+    ) -> gimli::Result<Type> {
         let mut dimensions = Vec::new();
-        let mut tree = self.unit.entries_tree(Some(gimli::UnitOffset(id.0)))?;
+        let mut tree = unit.entries_tree(Some(offset))?;
         let mut children = tree.root()?.children();
         while let Some(child) = children.next()? {
             let child = child.entry();
@@ -798,15 +986,20 @@ impl Types {
         })
     }
 
-    fn read_function(&self, id: TypeId, returns: Option<TypeId>) -> gimli::Result<Type> {
+    fn read_function(
+        &self,
+        unit: &gimli::Unit<Reader>,
+        offset: gimli::UnitOffset,
+        returns: Option<TypeId>,
+    ) -> gimli::Result<Type> {
         let mut parameters = Vec::new();
         let mut variadic = false;
-        let mut tree = self.unit.entries_tree(Some(gimli::UnitOffset(id.0)))?;
+        let mut tree = unit.entries_tree(Some(offset))?;
         let mut children = tree.root()?.children();
         while let Some(child) = children.next()? {
             let child = child.entry();
             match child.tag() {
-                gimli::DW_TAG_formal_parameter => parameters.push(self.type_ref(child)),
+                gimli::DW_TAG_formal_parameter => parameters.push(self.type_ref_in(unit, child)),
                 gimli::DW_TAG_unspecified_parameters => variadic = true,
                 _ => {}
             }
@@ -818,35 +1011,89 @@ impl Types {
         })
     }
 
-    /// The DIE's `DW_AT_name`.
+    /// The `DW_AT_name` of a DIE of the home unit.
     pub fn name(&self, entry: &gimli::DebuggingInformationEntry<Reader>) -> Option<String> {
+        self.name_in(&self.unit, entry)
+    }
+
+    /// The `DW_AT_name` of a DIE of `unit` (its string offsets are the unit's own).
+    pub fn name_in(
+        &self,
+        unit: &gimli::Unit<Reader>,
+        entry: &gimli::DebuggingInformationEntry<Reader>,
+    ) -> Option<String> {
         let value = entry.attr_value(gimli::DW_AT_name)?;
-        let name = self.dwarf.attr_string(&self.unit, value).ok()?;
+        let name = self.dwarf.attr_string(unit, value).ok()?;
         Some(name.to_string_lossy().into_owned())
     }
 
-    /// The DIE's `DW_AT_type`, when it names a DIE of this unit.
+    /// The `DW_AT_type` of a DIE of the home unit.
     pub fn type_ref(&self, entry: &gimli::DebuggingInformationEntry<Reader>) -> Option<TypeId> {
-        self.unit_ref(entry.attr_value(gimli::DW_AT_type)?)
+        self.type_ref_in(&self.unit, entry)
     }
 
-    /// A reference to a DIE of this unit, whichever form it takes. A reference into
-    /// another unit (Go, LTO, dwz) is not followed yet: it is an unknown type that says
-    /// so, never `void` (which would show a wrong value).
+    fn type_ref_in(
+        &self,
+        unit: &gimli::Unit<Reader>,
+        entry: &gimli::DebuggingInformationEntry<Reader>,
+    ) -> Option<TypeId> {
+        self.reference(unit, entry.attr_value(gimli::DW_AT_type)?)
+    }
+
+    /// A reference from a DIE of the home unit, whichever form it takes.
     pub fn unit_ref(&self, value: gimli::AttributeValue<Reader>) -> Option<TypeId> {
+        self.reference(&self.unit, value)
+    }
+
+    /// A reference from a DIE of `unit` (`DW_FORM_ref*` counts from that unit's start;
+    /// `DW_FORM_ref_addr`, Go's, LTO's and dwz's, from the section's) as the DIE's
+    /// offset in `.debug_info`. Whether a DIE is there is found out on reading it.
+    pub fn reference(
+        &self,
+        unit: &gimli::Unit<Reader>,
+        value: gimli::AttributeValue<Reader>,
+    ) -> Option<TypeId> {
+        let unreachable = || {
+            self.make(Made::Unreachable, || Type::Unknown {
+                what: "a type outside .debug_info (a type unit, dwz's supplementary file), \
+                       which latch does not read"
+                    .into(),
+            })
+        };
         match value {
-            gimli::AttributeValue::UnitRef(offset) => Some(TypeId(offset.0)),
-            gimli::AttributeValue::DebugInfoRef(offset) => {
-                Some(match offset.to_unit_offset(&self.unit.header) {
-                    Some(offset) => TypeId(offset.0),
-                    None => self.make(Made::Elsewhere, || Type::Unknown {
-                        what: "a type in another compile unit, which latch does not read yet"
-                            .into(),
-                    }),
-                })
+            gimli::AttributeValue::UnitRef(offset) => {
+                Some(global(unit, offset).unwrap_or_else(unreachable))
+            }
+            gimli::AttributeValue::DebugInfoRef(offset) => Some(TypeId(offset.0)),
+            // A type unit's signature (`DW_FORM_ref_sig8`) or dwz's supplementary file
+            // (`DW_FORM_GNU_ref_alt`): a type latch does not read, never `void`.
+            gimli::AttributeValue::DebugTypesRef(_) | gimli::AttributeValue::DebugInfoRefSup(_) => {
+                Some(unreachable())
             }
             _ => None,
         }
+    }
+}
+
+/// A member location given as an expression (DWARF 2's `DW_OP_plus_uconst N`): its
+/// offset when it does not depend on the object's contents.
+fn constant_offset(
+    encoding: gimli::Encoding,
+    expression: gimli::Expression<Reader>,
+) -> Option<u64> {
+    let mut evaluation = expression.evaluation(encoding);
+    evaluation.set_initial_value(0);
+    evaluation.set_max_iterations(64);
+    match evaluation.evaluate().ok()? {
+        gimli::EvaluationResult::Complete => {}
+        _ => return None,
+    }
+    match evaluation.as_result() {
+        [gimli::Piece {
+            location: gimli::Location::Address { address },
+            ..
+        }] => Some(*address),
+        _ => None,
     }
 }
 
