@@ -259,6 +259,12 @@ test('a Go program: next over a sleep ends on the goroutine that stepped, though
       assert.equal(step.threadId, stopped.threadId, `round ${round}: the step ended on another goroutine`);
       const [top] = (await dc.stackTraceRequest({ threadId: step.threadId, levels: 1 })).body.stackFrames;
       assert.deepEqual([top.name, top.line], ['main.worker', afterLine]);
+      // Its variables, from Go's DWARF: x = work(id) = id * 2.
+      const [args, locals] = (await dc.scopesRequest({ frameId: top.id })).body.scopes;
+      const id = (await dc.variablesRequest({ variablesReference: args.variablesReference })).body.variables.find((v) => v.name === 'id');
+      const x = (await dc.variablesRequest({ variablesReference: locals.variablesReference })).body.variables.find((v) => v.name === 'x');
+      assert.equal(x.type, 'int', JSON.stringify(x));
+      assert.equal(Number(x.value), Number(id.value) * 2, `${JSON.stringify(id)} ${JSON.stringify(x)}`);
       await dc.continueRequest({ threadId: step.threadId });
     }
     await dc.disconnectRequest({});
