@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Mutex;
 
 use serde_json::{json, Value};
 
@@ -22,7 +23,22 @@ fn source() -> PathBuf {
     source_dir().join("values/stopped.c")
 }
 
+/// The fixture built with `optimization`, once per test run: tests run in parallel, and
+/// one building the file while another starts it fails with "Permission denied".
 fn build(optimization: &str) -> PathBuf {
+    static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(binary) = built.get(optimization) {
+        return binary.clone();
+    }
+    let binary = compile(optimization);
+    built.insert(optimization.to_string(), binary.clone());
+    binary
+}
+
+fn compile(optimization: &str) -> PathBuf {
     let dir = out_dir().join("values");
     std::fs::create_dir_all(&dir).unwrap();
     let binary = dir.join(format!("stopped{optimization}"));
