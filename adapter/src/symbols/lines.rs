@@ -259,7 +259,7 @@ impl LineTables {
         }
         let parsed = self.unit(unit)?;
         let unit_ref = gimli::UnitRef::new(&self.sections, &parsed);
-        let (rows, sequences) = read_rows(unit_ref.line_program.clone());
+        let (rows, sequences) = read_rows(unit_ref.line_program.clone(), false);
         let scopes = Scopes::new(read_scopes(unit_ref).unwrap_or_default());
         let data = Rc::new(UnitData {
             rows,
@@ -316,7 +316,11 @@ pub(super) fn parse_unit(
 /// (start, end, first row, end row) of a sequence.
 type Sequence = (u64, u64, usize, usize);
 
-fn read_rows(program: Option<gimli::IncompleteLineProgram<Reader>>) -> (Vec<Row>, Vec<Sequence>) {
+/// With `first_only`, stops at the end of the first sequence.
+fn read_rows<R: gimli::Reader<Offset = usize>>(
+    program: Option<gimli::IncompleteLineProgram<R>>,
+    first_only: bool,
+) -> (Vec<Row>, Vec<Sequence>) {
     let mut rows = Vec::new();
     let mut sequences = Vec::new();
     let Some(program) = program else {
@@ -369,6 +373,9 @@ fn read_rows(program: Option<gimli::IncompleteLineProgram<Reader>>) -> (Vec<Row>
                 discriminators.truncate(first);
             }
             first = rows.len();
+            if first_only {
+                break;
+            }
         }
     }
     rows.truncate(first);
@@ -476,11 +483,13 @@ fn read_scopes(unit: gimli::UnitRef<Reader>) -> gimli::Result<Vec<Scope>> {
 }
 
 impl UnitData {
-    /// A unit's rows alone, from its line program, without its DIEs (no scopes):
-    /// enough for `after_prologue`, which reads rows only, at a fraction of the cost
-    /// of walking a large unit's entries (see `go_prologue`).
-    pub(super) fn rows_only(program: gimli::IncompleteLineProgram<Reader>) -> UnitData {
-        let (rows, sequences) = read_rows(Some(program));
+    /// The rows of a line program's first sequence alone, without the unit's DIEs (no
+    /// scopes): enough for `after_prologue` on a function that sequence holds, which
+    /// reads rows only (see `go_prologue`).
+    pub(super) fn first_sequence<R: gimli::Reader<Offset = usize>>(
+        program: gimli::IncompleteLineProgram<R>,
+    ) -> UnitData {
+        let (rows, sequences) = read_rows(Some(program), true);
         UnitData {
             rows,
             sequences,

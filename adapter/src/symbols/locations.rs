@@ -115,9 +115,11 @@ pub fn resolve_go_runtime_function(
 ) -> Result<Vec<FunctionLocation>, String> {
     let infos = all_infos(stacker);
     let modules = stacker.modules();
+    let started = std::time::Instant::now();
     let mut found: Vec<FunctionLocation> = Vec::new();
     for (index, info) in infos.iter().enumerate() {
         let Some(addresses) = go_prologue::functions_named(info, name) else {
+            tracing::debug!("{name}: not placed from Go's table and line rows; from DWARF");
             return resolve_function(stacker, name);
         };
         found.extend(addresses.into_iter().filter_map(|address| {
@@ -130,10 +132,16 @@ pub fn resolve_go_runtime_function(
         }));
     }
     if found.is_empty() {
+        tracing::debug!("{name}: not in any Go table; from DWARF");
         return resolve_function(stacker, name);
     }
     found.sort_by_key(|f| f.address);
     found.dedup_by_key(|f| f.address);
+    let addresses: Vec<u64> = found.iter().map(|f| f.address).collect();
+    tracing::debug!(
+        "{name}: placed from Go's table and line rows at {addresses:x?} in {:?}",
+        started.elapsed()
+    );
     Ok(found)
 }
 
