@@ -718,8 +718,12 @@ impl Session {
             Kind::Panic { function } => {
                 let pid = self.target.as_ref().map_or(0, |t| t.pid);
                 if crate::symbols::gopclntab::is_go_program(pid) {
+                    // Resolved before the attach's first stop: Go's table and one line
+                    // program place it in microseconds where the runtime unit's DWARF
+                    // entries take milliseconds (same address; no inlined copies, which
+                    // these functions have none of).
                     self.symbols
-                        .resolve_function(function.to_string())
+                        .resolve_go_runtime_function(function.to_string())
                         .await
                         .map(|locations| (locations.iter().map(|l| l.address).collect(), None))
                 } else {

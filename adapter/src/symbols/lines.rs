@@ -259,7 +259,7 @@ impl LineTables {
         }
         let parsed = self.unit(unit)?;
         let unit_ref = gimli::UnitRef::new(&self.sections, &parsed);
-        let (rows, sequences) = read_rows(unit_ref);
+        let (rows, sequences) = read_rows(unit_ref.line_program.clone(), false);
         let scopes = Scopes::new(read_scopes(unit_ref).unwrap_or_default());
         let data = Rc::new(UnitData {
             rows,
@@ -316,10 +316,14 @@ pub(super) fn parse_unit(
 /// (start, end, first row, end row) of a sequence.
 type Sequence = (u64, u64, usize, usize);
 
-fn read_rows(unit: gimli::UnitRef<Reader>) -> (Vec<Row>, Vec<Sequence>) {
+/// With `first_only`, stops at the end of the first sequence.
+fn read_rows<R: gimli::Reader<Offset = usize>>(
+    program: Option<gimli::IncompleteLineProgram<R>>,
+    first_only: bool,
+) -> (Vec<Row>, Vec<Sequence>) {
     let mut rows = Vec::new();
     let mut sequences = Vec::new();
-    let Some(program) = unit.line_program.clone() else {
+    let Some(program) = program else {
         return (rows, sequences);
     };
     let mut state = program.rows();
@@ -369,6 +373,9 @@ fn read_rows(unit: gimli::UnitRef<Reader>) -> (Vec<Row>, Vec<Sequence>) {
                 discriminators.truncate(first);
             }
             first = rows.len();
+            if first_only {
+                break;
+            }
         }
     }
     rows.truncate(first);
@@ -476,6 +483,32 @@ fn read_scopes(unit: gimli::UnitRef<Reader>) -> gimli::Result<Vec<Scope>> {
 }
 
 impl UnitData {
+    /// The rows of a line program's first sequence alone, without the unit's DIEs (no
+    /// scopes): enough for `after_prologue` on a function that sequence holds, which
+    /// reads rows only (see `go_prologue`).
+    pub(super) fn first_sequence<R: gimli::Reader<Offset = usize>>(
+        program: gimli::IncompleteLineProgram<R>,
+    ) -> UnitData {
+        let (rows, sequences) = read_rows(Some(program), true);
+        UnitData {
+            rows,
+            sequences,
+            scopes: Scopes::new(Vec::new()),
+        }
+    }
+
+    /// [start, end) of the sequence holding `address`, else of the first one starting
+    /// past it.
+    pub(super) fn sequence_from(&self, address: u64) -> Option<(u64, u64)> {
+        let at = self.sequences.partition_point(|s| s.0 <= address);
+        self.sequences[..at]
+            .iter()
+            .rev()
+            .find(|s| address < s.1)
+            .or_else(|| self.sequences.get(at))
+            .map(|s| (s.0, s.1))
+    }
+
     /// The sequence holding `address`: its rows.
     fn sequence_at(&self, address: u64) -> Option<&[Row]> {
         let at = self.sequences.partition_point(|s| s.0 <= address);

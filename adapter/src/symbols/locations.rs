@@ -8,6 +8,7 @@ use std::rc::Rc;
 use object::{Object, ObjectSymbol};
 
 use super::functions;
+use super::go_prologue;
 use super::lines::{self, FunctionLocation, LineResolution, ResolvedLine, StepInfo};
 use super::maps::Module;
 use super::module::ModuleInfo;
@@ -101,6 +102,46 @@ pub fn resolve_function(
     if found.is_empty() {
         return Err(format!("no function {name} in any loaded module"));
     }
+    Ok(found)
+}
+
+/// The Go function `name`, named in full, through `go_prologue`: the addresses
+/// `resolve_function` gives for a concrete function, without reading DWARF entries.
+/// When some module's Go table has the name but the fast path cannot place it, the
+/// DWARF path answers for all.
+pub fn resolve_go_runtime_function(
+    stacker: &mut Stacker,
+    name: &str,
+) -> Result<Vec<FunctionLocation>, String> {
+    let infos = all_infos(stacker);
+    let modules = stacker.modules();
+    let started = std::time::Instant::now();
+    let mut found: Vec<FunctionLocation> = Vec::new();
+    for (index, info) in infos.iter().enumerate() {
+        let Some(addresses) = go_prologue::functions_named(info, name) else {
+            tracing::debug!("{name}: not placed from Go's table and line rows; from DWARF");
+            return resolve_function(stacker, name);
+        };
+        found.extend(addresses.into_iter().filter_map(|address| {
+            Some(FunctionLocation {
+                address: runtime_code_address(&modules[index], info, address)?,
+                name: name.to_string(),
+                file: None,
+                line: 0,
+            })
+        }));
+    }
+    if found.is_empty() {
+        tracing::debug!("{name}: not in any Go table; from DWARF");
+        return resolve_function(stacker, name);
+    }
+    found.sort_by_key(|f| f.address);
+    found.dedup_by_key(|f| f.address);
+    let addresses: Vec<u64> = found.iter().map(|f| f.address).collect();
+    tracing::debug!(
+        "{name}: placed from Go's table and line rows at {addresses:x?} in {:?}",
+        started.elapsed()
+    );
     Ok(found)
 }
 

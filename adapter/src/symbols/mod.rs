@@ -13,6 +13,7 @@ pub mod cache;
 pub mod calls;
 pub mod dwarf;
 pub mod functions;
+pub mod go_prologue;
 pub mod gopclntab;
 pub mod goroutines;
 pub mod image;

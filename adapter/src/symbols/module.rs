@@ -199,6 +199,9 @@ pub struct ModuleInfo {
     go_lines: OnceCell<Option<GoLineTable>>,
     /// Line tables by source file, for breakpoints and stepping: built on first use.
     lines: OnceCell<Option<LineTables>>,
+    /// `.debug_line` alone, inflated, for `go_prologue`: a Go program's panic
+    /// breakpoints need one line program, not the whole DWARF.
+    debug_line: OnceCell<Option<&'static [u8]>>,
     /// Where a Go program's runtime keeps its goroutines, from its DWARF: read once,
     /// and kept for every later stop (it depends on the file, not on the process).
     go_runtime: OnceCell<Result<Rc<RuntimeLayout>, GoroutinesError>>,
@@ -230,6 +233,7 @@ impl ModuleInfo {
             named: RefCell::default(),
             go_lines: OnceCell::new(),
             lines: OnceCell::new(),
+            debug_line: OnceCell::new(),
             go_runtime: OnceCell::new(),
             values_dwarf: OnceCell::new(),
             go_runtime_reading: RefCell::new(None),
@@ -325,6 +329,7 @@ impl ModuleInfo {
             named: RefCell::default(),
             go_lines,
             lines: OnceCell::new(),
+            debug_line: OnceCell::new(),
             go_runtime: OnceCell::new(),
             values_dwarf: OnceCell::new(),
             go_runtime_reading: RefCell::new(None),
@@ -443,6 +448,16 @@ impl ModuleInfo {
         self.lines
             .get_or_init(|| self.dwarf().map(LineTables::new))
             .as_ref()
+    }
+
+    /// The DWARF file's `.debug_line`, inflated (through the cache of inflated
+    /// sections), without loading any other section.
+    pub(super) fn debug_line(&self) -> Option<&'static [u8]> {
+        *self.debug_line.get_or_init(|| {
+            let file = object::File::parse(self.dwarf_file?).ok()?;
+            let build_id = super::cache::build_identity(&file);
+            super::cache::section_data(&file, build_id.as_deref(), ".debug_line")
+        })
     }
 
     /// The ELF symbol tables (the larger of the file's and its debug file's).

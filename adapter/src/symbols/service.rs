@@ -55,6 +55,10 @@ enum Job {
         name: String,
         reply: oneshot::Sender<Result<Vec<FunctionLocation>, String>>,
     },
+    ResolveGoRuntimeFunction {
+        name: String,
+        reply: oneshot::Sender<Result<Vec<FunctionLocation>, String>>,
+    },
     BreakpointLocations {
         path: String,
         line: u32,
@@ -168,6 +172,23 @@ impl SymbolService {
     pub async fn resolve_function(&self, name: String) -> Result<Vec<FunctionLocation>, String> {
         let (reply, answer) = oneshot::channel();
         let _ = self.jobs.send(Job::ResolveFunction { name, reply });
+        answer
+            .await
+            .unwrap_or_else(|_| Err("the symbols thread is gone".into()))
+    }
+
+    /// Where `break FUNC` would stop in the Go function `name`, named in full
+    /// (`runtime.fatalpanic`): for a Go program's panic breakpoints, found from Go's
+    /// table and one line program rather than the unit's DWARF entries; the same
+    /// addresses as `resolve_function` (see `go_prologue`), without inlined copies.
+    pub async fn resolve_go_runtime_function(
+        &self,
+        name: String,
+    ) -> Result<Vec<FunctionLocation>, String> {
+        let (reply, answer) = oneshot::channel();
+        let _ = self
+            .jobs
+            .send(Job::ResolveGoRuntimeFunction { name, reply });
         answer
             .await
             .unwrap_or_else(|_| Err("the symbols thread is gone".into()))
@@ -375,6 +396,13 @@ fn serve(queue: mpsc::Receiver<Job>) {
             Job::ResolveFunction { name, reply } => {
                 let found = match stacker.as_mut() {
                     Some(stacker) => locations::resolve_function(stacker, &name),
+                    None => Err(NOT_ATTACHED.into()),
+                };
+                let _ = reply.send(found);
+            }
+            Job::ResolveGoRuntimeFunction { name, reply } => {
+                let found = match stacker.as_mut() {
+                    Some(stacker) => locations::resolve_go_runtime_function(stacker, &name),
                     None => Err(NOT_ATTACHED.into()),
                 };
                 let _ = reply.send(found);

@@ -696,13 +696,13 @@ fn c_string(data: &'static [u8], at: usize) -> Option<&'static str> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use object::{Object, ObjectSection, ObjectSymbol};
     use std::path::{Path, PathBuf};
 
     /// Builds tests/fixtures/go with the toolchain `go`; the binary's bytes.
-    fn build_fixture(go: &Path, label: &str) -> &'static [u8] {
+    pub(in crate::symbols) fn build_fixture(go: &Path, label: &str) -> &'static [u8] {
         build_fixture_with(go, label, &[])
     }
 
@@ -811,7 +811,7 @@ mod tests {
     }
 
     /// The toolchain in `variable`, or None after saying why (a failure unless skipping is allowed).
-    fn toolchain(variable: &str, default: Option<&str>) -> Option<PathBuf> {
+    pub(in crate::symbols) fn toolchain(variable: &str, default: Option<&str>) -> Option<PathBuf> {
         let path = std::env::var_os(variable)
             .map(PathBuf::from)
             .or_else(|| default.map(PathBuf::from))
