@@ -11,9 +11,11 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
 
+use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::require_harness;
+use crate::support::code;
 use crate::support::fixtures::{out_dir, source_dir, which};
 use crate::support::stackfix::marker_line;
 use crate::support::target::run_with_deadline;
@@ -499,4 +501,115 @@ fn expressions_agree_with_gdb() {
     for ((expression, ours), theirs) in expressions.iter().zip(&latch).zip(&printed) {
         assert_eq!(ours, theirs, "{expression}: latch (left) and gdb (right)");
     }
+}
+
+/// The memory view: a variable's `memoryReference` opens at its bytes (a pointer's at its
+/// target); code under a breakpoint reads as the program's own bytes, not latch's `int3`;
+/// a read running into unmapped memory says how much it could not read; bad input is
+/// refused with why.
+#[test]
+fn memory_reads_as_the_program_sees_it() {
+    require_harness!();
+    let Stopped {
+        target,
+        mut dap,
+        frame,
+        ..
+    } = stopped("-O0");
+    let pid = target.pid;
+    let found = scopes(&mut dap, frame);
+    let r = dap.ok("variables", json!({ "variablesReference": found[1].1 }));
+    let row = |name: &str| {
+        r["body"]["variables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no {name}: {r}"))
+            .clone()
+    };
+    let read = |dap: &mut Dap, reference: &str, offset: i64, count: u64| -> (Vec<u8>, u64) {
+        let m = dap.ok(
+            "readMemory",
+            json!({ "memoryReference": reference, "offset": offset, "count": count }),
+        );
+        let data = m["body"]["data"].as_str().unwrap_or_default();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .unwrap_or_else(|e| panic!("{m}: {e}"));
+        (bytes, m["body"]["unreadableBytes"].as_u64().unwrap_or(0))
+    };
+    let numbers = row("numbers");
+    let (bytes, _) = read(
+        &mut dap,
+        numbers["memoryReference"].as_str().unwrap(),
+        0,
+        20,
+    );
+    let ints: Vec<i32> = bytes
+        .chunks(4)
+        .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(ints, [1, 1, 2, 3, 5], "{numbers}");
+    let cursor = row("cursor");
+    let head = row("head");
+    assert_eq!(
+        cursor["memoryReference"], head["memoryReference"],
+        "a pointer's view opens at its target"
+    );
+
+    // The breakpoint's own address: latch's int3 is in memory, the program's byte is read.
+    let set = dap.ok(
+        "setBreakpoints",
+        json!({ "source": { "path": source() }, "breakpoints": [{ "line": marker_line(&source(), "probe_stop") }] }),
+    );
+    let at = set["body"]["breakpoints"][0]["instructionReference"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let address = u64::from_str_radix(at.trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(
+        code::read_memory(pid, address, 1),
+        [0xcc],
+        "the breakpoint is in"
+    );
+    let (bytes, _) = read(&mut dap, &at, 0, 8);
+    assert_eq!(
+        bytes,
+        code::file_bytes_at(pid, address, 8).1,
+        "code as in the file"
+    );
+
+    // Into unmapped memory: the readable part, then how much could not be read.
+    let stack_end = code::mappings(pid)
+        .into_iter()
+        .find(|m| m.path == "[stack]")
+        .map(|m| m.end)
+        .expect("a [stack] mapping");
+    let last = format!("{:#x}", stack_end - 16);
+    let (bytes, unreadable) = read(&mut dap, &last, 0, 64);
+    assert_eq!((bytes.len(), unreadable), (16, 48));
+
+    for (arguments, why) in [
+        (
+            json!({ "memoryReference": "main", "count": 4 }),
+            "is not an address",
+        ),
+        (
+            json!({ "memoryReference": at, "count": 1u64 << 31 }),
+            "more than latch reads at once",
+        ),
+    ] {
+        let r = dap.request("readMemory", arguments.clone());
+        assert_eq!(r["success"], false, "{arguments}: {r}");
+        let text = r["body"]["error"]["format"].as_str().unwrap_or_default();
+        assert!(text.contains(why), "{arguments}: {r}");
+    }
+    dap.ok(
+        "setBreakpoints",
+        json!({ "source": { "path": source() }, "breakpoints": [] }),
+    );
+    dap.disconnect(json!({}));
+    target.assert_runs_on(false);
+    text::assert_code_as_in_files(pid);
 }

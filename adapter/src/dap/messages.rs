@@ -438,6 +438,7 @@ pub fn capabilities(exception_filters: Value) -> Value {
         "supportsSingleThreadExecutionRequests": true,
         "supportsEvaluateForHovers": true,
         "supportsValueFormattingOptions": true,
+        "supportsReadMemoryRequest": true,
         "exceptionBreakpointFilters": exception_filters,
     })
 }

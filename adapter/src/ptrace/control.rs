@@ -1400,6 +1400,30 @@ impl Tracer {
         }
     }
 
+    /// Up to `len` bytes at `address` as the program sees them (the bytes our breakpoints
+    /// replaced put back), read a page at a time and ending at the first page that cannot
+    /// be read: an editor's memory view asks across mapping boundaries.
+    pub fn read_readable(&mut self, address: u64, len: usize) -> Vec<u8> {
+        const PAGE: u64 = 4096;
+        let mut bytes = Vec::new();
+        let Some(memory) = self.control.memory() else {
+            return bytes;
+        };
+        let end = address.saturating_add(len as u64);
+        let mut at = address;
+        while at < end {
+            let page_end = (at / PAGE + 1).saturating_mul(PAGE).min(end);
+            let mut chunk = vec![0u8; (page_end - at) as usize];
+            if memory.read(at, &mut chunk).is_err() {
+                break;
+            }
+            bytes.extend_from_slice(&chunk);
+            at = page_end;
+        }
+        self.control.table.show_original(address, &mut bytes);
+        bytes
+    }
+
     /// The program's own bytes of `len` bytes at `address`: what is in memory, with the
     /// bytes our breakpoints replaced put back.
     pub fn read_code(&mut self, address: u64, len: usize) -> Option<Vec<u8>> {

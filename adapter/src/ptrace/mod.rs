@@ -295,6 +295,11 @@ enum Command {
         len: usize,
         reply: oneshot::Sender<Option<Vec<u8>>>,
     },
+    ReadMemory {
+        address: u64,
+        len: usize,
+        reply: oneshot::Sender<Vec<u8>>,
+    },
     Release {
         tid: Pid,
         reply: oneshot::Sender<()>,
@@ -354,6 +359,7 @@ impl Command {
             Command::StepInstruction { .. } => "step_instruction",
             Command::RunTo { .. } => "run_to",
             Command::ReadCode { .. } => "read_code",
+            Command::ReadMemory { .. } => "read_memory",
             Command::ThreadRegisters { .. } => "thread_registers",
             Command::Release { .. } => "release",
             Command::SetScratch { .. } => "set_scratch",
@@ -612,6 +618,18 @@ impl BackendHandle {
     }
 
     /// The program's own code at `address`: memory with latch's breakpoints taken out.
+    /// Up to `len` bytes at `address` as the program sees them (latch's breakpoint bytes
+    /// put back), ending where memory stops being readable.
+    pub async fn read_memory(&self, address: u64, len: usize) -> Vec<u8> {
+        self.send(|reply| Command::ReadMemory {
+            address,
+            len,
+            reply,
+        })
+        .await
+        .unwrap_or_default()
+    }
+
     pub async fn read_code(&self, address: u64, len: usize) -> Option<Vec<u8>> {
         self.send(|reply| Command::ReadCode {
             address,
@@ -1045,6 +1063,14 @@ impl Worker {
                 reply,
             } => {
                 let _ = reply.send(self.tracer.as_mut().and_then(|t| t.read_code(address, len)));
+            }
+            Command::ReadMemory {
+                address,
+                len,
+                reply,
+            } => {
+                let read = self.tracer.as_mut().map(|t| t.read_readable(address, len));
+                let _ = reply.send(read.unwrap_or_default());
             }
             Command::Threads { reply } => {
                 let _ = reply.send(self.attached().map(|t| t.current_threads()));

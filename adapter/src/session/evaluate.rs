@@ -60,6 +60,9 @@ impl Session {
                 if let Some(indexed) = row.indexed {
                     body["indexedVariables"] = json!(indexed);
                 }
+                if let Some(address) = row.memory_reference {
+                    body["memoryReference"] = json!(format!("{address:#x}"));
+                }
                 self.out.respond(Response::ok(request, Some(body)));
             }
             Err(why) => self.fail(request, "cannot evaluate", &why),

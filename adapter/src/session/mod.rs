@@ -10,6 +10,7 @@ mod forks;
 mod goroutines;
 mod launch;
 mod lifecycle;
+mod memory;
 mod stacks;
 mod stepping;
 mod threads;
@@ -435,6 +436,7 @@ impl Session {
             "scopes" => self.scopes(&request).await,
             "variables" => self.variables(&request).await,
             "evaluate" => self.evaluate(&request).await,
+            "readMemory" => self.read_memory(&request).await,
             "source" => self.source(&request),
             "modules" => self.modules(&request).await,
             "setBreakpoints" => self.set_breakpoints(&request).await,

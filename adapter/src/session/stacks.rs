@@ -553,6 +553,9 @@ impl Session {
                         if let Some(indexed) = row.indexed {
                             body["indexedVariables"] = json!(indexed);
                         }
+                        if let Some(address) = row.memory_reference {
+                            body["memoryReference"] = json!(format!("{address:#x}"));
+                        }
                         body
                     })
                     .collect();

@@ -90,6 +90,9 @@ pub struct VariableRow {
     pub handle: u32,
     /// Array elements, for the editor to page through.
     pub indexed: Option<u64>,
+    /// Where the editor's memory view opens for it: a pointer's target, else where the
+    /// value itself lives.
+    pub memory_reference: Option<u64>,
 }
 
 enum Entry {
@@ -313,6 +316,13 @@ impl VariableStore {
         let type_name = formatter.type_name(&value);
         let children = formatter.child_count(&value);
         let indexed = (children > 0 && formatter.has_indexed_children(&value)).then_some(children);
+        let memory_reference = match formatter.pointee(&value).map(|target| target.contents) {
+            Some(values::Contents::Memory(address)) => Some(address),
+            _ => match value.contents {
+                values::Contents::Memory(address) => Some(address),
+                _ => None,
+            },
+        };
         let handle = if children > 0 {
             self.add(Entry::Value {
                 unit: unit.clone(),
@@ -328,6 +338,7 @@ impl VariableStore {
             type_name,
             handle,
             indexed,
+            memory_reference,
         }
     }
 
