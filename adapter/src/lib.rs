@@ -4,7 +4,8 @@
 //! [`session`] the DAP state machine, [`ptrace`] every ptrace call on one OS thread,
 //! [`procfs`] reading `/proc`, [`waitfor`] finding a process as it starts,
 //! [`symbols`] turning addresses into names, [`values`] what variables hold (from DWARF,
-//! pure), [`expr`] the expression language users type, [`transport`] moving frames,
+//! pure), [`expr`] the expression language users type, [`disassembly`] instructions around
+//! an address (pure), [`transport`] moving frames,
 //! [`server`] serving clients on stdio or a socket, [`listener`] where a socket listens
 //! and whom it lets in, [`peer`] who is on the other end of a socket, [`syscall_names`] the
 //! x86-64 system calls by number, [`cli`] the terminal commands, and [`words`] English
@@ -13,6 +14,7 @@
 pub mod children;
 pub mod cli;
 pub mod dap;
+pub mod disassembly;
 pub mod expr;
 pub mod listener;
 pub mod logging;

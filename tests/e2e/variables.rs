@@ -504,13 +504,15 @@ fn expressions_agree_with_gdb() {
 }
 
 /// The memory view: a variable's `memoryReference` opens at its bytes (a pointer's at its
-/// target); code under a breakpoint reads as the program's own bytes, not latch's `int3`;
+/// target); code under a breakpoint reads as the program's own bytes, not latch's `int3`,
+/// in memory and in the disassembly view (objdump's instruction boundaries);
 /// a read running into unmapped memory says how much it could not read; bad input is
 /// refused with why.
 #[test]
 fn memory_reads_as_the_program_sees_it() {
     require_harness!();
     let Stopped {
+        binary,
         target,
         mut dap,
         frame,
@@ -580,6 +582,55 @@ fn memory_reads_as_the_program_sees_it() {
         "code as in the file"
     );
 
+    // The disassembly view around the breakpoint: objdump's instruction boundaries, the
+    // program's own bytes at the breakpoint, and the function and line of each.
+    let d = dap.ok(
+        "disassemble",
+        json!({ "memoryReference": at, "instructionOffset": -4, "instructionCount": 10 }),
+    );
+    let instructions = d["body"]["instructions"].as_array().unwrap().clone();
+    assert_eq!(instructions.len(), 10, "{d}");
+    let base = code::load_base(pid, &binary);
+    let starts: Vec<u64> = code::instruction_offsets(&binary, "probe")
+        .into_iter()
+        .map(|offset| base + offset)
+        .collect();
+    let listed: Vec<u64> = instructions
+        .iter()
+        .map(|i| {
+            u64::from_str_radix(i["address"].as_str().unwrap().trim_start_matches("0x"), 16)
+                .unwrap()
+        })
+        .collect();
+    let from = starts
+        .iter()
+        .position(|a| *a == listed[0])
+        .unwrap_or_else(|| panic!("{:#x} is not an instruction of probe: {d}", listed[0]));
+    assert_eq!(listed, starts[from..from + 10], "objdump's boundaries");
+    assert_eq!(listed[4], address, "the anchor is the fifth");
+    let bytes_at = instructions[4]["instructionBytes"]
+        .as_str()
+        .unwrap()
+        .replace(' ', "");
+    let file_bytes: String = code::file_bytes_at(pid, address, bytes_at.len() / 2)
+        .1
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        bytes_at, file_bytes,
+        "the program's bytes, not the int3: {d}"
+    );
+    assert!(
+        instructions.iter().all(|i| i["symbol"] == "probe"),
+        "each names its function: {d}"
+    );
+    assert_eq!(
+        instructions[4]["line"],
+        marker_line(&source(), "probe_stop"),
+        "{d}"
+    );
+
     // Into unmapped memory: the readable part, then how much could not be read.
     let stack_end = code::mappings(pid)
         .into_iter()
@@ -600,7 +651,12 @@ fn memory_reads_as_the_program_sees_it() {
             "more than latch reads at once",
         ),
     ] {
-        let r = dap.request("readMemory", arguments.clone());
+        let command = if arguments.get("count").is_some() {
+            "readMemory"
+        } else {
+            "disassemble"
+        };
+        let r = dap.request(command, arguments.clone());
         assert_eq!(r["success"], false, "{arguments}: {r}");
         let text = r["body"]["error"]["format"].as_str().unwrap_or_default();
         assert!(text.contains(why), "{arguments}: {r}");

@@ -439,6 +439,7 @@ pub fn capabilities(exception_filters: Value) -> Value {
         "supportsEvaluateForHovers": true,
         "supportsValueFormattingOptions": true,
         "supportsReadMemoryRequest": true,
+        "supportsDisassembleRequest": true,
         "exceptionBreakpointFilters": exception_filters,
     })
 }

@@ -437,6 +437,7 @@ impl Session {
             "variables" => self.variables(&request).await,
             "evaluate" => self.evaluate(&request).await,
             "readMemory" => self.read_memory(&request).await,
+            "disassemble" => self.disassemble(&request).await,
             "source" => self.source(&request),
             "modules" => self.modules(&request).await,
             "setBreakpoints" => self.set_breakpoints(&request).await,

@@ -207,3 +207,35 @@ fn symbol_address(info: &ModuleInfo, name: &str) -> Option<u64> {
             .map(|s| s.address())
     })
 }
+
+/// Where an instruction is, for a disassembly: its function (the physical one, inlined
+/// calls folded into it) and the source line of the innermost code there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstructionPlace {
+    pub function: Option<String>,
+    pub file: Option<String>,
+    pub line: u32,
+}
+
+/// The place of each address (process numbering); `None` outside any module.
+pub fn instruction_places(
+    stacker: &mut Stacker,
+    addresses: &[u64],
+) -> Vec<Option<InstructionPlace>> {
+    addresses
+        .iter()
+        .map(|&address| {
+            let (_, info, file_address) = stacker.locate(address)?;
+            let frames = info.source_frames(file_address);
+            let innermost = frames.first()?;
+            Some(InstructionPlace {
+                function: frames
+                    .last()
+                    .and_then(|f| f.function.as_deref())
+                    .map(str::to_string),
+                file: innermost.file.as_deref().map(str::to_string),
+                line: innermost.line,
+            })
+        })
+        .collect()
+}

@@ -75,6 +75,10 @@ enum Job {
     Goroutines {
         reply: oneshot::Sender<Result<Vec<Goroutine>, String>>,
     },
+    InstructionPlaces {
+        addresses: Vec<u64>,
+        reply: oneshot::Sender<Vec<Option<locations::InstructionPlace>>>,
+    },
     FrameScopes {
         query: FrameQuery,
         reply: oneshot::Sender<Result<Vec<ScopeInfo>, String>>,
@@ -240,6 +244,16 @@ impl SymbolService {
     }
 
     /// The address of the dynamic loader's hook; `None` for a static program.
+    /// The function and source line of each instruction address, for a disassembly.
+    pub async fn instruction_places(
+        &self,
+        addresses: Vec<u64>,
+    ) -> Vec<Option<locations::InstructionPlace>> {
+        let (reply, answer) = oneshot::channel();
+        let _ = self.jobs.send(Job::InstructionPlaces { addresses, reply });
+        answer.await.unwrap_or_default()
+    }
+
     /// The scopes of a stopped frame (arguments, locals, globals), each behind a handle
     /// valid until the process runs; empty when no DWARF describes the frame's code.
     pub async fn frame_scopes(&self, query: FrameQuery) -> Result<Vec<ScopeInfo>, String> {
@@ -325,6 +339,13 @@ fn serve(queue: mpsc::Receiver<Job>) {
                 if let Some(stacker) = stacker.as_mut() {
                     stacker.refresh();
                 }
+            }
+            Job::InstructionPlaces { addresses, reply } => {
+                let places = match stacker.as_mut() {
+                    Some(stacker) => locations::instruction_places(stacker, &addresses),
+                    None => vec![None; addresses.len()],
+                };
+                let _ = reply.send(places);
             }
             Job::FrameScopes { query, reply } => {
                 let scopes = match stacker.as_mut() {
