@@ -304,6 +304,14 @@ test('a stopped frame shows its arguments, locals and globals; watch and hover e
     }
     // DebugClient rejects with the response's short message; the editor shows body.error.
     await assert.rejects(dc.evaluateRequest({ expression: 'nope', frameId: frame.id, context: 'watch' }), /cannot evaluate/);
+    // The memory view of an array, and the disassembly view around the pc.
+    const memory = (await dc.customRequest('readMemory', { memoryReference: locals.numbers.memoryReference, count: 20 })).body;
+    const bytes = Buffer.from(memory.data, 'base64');
+    assert.deepEqual([0, 1, 2, 3, 4].map((i) => bytes.readInt32LE(i * 4)), [1, 1, 2, 3, 5]);
+    const listing = (await dc.customRequest('disassemble', { memoryReference: frame.instructionPointerReference, instructionOffset: -2, instructionCount: 5 })).body.instructions;
+    assert.equal(listing.length, 5);
+    assert.equal(BigInt(listing[2].address), BigInt(frame.instructionPointerReference), JSON.stringify(listing));
+    assert.equal(listing[2].symbol, 'probe');
     await dc.setBreakpointsRequest({ source: { path: valuesSource }, breakpoints: [] });
     await dc.disconnectRequest({});
     await assertRunsOn(pid);
