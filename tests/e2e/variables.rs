@@ -173,6 +173,25 @@ fn stopped(optimization: &str) -> Stopped {
     }
 }
 
+/// The request fails, and the reason shown to the user says `why`.
+fn assert_refused(dap: &mut Dap, command: &str, arguments: Value, why: &str) {
+    let r = dap.request(command, arguments.clone());
+    assert_eq!(r["success"], false, "{command} {arguments}: {r}");
+    let text = r["body"]["error"]["format"].as_str().unwrap_or_default();
+    assert!(text.contains(why), "{command} {arguments}: {r}");
+}
+
+/// Breakpoints out, disconnect; the target runs on untraced with its code as in its files.
+fn detach(dap: &mut Dap, target: &Target) {
+    dap.ok(
+        "setBreakpoints",
+        json!({ "source": { "path": source() }, "breakpoints": [] }),
+    );
+    dap.disconnect(json!({}));
+    target.assert_runs_on(false);
+    text::assert_code_as_in_files(target.pid);
+}
+
 /// The scopes of frame `id` by name: name -> variablesReference.
 fn scopes(dap: &mut Dap, id: i64) -> Vec<(String, i64, bool)> {
     let r = dap.ok("scopes", json!({ "frameId": id }));
@@ -210,13 +229,7 @@ fn both_views(optimization: &str) -> Option<(Rows, BTreeMap<String, String>)> {
     assert!(found[2].2, "Globals are expensive: {found:?}");
     let mut latch = variables(&mut dap, found[0].1);
     latch.extend(variables(&mut dap, found[1].1));
-    dap.ok(
-        "setBreakpoints",
-        json!({ "source": { "path": source() }, "breakpoints": [] }),
-    );
-    dap.disconnect(json!({}));
-    target.assert_runs_on(false);
-    text::assert_code_as_in_files(target.pid);
+    detach(&mut dap, &target);
     let gdb = gdb_view(target.pid, &binary, line)?;
     Some((latch, gdb))
 }
@@ -403,13 +416,7 @@ fn values_expand_page_and_expire() {
         json!({ "variablesReference": stale_reference }),
     );
     assert_eq!(stale["success"], false, "{stale}");
-    dap.ok(
-        "setBreakpoints",
-        json!({ "source": { "path": source() }, "breakpoints": [] }),
-    );
-    dap.disconnect(json!({}));
-    target.assert_runs_on(false);
-    text::assert_code_as_in_files(target.pid);
+    detach(&mut dap, &target);
 }
 
 /// What the user types in the watch panel or the debug console, evaluated by latch in the
@@ -465,20 +472,10 @@ fn expressions_agree_with_gdb() {
         ("strlen(label)", "latch never runs code in the target"),
         ("x = 3", "assignment is not an expression here"),
     ] {
-        let r = dap.request(
-            "evaluate",
-            json!({ "expression": expression, "frameId": frame, "context": "repl" }),
-        );
-        assert_eq!(r["success"], false, "{expression}: {r}");
-        let text = r["body"]["error"]["format"].as_str().unwrap_or_default();
-        assert!(text.contains(why), "{expression}: {r}");
+        let arguments = json!({ "expression": expression, "frameId": frame, "context": "repl" });
+        assert_refused(&mut dap, "evaluate", arguments, why);
     }
-    dap.ok(
-        "setBreakpoints",
-        json!({ "source": { "path": source() }, "breakpoints": [] }),
-    );
-    dap.disconnect(json!({}));
-    target.assert_runs_on(false);
+    detach(&mut dap, &target);
 
     let prints: Vec<String> = expressions.iter().map(|e| format!("print {e}")).collect();
     let Some(text) = gdb_at(target.pid, &binary, line, &prints) else {
@@ -656,16 +653,7 @@ fn memory_reads_as_the_program_sees_it() {
         } else {
             "disassemble"
         };
-        let r = dap.request(command, arguments.clone());
-        assert_eq!(r["success"], false, "{arguments}: {r}");
-        let text = r["body"]["error"]["format"].as_str().unwrap_or_default();
-        assert!(text.contains(why), "{arguments}: {r}");
+        assert_refused(&mut dap, command, arguments, why);
     }
-    dap.ok(
-        "setBreakpoints",
-        json!({ "source": { "path": source() }, "breakpoints": [] }),
-    );
-    dap.disconnect(json!({}));
-    target.assert_runs_on(false);
-    text::assert_code_as_in_files(pid);
+    detach(&mut dap, &target);
 }

@@ -52,17 +52,8 @@ impl Session {
         let hex = super::stacks::ValueFormat::hex(args.format);
         match self.symbols.evaluate(query, args.expression, hex).await {
             Ok(row) => {
-                let mut body = json!({
-                    "result": row.value,
-                    "type": row.type_name,
-                    "variablesReference": super::stacks::value_reference(row.handle),
-                });
-                if let Some(indexed) = row.indexed {
-                    body["indexedVariables"] = json!(indexed);
-                }
-                if let Some(address) = row.memory_reference {
-                    body["memoryReference"] = json!(format!("{address:#x}"));
-                }
+                let mut body = json!({ "result": row.value });
+                super::stacks::add_value_details(&mut body, &row);
                 self.out.respond(Response::ok(request, Some(body)));
             }
             Err(why) => self.fail(request, "cannot evaluate", &why),

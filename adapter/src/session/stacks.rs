@@ -151,6 +151,19 @@ impl ValueFormat {
     }
 }
 
+/// What a variable and an `evaluate` answer share beside the value's text: its type, how
+/// to expand it, how many elements to page through, where its memory view opens.
+pub(super) fn add_value_details(body: &mut Value, row: &crate::symbols::variables::VariableRow) {
+    body["type"] = json!(row.type_name);
+    body["variablesReference"] = json!(value_reference(row.handle));
+    if let Some(indexed) = row.indexed {
+        body["indexedVariables"] = json!(indexed);
+    }
+    if let Some(address) = row.memory_reference {
+        body["memoryReference"] = json!(format!("{address:#x}"));
+    }
+}
+
 /// The DAP reference of a values handle (0: nothing to expand).
 pub(super) fn value_reference(handle: u32) -> i64 {
     match handle {
@@ -544,18 +557,8 @@ impl Session {
                 let variables: Vec<Value> = rows
                     .into_iter()
                     .map(|row| {
-                        let mut body = json!({
-                            "name": row.name,
-                            "value": row.value,
-                            "type": row.type_name,
-                            "variablesReference": value_reference(row.handle),
-                        });
-                        if let Some(indexed) = row.indexed {
-                            body["indexedVariables"] = json!(indexed);
-                        }
-                        if let Some(address) = row.memory_reference {
-                            body["memoryReference"] = json!(format!("{address:#x}"));
-                        }
+                        let mut body = json!({ "name": row.name, "value": row.value });
+                        add_value_details(&mut body, &row);
                         body
                     })
                     .collect();
