@@ -146,6 +146,15 @@ impl<'a> Scope<'a> {
             Expr::Index(base, index) => {
                 let value = self.referent(self.eval(base, depth)?, base)?;
                 let index_value = self.eval(index, depth)?;
+                // A language view indexes its own way: a Vec's elements, a map's keys.
+                let formatter = self.formatter();
+                if let Some(view) = crate::values::views::view_of(&formatter, &value) {
+                    if let Some(found) = view.index(&formatter, &index_value) {
+                        return found.map_err(|why| {
+                            EvalError::Invalid(format!("'{base}[{index}]': {why}"))
+                        });
+                    }
+                }
                 let index_number = match self.scalar(&index_value, index)? {
                     Scalar::Int { bits, kind } if kind.signed => i128::from(bits as i64),
                     Scalar::Int { bits, .. } => i128::from(bits),

@@ -134,6 +134,9 @@ struct VariablesArguments {
     start: Option<u64>,
     #[serde(default)]
     count: Option<u64>,
+    /// `named` or `indexed`: only those children (editors page the indexed ones).
+    #[serde(default)]
+    filter: Option<String>,
     #[serde(default)]
     format: Option<ValueFormat>,
 }
@@ -158,6 +161,9 @@ pub(super) fn add_value_details(body: &mut Value, row: &crate::symbols::variable
     body["variablesReference"] = json!(value_reference(row.handle));
     if let Some(indexed) = row.indexed {
         body["indexedVariables"] = json!(indexed);
+    }
+    if let Some(named) = row.named {
+        body["namedVariables"] = json!(named);
     }
     if let Some(address) = row.memory_reference {
         body["memoryReference"] = json!(format!("{address:#x}"));
@@ -549,6 +555,11 @@ impl Session {
                 handle,
                 args.start.unwrap_or(0),
                 args.count,
+                match args.filter.as_deref() {
+                    Some("named") => crate::values::ChildFilter::Named,
+                    Some("indexed") => crate::values::ChildFilter::Indexed,
+                    _ => crate::values::ChildFilter::All,
+                },
                 ValueFormat::hex(args.format),
             )
             .await;

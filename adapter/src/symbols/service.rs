@@ -93,6 +93,7 @@ enum Job {
         handle: u32,
         start: u64,
         count: Option<u64>,
+        filter: crate::values::ChildFilter,
         hex: bool,
         reply: oneshot::Sender<Result<Vec<VariableRow>, String>>,
     },
@@ -285,6 +286,7 @@ impl SymbolService {
         handle: u32,
         start: u64,
         count: Option<u64>,
+        filter: crate::values::ChildFilter,
         hex: bool,
     ) -> Result<Vec<VariableRow>, String> {
         let (reply, answer) = oneshot::channel();
@@ -292,6 +294,7 @@ impl SymbolService {
             handle,
             start,
             count,
+            filter,
             hex,
             reply,
         });
@@ -370,11 +373,14 @@ fn serve(queue: mpsc::Receiver<Job>) {
                 handle,
                 start,
                 count,
+                filter,
                 hex,
                 reply,
             } => {
                 let rows = match stacker.as_mut() {
-                    Some(stacker) => variables.variables(stacker, handle, start, count, hex),
+                    Some(stacker) => {
+                        variables.variables(stacker, handle, start, count, filter, hex)
+                    }
                     None => Err(super::variables::stale_reference(handle)),
                 };
                 let _ = reply.send(rows);

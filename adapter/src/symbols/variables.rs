@@ -90,6 +90,9 @@ pub struct VariableRow {
     pub handle: u32,
     /// Array elements, for the editor to page through.
     pub indexed: Option<u64>,
+    /// Named children beside the elements (a view's `len`, its `[raw]`), when there
+    /// are elements.
+    pub named: Option<u64>,
     /// Where the editor's memory view opens for it: a pointer's target, else where the
     /// value itself lives.
     pub memory_reference: Option<u64>,
@@ -248,10 +251,19 @@ impl VariableStore {
         handle: u32,
         start: u64,
         count: Option<u64>,
+        filter: values::ChildFilter,
         hex: bool,
     ) -> Result<Vec<VariableRow>, String> {
         let memory = ProcessReader(stacker.view());
         let count = count.filter(|c| *c > 0).unwrap_or(UNPAGED_ROWS);
+        // Scopes hold named variables only.
+        let count = match (filter, self.entry(handle)) {
+            (
+                values::ChildFilter::Indexed,
+                Some(Entry::Variables { .. } | Entry::Globals { .. }),
+            ) => 0,
+            _ => count,
+        };
         let (unit, children): (Rc<CompileUnit>, Vec<(String, Value)>) = match self.entry(handle) {
             None => return Err(stale_reference(handle)),
             Some(Entry::Variables { unit, variables }) => {
@@ -282,7 +294,7 @@ impl VariableStore {
             Some(Entry::Value { unit, name, value }) => {
                 let formatter = Formatter::new(unit, &memory);
                 let children = formatter
-                    .children(value, start, count)
+                    .filtered_children(value, filter, start, count)
                     .into_iter()
                     // A pointer's target is named after the pointer, as gdb's `*p`.
                     .map(|child| match child.name.as_str() {
@@ -315,7 +327,11 @@ impl VariableStore {
         let summary = formatter.summary(&value);
         let type_name = formatter.type_name(&value);
         let children = formatter.child_count(&value);
-        let indexed = (children > 0 && formatter.has_indexed_children(&value)).then_some(children);
+        let is_indexed = children > 0 && formatter.has_indexed_children(&value);
+        let named = is_indexed
+            .then(|| formatter.named_count(&value))
+            .filter(|n| *n > 0);
+        let indexed = is_indexed.then(|| children - named.unwrap_or(0));
         let memory_reference = match formatter.pointee(&value).map(|target| target.contents) {
             Some(values::Contents::Memory(address)) => Some(address),
             _ => match value.contents {
@@ -338,6 +354,7 @@ impl VariableStore {
             type_name,
             handle,
             indexed,
+            named,
             memory_reference,
         }
     }

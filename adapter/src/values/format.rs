@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use super::types::{AggregateKind, BaseEncoding, Type, TypeId};
 use super::value::{error_text, Contents, Value, OPTIMIZED_OUT};
-use super::{CompileUnit, Memory, MAX_READ};
+use super::{views, CompileUnit, Memory, MAX_READ};
 
 /// Names addresses: function pointers show the function, data pointers the object.
 pub trait Symbolizer {
@@ -90,11 +90,39 @@ impl<'a> Formatter<'a> {
         text
     }
 
+    /// The value on one line as part of an enclosing summary `depth` levels deep (what
+    /// a language view uses for its elements).
+    pub fn summary_at(&self, value: &Value, depth: usize) -> String {
+        let mut text = String::new();
+        self.write_summary(&mut text, value, depth);
+        text
+    }
+
+    /// `len` bytes at `address` as a string literal, cut at `max_string` bytes (`...`
+    /// after the quote when cut): a Go string, a Rust `&str`, a `std::string`.
+    pub fn string_at(&self, address: u64, len: u64) -> String {
+        let shown = len.min(self.limits.max_string as u64);
+        let mut bytes = vec![0; shown as usize];
+        if shown > 0 {
+            if let Err(err) = self.memory.read(address, &mut bytes) {
+                return error_text(&err.to_string());
+            }
+        }
+        let mut text = quote(&bytes);
+        if shown < len {
+            text.push_str("...");
+        }
+        text
+    }
+
     /// How many children the value expands to; arrays' are indexed (`[i]`), the
-    /// others named.
+    /// others named. A value with a language view has the view's children and `[raw]`.
     pub fn child_count(&self, value: &Value) -> u64 {
         if !value.is_available() {
             return 0;
+        }
+        if let Some(view) = views::view_of(self, value) {
+            return view.named(self).len() as u64 + 1 + view.element_count(self);
         }
         let Some((_, ty)) = self.unit.types.strip(value.type_id) else {
             return 0;
@@ -107,8 +135,24 @@ impl<'a> Formatter<'a> {
         }
     }
 
+    /// How many of the children are named (members, a view's named children and its
+    /// `[raw]`), as DAP's `namedVariables` counts them.
+    pub fn named_count(&self, value: &Value) -> u64 {
+        if let Some(view) = views::view_of(self, value) {
+            return view.named(self).len() as u64 + 1;
+        }
+        if self.has_indexed_children(value) {
+            0
+        } else {
+            self.child_count(value)
+        }
+    }
+
     /// Whether the children are elements (`indexedVariables`) rather than members.
     pub fn has_indexed_children(&self, value: &Value) -> bool {
+        if let Some(view) = views::view_of(self, value) {
+            return view.element_count(self) > 0;
+        }
         matches!(
             self.unit.types.strip(value.type_id).as_deref_type(),
             Some(Type::Array { .. })
@@ -118,8 +162,59 @@ impl<'a> Formatter<'a> {
     /// The children `start..start + count` (fewer at the end): a page of a large
     /// array costs that page only.
     pub fn children(&self, value: &Value, start: u64, count: u64) -> Vec<Child> {
+        self.filtered_children(value, views::ChildFilter::All, start, count)
+    }
+
+    /// The named or the indexed children (DAP's `filter`), `start..start + count` of
+    /// them. Unfiltered, named children come first, then the elements.
+    pub fn filtered_children(
+        &self,
+        value: &Value,
+        filter: views::ChildFilter,
+        start: u64,
+        count: u64,
+    ) -> Vec<Child> {
+        use views::ChildFilter;
         if !value.is_available() {
             return Vec::new();
+        }
+        if let Some(view) = views::view_of(self, value) {
+            let mut named = view.named(self);
+            named.push(Child {
+                name: views::RAW.into(),
+                value: Value {
+                    raw: true,
+                    ..value.clone()
+                },
+            });
+            let end = start.saturating_add(count);
+            return match filter {
+                ChildFilter::Named => named
+                    .into_iter()
+                    .skip(start as usize)
+                    .take(count as usize)
+                    .collect(),
+                ChildFilter::Indexed => view.elements(self, start, count),
+                ChildFilter::All => {
+                    let named_len = named.len() as u64;
+                    let mut children: Vec<Child> = named
+                        .into_iter()
+                        .skip(start as usize)
+                        .take(count as usize)
+                        .collect();
+                    if end > named_len {
+                        let first = start.saturating_sub(named_len);
+                        let wanted = end - named_len - first;
+                        children.extend(view.elements(self, first, wanted));
+                    }
+                    children
+                }
+            };
+        }
+        let indexed = self.has_indexed_children(value);
+        match (filter, indexed) {
+            (ChildFilter::Named, true) | (ChildFilter::Indexed, false) => return Vec::new(),
+            _ => {}
         }
         let Some((id, ty)) = self.unit.types.strip(value.type_id) else {
             return Vec::new();
@@ -209,6 +304,7 @@ impl<'a> Formatter<'a> {
                     type_id: member.type_id,
                     contents: parent.contents.part(offset, len),
                     bit_field: Some(bits),
+                    raw: false,
                 }
             }
             None => {
@@ -270,6 +366,12 @@ impl<'a> Formatter<'a> {
             Contents::OptimizedOut => return out.push_str(OPTIMIZED_OUT),
             Contents::Error(why) => return out.push_str(&error_text(why)),
             _ => {}
+        }
+        if let Some(view) = views::view_of(self, value) {
+            if depth >= MAX_SUMMARY_DEPTH {
+                return out.push_str("{...}");
+            }
+            return out.push_str(&view.summary(self, depth));
         }
         let Some((id, ty)) = self.unit.types.strip(value.type_id) else {
             return out.push_str(match value.type_id {

@@ -18,6 +18,7 @@ pub mod location;
 pub mod scope;
 pub mod types;
 pub mod value;
+pub mod views;
 
 #[cfg(test)]
 mod other_units_tests;
@@ -35,8 +36,9 @@ use crate::symbols::module::Reader;
 pub use format::{Child, Formatter, Limits, Symbolizer};
 pub use location::{ModuleLayout, StaticTls};
 pub use scope::{FrameScope, VariableKind};
-pub use types::{Type, TypeId, Types};
+pub use types::{Language, Type, TypeId, Types};
 pub use value::{Contents, Value};
+pub use views::ChildFilter;
 
 /// No single read of target memory for a value is larger than this (1 MiB): a huge
 /// array is read a page of elements at a time, never whole.

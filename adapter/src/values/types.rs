@@ -216,8 +216,40 @@ pub struct Types {
     made: RefCell<FxHashMap<Made, TypeId>>,
     /// The unit's types and enumerators by name, indexed on the first lookup.
     named: OnceCell<Named>,
-    /// Whether the home unit is Go's, whose type names are written Go's way.
-    go: OnceCell<bool>,
+    /// The home unit's source language: Go's type names are written Go's way, and
+    /// each language has its own views of its library's types.
+    language: OnceCell<Language>,
+}
+
+/// The source language of a compile unit, as far as values care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    C,
+    Cpp,
+    Rust,
+    Go,
+    Other,
+}
+
+impl Language {
+    fn of(code: gimli::DwLang) -> Language {
+        match code {
+            gimli::DW_LANG_C
+            | gimli::DW_LANG_C89
+            | gimli::DW_LANG_C99
+            | gimli::DW_LANG_C11
+            | gimli::DW_LANG_C17 => Language::C,
+            gimli::DW_LANG_C_plus_plus
+            | gimli::DW_LANG_C_plus_plus_03
+            | gimli::DW_LANG_C_plus_plus_11
+            | gimli::DW_LANG_C_plus_plus_14
+            | gimli::DW_LANG_C_plus_plus_17
+            | gimli::DW_LANG_C_plus_plus_20 => Language::Cpp,
+            gimli::DW_LANG_Rust => Language::Rust,
+            gimli::DW_LANG_Go => Language::Go,
+            _ => Language::Other,
+        }
+    }
 }
 
 /// A type made up for a value, rather than read from a DIE.
@@ -279,7 +311,7 @@ impl Types {
             read: RefCell::default(),
             made: RefCell::default(),
             named: OnceCell::new(),
-            go: OnceCell::new(),
+            language: OnceCell::new(),
         }
     }
 
@@ -533,15 +565,23 @@ impl Types {
     }
 
     fn is_go(&self) -> bool {
-        *self.go.get_or_init(|| {
+        self.language() == Language::Go
+    }
+
+    /// The home unit's source language (`DW_AT_language` of its root).
+    pub fn language(&self) -> Language {
+        *self.language.get_or_init(|| {
             let mut entries = self.unit.entries();
-            matches!(entries.next_dfs(), Ok(Some(_)))
-                && matches!(
-                    entries
-                        .current()
-                        .and_then(|root| root.attr_value(gimli::DW_AT_language)),
-                    Some(gimli::AttributeValue::Language(gimli::DW_LANG_Go))
-                )
+            if !matches!(entries.next_dfs(), Ok(Some(_))) {
+                return Language::Other;
+            }
+            match entries
+                .current()
+                .and_then(|root| root.attr_value(gimli::DW_AT_language))
+            {
+                Some(gimli::AttributeValue::Language(code)) => Language::of(code),
+                _ => Language::Other,
+            }
         })
     }
 

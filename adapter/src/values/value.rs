@@ -121,6 +121,9 @@ pub struct Value {
     pub contents: Contents,
     /// For a bitfield member: which bits of the bytes at `contents` hold it.
     pub bit_field: Option<BitField>,
+    /// Shown as its type's fields, without its language's view (the `[raw]` child of
+    /// a `Vec`, a `std::map`, a Go map): what the view hides stays reachable.
+    pub raw: bool,
 }
 
 impl Value {
@@ -129,6 +132,7 @@ impl Value {
             type_id,
             contents,
             bit_field: None,
+            raw: false,
         }
     }
 
