@@ -69,9 +69,7 @@ fn slice(
     let data = member_integer(formatter, value, array)?;
     let len = member_integer(formatter, value, member(members, "len")?)?;
     let cap = member_integer(formatter, value, member(members, "cap")?)?;
-    let Some((_, pointer)) = formatter.unit.types.strip(array.type_id) else {
-        return None;
-    };
+    let (_, pointer) = formatter.unit.types.strip(array.type_id)?;
     let Type::Pointer { pointee, .. } = &*pointer else {
         return None;
     };
