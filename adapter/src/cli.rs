@@ -357,6 +357,7 @@ fn wait_for_hit(
             hit_condition: None,
             condition: None,
             log_message: None,
+            log: None,
         }]))
         .map_err(|err| anyhow::anyhow!("{err}"))?;
     if failures

@@ -930,7 +930,7 @@ fn adjacent_breakpoints_both_stop_each_thread() {
 }
 
 /// What latch cannot do is said, per breakpoint, never silently ignored: a condition
-/// (no expression evaluator yet), a hit condition it cannot read, a reference that is
+/// naming nothing at its address, a hit condition it cannot read, a reference that is
 /// not an address, an address with no memory: each unverified, with a message saying
 /// why; the others in the same request are set.
 #[test]
@@ -943,7 +943,7 @@ fn breakpoints_latch_cannot_set_are_unverified_with_a_reason() {
     let r = dap.ok(
         "setInstructionBreakpoints",
         json!({ "breakpoints": [
-            { "instructionReference": at, "condition": "iteration > 2" },
+            { "instructionReference": at, "condition": "iterations > 2" },
             { "instructionReference": at, "offset": 0, "hitCondition": "% 0" },
             { "instructionReference": "counted" },
             { "instructionReference": "0x10" },
@@ -953,7 +953,7 @@ fn breakpoints_latch_cannot_set_are_unverified_with_a_reason() {
     let answered = r["body"]["breakpoints"].as_array().unwrap().clone();
     assert_eq!(answered.len(), 5, "{r}");
     for (i, keyword) in [
-        (0, "condition"),
+        (0, "no variable named 'iterations'"),
         (1, "% 0"),
         (2, "not an address"),
         (3, "cannot write"),
@@ -1158,4 +1158,196 @@ fn other_signals_stop_only_when_asked_and_continuing_delivers_them() {
     );
     dap.disconnect(json!({}));
     target.assert_runs_on(false);
+}
+
+/// The source breakpoint inside counted() (`last_counted = iteration;`) with `extra`
+/// (a condition, a hit condition, a log message): its id.
+fn set_counted_line(dap: &mut Dap, extra: Value) -> Value {
+    let mut breakpoint = json!({ "line": counted_line() });
+    for (key, value) in extra.as_object().unwrap() {
+        breakpoint[key] = value.clone();
+    }
+    let r = dap.ok(
+        "setBreakpoints",
+        json!({ "source": { "path": breakpoints_source() }, "breakpoints": [breakpoint] }),
+    );
+    r["body"]["breakpoints"][0].clone()
+}
+
+fn breakpoints_source() -> std::path::PathBuf {
+    crate::support::fixtures::source_dir().join("breakpoints/breakpoints.c")
+}
+
+fn counted_line() -> u32 {
+    let text = std::fs::read_to_string(breakpoints_source()).unwrap();
+    text.lines()
+        .position(|l| l.contains("last_counted = iteration;"))
+        .expect("counted's line in breakpoints.c") as u32
+        + 1
+}
+
+/// The value of `expression` in frame `frame`, as `evaluate` shows it.
+fn evaluate(dap: &mut Dap, frame: i64, expression: &str) -> String {
+    let r = dap.ok(
+        "evaluate",
+        json!({ "expression": expression, "frameId": frame, "context": "watch" }),
+    );
+    r["body"]["result"].as_str().unwrap().to_string()
+}
+
+/// A condition is decided at each hit from the thread's own values: `iteration % 3 == 0`
+/// over ten calls stops at 3, 6 and 9 only (the argument read both by `evaluate` and from
+/// rdi), and the calls between run on. With a hit condition too, only hits whose
+/// condition holds are counted (`iteration > 4` and `2`: from the second such hit on, 6,
+/// 7, 8). The loop ends each time, so no hit was lost or held.
+#[test]
+fn conditions_stop_only_where_they_hold() {
+    require_harness!();
+    let mut fixture = BpTarget::start(2, &[]);
+    let counted = fixture.address("counted");
+    let mut dap = Dap::attached(fixture.pid(), false);
+    for (extra, loop_length, expected) in [
+        (
+            json!({ "condition": "iteration % 3 == 0" }),
+            10,
+            vec![3, 6, 9],
+        ),
+        (
+            json!({ "condition": "iteration > 4", "hitCondition": "2" }),
+            8,
+            vec![6, 7, 8],
+        ),
+    ] {
+        let set = set_counted_line(&mut dap, extra.clone());
+        assert_eq!(set["verified"], true, "{extra}: {set}");
+        fixture.target.send_line(&format!("count {loop_length}"));
+        for iteration in &expected {
+            let stopped = dap.next_event("stopped", STOP_WAIT);
+            assert_eq!(stopped["body"]["reason"], "breakpoint", "{stopped}");
+            let tid = thread_id(&stopped);
+            let (name, _, frame) = top_frame(&mut dap, tid);
+            assert_eq!(name, "counted", "{stopped}");
+            assert_eq!(
+                evaluate(&mut dap, frame, "iteration"),
+                iteration.to_string(),
+                "{extra}"
+            );
+            assert_eq!(registers(&mut dap, frame)["rdi"], *iteration, "{extra}");
+            continue_thread(&mut dap, tid);
+        }
+        fixture
+            .target
+            .wait_line(&format!("counted {loop_length}"), secs(30));
+        if let Some(extra_stop) = dap.try_next_event("stopped", Duration::ZERO) {
+            panic!("{extra}: a stop where the condition was false: {extra_stop}");
+        }
+    }
+    dap.ok(
+        "setBreakpoints",
+        json!({ "source": { "path": breakpoints_source() }, "breakpoints": [] }),
+    );
+    dap.disconnect(json!({}));
+    assert_unharmed(&mut fixture, &[counted]);
+}
+
+/// A logpoint's `{expressions}` are evaluated at each hit with that call's values, in
+/// order, and the program never stops; `{{` writes a brace; an expression that cannot be
+/// read at a hit says why in its place.
+#[test]
+fn logpoints_show_each_hits_values() {
+    require_harness!();
+    let mut fixture = BpTarget::start(2, &[]);
+    let counted = fixture.address("counted");
+    let mut dap = Dap::attached(fixture.pid(), false);
+    let set = set_counted_line(
+        &mut dap,
+        json!({ "logMessage": "{{call}} {iteration}, twice {iteration * 2}, {*(long *)8}" }),
+    );
+    assert_eq!(set["verified"], true, "{set}");
+    fixture.target.send_line("count 4");
+    fixture.target.wait_line("counted 4", secs(30));
+    let logged = dap.wait_until(secs(10), |dap| {
+        dap.events("output")
+            .iter()
+            .filter(|e| {
+                e["body"]["output"]
+                    .as_str()
+                    .is_some_and(|o| o.starts_with("{call}"))
+            })
+            .count()
+            >= 4
+    });
+    assert!(logged, "fewer than 4 log lines:\n{}", dap.recent());
+    let lines: Vec<String> = dap
+        .events("output")
+        .iter()
+        .filter_map(|e| e["body"]["output"].as_str())
+        .filter(|o| o.starts_with("{call}"))
+        .map(str::to_string)
+        .collect();
+    for (i, line) in lines.iter().enumerate() {
+        let n = i + 1;
+        assert!(
+            line.starts_with(&format!("{{call}} {n}, twice {}, <error: ", n * 2)),
+            "log line {n}: {line:?}"
+        );
+        assert!(line.contains("cannot read"), "log line {n}: {line:?}");
+    }
+    assert!(
+        dap.events("stopped").is_empty(),
+        "a logpoint stopped the target"
+    );
+    dap.ok(
+        "setBreakpoints",
+        json!({ "source": { "path": breakpoints_source() }, "breakpoints": [] }),
+    );
+    dap.disconnect(json!({}));
+    assert_unharmed(&mut fixture, &[counted]);
+}
+
+/// A condition that cannot be decided at a hit (it reads unmapped memory) stops there, as
+/// gdb does, and says why in the debug console; a condition or message that does not
+/// parse, or names nothing there, is unverified when set, with why.
+#[test]
+fn conditions_that_cannot_be_decided_stop_and_bad_ones_are_refused() {
+    require_harness!();
+    let mut fixture = BpTarget::start(2, &[]);
+    let counted = fixture.address("counted");
+    let mut dap = Dap::attached(fixture.pid(), false);
+    for (extra, why) in [
+        (json!({ "condition": "iteration >" }), "does not parse"),
+        (
+            json!({ "condition": "nothing == 1" }),
+            "no variable named 'nothing'",
+        ),
+        (
+            json!({ "logMessage": "at {nothing}" }),
+            "no variable named 'nothing'",
+        ),
+        (json!({ "logMessage": "at {iteration" }), "no closing"),
+    ] {
+        let set = set_counted_line(&mut dap, extra.clone());
+        assert_eq!(set["verified"], false, "{extra}: {set}");
+        let message = set["message"].as_str().unwrap_or_default();
+        assert!(message.contains(why), "{extra}: {set}");
+    }
+    let set = set_counted_line(&mut dap, json!({ "condition": "*(long *)8 == iteration" }));
+    assert_eq!(set["verified"], true, "{set}");
+    fixture.target.send_line("count 1");
+    let stopped = dap.next_event("stopped", STOP_WAIT);
+    assert_eq!(stopped["body"]["reason"], "breakpoint", "{stopped}");
+    let said = dap.events("output").iter().any(|e| {
+        e["body"]["output"]
+            .as_str()
+            .is_some_and(|o| o.contains("could not be evaluated") && o.contains("cannot read"))
+    });
+    assert!(said, "no word of the failed condition:\n{}", dap.recent());
+    continue_thread(&mut dap, thread_id(&stopped));
+    fixture.target.wait_line("counted 1", secs(30));
+    dap.ok(
+        "setBreakpoints",
+        json!({ "source": { "path": breakpoints_source() }, "breakpoints": [] }),
+    );
+    dap.disconnect(json!({}));
+    assert_unharmed(&mut fixture, &[counted]);
 }

@@ -430,6 +430,7 @@ pub fn capabilities(exception_filters: Value) -> Value {
         "supportsFunctionBreakpoints": true,
         "supportsInstructionBreakpoints": true,
         "supportsBreakpointLocationsRequest": true,
+        "supportsConditionalBreakpoints": true,
         "supportsHitConditionalBreakpoints": true,
         "supportsLogPoints": true,
         "supportsExceptionInfoRequest": true,

@@ -18,7 +18,8 @@ mod eval;
 mod eval_tests;
 mod lexer;
 mod parser;
-mod type_names;
+pub mod template;
+pub(crate) mod type_names;
 
 use std::fmt;
 

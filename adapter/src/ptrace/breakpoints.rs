@@ -98,10 +98,13 @@ pub struct HitContext<'a> {
     pub registers: &'a libc::user_regs_struct,
 }
 
-/// A breakpoint condition, compiled once by the session for the addresses it resolved
-/// to, and run here on every hit. Not used yet: until expressions exist, the session
-/// refuses conditions with a message rather than ignoring them.
+/// A breakpoint condition, compiled once on the symbols thread for the addresses the
+/// breakpoint resolved to (`symbols::conditions`), and run here on every hit. `Err` is
+/// why it could not be decided (the thread then stops, and the user is told).
 pub type Condition = Arc<dyn Fn(&HitContext) -> Result<bool, String> + Send + Sync>;
+
+/// A logpoint's message with its `{expressions}` evaluated for the thread that hit.
+pub type LogRenderer = Arc<dyn Fn(&HitContext) -> String + Send + Sync>;
 
 /// A user's breakpoint, as the session resolved it.
 #[derive(Clone)]
@@ -113,6 +116,8 @@ pub struct UserBreakpoint {
     pub condition: Option<Condition>,
     /// A logpoint: this text is written and the thread goes on.
     pub log_message: Option<String>,
+    /// The message with its expressions, when it has any: rendered at each hit.
+    pub log: Option<LogRenderer>,
 }
 
 impl std::fmt::Debug for UserBreakpoint {
@@ -422,9 +427,10 @@ impl Table {
             if !breakpoint.hit_condition.is_none_or(|c| c.holds(*hits)) {
                 continue;
             }
-            match &breakpoint.log_message {
-                Some(message) => verdict.logs.push(message.clone()),
-                None => verdict.stop.push(id),
+            match (&breakpoint.log, &breakpoint.log_message) {
+                (Some(render), _) => verdict.logs.push(render(&context)),
+                (None, Some(message)) => verdict.logs.push(message.clone()),
+                (None, None) => verdict.stop.push(id),
             }
         }
         verdict
@@ -605,6 +611,7 @@ mod tests {
             hit_condition: None,
             condition: None,
             log_message: None,
+            log: None,
         }
     }
 

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-pub use breakpoints::{HitCondition, UserBreakpoint};
+pub use breakpoints::{Condition, HitCondition, HitContext, LogRenderer, UserBreakpoint};
 pub use control::{SignalFilters, StepResult};
 pub use errors::{explain_permission, validate, AttachError};
 use tracer::{EventWait, Tracer};

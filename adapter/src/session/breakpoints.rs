@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use super::Session;
 use crate::dap::{Request, Response};
 use crate::ptrace::{HitCondition, SignalFilters, UserBreakpoint};
+use crate::symbols::conditions::Compiled;
 
 /// The id of the breakpoint behind Go's "unrecovered panic" filter: not a user's, so
 /// never among DAP's ids (which count up from 1).
@@ -72,7 +73,12 @@ struct Entry {
     id: i64,
     kind: Kind,
     hit_condition: Option<HitCondition>,
+    /// The condition as the user wrote it.
+    condition: Option<String>,
     log_message: Option<String>,
+    /// The condition and the message's expressions compiled for these addresses (or
+    /// why they cannot be), when it has either.
+    compiled: Option<(Vec<u64>, Result<Compiled, String>)>,
     /// Why it is never inserted, whatever the target (a condition, a hit condition
     /// that does not parse).
     refused: Option<String>,
@@ -91,7 +97,9 @@ impl Entry {
             id,
             kind,
             hit_condition: None,
+            condition: None,
             log_message: None,
+            compiled: None,
             refused: None,
             verified: false,
             message: None,
@@ -138,15 +146,36 @@ impl Entry {
 
     /// What the ptrace thread needs, if it is to be inserted at all.
     fn to_user(&self) -> Option<UserBreakpoint> {
-        (self.verified && self.refused.is_none() && !self.addresses.is_empty()).then(|| {
-            UserBreakpoint {
-                id: self.id,
-                addresses: self.addresses.clone(),
-                hit_condition: self.hit_condition,
-                condition: None,
-                log_message: self.log_message.clone(),
-            }
+        if !self.verified || self.refused.is_some() || self.addresses.is_empty() {
+            return None;
+        }
+        let compiled = match &self.compiled {
+            Some((_, Ok(compiled))) => compiled.clone(),
+            Some((_, Err(_))) => return None,
+            None if self.needs_compiling() => return None,
+            None => Compiled::default(),
+        };
+        Some(UserBreakpoint {
+            id: self.id,
+            addresses: self.addresses.clone(),
+            hit_condition: self.hit_condition,
+            condition: compiled.condition,
+            log_message: self.log_message.clone(),
+            log: compiled.log,
         })
+    }
+
+    /// Whether it has a condition or a message with `{expressions}`, which run at its
+    /// hits compiled for its addresses.
+    fn needs_compiling(&self) -> bool {
+        self.condition.is_some() || self.log_expressions().is_some()
+    }
+
+    /// The log message, when it has braces to read (expressions, or `{{` escapes).
+    fn log_expressions(&self) -> Option<&str> {
+        self.log_message
+            .as_deref()
+            .filter(|m| m.contains('{') || m.contains('}'))
     }
 
     /// What the client sees of it; a change is worth a `breakpoint` event.
@@ -263,10 +292,13 @@ impl Breakpoints {
             .map(|wanted| {
                 let id = self.id_for(old, &wanted.kind);
                 let mut entry = Entry::new(id, wanted.kind);
-                entry.refused = refuse_condition(&wanted.condition);
+                entry.condition = wanted
+                    .condition
+                    .map(|c| c.trim().to_string())
+                    .filter(|c| !c.is_empty());
                 match hit_condition(&wanted.hit_condition) {
                     Ok(condition) => entry.hit_condition = condition,
-                    Err(why) => entry.refused = entry.refused.or(Some(why)),
+                    Err(why) => entry.refused = Some(why),
                 }
                 entry.log_message = wanted.log_message.filter(|m| !m.is_empty());
                 entry
@@ -403,21 +435,6 @@ struct BreakpointLocationsArguments {
     line: u32,
     #[serde(default)]
     end_line: Option<u32>,
-}
-
-/// Conditions need the expression evaluator, which latch does not have yet: refused
-/// with a message, never silently ignored (a breakpoint that stops every time when the
-/// user asked for a condition is a wrong answer).
-fn refuse_condition(condition: &Option<String>) -> Option<String> {
-    condition
-        .as_deref()
-        .filter(|c| !c.trim().is_empty())
-        .map(|c| {
-            format!(
-                "conditions are not supported yet (latch cannot evaluate `{c}`): use a hit \
-                 count or a logpoint, or remove the condition"
-            )
-        })
 }
 
 /// Reads a hit condition, or says why it cannot be used.
@@ -771,6 +788,7 @@ impl Session {
         if !self.attached_target() {
             return;
         }
+        self.compile_breakpoints().await;
         let wanted: Vec<UserBreakpoint> =
             self.breakpoints.all().filter_map(Entry::to_user).collect();
         let pid = self.target.as_ref().map(|t| t.pid);
@@ -810,6 +828,50 @@ impl Session {
             None
         };
         self.backend.watch_libraries(hook).await;
+    }
+
+    /// Compiles the conditions and log messages of breakpoints whose addresses changed
+    /// since they were last compiled; one that cannot mean anything there is shown
+    /// unverified with why, and not inserted (a condition ignored would stop where the
+    /// user asked it not to).
+    async fn compile_breakpoints(&mut self) {
+        // (id, addresses, condition, log message) of each breakpoint to compile.
+        type Pending = (i64, Vec<u64>, Option<String>, Option<String>);
+        let pending: Vec<Pending> = self
+            .breakpoints
+            .all()
+            .filter(|e| e.verified && !e.addresses.is_empty() && e.needs_compiling())
+            .filter(|e| {
+                e.compiled
+                    .as_ref()
+                    .is_none_or(|(addresses, _)| *addresses != e.addresses)
+            })
+            .map(|e| {
+                (
+                    e.id,
+                    e.addresses.clone(),
+                    e.condition.clone(),
+                    e.log_expressions().map(str::to_string),
+                )
+            })
+            .collect();
+        for (id, addresses, condition, log) in pending {
+            let compiled = self
+                .symbols
+                .compile_breakpoint(addresses.clone(), condition, log)
+                .await;
+            if let Some(entry) = self.breakpoints.all_mut().find(|e| e.id == id) {
+                entry.compiled = Some((addresses, compiled));
+            }
+        }
+        for entry in self.breakpoints.all_mut() {
+            if let Some((addresses, Err(why))) = &entry.compiled {
+                if entry.verified && *addresses == entry.addresses {
+                    entry.verified = false;
+                    entry.message = Some(why.clone());
+                }
+            }
+        }
     }
 
     /// At the end of an attach: the signal filters go to the ptrace thread, and the
@@ -916,15 +978,6 @@ mod tests {
         assert_eq!(parse_address("0x401136"), Some(0x401136));
         assert_eq!(parse_address(" 4198710 "), Some(4198710));
         assert_eq!(parse_address("main"), None);
-    }
-
-    #[test]
-    fn conditions_are_refused_with_a_reason_and_empty_ones_are_none() {
-        assert!(refuse_condition(&Some("x > 1".into()))
-            .unwrap()
-            .contains("x > 1"));
-        assert_eq!(refuse_condition(&Some("  ".into())), None);
-        assert_eq!(refuse_condition(&None), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 
 pub mod cache;
 pub mod calls;
+pub mod conditions;
 pub mod dwarf;
 pub mod functions;
 pub mod go_prologue;

@@ -208,6 +208,7 @@ pub struct ModuleInfo {
     /// The DWARF as the values part reads it (location lists included): built when a
     /// frame's variables are first asked for.
     values_dwarf: OnceCell<Option<Rc<gimli::Dwarf<Reader>>>>,
+    values_sections: OnceCell<Option<std::sync::Arc<gimli::DwarfSections<Reader>>>>,
     /// A thread already reading `go_runtime` (see `read_go_runtime_ahead`).
     go_runtime_reading: RefCell<Option<std::thread::JoinHandle<GoRuntimeRead>>>,
     pub eh_frame: Option<CfiSection<gimli::EhFrame<Reader>>>,
@@ -236,6 +237,7 @@ impl ModuleInfo {
             debug_line: OnceCell::new(),
             go_runtime: OnceCell::new(),
             values_dwarf: OnceCell::new(),
+            values_sections: OnceCell::new(),
             go_runtime_reading: RefCell::new(None),
             eh_frame: None,
             debug_frame: None,
@@ -332,6 +334,7 @@ impl ModuleInfo {
             debug_line: OnceCell::new(),
             go_runtime: OnceCell::new(),
             values_dwarf: OnceCell::new(),
+            values_sections: OnceCell::new(),
             go_runtime_reading: RefCell::new(None),
             eh_frame,
             debug_frame,
@@ -510,8 +513,18 @@ impl ModuleInfo {
     pub fn values_dwarf(&self) -> Option<Rc<gimli::Dwarf<Reader>>> {
         self.values_dwarf
             .get_or_init(|| {
+                let sections = self.values_sections()?;
+                Some(Rc::new(sections.borrow(|section| *section)))
+            })
+            .clone()
+    }
+
+    /// The sections of [`ModuleInfo::values_dwarf`], which other threads can share.
+    pub fn values_sections(&self) -> Option<std::sync::Arc<gimli::DwarfSections<Reader>>> {
+        self.values_sections
+            .get_or_init(|| {
                 let file = object::File::parse(self.dwarf_file?).ok()?;
-                Some(Rc::new(crate::values::load_dwarf(&file)))
+                Some(std::sync::Arc::new(crate::values::load_sections(&file)))
             })
             .clone()
     }

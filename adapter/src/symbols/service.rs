@@ -6,6 +6,7 @@ use std::sync::mpsc;
 
 use tokio::sync::oneshot;
 
+use super::conditions::Compiled;
 use super::goroutines::{GoProgram, Goroutine};
 use super::locations;
 use super::variables::{FrameQuery, ScopeInfo, VariableRow, VariableStore};
@@ -88,6 +89,12 @@ enum Job {
         text: String,
         hex: bool,
         reply: oneshot::Sender<Result<VariableRow, String>>,
+    },
+    CompileBreakpoint {
+        addresses: Vec<u64>,
+        condition: Option<String>,
+        log: Option<String>,
+        reply: oneshot::Sender<Result<Compiled, String>>,
     },
     Variables {
         handle: u32,
@@ -280,6 +287,25 @@ impl SymbolService {
         answer.await.unwrap_or_else(|_| Err(GONE.into()))
     }
 
+    /// A breakpoint's condition and log message compiled for its addresses, to run on
+    /// the ptrace thread at each hit; refused with why when they cannot mean anything
+    /// there.
+    pub async fn compile_breakpoint(
+        &self,
+        addresses: Vec<u64>,
+        condition: Option<String>,
+        log: Option<String>,
+    ) -> Result<Compiled, String> {
+        let (reply, answer) = oneshot::channel();
+        let _ = self.jobs.send(Job::CompileBreakpoint {
+            addresses,
+            condition,
+            log,
+            reply,
+        });
+        answer.await.unwrap_or_else(|_| Err(GONE.into()))
+    }
+
     /// The variables under a handle that `frame_scopes` or an earlier answer gave.
     pub async fn variables(
         &self,
@@ -356,6 +382,23 @@ fn serve(queue: mpsc::Receiver<Job>) {
                     None => Ok(Vec::new()),
                 };
                 let _ = reply.send(scopes);
+            }
+            Job::CompileBreakpoint {
+                addresses,
+                condition,
+                log,
+                reply,
+            } => {
+                let compiled = match stacker.as_mut() {
+                    Some(stacker) => variables.compile_breakpoint(
+                        stacker,
+                        &addresses,
+                        condition.as_deref(),
+                        log.as_deref(),
+                    ),
+                    None => Err("not attached to a process".into()),
+                };
+                let _ = reply.send(compiled);
             }
             Job::Evaluate {
                 query,

@@ -172,6 +172,27 @@ pub fn cfi_step(
     }
 }
 
+/// The CFA at `address` (the module's own numbering) as a register plus an offset, the
+/// form compilers give it everywhere but in hand-written code; `None` otherwise.
+pub fn cfa_rule(
+    module: &ModuleInfo,
+    address: u64,
+    context: &mut UnwindContext,
+) -> Option<(u16, i64)> {
+    let rule = module
+        .eh_frame
+        .as_ref()
+        .and_then(|cfi| cfi.rule_for(address, context, |c| c.eh_fde_for(address)))
+        .or_else(|| {
+            let cfi = module.debug_frame.as_ref()?;
+            cfi.rule_for(address, context, |c| c.fde_for(address))
+        })?;
+    match rule.row.cfa() {
+        CfaRule::RegisterAndOffset { register, offset } => Some((register.0, *offset)),
+        CfaRule::Expression(_) => None,
+    }
+}
+
 /// The section a rule came from: its expressions are offsets into it.
 enum Cfi<'a> {
     Eh(&'a CfiSection<gimli::EhFrame<Reader>>),

@@ -360,7 +360,7 @@ impl VariableStore {
     }
 
     /// The compile unit whose code holds `pc`, read once per unit.
-    fn unit_at(&mut self, stacker: &mut Stacker, pc: u64) -> Option<Rc<CompileUnit>> {
+    pub(super) fn unit_at(&mut self, stacker: &mut Stacker, pc: u64) -> Option<Rc<CompileUnit>> {
         let (index, info, file_pc) = stacker.locate(pc)?;
         let dwarf = info.values_dwarf()?;
         let is_executable = stacker.is_executable(index);
@@ -419,7 +419,7 @@ pub fn stale_reference(handle: u32) -> String {
 
 /// The target's memory through `process_vm_readv`: values are data, not code, so bytes
 /// under latch's breakpoints are not put back here (a disassembly does that).
-struct ProcessReader(Pid);
+pub(super) struct ProcessReader(pub(super) Pid);
 
 impl values::Memory for ProcessReader {
     fn read(&self, address: u64, into: &mut [u8]) -> Result<(), values::ReadError> {
@@ -459,10 +459,10 @@ impl values::Symbolizer for StackerSymbols<'_> {
 
 /// A frame's registers in DWARF's numbering (what the unwinder keeps), its CFA and the
 /// thread pointer.
-struct FrameRegisters {
-    registers: Registers,
-    cfa: Option<u64>,
-    thread_pointer: Option<u64>,
+pub(super) struct FrameRegisters {
+    pub(super) registers: Registers,
+    pub(super) cfa: Option<u64>,
+    pub(super) thread_pointer: Option<u64>,
 }
 
 impl values::Registers for FrameRegisters {

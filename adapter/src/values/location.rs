@@ -7,8 +7,6 @@
 //! `<optimized out>`, what latch does not support yet is `<error: ...>`; neither is
 //! ever a number made up to fill the gap.
 
-use std::rc::Rc;
-
 use super::types::TypeId;
 use super::value::Contents;
 use super::{CompileUnit, Memory, Registers};
@@ -57,7 +55,7 @@ pub enum LocationAttr {
     Expression(gimli::Expression<Reader>),
     List(gimli::LocationListsOffset<usize>),
     /// `DW_AT_const_value`: the value itself, little-endian.
-    Constant(Rc<[u8]>),
+    Constant(std::sync::Arc<[u8]>),
 }
 
 impl LocationAttr {

@@ -177,13 +177,20 @@ impl CompileUnit {
 /// symbols side loads only what names functions and lines). Sections that had to be
 /// inflated are kept for latch's life, like the module they belong to.
 pub fn load_dwarf(file: &object::File<'static>) -> gimli::Dwarf<Reader> {
+    load_sections(file).borrow(|section| *section)
+}
+
+/// The sections [`load_dwarf`] reads, on their own: `Send`, so that another thread (the
+/// ptrace thread, running a breakpoint's condition) can make its own `Dwarf` of them
+/// without inflating them again.
+pub fn load_sections(file: &object::File<'static>) -> gimli::DwarfSections<Reader> {
     use object::{Object, ObjectSection};
     let endian = if file.is_little_endian() {
         gimli::RunTimeEndian::Little
     } else {
         gimli::RunTimeEndian::Big
     };
-    let load = gimli::Dwarf::load(|id| -> Result<Reader, std::convert::Infallible> {
+    let load = gimli::DwarfSections::load(|id| -> Result<Reader, std::convert::Infallible> {
         let data: &'static [u8] = match file.section_by_name(id.name()) {
             Some(section) => match section.uncompressed_data() {
                 Ok(std::borrow::Cow::Borrowed(data)) => data,
@@ -195,7 +202,7 @@ pub fn load_dwarf(file: &object::File<'static>) -> gimli::Dwarf<Reader> {
         Ok(gimli::EndianSlice::new(data, endian))
     });
     match load {
-        Ok(dwarf) => dwarf,
+        Ok(sections) => sections,
         Err(never) => match never {},
     }
 }
@@ -220,9 +227,18 @@ pub struct FrameVariables {
 impl CompileUnit {
     /// The variables of each frame at `frame.pc`, innermost inlined call first.
     pub fn frame_variables(&self, frame: &location::Frame) -> Result<Vec<FrameVariables>, String> {
-        let scopes = scope::scopes_at(self, frame.pc)?;
-        Ok(scopes
-            .into_iter()
+        Ok(self.variables_in(&scope::scopes_at(self, frame.pc)?, frame))
+    }
+
+    /// The variables of `scopes` (found once for a pc, e.g. for a breakpoint's condition)
+    /// in `frame`.
+    pub fn variables_in(
+        &self,
+        scopes: &[FrameScope],
+        frame: &location::Frame,
+    ) -> Vec<FrameVariables> {
+        scopes
+            .iter()
             .map(|scope| {
                 let mut arguments = Vec::new();
                 let mut locals = Vec::new();
@@ -234,22 +250,31 @@ impl CompileUnit {
                     }
                 }
                 FrameVariables {
-                    function: scope.function,
+                    function: scope.function.clone(),
                     inlined: scope.inlined,
                     arguments,
                     locals,
                 }
             })
-            .collect())
+            .collect()
     }
 
     /// The unit's globals and file-scope statics. `frame` supplies memory (and the
     /// thread pointer for thread-locals); its pc matters only to location lists.
     pub fn global_variables(&self, frame: &location::Frame) -> Result<Vec<Variable>, String> {
-        Ok(scope::globals(self)?
+        Ok(self.globals_of(&scope::globals(self)?, frame))
+    }
+
+    /// The globals `decls` (found once, e.g. for a breakpoint's condition) in `frame`.
+    pub fn globals_of(
+        &self,
+        decls: &[scope::VariableDecl],
+        frame: &location::Frame,
+    ) -> Vec<Variable> {
+        decls
             .iter()
             .map(|decl| self.variable(decl, frame, None))
-            .collect())
+            .collect()
     }
 
     fn variable(
