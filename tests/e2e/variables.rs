@@ -657,3 +657,118 @@ fn memory_reads_as_the_program_sees_it() {
     }
     detach(&mut dap, &target);
 }
+
+/// `setVariable` and `writeMemory`: a new value typed as the user would (a number, an
+/// enumerator, a string into a `char` array, a member of a struct) is converted to the
+/// variable's type, written, and read back in the answer and by `evaluate`; values that
+/// do not fit, aggregates, bitfields and unknown names are refused with why. Bytes
+/// written over latch's own breakpoint keep the breakpoint (it stops again) and the
+/// code equals its file after the detach.
+#[test]
+fn variables_and_memory_can_be_set() {
+    require_harness!();
+    let Stopped {
+        target,
+        mut dap,
+        tid,
+        frame,
+        ..
+    } = stopped("-O0");
+    let found = scopes(&mut dap, frame);
+    let locals_ref = found[1].1;
+    let set = |dap: &mut Dap, reference: i64, name: &str, value: &str| -> Value {
+        dap.request(
+            "setVariable",
+            json!({ "variablesReference": reference, "name": name, "value": value }),
+        )
+    };
+    let evaluate = |dap: &mut Dap, text: &str| -> String {
+        let r = dap.ok("evaluate", json!({ "expression": text, "frameId": frame }));
+        r["body"]["result"].as_str().unwrap().to_string()
+    };
+    for (name, typed, shown) in [
+        ("small", "-8", "-8"),
+        ("color", "RED", "RED"),
+        ("text", "\"xyz\"", "\"xyz\""),
+        ("ratio", "1.5", "1.5"),
+        ("letter", "'z'", "122 'z'"),
+        ("nothing", "0x10", "0x10"),
+    ] {
+        let r = set(&mut dap, locals_ref, name, typed);
+        assert_eq!(r["success"], true, "{name} = {typed}: {r}");
+        assert_eq!(r["body"]["value"], shown, "{name} = {typed}: {r}");
+        assert_eq!(evaluate(&mut dap, name), shown, "{name} read back");
+    }
+    let locals = variables(&mut dap, locals_ref);
+    assert_eq!(locals["small"].0, "-8", "{locals:?}");
+    let head = locals["head"].2;
+    let r = set(&mut dap, head, "scale", "0.75");
+    assert_eq!(r["body"]["value"], "0.75", "{r}");
+    assert_eq!(evaluate(&mut dap, "head.scale"), "0.75");
+    for (reference, name, typed, why) in [
+        (locals_ref, "small", "70000", "70000 does not fit in short"),
+        (locals_ref, "head", "1", "set its members"),
+        (head, "layer", "1", "bitfield"),
+        (locals_ref, "nobody", "1", "no variable named 'nobody'"),
+        (locals_ref, "small", "1 +", "cannot set 'small'"),
+        (999_999_999, "small", "1", "not valid now"),
+    ] {
+        let r = set(&mut dap, reference, name, typed);
+        assert_eq!(r["success"], false, "{name} = {typed}: {r}");
+        let text = r["body"]["error"]["format"].as_str().unwrap_or_default();
+        assert!(text.contains(why), "{name} = {typed}: {r}");
+    }
+
+    // writeMemory: numbers[0] through the array's memory reference.
+    let r = dap.ok("variables", json!({ "variablesReference": locals_ref }));
+    let numbers = r["body"]["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "numbers")
+        .unwrap()
+        .clone();
+    let reference = numbers["memoryReference"].as_str().unwrap().to_string();
+    let data = base64::engine::general_purpose::STANDARD.encode(9i32.to_le_bytes());
+    let r = dap.ok(
+        "writeMemory",
+        json!({ "memoryReference": reference, "data": data }),
+    );
+    assert_eq!(r["body"]["bytesWritten"], 4, "{r}");
+    assert_eq!(evaluate(&mut dap, "numbers[0]"), "9");
+    assert_refused(
+        &mut dap,
+        "writeMemory",
+        json!({ "memoryReference": "0x10", "data": data }),
+        "cannot write memory at 0x10",
+    );
+    assert_refused(
+        &mut dap,
+        "writeMemory",
+        json!({ "memoryReference": reference, "data": "%%%" }),
+        "base64",
+    );
+
+    // The program's own bytes written back over the breakpoint: it stays in.
+    let trace = dap.ok("stackTrace", json!({ "threadId": tid, "levels": 1 }));
+    let pc = trace["body"]["stackFrames"][0]["instructionPointerReference"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let read = dap.ok("readMemory", json!({ "memoryReference": pc, "count": 8 }));
+    let code_bytes = read["body"]["data"].as_str().unwrap().to_string();
+    let r = dap.ok(
+        "writeMemory",
+        json!({ "memoryReference": pc, "data": code_bytes }),
+    );
+    assert_eq!(r["body"]["bytesWritten"], 8, "{r}");
+    let again = dap.ok("readMemory", json!({ "memoryReference": pc, "count": 8 }));
+    assert_eq!(
+        again["body"]["data"], read["body"]["data"],
+        "reads as the program's own"
+    );
+    dap.ok("continue", json!({ "threadId": tid }));
+    let stopped = dap.next_event("stopped", secs(30));
+    assert_eq!(stopped["body"]["reason"], "breakpoint", "{stopped}");
+    detach(&mut dap, &target);
+}

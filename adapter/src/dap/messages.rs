@@ -440,6 +440,8 @@ pub fn capabilities(exception_filters: Value) -> Value {
         "supportsEvaluateForHovers": true,
         "supportsValueFormattingOptions": true,
         "supportsReadMemoryRequest": true,
+        "supportsSetVariable": true,
+        "supportsWriteMemoryRequest": true,
         "supportsDisassembleRequest": true,
         "exceptionBreakpointFilters": exception_filters,
     })

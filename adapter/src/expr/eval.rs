@@ -82,6 +82,107 @@ impl<'a> Scope<'a> {
         self.eval(expr, 0)
     }
 
+    /// The bytes that `value` (what the user typed, evaluated) becomes when stored in a
+    /// variable of type `target` (`setVariable`): numbers, characters, enumerators and
+    /// pointers converted as C assigns them, refused when the number does not fit;
+    /// a string literal into a `char` array that holds it (the rest of the array is
+    /// zeroed). Aggregates are refused: set their members one by one.
+    pub fn assignment_bytes(&self, value: &Value, expr: &Expr, target: TypeId) -> Result<Vec<u8>> {
+        let target_name = self.unit.types.name_of(Some(target));
+        let size = self.unit.types.size_of(Some(target)).ok_or_else(|| {
+            EvalError::Invalid(format!("{target_name} has no known size: it cannot be set"))
+        })?;
+        match self.strip(Some(target)) {
+            Some(Type::Array { element, .. }) => {
+                let is_char = matches!(
+                    self.strip(element),
+                    Some(Type::Base {
+                        encoding: BaseEncoding::SignedChar | BaseEncoding::UnsignedChar,
+                        size: 1,
+                        ..
+                    })
+                );
+                let literal = match expr {
+                    Expr::Str(text) => Some(text.as_bytes()),
+                    _ => None,
+                };
+                let (true, Some(bytes)) = (is_char, literal) else {
+                    return Err(EvalError::Invalid(format!(
+                        "an array of {target_name} can be set only from a string literal \
+                         (\"text\") when its elements are characters"
+                    )));
+                };
+                if bytes.len() as u64 > size {
+                    return Err(EvalError::Invalid(format!(
+                        "the string is {} bytes and the array holds {size}",
+                        bytes.len()
+                    )));
+                }
+                let mut stored = bytes.to_vec();
+                stored.resize(size as usize, 0);
+                Ok(stored)
+            }
+            Some(Type::Base { .. } | Type::Enum { .. } | Type::Pointer { .. }) => {
+                let scalar = self.scalar(value, expr)?;
+                if let Some((low, high)) = self.integer_range(target) {
+                    let number = match scalar {
+                        Scalar::Int { bits, kind } if kind.signed => Some(i128::from(bits as i64)),
+                        Scalar::Int { bits, .. } => Some(i128::from(bits)),
+                        _ => None,
+                    };
+                    if let Some(number) = number.filter(|n| *n < low || *n > high) {
+                        return Err(EvalError::Invalid(format!(
+                            "{number} does not fit in {target_name} ({low} to {high})"
+                        )));
+                    }
+                }
+                let written = TypeName {
+                    name: target_name.clone(),
+                    pointers: 0,
+                };
+                let converted = self.cast(value, expr, Some(target), &written)?;
+                converted
+                    .contents
+                    .read(self.memory, size)
+                    .map(|bytes| bytes.into_owned())
+                    .map_err(|why| EvalError::Unreadable {
+                        expr: expr.to_string(),
+                        why,
+                    })
+            }
+            _ => Err(EvalError::Invalid(format!(
+                "{target_name} cannot be set as a whole: set its members or elements one by one"
+            ))),
+        }
+    }
+
+    /// The numbers an integer, character or enum type holds (`None` for others).
+    fn integer_range(&self, target: TypeId) -> Option<(i128, i128)> {
+        let (size, signed) = match self.strip(Some(target))? {
+            Type::Base {
+                encoding:
+                    encoding @ (BaseEncoding::Signed
+                    | BaseEncoding::Unsigned
+                    | BaseEncoding::SignedChar
+                    | BaseEncoding::UnsignedChar
+                    | BaseEncoding::Utf),
+                size,
+                ..
+            } => (
+                size,
+                matches!(encoding, BaseEncoding::Signed | BaseEncoding::SignedChar),
+            ),
+            Type::Enum { size, signed, .. } => (size, signed),
+            _ => return None,
+        };
+        let bits = (size.min(8) * 8) as u32;
+        Some(if signed {
+            (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+        } else {
+            (0, (1i128 << bits) - 1)
+        })
+    }
+
     /// Whether the value counts as true, as a C condition reads it (breakpoint
     /// conditions): non-zero numbers and non-null pointers.
     pub fn truthy(&self, value: &Value) -> Result<bool> {

@@ -504,3 +504,53 @@ mod random_expressions {
         FIXTURE.with(|f| *f)
     }
 }
+
+/// What `setVariable` stores: the bytes of the typed value converted to the variable's
+/// type, refused with why when it does not fit or the type cannot be set whole.
+#[test]
+fn assignments_give_the_bytes_of_the_variables_type() {
+    if !tools_or_skip(false) {
+        return;
+    }
+    let fixture = Fixture::load(built("expressions.c", &["-O0"]), "expressions.c");
+    let memory = FileMemory(&fixture.program.file);
+    let globals = Globals::new(&fixture, &memory);
+    let scope = globals.scope();
+    let stored = |target: &str, text: &str| {
+        let variable = scope.evaluate_text(target).unwrap();
+        let expr = scope.parse(text).unwrap();
+        let value = scope.evaluate(&expr).unwrap();
+        scope
+            .assignment_bytes(&value, &expr, variable.type_id.unwrap())
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(stored("a", "-2"), Ok((-2i32).to_le_bytes().to_vec()));
+    assert_eq!(stored("small", "'A'"), Ok(vec![65]));
+    assert_eq!(
+        stored("big", "(long)0x10 << 40"),
+        Ok((0x10i64 << 40).to_le_bytes().to_vec())
+    );
+    assert_eq!(stored("ratio", "1.25"), Ok(1.25f64.to_le_bytes().to_vec()));
+    assert_eq!(stored("half", "3"), Ok(3.0f32.to_le_bytes().to_vec()));
+    assert_eq!(stored("level", "HIGH"), Ok(9u32.to_le_bytes().to_vec()));
+    assert_eq!(stored("yes", "0"), Ok(vec![0]));
+    assert_eq!(
+        stored("ptr", "0x1000"),
+        Ok(0x1000u64.to_le_bytes().to_vec())
+    );
+    assert_eq!(stored("greeting", "\"hey\""), Ok(b"hey\0\0\0".to_vec()));
+    let too_big = stored("small", "300").unwrap_err();
+    assert!(
+        too_big.contains("300 does not fit in unsigned char (0 to 255)"),
+        "{too_big}"
+    );
+    let too_long = stored("greeting", "\"goodbye\"").unwrap_err();
+    assert!(
+        too_long.contains("the string is 7 bytes and the array holds 6"),
+        "{too_long}"
+    );
+    let whole = stored("origin", "0").unwrap_err();
+    assert!(whole.contains("set its members"), "{whole}");
+    let not_string = stored("numbers", "1").unwrap_err();
+    assert!(not_string.contains("string literal"), "{not_string}");
+}

@@ -536,6 +536,21 @@ impl Table {
     }
 
     /// Patches `bytes`, read from the target at `address`, back to the program's own.
+    /// Bytes about to be written at `address` over inserted breakpoints: what the
+    /// program's code will be there becomes each site's original byte, and the `int3`
+    /// stays in `bytes` where one is in memory (the breakpoint is kept, and a later
+    /// removal puts back what was written, not what was there before).
+    pub fn absorb_write(&mut self, address: u64, bytes: &mut [u8]) {
+        let end = address.saturating_add(bytes.len() as u64);
+        for (&at, site) in self.sites.range_mut(address..end) {
+            let byte = &mut bytes[(at - address) as usize];
+            site.original = *byte;
+            if !site.lifted {
+                *byte = INT3;
+            }
+        }
+    }
+
     pub fn show_original(&self, address: u64, bytes: &mut [u8]) {
         let end = address + bytes.len() as u64;
         for (&at, site) in self.sites.range(address..end) {

@@ -1424,6 +1424,32 @@ impl Tracer {
         bytes
     }
 
+    /// Writes `bytes` at `address` (the user's `writeMemory` or `setVariable`), page by
+    /// page up to the first page that cannot be written; how many bytes were written.
+    /// Bytes over latch's breakpoints become what the breakpoints put back when removed.
+    pub fn write_memory(&mut self, address: u64, bytes: &[u8]) -> Result<usize, String> {
+        const PAGE: u64 = 4096;
+        let mut bytes = bytes.to_vec();
+        self.control.table.absorb_write(address, &mut bytes);
+        let Some(memory) = self.control.memory() else {
+            return Err(format!("cannot open /proc/{}/mem", self.pid));
+        };
+        let end = address.saturating_add(bytes.len() as u64);
+        let mut at = address;
+        while at < end {
+            let page_end = (at / PAGE + 1).saturating_mul(PAGE).min(end);
+            let chunk = &bytes[(at - address) as usize..(page_end - address) as usize];
+            if let Err(err) = memory.write(at, chunk) {
+                if at == address {
+                    return Err(format!("cannot write memory at {at:#x}: {err}"));
+                }
+                break;
+            }
+            at = page_end;
+        }
+        Ok((at - address) as usize)
+    }
+
     /// The program's own bytes of `len` bytes at `address`: what is in memory, with the
     /// bytes our breakpoints replaced put back.
     pub fn read_code(&mut self, address: u64, len: usize) -> Option<Vec<u8>> {

@@ -300,6 +300,11 @@ enum Command {
         len: usize,
         reply: oneshot::Sender<Vec<u8>>,
     },
+    WriteMemory {
+        address: u64,
+        bytes: Vec<u8>,
+        reply: oneshot::Sender<Result<usize, String>>,
+    },
     Release {
         tid: Pid,
         reply: oneshot::Sender<()>,
@@ -360,6 +365,7 @@ impl Command {
             Command::RunTo { .. } => "run_to",
             Command::ReadCode { .. } => "read_code",
             Command::ReadMemory { .. } => "read_memory",
+            Command::WriteMemory { .. } => "write_memory",
             Command::ThreadRegisters { .. } => "thread_registers",
             Command::Release { .. } => "release",
             Command::SetScratch { .. } => "set_scratch",
@@ -628,6 +634,18 @@ impl BackendHandle {
         })
         .await
         .unwrap_or_default()
+    }
+
+    /// Writes `bytes` at `address`, up to the first page that cannot be written: how
+    /// many were written. Breakpoints in the range stay, over the new bytes.
+    pub async fn write_memory(&self, address: u64, bytes: Vec<u8>) -> Result<usize, String> {
+        self.send(|reply| Command::WriteMemory {
+            address,
+            bytes,
+            reply,
+        })
+        .await
+        .unwrap_or_else(|_| Err(BackendError::Gone.to_string()))
     }
 
     pub async fn read_code(&self, address: u64, len: usize) -> Option<Vec<u8>> {
@@ -1071,6 +1089,17 @@ impl Worker {
             } => {
                 let read = self.tracer.as_mut().map(|t| t.read_readable(address, len));
                 let _ = reply.send(read.unwrap_or_default());
+            }
+            Command::WriteMemory {
+                address,
+                bytes,
+                reply,
+            } => {
+                let written = match self.tracer.as_mut() {
+                    Some(tracer) => tracer.write_memory(address, &bytes),
+                    None => Err("not attached to a process".into()),
+                };
+                let _ = reply.send(written);
             }
             Command::Threads { reply } => {
                 let _ = reply.send(self.attached().map(|t| t.current_threads()));

@@ -30,7 +30,80 @@ pub(super) fn parse_reference(reference: &str) -> Option<u64> {
     }
 }
 
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WriteMemoryArguments {
+    memory_reference: String,
+    #[serde(default)]
+    offset: Option<i64>,
+    data: String,
+    #[serde(default)]
+    allow_partial: Option<bool>,
+}
+
 impl Session {
+    /// `writeMemory`: the bytes go in through the ptrace thread, the only writer of the
+    /// target; under an inserted breakpoint they become the code the breakpoint puts
+    /// back when it goes. Without `allowPartial`, a write that cannot be done whole is
+    /// refused (nothing written is then the first page's failure).
+    pub(super) async fn write_memory(&mut self, request: &Request) {
+        let Some(args) = self.arguments::<WriteMemoryArguments>(request) else {
+            return;
+        };
+        if self.require_target(request).is_none() {
+            return;
+        }
+        let Some(address) = parse_reference(&args.memory_reference)
+            .and_then(|base| base.checked_add_signed(args.offset.unwrap_or(0)))
+        else {
+            let text = format!(
+                "memoryReference {:?} with offset {} is not an address: give one latch sent \
+                 (as 0x7ffc1234)",
+                args.memory_reference,
+                args.offset.unwrap_or(0)
+            );
+            return self.fail(request, "not an address", &text);
+        };
+        let bytes = match base64::engine::general_purpose::STANDARD.decode(args.data.trim()) {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                let text = format!("data is not base64 ({err}): send the bytes base64-encoded");
+                return self.fail(request, "not base64", &text);
+            }
+        };
+        if bytes.len() as u64 > MAX_READ {
+            let text = format!(
+                "{} bytes is more than latch writes at once ({MAX_READ}): write smaller pieces",
+                bytes.len()
+            );
+            return self.fail(request, "too much at once", &text);
+        }
+        if address.checked_add(bytes.len() as u64).is_none() {
+            let text = format!(
+                "{address:#x} plus {} bytes is past the address space",
+                bytes.len()
+            );
+            return self.fail(request, "not an address", &text);
+        }
+        let wanted = bytes.len();
+        match self.backend.write_memory(address, bytes).await {
+            Ok(written) if written == wanted || args.allow_partial == Some(true) => {
+                self.out.respond(Response::ok(
+                    request,
+                    Some(json!({ "offset": 0, "bytesWritten": written })),
+                ));
+            }
+            Ok(written) => {
+                let text = format!(
+                    "only {written} of {wanted} bytes at {address:#x} could be written (the rest \
+                     is not writable memory); set allowPartial to accept part of a write"
+                );
+                self.fail(request, "partly written", &text);
+            }
+            Err(why) => self.fail(request, "cannot write memory", &why),
+        }
+    }
+
     pub(super) async fn read_memory(&mut self, request: &Request) {
         let Some(args) = self.arguments::<ReadMemoryArguments>(request) else {
             return;

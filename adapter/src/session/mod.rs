@@ -437,6 +437,8 @@ impl Session {
             "variables" => self.variables(&request).await,
             "evaluate" => self.evaluate(&request).await,
             "readMemory" => self.read_memory(&request).await,
+            "writeMemory" => self.write_memory(&request).await,
+            "setVariable" => self.set_variable(&request).await,
             "disassemble" => self.disassemble(&request).await,
             "source" => self.source(&request),
             "modules" => self.modules(&request).await,

@@ -141,6 +141,16 @@ struct VariablesArguments {
     format: Option<ValueFormat>,
 }
 
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SetVariableArguments {
+    variables_reference: i64,
+    name: String,
+    value: String,
+    #[serde(default)]
+    format: Option<ValueFormat>,
+}
+
 /// DAP's `ValueFormat`: how an editor asks for values ("View as hex").
 #[derive(Debug, Default, Clone, Copy, serde::Deserialize)]
 pub(super) struct ValueFormat {
@@ -544,6 +554,54 @@ impl Session {
             request,
             Some(json!({ "variables": variables })),
         ));
+    }
+
+    /// `setVariable`: the value the user typed, converted to the variable's type on the
+    /// symbols thread, written by the ptrace thread, and read back as the answer.
+    pub(super) async fn set_variable(&mut self, request: &Request) {
+        let Some(args) = self.arguments::<SetVariableArguments>(request) else {
+            return;
+        };
+        if args.variables_reference < VALUE_REFERENCES {
+            let text = "registers cannot be set yet: latch sets variables in memory";
+            return self.fail(request, "cannot set", text);
+        }
+        let handle = u32::try_from(args.variables_reference - VALUE_REFERENCES).unwrap_or(0);
+        let assignment = self
+            .symbols
+            .assignment(handle, args.name.clone(), args.value.clone())
+            .await;
+        let (address, bytes) = match assignment {
+            Ok(found) => found,
+            Err(why) => return self.fail(request, "cannot set", &why),
+        };
+        let wanted = bytes.len();
+        match self.backend.write_memory(address, bytes).await {
+            Ok(written) if written == wanted => {}
+            Ok(_) | Err(_) => {
+                let text = format!(
+                    "cannot write '{}' at {address:#x}: the memory is not writable",
+                    args.name
+                );
+                return self.fail(request, "cannot set", &text);
+            }
+        }
+        let hex = ValueFormat::hex(args.format);
+        let rows = self
+            .symbols
+            .variables(handle, 0, None, crate::values::ChildFilter::All, hex)
+            .await;
+        let row = rows
+            .ok()
+            .and_then(|rows| rows.into_iter().find(|row| row.name == args.name));
+        let mut body = match &row {
+            Some(row) => json!({ "value": row.value }),
+            None => json!({ "value": args.value }),
+        };
+        if let Some(row) = &row {
+            add_value_details(&mut body, row);
+        }
+        self.out.respond(Response::ok(request, Some(body)));
     }
 
     /// The children of a scope or of a value that expands.

@@ -90,6 +90,12 @@ enum Job {
         hex: bool,
         reply: oneshot::Sender<Result<VariableRow, String>>,
     },
+    Assignment {
+        handle: u32,
+        name: String,
+        text: String,
+        reply: oneshot::Sender<Result<(u64, Vec<u8>), String>>,
+    },
     CompileBreakpoint {
         addresses: Vec<u64>,
         condition: Option<String>,
@@ -306,6 +312,23 @@ impl SymbolService {
         answer.await.unwrap_or_else(|_| Err(GONE.into()))
     }
 
+    /// Where variable `name` under `handle` lives and the bytes `text` makes of it.
+    pub async fn assignment(
+        &self,
+        handle: u32,
+        name: String,
+        text: String,
+    ) -> Result<(u64, Vec<u8>), String> {
+        let (reply, answer) = oneshot::channel();
+        let _ = self.jobs.send(Job::Assignment {
+            handle,
+            name,
+            text,
+            reply,
+        });
+        answer.await.unwrap_or_else(|_| Err(GONE.into()))
+    }
+
     /// The variables under a handle that `frame_scopes` or an earlier answer gave.
     pub async fn variables(
         &self,
@@ -382,6 +405,18 @@ fn serve(queue: mpsc::Receiver<Job>) {
                     None => Ok(Vec::new()),
                 };
                 let _ = reply.send(scopes);
+            }
+            Job::Assignment {
+                handle,
+                name,
+                text,
+                reply,
+            } => {
+                let assignment = match stacker.as_mut() {
+                    Some(stacker) => variables.assignment(stacker, handle, &name, &text),
+                    None => Err(super::variables::stale_reference(handle)),
+                };
+                let _ = reply.send(assignment);
             }
             Job::CompileBreakpoint {
                 addresses,

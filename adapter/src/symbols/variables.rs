@@ -214,7 +214,8 @@ impl VariableStore {
         let lookup = query.lookup_pc();
         let Some(unit) = self.unit_at(stacker, lookup) else {
             return Err(format!(
-                "no debug information describes the code at {:#x}: expressions need DWARF                  (build with -g)",
+                "no debug information describes the code at {:#x}: expressions need DWARF \
+                 (build with -g)",
                 query.pc
             ));
         };
@@ -255,6 +256,25 @@ impl VariableStore {
         hex: bool,
     ) -> Result<Vec<VariableRow>, String> {
         let memory = ProcessReader(stacker.view());
+        let (unit, children) = self.children(stacker, handle, start, count, filter)?;
+        let symbols = StackerSymbols(RefCell::new(stacker));
+        Ok(children
+            .into_iter()
+            .map(|(name, value)| self.row(&unit, &memory, &symbols, hex, name, value))
+            .collect())
+    }
+
+    /// The values under `handle`, `start..start + count`, by the names they are shown
+    /// with.
+    fn children(
+        &self,
+        stacker: &mut Stacker,
+        handle: u32,
+        start: u64,
+        count: Option<u64>,
+        filter: values::ChildFilter,
+    ) -> Result<(Rc<CompileUnit>, Vec<(String, Value)>), String> {
+        let memory = ProcessReader(stacker.view());
         let count = count.filter(|c| *c > 0).unwrap_or(UNPAGED_ROWS);
         // Scopes hold named variables only.
         let count = match (filter, self.entry(handle)) {
@@ -264,7 +284,7 @@ impl VariableStore {
             ) => 0,
             _ => count,
         };
-        let (unit, children): (Rc<CompileUnit>, Vec<(String, Value)>) = match self.entry(handle) {
+        Ok(match self.entry(handle) {
             None => return Err(stale_reference(handle)),
             Some(Entry::Variables { unit, variables }) => {
                 (unit.clone(), page(variables, start, count))
@@ -304,12 +324,77 @@ impl VariableStore {
                     .collect();
                 (unit.clone(), children)
             }
+        })
+    }
+
+    /// Where the variable `name` under `handle` lives and the bytes `text` makes of it
+    /// in its type (`setVariable`): the session writes them through the ptrace thread.
+    /// Only a variable in memory can be set; one in a register, or a bitfield, is
+    /// refused with why.
+    pub fn assignment(
+        &mut self,
+        stacker: &mut Stacker,
+        handle: u32,
+        name: &str,
+        text: &str,
+    ) -> Result<(u64, Vec<u8>), String> {
+        // An element of a long array is looked up by its index, not by listing them all.
+        let element = name
+            .strip_prefix('[')
+            .and_then(|rest| rest.strip_suffix(']'))
+            .and_then(|index| index.parse::<u64>().ok());
+        let (unit, children) = match element {
+            Some(index) => self.children(
+                stacker,
+                handle,
+                index,
+                Some(1),
+                values::ChildFilter::Indexed,
+            )?,
+            None => self.children(stacker, handle, 0, None, values::ChildFilter::All)?,
         };
-        let symbols = StackerSymbols(RefCell::new(stacker));
-        Ok(children
-            .into_iter()
-            .map(|(name, value)| self.row(&unit, &memory, &symbols, hex, name, value))
-            .collect())
+        let Some((_, variable)) = children.into_iter().find(|(n, _)| n == name) else {
+            return Err(format!("there is no variable named '{name}' here to set"));
+        };
+        let address = match (&variable.contents, variable.bit_field) {
+            (_, Some(_)) => {
+                return Err(format!(
+                    "'{name}' is a bitfield: latch cannot set bitfields yet"
+                ))
+            }
+            (values::Contents::Memory(address), None) => *address,
+            (values::Contents::OptimizedOut, None) => {
+                return Err(format!(
+                    "'{name}' was optimized out here: there is nothing to set"
+                ))
+            }
+            _ => {
+                return Err(format!(
+                    "'{name}' lives in a register or was computed by the compiler here, not in \
+                     memory: latch sets variables in memory only"
+                ))
+            }
+        };
+        let type_id = variable
+            .type_id
+            .ok_or_else(|| format!("'{name}' has no type (void): it cannot be set"))?;
+        let memory = ProcessReader(stacker.view());
+        let registers = values::RegisterSet::default();
+        let scope = crate::expr::Scope {
+            unit: &unit,
+            frames: &[],
+            globals: &[],
+            registers: &registers,
+            memory: &memory,
+        };
+        let invalid =
+            |err: crate::expr::EvalError| format!("cannot set '{name}' to `{text}`: {err}");
+        let expr = scope.parse(text).map_err(invalid)?;
+        let value = scope.evaluate(&expr).map_err(invalid)?;
+        let bytes = scope
+            .assignment_bytes(&value, &expr, type_id)
+            .map_err(invalid)?;
+        Ok((address, bytes))
     }
 
     fn row(
