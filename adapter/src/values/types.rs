@@ -248,6 +248,8 @@ pub struct Types {
     /// its DIEs that have any (`core::option` for `Option<i32>`): what Rust's names
     /// are qualified with.
     scopes: RefCell<FxHashMap<usize, Rc<FxHashMap<usize, String>>>>,
+    /// Rust's vtables by their address in the file: the type each is for.
+    vtables: OnceCell<FxHashMap<u64, TypeId>>,
 }
 
 /// The source language of a compile unit, as far as values care.
@@ -342,6 +344,7 @@ impl Types {
             named: OnceCell::new(),
             language: OnceCell::new(),
             scopes: RefCell::default(),
+            vtables: OnceCell::new(),
         }
     }
 
@@ -591,6 +594,13 @@ impl Types {
         if self.is_go() {
             return self.go_name(id, 0);
         }
+        // Rust's DWARF names every type as Rust writes it (`&[i32]`, `Box<i32, ...>`,
+        // `*const u8`), pointers included; qualified, that is what rust-gdb says.
+        if self.language() == Language::Rust {
+            if let Some(name) = id.and_then(|id| self.qualified_name(id)) {
+                return name;
+            }
+        }
         self.c_declarator(id, String::new(), 0)
     }
 
@@ -600,19 +610,95 @@ impl Types {
 
     /// The type's name with the namespaces and types enclosing its DIE, as Rust and
     /// C++ write it (`core::option::Option<i32>`); its plain name where nothing
-    /// encloses it; `None` for a type without a name or a made-up type.
+    /// encloses it; `None` for a DIE without a name (a C pointer) or a made-up type.
     pub fn qualified_name(&self, id: TypeId) -> Option<String> {
-        let name = match &*self.get(id) {
-            Type::Aggregate { name, .. } | Type::Enum { name, .. } => name.clone()?,
-            Type::Base { name, .. } | Type::Typedef { name, .. } => name.clone(),
-            _ => return None,
-        };
-        let (unit, _) = self.die(id).ok()?;
+        let (unit, offset) = self.die(id).ok()?;
+        let name = self.name_in(&unit, &unit.entry(offset).ok()?)?;
         let scopes = self.scopes_of(&unit);
         Some(match scopes.get(&id.0) {
             Some(scope) => format!("{scope}::{name}"),
             None => name,
         })
+    }
+
+    /// The type given for the template parameter `parameter` of the type `id` (`T` of
+    /// Rust's `Vec<T, A>`, whose buffer's pointer does not say what it points to).
+    pub fn template_parameter(&self, id: TypeId, parameter: &str) -> Option<TypeId> {
+        let (unit, offset) = self.die(id).ok()?;
+        let mut tree = unit.entries_tree(Some(offset)).ok()?;
+        let mut children = tree.root().ok()?.children();
+        while let Ok(Some(child)) = children.next() {
+            let entry = child.entry();
+            if entry.tag() == gimli::DW_TAG_template_type_parameter
+                && self.name_in(&unit, entry).as_deref() == Some(parameter)
+            {
+                return self.type_ref_in(&unit, entry);
+            }
+        }
+        None
+    }
+
+    /// The type whose Rust vtable is at `file_address` (an address in the file, before
+    /// relocation): rustc describes each vtable as a variable `<T as Trait>::{vtable}`
+    /// whose type's `DW_AT_containing_type` is `T`. One walk of every unit's top-level
+    /// DIEs, on first use.
+    pub fn vtable_for(&self, file_address: u64) -> Option<TypeId> {
+        self.vtables
+            .get_or_init(|| {
+                let mut vtables = FxHashMap::default();
+                let mut headers = self.dwarf.units();
+                while let Ok(Some(header)) = headers.next() {
+                    let Ok(unit) = self.dwarf.unit(header) else {
+                        continue;
+                    };
+                    self.index_vtables(&unit, &mut vtables);
+                }
+                vtables
+            })
+            .get(&file_address)
+            .copied()
+    }
+
+    fn index_vtables(&self, unit: &gimli::Unit<Reader>, vtables: &mut FxHashMap<u64, TypeId>) {
+        let mut entries = unit.entries();
+        while let Ok(true) = entries.next_entry() {
+            let Some(entry) = entries.current() else {
+                continue;
+            };
+            if entry.tag() != gimli::DW_TAG_variable {
+                continue;
+            }
+            if !self
+                .name_in(unit, entry)
+                .is_some_and(|n| n.ends_with("::{vtable}"))
+            {
+                continue;
+            }
+            let Some(gimli::AttributeValue::Exprloc(expression)) =
+                entry.attr_value(gimli::DW_AT_location)
+            else {
+                continue;
+            };
+            let mut ops = expression.operations(unit.encoding());
+            let Ok(Some(gimli::Operation::Address { address })) = ops.next() else {
+                continue;
+            };
+            let Some(vtable_type) = self.type_ref_in(unit, entry) else {
+                continue;
+            };
+            let Ok((holder, offset)) = self.die(vtable_type) else {
+                continue;
+            };
+            let Ok(vtable_entry) = holder.entry(offset) else {
+                continue;
+            };
+            if let Some(concrete) = vtable_entry
+                .attr_value(gimli::DW_AT_containing_type)
+                .and_then(|v| self.reference(&holder, v))
+            {
+                vtables.insert(address, concrete);
+            }
+        }
     }
 
     /// The scope of every DIE of `unit` inside a namespace or a type, by its
