@@ -309,3 +309,134 @@ fn rust_locals_agree_with_rust_gdb() {
         );
     }
 }
+
+/// What a view expands to: its named children, `[raw]` with the fields it hides, and its
+/// elements a page at a time; expressions index a `Vec`, a slice and a `HashMap` by key,
+/// as rust-gdb's `print` does; a garbage `Vec` has no elements to walk.
+#[test]
+fn rust_views_expand_and_index_as_rust_gdb_prints() {
+    require_harness!();
+    let Stopped {
+        binary,
+        line,
+        target,
+        mut dap,
+        frame,
+        locals,
+    } = stopped();
+    let latch = variables(&mut dap, locals);
+
+    let numbers = latch["numbers"].2;
+    assert_eq!(
+        child_names(&mut dap, numbers),
+        ["len", "capacity", "[raw]", "[0]", "[1]", "[2]"]
+    );
+    let page = dap.ok(
+        "variables",
+        json!({ "variablesReference": numbers, "filter": "indexed", "start": 1, "count": 5 }),
+    );
+    let page = rows(&page);
+    assert_eq!(page.keys().collect::<Vec<_>>(), ["[1]", "[2]"], "{page:?}");
+    assert_eq!(
+        (page["[1]"].0.as_str(), page["[1]"].1.as_str()),
+        ("2", "i32")
+    );
+    let raw_reference = variables(&mut dap, numbers)["[raw]"].2;
+    let raw = variables(&mut dap, raw_reference);
+    assert_eq!(raw.keys().collect::<Vec<_>>(), ["buf", "len"], "{raw:?}");
+    assert_eq!(raw["len"].0, "3");
+
+    let shared = variables(&mut dap, latch["shared"].2);
+    assert_eq!(
+        (
+            shared["value"].0.as_str(),
+            shared["strong"].0.as_str(),
+            shared["weak"].0.as_str()
+        ),
+        ("\"rc\"", "2", "1"),
+        "{shared:?}"
+    );
+    let circle = variables(&mut dap, latch["circle"].2);
+    assert_eq!(circle["radius"].0, "1.5", "{circle:?}");
+    let failed = variables(&mut dap, latch["failed"].2);
+    assert_eq!(failed["__0"].0, "\"bad\"", "{failed:?}");
+    let refcell = variables(&mut dap, latch["refcell"].2);
+    assert_eq!(refcell["borrow"].0, "1", "{refcell:?}");
+    assert_eq!(refcell["value"].0, "Vec(size=2) = {4, 5}", "{refcell:?}");
+    let map = variables(&mut dap, latch["map"].2);
+    for (key, value) in [("one", "1"), ("two", "2"), ("three", "3")] {
+        assert_eq!(map[&format!("[\"{key}\"]")].0, value, "{map:?}");
+    }
+    assert_eq!(map["len"].0, "3", "{map:?}");
+    let speaker = variables(&mut dap, latch["speaker"].2);
+    assert_eq!(speaker["*speaker"].0, "{age = 6}", "{speaker:?}");
+    assert_eq!(speaker["*speaker"].1, "views::Dog", "{speaker:?}");
+    let boxed = variables(&mut dap, latch["boxed"].2);
+    assert_eq!(boxed["*boxed"].0, "7", "{boxed:?}");
+    let garbage = variables(&mut dap, latch["garbage"].2);
+    let wrapped = variables(&mut dap, garbage["value"].2)["__0"].2;
+    let inner = variables(&mut dap, wrapped);
+    assert_eq!(
+        inner.keys().collect::<Vec<_>>(),
+        ["[raw]"],
+        "a corrupt Vec has no elements: {inner:?}"
+    );
+
+    let expressions = ["numbers[2]", "tail[0]", "map[\"two\"]", "refcell", "some"];
+    let mut answers = Vec::new();
+    for expression in expressions {
+        let r = dap.ok(
+            "evaluate",
+            json!({ "expression": expression, "frameId": frame, "context": "watch" }),
+        );
+        answers.push(r["body"]["result"].as_str().unwrap().to_string());
+    }
+    for (expression, why) in [
+        ("numbers[3]", "out of range"),
+        ("map[\"four\"]", "no such key"),
+    ] {
+        let r = dap.request(
+            "evaluate",
+            json!({ "expression": expression, "frameId": frame, "context": "repl" }),
+        );
+        assert_eq!(r["success"], false, "{expression}: {r}");
+        let text = r["body"]["error"]["format"].as_str().unwrap_or_default();
+        assert!(text.contains(why), "{expression}: {r}");
+    }
+    detach(&mut dap, &target);
+
+    // rust-gdb indexes slices but neither a Vec nor a HashMap (its Rust support has no
+    // such operators): for those, the element its printer shows is the oracle.
+    let prints = [
+        "print tail[0]",
+        "print refcell",
+        "print some",
+        "print numbers",
+        "print map",
+    ];
+    let prints: Vec<String> = prints.iter().map(|p| p.to_string()).collect();
+    let Some(text) = rust_gdb_at(target.pid, &binary, line, &prints) else {
+        return;
+    };
+    let printed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with('$'))
+        .filter_map(|l| l.split_once(" = ").map(|(_, v)| v))
+        .collect();
+    assert_eq!(printed.len(), prints.len(), "rust-gdb printed:\n{text}");
+    let elements: Vec<&str> = printed[3]
+        .strip_prefix("Vec(size=3) = {")
+        .and_then(|rest| rest.strip_suffix('}'))
+        .unwrap_or_else(|| panic!("rust-gdb's numbers: {}", printed[3]))
+        .split(", ")
+        .collect();
+    let entry = printed[4]
+        .split(", ")
+        .find_map(|entry| entry.split_once("[\"two\"] = "))
+        .map(|(_, value)| value.trim_end_matches('}'))
+        .unwrap_or_else(|| panic!("rust-gdb's map: {}", printed[4]));
+    let oracle = [elements[2], printed[0], entry, printed[1], printed[2]];
+    for ((expression, ours), theirs) in expressions.iter().zip(&answers).zip(oracle) {
+        assert_eq!(ours, theirs, "{expression}: latch (left), rust-gdb (right)");
+    }
+}
