@@ -261,6 +261,10 @@ fn rust_locals_agree_with_rust_gdb() {
         value("garbage"),
         "{value = {__0 = <error: a Vec of length 2305843009213693952 and capacity 16: uninitialised or corrupted>}}"
     );
+    assert_eq!(
+        value("garbage_map"),
+        "{value = {__0 = HashMap(size=1125899906842624) <error: a table of 1125899906842624 items in 8 buckets: uninitialised or corrupted>}}"
+    );
 
     let names: Vec<&String> = latch.keys().collect();
     let mut commands = vec!["info locals".to_string()];
