@@ -94,6 +94,28 @@ pub struct Enumerator {
     pub value: u64,
 }
 
+/// The variants of a Rust enum (`DW_TAG_variant_part`): the value is the variant whose
+/// `discr_value` the discriminant member holds, or else the default one. In a niche
+/// layout the discriminant is a field of the payload (a pointer, a capacity) and the
+/// default variant is the one holding that payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VariantPart {
+    /// The member holding the discriminant (`DW_AT_discr`); `None` when there is none
+    /// (an enum of one variant).
+    pub discriminant: Option<Member>,
+    pub variants: Vec<Variant>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Variant {
+    /// The discriminant's value (its bits, truncated to its size) choosing this
+    /// variant; `None` for the default variant.
+    pub discr_value: Option<u64>,
+    /// The variant's payload: a member named for the variant, its type a struct of the
+    /// variant's fields (`__0`, `__1` for a tuple variant).
+    pub member: Member,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Type {
     Base {
@@ -113,6 +135,9 @@ pub enum Type {
         /// `None` for a declaration without a definition in this unit.
         size: Option<u64>,
         members: Vec<Member>,
+        /// Rust's enums (`DW_TAG_variant_part`): which of the variants the value holds
+        /// is told by a discriminant member. `None` for every other aggregate.
+        variants: Option<VariantPart>,
     },
     Array {
         element: Option<TypeId>,
@@ -219,6 +244,12 @@ pub struct Types {
     /// The home unit's source language: Go's type names are written Go's way, and
     /// each language has its own views of its library's types.
     language: OnceCell<Language>,
+    /// For each unit read so far (by its start), the enclosing namespaces and types of
+    /// its DIEs that have any (`core::option` for `Option<i32>`): what Rust's names
+    /// are qualified with.
+    scopes: RefCell<FxHashMap<usize, Rc<FxHashMap<usize, String>>>>,
+    /// Rust's vtables by their address in the file: the type each is for.
+    vtables: OnceCell<FxHashMap<u64, TypeId>>,
 }
 
 /// The source language of a compile unit, as far as values care.
@@ -312,6 +343,8 @@ impl Types {
             made: RefCell::default(),
             named: OnceCell::new(),
             language: OnceCell::new(),
+            scopes: RefCell::default(),
+            vtables: OnceCell::new(),
         }
     }
 
@@ -561,11 +594,157 @@ impl Types {
         if self.is_go() {
             return self.go_name(id, 0);
         }
+        // Rust's DWARF names every type as Rust writes it (`&[i32]`, `Box<i32, ...>`,
+        // `*const u8`), pointers included; qualified, that is what rust-gdb says.
+        if self.language() == Language::Rust {
+            if let Some(name) = id.and_then(|id| self.qualified_name(id)) {
+                return name;
+            }
+        }
         self.c_declarator(id, String::new(), 0)
     }
 
     fn is_go(&self) -> bool {
         self.language() == Language::Go
+    }
+
+    /// The type's name with the namespaces and types enclosing its DIE, as Rust and
+    /// C++ write it (`core::option::Option<i32>`); its plain name where nothing
+    /// encloses it; `None` for a DIE without a name (a C pointer) or a made-up type.
+    pub fn qualified_name(&self, id: TypeId) -> Option<String> {
+        let (unit, offset) = self.die(id).ok()?;
+        let name = self.name_in(&unit, &unit.entry(offset).ok()?)?;
+        let scopes = self.scopes_of(&unit);
+        Some(match scopes.get(&id.0) {
+            Some(scope) => format!("{scope}::{name}"),
+            None => name,
+        })
+    }
+
+    /// The type given for the template parameter `parameter` of the type `id` (`T` of
+    /// Rust's `Vec<T, A>`, whose buffer's pointer does not say what it points to).
+    pub fn template_parameter(&self, id: TypeId, parameter: &str) -> Option<TypeId> {
+        let (unit, offset) = self.die(id).ok()?;
+        let mut tree = unit.entries_tree(Some(offset)).ok()?;
+        let mut children = tree.root().ok()?.children();
+        while let Ok(Some(child)) = children.next() {
+            let entry = child.entry();
+            if entry.tag() == gimli::DW_TAG_template_type_parameter
+                && self.name_in(&unit, entry).as_deref() == Some(parameter)
+            {
+                return self.type_ref_in(&unit, entry);
+            }
+        }
+        None
+    }
+
+    /// The type whose Rust vtable is at `file_address` (an address in the file, before
+    /// relocation): rustc describes each vtable as a variable `<T as Trait>::{vtable}`
+    /// whose type's `DW_AT_containing_type` is `T`. One walk of every unit's top-level
+    /// DIEs, on first use.
+    pub fn vtable_for(&self, file_address: u64) -> Option<TypeId> {
+        self.vtables
+            .get_or_init(|| {
+                let mut vtables = FxHashMap::default();
+                let mut headers = self.dwarf.units();
+                while let Ok(Some(header)) = headers.next() {
+                    let Ok(unit) = self.dwarf.unit(header) else {
+                        continue;
+                    };
+                    self.index_vtables(&unit, &mut vtables);
+                }
+                vtables
+            })
+            .get(&file_address)
+            .copied()
+    }
+
+    fn index_vtables(&self, unit: &gimli::Unit<Reader>, vtables: &mut FxHashMap<u64, TypeId>) {
+        let mut entries = unit.entries();
+        while let Ok(true) = entries.next_entry() {
+            let Some(entry) = entries.current() else {
+                continue;
+            };
+            if entry.tag() != gimli::DW_TAG_variable {
+                continue;
+            }
+            if !self
+                .name_in(unit, entry)
+                .is_some_and(|n| n.ends_with("::{vtable}"))
+            {
+                continue;
+            }
+            let Some(gimli::AttributeValue::Exprloc(expression)) =
+                entry.attr_value(gimli::DW_AT_location)
+            else {
+                continue;
+            };
+            let mut ops = expression.operations(unit.encoding());
+            let Ok(Some(gimli::Operation::Address { address })) = ops.next() else {
+                continue;
+            };
+            let Some(vtable_type) = self.type_ref_in(unit, entry) else {
+                continue;
+            };
+            let Ok((holder, offset)) = self.die(vtable_type) else {
+                continue;
+            };
+            let Ok(vtable_entry) = holder.entry(offset) else {
+                continue;
+            };
+            if let Some(concrete) = vtable_entry
+                .attr_value(gimli::DW_AT_containing_type)
+                .and_then(|v| self.reference(&holder, v))
+            {
+                vtables.insert(address, concrete);
+            }
+        }
+    }
+
+    /// The scope of every DIE of `unit` inside a namespace or a type, by its
+    /// `.debug_info` offset: one walk of the unit, on first use.
+    fn scopes_of(&self, unit: &gimli::Unit<Reader>) -> Rc<FxHashMap<usize, String>> {
+        let start = unit.header.offset().0;
+        if let Some(known) = self.scopes.borrow().get(&start) {
+            return known.clone();
+        }
+        let mut scopes = FxHashMap::default();
+        // The names of the namespaces and types enclosing the current DIE, with the
+        // depth each was entered at; a DIE leaves them as the walk climbs back out.
+        let mut enclosing: Vec<(isize, String)> = Vec::new();
+        let mut entries = unit.entries();
+        while let Ok(true) = entries.next_entry() {
+            let depth = entries.depth();
+            let Some(entry) = entries.current() else {
+                continue;
+            };
+            while enclosing.last().is_some_and(|(at, _)| *at >= depth) {
+                enclosing.pop();
+            }
+            let Some(id) = global(unit, entry.offset()) else {
+                continue;
+            };
+            if !enclosing.is_empty() {
+                let path: Vec<&str> = enclosing.iter().map(|(_, n)| n.as_str()).collect();
+                scopes.insert(id.0, path.join("::"));
+            }
+            let scope = matches!(
+                entry.tag(),
+                gimli::DW_TAG_namespace
+                    | gimli::DW_TAG_structure_type
+                    | gimli::DW_TAG_class_type
+                    | gimli::DW_TAG_union_type
+                    | gimli::DW_TAG_enumeration_type
+            );
+            if scope && entry.has_children() {
+                if let Some(name) = self.name_in(unit, entry) {
+                    enclosing.push((depth, name));
+                }
+            }
+        }
+        let scopes = Rc::new(scopes);
+        self.scopes.borrow_mut().insert(start, scopes.clone());
+        scopes
     }
 
     /// The home unit's source language (`DW_AT_language` of its root).
@@ -796,6 +975,7 @@ impl Types {
                     name,
                     size: if declaration { None } else { size },
                     members: self.read_members(unit, offset)?,
+                    variants: self.read_variant_part(unit, offset)?,
                 }
             }
             gimli::DW_TAG_array_type => self.read_array(unit, offset, target)?,
@@ -979,6 +1159,64 @@ impl Types {
             });
         }
         Ok(members)
+    }
+
+    /// The variant part of a Rust enum's structure `offset`, if it has one.
+    fn read_variant_part(
+        &self,
+        unit: &gimli::Unit<Reader>,
+        offset: gimli::UnitOffset,
+    ) -> gimli::Result<Option<VariantPart>> {
+        let mut tree = unit.entries_tree(Some(offset))?;
+        let mut children = tree.root()?.children();
+        while let Some(child) = children.next()? {
+            if child.entry().tag() != gimli::DW_TAG_variant_part {
+                continue;
+            }
+            let part = child.entry().offset();
+            // rustc puts the discriminant member (the one DW_AT_discr names) directly
+            // in the variant part, and nothing else: its members are that one.
+            let discriminant = if child.entry().has_attr(gimli::DW_AT_discr) {
+                self.read_members(unit, part)?.into_iter().next()
+            } else {
+                None
+            };
+            let size = discriminant
+                .as_ref()
+                .and_then(|d| self.size_of(d.type_id))
+                .unwrap_or(8);
+            let mut variants = Vec::new();
+            let mut each = child.children();
+            while let Some(variant) = each.next()? {
+                let entry = variant.entry();
+                if entry.tag() != gimli::DW_TAG_variant {
+                    continue;
+                }
+                let discr_value = match entry.attr_value(gimli::DW_AT_discr_value) {
+                    None => None,
+                    Some(gimli::AttributeValue::Sdata(v)) => Some(truncate(v as u64, size)),
+                    Some(value) => match value.udata_value() {
+                        Some(v) => Some(truncate(v, size)),
+                        // A form this does not read (a 128-bit value): a variant that
+                        // no value can be said to choose, left out.
+                        None => continue,
+                    },
+                };
+                let Some(member) = self.read_members(unit, entry.offset())?.into_iter().next()
+                else {
+                    continue;
+                };
+                variants.push(Variant {
+                    discr_value,
+                    member,
+                });
+            }
+            return Ok(Some(VariantPart {
+                discriminant,
+                variants,
+            }));
+        }
+        Ok(None)
     }
 
     fn read_array(
