@@ -273,7 +273,7 @@ impl VariableStore {
         start: u64,
         count: Option<u64>,
         filter: values::ChildFilter,
-    ) -> Result<(Rc<CompileUnit>, Vec<(String, Value)>), String> {
+    ) -> Result<(Rc<CompileUnit>, Named), String> {
         let memory = ProcessReader(stacker.view());
         let count = count.filter(|c| *c > 0).unwrap_or(UNPAGED_ROWS);
         // Scopes hold named variables only.
@@ -488,6 +488,9 @@ fn unit_covers(unit: &CompileUnit, file_pc: u64) -> bool {
     }
     false
 }
+
+/// Values by the names they are shown with.
+type Named = Vec<(String, Value)>;
 
 fn page(variables: &[(String, Value)], start: u64, count: u64) -> Vec<(String, Value)> {
     let start = usize::try_from(start).unwrap_or(usize::MAX);
