@@ -1288,4 +1288,290 @@ mod tests {
             "std::vector<int, my_allocator<int> >"
         );
     }
+
+    // Corrupt and uninitialised containers: the fixture's types, read over made-up
+    // memory. Each must show an error or a bounded view, quickly.
+
+    use crate::values::test_support::{has_tool, Program};
+    use crate::values::{ChildFilter, CompileUnit, Memory, ReadError};
+    use std::path::PathBuf;
+    use std::sync::OnceLock;
+
+    /// The containers fixture built with g++, once per test process.
+    fn containers_binary() -> Option<&'static PathBuf> {
+        static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
+        BUILT
+            .get_or_init(|| {
+                if !has_tool("g++") {
+                    crate::test_skip::skip_or_fail(
+                        "g++ is not installed: the C++ view tests read a C++ program's types",
+                    );
+                    return None;
+                }
+                let out =
+                    std::env::temp_dir().join(format!("latch-cpp-views-{}", std::process::id()));
+                let built = std::process::Command::new("g++")
+                    .args(["-g", "-O0", "-pthread", "-o"])
+                    .arg(&out)
+                    .arg(crate::values::test_support::fixture("containers.cpp"))
+                    .output()
+                    .expect("g++ runs");
+                assert!(
+                    built.status.success(),
+                    "g++ failed: {}",
+                    String::from_utf8_lossy(&built.stderr)
+                );
+                Some(out)
+            })
+            .as_ref()
+    }
+
+    /// The fixture's C++ unit (the one that names `std::vector<int>`).
+    fn cpp_unit() -> Option<CompileUnit> {
+        let program = Program::load(containers_binary()?);
+        let unit = program
+            .units()
+            .into_iter()
+            .find(|u| u.types.named("vector<int, std::allocator<int> >").is_some())
+            .expect("the fixture's unit");
+        Some(unit)
+    }
+
+    /// Memory made of a few regions; everything else is unreadable.
+    #[derive(Default)]
+    struct Regions(Vec<(u64, Vec<u8>)>);
+
+    impl Regions {
+        fn put(&mut self, address: u64, value: u64) {
+            for (start, bytes) in &mut self.0 {
+                if address >= *start && address + 8 <= *start + bytes.len() as u64 {
+                    let at = (address - *start) as usize;
+                    bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
+                    return;
+                }
+            }
+            panic!("no region holds {address:#x}");
+        }
+    }
+
+    impl Memory for Regions {
+        fn read(&self, address: u64, into: &mut [u8]) -> Result<(), ReadError> {
+            for (start, bytes) in &self.0 {
+                if address >= *start && address + into.len() as u64 <= *start + bytes.len() as u64 {
+                    let at = (address - *start) as usize;
+                    into.copy_from_slice(&bytes[at..at + into.len()]);
+                    return Ok(());
+                }
+            }
+            Err(ReadError {
+                address,
+                len: into.len(),
+            })
+        }
+    }
+
+    fn words(values: &[u64]) -> Contents {
+        Contents::bytes(values.iter().flat_map(|v| v.to_le_bytes()).collect())
+    }
+
+    fn typed(unit: &CompileUnit, name: &str, contents: Contents) -> Value {
+        let id = unit
+            .types
+            .named(name)
+            .unwrap_or_else(|| panic!("no type {name}"));
+        Value::new(Some(id), contents)
+    }
+
+    /// Children are listed a page at a time, each page bounded.
+    fn assert_bounded(formatter: &Formatter, value: &Value) -> String {
+        let started = std::time::Instant::now();
+        let summary = formatter.summary(value);
+        let children = formatter.children(value, 0, 50);
+        assert!(children.len() <= 50, "{children:?}");
+        assert!(summary.len() < 4096, "{summary}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
+        summary
+    }
+
+    #[test]
+    fn a_vector_with_pointers_out_of_order_says_so() {
+        let Some(unit) = cpp_unit() else { return };
+        let memory = Regions::default();
+        let formatter = Formatter::new(&unit, &memory);
+        let vector = typed(
+            &unit,
+            "vector<int, std::allocator<int> >",
+            words(&[0x2000, 0x1000, 0x3000]),
+        );
+        let summary = assert_bounded(&formatter, &vector);
+        assert!(
+            summary.starts_with("<error: a std::vector whose pointers are out of order"),
+            "{summary}"
+        );
+        assert_eq!(formatter.child_count(&vector), 1, "only [raw]");
+    }
+
+    #[test]
+    fn a_vector_with_a_garbage_length_reads_a_page_at_a_time() {
+        let Some(unit) = cpp_unit() else { return };
+        let memory = Regions::default();
+        let formatter = Formatter::new(&unit, &memory);
+        let vector = typed(
+            &unit,
+            "vector<int, std::allocator<int> >",
+            words(&[0x1000, 0x1000 + (1 << 40), 0x1000 + (1 << 40)]),
+        );
+        let summary = assert_bounded(&formatter, &vector);
+        assert!(
+            summary.starts_with(
+                "std::vector of length 274877906944, capacity 274877906944 = {<error:"
+            ),
+            "{summary}"
+        );
+        let page = formatter.filtered_children(&vector, ChildFilter::Indexed, 1 << 37, 3);
+        assert_eq!(page.len(), 3);
+        assert_eq!(page[0].name, format!("[{}]", 1u64 << 37));
+    }
+
+    #[test]
+    fn a_string_with_a_garbage_length_and_no_data_is_an_error() {
+        let Some(unit) = cpp_unit() else { return };
+        let memory = Regions::default();
+        let formatter = Formatter::new(&unit, &memory);
+        let string = typed(
+            &unit,
+            "basic_string<char, std::char_traits<char>, std::allocator<char> >",
+            words(&[0, 1 << 50, 0, 0]),
+        );
+        let summary = assert_bounded(&formatter, &string);
+        assert!(summary.starts_with("<error:"), "{summary}");
+    }
+
+    /// Fills in the header and count of `value`, a map in `memory` (`layout` reads
+    /// types only); the header's address.
+    fn map_at(
+        layout: &Formatter,
+        memory: &mut Regions,
+        value: &Value,
+        count: u64,
+        first: Option<u64>,
+    ) -> u64 {
+        let header = path(layout, value, &["_M_t", "_M_impl", "_M_header"]).unwrap();
+        let header_at = header.contents.address().unwrap();
+        let offset = |name| offset_of(layout, header.type_id, name).unwrap().0;
+        let count_at = path(layout, value, &["_M_t", "_M_impl", "_M_node_count"])
+            .unwrap()
+            .contents
+            .address()
+            .unwrap();
+        memory.put(count_at, count);
+        memory.put(header_at + offset("_M_left"), first.unwrap_or(header_at));
+        memory.put(header_at + offset("_M_right"), first.unwrap_or(header_at));
+        memory.put(header_at + offset("_M_parent"), first.unwrap_or(0));
+        header_at
+    }
+
+    #[test]
+    fn a_tree_whose_links_form_a_cycle_ends_in_an_error() {
+        let Some(unit) = cpp_unit() else { return };
+        const MAP: u64 = 0x1000;
+        const NODE: u64 = 0x8000;
+        let mut memory = Regions(vec![(MAP, vec![0; 0x100]), (NODE, vec![0; 0x100])]);
+        let map_type = "map<int, int, std::less<int>, std::allocator<std::pair<int const, int> > >";
+        let map = typed(&unit, map_type, Contents::Memory(MAP));
+        // Addresses are worked out from the types alone, before memory is filled in.
+        let nothing = Regions::default();
+        let layout = Formatter::new(&unit, &nothing);
+        let header = path(&layout, &map, &["_M_t", "_M_impl", "_M_header"]).unwrap();
+        let [parent, left, right] = ["_M_parent", "_M_left", "_M_right"]
+            .map(|name| offset_of(&layout, header.type_id, name).unwrap().0);
+        let header_at = map_at(&layout, &mut memory, &map, 5, Some(NODE));
+        // The one node is its own right child: the in-order walk comes back to it.
+        memory.put(NODE + parent, header_at);
+        memory.put(NODE + left, 0);
+        memory.put(NODE + right, NODE);
+        let formatter = Formatter::new(&unit, &memory);
+        let summary = assert_bounded(&formatter, &map);
+        assert!(
+            summary.starts_with("std::map with 5 elements = {[0] = 0, "),
+            "{summary}"
+        );
+        assert!(summary.contains("cycle"), "{summary}");
+        let children = formatter.filtered_children(&map, ChildFilter::Indexed, 0, 10);
+        assert_eq!(children.len(), 2, "{children:?}");
+        assert!(
+            formatter
+                .summary(&children[1].value)
+                .contains("the tree's links form a cycle"),
+            "{children:?}"
+        );
+    }
+
+    #[test]
+    fn a_tree_with_a_garbage_count_lists_what_there_is() {
+        let Some(unit) = cpp_unit() else { return };
+        const MAP: u64 = 0x1000;
+        let mut memory = Regions(vec![(MAP, vec![0; 0x100])]);
+        let map_type = "map<int, int, std::less<int>, std::allocator<std::pair<int const, int> > >";
+        let map = typed(&unit, map_type, Contents::Memory(MAP));
+        let nothing = Regions::default();
+        map_at(
+            &Formatter::new(&unit, &nothing),
+            &mut memory,
+            &map,
+            1 << 60,
+            None,
+        );
+        let formatter = Formatter::new(&unit, &memory);
+        let summary = assert_bounded(&formatter, &map);
+        assert!(
+            summary.contains("the tree ends after 0 of its 1152921504606846976 nodes"),
+            "{summary}"
+        );
+        assert_eq!(
+            formatter
+                .filtered_children(&map, ChildFilter::Indexed, 0, u64::MAX)
+                .len(),
+            1,
+            "one error child"
+        );
+        assert!(formatter.child_count(&map) <= MAX_WALK + 1);
+    }
+
+    #[test]
+    fn a_hash_table_whose_list_loops_ends_in_an_error() {
+        let Some(unit) = cpp_unit() else { return };
+        const SET: u64 = 0x1000;
+        const NODE: u64 = 0x8000;
+        let set_type =
+            "unordered_set<int, std::hash<int>, std::equal_to<int>, std::allocator<int> >";
+        let set = typed(&unit, set_type, Contents::Memory(SET));
+        let mut memory = Regions(vec![(SET, vec![0; 0x100]), (NODE, vec![0; 0x100])]);
+        let (first_at, count_at) = {
+            let nothing = Regions::default();
+            let formatter = Formatter::new(&unit, &nothing);
+            let at = |names: &[&str]| {
+                path(&formatter, &set, names)
+                    .and_then(|v| v.contents.address())
+                    .unwrap()
+            };
+            (
+                at(&["_M_h", "_M_before_begin", "_M_nxt"]),
+                at(&["_M_h", "_M_element_count"]),
+            )
+        };
+        memory.put(first_at, NODE);
+        memory.put(count_at, 1 << 40);
+        memory.put(NODE, NODE);
+        let formatter = Formatter::new(&unit, &memory);
+        let summary = assert_bounded(&formatter, &set);
+        assert!(
+            summary.contains("the list's links form a cycle"),
+            "{summary}"
+        );
+    }
 }
