@@ -260,3 +260,98 @@ fn containers_agree_with_gdbs_printers_at_o0() {
         .collect();
     eprintln!("{types:#?}");
 }
+
+/// Containers expand into their elements (paged), a map into `[key] = value`, smart
+/// pointers into `get()`, each with its `[raw]` fields; `v[i]` and `m[key]` index them in
+/// expressions, and gdb (whose libstdc++ xmethods index vectors and arrays) agrees.
+#[test]
+fn containers_expand_and_index() {
+    require_harness!();
+    let Some(Stopped {
+        binary,
+        line,
+        target,
+        mut dap,
+        frame,
+    }) = stopped("-O0")
+    else {
+        return;
+    };
+    let locals = locals(&mut dap, frame);
+    let numbers = variables(&mut dap, locals["numbers"].2);
+    assert_eq!(
+        child_names(&mut dap, locals["numbers"].2, None),
+        ["[raw]", "[0]", "[1]", "[2]"]
+    );
+    assert_eq!(numbers["[2]"].0, "3", "{numbers:?}");
+    let page = dap.ok(
+        "variables",
+        json!({ "variablesReference": locals["numbers"].2, "filter": "indexed", "start": 1, "count": 5 }),
+    );
+    assert_eq!(
+        rows(&page).keys().collect::<Vec<_>>(),
+        ["[1]", "[2]"],
+        "{page}"
+    );
+    let raw = variables(&mut dap, numbers["[raw]"].2);
+    assert!(
+        raw.len() == 1 && raw.keys().all(|k| k.contains("_Vector_base<int")),
+        "[raw] is the vector's own fields: {raw:?}"
+    );
+
+    let names = variables(&mut dap, locals["names"].2);
+    assert_eq!(names["[2]"].0, "\"two\"", "{names:?}");
+    assert_eq!(
+        child_names(&mut dap, locals["names"].2, Some("indexed")),
+        ["[1]", "[2]", "[3]"]
+    );
+    let counts = variables(&mut dap, locals["counts"].2);
+    assert_eq!(counts["[\"apples\"]"].0, "3", "{counts:?}");
+    let bits = variables(&mut dap, locals["bits"].2);
+    assert_eq!(bits["[1]"].0, "false", "{bits:?}");
+    let owned = variables(&mut dap, locals["owned"].2);
+    let pointee = variables(&mut dap, owned["get()"].2);
+    let maybe = variables(&mut dap, locals["maybe"].2);
+    assert_eq!(maybe["[contained value]"].0, "5", "{maybe:?}");
+
+    let evaluate = |dap: &mut Dap, expression: &str| {
+        let r = dap.request(
+            "evaluate",
+            json!({ "expression": expression, "frameId": frame, "context": "watch" }),
+        );
+        assert_eq!(r["success"], true, "{expression}: {r}");
+        r["body"]["result"].as_str().unwrap().to_string()
+    };
+    let indexed = ["numbers[1]", "triple[2]", "words[0]", "bits[2]"];
+    let latch: Vec<String> = indexed.iter().map(|e| evaluate(&mut dap, e)).collect();
+    // A map by key: gdb cannot (no operator[] to call), the fixture's source says.
+    assert_eq!(evaluate(&mut dap, "names[3]"), "\"three\"");
+    assert_eq!(evaluate(&mut dap, "pairs[2]"), "20");
+    let r = dap.request(
+        "evaluate",
+        json!({ "expression": "numbers[3]", "frameId": frame, "context": "watch" }),
+    );
+    assert_eq!(r["success"], false, "{r}");
+    assert!(r.to_string().contains("out of range"), "{r}");
+    detach(&mut dap, &target);
+
+    let mut commands: Vec<String> = indexed.iter().map(|e| format!("print {e}")).collect();
+    commands.push("print *owned".into());
+    let Some(text) = gdb_at(target.pid, &binary, line, &commands) else {
+        return;
+    };
+    let printed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with('$'))
+        .filter_map(|l| l.split_once(" = ").map(|(_, v)| v))
+        .collect();
+    assert_eq!(printed.len(), indexed.len() + 1, "gdb printed:\n{text}");
+    for ((expression, ours), theirs) in indexed.iter().zip(&latch).zip(&printed) {
+        assert_eq!(ours, theirs, "{expression}: latch (left) and gdb (right)");
+    }
+    assert_eq!(
+        pointee.values().next().map(|(v, _, _)| v.as_str()),
+        printed.last().copied(),
+        "*owned: {pointee:?}"
+    );
+}

@@ -725,9 +725,7 @@ impl Entries {
             ) else {
                 return Some(Err("an entry without first and second".into()));
             };
-            let Some((_, key_type)) = formatter.unit.types.strip(first.type_id) else {
-                return None;
-            };
+            let (_, key_type) = formatter.unit.types.strip(first.type_id)?;
             let (size, signed) = match &*key_type {
                 Type::Base { encoding, size, .. } => (
                     *size,
