@@ -26,5 +26,6 @@ mod stops;
 mod symbol_files;
 mod thread_events;
 mod variables;
+mod views_cpp;
 mod views_rust;
 mod waitfor;

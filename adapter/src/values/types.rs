@@ -244,13 +244,15 @@ pub struct Types {
     /// The home unit's source language: Go's type names are written Go's way, and
     /// each language has its own views of its library's types.
     language: OnceCell<Language>,
-    /// For each unit read so far (by its start), the enclosing namespaces and types of
-    /// its DIEs that have any (`core::option` for `Option<i32>`): what Rust's names
-    /// are qualified with.
-    scopes: RefCell<FxHashMap<usize, Rc<FxHashMap<usize, String>>>>,
+    /// The scopes of each unit's named DIEs, by unit start (see [`Types::qualified_name`]).
+    scopes: RefCell<FxHashMap<usize, Rc<Scopes>>>,
     /// Rust's vtables by their address in the file: the type each is for.
     vtables: OnceCell<FxHashMap<u64, TypeId>>,
 }
+
+/// A unit's named DIEs (types and scopes) nested in namespaces or classes, by
+/// `.debug_info` offset: the enclosing names joined with `::` (`std::__cxx11`).
+type Scopes = FxHashMap<usize, Rc<str>>;
 
 /// The source language of a compile unit, as far as values care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -608,19 +610,6 @@ impl Types {
         self.language() == Language::Go
     }
 
-    /// The type's name with the namespaces and types enclosing its DIE, as Rust and
-    /// C++ write it (`core::option::Option<i32>`); its plain name where nothing
-    /// encloses it; `None` for a DIE without a name (a C pointer) or a made-up type.
-    pub fn qualified_name(&self, id: TypeId) -> Option<String> {
-        let (unit, offset) = self.die(id).ok()?;
-        let name = self.name_in(&unit, &unit.entry(offset).ok()?)?;
-        let scopes = self.scopes_of(&unit);
-        Some(match scopes.get(&id.0) {
-            Some(scope) => format!("{scope}::{name}"),
-            None => name,
-        })
-    }
-
     /// The type given for the template parameter `parameter` of the type `id` (`T` of
     /// Rust's `Vec<T, A>`, whose buffer's pointer does not say what it points to).
     pub fn template_parameter(&self, id: TypeId, parameter: &str) -> Option<TypeId> {
@@ -699,52 +688,6 @@ impl Types {
                 vtables.insert(address, concrete);
             }
         }
-    }
-
-    /// The scope of every DIE of `unit` inside a namespace or a type, by its
-    /// `.debug_info` offset: one walk of the unit, on first use.
-    fn scopes_of(&self, unit: &gimli::Unit<Reader>) -> Rc<FxHashMap<usize, String>> {
-        let start = unit.header.offset().0;
-        if let Some(known) = self.scopes.borrow().get(&start) {
-            return known.clone();
-        }
-        let mut scopes = FxHashMap::default();
-        // The names of the namespaces and types enclosing the current DIE, with the
-        // depth each was entered at; a DIE leaves them as the walk climbs back out.
-        let mut enclosing: Vec<(isize, String)> = Vec::new();
-        let mut entries = unit.entries();
-        while let Ok(true) = entries.next_entry() {
-            let depth = entries.depth();
-            let Some(entry) = entries.current() else {
-                continue;
-            };
-            while enclosing.last().is_some_and(|(at, _)| *at >= depth) {
-                enclosing.pop();
-            }
-            let Some(id) = global(unit, entry.offset()) else {
-                continue;
-            };
-            if !enclosing.is_empty() {
-                let path: Vec<&str> = enclosing.iter().map(|(_, n)| n.as_str()).collect();
-                scopes.insert(id.0, path.join("::"));
-            }
-            let scope = matches!(
-                entry.tag(),
-                gimli::DW_TAG_namespace
-                    | gimli::DW_TAG_structure_type
-                    | gimli::DW_TAG_class_type
-                    | gimli::DW_TAG_union_type
-                    | gimli::DW_TAG_enumeration_type
-            );
-            if scope && entry.has_children() {
-                if let Some(name) = self.name_in(unit, entry) {
-                    enclosing.push((depth, name));
-                }
-            }
-        }
-        let scopes = Rc::new(scopes);
-        self.scopes.borrow_mut().insert(start, scopes.clone());
-        scopes
     }
 
     /// The home unit's source language (`DW_AT_language` of its root).
@@ -914,6 +857,123 @@ impl Types {
             }
             Type::Unknown { what } => join(&format!("<{what}>"), &inner),
         }
+    }
+
+    /// A class's, struct's or enum's name with its namespaces and enclosing classes,
+    /// as C++ writes it (`std::__cxx11::basic_string<char, ...>`): DWARF names the type
+    /// by its last component, nested in its scopes' DIEs, which a DIE cannot find from
+    /// below, so each unit's scopes are read in one walk, on first use.
+    /// Rust's names too (`core::option::Option<i32>`). `None` for a DIE without a name
+    /// (a C pointer) or a made-up type.
+    pub fn qualified_name(&self, id: TypeId) -> Option<String> {
+        let (unit, offset) = self.die(id).ok()?;
+        let name = self.name_in(&unit, &unit.entry(offset).ok()?)?;
+        let scopes = self.scopes_of(&unit);
+        Some(match scopes.get(&id.0) {
+            Some(scope) => format!("{scope}::{name}"),
+            None => name,
+        })
+    }
+
+    fn scopes_of(&self, unit: &gimli::Unit<Reader>) -> Rc<Scopes> {
+        let start = unit.header.offset().0;
+        if let Some(known) = self.scopes.borrow().get(&start) {
+            return known.clone();
+        }
+        let mut scopes = Scopes::default();
+        // A unit that stops reading part way keeps the scopes read up to there.
+        let _ = self.read_scopes(unit, &mut scopes);
+        let scopes = Rc::new(scopes);
+        self.scopes.borrow_mut().insert(start, scopes.clone());
+        scopes
+    }
+
+    fn read_scopes(&self, unit: &gimli::Unit<Reader>, scopes: &mut Scopes) -> gimli::Result<()> {
+        // The open scopes: each one's depth and its full name.
+        let mut open: Vec<(isize, Rc<str>)> = Vec::new();
+        let mut entries = unit.entries();
+        while entries.next_entry()? {
+            let depth = entries.depth();
+            let Some(entry) = entries.current() else {
+                continue;
+            };
+            while open.last().is_some_and(|(at, _)| *at >= depth) {
+                open.pop();
+            }
+            // Rust nests types in enums too (a C-like enum's impl items).
+            let is_scope = matches!(
+                entry.tag(),
+                gimli::DW_TAG_namespace
+                    | gimli::DW_TAG_class_type
+                    | gimli::DW_TAG_structure_type
+                    | gimli::DW_TAG_union_type
+                    | gimli::DW_TAG_enumeration_type
+            );
+            let is_named_type = is_scope
+                || matches!(
+                    entry.tag(),
+                    gimli::DW_TAG_typedef | gimli::DW_TAG_base_type | gimli::DW_TAG_pointer_type
+                );
+            if !is_named_type {
+                continue;
+            }
+            let Some(id) = global(unit, entry.offset()) else {
+                continue;
+            };
+            if let Some((_, scope)) = open.last() {
+                scopes.insert(id.0, scope.clone());
+            }
+            if is_scope && entry.has_children() {
+                let name = self
+                    .name_in(unit, entry)
+                    .unwrap_or_else(|| "(anonymous namespace)".into());
+                let full: Rc<str> = match open.last() {
+                    Some((_, scope)) => format!("{scope}::{name}").into(),
+                    None => name.into(),
+                };
+                open.push((depth, full));
+            }
+        }
+        Ok(())
+    }
+
+    /// The types of a template's type parameters, in order (`int` and
+    /// `std::allocator<int>` of `std::vector<int>`), a parameter pack's spread out:
+    /// what a language view needs to read a container's elements.
+    pub fn template_types(&self, id: TypeId) -> Vec<Option<TypeId>> {
+        let mut types = Vec::new();
+        if let Ok((unit, offset)) = self.die(id) {
+            // An unreadable DIE has the parameters read up to there.
+            let _ = self.read_template_types(&unit, offset, &mut types);
+        }
+        types
+    }
+
+    fn read_template_types(
+        &self,
+        unit: &gimli::Unit<Reader>,
+        offset: gimli::UnitOffset,
+        types: &mut Vec<Option<TypeId>>,
+    ) -> gimli::Result<()> {
+        let mut tree = unit.entries_tree(Some(offset))?;
+        let mut children = tree.root()?.children();
+        while let Some(child) = children.next()? {
+            match child.entry().tag() {
+                gimli::DW_TAG_template_type_parameter => {
+                    types.push(self.type_ref_in(unit, child.entry()));
+                }
+                gimli::DW_TAG_GNU_template_parameter_pack => {
+                    let mut pack = child.children();
+                    while let Some(member) = pack.next()? {
+                        if member.entry().tag() == gimli::DW_TAG_template_type_parameter {
+                            types.push(self.type_ref_in(unit, member.entry()));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// The unit holding the DIE `id`, and the DIE's offset in it: the home unit's

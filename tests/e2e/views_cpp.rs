@@ -1,0 +1,357 @@
+//! C++ views over DAP (issue 15), with gdb and its libstdc++ pretty printers as the
+//! oracle: the containers fixture (tests/fixtures/values/containers.cpp, built with g++)
+//! calls probe() forever with the same strings, vectors, maps, sets, hash tables, smart
+//! pointers, optionals and variants; latch stops there with a breakpoint and shows the
+//! frame's locals; after latch detaches, gdb attaches, stops at the same line with its
+//! own breakpoint, and its `info locals` (printed by libstdc++'s printers, which Debian's
+//! gdb loads for any program linked with libstdc++) must say the same, local by local.
+//! Also: expanding a container into its elements and its `[raw]` fields, and indexing
+//! one in an expression.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use serde_json::{json, Value};
+
+use crate::require_harness;
+use crate::support::fixtures::{out_dir, source_dir, which};
+use crate::support::stackfix::marker_line;
+use crate::support::target::run_with_deadline;
+use crate::support::{secs, skip_or_fail, text, thread_id, Dap, Target};
+
+fn source() -> PathBuf {
+    source_dir().join("values/containers.cpp")
+}
+
+/// The fixture built with `optimization`, once per test run (tests run in parallel);
+/// `None` (skipped or failed loudly) without g++.
+fn build(optimization: &str) -> Option<PathBuf> {
+    static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(binary) = built.get(optimization) {
+        return Some(binary.clone());
+    }
+    if which("g++").is_none() {
+        skip_or_fail("g++ not found (it builds the C++ views fixture); install g++");
+        return None;
+    }
+    let dir = out_dir().join("values");
+    std::fs::create_dir_all(&dir).unwrap();
+    let binary = dir.join(format!("containers{optimization}"));
+    let out = Command::new("g++")
+        .args([optimization, "-g", "-pthread", "-Wall", "-o"])
+        .arg(&binary)
+        .arg(source())
+        .output()
+        .expect("running g++");
+    assert!(
+        out.status.success(),
+        "building the C++ views fixture: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    built.insert(optimization.to_string(), binary.clone());
+    Some(binary)
+}
+
+/// name -> (value, type, variablesReference), as latch lists them.
+type Rows = BTreeMap<String, (String, String, i64)>;
+
+fn rows(response: &Value) -> Rows {
+    response["body"]["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["name"].as_str().unwrap().to_string(),
+                (
+                    v["value"].as_str().unwrap().to_string(),
+                    v["type"].as_str().unwrap_or_default().to_string(),
+                    v["variablesReference"].as_i64().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn variables(dap: &mut Dap, reference: i64) -> Rows {
+    rows(&dap.ok("variables", json!({ "variablesReference": reference })))
+}
+
+/// The children's names in the order latch gives them.
+fn child_names(dap: &mut Dap, reference: i64, filter: Option<&str>) -> Vec<String> {
+    let mut arguments = json!({ "variablesReference": reference });
+    if let Some(filter) = filter {
+        arguments["filter"] = json!(filter);
+    }
+    let r = dap.ok("variables", arguments);
+    r["body"]["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// gdb attached to `pid`, stopped at `line` of the fixture by its own breakpoint, then
+/// running `commands`: what it printed after the stop. `None` (skipped or failed
+/// loudly) without gdb.
+fn gdb_at(pid: i32, binary: &Path, line: u32, commands: &[String]) -> Option<String> {
+    let Some(gdb) = which("gdb") else {
+        skip_or_fail("gdb not found (the oracle of the C++ views tests); install gdb");
+        return None;
+    };
+    let place = format!("containers.cpp:{line}");
+    let mut command = Command::new(gdb);
+    command
+        .args(["-batch", "-nx", "-iex", "set debuginfod enabled off"])
+        .args(["-ex", "set width 0", "-ex", "set height 0"])
+        .arg("-ex")
+        .arg(format!("break {place}"))
+        .args(["-ex", "continue"]);
+    for each in commands {
+        command.arg("-ex").arg(each);
+    }
+    let out = run_with_deadline(command.arg(binary).arg(pid.to_string()), secs(60));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    match text.split_once("Breakpoint 1, ") {
+        Some((_, after_stop)) => Some(after_stop.to_string()),
+        None => panic!(
+            "gdb did not stop at {place}:\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+/// gdb's `info locals` at the marker line: name -> value. gdb must have printed them
+/// with libstdc++'s printers, or it is no oracle for these views.
+fn gdb_locals(pid: i32, binary: &Path, line: u32) -> Option<BTreeMap<String, String>> {
+    let text = gdb_at(pid, binary, line, &["info locals".to_string()])?;
+    let locals: BTreeMap<String, String> = text
+        .lines()
+        .filter_map(|line| line.split_once(" = "))
+        .filter(|(name, _)| !name.contains(' '))
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+    assert!(
+        locals
+            .get("numbers")
+            .is_some_and(|v| v.starts_with("std::vector of length")),
+        "gdb did not load libstdc++'s pretty printers:\n{text}"
+    );
+    Some(locals)
+}
+
+/// The fixture running, attached by latch and stopped at the marker line in probe().
+struct Stopped {
+    binary: PathBuf,
+    line: u32,
+    target: Target,
+    dap: Dap,
+    frame: i64,
+}
+
+fn stopped(optimization: &str) -> Option<Stopped> {
+    let binary = build(optimization)?;
+    let line = marker_line(&source(), "probe_stop");
+    let mut target = Target::spawn(Command::new(&binary));
+    target.wait_ready(secs(10));
+    let mut dap = Dap::attached(target.pid, false);
+    let set = dap.ok(
+        "setBreakpoints",
+        json!({ "source": { "path": source() }, "breakpoints": [{ "line": line }] }),
+    );
+    assert_eq!(set["body"]["breakpoints"][0]["verified"], true, "{set}");
+    let stopped = dap.next_event("stopped", secs(30));
+    let tid = thread_id(&stopped);
+    let trace = dap.ok("stackTrace", json!({ "threadId": tid, "levels": 1 }));
+    let frame = &trace["body"]["stackFrames"][0];
+    assert_eq!(frame["name"], "probe(int)", "{trace}");
+    let frame = frame["id"].as_i64().unwrap();
+    Some(Stopped {
+        binary,
+        line,
+        target,
+        dap,
+        frame,
+    })
+}
+
+/// The frame's locals, as latch lists them.
+fn locals(dap: &mut Dap, frame: i64) -> Rows {
+    let r = dap.ok("scopes", json!({ "frameId": frame }));
+    let scope = r["body"]["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "Locals")
+        .unwrap_or_else(|| panic!("no Locals scope: {r}"))
+        .clone();
+    variables(dap, scope["variablesReference"].as_i64().unwrap())
+}
+
+/// Breakpoints out, disconnect; the target runs on untraced with its code as in its files.
+fn detach(dap: &mut Dap, target: &Target) {
+    dap.ok(
+        "setBreakpoints",
+        json!({ "source": { "path": source() }, "breakpoints": [] }),
+    );
+    dap.disconnect(json!({}));
+    target.assert_runs_on(false);
+    text::assert_code_as_in_files(target.pid);
+}
+
+/// `text` with every hexadecimal address replaced by `0x?`.
+fn without_addresses(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("0x") {
+        out.push_str(&rest[..at]);
+        out.push_str("0x?");
+        rest = rest[at + 2..].trim_start_matches(|c: char| c.is_ascii_hexdigit());
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Every local of probe() reads as gdb's libstdc++ printers print it, and has the type
+/// C++ names.
+#[test]
+fn containers_agree_with_gdbs_printers_at_o0() {
+    require_harness!();
+    let Some(Stopped {
+        binary,
+        line,
+        target,
+        mut dap,
+        frame,
+    }) = stopped("-O0")
+    else {
+        return;
+    };
+    let latch = locals(&mut dap, frame);
+    detach(&mut dap, &target);
+    let Some(gdb) = gdb_locals(target.pid, &binary, line) else {
+        return;
+    };
+    assert!(gdb.len() >= 25, "gdb's view: {gdb:#?}");
+    // The fixture's heap blocks alternate between two addresses from one call of probe()
+    // to the next (frees in reverse order of allocation), so the smart pointers' addresses
+    // are compared apart: as text without them here, and what they point to below.
+    let latch_values: BTreeMap<&str, String> = latch
+        .iter()
+        .map(|(name, (value, _, _))| (name.as_str(), without_addresses(value)))
+        .collect();
+    let gdb_values: BTreeMap<&str, String> = gdb
+        .iter()
+        .map(|(n, v)| (n.as_str(), without_addresses(v)))
+        .collect();
+    assert_eq!(
+        latch_values, gdb_values,
+        "latch (left) and gdb (right) differ"
+    );
+    let types: BTreeMap<&str, &str> = latch
+        .iter()
+        .map(|(name, (_, ty, _))| (name.as_str(), ty.as_str()))
+        .collect();
+    eprintln!("{types:#?}");
+}
+
+/// Containers expand into their elements (paged), a map into `[key] = value`, smart
+/// pointers into `get()`, each with its `[raw]` fields; `v[i]` and `m[key]` index them in
+/// expressions, and gdb (whose libstdc++ xmethods index vectors and arrays) agrees.
+#[test]
+fn containers_expand_and_index() {
+    require_harness!();
+    let Some(Stopped {
+        binary,
+        line,
+        target,
+        mut dap,
+        frame,
+    }) = stopped("-O0")
+    else {
+        return;
+    };
+    let locals = locals(&mut dap, frame);
+    let numbers = variables(&mut dap, locals["numbers"].2);
+    assert_eq!(
+        child_names(&mut dap, locals["numbers"].2, None),
+        ["[raw]", "[0]", "[1]", "[2]"]
+    );
+    assert_eq!(numbers["[2]"].0, "3", "{numbers:?}");
+    let page = dap.ok(
+        "variables",
+        json!({ "variablesReference": locals["numbers"].2, "filter": "indexed", "start": 1, "count": 5 }),
+    );
+    assert_eq!(
+        rows(&page).keys().collect::<Vec<_>>(),
+        ["[1]", "[2]"],
+        "{page}"
+    );
+    let raw = variables(&mut dap, numbers["[raw]"].2);
+    assert!(
+        raw.len() == 1 && raw.keys().all(|k| k.contains("_Vector_base<int")),
+        "[raw] is the vector's own fields: {raw:?}"
+    );
+
+    let names = variables(&mut dap, locals["names"].2);
+    assert_eq!(names["[2]"].0, "\"two\"", "{names:?}");
+    assert_eq!(
+        child_names(&mut dap, locals["names"].2, Some("indexed")),
+        ["[1]", "[2]", "[3]"]
+    );
+    let counts = variables(&mut dap, locals["counts"].2);
+    assert_eq!(counts["[\"apples\"]"].0, "3", "{counts:?}");
+    let bits = variables(&mut dap, locals["bits"].2);
+    assert_eq!(bits["[1]"].0, "false", "{bits:?}");
+    let owned = variables(&mut dap, locals["owned"].2);
+    let pointee = variables(&mut dap, owned["get()"].2);
+    let maybe = variables(&mut dap, locals["maybe"].2);
+    assert_eq!(maybe["[contained value]"].0, "5", "{maybe:?}");
+
+    let evaluate = |dap: &mut Dap, expression: &str| {
+        let r = dap.request(
+            "evaluate",
+            json!({ "expression": expression, "frameId": frame, "context": "watch" }),
+        );
+        assert_eq!(r["success"], true, "{expression}: {r}");
+        r["body"]["result"].as_str().unwrap().to_string()
+    };
+    let indexed = ["numbers[1]", "triple[2]", "words[0]", "bits[2]"];
+    let latch: Vec<String> = indexed.iter().map(|e| evaluate(&mut dap, e)).collect();
+    // A map by key: gdb cannot (no operator[] to call), the fixture's source says.
+    assert_eq!(evaluate(&mut dap, "names[3]"), "\"three\"");
+    assert_eq!(evaluate(&mut dap, "pairs[2]"), "20");
+    let r = dap.request(
+        "evaluate",
+        json!({ "expression": "numbers[3]", "frameId": frame, "context": "watch" }),
+    );
+    assert_eq!(r["success"], false, "{r}");
+    assert!(r.to_string().contains("out of range"), "{r}");
+    detach(&mut dap, &target);
+
+    let mut commands: Vec<String> = indexed.iter().map(|e| format!("print {e}")).collect();
+    commands.push("print *owned".into());
+    let Some(text) = gdb_at(target.pid, &binary, line, &commands) else {
+        return;
+    };
+    let printed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with('$'))
+        .filter_map(|l| l.split_once(" = ").map(|(_, v)| v))
+        .collect();
+    assert_eq!(printed.len(), indexed.len() + 1, "gdb printed:\n{text}");
+    for ((expression, ours), theirs) in indexed.iter().zip(&latch).zip(&printed) {
+        assert_eq!(ours, theirs, "{expression}: latch (left) and gdb (right)");
+    }
+    assert_eq!(
+        pointee.values().next().map(|(v, _, _)| v.as_str()),
+        printed.last().copied(),
+        "*owned: {pointee:?}"
+    );
+}
