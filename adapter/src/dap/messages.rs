@@ -255,6 +255,11 @@ pub struct AttachArguments {
     #[serde(default)]
     #[schemars(extend("default" = 1000), range(min = 1))]
     pub max_goroutines: Option<u64>,
+    /// The longest string a value shows, in bytes (default 200, as gdb's `print
+    /// elements`); longer ones end in `...`. Raise it to read long strings whole.
+    #[serde(default)]
+    #[schemars(extend("default" = 200), range(min = 1, max = 1048576))]
+    pub max_string_length: Option<u64>,
     /// Set by latch in the configuration of a child session it offers: the socket of the
     /// latch that holds the child. Editors connect there instead of starting a new latch.
     #[serde(default)]
@@ -320,6 +325,11 @@ pub struct LaunchArguments {
     #[serde(default)]
     #[schemars(extend("default" = 1000), range(min = 1))]
     pub max_goroutines: Option<u64>,
+    /// The longest string a value shows, in bytes (default 200, as gdb's `print
+    /// elements`); longer ones end in `...`. Raise it to read long strings whole.
+    #[serde(default)]
+    #[schemars(extend("default" = 200), range(min = 1, max = 1048576))]
+    pub max_string_length: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

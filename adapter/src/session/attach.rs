@@ -41,6 +41,10 @@ impl Session {
         }
         let stop_on_entry = args.stop_on_entry.unwrap_or(false);
         self.go.configure(args.goroutines, args.max_goroutines);
+        if let Some(bytes) = args.max_string_length {
+            self.symbols
+                .set_max_string(usize::try_from(bytes.clamp(1, 1 << 20)).unwrap_or(1 << 20));
+        }
         if let Some(program) = &args.program {
             if let Err(err) = std::fs::File::open(program) {
                 return self.fail(

@@ -77,6 +77,10 @@ impl Session {
             return self.fail(request, "already attached", &text);
         }
         self.go.configure(args.goroutines, args.max_goroutines);
+        if let Some(bytes) = args.max_string_length {
+            self.symbols
+                .set_max_string(usize::try_from(bytes.clamp(1, 1 << 20)).unwrap_or(1 << 20));
+        }
         if self.pending_attach.is_some() || self.waiting.is_some() || self.terminal.is_some() {
             return self.fail(
                 request,

@@ -90,6 +90,7 @@ enum Job {
         hex: bool,
         reply: oneshot::Sender<Result<VariableRow, String>>,
     },
+    MaxString(usize),
     Assignment {
         handle: u32,
         name: String,
@@ -312,6 +313,11 @@ impl SymbolService {
         answer.await.unwrap_or_else(|_| Err(GONE.into()))
     }
 
+    /// The longest string a value shows (`maxStringLength`), for this session.
+    pub fn set_max_string(&self, bytes: usize) {
+        let _ = self.jobs.send(Job::MaxString(bytes));
+    }
+
     /// Where variable `name` under `handle` lives and the bytes `text` makes of it.
     pub async fn assignment(
         &self,
@@ -371,7 +377,10 @@ fn serve(queue: mpsc::Receiver<Job>) {
     while let Ok(job) = queue.recv() {
         match job {
             Job::Attach { pid, program } => {
+                // A new process: no unit or handle carries over, the user's limits do.
+                let limits = variables.limits;
                 variables = VariableStore::default();
+                variables.limits = limits;
                 let mut new = Stacker::new(pid);
                 if let Some(program) = program {
                     new.set_program(program);
@@ -406,6 +415,7 @@ fn serve(queue: mpsc::Receiver<Job>) {
                 };
                 let _ = reply.send(scopes);
             }
+            Job::MaxString(bytes) => variables.limits.max_string = bytes,
             Job::Assignment {
                 handle,
                 name,

@@ -125,6 +125,8 @@ pub struct VariableStore {
     /// Units by (module, offset of the unit in `.debug_info`); the module is kept alive
     /// so that its address is never another module's.
     units: FxHashMap<(usize, usize), (Rc<ModuleInfo>, Rc<CompileUnit>)>,
+    /// How much of a value is shown (`maxStringLength`).
+    pub limits: values::Limits,
 }
 
 impl VariableStore {
@@ -312,7 +314,8 @@ impl VariableStore {
                 (unit.clone(), page(&globals, start, count))
             }
             Some(Entry::Value { unit, name, value }) => {
-                let formatter = Formatter::new(unit, &memory);
+                let mut formatter = Formatter::new(unit, &memory);
+                formatter.limits = self.limits;
                 let children = formatter
                     .filtered_children(value, filter, start, count)
                     .into_iter()
@@ -407,6 +410,7 @@ impl VariableStore {
         value: Value,
     ) -> VariableRow {
         let mut formatter = Formatter::new(unit, memory);
+        formatter.limits = self.limits;
         formatter.symbols = Some(symbols);
         formatter.hex = hex;
         let summary = formatter.summary(&value);
