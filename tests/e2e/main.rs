@@ -26,4 +26,5 @@ mod stops;
 mod symbol_files;
 mod thread_events;
 mod variables;
+mod views_go;
 mod waitfor;
