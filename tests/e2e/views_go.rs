@@ -203,6 +203,10 @@ fn views_agree_with_fmt(go: &Path, label: &str) {
         ("p", "*main.point"),
         ("round", "int"),
         ("beat", "*uint64"),
+        ("cyclePointer", "unsafe.Pointer"),
+        ("cyclic", "map[int]int"),
+        ("chanPointer", "unsafe.Pointer"),
+        ("broken", "chan int"),
     ]
     .into_iter()
     .collect();
@@ -336,6 +340,47 @@ fn views_agree_with_fmt(go: &Path, label: &str) {
             .values()
             .any(|(value, ..)| value.contains("<error: a corrupt map")),
         "{label}: {garbage:?}"
+    );
+
+    // A bucket that is its own overflow (the old layout) ends in an error after its
+    // entries; a Swiss group has no chain: its 8 entries, and what the count says.
+    let cyclic = &locals["cyclic"].0;
+    let pages = variables(
+        &mut dap,
+        json!({ "variablesReference": locals["cyclic"].2, "filter": "indexed", "start": 0, "count": 100 }),
+    );
+    let errors: Vec<&String> = pages
+        .values()
+        .map(|(value, ..)| value)
+        .filter(|value| value.starts_with("<error:"))
+        .collect();
+    assert_eq!(
+        pages.len(),
+        9,
+        "{label}: 8 entries and why no more: {pages:?}"
+    );
+    if label == "debian" {
+        assert!(
+            cyclic.contains("<error: a cycle in an overflow chain at 0x"),
+            "{label}: {cyclic}"
+        );
+        assert!(
+            errors[0].contains("a cycle in an overflow chain"),
+            "{label}: {errors:?}"
+        );
+    } else {
+        assert!(cyclic.ends_with(", ...]"), "{label}: {cyclic}");
+        assert!(
+            errors[0].contains("says it has 100 entries; 8 were found"),
+            "{label}: {errors:?}"
+        );
+    }
+    assert!(
+        locals["broken"]
+            .0
+            .contains("<error: a corrupt channel: 10 of 4 queued"),
+        "{label}: {}",
+        locals["broken"].0
     );
 
     // Indexing in expressions: a slice's element, a map's value by a literal key.

@@ -906,7 +906,7 @@ impl<'a> Scope<'a> {
 /// `Formatter`'s `<error: why>` as a plain `why`, for an error message of its own.
 /// The package of a Go function's symbol name: `main` of `main.(*T).M`,
 /// `example.com/a/b` of `example.com/a/b.F` (dots before the last `/` are the path's).
-fn go_package(function: &str) -> &str {
+pub(super) fn go_package(function: &str) -> &str {
     let last_segment = function.rfind('/').map_or(0, |slash| slash + 1);
     match function[last_segment..].find('.') {
         Some(dot) => &function[..last_segment + dot],
