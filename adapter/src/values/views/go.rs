@@ -313,14 +313,12 @@ impl View for Slice {
         let count = self.elements.count;
         let shown = count.min(formatter.limits.summary_elements as u64);
         let children = self.elements.elements(formatter, 0, shown);
-        let items: Vec<Child> = children;
         list(
             formatter,
             &format!("{label}, "),
-            &items,
+            &children,
             shown < count,
             depth,
-            ",",
         )
     }
 
@@ -345,19 +343,19 @@ impl View for Slice {
     }
 }
 
-/// `label[a,b,c]` of the children's summaries, cut at the summary's length limit.
+/// `label[a,b,c]` of the children's summaries (Delve's spelling, without spaces), cut
+/// at the summary's length limit.
 fn list(
     formatter: &Formatter,
     label: &str,
     children: &[Child],
     more: bool,
     depth: usize,
-    separator: &str,
 ) -> String {
     let mut text = format!("{label}[");
     for (i, child) in children.iter().enumerate() {
         if i > 0 {
-            text.push_str(separator);
+            text.push(',');
         }
         if text.len() > formatter.limits.summary_chars {
             text.push_str("...");
@@ -402,12 +400,6 @@ struct GoMap {
 struct Entry {
     key: Value,
     value: Value,
-}
-
-/// Entries walked from the start of a map, and why the walk ended early, if it did.
-struct Walked {
-    entries: Vec<Entry>,
-    stopped: Option<String>,
 }
 
 /// A group of 8 slots or a bucket of 8 entries, as its type lays them out: where the
@@ -545,23 +537,36 @@ impl GoMap {
         read_word(formatter, self.address + offset, size as usize)
     }
 
-    /// The first `wanted` entries in the runtime's storage order.
-    fn walk(&self, formatter: &Formatter, wanted: u64) -> Walked {
-        let mut walked = Walked {
-            entries: Vec::new(),
-            stopped: None,
-        };
-        if self.address == 0 || wanted == 0 {
-            return walked;
+    /// Calls `visit` with each entry in the runtime's storage order until it returns
+    /// false. `Err`: why the walk ended before the last entry (a corrupt header, an
+    /// unreadable bucket, a cycle, [`MAX_WALK`] buckets or groups read).
+    fn walk(
+        &self,
+        formatter: &Formatter,
+        visit: &mut dyn FnMut(Entry) -> bool,
+    ) -> Result<(), String> {
+        if self.address == 0 {
+            return Ok(());
         }
-        let result = match self.layout {
-            Layout::Buckets => self.walk_buckets(formatter, wanted, &mut walked.entries),
-            Layout::Swiss => self.walk_tables(formatter, wanted, &mut walked.entries),
-        };
-        if let Err(why) = result {
-            walked.stopped = Some(why);
+        match self.layout {
+            Layout::Buckets => self.walk_buckets(formatter, visit),
+            Layout::Swiss => self.walk_tables(formatter, visit),
         }
-        walked
+    }
+
+    /// The first `wanted` entries, and why there are fewer, if the walk ended early.
+    fn first_entries(&self, formatter: &Formatter, wanted: u64) -> (Vec<Entry>, Option<String>) {
+        let mut entries = Vec::new();
+        if wanted == 0 {
+            return (entries, None);
+        }
+        let stopped = self
+            .walk(formatter, &mut |entry| {
+                entries.push(entry);
+                (entries.len() as u64) < wanted
+            })
+            .err();
+        (entries, stopped)
     }
 
     /// `hmap`: the old buckets not yet moved (while the map grows), then the buckets,
@@ -570,8 +575,7 @@ impl GoMap {
     fn walk_buckets(
         &self,
         formatter: &Formatter,
-        wanted: u64,
-        out: &mut Vec<Entry>,
+        visit: &mut dyn FnMut(Entry) -> bool,
     ) -> Result<(), String> {
         let buckets_member = member(&self.members, "buckets").ok_or("no buckets")?;
         let bucket_type = pointee_of(formatter, buckets_member.type_id);
@@ -584,6 +588,8 @@ impl GoMap {
         if b > 40 {
             return Err(format!("a corrupt map: 2^{b} buckets"));
         }
+        // While a map doubles, its old buckets are half as many (`sameSizeGrow`, flag
+        // 8, keeps the number).
         let flags = self.header(formatter, "flags").unwrap_or(0);
         let same_size_grow = flags & 8 != 0;
         let old_count = if same_size_grow || b == 0 {
@@ -620,11 +626,8 @@ impl GoMap {
                         .map_err(|e| format!("bucket at {bucket:#x}: {e}"))?;
                     for (slot, hash) in tophash.iter().enumerate() {
                         // 0..=4: empty, or moved out while the map grows.
-                        if *hash > 4 {
-                            out.push(slots.entry(formatter, self, bucket, slot as u64));
-                            if out.len() as u64 >= wanted {
-                                return Ok(());
-                            }
+                        if *hash > 4 && !visit(slots.entry(formatter, self, bucket, slot as u64)) {
+                            return Ok(());
                         }
                     }
                     bucket = read_word(formatter, bucket + overflow_at, 8)
@@ -641,8 +644,7 @@ impl GoMap {
     fn walk_tables(
         &self,
         formatter: &Formatter,
-        wanted: u64,
-        out: &mut Vec<Entry>,
+        visit: &mut dyn FnMut(Entry) -> bool,
     ) -> Result<(), String> {
         let directory_member = member(&self.members, "dirPtr").ok_or("no dirPtr")?;
         let table_type = pointee_of(formatter, pointee_of(formatter, directory_member.type_id));
@@ -657,30 +659,11 @@ impl GoMap {
         let directory = self.header(formatter, "dirPtr")?;
         let directory_len = self.header(formatter, "dirLen")?;
         let mut steps = 0u64;
-        let mut walk_group = |group: u64, out: &mut Vec<Entry>| -> Result<bool, String> {
-            steps += 1;
-            if steps > MAX_WALK {
-                return Err(format!("the walk stopped after {MAX_WALK} groups"));
-            }
-            let ctrl =
-                read_word(formatter, group, 8).map_err(|e| format!("group at {group:#x}: {e}"))?;
-            for slot in 0..8u64 {
-                // A full slot's control byte has its top bit clear (empty 0x80,
-                // deleted 0xfe).
-                if (ctrl >> (slot * 8)) & 0x80 == 0 {
-                    out.push(slots.entry(formatter, self, group, slot));
-                    if out.len() as u64 >= wanted {
-                        return Ok(true);
-                    }
-                }
-            }
-            Ok(false)
-        };
         if directory == 0 {
             return Ok(());
         }
         if directory_len == 0 {
-            walk_group(directory, out)?;
+            self.walk_group(formatter, &slots, directory, &mut steps, visit)?;
             return Ok(());
         }
         if directory_len > MAX_WALK {
@@ -688,6 +671,7 @@ impl GoMap {
                 "a corrupt map: a directory of {directory_len} tables"
             ));
         }
+        let groups_at = groups.offset.unwrap_or(0);
         let mut seen = FxHashSet::default();
         for index in 0..directory_len {
             let table = read_word(formatter, directory + index * 8, 8)
@@ -695,18 +679,12 @@ impl GoMap {
             if table == 0 || !seen.insert(table) {
                 continue;
             }
-            let first = read_word(
-                formatter,
-                table + groups.offset.unwrap_or(0) + data.offset.unwrap_or(0),
-                8,
-            )
-            .map_err(|e| format!("table at {table:#x}: {e}"))?;
-            let length_mask = read_word(
-                formatter,
-                table + groups.offset.unwrap_or(0) + mask.offset.unwrap_or(8),
-                8,
-            )
-            .map_err(|e| format!("table at {table:#x}: {e}"))?;
+            let field = |member: &Member| {
+                read_word(formatter, table + groups_at + member.offset.unwrap_or(0), 8)
+                    .map_err(|e| format!("table at {table:#x}: {e}"))
+            };
+            let first = field(data)?;
+            let length_mask = field(mask)?;
             if length_mask >= MAX_WALK {
                 return Err(format!(
                     "a corrupt map: a table of {} groups",
@@ -717,7 +695,7 @@ impl GoMap {
                 let at = first
                     .checked_add(group * slots.size)
                     .ok_or("groups beyond the address space")?;
-                if walk_group(at, out)? {
+                if !self.walk_group(formatter, &slots, at, &mut steps, visit)? {
                     return Ok(());
                 }
             }
@@ -725,11 +703,30 @@ impl GoMap {
         Ok(())
     }
 
-    fn child(&self, formatter: &Formatter, entry: &Entry) -> Child {
-        Child {
-            name: format!("[{}]", formatter.summary_at(&entry.key, 1)),
-            value: entry.value.clone(),
+    /// The full slots of one Swiss-table group; `Ok(false)` when `visit` had enough.
+    fn walk_group(
+        &self,
+        formatter: &Formatter,
+        slots: &Slots,
+        group: u64,
+        steps: &mut u64,
+        visit: &mut dyn FnMut(Entry) -> bool,
+    ) -> Result<bool, String> {
+        *steps += 1;
+        if *steps > MAX_WALK {
+            return Err(format!("the walk stopped after {MAX_WALK} groups"));
         }
+        let ctrl =
+            read_word(formatter, group, 8).map_err(|e| format!("group at {group:#x}: {e}"))?;
+        for slot in 0..8u64 {
+            // A full slot's control byte has its top bit clear (empty 0x80, deleted
+            // 0xfe).
+            if (ctrl >> (slot * 8)) & 0x80 == 0 && !visit(slots.entry(formatter, self, group, slot))
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 }
 
@@ -739,9 +736,9 @@ impl View for GoMap {
             return format!("{} nil", self.label);
         }
         let shown = self.len.min(formatter.limits.summary_elements as u64);
-        let walked = self.walk(formatter, shown);
+        let (entries, stopped) = self.first_entries(formatter, shown);
         let mut text = format!("{} [", self.label);
-        for (i, entry) in walked.entries.iter().enumerate() {
+        for (i, entry) in entries.iter().enumerate() {
             if i > 0 {
                 text.push_str(", ");
             }
@@ -756,10 +753,10 @@ impl View for GoMap {
                 formatter.summary_at(&entry.value, depth + 1)
             );
         }
-        let separator = if walked.entries.is_empty() { "" } else { ", " };
-        if let Some(why) = walked.stopped {
+        let separator = if entries.is_empty() { "" } else { ", " };
+        if let Some(why) = stopped {
             let _ = write!(text, "{separator}<error: {why}>");
-        } else if (walked.entries.len() as u64) < self.len {
+        } else if (entries.len() as u64) < self.len {
             let _ = write!(text, "{separator}...");
         }
         text.push(']');
@@ -774,24 +771,32 @@ impl View for GoMap {
         self.len
     }
 
+    /// Entries `start..start + count`: the walk passes the first `start` without
+    /// keeping them.
     fn elements(&self, formatter: &Formatter, start: u64, count: u64) -> Vec<Child> {
         let end = start.saturating_add(count).min(self.len);
         if start >= end {
             return Vec::new();
         }
-        let walked = self.walk(formatter, end);
-        let mut children: Vec<Child> = walked
-            .entries
-            .iter()
-            .skip(start as usize)
-            .map(|entry| self.child(formatter, entry))
-            .collect();
-        if (walked.entries.len() as u64) < end {
-            let why = walked.stopped.unwrap_or_else(|| {
+        let mut seen = 0u64;
+        let mut children = Vec::new();
+        let stopped = self
+            .walk(formatter, &mut |entry| {
+                if seen >= start {
+                    children.push(Child {
+                        name: format!("[{}]", formatter.summary_at(&entry.key, 1)),
+                        value: entry.value,
+                    });
+                }
+                seen += 1;
+                seen < end
+            })
+            .err();
+        if seen < end {
+            let why = stopped.unwrap_or_else(|| {
                 format!(
-                    "the map says it has {} entries; {} were found",
-                    self.len,
-                    walked.entries.len()
+                    "the map says it has {} entries; {seen} were found",
+                    self.len
                 )
             });
             children.push(error_child("[...]", why));
@@ -800,19 +805,25 @@ impl View for GoMap {
     }
 
     fn index(&self, formatter: &Formatter, key: &Value) -> Option<Result<Value, String>> {
-        let walked = self.walk(formatter, self.len);
         let wanted_bytes = string_bytes(formatter, key);
         let wanted_text = formatter.summary(key);
-        let found = walked
-            .entries
-            .into_iter()
-            .find(|entry| match &wanted_bytes {
-                // Strings by their bytes: a summary may be cut.
-                Some(bytes) => string_bytes(formatter, &entry.key).as_ref() == Some(bytes),
-                None => formatter.summary(&entry.key) == wanted_text,
-            });
-        Some(match (found, walked.stopped) {
-            (Some(entry), _) => Ok(entry.value),
+        let mut found = None;
+        let stopped = self
+            .walk(formatter, &mut |entry| {
+                let matches = match &wanted_bytes {
+                    // Strings by their bytes: a summary may be cut.
+                    Some(bytes) => string_bytes(formatter, &entry.key).as_ref() == Some(bytes),
+                    // Other keys (numbers, booleans) by their text.
+                    None => formatter.summary(&entry.key) == wanted_text,
+                };
+                if matches {
+                    found = Some(entry.value);
+                }
+                !matches
+            })
+            .err();
+        Some(match (found, stopped) {
+            (Some(value), _) => Ok(value),
             (None, Some(why)) => Err(format!("{wanted_text} was not found before {why}")),
             (None, None) => Err(format!("the map has no key {wanted_text}")),
         })
