@@ -1280,3 +1280,6 @@ fn unit_name(dwarf: &gimli::Dwarf<Reader>, unit: &gimli::Unit<Reader>) -> Option
         .ok()?;
     Some(name.to_string_lossy().into_owned())
 }
+
+#[cfg(test)]
+mod tests;
