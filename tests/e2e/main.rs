@@ -27,5 +27,6 @@ mod symbol_files;
 mod thread_events;
 mod variables;
 mod views_cpp;
+mod views_go;
 mod views_rust;
 mod waitfor;

@@ -218,6 +218,10 @@ impl<'a> Scope<'a> {
             Expr::Name(path) => self.name(path),
             Expr::Register(name) => self.register(name),
             Expr::Field(base, field) => {
+                // Go's package-qualified global, `main.counter`: a name, not a field.
+                if let Some(global) = self.go_qualified_global(base, field) {
+                    return Ok(global);
+                }
                 let value = self.referent(self.eval(base, depth)?, base)?;
                 // `.` through a pointer, as Rust and Go write it: one level only.
                 let value = match self.strip(value.type_id) {
@@ -396,6 +400,9 @@ impl<'a> Scope<'a> {
         {
             return Ok(variable.value.clone());
         }
+        if let Some(global) = self.go_package_global(&name) {
+            return Ok(global);
+        }
         if let Some((enum_type, raw)) = self.unit.types.enumerator(&name) {
             let size = self.unit.types.size_of(Some(enum_type)).unwrap_or(4);
             return Ok(Value::new(
@@ -404,6 +411,47 @@ impl<'a> Scope<'a> {
             ));
         }
         Err(EvalError::NoVariable(name))
+    }
+
+    /// In a Go frame, the global `name` of the frame's own package: Go's DWARF names
+    /// globals by their package (`main.counter`), Go code by the short name.
+    fn go_package_global(&self, name: &str) -> Option<Value> {
+        if self.unit.types.language() != crate::values::Language::Go {
+            return None;
+        }
+        let function = self.frames.iter().find_map(|f| f.function.as_deref())?;
+        let qualified = format!("{}.{name}", go_package(function));
+        self.globals
+            .iter()
+            .find(|variable| variable.name == qualified)
+            .map(|variable| variable.value.clone())
+    }
+
+    /// `pkg.name` in a Go frame, when `pkg` is no variable and the global `pkg.name`
+    /// exists.
+    fn go_qualified_global(&self, base: &Expr, field: &str) -> Option<Value> {
+        if self.unit.types.language() != crate::values::Language::Go {
+            return None;
+        }
+        let Expr::Name(path) = base else {
+            return None;
+        };
+        let [package] = path.as_slice() else {
+            return None;
+        };
+        let shadowed = self
+            .frames
+            .iter()
+            .flat_map(|frame| frame.locals.iter().chain(&frame.arguments))
+            .any(|variable| &variable.name == package);
+        if shadowed {
+            return None;
+        }
+        let qualified = format!("{package}.{field}");
+        self.globals
+            .iter()
+            .find(|variable| variable.name == qualified)
+            .map(|variable| variable.value.clone())
     }
 
     fn register(&self, name: &str) -> Result<Value> {
@@ -957,6 +1005,16 @@ impl<'a> Scope<'a> {
 }
 
 /// `Formatter`'s `<error: why>` as a plain `why`, for an error message of its own.
+/// The package of a Go function's symbol name: `main` of `main.(*T).M`,
+/// `example.com/a/b` of `example.com/a/b.F` (dots before the last `/` are the path's).
+pub(super) fn go_package(function: &str) -> &str {
+    let last_segment = function.rfind('/').map_or(0, |slash| slash + 1);
+    match function[last_segment..].find('.') {
+        Some(dot) => &function[..last_segment + dot],
+        None => function,
+    }
+}
+
 fn unwrap_error_text(text: &str) -> String {
     text.strip_prefix("<error: ")
         .and_then(|t| t.strip_suffix('>'))

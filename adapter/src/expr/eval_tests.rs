@@ -554,3 +554,16 @@ fn assignments_give_the_bytes_of_the_variables_type() {
     let not_string = stored("numbers", "1").unwrap_err();
     assert!(not_string.contains("string literal"), "{not_string}");
 }
+
+/// A Go function's package, whose globals its code names without the package: the
+/// dots of an import path's domain are not the package's end.
+#[test]
+fn go_package_of_functions_and_methods() {
+    use super::eval::go_package;
+    assert_eq!(go_package("main.main"), "main");
+    assert_eq!(go_package("main.(*Counter).Add"), "main");
+    assert_eq!(go_package("example.com/a/b.F"), "example.com/a/b");
+    assert_eq!(go_package("example.com/a/b.(*T).M"), "example.com/a/b");
+    assert_eq!(go_package("runtime.gopark"), "runtime");
+    assert_eq!(go_package("nodot"), "nodot");
+}

@@ -107,6 +107,9 @@ pub struct CompileUnit {
     pub unit: Rc<gimli::Unit<Reader>>,
     pub types: Types,
     pub layout: ModuleLayout,
+    /// Go's runtime type descriptors by DIE, indexed on first use (an interface's
+    /// dynamic type): a walk of the runtime's units, once per unit kept.
+    go_runtime_types: std::cell::OnceCell<views::go::RuntimeTypes>,
 }
 
 impl CompileUnit {
@@ -131,7 +134,15 @@ impl CompileUnit {
             dwarf: units.dwarf(),
             unit,
             layout,
+            go_runtime_types: std::cell::OnceCell::new(),
         }
+    }
+
+    /// Go's runtime type descriptors, indexed on first use.
+    pub fn go_runtime_types(&self) -> &views::go::RuntimeTypes {
+        self.go_runtime_types.get_or_init(|| {
+            views::go::RuntimeTypes::index(&self.dwarf, &self.types, self.layout.load_bias)
+        })
     }
 
     /// The unit whose code holds `pc` (a run-time address), if any.
