@@ -772,3 +772,75 @@ fn variables_and_memory_can_be_set() {
     assert_eq!(stopped["body"]["reason"], "breakpoint", "{stopped}");
     detach(&mut dap, &target);
 }
+
+/// The debug console's completions: names in scope for a lone word (locals, arguments,
+/// the unit's globals), the fields of the value before `.` or `->` (through a pointer
+/// too), each with where the typed word starts; nothing without a frame.
+#[test]
+fn the_console_completes_names_and_fields() {
+    require_harness!();
+    let Stopped {
+        target,
+        mut dap,
+        frame,
+        ..
+    } = stopped("-O0");
+    let complete = |dap: &mut Dap, text: &str| -> Vec<(String, String, i64, i64)> {
+        let r = dap.ok(
+            "completions",
+            json!({ "text": text, "column": text.encode_utf16().count() + 1, "frameId": frame }),
+        );
+        r["body"]["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["label"].as_str().unwrap().to_string(),
+                    t["type"].as_str().unwrap().to_string(),
+                    t["start"].as_i64().unwrap(),
+                    t["length"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let labels = |found: &[(String, String, i64, i64)]| -> Vec<String> {
+        found.iter().map(|f| f.0.clone()).collect()
+    };
+    let heads = complete(&mut dap, "1 + hea");
+    assert_eq!(labels(&heads), ["head"], "{heads:?}");
+    assert_eq!(heads[0], ("head".into(), "variable".into(), 5, 3));
+    let arguments = complete(&mut dap, "r");
+    assert!(
+        labels(&arguments).contains(&"round".to_string()),
+        "{arguments:?}"
+    );
+    assert!(
+        labels(&arguments).contains(&"ratio".to_string()),
+        "{arguments:?}"
+    );
+    let globals = complete(&mut dap, "global_");
+    assert_eq!(
+        labels(&globals),
+        ["global_count", "global_name"],
+        "{globals:?}"
+    );
+    let fields = complete(&mut dap, "head.");
+    assert_eq!(
+        labels(&fields),
+        ["name", "corners", "color", "visible", "layer", "scale", "next"],
+        "{fields:?}"
+    );
+    let through_pointer = complete(&mut dap, "cursor->next->na");
+    assert_eq!(
+        through_pointer,
+        [("name".into(), "field".into(), 15, 2)],
+        "{through_pointer:?}"
+    );
+    let element = complete(&mut dap, "head.corners[1].");
+    assert_eq!(labels(&element), ["x", "y"], "{element:?}");
+    assert!(complete(&mut dap, "nosuch.").is_empty());
+    let r = dap.ok("completions", json!({ "text": "hea", "column": 4 }));
+    assert_eq!(r["body"]["targets"], json!([]), "{r}");
+    detach(&mut dap, &target);
+}

@@ -440,6 +440,8 @@ pub fn capabilities(exception_filters: Value) -> Value {
         "supportsFunctionBreakpoints": true,
         "supportsInstructionBreakpoints": true,
         "supportsBreakpointLocationsRequest": true,
+        "supportsCompletionsRequest": true,
+        "completionTriggerCharacters": [".", ">"],
         "supportsConditionalBreakpoints": true,
         "supportsHitConditionalBreakpoints": true,
         "supportsLogPoints": true,

@@ -13,6 +13,7 @@
 
 mod arithmetic;
 mod ast;
+pub mod completion;
 mod eval;
 #[cfg(test)]
 mod eval_tests;

@@ -60,3 +60,78 @@ impl Session {
         }
     }
 }
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CompletionsArguments {
+    text: String,
+    /// 1-based, in UTF-16 code units (DAP's default `columnsStartAt1`).
+    column: u64,
+    #[serde(default)]
+    frame_id: Option<i64>,
+}
+
+/// The byte offset in `text` of 1-based UTF-16 `column` (clamped to the text).
+fn byte_offset(text: &str, column: u64) -> usize {
+    let mut units = 0u64;
+    for (offset, c) in text.char_indices() {
+        if units + 1 >= column {
+            return offset;
+        }
+        units += c.len_utf16() as u64;
+    }
+    text.len()
+}
+
+/// The 1-based UTF-16 column of byte `offset` in `text`.
+fn column_of(text: &str, offset: usize) -> u64 {
+    text[..offset].encode_utf16().count() as u64 + 1
+}
+
+impl Session {
+    /// `completions` in the debug console: names in scope, or fields after `.`/`->`,
+    /// for the word before the cursor. Nothing to offer (running, no frame, no DWARF)
+    /// is an empty list, not an error: the console just shows no suggestions.
+    pub(super) async fn completions(&mut self, request: &Request) {
+        let Some(args) = self.arguments::<CompletionsArguments>(request) else {
+            return;
+        };
+        let query = match (&self.target, args.frame_id) {
+            (Some(target), Some(frame)) if target.stopped => self.frame_query(frame),
+            _ => None,
+        };
+        let cursor = byte_offset(&args.text, args.column);
+        let before = &args.text[..cursor];
+        let found = match query {
+            Some(query) => self.symbols.completions(query, before.to_string()).await,
+            None => Vec::new(),
+        };
+        let context = crate::expr::completion::context(before);
+        let start = column_of(&args.text, context.partial_start);
+        let length = context.partial.encode_utf16().count();
+        let targets: Vec<serde_json::Value> = found
+            .into_iter()
+            .map(|(label, kind)| {
+                json!({ "label": label, "type": kind, "start": start, "length": length })
+            })
+            .collect();
+        self.out
+            .respond(Response::ok(request, Some(json!({ "targets": targets }))));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_are_utf16_and_one_based() {
+        assert_eq!(byte_offset("abc", 1), 0);
+        assert_eq!(byte_offset("abc", 4), 3);
+        assert_eq!(byte_offset("abc", 99), 3);
+        assert_eq!(byte_offset("é.x", 3), 3);
+        assert_eq!(byte_offset("😀x", 3), 4);
+        assert_eq!(column_of("😀x", 4), 3);
+        assert_eq!(column_of("abc", 0), 1);
+    }
+}

@@ -436,6 +436,7 @@ impl Session {
             "scopes" => self.scopes(&request).await,
             "variables" => self.variables(&request).await,
             "evaluate" => self.evaluate(&request).await,
+            "completions" => self.completions(&request).await,
             "readMemory" => self.read_memory(&request).await,
             "writeMemory" => self.write_memory(&request).await,
             "setVariable" => self.set_variable(&request).await,

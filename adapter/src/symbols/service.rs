@@ -91,6 +91,11 @@ enum Job {
         reply: oneshot::Sender<Result<VariableRow, String>>,
     },
     MaxString(usize),
+    Completions {
+        query: FrameQuery,
+        before_cursor: String,
+        reply: oneshot::Sender<Vec<(String, &'static str)>>,
+    },
     Assignment {
         handle: u32,
         name: String,
@@ -313,6 +318,21 @@ impl SymbolService {
         answer.await.unwrap_or_else(|_| Err(GONE.into()))
     }
 
+    /// The debug console's completions of `before_cursor` in a stopped frame.
+    pub async fn completions(
+        &self,
+        query: FrameQuery,
+        before_cursor: String,
+    ) -> Vec<(String, &'static str)> {
+        let (reply, answer) = oneshot::channel();
+        let _ = self.jobs.send(Job::Completions {
+            query,
+            before_cursor,
+            reply,
+        });
+        answer.await.unwrap_or_default()
+    }
+
     /// The longest string a value shows (`maxStringLength`), for this session.
     pub fn set_max_string(&self, bytes: usize) {
         let _ = self.jobs.send(Job::MaxString(bytes));
@@ -416,6 +436,17 @@ fn serve(queue: mpsc::Receiver<Job>) {
                 let _ = reply.send(scopes);
             }
             Job::MaxString(bytes) => variables.limits.max_string = bytes,
+            Job::Completions {
+                query,
+                before_cursor,
+                reply,
+            } => {
+                let found = match stacker.as_mut() {
+                    Some(stacker) => variables.completions(stacker, &query, &before_cursor),
+                    None => Vec::new(),
+                };
+                let _ = reply.send(found);
+            }
             Job::Assignment {
                 handle,
                 name,

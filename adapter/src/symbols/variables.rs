@@ -247,6 +247,77 @@ impl VariableStore {
         Ok(self.row(&unit, &memory, &symbols, hex, text.to_string(), value))
     }
 
+    /// Completions of the debug console's text before the cursor in the frame: the
+    /// names in scope (arguments, locals, the unit's globals) that start with the word
+    /// being typed, or the fields of the value before a `.` or `->`. Each with its
+    /// kind (DAP's `variable`, `field`); empty where nothing completes.
+    pub fn completions(
+        &mut self,
+        stacker: &mut Stacker,
+        query: &FrameQuery,
+        before_cursor: &str,
+    ) -> Vec<(String, &'static str)> {
+        /// More than this many candidates help nobody in a console's list.
+        const MAX_COMPLETIONS: usize = 500;
+        let context = crate::expr::completion::context(before_cursor);
+        let lookup = query.lookup_pc();
+        let Some(unit) = self.unit_at(stacker, lookup) else {
+            return Vec::new();
+        };
+        let memory = ProcessReader(stacker.view());
+        let registers = query.registers();
+        let frame = values::location::Frame {
+            pc: lookup,
+            registers: &registers,
+            memory: &memory,
+        };
+        let chosen: Vec<values::FrameVariables> = unit
+            .frame_variables(&frame)
+            .ok()
+            .and_then(|frames| chosen_function(frames, query))
+            .into_iter()
+            .collect();
+        let globals = unit.global_variables(&frame).unwrap_or_default();
+        let mut found: Vec<(String, &'static str)> = match &context.fields_of {
+            Some(base) => {
+                let scope = crate::expr::Scope {
+                    unit: &unit,
+                    frames: &chosen,
+                    globals: &globals,
+                    registers: &registers,
+                    memory: &memory,
+                };
+                let Ok(value) = scope.evaluate_text(base) else {
+                    return Vec::new();
+                };
+                let formatter = Formatter::new(&unit, &memory);
+                // Through a pointer too: `.` and `->` both reach the pointee's fields.
+                let value = formatter.pointee(&value).unwrap_or(value);
+                field_names(&unit, value.type_id)
+                    .into_iter()
+                    .map(|name| (name, "field"))
+                    .collect()
+            }
+            None => {
+                let mut names: Vec<(String, &'static str)> = Vec::new();
+                for frame in &chosen {
+                    for variable in frame.arguments.iter().chain(&frame.locals) {
+                        names.push((variable.name.clone(), "variable"));
+                    }
+                }
+                let mut global_names: Vec<String> =
+                    globals.iter().map(|g| g.name.clone()).collect();
+                global_names.sort();
+                names.extend(global_names.into_iter().map(|n| (n, "variable")));
+                names
+            }
+        };
+        let mut seen = std::collections::HashSet::new();
+        found.retain(|(name, _)| name.starts_with(&context.partial) && seen.insert(name.clone()));
+        found.truncate(MAX_COMPLETIONS);
+        found
+    }
+
     /// The variables under `handle`, `start..start + count`.
     pub fn variables(
         &mut self,
@@ -491,6 +562,31 @@ fn unit_covers(unit: &CompileUnit, file_pc: u64) -> bool {
         }
     }
     false
+}
+
+/// The fields of a struct, union or class (of its base classes and anonymous members
+/// too, which `.` reaches), in declaration order.
+fn field_names(unit: &CompileUnit, type_id: Option<values::TypeId>) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut pending = vec![(type_id, 0usize)];
+    while let Some((id, depth)) = pending.pop() {
+        if depth > 8 {
+            continue;
+        }
+        let Some((_, ty)) = unit.types.strip(id) else {
+            continue;
+        };
+        if let values::Type::Aggregate { members, .. } = &*ty {
+            for member in members.iter().rev() {
+                match (&member.name, member.is_base) {
+                    (Some(name), false) => names.push(name.clone()),
+                    _ => pending.push((member.type_id, depth + 1)),
+                }
+            }
+        }
+    }
+    names.reverse();
+    names
 }
 
 /// Values by the names they are shown with.
