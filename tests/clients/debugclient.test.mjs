@@ -320,6 +320,52 @@ test('a stopped frame shows its arguments, locals and globals; watch and hover e
   }
 });
 
+test('a condition decides at each hit, a logpoint shows values, a variable is set, the console completes', async () => {
+  const target = await startTarget(valuesProgram, []);
+  const pid = target.pid;
+  const dc = await newClient();
+  try {
+    await attach(dc, { pid });
+    const outputs = [];
+    dc.on('output', (e) => outputs.push(e.body.output));
+    const stopLine = markerLine(valuesSource, 'probe_stop');
+    const stops = [];
+    dc.on('stopped', (e) => stops.push(e.body));
+    // A logpoint on the line before, and a condition that never holds (round is 7).
+    const set = await dc.setBreakpointsRequest({ source: { path: valuesSource }, breakpoints: [
+      { line: stopLine - 1, logMessage: 'round {round}, {label}, head {head.name}' },
+      { line: stopLine, condition: 'round == 8' },
+    ] });
+    assert.deepEqual(set.body.breakpoints.map((b) => b.verified), [true, true], JSON.stringify(set.body));
+    while (outputs.filter((o) => o.startsWith('round 7, ')).length < 3) await once(dc, 'output');
+    assert.match(outputs.find((o) => o.startsWith('round 7, ')), /^round 7, 0x[0-9a-f]+ "label", head 0x[0-9a-f]+ "head"\n$/);
+    assert.deepEqual(stops, [], 'the false condition stopped the program');
+    // A condition that holds, reading through pointers: the program stops there.
+    const hit = dc.waitForEvent('stopped');
+    const again = await dc.setBreakpointsRequest({ source: { path: valuesSource }, breakpoints: [
+      { line: stopLine, condition: 'round == 7 && cursor->next->color == RED' },
+    ] });
+    assert.equal(again.body.breakpoints[0].verified, true);
+    const { threadId } = (await hit).body;
+    const [frame] = (await dc.stackTraceRequest({ threadId, levels: 1 })).body.stackFrames;
+    const scopes = (await dc.scopesRequest({ frameId: frame.id })).body.scopes;
+    const set2 = await dc.setVariableRequest({ variablesReference: scopes[1].variablesReference, name: 'small', value: '-100' });
+    assert.equal(set2.body.value, '-100');
+    const r = await dc.evaluateRequest({ expression: 'small * 2', frameId: frame.id, context: 'repl' });
+    assert.equal(r.body.result, '-200');
+    const completions = (await dc.customRequest('completions', { text: 'cursor->ne', column: 11, frameId: frame.id })).body.targets;
+    assert.deepEqual(completions.map((t) => t.label), ['next']);
+    const bad = await dc.setBreakpointsRequest({ source: { path: valuesSource }, breakpoints: [{ line: stopLine, condition: 'rund == 7' }] });
+    assert.equal(bad.body.breakpoints[0].verified, false);
+    assert.match(bad.body.breakpoints[0].message, /no variable named 'rund'/);
+    await dc.setBreakpointsRequest({ source: { path: valuesSource }, breakpoints: [] });
+    await dc.disconnectRequest({});
+    await assertRunsOn(pid);
+  } finally {
+    await dc.stop();
+  }
+});
+
 test('a line breakpoint set while configuring hits, next steps one line, the code is whole after disconnect', async () => {
   const target = await startTarget(stepping, ['loop']);
   const pid = target.pid;
