@@ -368,6 +368,20 @@ test('code-server: F5 attaches, CALL STACK lists the threads, F6 pauses, Shift+F
     await startConfig(launchConfigName);
     await callStack.locator(`.monaco-list-row[aria-label^="Stack Frame main, line ${mainLine}, launchee.c"]`).waitFor();
   });
+  // VARIABLES shows main's arguments (read from DWARF); the DEBUG CONSOLE evaluates an
+  // expression over them.
+  await step('VARIABLES: main\'s arguments, and an expression in the DEBUG CONSOLE', async () => {
+    await page.locator('.debug-variables .monaco-list-row[aria-label="argc, value 3"]').waitFor();
+    await page.keyboard.press('Control+Shift+Y');
+    const input = page.locator('.repl-input-wrapper .monaco-editor');
+    await input.click();
+    await page.keyboard.type('argc * 2 + 1');
+    await page.keyboard.press('Enter');
+    await page.locator('.repl .monaco-list-row', { hasText: /^7$/ }).first().waitFor();
+    await page.keyboard.type('argv[1]');
+    await page.keyboard.press('Enter');
+    await page.locator('.repl .monaco-list-row', { hasText: '"from"' }).first().waitFor();
+  });
   await step('F5: the launched program runs to its end, its output in the DEBUG CONSOLE', async () => {
     // Focus may still be leaving the quick input, where F5 does nothing: F5 again while
     // the frame in main is still shown (once it goes, the program runs: pressing again
