@@ -718,6 +718,23 @@ if step_pid then
       eq(event('stopped').body.reason, 'step', 'next stop reason')
       local second = top()
       print(("stepped to %s:%d"):format(second.name, second.line))
+      -- What nvim-dap's scopes and REPL show: work(5)'s argument and, after the step,
+      -- its first local, from DWARF; an expression over them; a local set from the REPL.
+      local scopes = response(send('scopes', { frameId = second.id }), 'scopes').body.scopes
+      eq(vim.tbl_map(function(s) return s.name end, scopes), { 'Arguments', 'Locals', 'Globals', 'Registers' }, 'scopes')
+      local function values_of(reference)
+        local found = {}
+        for _, v in ipairs(response(send('variables', { variablesReference = reference }), 'variables').body.variables) do
+          found[v.name] = v.value
+        end
+        return found
+      end
+      eq(values_of(scopes[1].variablesReference).n, '5', 'argument n')
+      eq(values_of(scopes[2].variablesReference).m, '6', 'local m after the step')
+      local evaluated = response(send('evaluate', { expression = 'm * n', frameId = second.id, context = 'repl' }), 'evaluate')
+      eq(evaluated.body.result, '30', 'm * n')
+      local set_m = response(send('setVariable', { variablesReference = scopes[2].variablesReference, name = 'm', value = '10' }), 'setVariable')
+      eq(set_m.body.value, '10', 'm set')
       response(send('setBreakpoints', { source = source, breakpoints = {}, sourceModified = false }), 'clear')
       response(send('continue', { threadId = tid }), 'continue')
       response(send('disconnect', vim.empty_dict()), 'disconnect')
