@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 
-use super::types::{AggregateKind, BaseEncoding, Type, TypeId};
+use super::types::{AggregateKind, BaseEncoding, Language, Type, TypeId};
 use super::value::{error_text, Contents, Value, OPTIMIZED_OUT};
 use super::{views, CompileUnit, Memory, MAX_READ};
 
@@ -405,6 +405,9 @@ impl<'a> Formatter<'a> {
                 } else {
                     match self.prefetched(value, size.unwrap_or(0)) {
                         Err(text) => Err(text),
+                        Ok(value) if self.unit.types.language() == Language::Rust => {
+                            Ok(self.rust_struct(&value, id, members, depth))
+                        }
                         Ok(value) => {
                             let mut text = String::from("{");
                             for (i, member) in members.iter().enumerate() {
@@ -448,6 +451,46 @@ impl<'a> Formatter<'a> {
         };
         match shown {
             Ok(text) | Err(text) => out.push_str(&text),
+        }
+    }
+
+    /// A Rust struct as Rust (and rust-gdb) writes it: `views::Dog {age: 6}`, a tuple
+    /// struct `views::Pair (1, 2)`, a tuple `(1, 2.5)`, a unit struct by its name.
+    fn rust_struct(
+        &self,
+        value: &Value,
+        id: TypeId,
+        members: &[super::types::Member],
+        depth: usize,
+    ) -> String {
+        let name = self.unit.types.name_of(Some(id));
+        // rustc names tuple fields `__0`, `__1`: positional, written without names.
+        let positional = !members.is_empty()
+            && members.iter().all(|m| {
+                m.name
+                    .as_deref()
+                    .and_then(|n| n.strip_prefix("__"))
+                    .is_some_and(|n| n.parse::<usize>().is_ok())
+            });
+        let mut text = String::new();
+        for (i, member) in members.iter().enumerate() {
+            if i > 0 {
+                text.push_str(", ");
+            }
+            if text.len() > self.limits.summary_chars {
+                text.push_str("...");
+                break;
+            }
+            if !positional {
+                let _ = write!(text, "{}: ", member.name.as_deref().unwrap_or("_"));
+            }
+            self.write_summary(&mut text, &self.member_value(value, member), depth + 1);
+        }
+        match (members.is_empty(), positional, name.starts_with('(')) {
+            (true, _, _) => name,
+            (false, true, true) => format!("({text})"),
+            (false, true, false) => format!("{name} ({text})"),
+            (false, false, _) => format!("{name} {{{text}}}"),
         }
     }
 

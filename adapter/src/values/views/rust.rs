@@ -819,15 +819,19 @@ impl TraitObject {
 }
 
 impl View for TraitObject {
-    /// `@0x7ffd...: views::Dog {age = 6}`: where the value is, its type, the value.
+    /// `@0x7ffd...: views::Dog {age: 6}`: where the value is, its type, the value (a
+    /// struct's text starts with its type already).
     fn summary(&self, formatter: &Formatter, depth: usize) -> String {
         match &self.concrete {
-            Ok(value) => format!(
-                "@{:#x}: {} {}",
-                self.data,
-                formatter.type_name(value),
-                formatter.summary_at(value, depth + 1)
-            ),
+            Ok(value) => {
+                let type_name = formatter.type_name(value);
+                let text = formatter.summary_at(value, depth + 1);
+                if text.starts_with(&type_name) {
+                    format!("@{:#x}: {text}", self.data)
+                } else {
+                    format!("@{:#x}: {type_name} {text}", self.data)
+                }
+            }
             Err(why) => format!("@{:#x}: {}", self.data, error_text(why)),
         }
     }
