@@ -391,6 +391,10 @@ impl Types {
 
     /// A base type by its name, encoding and size, whether or not the unit has it.
     pub fn base(&self, name: &str, encoding: BaseEncoding, size: u64) -> TypeId {
+        // An expression's C type names (its arithmetic is C's) in the unit's language:
+        // `x + 1` in a Go frame is an `int`, in Rust an `i64`.
+        let name = self.native_base_name(name);
+        let name = name.as_str();
         let key = Made::Base {
             name: name.to_string(),
             encoding,
@@ -401,6 +405,31 @@ impl Types {
             encoding,
             size,
         })
+    }
+
+    /// C's name of a base type as the unit's language writes it (Go, Rust); C's and
+    /// C++'s, and names that are no C name, as they are.
+    fn native_base_name(&self, c_name: &str) -> String {
+        let language = self.language();
+        let (go, rust) = match c_name {
+            "long" | "long int" | "long long" | "long long int" => ("int", "i64"),
+            "unsigned long" | "long unsigned int" | "unsigned long long" => ("uint", "u64"),
+            "int" => ("int32", "i32"),
+            "unsigned int" | "unsigned" => ("uint32", "u32"),
+            "short" | "short int" => ("int16", "i16"),
+            "unsigned short" | "short unsigned int" => ("uint16", "u16"),
+            "signed char" | "char" => ("int8", "i8"),
+            "unsigned char" => ("uint8", "u8"),
+            "double" => ("float64", "f64"),
+            "float" => ("float32", "f32"),
+            "_Bool" | "bool" => ("bool", "bool"),
+            _ => return c_name.to_string(),
+        };
+        match language {
+            Language::Go => go.to_string(),
+            Language::Rust => rust.to_string(),
+            _ => c_name.to_string(),
+        }
     }
 
     fn make(&self, key: Made, ty: impl FnOnce() -> Type) -> TypeId {
