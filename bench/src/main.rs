@@ -50,12 +50,14 @@ struct Cli {
     /// per second), bp-lines (100 source breakpoints set in the large binary),
     /// launch-main (launch a program linked against a shared library, until it is
     /// stopped at the first line of `main`), launch-lib (the same until the breakpoint
-    /// in that library, which `main` calls first).
+    /// in that library, which `main` calls first), values-big (frame 0's scopes and
+    /// variables after a breakpoint stop in the large binary), values (a C++ vector of
+    /// 1,000,000 ints paged, hover evaluation of a field path).
     #[arg(
         long,
         value_delimiter = ',',
         value_parser = Scenario::parse,
-        default_value = "sleep:1,sleep:100,sleep:1000,sleep:4000,spin:16,spin:100,short-lived,go,goroutines,waitfor,big,bp:1,bp:100,bp:1000,hot,bp-lines,launch-main,launch-lib"
+        default_value = "sleep:1,sleep:100,sleep:1000,sleep:4000,spin:16,spin:100,short-lived,go,goroutines,waitfor,big,bp:1,bp:100,bp:1000,hot,bp-lines,launch-main,launch-lib,values-big,values"
     )]
     sizes: Vec<Scenario>,
     /// Runs of the waitfor scenario per peer: its goal is stated over 20
@@ -152,17 +154,23 @@ fn main() -> Result<()> {
 
     let mut scenarios = cli.sizes.clone();
     let mut big = None;
-    if scenarios
-        .iter()
-        .any(|s| matches!(s, Scenario::BigBinary | Scenario::SourceBreakpoints))
-    {
+    if scenarios.iter().any(|s| {
+        matches!(
+            s,
+            Scenario::BigBinary | Scenario::SourceBreakpoints | Scenario::ValuesBig
+        )
+    }) {
         match BigBinary::locate(cli.big_binary.as_deref()) {
             Ok(b) => big = Some(b),
             Err(why) => {
                 eprintln!("skipping {why}");
                 skipped.push(why);
-                scenarios
-                    .retain(|s| !matches!(s, Scenario::BigBinary | Scenario::SourceBreakpoints));
+                scenarios.retain(|s| {
+                    !matches!(
+                        s,
+                        Scenario::BigBinary | Scenario::SourceBreakpoints | Scenario::ValuesBig
+                    )
+                });
             }
         }
     }
@@ -184,7 +192,8 @@ fn main() -> Result<()> {
 
     let dir = std::env::temp_dir().join(format!("latch-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let targets = Targets::build(&dir, big, go.as_deref())?;
+    let cpp = scenarios.contains(&Scenario::Values);
+    let targets = Targets::build(&dir, big, go.as_deref(), cpp)?;
     let opts = RunOpts {
         timeout: Duration::from_secs(cli.timeout),
         stop_on_entry: !cli.no_stop_on_entry,
@@ -346,6 +355,16 @@ fn run_one(
                 _ => peers::bp::run_dap_lines(peer, path, args, &mut target, opts),
             }
         }
+        (Peer::Latch | Peer::LldbDap, Scenario::ValuesBig | Scenario::Values) => {
+            let args: &[&str] = if peer == Peer::Latch { &["dap"] } else { &[] };
+            if sc == Scenario::ValuesBig {
+                peers::values::run_dap_big(peer, path, args, &mut target, opts)
+            } else {
+                peers::values::run_dap_cpp(peer, path, args, &mut target, opts)
+            }
+        }
+        (Peer::Gdb, Scenario::ValuesBig) => peers::values::run_gdb_big(path, &mut target, opts),
+        (Peer::Gdb, Scenario::Values) => peers::values::run_gdb_cpp(path, &mut target, opts),
         (Peer::Gdb, Scenario::Hit(_)) => peers::bp::run_gdb_hit(path, &mut target, opts),
         (Peer::Gdb, Scenario::Hot) => peers::bp::run_gdb_hot(path, &mut target, opts),
         (Peer::Gdb, Scenario::SourceBreakpoints) => {
@@ -780,6 +799,48 @@ fn header(
                     target::launch_lib_line()
                 ),
             },
+        );
+    }
+    if scenarios.contains(&Scenario::ValuesBig) {
+        let (file, line) = peers::values::big_breakpoint_line()
+            .map_or(("codec.rs".into(), 0), |(p, l)| {
+                (p.display().to_string(), l)
+            });
+        let _ = writeln!(
+            h,
+            "- values on the large binary (`values-big`, issue 15): a fresh debugger and target \
+             per run; latch and lldb-dap get `attach {{pid, stopOnEntry: false}}` and \
+             `setBreakpoints` on `{file}` line {line} (in `FrameDecoder::next_frame`, its \
+             locals live) before `configurationDone`; gdb over MI `-break-insert FILE:LINE`. \
+             The benchmark writes a DAP frame to the target's stdin; its reader thread stops \
+             there. Then `threads`, `stackTrace` (20 levels), and the timed `scopes` of frame 0 \
+             with `variables` of its argument and local scopes (latch `Arguments` and \
+             `Locals`, lldb-dap `Locals`), one after the other, cold (gdb: \
+             `-stack-list-variables --simple-values`, its symbols read during the attach: \
+             compare *start → frame 0's variables shown*)."
+        );
+    }
+    if scenarios.contains(&Scenario::Values) {
+        let _ = writeln!(
+            h,
+            "- values (`values`, issue 15): `targets/values.cpp` (`c++ -O0 -g`), a \
+             `std::vector<int>` of {} elements (element i holds i) and a two-node list, \
+             sleeping in `pause()`; `attach {{pid, stopOnEntry: true}}`, the stack of the main \
+             thread, main's `Locals`, then `v` expanded page by page as VS Code does: \
+             `variables {{filter: indexed, start, count: {}}}` for {} pages spread evenly \
+             from the first to the last, each after the previous answer, every element \
+             checked (gdb: `-enable-pretty-printing`, `-var-create` and `-var-list-children \
+             --simple-values FROM TO`, as IDEs drive it); resident memory (VmRSS of the \
+             debugger and its descendants) after the first and the last page. Then \
+             `evaluate {{expression: \"{}\", context: hover}}` once (warm-up, checked to be \
+             42), {} times one at a time and {} times pipelined (gdb: \
+             `-data-evaluate-expression`); times per request.",
+            target::VALUES_ELEMENTS,
+            peers::values::PAGE,
+            peers::values::PAGES,
+            peers::values::HOVER,
+            peers::values::HOVERS,
+            peers::values::HOVERS,
         );
     }
     if scenarios.contains(&Scenario::BigBinary) {

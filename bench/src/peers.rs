@@ -36,6 +36,7 @@
 pub mod bp;
 pub mod goroutines;
 pub mod launch;
+pub mod values;
 
 use crate::dap::{check_success, Dap, Timeout};
 use crate::procfs::{self, Reaped};
@@ -73,7 +74,8 @@ impl Peer {
         );
         let gdb_cannot = matches!(scenario, Scenario::WaitFor | Scenario::ChurnRun(_))
             && matches!(self, Peer::Gdb | Peer::GdbBt);
-        let bt_cannot = (breakpoints || scenario.is_launch()) && self == Peer::GdbBt;
+        let values = matches!(scenario, Scenario::ValuesBig | Scenario::Values);
+        let bt_cannot = (breakpoints || values || scenario.is_launch()) && self == Peer::GdbBt;
         // The goroutine view is latch's against Delve's; Delve debugs nothing else here.
         let goroutines = matches!(scenario, Scenario::Goroutines(_));
         let view_cannot = match self {

@@ -46,6 +46,12 @@ pub fn vm_hwm_kb(pid: i32) -> Option<u64> {
     status_field(&format!("/proc/{pid}/status"), "VmHWM")
 }
 
+/// Resident set size of a process now, in kB: whether memory stays flat as a value is
+/// paged.
+pub fn vm_rss_kb(pid: i32) -> Option<u64> {
+    status_field(&format!("/proc/{pid}/status"), "VmRSS")
+}
+
 /// User + system CPU of a live process (all its threads) so far, in ms, from
 /// /proc/PID/stat (clock ticks: 10 ms resolution at the usual 100 Hz).
 pub fn cpu_ms(pid: i32) -> Option<f64> {

@@ -125,10 +125,41 @@ pub enum Row {
     /// Launch scenarios: the source line of the stop, as the debugger reported it (a
     /// count: which line each peer takes for "the first line").
     StopLine,
+    /// `values-big`: `scopes` of frame 0 until the last `variables` response of its
+    /// arguments and locals, one request after the other (gdb: `-stack-list-variables`).
+    FrameScopesVariables,
+    /// `values-big`: the trigger written to the target's stdin until those variables were
+    /// answered (`stopped`, `threads`, `stackTrace`, `scopes`, `variables`).
+    StopToFrameVariables,
+    /// `values-big`: start of the debugger until the breakpoint was armed, plus the
+    /// trigger until frame 0's variables were answered: what the user waits for, wherever
+    /// a peer puts its symbol reading (the wait for the trigger in between is the
+    /// harness's, left out).
+    StartToFrameVariables,
+    /// `values-big`: variables those answers listed (a count: a peer that shows fewer
+    /// must not look fast).
+    FrameVariables,
+    /// `values`: the vector's first page, `variables {start: 0, count: 100}` (gdb:
+    /// `-var-list-children` 0 100), right after the frame's locals.
+    FirstPage,
+    /// `values`: one page of 100 elements, median over the pages read (spread from the
+    /// first to the last).
+    PageTime,
+    /// `values`: the pages that failed the check (100 elements, element i is i): a count.
+    BadPages,
+    /// `values`: `evaluate {context: hover}` of a field path, warm, one request after the
+    /// other: time per request.
+    HoverSerial,
+    /// `values`: the same, all written before any answer is read: time per request.
+    HoverPipelined,
+    /// `values`: resident memory of the debugger after the first page.
+    RssFirstPage,
+    /// `values`: resident memory of the debugger after the last page.
+    RssLastPage,
 }
 
 impl Row {
-    pub const ALL: [Row; 45] = [
+    pub const ALL: [Row; 56] = [
         Row::Initialize,
         Row::StartToMain,
         Row::StartToLibraryBreakpoint,
@@ -146,6 +177,17 @@ impl Row {
         Row::HotSlowdown,
         Row::SetSourceBreakpoints,
         Row::BreakpointsVerified,
+        Row::FrameScopesVariables,
+        Row::StopToFrameVariables,
+        Row::StartToFrameVariables,
+        Row::FrameVariables,
+        Row::FirstPage,
+        Row::PageTime,
+        Row::BadPages,
+        Row::HoverSerial,
+        Row::HoverPipelined,
+        Row::RssFirstPage,
+        Row::RssLastPage,
         Row::AttachStopped,
         Row::CaughtBeforeMain,
         Row::LinesBeforeStop,
@@ -248,6 +290,37 @@ impl Row {
             }
             Row::Terminate => "`disconnect` (terminate the program)",
             Row::StopLine => "source line of the stop (as reported)",
+            Row::FrameScopesVariables => {
+                "**first `scopes` + `variables` of frame 0** (arguments and locals; gdb: \
+                 `-stack-list-variables --simple-values`)"
+            }
+            Row::StopToFrameVariables => {
+                "trigger → `stopped` → `threads` → `stackTrace` → `scopes` → `variables` \
+                 answered (gdb: `*stopped` → `-stack-list-variables`)"
+            }
+            Row::StartToFrameVariables => {
+                "**start → frame 0's variables shown** (start → breakpoint armed, plus trigger \
+                 → variables answered)"
+            }
+            Row::FrameVariables => "variables shown (arguments and locals of frame 0)",
+            Row::FirstPage => {
+                "first page of the vector (`variables` start 0, count 100; gdb: \
+                 `-var-create` + `-var-list-children 0 100`)"
+            }
+            Row::PageTime => {
+                "**one page of 100 elements** (`variables` start/count, median of the pages \
+                 read from the first to the last; gdb: `-var-list-children FROM TO`)"
+            }
+            Row::BadPages => "pages not as the program wrote them (of those read)",
+            Row::HoverSerial => {
+                "**`evaluate` hover `head.next->value`, one at a time** (per request; gdb: \
+                 `-data-evaluate-expression`)"
+            }
+            Row::HoverPipelined => {
+                "**`evaluate` hover `head.next->value`, pipelined** (per request)"
+            }
+            Row::RssFirstPage => "memory (RSS) after the first page",
+            Row::RssLastPage => "memory (RSS) after the last page",
         }
     }
 
@@ -268,7 +341,12 @@ impl Row {
     }
 
     fn is_memory(self) -> bool {
-        self == Row::PeakRss
+        matches!(self, Row::PeakRss | Row::RssFirstPage | Row::RssLastPage)
+    }
+
+    /// Times well under a millisecond, shown in µs so that their ratio can be read.
+    fn is_per_request(self) -> bool {
+        matches!(self, Row::PageTime | Row::HoverSerial | Row::HoverPipelined)
     }
 
     fn is_rate(self) -> bool {
@@ -296,6 +374,8 @@ impl Row {
                 | Row::ThreadsListed
                 | Row::BreakpointsVerified
                 | Row::StopLine
+                | Row::FrameVariables
+                | Row::BadPages
         )
     }
 
@@ -432,6 +512,9 @@ fn fmt_value(row: Row, v: f64) -> String {
         }
     } else if row == Row::HotSlowdown {
         fmt_ratio(v)
+    } else if row.is_per_request() && v < 1.0 {
+        // Stored in ms.
+        format!("{:.1} µs", v * 1000.0)
     } else if row.is_memory() {
         format!("{v:.1} MiB")
     } else if v < 10.0 {

@@ -19,6 +19,7 @@ const CHURN_C: &str = include_str!("../targets/churn.c");
 const COUNTER_C: &str = include_str!("../targets/counter.c");
 const LAUNCH_C: &str = include_str!("../targets/launch.c");
 const LAUNCH_LIB_C: &str = include_str!("../targets/launchlib.c");
+const VALUES_CPP: &str = include_str!("../targets/values.cpp");
 const GO_MAIN: &str = include_str!("../targets/go/main.go");
 const GO_MOD: &str = include_str!("../targets/go/go.mod");
 
@@ -80,7 +81,16 @@ pub enum Scenario {
     /// [`LAUNCH_LIB_FUNCTION`], in its shared library (`targets/launchlib.c`), which
     /// `main` calls first.
     LaunchLibrary,
+    /// `values-big`: the large binary stopped at a source breakpoint in a function it
+    /// calls when a DAP frame arrives on its stdin: frame 0's scopes and variables.
+    ValuesBig,
+    /// `values`: a C++ program (`targets/values.cpp`) with a `std::vector<int>` of
+    /// [`VALUES_ELEMENTS`] and a two-node list: the vector paged, hover evaluation.
+    Values,
 }
+
+/// Elements of the `values` target's vector (`targets/values.cpp`); element i holds i.
+pub const VALUES_ELEMENTS: usize = 1_000_000;
 
 /// The function of the launch target's shared library that `main` calls first.
 pub const LAUNCH_LIB_FUNCTION: &str = "bench_lib_first";
@@ -111,11 +121,14 @@ impl Scenario {
             "bp-lines" => return Ok(Scenario::SourceBreakpoints),
             "launch-main" => return Ok(Scenario::LaunchMain),
             "launch-lib" => return Ok(Scenario::LaunchLibrary),
+            "values-big" => return Ok(Scenario::ValuesBig),
+            "values" => return Ok(Scenario::Values),
             _ => {}
         }
         let expected =
             "expected sleep:N, spin:N, short-lived, churn-run, churn-run:SECS, go, go:N, goroutines, \
-             goroutines:N, waitfor, big, bp:N, hot, bp-lines, launch-main or launch-lib";
+             goroutines:N, waitfor, big, bp:N, hot, bp-lines, launch-main, launch-lib, values-big \
+             or values";
         let (kind, n) = s
             .split_once(':')
             .ok_or_else(|| format!("`{s}`: {expected}"))?;
@@ -173,6 +186,14 @@ impl Scenario {
                 "launch → first breakpoint in a library loaded at startup (`{LAUNCH_LIB_FUNCTION}`, \
                  called first thing in `main`)"
             ),
+            Scenario::ValuesBig => {
+                "values on a large binary: frame 0's scopes and variables after a breakpoint stop"
+                    .into()
+            }
+            Scenario::Values => format!(
+                "values: a C++ `std::vector<int>` of {VALUES_ELEMENTS} elements paged, hover \
+                 evaluation"
+            ),
         }
     }
 
@@ -227,6 +248,8 @@ pub struct Targets {
     go_bin: Option<PathBuf>,
     /// The large binary and its arguments, when the run has a `big` scenario.
     pub big: Option<BigBinary>,
+    /// The C++ values target, built only when the run has the `values` scenario.
+    values_bin: Option<PathBuf>,
 }
 
 #[cfg(test)]
@@ -241,6 +264,7 @@ impl Targets {
             launch_lib_src: PathBuf::new(),
             go_bin: None,
             big: None,
+            values_bin: None,
         }
     }
 }
@@ -321,12 +345,14 @@ impl Targets {
     /// Compile the C targets into `dir` with `cc -O1 -g -pthread` (debug
     /// info so peers that load symbols pay their real cost), and the Go
     /// target with `go` when `go` is given.
-    pub fn build(dir: &Path, big: Option<BigBinary>, go: Option<&Path>) -> Result<Self> {
+    /// `cpp`: also build the C++ values target (`c++ -O0 -g`).
+    pub fn build(dir: &Path, big: Option<BigBinary>, go: Option<&Path>, cpp: bool) -> Result<Self> {
         let threads_bin = cc(dir, "threads", THREADS_C)?;
         let churn_bin = cc(dir, "churn", CHURN_C)?;
         let counter_bin = cc(dir, COUNTER_NAME, COUNTER_C)?;
         let launch_bin = cc_launch(dir)?;
         let go_bin = go.map(|go| go_build(go, dir)).transpose()?;
+        let values_bin = cpp.then(|| cxx_values(dir)).transpose()?;
         Ok(Targets {
             threads_bin,
             churn_bin,
@@ -335,6 +361,7 @@ impl Targets {
             launch_lib_src: dir.join(LAUNCH_LIB_SOURCE),
             go_bin,
             big,
+            values_bin,
         })
     }
 
@@ -351,7 +378,15 @@ impl Targets {
                     .context("the Go target was not built")?,
                 vec![n.to_string(), GO_BUSY.to_string()],
             ),
-            Scenario::BigBinary | Scenario::SourceBreakpoints => return self.spawn_big(deadline),
+            Scenario::BigBinary | Scenario::SourceBreakpoints | Scenario::ValuesBig => {
+                return self.spawn_big(deadline)
+            }
+            Scenario::Values => (
+                self.values_bin
+                    .as_ref()
+                    .context("the C++ values target was not built")?,
+                vec![],
+            ),
             Scenario::Hit(n) => (&self.threads_bin, vec!["bp".into(), n.to_string()]),
             Scenario::Hot => (&self.threads_bin, vec!["hot".into(), "0".into()]),
             Scenario::WaitFor => bail!("the waitFor counter is started by its driver"),
@@ -450,6 +485,7 @@ impl Targets {
             Scenario::Sleeping(n) | Scenario::Spinning(n) | Scenario::Hit(n) => Some(n + 1),
             // The main thread and the looper.
             Scenario::Hot => Some(2),
+            Scenario::Values => Some(1),
             _ => None,
         };
         if let Some(expected) = expected {
@@ -462,7 +498,7 @@ impl Targets {
         // A sleeper between leaving the barrier and pause() is still
         // running: wait until every thread sleeps, so that all stacks are
         // the same when a debugger looks.
-        if let Scenario::Sleeping(_) | Scenario::Hit(_) = scenario {
+        if let Scenario::Sleeping(_) | Scenario::Hit(_) | Scenario::Values = scenario {
             let pid = target.pid();
             while !tids
                 .iter()
@@ -614,6 +650,28 @@ fn cc_launch(dir: &Path) -> Result<PathBuf> {
     )
 }
 
+/// The values target: `c++ -O0 -g -o DIR/values DIR/values.cpp` (no optimisation, so
+/// its locals live in main's frame as a debug build has them).
+fn cxx_values(dir: &Path) -> Result<PathBuf> {
+    let src = dir.join("values.cpp");
+    std::fs::write(&src, VALUES_CPP)?;
+    let bin = dir.join("values");
+    let out = Command::new("c++")
+        .args(["-O0", "-g", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .output()
+        .context("running c++ (install with: apt-get install -y g++)")?;
+    if !out.status.success() {
+        bail!(
+            "c++ failed on {}:\n{}",
+            src.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(bin)
+}
+
 /// The Go toolchain (Debian's `golang-go`), or why the `go` scenario is
 /// skipped. As in the e2e tests, which build their Go fixture the same way.
 pub fn go_tool() -> Result<PathBuf, String> {
@@ -756,6 +814,20 @@ impl Target {
         self.stdout.is_some() || self.rule != ThreadRule::Same
     }
 
+    /// Write to the large binary's stdin (`latch dap` reads DAP frames there): what makes
+    /// it call the function of the `values-big` breakpoint.
+    pub fn write_stdin(&mut self, bytes: &[u8]) -> Result<()> {
+        use std::io::Write;
+        let stdin = self
+            .stdin
+            .as_mut()
+            .context("the target's stdin is not ours")?;
+        stdin
+            .write_all(bytes)
+            .and_then(|_| stdin.flush())
+            .context("writing to the target's stdin")
+    }
+
     /// Still running (not exited, not a zombie)?
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -802,6 +874,8 @@ mod tests {
         assert_eq!(parse("bp-lines"), Ok(Scenario::SourceBreakpoints));
         assert_eq!(parse("launch-main"), Ok(Scenario::LaunchMain));
         assert_eq!(parse("launch-lib"), Ok(Scenario::LaunchLibrary));
+        assert_eq!(parse("values-big"), Ok(Scenario::ValuesBig));
+        assert_eq!(parse("values"), Ok(Scenario::Values));
         let line = LAUNCH_LIB_C
             .lines()
             .nth(launch_lib_line() as usize - 1)

@@ -105,7 +105,7 @@ fn sleep_until(until: Instant) {
     std::thread::sleep(until.saturating_duration_since(Instant::now()));
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(super) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
     if n % 2 == 1 {
@@ -116,7 +116,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Until no thread of `pid` is in ptrace-stop: the debugger has let everything run.
-fn wait_running(pid: i32, deadline: Instant) -> Result<()> {
+pub(super) fn wait_running(pid: i32, deadline: Instant) -> Result<()> {
     loop {
         let (stopped, _) = procfs::count_traced_stopped(pid)?;
         if stopped == 0 {
@@ -176,7 +176,7 @@ fn set_breakpoint(
 
 /// `attach {pid, stopOnEntry: false}`, the breakpoint set between `initialized` and
 /// `configurationDone` as an editor sets it, then until every thread runs.
-fn attach_with_breakpoint(
+pub(super) fn attach_with_breakpoint(
     dap: &mut Dap,
     pid: i32,
     set: impl FnOnce(&mut Dap) -> Result<()>,
@@ -210,7 +210,12 @@ fn attach_with_breakpoint(
 const STOP_WAIT: Duration = Duration::from_secs(30);
 
 /// Wait for the `stopped` event after the first `k`; its arrival and body.
-fn stop_after(dap: &mut Dap, k: usize, deadline: Instant, what: &str) -> Result<(Instant, Value)> {
+pub(super) fn stop_after(
+    dap: &mut Dap,
+    k: usize,
+    deadline: Instant,
+    what: &str,
+) -> Result<(Instant, Value)> {
     let deadline = deadline.min(Instant::now() + STOP_WAIT);
     dap.wait_until(deadline, what, |s| s.stops.len() > k)?;
     Ok(dap.seen.stops[k].clone())
@@ -254,7 +259,7 @@ fn next_and_stop(
 }
 
 /// Send one request and wait for its successful response.
-fn request(
+pub(super) fn request(
     dap: &mut Dap,
     command: &str,
     args: Value,
@@ -698,15 +703,15 @@ pub fn run_dap_lines(
 }
 
 /// gdb over MI, lines stamped as they arrive.
-struct Mi {
+pub(super) struct Mi {
     stdin: ChildStdin,
     rx: mpsc::Receiver<(Instant, String)>,
-    lines: Vec<(Instant, String)>,
+    pub(super) lines: Vec<(Instant, String)>,
     token: u64,
 }
 
 impl Mi {
-    fn send(&mut self, command: &str) -> Result<u64> {
+    pub(super) fn send(&mut self, command: &str) -> Result<u64> {
         self.token += 1;
         writeln!(self.stdin, "{}{command}", self.token)
             .and_then(|_| self.stdin.flush())
@@ -740,7 +745,7 @@ impl Mi {
     }
 
     /// The index of the first line from `from` on that satisfies `pred`.
-    fn wait_line(
+    pub(super) fn wait_line(
         &mut self,
         from: usize,
         deadline: Instant,
@@ -760,7 +765,11 @@ impl Mi {
     }
 
     /// Send a command and wait for its result record; `^error` is an error.
-    fn command(&mut self, command: &str, deadline: Instant) -> Result<(Instant, String)> {
+    pub(super) fn command(
+        &mut self,
+        command: &str,
+        deadline: Instant,
+    ) -> Result<(Instant, String)> {
         let token = self.send(command)?;
         let prefix = format!("{token}^");
         let i = self.wait_line(0, deadline, &format!("gdb's answer to `{command}`"), |l| {
@@ -774,7 +783,11 @@ impl Mi {
     }
 
     /// The first `*stopped` record from line `from` on.
-    fn stopped_after(&mut self, from: usize, deadline: Instant) -> Result<(Instant, String)> {
+    pub(super) fn stopped_after(
+        &mut self,
+        from: usize,
+        deadline: Instant,
+    ) -> Result<(Instant, String)> {
         let i = self.wait_line(from, deadline, "gdb's `*stopped`", |l| {
             l.starts_with("*stopped")
         })?;
@@ -784,7 +797,12 @@ impl Mi {
 
 /// gdb on MI, attached to `pid`, all-stop; started with the other peers' rules
 /// (normal priority, own process group, stderr to a log).
-fn start_gdb(gdb: &Path, pid: i32, opts: &RunOpts, deadline: Instant) -> Result<(i32, Mi)> {
+pub(super) fn start_gdb(
+    gdb: &Path,
+    pid: i32,
+    opts: &RunOpts,
+    deadline: Instant,
+) -> Result<(i32, Mi)> {
     let stderr =
         super::log_file(opts, &format!("gdb-mi-{pid}.stderr")).map_or(Stdio::null(), Stdio::from);
     let mut child = procfs::normal_priority(&mut Command::new(gdb))
@@ -826,7 +844,7 @@ fn start_gdb(gdb: &Path, pid: i32, opts: &RunOpts, deadline: Instant) -> Result<
 }
 
 /// `-target-detach`, `-gdb-exit`, then gdb's exit: the measures every session has.
-fn end_gdb(
+pub(super) fn end_gdb(
     mut mi: Mi,
     gpid: i32,
     t0: Instant,
@@ -851,7 +869,7 @@ fn end_gdb(
 }
 
 /// A gdb run that failed: kill it, say why.
-fn gdb_failed(gpid: Option<i32>, e: anyhow::Error, notes: Vec<String>) -> RunResult {
+pub(super) fn gdb_failed(gpid: Option<i32>, e: anyhow::Error, notes: Vec<String>) -> RunResult {
     if let Some(gpid) = gpid {
         let extra = procfs::descendants(gpid);
         super::kill_peer(gpid, &extra);
@@ -863,7 +881,7 @@ fn gdb_failed(gpid: Option<i32>, e: anyhow::Error, notes: Vec<String>) -> RunRes
     }
 }
 
-fn gdb_ok(m: Measure, target: &mut Target, mut notes: Vec<String>) -> RunResult {
+pub(super) fn gdb_ok(m: Measure, target: &mut Target, mut notes: Vec<String>) -> RunResult {
     super::check_target_after(target, 0, &mut notes);
     RunResult {
         outcome: Outcome::Ok(m),
