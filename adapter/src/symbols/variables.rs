@@ -127,6 +127,20 @@ pub struct VariableStore {
     units: FxHashMap<(usize, usize), (Rc<ModuleInfo>, Rc<CompileUnit>)>,
     /// How much of a value is shown (`maxStringLength`).
     pub limits: values::Limits,
+    /// What names mean in each frame asked about in this stop (its variables and its
+    /// unit's globals): a hover or a watch asks again and again for one frame, and
+    /// finding the variables in scope walks the unit's DIEs.
+    in_scope: FxHashMap<FrameKey, Rc<InScope>>,
+}
+
+/// A frame of the current stop, as far as what is in scope goes.
+type FrameKey = (u64, Option<u64>, usize, Option<u64>);
+
+/// The names an expression can use in a frame.
+struct InScope {
+    /// The chosen (inlined) function's variables.
+    frames: Vec<values::FrameVariables>,
+    globals: Vec<values::Variable>,
 }
 
 impl VariableStore {
@@ -134,6 +148,34 @@ impl VariableStore {
     pub fn clear(&mut self) {
         self.first_handle = self.next_handle();
         self.entries.clear();
+        self.in_scope.clear();
+    }
+
+    /// The variables and globals of the frame `query` names, read once per stop.
+    fn in_scope(
+        &mut self,
+        unit: &CompileUnit,
+        query: &FrameQuery,
+        frame: &values::location::Frame,
+    ) -> Result<Rc<InScope>, String> {
+        let key = (
+            query.lookup_pc(),
+            query.cfa,
+            query.inline_depth,
+            query.thread_pointer,
+        );
+        if let Some(known) = self.in_scope.get(&key) {
+            return Ok(known.clone());
+        }
+        // Only the chosen function's own variables (and the globals) are in scope: an
+        // inlined callee's and its caller's are not each other's.
+        let frames = chosen_function(unit.frame_variables(frame)?, query)
+            .into_iter()
+            .collect();
+        let globals = unit.global_variables(frame)?;
+        let found = Rc::new(InScope { frames, globals });
+        self.in_scope.insert(key, found.clone());
+        Ok(found)
     }
 
     fn next_handle(&self) -> u32 {
@@ -228,17 +270,11 @@ impl VariableStore {
             registers: &registers,
             memory: &memory,
         };
-        // Only the chosen function's own variables (and the globals) are in scope: an
-        // inlined callee's and its caller's are not each other's.
-        let chosen: Vec<values::FrameVariables> =
-            chosen_function(unit.frame_variables(&frame)?, query)
-                .into_iter()
-                .collect();
-        let globals = unit.global_variables(&frame)?;
+        let in_scope = self.in_scope(&unit, query, &frame)?;
         let scope = crate::expr::Scope {
             unit: &unit,
-            frames: &chosen,
-            globals: &globals,
+            frames: &in_scope.frames,
+            globals: &in_scope.globals,
             registers: &registers,
             memory: &memory,
         };
@@ -271,19 +307,16 @@ impl VariableStore {
             registers: &registers,
             memory: &memory,
         };
-        let chosen: Vec<values::FrameVariables> = unit
-            .frame_variables(&frame)
-            .ok()
-            .and_then(|frames| chosen_function(frames, query))
-            .into_iter()
-            .collect();
-        let globals = unit.global_variables(&frame).unwrap_or_default();
+        let Ok(in_scope) = self.in_scope(&unit, query, &frame) else {
+            return Vec::new();
+        };
+        let (chosen, globals) = (&in_scope.frames, &in_scope.globals);
         let mut found: Vec<(String, &'static str)> = match &context.fields_of {
             Some(base) => {
                 let scope = crate::expr::Scope {
                     unit: &unit,
-                    frames: &chosen,
-                    globals: &globals,
+                    frames: chosen,
+                    globals,
                     registers: &registers,
                     memory: &memory,
                 };
@@ -300,7 +333,7 @@ impl VariableStore {
             }
             None => {
                 let mut names: Vec<(String, &'static str)> = Vec::new();
-                for frame in &chosen {
+                for frame in chosen {
                     for variable in frame.arguments.iter().chain(&frame.locals) {
                         names.push((variable.name.clone(), "variable"));
                     }
