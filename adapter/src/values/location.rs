@@ -204,6 +204,20 @@ fn pieces_of(
     evaluate(unit, expression, frame, frame_base)
 }
 
+/// Runs a DWARF expression that is not a variable's location (a call site's value or
+/// target) in `frame`: its pieces, or `Err` with why not.
+pub(super) fn evaluate_in(
+    unit: &CompileUnit,
+    expression: gimli::Expression<Reader>,
+    frame: &Frame,
+    frame_base: Option<&LocationAttr>,
+) -> Result<Vec<gimli::Piece<Reader>>, String> {
+    evaluate(unit, expression, frame, frame_base).map_err(|why| match why {
+        Unavailable::OptimizedOut => "optimized out".to_string(),
+        Unavailable::Error(why) => why,
+    })
+}
+
 /// Runs `expression`, answering everything it asks for from the frame.
 fn evaluate(
     unit: &CompileUnit,
