@@ -360,7 +360,100 @@ fn collect_sites(
 
 #[cfg(test)]
 mod tests {
-    use super::single_register;
+    use super::*;
+    use crate::values::test_support::*;
+    use crate::values::RegisterSet;
+    use object::{Object, ObjectSymbol};
+
+    /// The return addresses of `unit`'s call sites, with the entry of the function each
+    /// calls (its `DW_AT_call_origin`'s low pc), read straight from the DIEs.
+    fn call_sites_in(unit: &CompileUnit) -> Vec<(u64, Option<u64>)> {
+        let mut sites = Vec::new();
+        let mut entries = unit.unit.entries();
+        while let Ok(Some(entry)) = entries.next_dfs() {
+            if entry.tag() != gimli::DW_TAG_call_site {
+                continue;
+            }
+            let address = |value| unit.dwarf.attr_address(&unit.unit, value).ok().flatten();
+            let return_pc = address(entry.attr_value(gimli::DW_AT_call_return_pc).unwrap());
+            let origin = match entry.attr_value(gimli::DW_AT_call_origin) {
+                Some(gimli::AttributeValue::UnitRef(offset)) => unit
+                    .unit
+                    .entry(offset)
+                    .ok()
+                    .and_then(|e| address(e.attr_value(gimli::DW_AT_low_pc)?)),
+                _ => None,
+            };
+            sites.push((return_pc.unwrap(), origin));
+        }
+        sites
+    }
+
+    /// main() of locals.c at -O2 calls compute(argc, argc + 1, pair) and then
+    /// work(4, values): their call sites give `n` (DW_OP_lit4) and `values`
+    /// (DW_OP_fbreg -32 in main) on entry to work, `a` only where main's rdi is known,
+    /// and nothing for a register no parameter was passed in, another function, or an
+    /// address that is no call's return.
+    #[test]
+    fn values_on_entry_only_from_the_call_that_entered_the_function() {
+        if !tools_or_skip(false) {
+            return;
+        }
+        let program = Program::load(built("locals.c", &["-O2"]));
+        let symbol = |name: &str| {
+            program
+                .file
+                .symbols()
+                .find(|s| s.name() == Ok(name))
+                .unwrap()
+                .address()
+        };
+        let (work, compute) = (symbol("work"), symbol("compute"));
+        let unit = program.unit_at(symbol("main"));
+        let sites = call_sites_in(&unit);
+        let site_of = |callee| {
+            sites
+                .iter()
+                .find(|(_, origin)| *origin == Some(callee))
+                .unwrap_or_else(|| panic!("no call of {callee:#x} in {sites:x?}"))
+                .0
+        };
+        let cfa = 0x7fff_0000u64;
+        let mut registers = RegisterSet {
+            cfa: Some(cfa),
+            ..Default::default()
+        };
+        let memory = NoMemory;
+        let ask = |registers: &RegisterSet, return_address, pc, expression: &[u8]| {
+            let caller = Caller {
+                unit: &unit,
+                return_address,
+                registers,
+                memory: &memory,
+            };
+            entry_value(&unit, pc, &caller, expression)
+        };
+        let (to_work, to_compute) = (site_of(work), site_of(compute));
+        // In work(), a few bytes in: rdi is 4, rsi main's frame base (its CFA) - 32.
+        assert_eq!(ask(&registers, to_work, work + 4, &[0x55]), Some(4));
+        assert_eq!(ask(&registers, to_work, work + 4, &[0x90, 5]), Some(4));
+        assert_eq!(ask(&registers, to_work, work + 4, &[0x54]), Some(cfa - 32));
+        // rcx carried no parameter; a DW_OP_breg is not a register named whole.
+        assert_eq!(ask(&registers, to_work, work + 4, &[0x52]), None);
+        assert_eq!(ask(&registers, to_work, work + 4, &[0x75, 0]), None);
+        // The call at that address went to work, not to compute.
+        assert_eq!(ask(&registers, to_work, compute + 4, &[0x55]), None);
+        // An address no call returns to.
+        assert_eq!(ask(&registers, to_work - 1, work + 4, &[0x55]), None);
+        // compute's a is main's rdi at the call (DW_OP_breg5): lost after the call
+        // unless the caller's rdi is known.
+        assert_eq!(ask(&registers, to_compute, compute + 4, &[0x55]), None);
+        registers.registers.insert(5, 9);
+        assert_eq!(ask(&registers, to_compute, compute + 4, &[0x55]), Some(9));
+        // Without the caller's CFA, main's frame base is unknown.
+        registers.cfa = None;
+        assert_eq!(ask(&registers, to_work, work + 4, &[0x54]), None);
+    }
 
     #[test]
     fn registers_named_whole_and_nothing_else() {
