@@ -273,10 +273,11 @@ fn locals_and_arguments_agree_with_gdb_at_o0() {
     }
 }
 
-/// Optimized code: where gdb shows a value, latch shows the same, arguments the callee
-/// no longer holds included (`round` and `label` at -O2 are `DW_OP_entry_value`s that
-/// both recover from main's call site); latch never shows a value where gdb says there
-/// is none.
+/// Optimized code: every argument and local reads as gdb shows it. Arguments the callee
+/// no longer holds (`round` and `label` at -O2 are `DW_OP_entry_value`s) are recovered
+/// from main's call site as gdb does; a struct with members the compiler dropped or
+/// turned into implicit pointers (`head`) shows the others, those as
+/// `<optimized out>`/`<synthetic pointer>`; latch never shows a value where gdb has none.
 #[test]
 fn optimized_locals_are_right_or_said_to_be_gone_as_gdb_says() {
     require_harness!();
@@ -288,26 +289,23 @@ fn optimized_locals_are_right_or_said_to_be_gone_as_gdb_says() {
         let Some((value, _, _)) = latch.get(name) else {
             panic!("latch does not list {name} (gdb: {gdb_value}); latch: {latch:#?}");
         };
-        let latch_has_none = value == "<optimized out>" || value.starts_with("<error:");
-        if gdb_value.contains("<optimized out>") || gdb_value.contains("<synthetic pointer>") {
-            if !latch_has_none {
-                // A struct gdb shows in part (some members gone) may be shown whole by
-                // latch only if the parts gdb has agree; latch shows such structs as
-                // missing today, which this accepts.
-                panic!("{name}: gdb has no (whole) value ({gdb_value}), latch shows {value}");
-            }
-            continue;
-        }
         assert_eq!(value, gdb_value, "{name}");
         agreed += 1;
     }
     assert!(
-        agreed >= 8,
+        agreed >= 20,
         "only {agreed} values to compare: latch {latch:#?} gdb {gdb:#?}"
     );
-    // The arguments only the caller's call site gives were among them.
+    // What this test is about was among them: values on entry, a struct in part.
     for name in ["round", "label"] {
-        assert_eq!(latch[name].0, gdb[name], "{name}");
+        assert!(!latch[name].0.starts_with('<'), "{name}: {:?}", latch[name]);
+    }
+    for part in [
+        "<synthetic pointer>",
+        "<optimized out>",
+        "corners = {{x = 2",
+    ] {
+        assert!(latch["head"].0.contains(part), "head: {:?}", latch["head"]);
     }
 }
 

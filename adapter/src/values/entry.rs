@@ -220,7 +220,7 @@ impl CallSite {
     fn calls(&self, caller: &Caller, callee: &Function) -> bool {
         let unit = caller.unit;
         if let Some(origin) = &self.origin {
-            let Some(id) = unit.types.reference(&unit.unit, origin.clone()) else {
+            let Some(id) = unit.types.reference(&unit.unit, *origin) else {
                 return false;
             };
             let Ok((owner, offset)) = unit.types.die(id) else {

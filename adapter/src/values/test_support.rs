@@ -367,7 +367,7 @@ pub(crate) fn gdb_stop(binary: &Path, line: u64) -> Option<GdbStop> {
                 else {
                     continue;
                 };
-                let into = if section == "" {
+                let into = if section.is_empty() {
                     &mut registers
                 } else {
                     &mut caller

@@ -666,6 +666,23 @@ fn location_expressions_by_hand() {
     assert_eq!(show(&[0x9e, 4, 0xfe, 0xff, 0xff, 0xff], int), "-2");
     // DW_OP_lit3 DW_OP_stack_value
     assert_eq!(show(&[0x33, 0x9f], int), "3");
+    // DW_OP_implicit_pointer <DIE> 0: a pointer optimized into its target, as gdb says.
+    assert_eq!(show(&[0xa0, 0, 0, 0, 0, 0], int), "<synthetic pointer>");
+    // ... as one member: the other still reads. DW_OP_implicit_pointer <DIE> 0
+    // DW_OP_piece 4 DW_OP_lit2 DW_OP_stack_value DW_OP_piece 4
+    assert_eq!(
+        show(&[0xa0, 0, 0, 0, 0, 0, 0x93, 4, 0x32, 0x9f, 0x93, 4], pair),
+        "{first = <synthetic pointer>, second = 2}"
+    );
+    // ... and a member only half of which it covers is gone: DW_OP_implicit_pointer
+    // <DIE> 0 DW_OP_piece 2 DW_OP_piece 2 DW_OP_lit2 DW_OP_stack_value DW_OP_piece 4
+    assert_eq!(
+        show(
+            &[0xa0, 0, 0, 0, 0, 0, 0x93, 2, 0x93, 2, 0x32, 0x9f, 0x93, 4],
+            pair
+        ),
+        "{first = <optimized out>, second = 2}"
+    );
     // DW_OP_fbreg without a frame base, a truncated expression, an unknown opcode.
     assert!(show(&[0x91, 0x10], int).starts_with("<error: "));
     assert!(show(&[0x08], int).starts_with("<error: "));
