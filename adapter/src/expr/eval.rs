@@ -22,6 +22,12 @@ use super::{BinaryOp, Expr, ParseError, TypeName, UnaryOp};
 /// without recursion): the parser allows long postfix chains (`a.b.c...`).
 const MAX_DEPTH: usize = 200;
 
+/// Why a pointer the compiler optimized away cannot be used: its target exists only in
+/// the DWARF, which latch does not follow yet.
+const SYNTHETIC_WHY: &str = "the compiler optimized this pointer into what it points to \
+    (DW_OP_implicit_pointer), and latch cannot follow such a pointer yet; ask for its target \
+    by name instead";
+
 /// Why an expression has no value, naming the part that failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EvalError {
@@ -640,6 +646,12 @@ impl<'a> Scope<'a> {
                     why: "it is optimized out".into(),
                 })
             }
+            Contents::SyntheticPointer => {
+                return Err(EvalError::Unreadable {
+                    expr: shown(),
+                    why: SYNTHETIC_WHY.into(),
+                })
+            }
             Contents::Error(why) => {
                 return Err(EvalError::Unreadable {
                     expr: shown(),
@@ -824,6 +836,10 @@ impl<'a> Scope<'a> {
             Contents::OptimizedOut => Err(EvalError::Unreadable {
                 expr: expr.to_string(),
                 why: "it is optimized out".into(),
+            }),
+            Contents::SyntheticPointer => Err(EvalError::Unreadable {
+                expr: expr.to_string(),
+                why: SYNTHETIC_WHY.into(),
             }),
             Contents::Error(why) => Err(EvalError::Unreadable {
                 expr: expr.to_string(),

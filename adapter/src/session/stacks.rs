@@ -14,7 +14,7 @@ use super::Session;
 use crate::dap::{Request, Response};
 use crate::procfs::Pid;
 use crate::ptrace::ThreadInfo;
-use crate::symbols::variables::FrameQuery;
+use crate::symbols::variables::{CallerQuery, FrameQuery};
 use crate::symbols::{ModuleSummary, Registers, StackFrame, SymbolStatus};
 
 /// What one stop has computed, dropped when the target resumes.
@@ -494,6 +494,20 @@ impl Session {
             .find(|&j| !frames[j].inlined)
             .unwrap_or(frames.len() - 1);
         let thread = self.registers_key(tid);
+        // The caller of the physical frame's function (its innermost inlined call shares
+        // its pc and registers): where parameters' values on entry come from.
+        let caller = frames.get(physical + 1).map(|caller| {
+            let caller_physical = (physical + 1..frames.len())
+                .find(|&j| !frames[j].inlined)
+                .unwrap_or(frames.len() - 1);
+            CallerQuery {
+                pc: caller.pc,
+                registers: caller.registers,
+                cfa: frames
+                    .get(caller_physical + 1)
+                    .and_then(|outer| outer.registers.sp()),
+            }
+        });
         Some(FrameQuery {
             pc: frame.pc,
             is_caller: chain_start > 0,
@@ -509,6 +523,7 @@ impl Session {
                 .as_ref()
                 .and_then(|all| all.get(&thread))
                 .map(|regs| regs.fs_base),
+            caller,
         })
     }
 

@@ -191,6 +191,7 @@ impl Site {
             registers: Registers::from_user_regs(&zeroed_registers(self.address)),
             cfa: Some(0),
             thread_pointer: Some(0),
+            entry: None,
         };
         let memory = Zeroes;
         let frame = values::location::Frame {
@@ -272,6 +273,9 @@ impl Site {
             registers,
             cfa,
             thread_pointer: Some(hit.registers.fs_base),
+            // A hit is decided without unwinding to the caller: a parameter's value
+            // on entry reads as optimized out in a condition.
+            entry: None,
         };
         let memory = ProcessReader(hit.tid);
         let frame = values::location::Frame {

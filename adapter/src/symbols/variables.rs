@@ -37,6 +37,19 @@ pub struct FrameQuery {
     pub cfa: Option<u64>,
     /// The thread's `fs_base`, for thread-local variables.
     pub thread_pointer: Option<u64>,
+    /// The frame that called this one's function, where parameters' values on entry
+    /// (`DW_OP_entry_value`) are recovered from; `None` for the outermost frame.
+    pub caller: Option<CallerQuery>,
+}
+
+/// The caller of a frame's (out-of-line) function, as the stack was unwound.
+#[derive(Debug, Clone, Copy)]
+pub struct CallerQuery {
+    /// Its pc: the return address of the call.
+    pub pc: u64,
+    pub registers: Registers,
+    /// Its canonical frame address, when known.
+    pub cfa: Option<u64>,
 }
 
 impl FrameQuery {
@@ -54,6 +67,7 @@ impl FrameQuery {
             registers: self.registers,
             cfa: self.cfa,
             thread_pointer: self.thread_pointer,
+            entry: None,
         }
     }
 }
@@ -206,7 +220,7 @@ impl VariableStore {
             return Ok(Vec::new());
         };
         let memory = ProcessReader(stacker.view());
-        let registers = query.registers();
+        let registers = self.frame_registers(stacker, query, &unit);
         let frame = values::location::Frame {
             pc: lookup,
             registers: &registers,
@@ -264,7 +278,7 @@ impl VariableStore {
             ));
         };
         let memory = ProcessReader(stacker.view());
-        let registers = query.registers();
+        let registers = self.frame_registers(stacker, query, &unit);
         let frame = values::location::Frame {
             pc: lookup,
             registers: &registers,
@@ -404,6 +418,7 @@ impl VariableStore {
                     registers: Registers::default(),
                     cfa: None,
                     thread_pointer: *thread_pointer,
+                    entry: None,
                 };
                 let frame = values::location::Frame {
                     pc: *pc,
@@ -552,6 +567,36 @@ impl VariableStore {
         }
     }
 
+    /// The registers of the frame `query` names, whose code is in `unit`, with what
+    /// recovers its parameters' values on entry: its caller's frame and unit.
+    fn frame_registers(
+        &mut self,
+        stacker: &mut Stacker,
+        query: &FrameQuery,
+        unit: &Rc<CompileUnit>,
+    ) -> FrameRegisters {
+        let mut registers = query.registers();
+        registers.entry = query.caller.and_then(|caller| {
+            // The caller's variables, and its call site, are at the call: its return
+            // address minus one.
+            let caller_unit = self.unit_at(stacker, caller.pc.wrapping_sub(1))?;
+            Some(Box::new(EntrySource {
+                callee: unit.clone(),
+                pc: query.lookup_pc(),
+                caller_unit,
+                return_address: caller.pc,
+                caller_registers: FrameRegisters {
+                    registers: caller.registers,
+                    cfa: caller.cfa,
+                    thread_pointer: query.thread_pointer,
+                    entry: None,
+                },
+                memory: ProcessReader(stacker.view()),
+            }))
+        });
+        registers
+    }
+
     /// The compile unit whose code holds `pc`, read once per unit.
     pub(super) fn unit_at(&mut self, stacker: &mut Stacker, pc: u64) -> Option<Rc<CompileUnit>> {
         let (index, info, file_pc) = stacker.locate(pc)?;
@@ -678,12 +723,25 @@ impl values::Symbolizer for StackerSymbols<'_> {
     }
 }
 
-/// A frame's registers in DWARF's numbering (what the unwinder keeps), its CFA and the
-/// thread pointer.
+/// A frame's registers in DWARF's numbering (what the unwinder keeps), its CFA, the
+/// thread pointer, and its caller for values on entry.
 pub(super) struct FrameRegisters {
     pub(super) registers: Registers,
     pub(super) cfa: Option<u64>,
     pub(super) thread_pointer: Option<u64>,
+    pub(super) entry: Option<Box<EntrySource>>,
+}
+
+/// Where a frame's values on entry come from: the call site in its caller. The caller's
+/// own entry values are not followed further (one level, as most values need).
+pub(super) struct EntrySource {
+    /// The frame's unit and the pc its variables are looked up at.
+    callee: Rc<CompileUnit>,
+    pc: u64,
+    caller_unit: Rc<CompileUnit>,
+    return_address: u64,
+    caller_registers: FrameRegisters,
+    memory: ProcessReader,
 }
 
 impl values::Registers for FrameRegisters {
@@ -695,5 +753,15 @@ impl values::Registers for FrameRegisters {
     }
     fn thread_pointer(&self) -> Option<u64> {
         self.thread_pointer
+    }
+    fn entry_value(&self, expression: &[u8]) -> Option<u64> {
+        let source = self.entry.as_ref()?;
+        let caller = values::entry::Caller {
+            unit: &source.caller_unit,
+            return_address: source.return_address,
+            registers: &source.caller_registers,
+            memory: &source.memory,
+        };
+        values::entry::entry_value(&source.callee, source.pc, &caller, expression)
     }
 }

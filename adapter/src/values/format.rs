@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 
 use super::types::{AggregateKind, BaseEncoding, Language, Type, TypeId};
-use super::value::{error_text, Contents, Value, OPTIMIZED_OUT};
+use super::value::{error_text, Contents, Value, OPTIMIZED_OUT, SYNTHETIC_POINTER};
 use super::{views, CompileUnit, Memory, MAX_READ};
 
 /// Names addresses: function pointers show the function, data pointers the object.
@@ -364,6 +364,7 @@ impl<'a> Formatter<'a> {
     fn write_summary(&self, out: &mut String, value: &Value, depth: usize) {
         match &value.contents {
             Contents::OptimizedOut => return out.push_str(OPTIMIZED_OUT),
+            Contents::SyntheticPointer => return out.push_str(SYNTHETIC_POINTER),
             Contents::Error(why) => return out.push_str(&error_text(why)),
             _ => {}
         }

@@ -204,6 +204,20 @@ fn pieces_of(
     evaluate(unit, expression, frame, frame_base)
 }
 
+/// Runs a DWARF expression that is not a variable's location (a call site's value or
+/// target) in `frame`: its pieces, or `Err` with why not.
+pub(super) fn evaluate_in(
+    unit: &CompileUnit,
+    expression: gimli::Expression<Reader>,
+    frame: &Frame,
+    frame_base: Option<&LocationAttr>,
+) -> Result<Vec<gimli::Piece<Reader>>, String> {
+    evaluate(unit, expression, frame, frame_base).map_err(|why| match why {
+        Unavailable::OptimizedOut => "optimized out".to_string(),
+        Unavailable::Error(why) => why,
+    })
+}
+
 /// Runs `expression`, answering everything it asks for from the frame.
 fn evaluate(
     unit: &CompileUnit,
@@ -381,6 +395,9 @@ fn assemble(pieces: &[gimli::Piece<Reader>], size: Option<u64>, frame: &Frame) -
     }
     let mut bytes = vec![0u8; total as usize];
     let mut missing = vec![true; total as usize];
+    // Bytes a synthetic pointer stands for stay missing, and are marked: a member that
+    // is such a pointer reads `<synthetic pointer>`, the members beside it read.
+    let mut synthetic = vec![false; total as usize];
     let mut at_bit = 0u64;
     for piece in pieces {
         let bits = piece
@@ -396,6 +413,13 @@ fn assemble(pieces: &[gimli::Piece<Reader>], size: Option<u64>, frame: &Frame) -
                     Ok(()) => Some(buffer),
                     Err(e) => return Contents::Error(e.to_string()),
                 }
+            }
+            Ok(Contents::SyntheticPointer) => {
+                let end = (at_bit + bits).min(total * 8);
+                for bit in at_bit..end {
+                    synthetic[(bit / 8) as usize] = true;
+                }
+                None
             }
             Ok(Contents::OptimizedOut) | Err(Unavailable::OptimizedOut) => None,
             Ok(Contents::Error(why)) | Err(Unavailable::Error(why)) => return Contents::Error(why),
@@ -419,9 +443,11 @@ fn assemble(pieces: &[gimli::Piece<Reader>], size: Option<u64>, frame: &Frame) -
         at_bit += bits;
     }
     let missing = missing.iter().any(|m| *m).then(|| missing.into());
+    let synthetic = synthetic.iter().any(|s| *s).then(|| synthetic.into());
     Contents::Bytes {
         bytes: bytes.into(),
         missing,
+        synthetic,
     }
 }
 
@@ -444,6 +470,7 @@ fn whole_piece(
         Contents::Bytes {
             bytes: bytes.into(),
             missing,
+            synthetic: None,
         }
     };
     match location {
@@ -478,10 +505,11 @@ fn whole_piece(
             Ok(Contents::Bytes {
                 bytes: bytes.into(),
                 missing,
+                synthetic: None,
             })
         }
-        gimli::Location::ImplicitPointer { .. } => Err(Unavailable::Error(
-            "a pointer the compiler optimized into its target (implicit pointer)".into(),
-        )),
+        // gdb follows such a pointer to its target's DIE; latch shows it as gdb does
+        // but does not follow it yet.
+        gimli::Location::ImplicitPointer { .. } => Ok(Contents::SyntheticPointer),
     }
 }

@@ -13,6 +13,7 @@
 //!
 //! Values are decoded little-endian: x86-64 is the only target latch serves.
 
+pub mod entry;
 pub mod format;
 pub mod location;
 pub mod scope;

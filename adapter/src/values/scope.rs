@@ -194,7 +194,7 @@ fn declaration(
 }
 
 /// Whether the DIE's code covers `pc`; `None` when it has no addresses at all.
-fn covers(
+pub(super) fn covers(
     unit: &CompileUnit,
     entry: &gimli::DebuggingInformationEntry<Reader>,
     pc: u64,

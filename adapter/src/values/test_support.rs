@@ -247,6 +247,24 @@ pub(crate) struct GdbStop {
     pub(crate) stack: (u64, Vec<u8>),
     pub(crate) locals: Vec<(String, String)>,
     pub(crate) arguments: Vec<(String, String)>,
+    /// The caller's frame (gdb's frame 1): its pc (the return address) and its
+    /// registers as gdb shows them, with its CFA; `None` when gdb showed no caller.
+    pub(crate) caller: Option<(u64, RegisterSet)>,
+}
+
+/// What a call preserves on x86-64 (System V), by DWARF number: rbx, rbp, rsp, r12-r15,
+/// rip. gdb's frame 1 shows the other registers too, carried over from frame 0 (which
+/// the call may have changed); a CFI unwinder like latch's knows only these there.
+pub(crate) const PRESERVED: &[u16] = &[3, 6, 7, 12, 13, 14, 15, 16];
+
+impl RegisterSet {
+    /// Only the registers a call preserves.
+    pub(crate) fn preserved(&self) -> RegisterSet {
+        let mut kept = self.clone();
+        kept.registers
+            .retain(|number, _| PRESERVED.contains(number));
+        kept
+    }
 }
 
 /// x86-64's DWARF register numbers, by gdb's names.
@@ -292,9 +310,14 @@ pub(crate) fn gdb_stop(binary: &Path, line: u64) -> Option<GdbStop> {
         "info args".into(),
         "echo @@END\\n".into(),
         format!(
-            "dump binary memory {} $sp-{below} $sp+0x200",
+            "dump binary memory {} $sp-{below} $sp+0x400",
             dump.display()
         ),
+        "up".into(),
+        "echo @@CALLER\n".into(),
+        "info frame".into(),
+        format!("info registers {}", names.join(" ")),
+        "echo @@DONE\n".into(),
         "kill".into(),
     ];
     let output = gdb(binary, &commands);
@@ -305,6 +328,7 @@ pub(crate) fn gdb_stop(binary: &Path, line: u64) -> Option<GdbStop> {
     let mut locals = Vec::new();
     let mut arguments = Vec::new();
     let mut section = "";
+    let mut caller = RegisterSet::default();
     for text in output.lines() {
         if let Some(cfa) = text
             .strip_prefix("Stack level 0, frame at ")
@@ -312,8 +336,14 @@ pub(crate) fn gdb_stop(binary: &Path, line: u64) -> Option<GdbStop> {
         {
             registers.cfa = u64::from_str_radix(cfa.trim_start_matches("0x"), 16).ok();
         }
+        if let Some(cfa) = text
+            .strip_prefix("Stack level 1, frame at ")
+            .and_then(|rest| rest.strip_suffix(':'))
+        {
+            caller.cfa = u64::from_str_radix(cfa.trim_start_matches("0x"), 16).ok();
+        }
         match text {
-            "@@LOCALS" | "@@ARGS" | "@@END" => {
+            "@@LOCALS" | "@@ARGS" | "@@END" | "@@CALLER" | "@@DONE" => {
                 section = text;
                 continue;
             }
@@ -326,7 +356,7 @@ pub(crate) fn gdb_stop(binary: &Path, line: u64) -> Option<GdbStop> {
         match section {
             "@@LOCALS" => locals.extend(variable()),
             "@@ARGS" => arguments.extend(variable()),
-            "" => {
+            "" | "@@CALLER" => {
                 let mut fields = text.split_whitespace();
                 let (Some(name), Some(hex)) = (fields.next(), fields.next()) else {
                     continue;
@@ -337,10 +367,15 @@ pub(crate) fn gdb_stop(binary: &Path, line: u64) -> Option<GdbStop> {
                 else {
                     continue;
                 };
+                let into = if section.is_empty() {
+                    &mut registers
+                } else {
+                    &mut caller
+                };
                 if name == "fs_base" {
-                    registers.thread_pointer = Some(value);
+                    into.thread_pointer = Some(value);
                 } else if let Some((_, number)) = DWARF_REGISTERS.iter().find(|(n, _)| *n == name) {
-                    registers.registers.insert(*number, value);
+                    into.registers.insert(*number, value);
                 }
             }
             _ => {}
@@ -350,11 +385,13 @@ pub(crate) fn gdb_stop(binary: &Path, line: u64) -> Option<GdbStop> {
     let _ = std::fs::remove_file(&dump);
     let pc = registers.registers[&16];
     let sp = registers.registers[&7];
+    let caller = caller.registers.get(&16).map(|pc| (*pc, caller.clone()));
     Some(GdbStop {
         pc,
         stack: (sp - below, bytes),
         registers,
         locals,
         arguments,
+        caller,
     })
 }

@@ -15,13 +15,19 @@ pub enum Contents {
     Memory(u64),
     /// Known bytes: from registers, `DW_OP_stack_value`, `DW_OP_implicit_value`,
     /// `DW_AT_const_value` or assembled from pieces. `missing` marks bytes that a piece
-    /// without a location left out (the compiler dropped that part).
+    /// without a location left out (the compiler dropped that part); `synthetic`, those
+    /// of them that a pointer optimized into its target stood for (a struct's member).
     Bytes {
         bytes: Rc<[u8]>,
         missing: Option<Rc<[bool]>>,
+        synthetic: Option<Rc<[bool]>>,
     },
     /// The compiler dropped the value here: shown as `<optimized out>`.
     OptimizedOut,
+    /// A pointer the compiler optimized into what it points to (`DW_OP_implicit_pointer`):
+    /// there is no address to show, only the target, which latch does not follow yet.
+    /// Shown as `<synthetic pointer>`, as gdb does.
+    SyntheticPointer,
     /// Where the value is could not be worked out: shown as `<error: why>`.
     Error(String),
 }
@@ -31,6 +37,7 @@ impl Contents {
         Contents::Bytes {
             bytes: bytes.into(),
             missing: None,
+            synthetic: None,
         }
     }
 
@@ -41,7 +48,11 @@ impl Contents {
                 Some(address) => Contents::Memory(address),
                 None => Contents::Error(format!("{address:#x} + {offset} overflows")),
             },
-            Contents::Bytes { bytes, missing } => {
+            Contents::Bytes {
+                bytes,
+                missing,
+                synthetic,
+            } => {
                 let range = usize::try_from(offset)
                     .ok()
                     .zip(usize::try_from(len).ok())
@@ -53,6 +64,12 @@ impl Contents {
                         bytes.len()
                     ));
                 };
+                if let Some(synthetic) = synthetic {
+                    // A member that is the pointer itself, as gdb shows it.
+                    if !range.is_empty() && synthetic[range.clone()].iter().all(|s| *s) {
+                        return Contents::SyntheticPointer;
+                    }
+                }
                 if let Some(missing) = missing {
                     if missing[range.clone()].iter().any(|m| *m) {
                         return Contents::OptimizedOut;
@@ -61,6 +78,7 @@ impl Contents {
                 Contents::bytes(bytes[range].to_vec())
             }
             Contents::OptimizedOut => Contents::OptimizedOut,
+            Contents::SyntheticPointer => Contents::SyntheticPointer,
             Contents::Error(why) => Contents::Error(why.clone()),
         }
     }
@@ -88,7 +106,9 @@ impl Contents {
                 Contents::Bytes { bytes, .. } => Ok(Cow::Owned(bytes.to_vec())),
                 other => Err(other.unreadable_text()),
             },
-            Contents::OptimizedOut | Contents::Error(_) => Err(self.unreadable_text()),
+            Contents::OptimizedOut | Contents::SyntheticPointer | Contents::Error(_) => {
+                Err(self.unreadable_text())
+            }
         }
     }
 
@@ -103,12 +123,14 @@ impl Contents {
     fn unreadable_text(&self) -> String {
         match self {
             Contents::Error(why) => error_text(why),
+            Contents::SyntheticPointer => SYNTHETIC_POINTER.to_string(),
             _ => OPTIMIZED_OUT.to_string(),
         }
     }
 }
 
 pub const OPTIMIZED_OUT: &str = "<optimized out>";
+pub const SYNTHETIC_POINTER: &str = "<synthetic pointer>";
 
 pub fn error_text(why: &str) -> String {
     format!("<error: {why}>")
@@ -137,6 +159,9 @@ impl Value {
     }
 
     pub fn is_available(&self) -> bool {
-        !matches!(self.contents, Contents::OptimizedOut | Contents::Error(_))
+        !matches!(
+            self.contents,
+            Contents::OptimizedOut | Contents::SyntheticPointer | Contents::Error(_)
+        )
     }
 }
