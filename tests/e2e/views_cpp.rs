@@ -127,15 +127,37 @@ fn gdb_at(pid: i32, binary: &Path, line: u32, commands: &[String]) -> Option<Str
     }
 }
 
-/// gdb's `info locals` at the marker line: name -> value. gdb must have printed them
+/// Between gdb's `info locals` and its `whatis` answers.
+const TYPES_MARK: &str = "--- types ---";
+
+/// gdb's `info locals` at the marker line (name -> value), and `whatis/r` of each of
+/// `names` (name -> type: the raw type, as DWARF names it, without the default template
+/// arguments libstdc++'s type printers leave out). gdb must have printed the values
 /// with libstdc++'s printers, or it is no oracle for these views.
-fn gdb_locals(pid: i32, binary: &Path, line: u32) -> Option<BTreeMap<String, String>> {
-    let text = gdb_at(pid, binary, line, &["info locals".to_string()])?;
-    let locals: BTreeMap<String, String> = text
+type GdbLocals = (BTreeMap<String, String>, BTreeMap<String, String>);
+
+fn gdb_locals(pid: i32, binary: &Path, line: u32, names: &[&str]) -> Option<GdbLocals> {
+    let mut commands = vec!["info locals".to_string(), format!("echo {TYPES_MARK}\\n")];
+    commands.extend(names.iter().map(|name| format!("whatis/r {name}")));
+    let text = gdb_at(pid, binary, line, &commands)?;
+    let (values, types) = text
+        .split_once(TYPES_MARK)
+        .unwrap_or_else(|| panic!("gdb did not answer every command:\n{text}"));
+    let locals: BTreeMap<String, String> = values
         .lines()
         .filter_map(|line| line.split_once(" = "))
         .filter(|(name, _)| !name.contains(' '))
         .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+    let types: Vec<&str> = types
+        .lines()
+        .filter_map(|line| line.strip_prefix("type = "))
+        .collect();
+    assert_eq!(types.len(), names.len(), "gdb's whatis answers:\n{text}");
+    let types = names
+        .iter()
+        .zip(types)
+        .map(|(name, ty)| (name.to_string(), ty.to_string()))
         .collect();
     assert!(
         locals
@@ -143,7 +165,7 @@ fn gdb_locals(pid: i32, binary: &Path, line: u32) -> Option<BTreeMap<String, Str
             .is_some_and(|v| v.starts_with("std::vector of length")),
         "gdb did not load libstdc++'s pretty printers:\n{text}"
     );
-    Some(locals)
+    Some((locals, types))
 }
 
 /// The fixture running, attached by latch and stopped at the marker line in probe().
@@ -219,26 +241,26 @@ fn without_addresses(text: &str) -> String {
 }
 
 /// Every local of probe() reads as gdb's libstdc++ printers print it, and has the type
-/// C++ names.
-#[test]
-fn containers_agree_with_gdbs_printers_at_o0() {
-    require_harness!();
+/// gdb names (`whatis/r`: qualified, no `class` keyword, pointers to members). Built
+/// with `optimization`; a local gdb cannot read (`<optimized out>`) latch cannot either.
+fn containers_agree_with_gdb(optimization: &str) {
     let Some(Stopped {
         binary,
         line,
         target,
         mut dap,
         frame,
-    }) = stopped("-O0")
+    }) = stopped(optimization)
     else {
         return;
     };
     let latch = locals(&mut dap, frame);
     detach(&mut dap, &target);
-    let Some(gdb) = gdb_locals(target.pid, &binary, line) else {
+    let names: Vec<&str> = latch.keys().map(String::as_str).collect();
+    let Some((gdb, gdb_types)) = gdb_locals(target.pid, &binary, line, &names) else {
         return;
     };
-    assert!(gdb.len() >= 25, "gdb's view: {gdb:#?}");
+    assert!(gdb.len() >= 40, "gdb's view: {gdb:#?}");
     // The fixture's heap blocks alternate between two addresses from one call of probe()
     // to the next (frees in reverse order of allocation), so the smart pointers' addresses
     // are compared apart: as text without them here, and what they point to below.
@@ -252,13 +274,28 @@ fn containers_agree_with_gdbs_printers_at_o0() {
         .collect();
     assert_eq!(
         latch_values, gdb_values,
-        "latch (left) and gdb (right) differ"
+        "latch (left) and gdb (right) differ ({optimization})"
     );
-    let types: BTreeMap<&str, &str> = latch
+    let types: BTreeMap<String, String> = latch
         .iter()
-        .map(|(name, (_, ty, _))| (name.as_str(), ty.as_str()))
+        .map(|(name, (_, ty, _))| (name.clone(), ty.clone()))
         .collect();
-    eprintln!("{types:#?}");
+    assert_eq!(
+        types, gdb_types,
+        "latch's types (left) and gdb's whatis/r (right) differ ({optimization})"
+    );
+}
+
+#[test]
+fn containers_agree_with_gdbs_printers_at_o0() {
+    require_harness!();
+    containers_agree_with_gdb("-O0");
+}
+
+#[test]
+fn containers_agree_with_gdbs_printers_at_o2() {
+    require_harness!();
+    containers_agree_with_gdb("-O2");
 }
 
 /// Containers expand into their elements (paged), a map into `[key] = value`, smart
