@@ -359,8 +359,51 @@ fn containers_expand_and_index() {
         assert_eq!(r["success"], true, "{expression}: {r}");
         r["body"]["result"].as_str().unwrap().to_string()
     };
-    let indexed = ["numbers[1]", "triple[2]", "words[0]", "bits[2]"];
+    // A deque whose elements start at the start of its first buffer (`line`) indexes
+    // as gdb's xmethod does. That xmethod ignores where in its first buffer a deque
+    // starts (libstdc++ 12's xmethods.py), so `long_line`, which starts at element 11 of
+    // its first buffer (16 strings to a buffer), is checked against gdb's printer.
+    let indexed = ["numbers[1]", "triple[2]", "words[0]", "bits[2]", "line[1]"];
     let latch: Vec<String> = indexed.iter().map(|e| evaluate(&mut dap, e)).collect();
+    let long_line_at = [0, 4, 5, 20, 21, 24];
+    let long_line: Vec<String> = long_line_at
+        .iter()
+        .map(|i| evaluate(&mut dap, &format!("long_line[{i}]")))
+        .collect();
+    // A deque's page of children crosses buffers as indexing does.
+    let page = dap.ok(
+        "variables",
+        json!({ "variablesReference": locals["long_line"].2, "filter": "indexed", "start": 3, "count": 3 }),
+    );
+    let page: Vec<String> = page["body"]["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            format!(
+                "{} = {}",
+                v["name"].as_str().unwrap(),
+                v["value"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        page,
+        [3, 4, 5].map(|i| format!("[{i}] = {}", evaluate(&mut dap, &format!("long_line[{i}]"))))
+    );
+    // A list's elements and a std::string-keyed map's values by key, which gdb cannot
+    // index (no xmethod, no operator[] to call): checked against its printed entries.
+    let queue_last = evaluate(&mut dap, "queue[2]");
+    let by_key = [
+        ("ages", "bob", evaluate(&mut dap, "ages[\"bob\"]")),
+        ("counts", "apples", evaluate(&mut dap, "counts[\"apples\"]")),
+    ];
+    let r = dap.request(
+        "evaluate",
+        json!({ "expression": "ages[\"carol\"]", "frameId": frame, "context": "watch" }),
+    );
+    assert_eq!(r["success"], false, "{r}");
+    assert!(r.to_string().contains("no entry with key"), "{r}");
     // A map by key: gdb cannot (no operator[] to call), the fixture's source says.
     assert_eq!(evaluate(&mut dap, "names[3]"), "\"three\"");
     assert_eq!(evaluate(&mut dap, "pairs[2]"), "20");
@@ -374,6 +417,15 @@ fn containers_expand_and_index() {
 
     let mut commands: Vec<String> = indexed.iter().map(|e| format!("print {e}")).collect();
     commands.push("print *owned".into());
+    commands.extend(
+        [
+            "print queue",
+            "print ages",
+            "print counts",
+            "print long_line",
+        ]
+        .map(String::from),
+    );
     let Some(text) = gdb_at(target.pid, &binary, line, &commands) else {
         return;
     };
@@ -382,13 +434,36 @@ fn containers_expand_and_index() {
         .filter(|l| l.starts_with('$'))
         .filter_map(|l| l.split_once(" = ").map(|(_, v)| v))
         .collect();
-    assert_eq!(printed.len(), indexed.len() + 1, "gdb printed:\n{text}");
+    assert_eq!(printed.len(), indexed.len() + 5, "gdb printed:\n{text}");
+    let gdb_long_line: Vec<&str> = printed[indexed.len() + 4]
+        .split_once('{')
+        .and_then(|(_, elements)| elements.strip_suffix('}'))
+        .unwrap_or_else(|| panic!("gdb printed:\n{text}"))
+        .split(", ")
+        .collect();
+    for (i, ours) in long_line_at.iter().zip(&long_line) {
+        assert_eq!(
+            ours, gdb_long_line[*i],
+            "long_line[{i}]: latch (left), gdb's printer (right)"
+        );
+    }
+    assert!(
+        printed[indexed.len() + 1].contains(&format!("[2] = {queue_last}}}")),
+        "queue[2] is {queue_last}; gdb printed:\n{text}"
+    );
+    for (i, (map, key, ours)) in by_key.iter().enumerate() {
+        let theirs = printed[indexed.len() + 2 + i];
+        assert!(
+            theirs.contains(&format!("[\"{key}\"] = {ours}")),
+            "{map}[\"{key}\"] is {ours}; gdb printed {theirs}"
+        );
+    }
     for ((expression, ours), theirs) in indexed.iter().zip(&latch).zip(&printed) {
         assert_eq!(ours, theirs, "{expression}: latch (left) and gdb (right)");
     }
     assert_eq!(
         pointee.values().next().map(|(v, _, _)| v.as_str()),
-        printed.last().copied(),
+        printed.get(indexed.len()).copied(),
         "*owned: {pointee:?}"
     );
 }

@@ -1881,3 +1881,45 @@ fn builtin_name(words: &[&str]) -> Option<String> {
         core.to_string()
     })
 }
+
+#[cfg(test)]
+mod cpp_name_tests {
+    use super::cpp_canonical;
+
+    /// gcc's DWARF spellings and what gdb's `whatis/r` prints for them (gdb 13, as
+    /// seen on the containers fixture and on `std::map<unsigned long, short>`).
+    #[test]
+    fn template_arguments_are_written_as_gdb_writes_them() {
+        for (gcc, gdb) in [
+            (
+                "vector<int, std::allocator<int> >",
+                "vector<int, std::allocator<int> >",
+            ),
+            (
+                "map<long unsigned int, short int, std::less<long unsigned int>, \
+                 std::allocator<std::pair<long unsigned int const, short int> > >",
+                "map<unsigned long, short, std::less<unsigned long>, \
+                 std::allocator<std::pair<unsigned long const, short> > >",
+            ),
+            (
+                "allocator<std::pair<const std::__cxx11::basic_string<char>, int> >",
+                "allocator<std::pair<std::__cxx11::basic_string<char> const, int> >",
+            ),
+            ("vector<const char*>", "vector<char const*>"),
+            (
+                "_Deque_iterator<int, const int&, const int*>",
+                "_Deque_iterator<int, int const&, int const*>",
+            ),
+            ("array<int, 3>", "array<int, 3>"),
+            ("function<void (*)(int)>", "function<void (*)(int)>"),
+            ("long long unsigned int", "unsigned long long"),
+            (
+                "(anonymous namespace)::Hidden",
+                "(anonymous namespace)::Hidden",
+            ),
+            ("outer::Inner::Deep", "outer::Inner::Deep"),
+        ] {
+            assert_eq!(cpp_canonical(gcc), gdb, "{gcc}");
+        }
+    }
+}
