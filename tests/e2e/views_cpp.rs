@@ -127,15 +127,37 @@ fn gdb_at(pid: i32, binary: &Path, line: u32, commands: &[String]) -> Option<Str
     }
 }
 
-/// gdb's `info locals` at the marker line: name -> value. gdb must have printed them
+/// Between gdb's `info locals` and its `whatis` answers.
+const TYPES_MARK: &str = "--- types ---";
+
+/// gdb's `info locals` at the marker line (name -> value), and `whatis/r` of each of
+/// `names` (name -> type: the raw type, as DWARF names it, without the default template
+/// arguments libstdc++'s type printers leave out). gdb must have printed the values
 /// with libstdc++'s printers, or it is no oracle for these views.
-fn gdb_locals(pid: i32, binary: &Path, line: u32) -> Option<BTreeMap<String, String>> {
-    let text = gdb_at(pid, binary, line, &["info locals".to_string()])?;
-    let locals: BTreeMap<String, String> = text
+type GdbLocals = (BTreeMap<String, String>, BTreeMap<String, String>);
+
+fn gdb_locals(pid: i32, binary: &Path, line: u32, names: &[&str]) -> Option<GdbLocals> {
+    let mut commands = vec!["info locals".to_string(), format!("echo {TYPES_MARK}\\n")];
+    commands.extend(names.iter().map(|name| format!("whatis/r {name}")));
+    let text = gdb_at(pid, binary, line, &commands)?;
+    let (values, types) = text
+        .split_once(TYPES_MARK)
+        .unwrap_or_else(|| panic!("gdb did not answer every command:\n{text}"));
+    let locals: BTreeMap<String, String> = values
         .lines()
         .filter_map(|line| line.split_once(" = "))
         .filter(|(name, _)| !name.contains(' '))
         .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+    let types: Vec<&str> = types
+        .lines()
+        .filter_map(|line| line.strip_prefix("type = "))
+        .collect();
+    assert_eq!(types.len(), names.len(), "gdb's whatis answers:\n{text}");
+    let types = names
+        .iter()
+        .zip(types)
+        .map(|(name, ty)| (name.to_string(), ty.to_string()))
         .collect();
     assert!(
         locals
@@ -143,7 +165,7 @@ fn gdb_locals(pid: i32, binary: &Path, line: u32) -> Option<BTreeMap<String, Str
             .is_some_and(|v| v.starts_with("std::vector of length")),
         "gdb did not load libstdc++'s pretty printers:\n{text}"
     );
-    Some(locals)
+    Some((locals, types))
 }
 
 /// The fixture running, attached by latch and stopped at the marker line in probe().
@@ -219,26 +241,26 @@ fn without_addresses(text: &str) -> String {
 }
 
 /// Every local of probe() reads as gdb's libstdc++ printers print it, and has the type
-/// C++ names.
-#[test]
-fn containers_agree_with_gdbs_printers_at_o0() {
-    require_harness!();
+/// gdb names (`whatis/r`: qualified, no `class` keyword, pointers to members). Built
+/// with `optimization`; a local gdb cannot read (`<optimized out>`) latch cannot either.
+fn containers_agree_with_gdb(optimization: &str) {
     let Some(Stopped {
         binary,
         line,
         target,
         mut dap,
         frame,
-    }) = stopped("-O0")
+    }) = stopped(optimization)
     else {
         return;
     };
     let latch = locals(&mut dap, frame);
     detach(&mut dap, &target);
-    let Some(gdb) = gdb_locals(target.pid, &binary, line) else {
+    let names: Vec<&str> = latch.keys().map(String::as_str).collect();
+    let Some((gdb, gdb_types)) = gdb_locals(target.pid, &binary, line, &names) else {
         return;
     };
-    assert!(gdb.len() >= 25, "gdb's view: {gdb:#?}");
+    assert!(gdb.len() >= 40, "gdb's view: {gdb:#?}");
     // The fixture's heap blocks alternate between two addresses from one call of probe()
     // to the next (frees in reverse order of allocation), so the smart pointers' addresses
     // are compared apart: as text without them here, and what they point to below.
@@ -252,13 +274,28 @@ fn containers_agree_with_gdbs_printers_at_o0() {
         .collect();
     assert_eq!(
         latch_values, gdb_values,
-        "latch (left) and gdb (right) differ"
+        "latch (left) and gdb (right) differ ({optimization})"
     );
-    let types: BTreeMap<&str, &str> = latch
+    let types: BTreeMap<String, String> = latch
         .iter()
-        .map(|(name, (_, ty, _))| (name.as_str(), ty.as_str()))
+        .map(|(name, (_, ty, _))| (name.clone(), ty.clone()))
         .collect();
-    eprintln!("{types:#?}");
+    assert_eq!(
+        types, gdb_types,
+        "latch's types (left) and gdb's whatis/r (right) differ ({optimization})"
+    );
+}
+
+#[test]
+fn containers_agree_with_gdbs_printers_at_o0() {
+    require_harness!();
+    containers_agree_with_gdb("-O0");
+}
+
+#[test]
+fn containers_agree_with_gdbs_printers_at_o2() {
+    require_harness!();
+    containers_agree_with_gdb("-O2");
 }
 
 /// Containers expand into their elements (paged), a map into `[key] = value`, smart
@@ -322,8 +359,51 @@ fn containers_expand_and_index() {
         assert_eq!(r["success"], true, "{expression}: {r}");
         r["body"]["result"].as_str().unwrap().to_string()
     };
-    let indexed = ["numbers[1]", "triple[2]", "words[0]", "bits[2]"];
+    // A deque whose elements start at the start of its first buffer (`line`) indexes
+    // as gdb's xmethod does. That xmethod ignores where in its first buffer a deque
+    // starts (libstdc++ 12's xmethods.py), so `long_line`, which starts at element 11 of
+    // its first buffer (16 strings to a buffer), is checked against gdb's printer.
+    let indexed = ["numbers[1]", "triple[2]", "words[0]", "bits[2]", "line[1]"];
     let latch: Vec<String> = indexed.iter().map(|e| evaluate(&mut dap, e)).collect();
+    let long_line_at = [0, 4, 5, 20, 21, 24];
+    let long_line: Vec<String> = long_line_at
+        .iter()
+        .map(|i| evaluate(&mut dap, &format!("long_line[{i}]")))
+        .collect();
+    // A deque's page of children crosses buffers as indexing does.
+    let page = dap.ok(
+        "variables",
+        json!({ "variablesReference": locals["long_line"].2, "filter": "indexed", "start": 3, "count": 3 }),
+    );
+    let page: Vec<String> = page["body"]["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            format!(
+                "{} = {}",
+                v["name"].as_str().unwrap(),
+                v["value"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        page,
+        [3, 4, 5].map(|i| format!("[{i}] = {}", evaluate(&mut dap, &format!("long_line[{i}]"))))
+    );
+    // A list's elements and a std::string-keyed map's values by key, which gdb cannot
+    // index (no xmethod, no operator[] to call): checked against its printed entries.
+    let queue_last = evaluate(&mut dap, "queue[2]");
+    let by_key = [
+        ("ages", "bob", evaluate(&mut dap, "ages[\"bob\"]")),
+        ("counts", "apples", evaluate(&mut dap, "counts[\"apples\"]")),
+    ];
+    let r = dap.request(
+        "evaluate",
+        json!({ "expression": "ages[\"carol\"]", "frameId": frame, "context": "watch" }),
+    );
+    assert_eq!(r["success"], false, "{r}");
+    assert!(r.to_string().contains("no entry with key"), "{r}");
     // A map by key: gdb cannot (no operator[] to call), the fixture's source says.
     assert_eq!(evaluate(&mut dap, "names[3]"), "\"three\"");
     assert_eq!(evaluate(&mut dap, "pairs[2]"), "20");
@@ -337,6 +417,15 @@ fn containers_expand_and_index() {
 
     let mut commands: Vec<String> = indexed.iter().map(|e| format!("print {e}")).collect();
     commands.push("print *owned".into());
+    commands.extend(
+        [
+            "print queue",
+            "print ages",
+            "print counts",
+            "print long_line",
+        ]
+        .map(String::from),
+    );
     let Some(text) = gdb_at(target.pid, &binary, line, &commands) else {
         return;
     };
@@ -345,13 +434,36 @@ fn containers_expand_and_index() {
         .filter(|l| l.starts_with('$'))
         .filter_map(|l| l.split_once(" = ").map(|(_, v)| v))
         .collect();
-    assert_eq!(printed.len(), indexed.len() + 1, "gdb printed:\n{text}");
+    assert_eq!(printed.len(), indexed.len() + 5, "gdb printed:\n{text}");
+    let gdb_long_line: Vec<&str> = printed[indexed.len() + 4]
+        .split_once('{')
+        .and_then(|(_, elements)| elements.strip_suffix('}'))
+        .unwrap_or_else(|| panic!("gdb printed:\n{text}"))
+        .split(", ")
+        .collect();
+    for (i, ours) in long_line_at.iter().zip(&long_line) {
+        assert_eq!(
+            ours, gdb_long_line[*i],
+            "long_line[{i}]: latch (left), gdb's printer (right)"
+        );
+    }
+    assert!(
+        printed[indexed.len() + 1].contains(&format!("[2] = {queue_last}}}")),
+        "queue[2] is {queue_last}; gdb printed:\n{text}"
+    );
+    for (i, (map, key, ours)) in by_key.iter().enumerate() {
+        let theirs = printed[indexed.len() + 2 + i];
+        assert!(
+            theirs.contains(&format!("[\"{key}\"] = {ours}")),
+            "{map}[\"{key}\"] is {ours}; gdb printed {theirs}"
+        );
+    }
     for ((expression, ours), theirs) in indexed.iter().zip(&latch).zip(&printed) {
         assert_eq!(ours, theirs, "{expression}: latch (left) and gdb (right)");
     }
     assert_eq!(
         pointee.values().next().map(|(v, _, _)| v.as_str()),
-        printed.last().copied(),
+        printed.get(indexed.len()).copied(),
         "*owned: {pointee:?}"
     );
 }

@@ -447,6 +447,11 @@ impl<'a> Formatter<'a> {
                 Some(address) => self.address_text(address),
                 None => "<function>".into(),
             }),
+            Type::MemberPointer {
+                member,
+                class,
+                size,
+            } => self.member_pointer(value, id, *member, *class, *size),
             Type::Typedef { .. } | Type::Qualified { .. } => Ok("<type too deep>".into()),
             Type::Unknown { what } => Ok(format!("<{what}>")),
         };
@@ -613,6 +618,69 @@ impl<'a> Formatter<'a> {
             }
         }
         Ok(text)
+    }
+
+    /// A C++ pointer to member as gdb shows it (Itanium ABI): to a data member
+    /// `&S::b` (the member at the offset it holds; -1 is `NULL`); to a member function
+    /// `(int (S::*)(S * const, int)) 0x401136 <S::get(int)>`, or `&virtual S::v(int)`
+    /// when it holds a vtable offset (odd: the offset plus one), with `, this
+    /// adjustment N` when it adjusts the object.
+    fn member_pointer(
+        &self,
+        value: &Value,
+        id: TypeId,
+        member: Option<TypeId>,
+        class: Option<TypeId>,
+        size: u64,
+    ) -> Result<String, String> {
+        let types = &self.unit.types;
+        let is_method = matches!(
+            types.strip(member).as_deref_type(),
+            Some(Type::Function { .. })
+        );
+        if !is_method {
+            let offset = self.integer(value, size, true)? as i64;
+            if offset == -1 {
+                return Ok("NULL".into());
+            }
+            let found = class.and_then(|c| types.member_at(c, u64::try_from(offset).ok()?));
+            return Ok(match found {
+                Some((holder, name)) => format!("&{}::{name}", types.name_of(Some(holder))),
+                None => offset.to_string(),
+            });
+        }
+        let word = types.address_size();
+        let whole = self.prefetched(value, size)?;
+        let pointer = self.integer(&Value::new(None, whole.contents.part(0, word)), word, false)?;
+        let adjustment = self.integer(
+            &Value::new(None, whole.contents.part(word, word)),
+            word,
+            true,
+        )? as i64;
+        let adjusted = |text: String| {
+            if adjustment == 0 {
+                text
+            } else {
+                format!("{text}, this adjustment {adjustment}")
+            }
+        };
+        if pointer == 0 {
+            return Ok("NULL".into());
+        }
+        if pointer & 1 == 1 {
+            let slot = (pointer - 1) / word;
+            let method =
+                class.and_then(|c| types.virtual_method(c, slot, u64::try_from(adjustment).ok()?));
+            return Ok(match method {
+                Some(name) => format!("&virtual {name}"),
+                None => adjusted(format!("&virtual table offset {slot}")),
+            });
+        }
+        Ok(adjusted(format!(
+            "({}) {}",
+            types.name_of(Some(id)),
+            self.address_text(pointer)
+        )))
     }
 
     /// A NUL-terminated string at `address`, at most `max_string` bytes of it, read a

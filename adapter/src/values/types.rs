@@ -163,6 +163,16 @@ pub enum Type {
         parameters: Vec<Option<TypeId>>,
         variadic: bool,
     },
+    /// C++'s pointer to a member of `class` (`DW_TAG_ptr_to_member_type`): to a data
+    /// member (`int S::*`, an offset into the object, -1 for null) when `member` is a
+    /// data type, to a member function (`int (S::*)(S * const, int)`: the Itanium ABI's
+    /// function address or vtable offset plus one, then the `this` adjustment) when it
+    /// is a function type.
+    MemberPointer {
+        member: Option<TypeId>,
+        class: Option<TypeId>,
+        size: u64,
+    },
     /// A DIE this model does not describe (or could not read): shown as its tag.
     Unknown { what: String },
 }
@@ -295,6 +305,8 @@ enum Made {
     PointerTo(Option<TypeId>),
     /// An array of `count` elements (a string literal's `char [6]`).
     ArrayOf(Option<TypeId>, u64),
+    /// `T * const` of a method's `this` pointer `T *` (see [`Types::read_function`]).
+    ConstOf(TypeId),
     /// A reference that names no DIE of `.debug_info` (a type unit's signature, dwz's
     /// supplementary file).
     Unreachable,
@@ -602,9 +614,10 @@ impl Types {
         }
         let (_, ty) = self.strip(id)?;
         match &*ty {
-            Type::Base { size, .. } | Type::Enum { size, .. } | Type::Pointer { size, .. } => {
-                Some(*size)
-            }
+            Type::Base { size, .. }
+            | Type::Enum { size, .. }
+            | Type::Pointer { size, .. }
+            | Type::MemberPointer { size, .. } => Some(*size),
             Type::Aggregate { size, .. } => *size,
             Type::Array {
                 element,
@@ -768,6 +781,7 @@ impl Types {
             }
             Type::Qualified { target, .. } => self.go_name(*target, depth + 1),
             Type::Function { .. } => "func(...)".into(),
+            Type::MemberPointer { .. } => "<pointer to member>".into(),
             Type::Unknown { what } => format!("<{what}>"),
         }
     }
@@ -789,14 +803,31 @@ impl Types {
             return join("void", &inner);
         };
         let ty = self.get(id);
+        // C++ writes a named class, enum or typedef by its name alone, with its
+        // namespaces and enclosing classes, as gdb does; C writes the tag's keyword.
+        let cpp_name = || {
+            (self.language() == Language::Cpp)
+                .then(|| self.qualified_name(id))
+                .flatten()
+                .map(|name| cpp_canonical(&name))
+        };
         match &*ty {
+            Type::Base { name, .. } if self.language() == Language::Cpp => {
+                join(&cpp_canonical(name), &inner)
+            }
             Type::Base { name, .. } => join(c_base_name(name), &inner),
-            Type::Typedef { name, .. } => join(name, &inner),
-            Type::Enum { name, .. } => join(
-                &format!("enum {}", name.as_deref().unwrap_or("{...}")),
-                &inner,
-            ),
+            Type::Typedef { name, .. } => join(&cpp_name().unwrap_or_else(|| name.clone()), &inner),
+            Type::Enum { name, .. } => match cpp_name() {
+                Some(name) => join(&name, &inner),
+                None => join(
+                    &format!("enum {}", name.as_deref().unwrap_or("{...}")),
+                    &inner,
+                ),
+            },
             Type::Aggregate { kind, name, .. } => {
+                if let Some(name) = cpp_name() {
+                    return join(&name, &inner);
+                }
                 let keyword = match kind {
                     AggregateKind::Struct => "struct",
                     AggregateKind::Class => "class",
@@ -806,6 +837,19 @@ impl Types {
                     &format!("{keyword} {}", name.as_deref().unwrap_or("{...}")),
                     &inner,
                 )
+            }
+            Type::MemberPointer { member, class, .. } => {
+                // `int S::*`, `int (S::*)(S * const, int)`: the class's name and `::*`
+                // stand where a pointer's `*` would.
+                let class = self.c_declarator(*class, String::new(), depth + 1);
+                let inner = if inner.is_empty() {
+                    format!("{class}::*")
+                } else if inner.starts_with(|c: char| c.is_ascii_alphabetic()) {
+                    format!("{class}::* {inner}")
+                } else {
+                    format!("{class}::*{inner}")
+                };
+                self.c_declarator(*member, inner, depth + 1)
             }
             Type::Pointer { kind, pointee, .. } => {
                 let sigil = match kind {
@@ -902,6 +946,111 @@ impl Types {
             Some(scope) => format!("{scope}::{name}"),
             None => name,
         })
+    }
+
+    /// The data member of `class` at byte `offset`, searched as gdb does: the class's
+    /// own members, then its base classes' (the class named is the one declaring it):
+    /// what a pointer to a data member holding `offset` points to.
+    pub fn member_at(&self, class: TypeId, offset: u64) -> Option<(TypeId, String)> {
+        self.member_at_within(class, offset, 0)
+    }
+
+    fn member_at_within(
+        &self,
+        class: TypeId,
+        offset: u64,
+        depth: usize,
+    ) -> Option<(TypeId, String)> {
+        if depth > MAX_TYPE_DEPTH {
+            return None;
+        }
+        let (class, ty) = self.strip(Some(class))?;
+        let Type::Aggregate { members, .. } = &*ty else {
+            return None;
+        };
+        let own = members.iter().find(|m| {
+            !m.is_base && m.bit_field.is_none() && m.offset == Some(offset) && m.name.is_some()
+        });
+        if let Some(found) = own {
+            return Some((class, found.name.clone()?));
+        }
+        members.iter().filter(|m| m.is_base).find_map(|base| {
+            let inside = offset.checked_sub(base.offset?)?;
+            self.member_at_within(base.type_id?, inside, depth + 1)
+        })
+    }
+
+    /// The virtual member function in vtable slot `slot` of `class` (or of the
+    /// non-virtual base `adjustment` bytes into it), demangled from its linkage name
+    /// (`S::v(int)`), as gdb names what a pointer to a virtual member function points
+    /// to.
+    pub fn virtual_method(&self, class: TypeId, slot: u64, adjustment: u64) -> Option<String> {
+        self.virtual_method_within(class, slot, adjustment, 0)
+    }
+
+    fn virtual_method_within(
+        &self,
+        class: TypeId,
+        slot: u64,
+        adjustment: u64,
+        depth: usize,
+    ) -> Option<String> {
+        if depth > MAX_TYPE_DEPTH {
+            return None;
+        }
+        let (class, ty) = self.strip(Some(class))?;
+        if adjustment == 0 {
+            if let Some(found) = self.method_in_slot(class, slot) {
+                return Some(found);
+            }
+        }
+        let Type::Aggregate { members, .. } = &*ty else {
+            return None;
+        };
+        // A virtual base has no fixed offset: gdb does not look there either.
+        members.iter().filter(|m| m.is_base).find_map(|base| {
+            let at = base.offset?;
+            let size = self.size_of(base.type_id)?;
+            if adjustment < at || adjustment >= at + size {
+                return None;
+            }
+            self.virtual_method_within(base.type_id?, slot, adjustment - at, depth + 1)
+        })
+    }
+
+    fn method_in_slot(&self, class: TypeId, slot: u64) -> Option<String> {
+        let (unit, offset) = self.die(class).ok()?;
+        let mut tree = unit.entries_tree(Some(offset)).ok()?;
+        let mut children = tree.root().ok()?.children();
+        while let Ok(Some(child)) = children.next() {
+            let entry = child.entry();
+            if entry.tag() != gimli::DW_TAG_subprogram {
+                continue;
+            }
+            let Some(gimli::AttributeValue::Exprloc(location)) =
+                entry.attr_value(gimli::DW_AT_vtable_elem_location)
+            else {
+                continue;
+            };
+            // gcc writes the slot as `DW_OP_constu N`.
+            let mut ops = location.operations(unit.encoding());
+            let Ok(Some(gimli::Operation::UnsignedConstant { value })) = ops.next() else {
+                continue;
+            };
+            if value != slot {
+                continue;
+            }
+            let linkage = entry
+                .attr_value(gimli::DW_AT_linkage_name)
+                .or_else(|| entry.attr_value(gimli::DW_AT_MIPS_linkage_name))?;
+            let linkage = self.dwarf.attr_string(&unit, linkage).ok()?;
+            let linkage = linkage.to_string_lossy();
+            return Some(crate::symbols::module::demangle(
+                &linkage,
+                Some(gimli::DW_LANG_C_plus_plus),
+            ));
+        }
+        None
     }
 
     fn scopes_of(&self, unit: &gimli::Unit<Reader>) -> Rc<Scopes> {
@@ -1096,6 +1245,23 @@ impl Types {
                 target,
             },
             gimli::DW_TAG_subroutine_type => self.read_function(unit, offset, target)?,
+            gimli::DW_TAG_ptr_to_member_type => {
+                let class = entry
+                    .attr_value(gimli::DW_AT_containing_type)
+                    .and_then(|v| self.reference(unit, v));
+                // gcc gives no size: the Itanium ABI's, an offset for a data member,
+                // a function address (or vtable offset) and an adjustment for a method.
+                let is_method = matches!(
+                    self.strip(target).map(|(_, t)| t).as_deref(),
+                    Some(Type::Function { .. })
+                );
+                let words = if is_method { 2 } else { 1 };
+                Type::MemberPointer {
+                    member: target,
+                    class,
+                    size: size.unwrap_or(words * self.address_size()),
+                }
+            }
             tag => Type::Unknown {
                 what: tag
                     .static_string()
@@ -1366,7 +1532,30 @@ impl Types {
         while let Some(child) = children.next()? {
             let child = child.entry();
             match child.tag() {
-                gimli::DW_TAG_formal_parameter => parameters.push(self.type_ref_in(unit, child)),
+                gimli::DW_TAG_formal_parameter => {
+                    let mut parameter = self.type_ref_in(unit, child);
+                    // gcc marks a method's `this` artificial but not const in a class's
+                    // declarations; gdb makes it `T * const` in C++, and so shows a
+                    // pointer to member function's type: `int (S::*)(S * const, int)`.
+                    let is_this = parameters.is_empty()
+                        && matches!(
+                            child.attr_value(gimli::DW_AT_artificial),
+                            Some(gimli::AttributeValue::Flag(true))
+                        )
+                        && self.name_in(unit, child).is_none_or(|name| name == "this");
+                    if is_this && self.language() == Language::Cpp {
+                        if let Some(pointer) =
+                            parameter.filter(|p| matches!(&*self.get(*p), Type::Pointer { .. }))
+                        {
+                            parameter =
+                                Some(self.make(Made::ConstOf(pointer), || Type::Qualified {
+                                    qualifier: Qualifier::Const,
+                                    target: Some(pointer),
+                                }));
+                        }
+                    }
+                    parameters.push(parameter);
+                }
                 gimli::DW_TAG_unspecified_parameters => variadic = true,
                 _ => {}
             }
@@ -1511,5 +1700,255 @@ pub fn truncate(value: u64, size: u64) -> u64 {
         value
     } else {
         value & ((1 << (size * 8)) - 1)
+    }
+}
+
+/// A C++ type's name as gdb writes it (its C++ name parser's canonical form) from gcc's
+/// DWARF spelling: within template arguments a qualifier follows what it qualifies
+/// (`std::pair<int const, int>`, `char const*`, where gcc writes `const int` for some
+/// and `int const` for others), and integer types take their short names (`unsigned
+/// long` for gcc's `long unsigned int`). Anything it does not parse (a function type,
+/// a non-type argument) is kept as gcc wrote it, its own template arguments still
+/// rewritten.
+pub fn cpp_canonical(name: &str) -> String {
+    let mut out = String::new();
+    let mut rest = name.trim();
+    // Outside template brackets the name is copied as is, a builtin type's words
+    // excepted (`long unsigned int` of a base type DIE).
+    if !rest.contains('<') {
+        return canonical_argument(rest);
+    }
+    while let Some(open) = rest.find('<') {
+        // `operator<` and `operator<<` are names, not brackets.
+        if rest[..open].ends_with("operator") {
+            let skip = open + rest[open..].find(|c| c != '<').unwrap_or(rest.len() - open);
+            out.push_str(&rest[..skip]);
+            rest = &rest[skip..];
+            continue;
+        }
+        let Some(close) = matching_close(rest, open) else {
+            out.push_str(rest);
+            return out;
+        };
+        out.push_str(&rest[..open]);
+        let arguments: Vec<String> = split_top_level(&rest[open + 1..close])
+            .into_iter()
+            .map(canonical_argument)
+            .collect();
+        let joined = arguments.join(", ");
+        out.push('<');
+        out.push_str(&joined);
+        out.push_str(if joined.ends_with('>') { " >" } else { ">" });
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The index of the `>` closing the `<` at `open`.
+fn matching_close(text: &str, open: usize) -> Option<usize> {
+    let mut depth = 0i32;
+    for (i, c) in text[open..].char_indices() {
+        match c {
+            '<' | '(' | '[' => depth += 1,
+            '>' | ')' | ']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return (c == '>').then_some(open + i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `text` split at its commas outside brackets.
+fn split_top_level(text: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    for (i, c) in text.char_indices() {
+        match c {
+            '<' | '(' | '[' => depth += 1,
+            '>' | ')' | ']' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(text[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(text[start..].trim());
+    parts
+}
+
+/// One template argument in gdb's form: `T const*` for gcc's `const T*`.
+fn canonical_argument(argument: &str) -> String {
+    let argument = argument.trim();
+    // Values (`3`, `(char)97`, `true`, `&f`) and function types are kept.
+    if argument.is_empty()
+        || argument.starts_with(|c: char| !(c.is_ascii_alphabetic() || c == '_' || c == ':'))
+        || argument.contains('(')
+        || argument == "true"
+        || argument == "false"
+    {
+        return canonical_nested(argument);
+    }
+    // Words (a name with its template arguments, a keyword) and declarator marks.
+    let mut words: Vec<String> = Vec::new();
+    let mut marks: Vec<String> = Vec::new();
+    let mut rest = argument;
+    while !rest.is_empty() {
+        rest = rest.trim_start();
+        if rest.is_empty() {
+            break;
+        }
+        if let Some(after) = rest.strip_prefix("&&") {
+            marks.push("&&".into());
+            rest = after;
+            continue;
+        }
+        if rest.starts_with(['*', '&']) {
+            marks.push(rest[..1].into());
+            rest = &rest[1..];
+            continue;
+        }
+        // A word runs to the next space, `*` or `&` outside brackets.
+        let mut depth = 0i32;
+        let mut end = rest.len();
+        for (i, c) in rest.char_indices() {
+            match c {
+                '<' | '[' => depth += 1,
+                '>' | ']' => depth -= 1,
+                ' ' | '*' | '&' if depth == 0 => {
+                    end = i;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let word = &rest[..end];
+        rest = &rest[end..];
+        if marks.is_empty() {
+            words.push(word.to_string());
+        } else {
+            // A qualifier of a pointer (`char* const`).
+            marks.push(format!(" {word}"));
+        }
+    }
+    let is_qualifier = |w: &str| w == "const" || w == "volatile";
+    let qualifiers: Vec<&str> = ["const", "volatile"]
+        .into_iter()
+        .filter(|q| words.iter().any(|w| w == q))
+        .collect();
+    let base: Vec<&str> = words
+        .iter()
+        .map(String::as_str)
+        .filter(|w| !is_qualifier(w))
+        .collect();
+    let mut out = builtin_name(&base).unwrap_or_else(|| {
+        base.iter()
+            .map(|w| canonical_nested(w))
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    for qualifier in qualifiers {
+        out.push(' ');
+        out.push_str(qualifier);
+    }
+    for mark in marks {
+        out.push_str(&mark);
+    }
+    out
+}
+
+/// A word with template arguments (`std::vector<long int>`) in gdb's form; others as
+/// they are.
+fn canonical_nested(word: &str) -> String {
+    if word.contains('<') {
+        cpp_canonical(word)
+    } else {
+        word.to_string()
+    }
+}
+
+/// An integer type's words as gdb names it: `unsigned long` for `long unsigned int`,
+/// `short` for `short int`, `int` for `signed`; `None` for anything else.
+fn builtin_name(words: &[&str]) -> Option<String> {
+    const KEYWORDS: &[&str] = &[
+        "unsigned", "signed", "long", "short", "int", "char", "double",
+    ];
+    if words.is_empty() || !words.iter().all(|w| KEYWORDS.contains(w)) {
+        return None;
+    }
+    let has = |w: &str| words.contains(&w);
+    let longs = words.iter().filter(|w| **w == "long").count();
+    let unsigned = has("unsigned");
+    let core = if has("char") {
+        return Some(
+            match (unsigned, has("signed")) {
+                (true, _) => "unsigned char",
+                (false, true) => "signed char",
+                _ => "char",
+            }
+            .into(),
+        );
+    } else if has("double") {
+        return Some(if longs > 0 { "long double" } else { "double" }.into());
+    } else if has("short") {
+        "short"
+    } else if longs >= 2 {
+        "long long"
+    } else if longs == 1 {
+        "long"
+    } else {
+        "int"
+    };
+    Some(if unsigned {
+        format!("unsigned {core}")
+    } else {
+        core.to_string()
+    })
+}
+
+#[cfg(test)]
+mod cpp_name_tests {
+    use super::cpp_canonical;
+
+    /// gcc's DWARF spellings and what gdb's `whatis/r` prints for them (gdb 13, as
+    /// seen on the containers fixture and on `std::map<unsigned long, short>`).
+    #[test]
+    fn template_arguments_are_written_as_gdb_writes_them() {
+        for (gcc, gdb) in [
+            (
+                "vector<int, std::allocator<int> >",
+                "vector<int, std::allocator<int> >",
+            ),
+            (
+                "map<long unsigned int, short int, std::less<long unsigned int>, \
+                 std::allocator<std::pair<long unsigned int const, short int> > >",
+                "map<unsigned long, short, std::less<unsigned long>, \
+                 std::allocator<std::pair<unsigned long const, short> > >",
+            ),
+            (
+                "allocator<std::pair<const std::__cxx11::basic_string<char>, int> >",
+                "allocator<std::pair<std::__cxx11::basic_string<char> const, int> >",
+            ),
+            ("vector<const char*>", "vector<char const*>"),
+            (
+                "_Deque_iterator<int, const int&, const int*>",
+                "_Deque_iterator<int, int const&, int const*>",
+            ),
+            ("array<int, 3>", "array<int, 3>"),
+            ("function<void (*)(int)>", "function<void (*)(int)>"),
+            ("long long unsigned int", "unsigned long long"),
+            (
+                "(anonymous namespace)::Hidden",
+                "(anonymous namespace)::Hidden",
+            ),
+            ("outer::Inner::Deep", "outer::Inner::Deep"),
+        ] {
+            assert_eq!(cpp_canonical(gcc), gdb, "{gcc}");
+        }
     }
 }

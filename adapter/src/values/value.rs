@@ -70,9 +70,19 @@ impl Contents {
                         return Contents::SyntheticPointer;
                     }
                 }
+                // A part with some bytes missing keeps which: its own parts (a member
+                // of a base class whose padding the compiler dropped) may be whole.
                 if let Some(missing) = missing {
-                    if missing[range.clone()].iter().any(|m| *m) {
+                    let gaps = &missing[range.clone()];
+                    if gaps.iter().all(|m| *m) {
                         return Contents::OptimizedOut;
+                    }
+                    if gaps.iter().any(|m| *m) {
+                        return Contents::Bytes {
+                            bytes: bytes[range.clone()].into(),
+                            missing: Some(gaps.into()),
+                            synthetic: synthetic.as_ref().map(|s| s[range].into()),
+                        };
                     }
                 }
                 Contents::bytes(bytes[range].to_vec())
@@ -103,6 +113,9 @@ impl Contents {
                 Ok(Cow::Owned(buffer))
             }
             Contents::Bytes { .. } => match self.part(0, len as u64) {
+                Contents::Bytes {
+                    missing: Some(_), ..
+                } => Err(OPTIMIZED_OUT.to_string()),
                 Contents::Bytes { bytes, .. } => Ok(Cow::Owned(bytes.to_vec())),
                 other => Err(other.unreadable_text()),
             },

@@ -44,6 +44,10 @@ pub fn view(formatter: &Formatter, value: &Value, id: TypeId, ty: &Type) -> Opti
         "std::__cxx11::basic_string" | "std::basic_string" => string(formatter, value, id),
         "std::vector" => vector(formatter, value, id, name),
         "std::array" => array(formatter, value),
+        "std::__cxx11::list" | "std::list" => {
+            List::read(formatter, value, id, name, template).map(|l| Box::new(l) as Box<dyn View>)
+        }
+        "std::deque" => Deque::read(formatter, value, id, template),
         "std::map" | "std::multimap" | "std::set" | "std::multiset" => {
             Tree::read(formatter, value, template).map(|tree| Box::new(tree) as Box<dyn View>)
         }
@@ -65,6 +69,8 @@ const KNOWN: &[&str] = &[
     "basic_string",
     "vector",
     "array",
+    "list",
+    "deque",
     "map",
     "multimap",
     "set",
@@ -281,12 +287,30 @@ impl View for Text {
     }
 }
 
-fn string(formatter: &Formatter, value: &Value, id: TypeId) -> Option<Box<dyn View>> {
+/// A `std::string`'s data pointer and length.
+fn string_parts(formatter: &Formatter, value: &Value) -> Option<(u64, u64)> {
     let data = number(
         formatter,
         &path(formatter, value, &["_M_dataplus", "_M_p"])?,
     )?;
     let len = number(formatter, &member(formatter, value, "_M_string_length")?)?;
+    Some((data, len))
+}
+
+/// Whether `value` is a `std::string` (of `char`): its type's qualified name.
+fn is_std_string(formatter: &Formatter, value: &Value) -> bool {
+    let Some((id, _)) = formatter.unit.types.strip(value.type_id) else {
+        return false;
+    };
+    formatter
+        .unit
+        .types
+        .qualified_name(id)
+        .is_some_and(|name| recognized(&name) == "std::string")
+}
+
+fn string(formatter: &Formatter, value: &Value, id: TypeId) -> Option<Box<dyn View>> {
+    let (data, len) = string_parts(formatter, value)?;
     let character = formatter.unit.types.template_types(id).first().copied()?;
     let (_, ty) = formatter.unit.types.strip(character)?;
     let Type::Base { size, .. } = &*ty else {
@@ -595,6 +619,325 @@ fn bit_vector(formatter: &Formatter, value: &Value) -> Option<Box<dyn View>> {
 }
 
 // ---------------------------------------------------------------------------------
+// std::list and std::deque.
+
+/// `std::list` (`std::__cxx11::list`): a ring of `_List_node<T>` through the header
+/// node `_M_impl._M_node`; the value lies at the node's `_M_storage`. gdb's text:
+/// `std::__cxx11::list = {[0] = 1, [1] = 2}`, or `empty std::__cxx11::list`.
+struct List {
+    label: String,
+    header: u64,
+    /// The header's `_M_size`: how many elements to list (the walk still ends at the
+    /// header, at a cycle, or after [`MAX_WALK`] links).
+    count: u64,
+    next_offset: u64,
+    value_offset: u64,
+    element: Option<TypeId>,
+}
+
+impl List {
+    fn read(
+        formatter: &Formatter,
+        value: &Value,
+        id: TypeId,
+        name: &str,
+        template: &str,
+    ) -> Option<List> {
+        let header = path(formatter, value, &["_M_impl", "_M_node"])?;
+        let count = number(formatter, &member(formatter, &header, "_M_size")?)?;
+        let (next_offset, _) = offset_of(formatter, header.type_id, "_M_next")?;
+        let element = formatter.unit.types.template_types(id).first().copied()?;
+        let stored = *template_arguments(name).first()?;
+        let node = formatter
+            .unit
+            .types
+            .named(&instance_name("_List_node", stored))?;
+        let (value_offset, _) = offset_of(formatter, Some(node), "_M_storage")?;
+        Some(List {
+            label: template.to_string(),
+            header: header.contents.address()?,
+            count,
+            next_offset,
+            value_offset,
+            element,
+        })
+    }
+
+    fn next(&self, formatter: &Formatter, node: u64) -> Result<u64, String> {
+        let mut bytes = [0u8; 8];
+        formatter
+            .memory
+            .read(node.wrapping_add(self.next_offset), &mut bytes)
+            .map_err(|err| err.to_string())?;
+        Ok(u64::from_le_bytes(bytes))
+    }
+
+    /// The nodes `start..start + count` along the ring, following at most
+    /// [`MAX_WALK`] links; `more` says whether the ring goes on after them.
+    fn walk(&self, formatter: &Formatter, start: u64, count: u64) -> (Walked, bool) {
+        let end = start.saturating_add(count).min(MAX_WALK);
+        let mut walked = Walked {
+            nodes: Vec::new(),
+            cut: None,
+        };
+        let mut seen = FxHashSet::default();
+        let mut node = match self.next(formatter, self.header) {
+            Ok(node) => node,
+            Err(why) => {
+                walked.cut = Some(why);
+                return (walked, false);
+            }
+        };
+        for index in 0..end {
+            if node == self.header {
+                return (walked, false);
+            }
+            if node == 0 {
+                walked.cut = Some(format!("the list ends in a null link after {index} nodes"));
+                return (walked, false);
+            }
+            if !seen.insert(node) {
+                walked.cut = Some(format!("the list's links form a cycle at node {node:#x}"));
+                return (walked, false);
+            }
+            if index >= start {
+                walked.nodes.push(node);
+            }
+            match self.next(formatter, node) {
+                Ok(next) => node = next,
+                Err(why) => {
+                    walked.cut = Some(why);
+                    return (walked, false);
+                }
+            }
+        }
+        (walked, node != self.header)
+    }
+
+    fn children(&self, first: u64, walked: Walked) -> Vec<Child> {
+        let mut children: Vec<Child> = walked
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| Child {
+                name: format!("[{}]", first + i as u64),
+                value: Value::new(
+                    self.element,
+                    Contents::Memory(node.wrapping_add(self.value_offset)),
+                ),
+            })
+            .collect();
+        if let Some(why) = walked.cut {
+            children.push(error_child("[...]", why));
+        }
+        children
+    }
+}
+
+impl View for List {
+    fn summary(&self, formatter: &Formatter, depth: usize) -> String {
+        let (walked, more) = self.walk(formatter, 0, formatter.limits.summary_elements as u64);
+        if walked.nodes.is_empty() && walked.cut.is_none() {
+            return format!("empty {}", self.label);
+        }
+        let mut text = String::from("{");
+        for (i, child) in self.children(0, walked).iter().enumerate() {
+            if i > 0 {
+                text.push_str(", ");
+            }
+            if text.len() > formatter.limits.summary_chars {
+                text.push_str("...");
+                break;
+            }
+            text.push_str(&child.name);
+            text.push_str(" = ");
+            text.push_str(&formatter.summary_at(&child.value, depth + 1));
+        }
+        if more && !text.ends_with("...") {
+            text.push_str("...");
+        }
+        text.push('}');
+        format!("{} = {text}", self.label)
+    }
+
+    fn element_count(&self, _formatter: &Formatter) -> u64 {
+        self.count.min(MAX_WALK)
+    }
+
+    fn elements(&self, formatter: &Formatter, start: u64, count: u64) -> Vec<Child> {
+        let (walked, _) = self.walk(formatter, start, count);
+        self.children(start, walked)
+    }
+
+    fn index(&self, formatter: &Formatter, key: &Value) -> Option<Result<Value, String>> {
+        let index = match integer_key(formatter, key) {
+            Ok(index) => index,
+            Err(why) => return Some(Err(why)),
+        };
+        let Ok(index) = u64::try_from(index) else {
+            return Some(Err(format!("index {index} is out of range")));
+        };
+        let (walked, _) = self.walk(formatter, index, 1);
+        Some(match (walked.nodes.first(), walked.cut) {
+            (Some(node), _) => Ok(Value::new(
+                self.element,
+                Contents::Memory(node.wrapping_add(self.value_offset)),
+            )),
+            (None, Some(why)) => Err(why),
+            (None, None) => Err(format!(
+                "index {index} is out of range: there are {} elements",
+                self.count
+            )),
+        })
+    }
+}
+
+/// `std::deque`: buffers of `512 / sizeof(T)` elements (one for larger ones), their
+/// addresses in the map `_M_impl._M_map`; the elements run from the start iterator's
+/// `_M_cur` (in the buffer of map slot `_M_start._M_node`) to the finish iterator's.
+/// Element `i` is found directly, one read of its buffer's address, so a page costs
+/// its elements only. gdb's text: `std::deque with 3 elements = {1, 2, 3}`.
+struct Deque {
+    label: String,
+    count: u64,
+    /// The first element, and how many of them the first buffer holds from there.
+    first: u64,
+    first_run: u64,
+    /// The map slot of the first buffer.
+    start_node: u64,
+    buffer_len: u64,
+    stride: u64,
+    element: Option<TypeId>,
+}
+
+impl Deque {
+    fn read(
+        formatter: &Formatter,
+        value: &Value,
+        id: TypeId,
+        template: &str,
+    ) -> Option<Box<dyn View>> {
+        let element = formatter.unit.types.template_types(id).first().copied()?;
+        let stride = formatter.unit.types.size_of(element)?;
+        if stride == 0 {
+            return None;
+        }
+        let buffer_len = if stride < 512 { 512 / stride } else { 1 };
+        let iterator = |which: &str| -> Option<[u64; 4]> {
+            let at = path(formatter, value, &["_M_impl", which])?;
+            let field = |name| number(formatter, &member(formatter, &at, name)?);
+            Some([
+                field("_M_cur")?,
+                field("_M_first")?,
+                field("_M_last")?,
+                field("_M_node")?,
+            ])
+        };
+        let [cur, first, last, node] = iterator("_M_start")?;
+        let [end_cur, end_first, end_last, end_node] = iterator("_M_finish")?;
+        let word = formatter.unit.types.address_size();
+        let in_order = first <= cur
+            && cur <= last
+            && end_first <= end_cur
+            && end_cur <= end_last
+            && node <= end_node
+            && (node != end_node || cur <= end_cur)
+            && (last - first) / stride == buffer_len;
+        if !in_order {
+            return Some(Box::new(Broken {
+                why: format!(
+                    "a std::deque whose iterators are out of order (start {cur:#x} in \
+                     buffer {first:#x}..{last:#x} of map slot {node:#x}, finish {end_cur:#x} \
+                     in buffer {end_first:#x}..{end_last:#x} of map slot {end_node:#x})"
+                ),
+            }));
+        }
+        // gdb's count: the whole buffers between the ends, and the ends' parts.
+        let count = if node == end_node {
+            (end_cur - cur) / stride
+        } else {
+            ((end_node - node) / word - 1)
+                .saturating_mul(buffer_len)
+                .saturating_add((last - cur) / stride)
+                .saturating_add((end_cur - end_first) / stride)
+        };
+        Some(Box::new(Deque {
+            label: template.to_string(),
+            count,
+            first: cur,
+            first_run: (last - cur) / stride,
+            start_node: node,
+            buffer_len,
+            stride,
+            element,
+        }))
+    }
+
+    fn element(&self, formatter: &Formatter, index: u64) -> Value {
+        if index < self.first_run {
+            return Value::new(
+                self.element,
+                Contents::Memory(self.first + index * self.stride),
+            );
+        }
+        let after = index - self.first_run;
+        let slot = self
+            .start_node
+            .wrapping_add((1 + after / self.buffer_len).wrapping_mul(8));
+        let mut bytes = [0u8; 8];
+        let contents = match formatter.memory.read(slot, &mut bytes) {
+            Ok(()) => Contents::Memory(
+                u64::from_le_bytes(bytes).wrapping_add((after % self.buffer_len) * self.stride),
+            ),
+            Err(err) => Contents::Error(err.to_string()),
+        };
+        Value::new(self.element, contents)
+    }
+}
+
+impl View for Deque {
+    fn summary(&self, formatter: &Formatter, depth: usize) -> String {
+        let label = format!("{} with {}", self.label, elements_text(self.count));
+        if self.count == 0 {
+            return label;
+        }
+        let shown = self.count.min(formatter.limits.summary_elements as u64);
+        let children = self.elements(formatter, 0, shown);
+        format!(
+            "{label} = {}",
+            braces(formatter, &children, shown < self.count, depth)
+        )
+    }
+
+    fn element_count(&self, _formatter: &Formatter) -> u64 {
+        self.count
+    }
+
+    fn elements(&self, formatter: &Formatter, start: u64, count: u64) -> Vec<Child> {
+        let end = start.saturating_add(count).min(self.count);
+        (start..end)
+            .map(|i| Child {
+                name: format!("[{i}]"),
+                value: self.element(formatter, i),
+            })
+            .collect()
+    }
+
+    fn index(&self, formatter: &Formatter, key: &Value) -> Option<Result<Value, String>> {
+        Some(integer_key(formatter, key).and_then(|index| {
+            if index >= 0 && (index as u128) < u128::from(self.count) {
+                Ok(self.element(formatter, index as u64))
+            } else {
+                Err(format!(
+                    "index {index} is out of range: there are {} elements",
+                    self.count
+                ))
+            }
+        }))
+    }
+}
+
+// ---------------------------------------------------------------------------------
 // Walked containers: the red-black tree of std::map and std::set, the node list of the
 // unordered containers.
 
@@ -702,7 +1045,8 @@ impl Entries {
         format!("{label} = {text}")
     }
 
-    /// `m[key]` on a map with integer keys: the value of the first entry with that key.
+    /// `m[key]` on a map with integer or `std::string` keys: the value of the first
+    /// entry with that key.
     fn find(
         &self,
         formatter: &Formatter,
@@ -711,6 +1055,9 @@ impl Entries {
     ) -> Option<Result<Value, String>> {
         if !self.is_map {
             return None;
+        }
+        if let Some(text) = text_key(formatter, key) {
+            return Some(text.and_then(|text| self.find_text(formatter, &text, walk)));
         }
         let wanted = match integer_key(formatter, key) {
             Ok(wanted) => wanted,
@@ -755,6 +1102,101 @@ impl Entries {
         }))
     }
 }
+
+impl Entries {
+    /// The value of the first entry whose `std::string` key holds `text`; a key of
+    /// another length is not read.
+    fn find_text(
+        &self,
+        formatter: &Formatter,
+        text: &[u8],
+        walk: impl FnOnce() -> Walked,
+    ) -> Result<Value, String> {
+        let walked = walk();
+        let shown = String::from_utf8_lossy(text);
+        for node in &walked.nodes {
+            let entry = self.value_at(*node);
+            let (Some(first), Some(second)) = (
+                member(formatter, &entry, "first"),
+                member(formatter, &entry, "second"),
+            ) else {
+                return Err("an entry without first and second".into());
+            };
+            if !is_std_string(formatter, &first) {
+                return Err(format!(
+                    "the keys are {}, not std::string: index with one of those",
+                    formatter.type_name(&first)
+                ));
+            }
+            let (data, len) = string_parts(formatter, &first)
+                .ok_or_else(|| "a key whose std::string fields do not read".to_string())?;
+            if len != text.len() as u64 {
+                continue;
+            }
+            let mut bytes = vec![0u8; text.len()];
+            formatter
+                .memory
+                .read(data, &mut bytes)
+                .map_err(|err| err.to_string())?;
+            if bytes == text {
+                return Ok(second);
+            }
+        }
+        Err(match walked.cut {
+            Some(why) => format!("no entry with key \"{shown}\" found ({why})"),
+            None => format!("no entry with key \"{shown}\""),
+        })
+    }
+}
+
+/// A key written as text: a string literal (a `char` array, up to its NUL) or a
+/// `std::string`; `None` for any other key.
+fn text_key(formatter: &Formatter, key: &Value) -> Option<Result<Vec<u8>, String>> {
+    if is_std_string(formatter, key) {
+        let (data, len) = string_parts(formatter, key)?;
+        if len > MAX_KEY {
+            return Some(Err(format!(
+                "a key of {len} bytes is longer than latch compares"
+            )));
+        }
+        let mut bytes = vec![0u8; len as usize];
+        return Some(
+            formatter
+                .memory
+                .read(data, &mut bytes)
+                .map(|()| bytes)
+                .map_err(|err| err.to_string()),
+        );
+    }
+    let (array, ty) = formatter.unit.types.strip(key.type_id)?;
+    let Type::Array { dimensions, .. } = &*ty else {
+        return None;
+    };
+    let (element, size) = formatter.element_of(array);
+    let is_char = matches!(
+        formatter
+            .unit
+            .types
+            .strip(element)
+            .map(|(_, t)| t)
+            .as_deref(),
+        Some(Type::Base {
+            encoding: BaseEncoding::SignedChar | BaseEncoding::UnsignedChar,
+            ..
+        })
+    );
+    if !is_char || size != Some(1) {
+        return None;
+    }
+    let count = dimensions.first().copied().flatten()?.min(MAX_KEY);
+    Some(key.contents.read(formatter.memory, count).map(|bytes| {
+        let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+        bytes[..end].to_vec()
+    }))
+}
+
+/// The longest text key compared (a map's `m["..."]`).
+const MAX_KEY: u64 = 4096;
 
 /// `std::map`, `std::set` and their multi- kin: `_M_t._M_impl`'s header node, whose
 /// left link is the first node, and the node count; nodes are `_Rb_tree_node<T>`, the
