@@ -839,3 +839,71 @@ fn the_console_completes_names_and_fields() {
     assert_eq!(r["body"]["targets"], json!([]), "{r}");
     detach(&mut dap, &target);
 }
+
+/// Strings are cut at `maxStringLength` bytes (`...` after the quote) and shown whole
+/// below it; bad input to the values requests is refused with why and harms nothing: a
+/// frame id of a stop that is over, a `count` of 2^31 (one page is answered, not two
+/// billion rows), an unknown reference.
+#[test]
+fn long_strings_are_cut_where_asked_and_bad_requests_refused() {
+    require_harness!();
+    let binary = build("-O0");
+    let line = marker_line(&source(), "probe_stop");
+    let mut target = Target::spawn(Command::new(&binary));
+    target.wait_ready(secs(10));
+    let mut dap = Dap::start();
+    dap.initialize();
+    let r = dap.attach(json!({ "pid": target.pid, "maxStringLength": 3 }));
+    assert_eq!(r["success"], true, "{r}");
+    let (tid, frame) = stop_at_probe(&mut dap, line);
+    let found = scopes(&mut dap, frame);
+    let arguments = variables(&mut dap, found[0].1);
+    assert!(
+        arguments["label"].0.ends_with(" \"lab\"..."),
+        "{:?}",
+        arguments["label"]
+    );
+    let locals = variables(&mut dap, found[1].1);
+    assert_eq!(
+        locals["text"].0, "\"abc\"",
+        "a string as long as the limit is whole"
+    );
+
+    // 2^31 elements asked of a 5-element array: the 5, at once.
+    let page = dap.ok(
+        "variables",
+        json!({ "variablesReference": locals["numbers"].2, "start": 0, "count": 1u64 << 31 }),
+    );
+    assert_eq!(
+        page["body"]["variables"].as_array().unwrap().len(),
+        5,
+        "{page}"
+    );
+    assert_refused(
+        &mut dap,
+        "variables",
+        json!({ "variablesReference": 1i64 << 40 }),
+        "not valid now",
+    );
+    // The stop ends: its frame ids are refused by scopes and evaluate (never taken for a
+    // frame of the next stop).
+    dap.ok("continue", json!({ "threadId": tid }));
+    let _ = dap.next_event("stopped", secs(30));
+    let trace = dap.ok("stackTrace", json!({ "threadId": tid, "levels": 1 }));
+    let current = trace["body"]["stackFrames"][0]["id"].as_i64().unwrap();
+    let stale = frame;
+    assert_ne!(current, stale, "a frame id given out again");
+    assert_refused(&mut dap, "scopes", json!({ "frameId": stale }), "frame");
+    assert_refused(
+        &mut dap,
+        "evaluate",
+        json!({ "expression": "round", "frameId": stale }),
+        "frame",
+    );
+    let r = dap.ok(
+        "evaluate",
+        json!({ "expression": "round", "frameId": current }),
+    );
+    assert_eq!(r["body"]["result"], "7", "{r}");
+    detach(&mut dap, &target);
+}

@@ -248,7 +248,7 @@ impl Session {
                 id: i64::from(key),
                 name: goroutine_name(g, &frames, now),
             });
-            let first_id = self.stop.frames.len() as i64 + 1;
+            let first_id = self.stop.next_frame_id();
             self.stop
                 .frames
                 .extend((0..frames.len()).map(|index| (key, index)));

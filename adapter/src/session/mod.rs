@@ -521,7 +521,7 @@ impl Session {
         if let Some(target) = self.target.as_mut() {
             target.stopped = false;
         }
-        self.stop = stacks::StopState::default();
+        self.stop = stacks::StopState::after(&self.stop);
         self.exception = None;
     }
 

@@ -31,8 +31,12 @@ pub(super) struct StopState {
     walking: Option<tokio::sync::mpsc::UnboundedReceiver<(Pid, Vec<StackFrame>)>>,
     /// Each thread's stack and the id of its frame 0; ids of a stack are consecutive.
     pub(super) stacks: FxHashMap<Pid, (i64, Vec<StackFrame>)>,
-    /// frame id - 1 -> (thread, index in its stack).
+    /// frame id - `first_frame_id` -> (thread, index in its stack).
     pub(super) frames: Vec<(Pid, usize)>,
+    /// The id of `frames[0]` (0 stands for 1, the first stop's). Ids go on from one stop to the next, never starting over,
+    /// so that a frame id of a stop that is over is refused instead of naming a frame of
+    /// this one.
+    pub(super) first_frame_id: i64,
     /// Each distinct frame's JSON but its id. The threads of a process share most of
     /// their frames, and writing one (escaping its names and paths) was most of what a
     /// `stackTrace` answer cost: 18 of 21 M instructions for a thousand threads.
@@ -189,9 +193,28 @@ pub(super) fn value_reference(handle: u32) -> i64 {
 }
 
 /// Where the references of values (scopes and what expands) begin; below it, a
-/// reference is a frame id and names that frame's registers. Frame ids are counted per
-/// stop and never come near it.
+/// reference is a frame id and names that frame's registers. Frame ids start over from 1
+/// when they reach [`MAX_FRAME_ID`], far below it.
 const VALUE_REFERENCES: i64 = 1 << 28;
+
+/// Frame ids go up to this, then start over (a hundred million frames shown later).
+const MAX_FRAME_ID: i64 = 1 << 27;
+
+impl StopState {
+    /// A new stop's state, its frame ids following on from `previous`'s.
+    pub(super) fn after(previous: &StopState) -> StopState {
+        let next = previous.next_frame_id();
+        StopState {
+            first_frame_id: if next >= MAX_FRAME_ID { 1 } else { next },
+            ..StopState::default()
+        }
+    }
+
+    /// The id the next frame given out gets.
+    pub(super) fn next_frame_id(&self) -> i64 {
+        self.first_frame_id.max(1) + self.frames.len() as i64
+    }
+}
 
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -306,7 +329,7 @@ impl Session {
             // A thread with no registers (not stopped, or gone) is never sent: the
             // channel closes when the walk is done.
             let (walked, frames) = walking.recv().await?;
-            let first = self.stop.frames.len() as i64 + 1;
+            let first = self.stop.next_frame_id();
             self.stop
                 .frames
                 .extend((0..frames.len()).map(|index| (walked, index)));
@@ -657,7 +680,7 @@ impl Session {
 
     /// The frame with this id in the current stop: (thread, (frame, index)).
     fn frame(&self, id: i64) -> Option<(Pid, (StackFrame, usize))> {
-        let index = usize::try_from(id.checked_sub(1)?).ok()?;
+        let index = usize::try_from(id.checked_sub(self.stop.first_frame_id.max(1))?).ok()?;
         let (tid, at) = *self.stop.frames.get(index)?;
         let frame = self.stop.stacks.get(&tid)?.1.get(at)?.clone();
         Some((tid, (frame, at)))

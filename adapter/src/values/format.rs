@@ -764,11 +764,14 @@ impl<'a> Formatter<'a> {
                 })
             )
         {
-            let len = count.min(self.limits.max_string as u64);
+            // One byte past the limit: a NUL there means the text ends just at it.
+            let max = self.limits.max_string as u64;
+            let len = count.min(max + 1);
             let bytes = value.contents.read(self.memory, len)?;
             let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
-            let mut text = quote(&bytes[..end]);
-            if end == bytes.len() && count > len {
+            let cut = end as u64 > max;
+            let mut text = quote(&bytes[..end.min(max as usize)]);
+            if cut {
                 text.push_str("...");
             }
             return Ok(text);
