@@ -18,8 +18,8 @@ use crate::require_harness;
 use crate::support::code;
 use crate::support::fixtures::{out_dir, source_dir, which};
 use crate::support::stackfix::marker_line;
-use crate::support::target::run_with_deadline;
-use crate::support::{secs, skip_or_fail, text, thread_id, Dap, Target};
+use crate::support::values::{self, rows, variables, Rows};
+use crate::support::{secs, skip_or_fail, thread_id, Dap, Target};
 
 fn source() -> PathBuf {
     source_dir().join("values/stopped.c")
@@ -58,33 +58,6 @@ fn compile(optimization: &str) -> PathBuf {
     binary
 }
 
-/// name -> (value, type, variablesReference), as latch lists them.
-type Rows = BTreeMap<String, (String, String, i64)>;
-
-/// Every variable under `reference`.
-fn variables(dap: &mut Dap, reference: i64) -> Rows {
-    let r = dap.ok("variables", json!({ "variablesReference": reference }));
-    rows(&r)
-}
-
-fn rows(response: &Value) -> Rows {
-    response["body"]["variables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| {
-            (
-                v["name"].as_str().unwrap().to_string(),
-                (
-                    v["value"].as_str().unwrap().to_string(),
-                    v["type"].as_str().unwrap_or_default().to_string(),
-                    v["variablesReference"].as_i64().unwrap(),
-                ),
-            )
-        })
-        .collect()
-}
-
 /// gdb attached to `pid`, stopped at `line` of the fixture by its own breakpoint, then
 /// running `commands`: what it printed after the stop. `None` (the test skipped or
 /// failed loudly) without gdb.
@@ -93,28 +66,12 @@ fn gdb_at(pid: i32, binary: &std::path::Path, line: u32, commands: &[String]) ->
         skip_or_fail("gdb not found (the oracle of the variables tests); install gdb");
         return None;
     };
+    // A char array is shown to its first NUL, as latch shows it.
+    let setup = ["set print null-stop on"];
     let place = format!("stopped.c:{line}");
-    let mut command = Command::new(gdb);
-    command
-        .args(["-batch", "-nx", "-iex", "set debuginfod enabled off"])
-        .args(["-ex", "set width 0", "-ex", "set height 0"])
-        // A char array is shown to its first NUL, as latch shows it.
-        .args(["-ex", "set print null-stop on"])
-        .arg("-ex")
-        .arg(format!("break {place}"))
-        .args(["-ex", "continue"]);
-    for each in commands {
-        command.arg("-ex").arg(each);
-    }
-    let out = run_with_deadline(command.arg(binary).arg(pid.to_string()), secs(60));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    match text.split_once("Breakpoint 1, ") {
-        Some((_, after_stop)) => Some(after_stop.to_string()),
-        None => panic!(
-            "gdb did not stop at {place}:\n{text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    }
+    Some(values::gdb_stopped_at(
+        &gdb, pid, binary, &place, &setup, commands,
+    ))
 }
 
 /// gdb's `info args` and `info locals` at the marker line: name -> value.
@@ -183,13 +140,7 @@ fn assert_refused(dap: &mut Dap, command: &str, arguments: Value, why: &str) {
 
 /// Breakpoints out, disconnect; the target runs on untraced with its code as in its files.
 fn detach(dap: &mut Dap, target: &Target) {
-    dap.ok(
-        "setBreakpoints",
-        json!({ "source": { "path": source() }, "breakpoints": [] }),
-    );
-    dap.disconnect(json!({}));
-    target.assert_runs_on(false);
-    text::assert_code_as_in_files(target.pid);
+    values::detach(dap, target, &source());
 }
 
 /// The scopes of frame `id` by name: name -> variablesReference.

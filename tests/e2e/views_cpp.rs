@@ -13,13 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::require_harness;
 use crate::support::fixtures::{out_dir, source_dir, which};
 use crate::support::stackfix::marker_line;
-use crate::support::target::run_with_deadline;
-use crate::support::{secs, skip_or_fail, text, thread_id, Dap, Target};
+use crate::support::values::{self, child_names, rows, variables, Rows};
+use crate::support::{secs, skip_or_fail, thread_id, Dap, Target};
 
 fn source() -> PathBuf {
     source_dir().join("values/containers.cpp")
@@ -57,46 +57,6 @@ fn build(optimization: &str) -> Option<PathBuf> {
     Some(binary)
 }
 
-/// name -> (value, type, variablesReference), as latch lists them.
-type Rows = BTreeMap<String, (String, String, i64)>;
-
-fn rows(response: &Value) -> Rows {
-    response["body"]["variables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| {
-            (
-                v["name"].as_str().unwrap().to_string(),
-                (
-                    v["value"].as_str().unwrap().to_string(),
-                    v["type"].as_str().unwrap_or_default().to_string(),
-                    v["variablesReference"].as_i64().unwrap(),
-                ),
-            )
-        })
-        .collect()
-}
-
-fn variables(dap: &mut Dap, reference: i64) -> Rows {
-    rows(&dap.ok("variables", json!({ "variablesReference": reference })))
-}
-
-/// The children's names in the order latch gives them.
-fn child_names(dap: &mut Dap, reference: i64, filter: Option<&str>) -> Vec<String> {
-    let mut arguments = json!({ "variablesReference": reference });
-    if let Some(filter) = filter {
-        arguments["filter"] = json!(filter);
-    }
-    let r = dap.ok("variables", arguments);
-    r["body"]["variables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["name"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// gdb attached to `pid`, stopped at `line` of the fixture by its own breakpoint, then
 /// running `commands`: what it printed after the stop. `None` (skipped or failed
 /// loudly) without gdb.
@@ -106,25 +66,14 @@ fn gdb_at(pid: i32, binary: &Path, line: u32, commands: &[String]) -> Option<Str
         return None;
     };
     let place = format!("containers.cpp:{line}");
-    let mut command = Command::new(gdb);
-    command
-        .args(["-batch", "-nx", "-iex", "set debuginfod enabled off"])
-        .args(["-ex", "set width 0", "-ex", "set height 0"])
-        .arg("-ex")
-        .arg(format!("break {place}"))
-        .args(["-ex", "continue"]);
-    for each in commands {
-        command.arg("-ex").arg(each);
-    }
-    let out = run_with_deadline(command.arg(binary).arg(pid.to_string()), secs(60));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    match text.split_once("Breakpoint 1, ") {
-        Some((_, after_stop)) => Some(after_stop.to_string()),
-        None => panic!(
-            "gdb did not stop at {place}:\n{text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    }
+    Some(values::gdb_stopped_at(
+        &gdb,
+        pid,
+        binary,
+        &place,
+        &[],
+        commands,
+    ))
 }
 
 /// Between gdb's `info locals` and its `whatis` answers.
@@ -218,13 +167,7 @@ fn locals(dap: &mut Dap, frame: i64) -> Rows {
 
 /// Breakpoints out, disconnect; the target runs on untraced with its code as in its files.
 fn detach(dap: &mut Dap, target: &Target) {
-    dap.ok(
-        "setBreakpoints",
-        json!({ "source": { "path": source() }, "breakpoints": [] }),
-    );
-    dap.disconnect(json!({}));
-    target.assert_runs_on(false);
-    text::assert_code_as_in_files(target.pid);
+    values::detach(dap, target, &source());
 }
 
 /// `text` with every hexadecimal address replaced by `0x?`.

@@ -12,13 +12,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::require_harness;
 use crate::support::fixtures::{out_dir, source_dir, which};
 use crate::support::stackfix::marker_line;
-use crate::support::target::run_with_deadline;
-use crate::support::{secs, skip_or_fail, text, thread_id, Dap, Target};
+use crate::support::values::{self, child_names, rows, variables};
+use crate::support::{secs, skip_or_fail, thread_id, Dap, Target};
 
 fn source() -> PathBuf {
     source_dir().join("values/views.rs")
@@ -51,42 +51,6 @@ fn build() -> PathBuf {
     );
     *built = Some(binary.clone());
     binary
-}
-
-/// name -> (value, type, variablesReference), as latch lists them.
-type Rows = BTreeMap<String, (String, String, i64)>;
-
-fn rows(response: &Value) -> Rows {
-    response["body"]["variables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| {
-            (
-                v["name"].as_str().unwrap().to_string(),
-                (
-                    v["value"].as_str().unwrap().to_string(),
-                    v["type"].as_str().unwrap_or_default().to_string(),
-                    v["variablesReference"].as_i64().unwrap(),
-                ),
-            )
-        })
-        .collect()
-}
-
-fn variables(dap: &mut Dap, reference: i64) -> Rows {
-    rows(&dap.ok("variables", json!({ "variablesReference": reference })))
-}
-
-/// The names of the children under `reference`, in order.
-fn child_names(dap: &mut Dap, reference: i64) -> Vec<String> {
-    let r = dap.ok("variables", json!({ "variablesReference": reference }));
-    r["body"]["variables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["name"].as_str().unwrap().to_string())
-        .collect()
 }
 
 /// The fixture running, attached by latch and stopped at the marker line in probe().
@@ -137,13 +101,7 @@ fn stopped() -> Stopped {
 
 /// Breakpoints out, disconnect; the target runs on untraced with its code as in its files.
 fn detach(dap: &mut Dap, target: &Target) {
-    dap.ok(
-        "setBreakpoints",
-        json!({ "source": { "path": source() }, "breakpoints": [] }),
-    );
-    dap.disconnect(json!({}));
-    target.assert_runs_on(false);
-    text::assert_code_as_in_files(target.pid);
+    values::detach(dap, target, &source());
 }
 
 /// rust-gdb: gdb with the Rust toolchain's pretty printers. `None` (skipped or failed
@@ -165,25 +123,14 @@ fn rust_gdb() -> Option<PathBuf> {
 fn rust_gdb_at(pid: i32, binary: &Path, line: u32, commands: &[String]) -> Option<String> {
     let gdb = rust_gdb()?;
     let place = format!("views.rs:{line}");
-    let mut command = Command::new(gdb);
-    command
-        .args(["-batch", "-nx", "-iex", "set debuginfod enabled off"])
-        .args(["-ex", "set width 0", "-ex", "set height 0"])
-        .arg("-ex")
-        .arg(format!("break {place}"))
-        .args(["-ex", "continue"]);
-    for each in commands {
-        command.arg("-ex").arg(each);
-    }
-    let out = run_with_deadline(command.arg(binary).arg(pid.to_string()), secs(60));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    match text.split_once("Breakpoint 1, ") {
-        Some((_, after_stop)) => Some(after_stop.to_string()),
-        None => panic!(
-            "rust-gdb did not stop at {place}:\n{text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    }
+    Some(values::gdb_stopped_at(
+        &gdb,
+        pid,
+        binary,
+        &place,
+        &[],
+        commands,
+    ))
 }
 
 /// The locals rust-gdb's pretty printers and Rust support show, with what latch shows the
@@ -321,7 +268,7 @@ fn rust_views_expand_and_index_as_rust_gdb_prints() {
 
     let numbers = latch["numbers"].2;
     assert_eq!(
-        child_names(&mut dap, numbers),
+        child_names(&mut dap, numbers, None),
         ["len", "capacity", "[raw]", "[0]", "[1]", "[2]"]
     );
     let page = dap.ok(

@@ -13,6 +13,7 @@ pub mod server;
 pub mod stackfix;
 pub mod target;
 pub mod text;
+pub mod values;
 
 pub use dap::Dap;
 pub use fixtures::Fixture;
