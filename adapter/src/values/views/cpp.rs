@@ -16,7 +16,7 @@
 
 use rustc_hash::FxHashSet;
 
-use super::{braces, error_child, integer_key, Sequence, View, MAX_WALK};
+use super::{braces, error_child, index_within, integer_key, numbered, Sequence, View, MAX_WALK};
 use crate::values::format::{quote, Child, Formatter};
 use crate::values::types::{BaseEncoding, Type, TypeId};
 use crate::values::value::{error_text, Contents, Value};
@@ -550,26 +550,11 @@ impl View for BitVector {
     }
 
     fn elements(&self, formatter: &Formatter, start: u64, count: u64) -> Vec<Child> {
-        let end = start.saturating_add(count).min(self.length);
-        (start..end)
-            .map(|i| Child {
-                name: format!("[{i}]"),
-                value: self.bit(formatter, i),
-            })
-            .collect()
+        numbered(start, count, self.length, |i| self.bit(formatter, i))
     }
 
     fn index(&self, formatter: &Formatter, key: &Value) -> Option<Result<Value, String>> {
-        Some(integer_key(formatter, key).and_then(|index| {
-            if index >= 0 && (index as u128) < u128::from(self.length) {
-                Ok(self.bit(formatter, index as u64))
-            } else {
-                Err(format!(
-                    "index {index} is out of range: there are {} elements",
-                    self.length
-                ))
-            }
-        }))
+        index_within(formatter, key, self.length, |i| self.bit(formatter, i))
     }
 }
 
@@ -914,26 +899,11 @@ impl View for Deque {
     }
 
     fn elements(&self, formatter: &Formatter, start: u64, count: u64) -> Vec<Child> {
-        let end = start.saturating_add(count).min(self.count);
-        (start..end)
-            .map(|i| Child {
-                name: format!("[{i}]"),
-                value: self.element(formatter, i),
-            })
-            .collect()
+        numbered(start, count, self.count, |i| self.element(formatter, i))
     }
 
     fn index(&self, formatter: &Formatter, key: &Value) -> Option<Result<Value, String>> {
-        Some(integer_key(formatter, key).and_then(|index| {
-            if index >= 0 && (index as u128) < u128::from(self.count) {
-                Ok(self.element(formatter, index as u64))
-            } else {
-                Err(format!(
-                    "index {index} is out of range: there are {} elements",
-                    self.count
-                ))
-            }
-        }))
+        index_within(formatter, key, self.count, |i| self.element(formatter, i))
     }
 }
 

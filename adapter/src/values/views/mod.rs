@@ -143,29 +143,42 @@ impl View for Sequence {
     }
 
     fn elements(&self, _formatter: &Formatter, start: u64, count: u64) -> Vec<Child> {
-        let end = start.saturating_add(count).min(self.count);
-        (start..end)
-            .map(|i| Child {
-                name: format!("[{i}]"),
-                value: self.element(i),
-            })
-            .collect()
+        numbered(start, count, self.count, |i| self.element(i))
     }
 
     fn index(&self, formatter: &Formatter, key: &Value) -> Option<Result<Value, String>> {
-        let index = match integer_key(formatter, key) {
-            Ok(index) => index,
-            Err(why) => return Some(Err(why)),
-        };
-        Some(if index >= 0 && (index as u128) < u128::from(self.count) {
-            Ok(self.element(index as u64))
+        index_within(formatter, key, self.count, |i| self.element(i))
+    }
+}
+
+/// The children `[start]..[start + count]` of `len` elements, each made by `element`.
+pub fn numbered(start: u64, count: u64, len: u64, element: impl Fn(u64) -> Value) -> Vec<Child> {
+    let end = start.saturating_add(count).min(len);
+    (start..end)
+        .map(|i| Child {
+            name: format!("[{i}]"),
+            value: element(i),
+        })
+        .collect()
+}
+
+/// `value[key]` of `len` elements made by `element`: the key read as an integer, and
+/// refused when out of range.
+pub fn index_within(
+    formatter: &Formatter,
+    key: &Value,
+    len: u64,
+    element: impl Fn(u64) -> Value,
+) -> Option<Result<Value, String>> {
+    Some(integer_key(formatter, key).and_then(|index| {
+        if index >= 0 && (index as u128) < u128::from(len) {
+            Ok(element(index as u64))
         } else {
             Err(format!(
-                "index {index} is out of range: there are {} elements",
-                self.count
+                "index {index} is out of range: there are {len} elements"
             ))
-        })
-    }
+        }
+    }))
 }
 
 /// An integer key (`v[3]`), read from the evaluated index value.
