@@ -409,6 +409,9 @@ impl<'a> Scope<'a> {
         if let Some(global) = self.go_package_global(&name) {
             return Ok(global);
         }
+        if let Some(global) = self.global_by_path(&name) {
+            return Ok(global);
+        }
         if let Some((enum_type, raw)) = self.unit.types.enumerator(&name) {
             let size = self.unit.types.size_of(Some(enum_type)).unwrap_or(4);
             return Ok(Value::new(
@@ -417,6 +420,31 @@ impl<'a> Scope<'a> {
             ));
         }
         Err(EvalError::NoVariable(name))
+    }
+
+    /// A global named by its path (`prog::inner::NAME`, `std::cout`), or by the end of
+    /// it (`inner::NAME`: the crate's name may be left out): the one global whose path
+    /// is or ends with it, never one of several.
+    fn global_by_path(&self, name: &str) -> Option<Value> {
+        if !name.contains("::") {
+            return None;
+        }
+        let tail = format!("::{name}");
+        let matches: Vec<&Variable> = self
+            .globals
+            .iter()
+            .filter(|g| {
+                g.path
+                    .as_deref()
+                    .is_some_and(|path| path == name || path.ends_with(&tail))
+            })
+            .collect();
+        let exact = matches.iter().find(|g| g.path.as_deref() == Some(name));
+        match (exact, matches.as_slice()) {
+            (Some(global), _) => Some(global.value.clone()),
+            (None, [only]) => Some(only.value.clone()),
+            _ => None,
+        }
     }
 
     /// In a Go frame, the global `name` of the frame's own package: Go's DWARF names

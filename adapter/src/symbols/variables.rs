@@ -425,10 +425,12 @@ impl VariableStore {
                     registers: &registers,
                     memory: &memory,
                 };
+                // A global in a namespace or module by its path: two statics of one
+                // name in two modules are two rows, each named as code names it.
                 let globals: Vec<(String, Value)> = unit
                     .global_variables(&frame)?
                     .into_iter()
-                    .map(|v| (v.name, v.value))
+                    .map(|v| (v.path.unwrap_or(v.name), v.value))
                     .collect();
                 (unit.clone(), page(&globals, start, count))
             }

@@ -225,6 +225,8 @@ pub struct Variable {
     pub name: String,
     pub kind: VariableKind,
     pub value: Value,
+    /// A global's path through namespaces or modules (`prog::inner::NAME`), if any.
+    pub path: Option<String>,
 }
 
 /// One frame's variables, ready to show.
@@ -296,6 +298,7 @@ impl CompileUnit {
         frame_base: Option<&location::LocationAttr>,
     ) -> Variable {
         Variable {
+            path: decl.path.clone(),
             name: decl.name.clone(),
             kind: decl.kind,
             value: Value::new(

@@ -36,6 +36,9 @@ pub struct VariableDecl {
     pub kind: VariableKind,
     pub type_id: Option<TypeId>,
     pub location: LocationAttr,
+    /// For a global inside namespaces or modules, its path as the language writes it
+    /// (`prog::inner::NAME`), which an expression may name it by.
+    pub path: Option<String>,
     /// How many blocks deep inside its function the variable is declared: the deepest
     /// of several with one name is the one in scope.
     depth: usize,
@@ -189,6 +192,7 @@ fn declaration(
             entry.attr_value(gimli::DW_AT_location),
             entry.attr_value(gimli::DW_AT_const_value),
         ),
+        path: None,
         depth,
     })
 }
@@ -239,16 +243,23 @@ pub fn globals(unit: &CompileUnit) -> Result<Vec<VariableDecl>, String> {
         .map_err(|e| format!("cannot read the unit's DIEs: {e}"))?;
     let root = tree.root().map_err(|e| e.to_string())?;
     let mut found = Vec::new();
-    collect_globals(unit, root, &mut found, 0).map_err(|e| e.to_string())?;
+    collect_globals(unit, root, &mut found, &mut Vec::new()).map_err(|e| e.to_string())?;
     Ok(found)
+}
+
+/// rustc describes each trait object's vtable as a variable (`<T as Trait>::{vtable}`):
+/// an artifact of the compiler, not a global of the program.
+fn is_compiler_made(name: &str) -> bool {
+    name.ends_with("::{vtable}")
 }
 
 fn collect_globals(
     unit: &CompileUnit,
     node: Node,
     found: &mut Vec<VariableDecl>,
-    depth: usize,
+    namespaces: &mut Vec<String>,
 ) -> gimli::Result<()> {
+    let depth = namespaces.len();
     if depth > MAX_DIE_DEPTH {
         return Ok(());
     }
@@ -260,12 +271,21 @@ fn collect_globals(
                 if entry.has_attr(gimli::DW_AT_location)
                     || entry.has_attr(gimli::DW_AT_const_value) =>
             {
-                if let Some(decl) = declaration(unit, entry, VariableKind::Global, 0) {
+                if let Some(mut decl) = declaration(unit, entry, VariableKind::Global, 0) {
+                    if is_compiler_made(&decl.name) {
+                        continue;
+                    }
+                    if !namespaces.is_empty() {
+                        decl.path = Some(format!("{}::{}", namespaces.join("::"), decl.name));
+                    }
                     found.push(decl);
                 }
             }
             gimli::DW_TAG_namespace | gimli::DW_TAG_module => {
-                collect_globals(unit, child, found, depth + 1)?
+                let name = name_of(unit, entry).unwrap_or_else(|| "(anonymous namespace)".into());
+                namespaces.push(name);
+                collect_globals(unit, child, found, namespaces)?;
+                namespaces.pop();
             }
             _ => {}
         }
