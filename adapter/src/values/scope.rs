@@ -36,6 +36,9 @@ pub struct VariableDecl {
     pub kind: VariableKind,
     pub type_id: Option<TypeId>,
     pub location: LocationAttr,
+    /// `DW_AT_external`: a global other units can name (C's non-`static`), as opposed to
+    /// a file's `static`; on a definition's declaration when the definition has none.
+    pub external: bool,
     /// How many blocks deep inside its function the variable is declared: the deepest
     /// of several with one name is the one in scope.
     depth: usize,
@@ -188,6 +191,10 @@ fn declaration(
             unit,
             entry.attr_value(gimli::DW_AT_location),
             entry.attr_value(gimli::DW_AT_const_value),
+        ),
+        external: matches!(
+            origin_attr(unit, entry, gimli::DW_AT_external),
+            Some((_, gimli::AttributeValue::Flag(true)))
         ),
         depth,
     })
