@@ -454,12 +454,7 @@ impl VariableStore {
                 pc,
                 thread_pointer,
             }) => {
-                let registers = FrameRegisters {
-                    registers: Registers::default(),
-                    cfa: None,
-                    thread_pointer: *thread_pointer,
-                    entry: None,
-                };
+                let registers = FrameRegisters::for_globals(*thread_pointer);
                 let frame = values::location::Frame {
                     pc: *pc,
                     registers: &registers,
@@ -477,12 +472,7 @@ impl VariableStore {
                 pc,
                 thread_pointer,
             }) => {
-                let registers = FrameRegisters {
-                    registers: Registers::default(),
-                    cfa: None,
-                    thread_pointer: *thread_pointer,
-                    entry: None,
-                };
+                let registers = FrameRegisters::for_globals(*thread_pointer);
                 let frame = values::location::Frame {
                     pc: *pc,
                     registers: &registers,
@@ -538,12 +528,7 @@ impl VariableStore {
                 }),
             ) => {
                 let memory = ProcessReader(stacker.view());
-                let registers = FrameRegisters {
-                    registers: Registers::default(),
-                    cfa: None,
-                    thread_pointer: *thread_pointer,
-                    entry: None,
-                };
+                let registers = FrameRegisters::for_globals(*thread_pointer);
                 let frame = values::location::Frame {
                     pc: *pc,
                     registers: &registers,
@@ -839,6 +824,19 @@ pub(super) struct EntrySource {
     return_address: u64,
     caller_registers: FrameRegisters,
     memory: ProcessReader,
+}
+
+impl FrameRegisters {
+    /// What globals are read with: no frame's registers, only the thread pointer (for
+    /// thread-local ones).
+    fn for_globals(thread_pointer: Option<u64>) -> FrameRegisters {
+        FrameRegisters {
+            registers: Registers::default(),
+            cfa: None,
+            thread_pointer,
+            entry: None,
+        }
+    }
 }
 
 impl values::Registers for FrameRegisters {

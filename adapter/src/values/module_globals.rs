@@ -74,7 +74,7 @@ impl ModuleGlobals {
     }
 
     /// How many globals the module's units define (building the index).
-    pub fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.index().len()
     }
 

@@ -125,7 +125,7 @@ fn the_module_scope_lists_every_units_globals_a_page_at_a_time() {
     };
     let globals = ModuleGlobals::new(program.dwarf.clone(), ModuleLayout::default());
     let all = globals.page(0, u64::MAX, &frame).unwrap();
-    assert_eq!(all.len(), globals.len());
+    assert_eq!(all.len(), globals.count());
     let summary =
         |row: &module_globals::Row| Formatter::new(&row.unit, &memory).summary(&row.value);
     let ours: Vec<(String, String)> = all
