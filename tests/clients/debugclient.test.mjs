@@ -286,7 +286,7 @@ test('a stopped frame shows its arguments, locals and globals; watch and hover e
     const [frame] = (await dc.stackTraceRequest({ threadId, levels: 1 })).body.stackFrames;
     assert.equal(frame.name, 'probe');
     const scopes = (await dc.scopesRequest({ frameId: frame.id })).body.scopes;
-    assert.deepEqual(scopes.map((s) => s.name), ['Arguments', 'Locals', 'Globals', 'Registers']);
+    assert.deepEqual(scopes.map((s) => s.name), ['Arguments', 'Locals', 'Globals', 'Module globals', 'Registers']);
     const byName = async (ref) => Object.fromEntries((await dc.variablesRequest({ variablesReference: ref })).body.variables.map((v) => [v.name, v]));
     const args = await byName(scopes[0].variablesReference);
     assert.equal(args.round.value, '7');

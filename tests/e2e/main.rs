@@ -8,6 +8,7 @@ mod cli;
 mod cli_goroutines;
 mod clients;
 mod errors;
+mod globals;
 mod go_stripped;
 mod goroutines;
 mod languages;

@@ -174,7 +174,13 @@ fn both_views(optimization: &str) -> Option<(Rows, BTreeMap<String, String>)> {
     let names: Vec<&str> = found.iter().map(|(n, _, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        ["Arguments", "Locals", "Globals", "Registers"],
+        [
+            "Arguments",
+            "Locals",
+            "Globals",
+            "Module globals",
+            "Registers"
+        ],
         "{found:?}"
     );
     assert!(found[2].2, "Globals are expensive: {found:?}");

@@ -721,7 +721,7 @@ if step_pid then
       -- What nvim-dap's scopes and REPL show: work(5)'s argument and, after the step,
       -- its first local, from DWARF; an expression over them; a local set from the REPL.
       local scopes = response(send('scopes', { frameId = second.id }), 'scopes').body.scopes
-      eq(vim.tbl_map(function(s) return s.name end, scopes), { 'Arguments', 'Locals', 'Globals', 'Registers' }, 'scopes')
+      eq(vim.tbl_map(function(s) return s.name end, scopes), { 'Arguments', 'Locals', 'Globals', 'Module globals', 'Registers' }, 'scopes')
       local function values_of(reference)
         local found = {}
         for _, v in ipairs(response(send('variables', { variablesReference = reference }), 'variables').body.variables) do

@@ -61,9 +61,16 @@ pub struct Scope<'a> {
     /// [`CompileUnit::frame_variables`] gives them; empty for globals only.
     pub frames: &'a [FrameVariables],
     pub globals: &'a [Variable],
+    /// The globals of the module's other units, for a name the frame and its unit do not
+    /// define: `Ok(None)` when none does, an error when it cannot tell which one is meant.
+    /// `None` where only the unit's globals are at hand (tests without a process).
+    pub other_globals: Option<OtherGlobals<'a>>,
     pub registers: &'a dyn Registers,
     pub memory: &'a dyn Memory,
 }
+
+/// Finds a global of the module's other units by name (see [`Scope::other_globals`]).
+pub type OtherGlobals<'a> = &'a dyn Fn(&str) -> std::result::Result<Option<Value>, String>;
 
 type Result<T, E = EvalError> = std::result::Result<T, E>;
 
@@ -418,6 +425,12 @@ impl<'a> Scope<'a> {
                 Some(enum_type),
                 Contents::bytes(raw.to_le_bytes()[..size.min(8) as usize].to_vec()),
             ));
+        }
+        // The file's own names (its globals, its enumerators) come first, as in gdb.
+        if let Some(other_globals) = self.other_globals {
+            if let Some(value) = other_globals(&name).map_err(EvalError::Invalid)? {
+                return Ok(value);
+            }
         }
         Err(EvalError::NoVariable(name))
     }

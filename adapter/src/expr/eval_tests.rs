@@ -68,6 +68,7 @@ impl<'a> Globals<'a> {
             unit: &self.fixture.unit,
             frames: &[],
             globals: &self.globals,
+            other_globals: None,
             registers: &self.registers,
             memory: self.memory,
         }
@@ -415,6 +416,7 @@ fn locals_of_a_real_stop() {
         unit: &unit,
         frames: &frames,
         globals: &globals,
+        other_globals: None,
         registers: &stop.registers,
         memory: &memory,
     };

@@ -205,6 +205,10 @@ impl Site {
             unit,
             frames: &frames,
             globals: &globals,
+            // Conditions run on the ptrace thread at every hit, over a DWARF of their
+            // own: indexing every unit of the module there would cost each breakpoint
+            // that walk. They name the unit's own globals only (the manual says so).
+            other_globals: None,
             registers: &registers,
             memory: &memory,
         };
@@ -289,6 +293,8 @@ impl Site {
             unit: &unit,
             frames: &frames,
             globals: &globals,
+            // As when the condition was checked: the unit's own globals only.
+            other_globals: None,
             registers: &registers,
             memory: &memory,
         };

@@ -124,6 +124,13 @@ enum Entry {
         pc: u64,
         thread_pointer: Option<u64>,
     },
+    /// The globals of every unit of a module, indexed when first expanded and read a
+    /// page at a time.
+    ModuleGlobals {
+        globals: Rc<values::ModuleGlobals>,
+        pc: u64,
+        thread_pointer: Option<u64>,
+    },
     Value {
         unit: Rc<CompileUnit>,
         name: String,
@@ -145,6 +152,9 @@ pub struct VariableStore {
     /// unit's globals): a hover or a watch asks again and again for one frame, and
     /// finding the variables in scope walks the unit's DIEs.
     in_scope: FxHashMap<FrameKey, Rc<InScope>>,
+    /// The globals of each module's units (one per module and load), kept across stops
+    /// like the units: their index is built once, on first use.
+    module_globals: Vec<Rc<values::ModuleGlobals>>,
 }
 
 /// A frame of the current stop, as far as what is in scope goes.
@@ -190,6 +200,16 @@ impl VariableStore {
         let found = Rc::new(InScope { frames, globals });
         self.in_scope.insert(key, found.clone());
         Ok(found)
+    }
+
+    /// The globals of the module `unit` belongs to.
+    fn module_globals(&mut self, unit: &CompileUnit) -> Rc<values::ModuleGlobals> {
+        if let Some(known) = self.module_globals.iter().find(|g| g.is_of(unit)) {
+            return known.clone();
+        }
+        let globals = Rc::new(values::ModuleGlobals::new(unit.dwarf.clone(), unit.layout));
+        self.module_globals.push(globals.clone());
+        globals
     }
 
     fn next_handle(&self) -> u32 {
@@ -246,6 +266,7 @@ impl VariableStore {
                 expensive: false,
             });
         }
+        let module_globals = self.module_globals(&unit);
         let handle = self.add(Entry::Globals {
             unit,
             pc: lookup,
@@ -255,6 +276,19 @@ impl VariableStore {
             name: "Globals",
             handle,
             count: None,
+            expensive: true,
+        });
+        // Counted only once the index is built: building it walks every unit.
+        let count = module_globals.known_len();
+        let handle = self.add(Entry::ModuleGlobals {
+            globals: module_globals,
+            pc: lookup,
+            thread_pointer: query.thread_pointer,
+        });
+        scopes.push(ScopeInfo {
+            name: "Module globals",
+            handle,
+            count,
             expensive: true,
         });
         Ok(scopes)
@@ -285,10 +319,14 @@ impl VariableStore {
             memory: &memory,
         };
         let in_scope = self.in_scope(&unit, query, &frame)?;
+        let module_globals = self.module_globals(&unit);
+        let own_unit = unit.unit.header.offset().0;
+        let other_globals = |name: &str| module_globals.find(name, own_unit, &frame);
         let scope = crate::expr::Scope {
             unit: &unit,
             frames: &in_scope.frames,
             globals: &in_scope.globals,
+            other_globals: Some(&other_globals),
             registers: &registers,
             memory: &memory,
         };
@@ -325,12 +363,16 @@ impl VariableStore {
             return Vec::new();
         };
         let (chosen, globals) = (&in_scope.frames, &in_scope.globals);
+        let module_globals = self.module_globals(&unit);
+        let own_unit = unit.unit.header.offset().0;
+        let other_globals = |name: &str| module_globals.find(name, own_unit, &frame);
         let mut found: Vec<(String, &'static str)> = match &context.fields_of {
             Some(base) => {
                 let scope = crate::expr::Scope {
                     unit: &unit,
                     frames: chosen,
                     globals,
+                    other_globals: Some(&other_globals),
                     registers: &registers,
                     memory: &memory,
                 };
@@ -376,16 +418,16 @@ impl VariableStore {
         hex: bool,
     ) -> Result<Vec<VariableRow>, String> {
         let memory = ProcessReader(stacker.view());
-        let (unit, children) = self.children(stacker, handle, start, count, filter)?;
+        let children = self.children(stacker, handle, start, count, filter)?;
         let symbols = StackerSymbols(RefCell::new(stacker));
         Ok(children
             .into_iter()
-            .map(|(name, value)| self.row(&unit, &memory, &symbols, hex, name, value))
+            .map(|(unit, name, value)| self.row(&unit, &memory, &symbols, hex, name, value))
             .collect())
     }
 
     /// The values under `handle`, `start..start + count`, by the names they are shown
-    /// with.
+    /// with, each with the unit it is shown in.
     fn children(
         &self,
         stacker: &mut Stacker,
@@ -393,33 +435,26 @@ impl VariableStore {
         start: u64,
         count: Option<u64>,
         filter: values::ChildFilter,
-    ) -> Result<(Rc<CompileUnit>, Named), String> {
+    ) -> Result<Named, String> {
         let memory = ProcessReader(stacker.view());
         let count = count.filter(|c| *c > 0).unwrap_or(UNPAGED_ROWS);
         // Scopes hold named variables only.
         let count = match (filter, self.entry(handle)) {
             (
                 values::ChildFilter::Indexed,
-                Some(Entry::Variables { .. } | Entry::Globals { .. }),
+                Some(Entry::Variables { .. } | Entry::Globals { .. } | Entry::ModuleGlobals { .. }),
             ) => 0,
             _ => count,
         };
         Ok(match self.entry(handle) {
             None => return Err(stale_reference(handle)),
-            Some(Entry::Variables { unit, variables }) => {
-                (unit.clone(), page(variables, start, count))
-            }
+            Some(Entry::Variables { unit, variables }) => page(unit, variables, start, count),
             Some(Entry::Globals {
                 unit,
                 pc,
                 thread_pointer,
             }) => {
-                let registers = FrameRegisters {
-                    registers: Registers::default(),
-                    cfa: None,
-                    thread_pointer: *thread_pointer,
-                    entry: None,
-                };
+                let registers = FrameRegisters::for_globals(*thread_pointer);
                 let frame = values::location::Frame {
                     pc: *pc,
                     registers: &registers,
@@ -432,7 +467,24 @@ impl VariableStore {
                     .into_iter()
                     .map(|v| (v.path.unwrap_or(v.name), v.value))
                     .collect();
-                (unit.clone(), page(&globals, start, count))
+                page(unit, &globals, start, count)
+            }
+            Some(Entry::ModuleGlobals {
+                globals,
+                pc,
+                thread_pointer,
+            }) => {
+                let registers = FrameRegisters::for_globals(*thread_pointer);
+                let frame = values::location::Frame {
+                    pc: *pc,
+                    registers: &registers,
+                    memory: &memory,
+                };
+                globals
+                    .page(start, count, &frame)?
+                    .into_iter()
+                    .map(|row| (row.unit, row.name, row.value))
+                    .collect()
             }
             Some(Entry::Value { unit, name, value }) => {
                 let mut formatter = Formatter::new(unit, &memory);
@@ -442,11 +494,11 @@ impl VariableStore {
                     .into_iter()
                     // A pointer's target is named after the pointer, as gdb's `*p`.
                     .map(|child| match child.name.as_str() {
-                        "*" => (format!("*{name}"), child.value),
-                        _ => (child.name, child.value),
+                        "*" => (unit.clone(), format!("*{name}"), child.value),
+                        _ => (unit.clone(), child.name, child.value),
                     })
                     .collect();
-                (unit.clone(), children)
+                children
             }
         })
     }
@@ -467,17 +519,39 @@ impl VariableStore {
             .strip_prefix('[')
             .and_then(|rest| rest.strip_suffix(']'))
             .and_then(|index| index.parse::<u64>().ok());
-        let (unit, children) = match element {
-            Some(index) => self.children(
+        let children = match (element, self.entry(handle)) {
+            // A module has thousands of globals: the one named is looked up by its name.
+            (
+                None,
+                Some(Entry::ModuleGlobals {
+                    globals,
+                    pc,
+                    thread_pointer,
+                }),
+            ) => {
+                let memory = ProcessReader(stacker.view());
+                let registers = FrameRegisters::for_globals(*thread_pointer);
+                let frame = values::location::Frame {
+                    pc: *pc,
+                    registers: &registers,
+                    memory: &memory,
+                };
+                globals
+                    .row_named(name, &frame)?
+                    .map(|row| (row.unit, row.name, row.value))
+                    .into_iter()
+                    .collect()
+            }
+            (Some(index), _) => self.children(
                 stacker,
                 handle,
                 index,
                 Some(1),
                 values::ChildFilter::Indexed,
             )?,
-            None => self.children(stacker, handle, 0, None, values::ChildFilter::All)?,
+            (None, _) => self.children(stacker, handle, 0, None, values::ChildFilter::All)?,
         };
-        let Some((_, variable)) = children.into_iter().find(|(n, _)| n == name) else {
+        let Some((unit, _, variable)) = children.into_iter().find(|(_, n, _)| n == name) else {
             return Err(format!("there is no variable named '{name}' here to set"));
         };
         let address = match (&variable.contents, variable.bit_field) {
@@ -508,6 +582,9 @@ impl VariableStore {
             unit: &unit,
             frames: &[],
             globals: &[],
+            // The new value is made of constants and the unit's enumerators, not of
+            // variables.
+            other_globals: None,
             registers: &registers,
             memory: &memory,
         };
@@ -669,13 +746,18 @@ fn field_names(unit: &CompileUnit, type_id: Option<values::TypeId>) -> Vec<Strin
     names
 }
 
-/// Values by the names they are shown with.
-type Named = Vec<(String, Value)>;
+/// Values by the names they are shown with, each with the unit it is shown in.
+type Named = Vec<(Rc<CompileUnit>, String, Value)>;
 
-fn page(variables: &[(String, Value)], start: u64, count: u64) -> Vec<(String, Value)> {
+fn page(unit: &Rc<CompileUnit>, variables: &[(String, Value)], start: u64, count: u64) -> Named {
     let start = usize::try_from(start).unwrap_or(usize::MAX);
     let count = usize::try_from(count).unwrap_or(usize::MAX);
-    variables.iter().skip(start).take(count).cloned().collect()
+    variables
+        .iter()
+        .skip(start)
+        .take(count)
+        .map(|(name, value)| (unit.clone(), name.clone(), value.clone()))
+        .collect()
 }
 
 pub fn stale_reference(handle: u32) -> String {
@@ -744,6 +826,19 @@ pub(super) struct EntrySource {
     return_address: u64,
     caller_registers: FrameRegisters,
     memory: ProcessReader,
+}
+
+impl FrameRegisters {
+    /// What globals are read with: no frame's registers, only the thread pointer (for
+    /// thread-local ones).
+    fn for_globals(thread_pointer: Option<u64>) -> FrameRegisters {
+        FrameRegisters {
+            registers: Registers::default(),
+            cfa: None,
+            thread_pointer,
+            entry: None,
+        }
+    }
 }
 
 impl values::Registers for FrameRegisters {

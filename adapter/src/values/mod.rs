@@ -16,11 +16,14 @@
 pub mod entry;
 pub mod format;
 pub mod location;
+pub mod module_globals;
 pub mod scope;
 pub mod types;
 pub mod value;
 pub mod views;
 
+#[cfg(test)]
+mod module_globals_tests;
 #[cfg(test)]
 mod other_units_tests;
 #[cfg(test)]
@@ -36,6 +39,7 @@ use crate::symbols::module::Reader;
 
 pub use format::{Child, Formatter, Limits, Symbolizer};
 pub use location::{ModuleLayout, StaticTls};
+pub use module_globals::ModuleGlobals;
 pub use scope::{FrameScope, VariableKind};
 pub use types::{Language, Type, TypeId, Types};
 pub use value::{Contents, Value};

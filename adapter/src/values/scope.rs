@@ -39,6 +39,9 @@ pub struct VariableDecl {
     /// For a global inside namespaces or modules, its path as the language writes it
     /// (`prog::inner::NAME`), which an expression may name it by.
     pub path: Option<String>,
+    /// `DW_AT_external`: a global other units can name (C's non-`static`), as opposed to
+    /// a file's `static`; on a definition's declaration when the definition has none.
+    pub external: bool,
     /// How many blocks deep inside its function the variable is declared: the deepest
     /// of several with one name is the one in scope.
     depth: usize,
@@ -193,6 +196,10 @@ fn declaration(
             entry.attr_value(gimli::DW_AT_const_value),
         ),
         path: None,
+        external: matches!(
+            origin_attr(unit, entry, gimli::DW_AT_external),
+            Some((_, gimli::AttributeValue::Flag(true)))
+        ),
         depth,
     })
 }

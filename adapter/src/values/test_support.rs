@@ -41,8 +41,13 @@ pub(crate) fn tools_or_skip(oracle: bool) -> bool {
 /// `source` built with `flags`, once per test process. Non-PIE: the file's addresses
 /// are the process's, so gdb's runs and the file agree without a load bias.
 pub(crate) fn built(source: &str, flags: &[&str]) -> &'static Path {
+    built_from(&[source], flags)
+}
+
+/// One program of the fixtures `sources` (the first names it), as [`built`].
+pub(crate) fn built_from(sources: &[&str], flags: &[&str]) -> &'static Path {
     static BUILT: OnceLock<std::sync::Mutex<BTreeMap<String, &'static Path>>> = OnceLock::new();
-    let key = format!("{source} {}", flags.join(" "));
+    let key = format!("{} {}", sources.join(" "), flags.join(" "));
     let mut built = BUILT
         .get_or_init(Default::default)
         .lock()
@@ -52,7 +57,7 @@ pub(crate) fn built(source: &str, flags: &[&str]) -> &'static Path {
         std::fs::create_dir_all(&dir).unwrap();
         let name = format!(
             "{}{}",
-            source.trim_end_matches(".c"),
+            sources[0].trim_end_matches(".c"),
             flags.join("").replace(['-', ' '], "_")
         );
         let out = dir.join(name);
@@ -61,7 +66,7 @@ pub(crate) fn built(source: &str, flags: &[&str]) -> &'static Path {
             .args(flags)
             .arg("-o")
             .arg(&out)
-            .arg(fixture(source))
+            .args(sources.iter().map(|source| fixture(source)))
             .output()
             .expect("gcc runs");
         assert!(
