@@ -322,7 +322,15 @@ fn rust_views_expand_and_index_as_rust_gdb_prints() {
         "a corrupt Vec has no elements: {inner:?}"
     );
 
-    let expressions = ["numbers[2]", "tail[0]", "map[\"two\"]", "refcell", "some"];
+    let expressions = [
+        "numbers[2]",
+        "tail[0]",
+        "map[\"two\"]",
+        "refcell",
+        "some",
+        "views::settings::LIMIT",
+        "settings::NAME",
+    ];
     let mut answers = Vec::new();
     for expression in expressions {
         let r = dap.ok(
@@ -353,6 +361,8 @@ fn rust_views_expand_and_index_as_rust_gdb_prints() {
         "print some",
         "print numbers",
         "print map",
+        "print views::settings::LIMIT",
+        "print views::settings::NAME",
     ];
     let prints: Vec<String> = prints.iter().map(|p| p.to_string()).collect();
     let Some(text) = rust_gdb_at(target.pid, &binary, line, &prints) else {
@@ -375,7 +385,15 @@ fn rust_views_expand_and_index_as_rust_gdb_prints() {
         .find_map(|entry| entry.split_once("[\"two\"] = "))
         .map(|(_, value)| value.trim_end_matches('}'))
         .unwrap_or_else(|| panic!("rust-gdb's map: {}", printed[4]));
-    let oracle = [elements[2], printed[0], entry, printed[1], printed[2]];
+    let oracle = [
+        elements[2],
+        printed[0],
+        entry,
+        printed[1],
+        printed[2],
+        printed[5],
+        printed[6],
+    ];
     for ((expression, ours), theirs) in expressions.iter().zip(&answers).zip(oracle) {
         assert_eq!(ours, theirs, "{expression}: latch (left), rust-gdb (right)");
     }
