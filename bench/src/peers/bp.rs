@@ -451,28 +451,31 @@ fn show_stop(
 }
 
 /// Rate of the hot loop over [`HOT_WINDOW`], pumping `pump` meanwhile (the adapter's
-/// messages must be read while the target runs); calls per second.
-fn hot_rate(target: &mut Target, deadline: Instant, mut pump: impl FnMut(Instant)) -> Result<f64> {
+/// messages must be read while the target runs; an error of `pump`, such as a stop
+/// that must not happen, ends the window before the count is asked of a stopped
+/// target); calls per second.
+fn hot_rate(
+    target: &mut Target,
+    deadline: Instant,
+    mut pump: impl FnMut(Instant) -> Result<()>,
+) -> Result<f64> {
     let (t1, c1) = commands(target)?.count(deadline)?;
-    pump(t1 + HOT_WINDOW);
+    pump(t1 + HOT_WINDOW)?;
     let (t2, c2) = commands(target)?.count(deadline)?;
     Ok(c2.saturating_sub(c1) as f64 / (t2 - t1).as_secs_f64())
 }
 
-/// The hot breakpoint stopped within the window: a note for a hit count; for a
-/// condition that is never true, a failed run (the peer did not decide it, and its rate
-/// would measure a stopped loop).
-fn hot_stopped(kind: HotBreakpoint, notes: &mut Vec<String>) -> Result<()> {
-    match kind {
-        HotBreakpoint::HitCount => {
-            notes.push("**the hot breakpoint stopped** during the window".into());
-            Ok(())
-        }
-        HotBreakpoint::Condition => bail!(
-            "the hot breakpoint stopped during the window although its condition \
-             `{HOT_FALSE_CONDITION}` is never true: the condition was not evaluated"
-        ),
+/// For a condition that is never true, any stop since it was set fails the run (the
+/// peer did not decide it, and its rate would measure a stopped loop; the target, all
+/// stopped, would not even answer its count). A hit count's stop is a note, later.
+fn never_true_stopped(kind: HotBreakpoint, stopped: bool) -> Result<()> {
+    if kind == HotBreakpoint::Condition && stopped {
+        bail!(
+            "the hot breakpoint stopped although its condition `{HOT_FALSE_CONDITION}` is \
+             never true: the peer did not evaluate the condition"
+        );
     }
+    Ok(())
 }
 
 fn hot_rows(m: &mut Measure, baseline: f64, rate: f64, notes: &mut Vec<String>) {
@@ -501,7 +504,10 @@ pub fn run_dap_hot(
 ) -> RunResult {
     let mut notes = Vec::new();
     let t_base = Instant::now();
-    let baseline = match hot_rate(target, t_base + opts.timeout, sleep_until) {
+    let baseline = match hot_rate(target, t_base + opts.timeout, |until| {
+        sleep_until(until);
+        Ok(())
+    }) {
         Ok(r) => r,
         Err(e) => return RunResult::harness_failed(&e, notes),
     };
@@ -572,18 +578,18 @@ pub fn run_dap_hot(
         } else {
             m.0.insert(Row::UntilBreakpointArmed, ms(Instant::now() - t0));
         }
+        // From here on no stop may come: the control's stop is the last one.
+        let resumed = dap.seen.stops.len();
         // Settle: the loop runs under the breakpoint from here on.
         dap.drain_until(Instant::now() + Duration::from_millis(200))?;
+        never_true_stopped(kind, dap.seen.stops.len() > resumed)?;
         let stops = dap.seen.stops.len();
-        let mut pumped = Ok(());
         let rate = hot_rate(target, deadline, |until| {
-            if pumped.is_ok() {
-                pumped = dap.drain_until(until);
-            }
+            dap.drain_until(until)?;
+            never_true_stopped(kind, dap.seen.stops.len() > resumed)
         })?;
-        pumped?;
         if dap.seen.stops.len() > stops {
-            hot_stopped(kind, &mut notes)?;
+            notes.push("**the hot breakpoint stopped** during the window".into());
         }
         hot_rows(&mut m, baseline, rate, &mut notes);
         // The rates are measured; a peer that cannot detach under the hot breakpoint
@@ -1030,7 +1036,10 @@ pub fn run_gdb_hot(
 ) -> RunResult {
     let mut notes = Vec::new();
     let t_base = Instant::now();
-    let baseline = match hot_rate(target, t_base + opts.timeout, sleep_until) {
+    let baseline = match hot_rate(target, t_base + opts.timeout, |until| {
+        sleep_until(until);
+        Ok(())
+    }) {
         Ok(r) => r,
         Err(e) => return RunResult::harness_failed(&e, notes),
     };
@@ -1071,17 +1080,19 @@ pub fn run_gdb_hot(
         } else {
             m.0.insert(Row::UntilBreakpointArmed, ms(Instant::now() - t0));
         }
+        // No `*stopped` may come from here on (the control's came before its continue).
+        let resumed = mi.lines.len();
+        let stopped_since =
+            |mi: &Mi, from: usize| mi.lines[from..].iter().any(|l| l.1.starts_with("*stopped"));
         mi.drain_until(Instant::now() + Duration::from_millis(200))?;
+        never_true_stopped(kind, stopped_since(&mi, resumed))?;
         let from = mi.lines.len();
-        let mut pumped = Ok(());
         let rate = hot_rate(target, deadline, |until| {
-            if pumped.is_ok() {
-                pumped = mi.drain_until(until);
-            }
+            mi.drain_until(until)?;
+            never_true_stopped(kind, stopped_since(&mi, resumed))
         })?;
-        pumped?;
-        if mi.lines[from..].iter().any(|l| l.1.starts_with("*stopped")) {
-            hot_stopped(kind, &mut notes)?;
+        if stopped_since(&mi, from) {
+            notes.push("**the hot breakpoint stopped** during the window".into());
         }
         hot_rows(&mut m, baseline, rate, &mut notes);
         let from = mi.lines.len();
