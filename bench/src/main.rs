@@ -47,7 +47,8 @@ struct Cli {
     /// big (first stack trace on a large binary with full debug info),
     /// bp:N (breakpoint hit → stopped, `next` and the F10 round next to N sleeping
     /// threads), hot (a breakpoint that never stops in a hot loop: the loop's calls
-    /// per second), bp-lines (100 source breakpoints set in the large binary),
+    /// per second), hot-cond (the same with a `condition` that is never true but is read
+    /// from the target at every hit, after a control stop where it is true), bp-lines (100 source breakpoints set in the large binary),
     /// launch-main (launch a program linked against a shared library, until it is
     /// stopped at the first line of `main`), launch-lib (the same until the breakpoint
     /// in that library, which `main` calls first), values-big (frame 0's scopes and
@@ -57,7 +58,7 @@ struct Cli {
         long,
         value_delimiter = ',',
         value_parser = Scenario::parse,
-        default_value = "sleep:1,sleep:100,sleep:1000,sleep:4000,spin:16,spin:100,short-lived,go,goroutines,waitfor,big,bp:1,bp:100,bp:1000,hot,bp-lines,launch-main,launch-lib,values-big,values"
+        default_value = "sleep:1,sleep:100,sleep:1000,sleep:4000,spin:16,spin:100,short-lived,go,goroutines,waitfor,big,bp:1,bp:100,bp:1000,hot,hot-cond,bp-lines,launch-main,launch-lib,values-big,values"
     )]
     sizes: Vec<Scenario>,
     /// Runs of the waitfor scenario per peer: its goal is stated over 20
@@ -346,12 +347,27 @@ fn run_one(
         }
         (
             Peer::Latch | Peer::LldbDap,
-            Scenario::Hit(_) | Scenario::Hot | Scenario::SourceBreakpoints,
+            Scenario::Hit(_) | Scenario::Hot | Scenario::HotCondition | Scenario::SourceBreakpoints,
         ) => {
             let args: &[&str] = if peer == Peer::Latch { &["dap"] } else { &[] };
             match sc {
                 Scenario::Hit(_) => peers::bp::run_dap_hit(peer, path, args, &mut target, opts),
-                Scenario::Hot => peers::bp::run_dap_hot(peer, path, args, &mut target, opts),
+                Scenario::Hot => peers::bp::run_dap_hot(
+                    peer,
+                    path,
+                    args,
+                    &mut target,
+                    opts,
+                    peers::bp::HotBreakpoint::HitCount,
+                ),
+                Scenario::HotCondition => peers::bp::run_dap_hot(
+                    peer,
+                    path,
+                    args,
+                    &mut target,
+                    opts,
+                    peers::bp::HotBreakpoint::Condition,
+                ),
                 _ => peers::bp::run_dap_lines(peer, path, args, &mut target, opts),
             }
         }
@@ -366,7 +382,12 @@ fn run_one(
         (Peer::Gdb, Scenario::ValuesBig) => peers::values::run_gdb_big(path, &mut target, opts),
         (Peer::Gdb, Scenario::Values) => peers::values::run_gdb_cpp(path, &mut target, opts),
         (Peer::Gdb, Scenario::Hit(_)) => peers::bp::run_gdb_hit(path, &mut target, opts),
-        (Peer::Gdb, Scenario::Hot) => peers::bp::run_gdb_hot(path, &mut target, opts),
+        (Peer::Gdb, Scenario::Hot) => {
+            peers::bp::run_gdb_hot(path, &mut target, opts, peers::bp::HotBreakpoint::HitCount)
+        }
+        (Peer::Gdb, Scenario::HotCondition) => {
+            peers::bp::run_gdb_hot(path, &mut target, opts, peers::bp::HotBreakpoint::Condition)
+        }
         (Peer::Gdb, Scenario::SourceBreakpoints) => {
             peers::bp::run_gdb_lines(path, &mut target, opts)
         }
@@ -702,12 +723,12 @@ fn header(
     if scenarios.iter().any(|s| {
         matches!(
             s,
-            Scenario::Hit(_) | Scenario::Hot | Scenario::SourceBreakpoints
+            Scenario::Hit(_) | Scenario::Hot | Scenario::HotCondition | Scenario::SourceBreakpoints
         )
     }) {
         let _ = writeln!(
             h,
-            "- breakpoints (`bp:N`, `hot`, `bp-lines`): latch and lldb-dap get `attach {{pid, \
+            "- breakpoints (`bp:N`, `hot`, `hot-cond`, `bp-lines`): latch and lldb-dap get `attach {{pid, \
              stopOnEntry: false}}`, the breakpoint between `initialized` and \
              `configurationDone` as an editor sends it, and run on; gdb is driven over MI \
              (`gdb -nx -q --interpreter=mi3`, `mi-async on`, all-stop): `-target-attach`, \
@@ -722,7 +743,13 @@ fn header(
              (`threads hot 0`: one thread calls `bench_hot` in a loop and counts its calls): the \
              count is read over {} s before the attach and again with a breakpoint there whose \
              hit condition `{}` (gdb: `-break-insert -i {}`, an ignore count) never stops within \
-             that window. `bp-lines`: the large binary, right after `initialized` (no stack asked \
+             that window. `hot-cond`: the same loop and windows, the breakpoint's `condition` \
+             `{}` instead (gdb: `-break-insert -c`), never true but decided by reading the \
+             target's global at every hit; before the window, in the same session, a control: \
+             the breakpoint is first set with `{}` (true) and must stop there (`stopped` with a \
+             breakpoint reason; gdb `breakpoint-hit`), then set again with the false condition \
+             (gdb: `-break-condition`) and continued; a failed control or a stop in the window \
+             fails the run, so a peer that ignores conditions cannot look fast. `bp-lines`: the large binary, right after `initialized` (no stack asked \
              for: latch has read no DWARF), {} `setBreakpoints` of {} lines each (single-line \
              `let` statements of latch's own sources), sent back to back, timed from the first \
              request to the last response; gdb: `-break-insert FILE:LINE` × {}, after its attach.",
@@ -743,6 +770,8 @@ fn header(
             peers::bp::HOT_WINDOW.as_secs(),
             peers::bp::HOT_HIT_CONDITION,
             peers::bp::HOT_HIT_CONDITION,
+            peers::bp::HOT_FALSE_CONDITION,
+            peers::bp::HOT_TRUE_CONDITION,
             peers::bp::LINE_FILES,
             peers::bp::LINES_PER_FILE,
             peers::bp::LINE_FILES * peers::bp::LINES_PER_FILE,

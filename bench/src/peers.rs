@@ -70,7 +70,7 @@ impl Peer {
     pub fn can_run(self, scenario: Scenario) -> bool {
         let breakpoints = matches!(
             scenario,
-            Scenario::Hit(_) | Scenario::Hot | Scenario::SourceBreakpoints
+            Scenario::Hit(_) | Scenario::Hot | Scenario::HotCondition | Scenario::SourceBreakpoints
         );
         let gdb_cannot = matches!(scenario, Scenario::WaitFor | Scenario::ChurnRun(_))
             && matches!(self, Peer::Gdb | Peer::GdbBt);

@@ -14,7 +14,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 /// Embedded so the binary works from any directory.
-const THREADS_C: &str = include_str!("../targets/threads.c");
+pub(crate) const THREADS_C: &str = include_str!("../targets/threads.c");
 const CHURN_C: &str = include_str!("../targets/churn.c");
 const COUNTER_C: &str = include_str!("../targets/counter.c");
 const LAUNCH_C: &str = include_str!("../targets/launch.c");
@@ -71,6 +71,10 @@ pub enum Scenario {
     /// `hot`: one thread calling `bench_hot` in a loop, with a breakpoint there
     /// that never stops (`threads hot 0`): the target's calls per second.
     Hot,
+    /// `hot-cond`: the same loop, the breakpoint's `condition` never true but read from
+    /// the target at every hit (a global the loop counts in), after a control stop with
+    /// a condition that is true.
+    HotCondition,
     /// `bp-lines`: 100 source-line breakpoints set in the large binary, with
     /// its DWARF not yet read.
     SourceBreakpoints,
@@ -118,6 +122,7 @@ impl Scenario {
             "waitfor" | "waitFor" => return Ok(Scenario::WaitFor),
             "churn-run" => return Ok(Scenario::ChurnRun(DEFAULT_CHURN_RUN_SECS)),
             "hot" => return Ok(Scenario::Hot),
+            "hot-cond" => return Ok(Scenario::HotCondition),
             "bp-lines" => return Ok(Scenario::SourceBreakpoints),
             "launch-main" => return Ok(Scenario::LaunchMain),
             "launch-lib" => return Ok(Scenario::LaunchLibrary),
@@ -127,7 +132,7 @@ impl Scenario {
         }
         let expected =
             "expected sleep:N, spin:N, short-lived, churn-run, churn-run:SECS, go, go:N, goroutines, \
-             goroutines:N, waitfor, big, bp:N, hot, bp-lines, launch-main, launch-lib, values-big \
+             goroutines:N, waitfor, big, bp:N, hot, hot-cond, bp-lines, launch-main, launch-lib, values-big \
              or values";
         let (kind, n) = s
             .split_once(':')
@@ -175,6 +180,10 @@ impl Scenario {
                 "a hot breakpoint that never stops (hit condition 1000000), one looping thread"
                     .into()
             }
+            Scenario::HotCondition => format!(
+                "a hot breakpoint whose condition (`{}`) is never true, one looping thread",
+                crate::peers::bp::HOT_FALSE_CONDITION
+            ),
             Scenario::SourceBreakpoints => {
                 "100 source breakpoints in a large binary, DWARF not yet read".into()
             }
@@ -388,13 +397,18 @@ impl Targets {
                 vec![],
             ),
             Scenario::Hit(n) => (&self.threads_bin, vec!["bp".into(), n.to_string()]),
-            Scenario::Hot => (&self.threads_bin, vec!["hot".into(), "0".into()]),
+            Scenario::Hot | Scenario::HotCondition => {
+                (&self.threads_bin, vec!["hot".into(), "0".into()])
+            }
             Scenario::WaitFor => bail!("the waitFor counter is started by its driver"),
             Scenario::LaunchMain | Scenario::LaunchLibrary => {
                 bail!("the launch target is started by the debugger")
             }
         };
-        let commanded = matches!(scenario, Scenario::Hit(_) | Scenario::Hot);
+        let commanded = matches!(
+            scenario,
+            Scenario::Hit(_) | Scenario::Hot | Scenario::HotCondition
+        );
         let mut child = crate::procfs::as_target(&mut Command::new(program))
             .args(&args)
             .stdin(if commanded {
@@ -484,7 +498,7 @@ impl Targets {
         let expected = match scenario {
             Scenario::Sleeping(n) | Scenario::Spinning(n) | Scenario::Hit(n) => Some(n + 1),
             // The main thread and the looper.
-            Scenario::Hot => Some(2),
+            Scenario::Hot | Scenario::HotCondition => Some(2),
             Scenario::Values => Some(1),
             _ => None,
         };
@@ -871,6 +885,7 @@ mod tests {
         assert_eq!(parse("churn-run:3"), Ok(Scenario::ChurnRun(3)));
         assert_eq!(parse("bp:1000"), Ok(Scenario::Hit(1000)));
         assert_eq!(parse("hot"), Ok(Scenario::Hot));
+        assert_eq!(parse("hot-cond"), Ok(Scenario::HotCondition));
         assert_eq!(parse("bp-lines"), Ok(Scenario::SourceBreakpoints));
         assert_eq!(parse("launch-main"), Ok(Scenario::LaunchMain));
         assert_eq!(parse("launch-lib"), Ok(Scenario::LaunchLibrary));

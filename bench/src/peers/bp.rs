@@ -13,6 +13,13 @@
 //!   loop and counts its calls. Its rate is read over [`HOT_WINDOW`] before the attach
 //!   (no debugger), then again with a breakpoint there whose hit condition (gdb: an
 //!   ignore count) of [`HOT_HIT_CONDITION`] never lets it stop within the window.
+//! - `hot-cond` (the same functions, [`HotBreakpoint::Condition`]): the breakpoint has a
+//!   `condition` instead, [`HOT_FALSE_CONDITION`], which is never true but can only be
+//!   decided by reading the target's memory at each hit. A control comes first in every
+//!   run: the breakpoint is set with [`HOT_TRUE_CONDITION`] (the same read, true) and
+//!   must stop; then its condition becomes the false one and the target goes on. A peer
+//!   that ignored conditions would stop in the window, and one that could not read the
+//!   global would fail the control: either fails the run, so neither can look fast.
 //! - `bp-lines` ([`run_dap_lines`], [`run_gdb_lines`]): the large binary; right after
 //!   the attach (no stack asked for, so latch has read no DWARF), 100 source-line
 //!   breakpoints, one `setBreakpoints` per file sent back to back, timed from the first
@@ -45,6 +52,25 @@ pub const HOT_WINDOW: Duration = Duration::from_secs(1);
 /// The hot breakpoint's hit condition: from the millionth hit on. The loop under a
 /// breakpoint makes far fewer calls than that in [`HOT_WINDOW`].
 pub const HOT_HIT_CONDITION: u64 = 1_000_000;
+
+/// The hot breakpoint's condition in `hot-cond`, never true: `hot_calls`, the global
+/// `bench_hot` counts its calls in (`targets/threads.c`), is past 0 from the loop's
+/// first call, long before the attach (the baseline window runs first). A global of
+/// the breakpoint's own unit, so every peer can name it at the hit; deciding it takes
+/// a read of the target's memory at every hit.
+pub const HOT_FALSE_CONDITION: &str = "hot_calls == 0";
+
+/// The control of `hot-cond`: the same read, true at every hit, so it must stop.
+pub const HOT_TRUE_CONDITION: &str = "hot_calls != 0";
+
+/// What keeps the hot breakpoint from stopping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HotBreakpoint {
+    /// `hot`: a hit count that is not reached (gdb: an ignore count).
+    HitCount,
+    /// `hot-cond`: a condition that is never true, after a control stop where it is.
+    Condition,
+}
 
 /// Source breakpoints of `bp-lines`: [`LINE_FILES`] files, [`LINES_PER_FILE`] each.
 pub const LINE_FILES: usize = 10;
@@ -145,7 +171,7 @@ fn set_breakpoint(
     opts: &RunOpts,
     function: &str,
     address: u64,
-    hit_condition: Option<u64>,
+    fields: Value,
     deadline: Instant,
 ) -> Result<()> {
     let mut bp = match (peer, opts.breakpoints) {
@@ -154,8 +180,9 @@ fn set_breakpoint(
         }
         _ => json!({ "name": function }),
     };
-    if let Some(n) = hit_condition {
-        bp["hitCondition"] = json!(n.to_string());
+    // The breakpoint's `hitCondition` or `condition`, if any.
+    if let (Some(bp), Value::Object(fields)) = (bp.as_object_mut(), fields) {
+        bp.extend(fields);
     }
     let command = if bp.get("name").is_some() {
         "setFunctionBreakpoints"
@@ -297,7 +324,7 @@ pub fn run_dap_hit(
         attach_with_breakpoint(
             &mut dap,
             tpid,
-            |dap| set_breakpoint(dap, peer, opts, HIT_FUNCTION, hit, None, deadline),
+            |dap| set_breakpoint(dap, peer, opts, HIT_FUNCTION, hit, json!({}), deadline),
             deadline,
         )?;
         m.0.insert(Row::UntilBreakpointArmed, ms(Instant::now() - t0));
@@ -424,12 +451,31 @@ fn show_stop(
 }
 
 /// Rate of the hot loop over [`HOT_WINDOW`], pumping `pump` meanwhile (the adapter's
-/// messages must be read while the target runs); calls per second.
-fn hot_rate(target: &mut Target, deadline: Instant, mut pump: impl FnMut(Instant)) -> Result<f64> {
+/// messages must be read while the target runs; an error of `pump`, such as a stop
+/// that must not happen, ends the window before the count is asked of a stopped
+/// target); calls per second.
+fn hot_rate(
+    target: &mut Target,
+    deadline: Instant,
+    mut pump: impl FnMut(Instant) -> Result<()>,
+) -> Result<f64> {
     let (t1, c1) = commands(target)?.count(deadline)?;
-    pump(t1 + HOT_WINDOW);
+    pump(t1 + HOT_WINDOW)?;
     let (t2, c2) = commands(target)?.count(deadline)?;
     Ok(c2.saturating_sub(c1) as f64 / (t2 - t1).as_secs_f64())
+}
+
+/// For a condition that is never true, any stop since it was set fails the run (the
+/// peer did not decide it, and its rate would measure a stopped loop; the target, all
+/// stopped, would not even answer its count). A hit count's stop is a note, later.
+fn never_true_stopped(kind: HotBreakpoint, stopped: bool) -> Result<()> {
+    if kind == HotBreakpoint::Condition && stopped {
+        bail!(
+            "the hot breakpoint stopped although its condition `{HOT_FALSE_CONDITION}` is \
+             never true: the peer did not evaluate the condition"
+        );
+    }
+    Ok(())
 }
 
 fn hot_rows(m: &mut Measure, baseline: f64, rate: f64, notes: &mut Vec<String>) {
@@ -446,18 +492,22 @@ fn hot_rows(m: &mut Measure, baseline: f64, rate: f64, notes: &mut Vec<String>) 
     }
 }
 
-/// `hot` over DAP: the loop's rate without a debugger, then with a breakpoint that
-/// never stops.
+/// `hot` and `hot-cond` over DAP: the loop's rate without a debugger, then with a
+/// breakpoint that never stops (`hot-cond`: after the control stop).
 pub fn run_dap_hot(
     peer: Peer,
     program: &Path,
     args: &[&str],
     target: &mut Target,
     opts: &RunOpts,
+    kind: HotBreakpoint,
 ) -> RunResult {
     let mut notes = Vec::new();
     let t_base = Instant::now();
-    let baseline = match hot_rate(target, t_base + opts.timeout, sleep_until) {
+    let baseline = match hot_rate(target, t_base + opts.timeout, |until| {
+        sleep_until(until);
+        Ok(())
+    }) {
         Ok(r) => r,
         Err(e) => return RunResult::harness_failed(&e, notes),
     };
@@ -477,7 +527,10 @@ pub fn run_dap_hot(
         version = v;
         m.0.insert(Row::Initialize, ms(t_init - t0));
         let hot = commands(target)?.hot;
-        let cond = Some(HOT_HIT_CONDITION);
+        let fields = match kind {
+            HotBreakpoint::HitCount => json!({ "hitCondition": HOT_HIT_CONDITION.to_string() }),
+            HotBreakpoint::Condition => json!({ "condition": HOT_TRUE_CONDITION }),
+        };
         let attach = dap.send("attach", json!({ "pid": tpid, "stopOnEntry": false }))?;
         dap.wait_until(deadline, "the `initialized` event", |s| {
             s.events.contains_key("initialized")
@@ -488,7 +541,8 @@ pub fn run_dap_hot(
         if let Some((_, r)) = dap.seen.responses.get(&attach) {
             check_success(r.value())?;
         }
-        set_breakpoint(&mut dap, peer, opts, HOT_FUNCTION, hot, cond, deadline)?;
+        let stops = dap.seen.stops.len();
+        set_breakpoint(&mut dap, peer, opts, HOT_FUNCTION, hot, fields, deadline)?;
         let conf = dap.send("configurationDone", json!({}))?;
         dap.wait_until(
             deadline,
@@ -497,17 +551,43 @@ pub fn run_dap_hot(
         )?;
         dap.answered_at(attach)?;
         dap.answered_at(conf)?;
-        m.0.insert(Row::UntilBreakpointArmed, ms(Instant::now() - t0));
+        if kind == HotBreakpoint::Condition {
+            // The control: the true condition stops; then the false one, and on. The
+            // time until armed would include that stop, so it is no row here.
+            let (_, body) = stop_after(
+                &mut dap,
+                stops,
+                deadline,
+                &format!("the stop of the control condition `{HOT_TRUE_CONDITION}`"),
+            )?;
+            let reason = body["reason"].as_str().unwrap_or("");
+            if !reason.contains("breakpoint") {
+                bail!("the control condition's stop has reason `{reason}`, not a breakpoint");
+            }
+            let thread = body["threadId"]
+                .as_i64()
+                .ok_or_else(|| anyhow!("`stopped` event without threadId: {body}"))?;
+            let fields = json!({ "condition": HOT_FALSE_CONDITION });
+            set_breakpoint(&mut dap, peer, opts, HOT_FUNCTION, hot, fields, deadline)?;
+            request(
+                &mut dap,
+                "continue",
+                json!({ "threadId": thread }),
+                deadline,
+            )?;
+        } else {
+            m.0.insert(Row::UntilBreakpointArmed, ms(Instant::now() - t0));
+        }
+        // From here on no stop may come: the control's stop is the last one.
+        let resumed = dap.seen.stops.len();
         // Settle: the loop runs under the breakpoint from here on.
         dap.drain_until(Instant::now() + Duration::from_millis(200))?;
+        never_true_stopped(kind, dap.seen.stops.len() > resumed)?;
         let stops = dap.seen.stops.len();
-        let mut pumped = Ok(());
         let rate = hot_rate(target, deadline, |until| {
-            if pumped.is_ok() {
-                pumped = dap.drain_until(until);
-            }
+            dap.drain_until(until)?;
+            never_true_stopped(kind, dap.seen.stops.len() > resumed)
         })?;
-        pumped?;
         if dap.seen.stops.len() > stops {
             notes.push("**the hot breakpoint stopped** during the window".into());
         }
@@ -946,11 +1026,20 @@ pub fn run_gdb_hit(gdb: &Path, target: &mut Target, opts: &RunOpts) -> RunResult
     }
 }
 
-/// `hot` over gdb's MI: `-break-insert -i 1000000 *ADDR` (an ignore count).
-pub fn run_gdb_hot(gdb: &Path, target: &mut Target, opts: &RunOpts) -> RunResult {
+/// `hot` over gdb's MI: `-break-insert -i 1000000 *ADDR` (an ignore count); `hot-cond`:
+/// `-break-insert -c COND`, the control's stop, then `-break-condition N COND`.
+pub fn run_gdb_hot(
+    gdb: &Path,
+    target: &mut Target,
+    opts: &RunOpts,
+    kind: HotBreakpoint,
+) -> RunResult {
     let mut notes = Vec::new();
     let t_base = Instant::now();
-    let baseline = match hot_rate(target, t_base + opts.timeout, sleep_until) {
+    let baseline = match hot_rate(target, t_base + opts.timeout, |until| {
+        sleep_until(until);
+        Ok(())
+    }) {
         Ok(r) => r,
         Err(e) => return RunResult::harness_failed(&e, notes),
     };
@@ -963,22 +1052,46 @@ pub fn run_gdb_hot(gdb: &Path, target: &mut Target, opts: &RunOpts) -> RunResult
         let (p, mut mi) = start_gdb(gdb, target.pid(), opts, deadline)?;
         gpid = Some(p);
         let location = opts.breakpoints.gdb_location(HOT_FUNCTION, hot);
-        mi.command(
-            &format!("-break-insert -i {HOT_HIT_CONDITION} {location}"),
-            deadline,
-        )?;
-        mi.command("-exec-continue", deadline)?;
-        m.0.insert(Row::UntilBreakpointArmed, ms(Instant::now() - t0));
-        mi.drain_until(Instant::now() + Duration::from_millis(200))?;
-        let from = mi.lines.len();
-        let mut pumped = Ok(());
-        let rate = hot_rate(target, deadline, |until| {
-            if pumped.is_ok() {
-                pumped = mi.drain_until(until);
+        let insert = match kind {
+            HotBreakpoint::HitCount => format!("-break-insert -i {HOT_HIT_CONDITION} {location}"),
+            HotBreakpoint::Condition => {
+                format!("-break-insert -c \"{HOT_TRUE_CONDITION}\" {location}")
             }
+        };
+        let (_, inserted) = mi.command(&insert, deadline)?;
+        let from = mi.lines.len();
+        mi.command("-exec-continue", deadline)?;
+        if kind == HotBreakpoint::Condition {
+            // The control, as over DAP: the true condition stops, then the false one.
+            // The breakpoint's `*stopped`, not the attach's, which may come late.
+            mi.wait_line(
+                from,
+                deadline.min(Instant::now() + STOP_WAIT),
+                &format!("the stop of the control condition `{HOT_TRUE_CONDITION}`"),
+                |l| l.starts_with("*stopped") && l.contains("reason=\"breakpoint-hit\""),
+            )?;
+            let number = mi_breakpoint_number(&inserted)
+                .with_context(|| format!("no breakpoint number in gdb's answer: {inserted}"))?;
+            mi.command(
+                &format!("-break-condition {number} {HOT_FALSE_CONDITION}"),
+                deadline,
+            )?;
+            mi.command("-exec-continue", deadline)?;
+        } else {
+            m.0.insert(Row::UntilBreakpointArmed, ms(Instant::now() - t0));
+        }
+        // No `*stopped` may come from here on (the control's came before its continue).
+        let resumed = mi.lines.len();
+        let stopped_since =
+            |mi: &Mi, from: usize| mi.lines[from..].iter().any(|l| l.1.starts_with("*stopped"));
+        mi.drain_until(Instant::now() + Duration::from_millis(200))?;
+        never_true_stopped(kind, stopped_since(&mi, resumed))?;
+        let from = mi.lines.len();
+        let rate = hot_rate(target, deadline, |until| {
+            mi.drain_until(until)?;
+            never_true_stopped(kind, stopped_since(&mi, resumed))
         })?;
-        pumped?;
-        if mi.lines[from..].iter().any(|l| l.1.starts_with("*stopped")) {
+        if stopped_since(&mi, from) {
             notes.push("**the hot breakpoint stopped** during the window".into());
         }
         hot_rows(&mut m, baseline, rate, &mut notes);
@@ -992,6 +1105,12 @@ pub fn run_gdb_hot(gdb: &Path, target: &mut Target, opts: &RunOpts) -> RunResult
         Ok(m) => gdb_ok(m, target, notes),
         Err(e) => gdb_failed(gpid, e, notes),
     }
+}
+
+/// The number of the breakpoint in gdb's `^done,bkpt={number="N",...}`.
+fn mi_breakpoint_number(answer: &str) -> Option<u32> {
+    let rest = &answer[answer.find("bkpt={number=\"")? + "bkpt={number=\"".len()..];
+    rest[..rest.find('"')?].parse().ok()
 }
 
 /// `bp-lines` over gdb's MI: `-break-insert FILE:LINE` × 100, written back to back,
@@ -1061,6 +1180,28 @@ mod tests {
                 assert!(line.starts_with("let ") && line.ends_with(';'), "{line}");
             }
         }
+    }
+
+    #[test]
+    fn gdb_breakpoint_number_is_read_from_its_answer() {
+        let answer = r#"3^done,bkpt={number="12",type="breakpoint",disp="keep",enabled="y",cond="hot_calls != 0"}"#;
+        assert_eq!(mi_breakpoint_number(answer), Some(12));
+        assert_eq!(mi_breakpoint_number("3^done"), None);
+    }
+
+    /// The hot conditions name the global that `bench_hot` counts in, compare it with 0
+    /// both ways (one stops at every hit, the other at none), and the target declares
+    /// it in the unit of `bench_hot`, where every peer looks names up at the hit.
+    #[test]
+    fn hot_conditions_read_the_counter_of_the_hot_loop() {
+        let (var, _) = HOT_FALSE_CONDITION.split_once(" == ").unwrap();
+        assert_eq!(HOT_TRUE_CONDITION, format!("{var} != 0"));
+        assert_eq!(HOT_FALSE_CONDITION, format!("{var} == 0"));
+        let source = crate::target::THREADS_C;
+        assert!(source.contains(&format!("static unsigned long {var};")));
+        let hot = source.find("void bench_hot(void)").unwrap();
+        let body = &source[hot..source[hot..].find("\n}").unwrap() + hot];
+        assert!(body.contains(&format!("&{var}")), "{body}");
     }
 
     #[test]
