@@ -430,3 +430,73 @@ fn go_views_agree_with_fmt_current_go() {
         None => skip_or_fail("LATCH_CURRENT_GO does not name a current Go (see .ci/run)"),
     }
 }
+
+/// A condition in Go code, decided on the ptrace thread at each hit from the goroutine's
+/// own frame (Go's frame base is the CFA): it reads a local that changes (`round` goes
+/// 0, 2, 4, ...), a global of the package by its short name, and a slice element, so it
+/// stops at every other round only.
+fn go_conditions_are_decided_at_the_hit(go: &Path, label: &str) {
+    let binary = build(go, label);
+    let main_go = source().join("main.go");
+    let line = marker_line(&main_go, "views_stop");
+    let mut target = Target::spawn(Command::new(&binary));
+    target.wait_ready(secs(30));
+    let _ = read_oracle(&mut target);
+    let mut dap = Dap::attached(target.pid, false);
+    let path = main_go.canonicalize().unwrap();
+    let condition = "round % 4 == 2 && counter == 7 && numbers[1] == 2";
+    let set = dap.ok(
+        "setBreakpoints",
+        json!({ "source": { "path": path },
+                "breakpoints": [{ "line": line, "condition": condition }] }),
+    );
+    assert_eq!(
+        set["body"]["breakpoints"][0]["verified"], true,
+        "{label}: {set}"
+    );
+    let mut rounds = Vec::new();
+    for _ in 0..2 {
+        let stopped = dap.next_event("stopped", secs(30));
+        let tid = thread_id(&stopped);
+        let trace = dap.ok("stackTrace", json!({ "threadId": tid, "levels": 1 }));
+        let frame = trace["body"]["stackFrames"][0]["id"].as_i64().unwrap();
+        let round: i64 = evaluated(&mut dap, frame, "round").parse().unwrap();
+        assert_eq!(
+            round % 4,
+            2,
+            "{label}: stopped where the condition is false"
+        );
+        rounds.push(round);
+        dap.ok("continue", json!({ "threadId": tid }));
+    }
+    assert_eq!(
+        rounds[1],
+        rounds[0] + 4,
+        "{label}: a stop where it held was missed"
+    );
+    dap.ok(
+        "setBreakpoints",
+        json!({ "source": { "path": path }, "breakpoints": [] }),
+    );
+    dap.disconnect(json!({}));
+    target.assert_runs_on_with_new_threads_allowed();
+    text::assert_code_as_in_files(target.pid);
+}
+
+#[test]
+fn go_conditions_are_decided_at_the_hit_debian_go() {
+    require_harness!();
+    match go_tool() {
+        Ok(go) => go_conditions_are_decided_at_the_hit(&go, "debian"),
+        Err(why) => skip_or_fail(&format!("Go conditions cannot be tested: {why}")),
+    }
+}
+
+#[test]
+fn go_conditions_are_decided_at_the_hit_current_go() {
+    require_harness!();
+    match std::env::var_os("LATCH_CURRENT_GO") {
+        Some(go) => go_conditions_are_decided_at_the_hit(Path::new(&go), "current"),
+        None => skip_or_fail("LATCH_CURRENT_GO does not name a current Go (see .ci/run)"),
+    }
+}

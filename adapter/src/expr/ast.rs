@@ -38,6 +38,48 @@ pub enum Expr {
     SizeOfValue(Box<Expr>),
 }
 
+impl Expr {
+    /// Every name the expression may look up as a variable: `x`, paths as written
+    /// (`std::cout`), and `a.b` for a field of a bare name (Go's `pkg.Name`).
+    pub fn names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        self.collect_names(&mut names);
+        names
+    }
+
+    fn collect_names(&self, names: &mut Vec<String>) {
+        match self {
+            Expr::Name(path) => names.push(path.join("::")),
+            Expr::Field(base, field) => {
+                if let Expr::Name(path) = &**base {
+                    names.push(format!("{}.{field}", path.join("::")));
+                }
+                base.collect_names(names);
+            }
+            Expr::Arrow(base, _) | Expr::Unary(_, base) | Expr::SizeOfValue(base) => {
+                base.collect_names(names)
+            }
+            Expr::Cast(_, operand) => operand.collect_names(names),
+            Expr::Index(base, index) | Expr::Binary(_, base, index) => {
+                base.collect_names(names);
+                index.collect_names(names);
+            }
+            Expr::Conditional(condition, then, otherwise) => {
+                condition.collect_names(names);
+                then.collect_names(names);
+                otherwise.collect_names(names);
+            }
+            Expr::Int { .. }
+            | Expr::Float(_)
+            | Expr::Char(_)
+            | Expr::Str(_)
+            | Expr::Bool(_)
+            | Expr::Register(_)
+            | Expr::SizeOfType(_) => {}
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnaryOp {
     /// `-x`

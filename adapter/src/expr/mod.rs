@@ -123,6 +123,17 @@ mod tests {
     }
 
     #[test]
+    fn names_an_expression_may_look_up() {
+        let names = |text: &str| parse(text).unwrap().names();
+        assert_eq!(names("a + b * 2"), ["a", "b"]);
+        assert_eq!(names("p->next->value == x[i]"), ["p", "x", "i"]);
+        assert_eq!(names("main.counter > 0"), ["main.counter", "main"]);
+        assert_eq!(names("std::cout"), ["std::cout"]);
+        assert_eq!(names("(long)v ? sizeof w : $rip"), ["v", "w"]);
+        assert!(names("1 + 2").is_empty());
+    }
+
+    #[test]
     fn casts_in_three_languages() {
         assert_eq!(read("(unsigned long)x"), "((unsigned long) x)");
         assert_eq!(read("(const char *)p"), "((char *) p)");

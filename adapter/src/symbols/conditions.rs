@@ -163,6 +163,25 @@ impl VariableStore {
             })
             .transpose()?;
         let log = log.map(|text| Template::parse(text, parse)).transpose()?;
+        // Only the variables the expressions name are read at a hit: a frame's every
+        // local and its unit's every global would cost most of a hit's time.
+        let mut names: Vec<String> = condition.iter().flat_map(Expr::names).collect();
+        for part in log.iter().flat_map(|log| &log.parts) {
+            if let crate::expr::template::Part::Expression { expr, .. } = part {
+                names.extend(expr.names());
+            }
+        }
+        let scopes: Vec<FrameScope> = scopes
+            .into_iter()
+            .map(|mut scope| {
+                scope.variables.retain(|decl| may_be_named(decl, &names));
+                scope
+            })
+            .collect();
+        let globals: Vec<VariableDecl> = globals
+            .into_iter()
+            .filter(|decl| may_be_named(decl, &names))
+            .collect();
         let mut context = Box::new(super::unwind::UnwindContext::new());
         let cfa = super::unwind::cfa_rule(&info, file_pc, &mut context);
         let site = Site {
@@ -326,6 +345,20 @@ impl Site {
         });
         rendered.unwrap_or_else(|why| values::value::error_text(&why))
     }
+}
+
+/// Whether an expression naming `names` may mean the variable `decl`: by its name, its
+/// path (`prog::inner::NAME`, or the end of it), or Go's package-qualified name
+/// (`main.counter` for `counter` or `main.counter`).
+fn may_be_named(decl: &VariableDecl, names: &[String]) -> bool {
+    names.iter().any(|name| {
+        decl.name == *name
+            || decl.name.ends_with(&format!(".{name}"))
+            || decl
+                .path
+                .as_deref()
+                .is_some_and(|path| path == name || path.ends_with(&format!("::{name}")))
+    })
 }
 
 /// Registers all zero but the pc, for checking names.
