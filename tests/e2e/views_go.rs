@@ -148,7 +148,14 @@ fn child_pairs(dap: &mut Dap, reference: i64, count: u64) -> BTreeSet<(String, S
         .collect()
 }
 
-fn views_agree_with_fmt(go: &Path, label: &str) {
+/// The fixture built by `go`, running, read for its oracle, and attached by latch with a
+/// breakpoint (with `extra`: a condition) verified at its stop line: (target, oracle,
+/// session, main.go's path).
+fn attached_with_breakpoint(
+    go: &Path,
+    label: &str,
+    extra: Value,
+) -> (Target, Oracle, Dap, PathBuf) {
     let binary = build(go, label);
     let main_go = source().join("main.go");
     let line = marker_line(&main_go, "views_stop");
@@ -157,11 +164,35 @@ fn views_agree_with_fmt(go: &Path, label: &str) {
     let oracle = read_oracle(&mut target);
     let mut dap = Dap::attached(target.pid, false);
     let path = main_go.canonicalize().unwrap();
+    let mut breakpoint = json!({ "line": line });
+    for (key, value) in extra.as_object().into_iter().flatten() {
+        breakpoint[key] = value.clone();
+    }
     let set = dap.ok(
         "setBreakpoints",
-        json!({ "source": { "path": path }, "breakpoints": [{ "line": line }] }),
+        json!({ "source": { "path": path }, "breakpoints": [breakpoint] }),
     );
-    assert_eq!(set["body"]["breakpoints"][0]["verified"], true, "{set}");
+    assert_eq!(
+        set["body"]["breakpoints"][0]["verified"], true,
+        "{label}: {set}"
+    );
+    (target, oracle, dap, path)
+}
+
+/// Breakpoints out, disconnect; the Go program runs on (its runtime may have started
+/// threads meanwhile) with its code as in its files.
+fn finish(dap: &mut Dap, target: &Target, path: &Path) {
+    dap.ok(
+        "setBreakpoints",
+        json!({ "source": { "path": path }, "breakpoints": [] }),
+    );
+    dap.disconnect(json!({}));
+    target.assert_runs_on_with_new_threads_allowed();
+    text::assert_code_as_in_files(target.pid);
+}
+
+fn views_agree_with_fmt(go: &Path, label: &str) {
+    let (target, oracle, mut dap, path) = attached_with_breakpoint(go, label, json!({}));
     let stopped = dap.next_event("stopped", secs(30));
     let tid = thread_id(&stopped);
     let trace = dap.ok("stackTrace", json!({ "threadId": tid, "levels": 1 }));
@@ -404,13 +435,7 @@ fn views_agree_with_fmt(go: &Path, label: &str) {
         );
     }
 
-    dap.ok(
-        "setBreakpoints",
-        json!({ "source": { "path": path }, "breakpoints": [] }),
-    );
-    dap.disconnect(json!({}));
-    target.assert_runs_on_with_new_threads_allowed();
-    text::assert_code_as_in_files(target.pid);
+    finish(&mut dap, &target, &path);
 }
 
 #[test]
@@ -436,24 +461,9 @@ fn go_views_agree_with_fmt_current_go() {
 /// 0, 2, 4, ...), a global of the package by its short name, and a slice element, so it
 /// stops at every other round only.
 fn go_conditions_are_decided_at_the_hit(go: &Path, label: &str) {
-    let binary = build(go, label);
-    let main_go = source().join("main.go");
-    let line = marker_line(&main_go, "views_stop");
-    let mut target = Target::spawn(Command::new(&binary));
-    target.wait_ready(secs(30));
-    let _ = read_oracle(&mut target);
-    let mut dap = Dap::attached(target.pid, false);
-    let path = main_go.canonicalize().unwrap();
     let condition = "round % 4 == 2 && counter == 7 && numbers[1] == 2";
-    let set = dap.ok(
-        "setBreakpoints",
-        json!({ "source": { "path": path },
-                "breakpoints": [{ "line": line, "condition": condition }] }),
-    );
-    assert_eq!(
-        set["body"]["breakpoints"][0]["verified"], true,
-        "{label}: {set}"
-    );
+    let (target, _, mut dap, path) =
+        attached_with_breakpoint(go, label, json!({ "condition": condition }));
     let mut rounds = Vec::new();
     for _ in 0..2 {
         let stopped = dap.next_event("stopped", secs(30));
@@ -474,13 +484,7 @@ fn go_conditions_are_decided_at_the_hit(go: &Path, label: &str) {
         rounds[0] + 4,
         "{label}: a stop where it held was missed"
     );
-    dap.ok(
-        "setBreakpoints",
-        json!({ "source": { "path": path }, "breakpoints": [] }),
-    );
-    dap.disconnect(json!({}));
-    target.assert_runs_on_with_new_threads_allowed();
-    text::assert_code_as_in_files(target.pid);
+    finish(&mut dap, &target, &path);
 }
 
 #[test]

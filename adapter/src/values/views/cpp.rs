@@ -16,7 +16,7 @@
 
 use rustc_hash::FxHashSet;
 
-use super::{braces, error_child, index_within, integer_key, numbered, Sequence, View, MAX_WALK};
+use super::{error_child, index_within, integer_key, labelled, numbered, Sequence, View, MAX_WALK};
 use crate::values::format::{quote, Child, Formatter};
 use crate::values::types::{BaseEncoding, Type, TypeId};
 use crate::values::value::{error_text, Contents, Value};
@@ -534,15 +534,9 @@ impl View for BitVector {
             "std::vector<bool> of length {}, capacity {}",
             self.length, self.capacity
         );
-        if self.length == 0 {
-            return label;
-        }
-        let shown = self.length.min(formatter.limits.summary_elements as u64);
-        let children = self.elements(formatter, 0, shown);
-        format!(
-            "{label} = {}",
-            braces(formatter, &children, shown < self.length, depth)
-        )
+        labelled(formatter, label, self.length, depth, |shown| {
+            self.elements(formatter, 0, shown)
+        })
     }
 
     fn element_count(&self, _formatter: &Formatter) -> u64 {
@@ -883,15 +877,9 @@ impl Deque {
 impl View for Deque {
     fn summary(&self, formatter: &Formatter, depth: usize) -> String {
         let label = format!("{} with {}", self.label, elements_text(self.count));
-        if self.count == 0 {
-            return label;
-        }
-        let shown = self.count.min(formatter.limits.summary_elements as u64);
-        let children = self.elements(formatter, 0, shown);
-        format!(
-            "{label} = {}",
-            braces(formatter, &children, shown < self.count, depth)
-        )
+        labelled(formatter, label, self.count, depth, |shown| {
+            self.elements(formatter, 0, shown)
+        })
     }
 
     fn element_count(&self, _formatter: &Formatter) -> u64 {

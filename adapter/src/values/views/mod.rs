@@ -228,6 +228,26 @@ pub fn error_child(name: &str, why: impl Into<String>) -> Child {
     }
 }
 
+/// gdb's text of a container: `label = {a, b, c}` of its first elements (as many as a
+/// summary shows, `...` when there are more), or the label alone when it is empty.
+pub fn labelled(
+    formatter: &Formatter,
+    label: String,
+    len: u64,
+    depth: usize,
+    elements: impl FnOnce(u64) -> Vec<Child>,
+) -> String {
+    if len == 0 {
+        return label;
+    }
+    let shown = len.min(formatter.limits.summary_elements as u64);
+    let children = elements(shown);
+    format!(
+        "{label} = {}",
+        braces(formatter, &children, shown < len, depth)
+    )
+}
+
 /// `{a, b, c}` of the children's summaries, for views whose elements are walked.
 pub fn braces(formatter: &Formatter, children: &[Child], more: bool, depth: usize) -> String {
     let mut text = String::from("{");
