@@ -9,14 +9,13 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Mutex;
 
 use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::require_harness;
 use crate::support::code;
-use crate::support::fixtures::{out_dir, source_dir, which};
+use crate::support::fixtures::{source_dir, which};
 use crate::support::stackfix::marker_line;
 use crate::support::values::{self, rows, variables, Rows};
 use crate::support::{secs, skip_or_fail, thread_id, Dap, Target};
@@ -25,37 +24,15 @@ fn source() -> PathBuf {
     source_dir().join("values/stopped.c")
 }
 
-/// The fixture built with `optimization`, once per test run: tests run in parallel, and
-/// one building the file while another starts it fails with "Permission denied".
+/// The fixture built with `optimization`, once per test run.
 fn build(optimization: &str) -> PathBuf {
-    static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
-    let mut built = BUILT
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(binary) = built.get(optimization) {
-        return binary.clone();
-    }
-    let binary = compile(optimization);
-    built.insert(optimization.to_string(), binary.clone());
-    binary
-}
-
-fn compile(optimization: &str) -> PathBuf {
-    let dir = out_dir().join("values");
-    std::fs::create_dir_all(&dir).unwrap();
-    let binary = dir.join(format!("stopped{optimization}"));
-    let built = Command::new("cc")
-        .args([optimization, "-g", "-pthread", "-Wall", "-o"])
-        .arg(&binary)
-        .arg(source())
-        .output()
-        .expect("running cc");
-    assert!(
-        built.status.success(),
-        "building the values fixture: {}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    binary
+    values::built_once(&format!("stopped{optimization}"), |binary| {
+        let mut cc = Command::new("cc");
+        cc.args([optimization, "-g", "-pthread", "-Wall", "-o"])
+            .arg(binary)
+            .arg(source());
+        cc
+    })
 }
 
 /// gdb attached to `pid`, stopped at `line` of the fixture by its own breakpoint, then

@@ -11,12 +11,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 
 use serde_json::json;
 
 use crate::require_harness;
-use crate::support::fixtures::{out_dir, source_dir, which};
+use crate::support::fixtures::{source_dir, which};
 use crate::support::stackfix::marker_line;
 use crate::support::values::{self, child_names, rows, variables, Rows};
 use crate::support::{secs, skip_or_fail, thread_id, Dap, Target};
@@ -25,36 +24,23 @@ fn source() -> PathBuf {
     source_dir().join("values/containers.cpp")
 }
 
-/// The fixture built with `optimization`, once per test run (tests run in parallel);
-/// `None` (skipped or failed loudly) without g++.
+/// The fixture built with `optimization`, once per test run; `None` (skipped or failed
+/// loudly) without g++.
 fn build(optimization: &str) -> Option<PathBuf> {
-    static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
-    let mut built = BUILT
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(binary) = built.get(optimization) {
-        return Some(binary.clone());
-    }
     if which("g++").is_none() {
         skip_or_fail("g++ not found (it builds the C++ views fixture); install g++");
         return None;
     }
-    let dir = out_dir().join("values");
-    std::fs::create_dir_all(&dir).unwrap();
-    let binary = dir.join(format!("containers{optimization}"));
-    let out = Command::new("g++")
-        .args([optimization, "-g", "-pthread", "-Wall", "-o"])
-        .arg(&binary)
-        .arg(source())
-        .output()
-        .expect("running g++");
-    assert!(
-        out.status.success(),
-        "building the C++ views fixture: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    built.insert(optimization.to_string(), binary.clone());
-    Some(binary)
+    Some(values::built_once(
+        &format!("containers{optimization}"),
+        |binary| {
+            let mut gxx = Command::new("g++");
+            gxx.args([optimization, "-g", "-pthread", "-Wall", "-o"])
+                .arg(binary)
+                .arg(source());
+            gxx
+        },
+    ))
 }
 
 /// gdb attached to `pid`, stopped at `line` of the fixture by its own breakpoint, then

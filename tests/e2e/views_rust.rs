@@ -10,12 +10,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 
 use serde_json::json;
 
 use crate::require_harness;
-use crate::support::fixtures::{out_dir, source_dir, which};
+use crate::support::fixtures::{source_dir, which};
 use crate::support::stackfix::marker_line;
 use crate::support::values::{self, child_names, rows, variables};
 use crate::support::{secs, skip_or_fail, thread_id, Dap, Target};
@@ -24,33 +23,17 @@ fn source() -> PathBuf {
     source_dir().join("values/views.rs")
 }
 
-/// The fixture, built once per test run (tests run in parallel; one building the file
-/// while another starts it fails with "Text file busy").
+/// The fixture, built once per test run.
 fn build() -> PathBuf {
-    static BUILT: Mutex<Option<PathBuf>> = Mutex::new(None);
-    let mut built = BUILT
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(binary) = &*built {
-        return binary.clone();
-    }
-    let dir = out_dir().join("values");
-    std::fs::create_dir_all(&dir).unwrap();
-    let binary = dir.join("views_rs");
-    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let done = Command::new(rustc)
-        .args(["-g", "-C", "opt-level=0", "--edition", "2021", "-o"])
-        .arg(&binary)
-        .arg(source())
-        .output()
-        .expect("running rustc");
-    assert!(
-        done.status.success(),
-        "building the Rust values fixture: {}",
-        String::from_utf8_lossy(&done.stderr)
-    );
-    *built = Some(binary.clone());
-    binary
+    values::built_once("views_rs", |binary| {
+        let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+        let mut rustc = Command::new(rustc);
+        rustc
+            .args(["-g", "-C", "opt-level=0", "--edition", "2021", "-o"])
+            .arg(binary)
+            .arg(source());
+        rustc
+    })
 }
 
 /// The fixture running, attached by latch and stopped at the marker line in probe().

@@ -2,13 +2,41 @@
 //! fixture's line by its own breakpoint after latch detached, and the detach itself.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 
 use serde_json::{json, Value};
 
 use super::target::run_with_deadline;
 use super::{secs, text, Dap, Target};
+
+/// The fixture binary `name` in the tests' output folder, built by `command` (given the
+/// path to write) once per test run: tests run in parallel, and one building the file
+/// while another starts it fails ("Text file busy", "Permission denied").
+pub fn built_once(name: &str, command: impl FnOnce(&Path) -> Command) -> PathBuf {
+    static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(binary) = built.get(name) {
+        return binary.clone();
+    }
+    let dir = super::fixtures::out_dir().join("values");
+    std::fs::create_dir_all(&dir).unwrap();
+    let binary = dir.join(name);
+    let mut command = command(&binary);
+    let out = command
+        .output()
+        .unwrap_or_else(|err| panic!("building {name}: cannot run {command:?}: {err}"));
+    assert!(
+        out.status.success(),
+        "building {name} ({command:?}): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    built.insert(name.to_string(), binary.clone());
+    binary
+}
 
 /// name -> (value, type, variablesReference), as latch lists them.
 pub type Rows = BTreeMap<String, (String, String, i64)>;
